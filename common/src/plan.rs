@@ -1,0 +1,108 @@
+//! The plan: per image and layer, whether the bundle carries it or the destination is expected to
+//! have it, why, and how big it is. The exporter prints it (`--dry-run`), signs it into the bundle
+//! manifest, and sums it up.
+
+use crate::digest::Digest;
+use crate::have::Origin;
+use serde::{Deserialize, Serialize};
+
+/// Which `docker save` layout an archive has.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Layout {
+    /// Docker ≤ 24 on a graphdriver store: `<v1id>/layer.tar` folders, `manifest.json`, `repositories`.
+    Legacy,
+    /// Docker ≥ 25 on a graphdriver store: OCI layout with uncompressed layers named by diffID, plus
+    /// `manifest.json`.
+    Oci,
+    /// The containerd image store: OCI layout with compressed layer blobs.
+    Containerd,
+}
+
+impl std::fmt::Display for Layout {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Layout::Legacy => "legacy (Docker <= 24)",
+            Layout::Oci => "OCI (Docker >= 25)",
+            Layout::Containerd => "containerd image store",
+        })
+    }
+}
+
+/// What happens to one layer position of one image.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "decision", rename_all = "snake_case")]
+pub enum Decision {
+    /// The destination lacks this chain: the bundle carries the layer.
+    Carried,
+    /// The destination has this chain (from `origin`); the layer is left out unless another
+    /// position that is carried shares the same blob.
+    AtDestination { origin: Origin },
+}
+
+impl Decision {
+    pub fn is_carried(&self) -> bool {
+        matches!(self, Decision::Carried)
+    }
+}
+
+/// One layer position of an image.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlannedLayer {
+    /// 0 = bottom layer.
+    pub position: usize,
+    pub diff_id: Digest,
+    pub chain_id: Digest,
+    /// Size in bytes of the layer blob as it stands in the source archive (uncompressed tar in the
+    /// legacy and OCI layouts, compressed blob in the containerd layout); `None` when the archive
+    /// entry was never seen (for example a layer the daemon left out).
+    pub size: Option<u64>,
+    /// The archive entry holding the layer, e.g. `<v1id>/layer.tar` or `blobs/sha256/<hex>`.
+    pub entry: Option<String>,
+    #[serde(flatten)]
+    pub decision: Decision,
+}
+
+/// One image of the plan.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlannedImage {
+    /// The image ID (sha256 of the config JSON).
+    pub id: Digest,
+    pub tags: Vec<String>,
+    pub layers: Vec<PlannedLayer>,
+}
+
+/// The whole plan of one export.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Plan {
+    pub layout: Layout,
+    pub images: Vec<PlannedImage>,
+    /// Layer blobs written to the bundle (each blob counted once).
+    pub blobs_carried: u64,
+    /// Bytes of layer blobs written (each blob counted once).
+    pub bytes_carried: u64,
+    /// Layer blobs left out (each blob counted once).
+    pub blobs_left_out: u64,
+    /// Bytes of layer blobs left out (each blob counted once).
+    pub bytes_left_out: u64,
+    /// Bytes of the whole input archive(s) as read (uncompressed tar stream).
+    pub input_bytes: u64,
+    /// Bytes of the filtered tar stream written (before compression).
+    pub output_tar_bytes: u64,
+}
+
+impl Plan {
+    /// Every chain the destination must already hold, once each, with the origin that said so.
+    pub fn required_base(&self) -> Vec<(Digest, Digest, Origin)> {
+        let mut seen = std::collections::BTreeMap::new();
+        for img in &self.images {
+            for l in &img.layers {
+                if let Decision::AtDestination { origin } = &l.decision {
+                    seen.entry(l.chain_id.clone())
+                        .or_insert_with(|| (l.diff_id.clone(), origin.clone()));
+                }
+            }
+        }
+        seen.into_iter().map(|(c, (d, o))| (c, d, o)).collect()
+    }
+}
