@@ -6,6 +6,7 @@ pub mod archive;
 pub mod codec;
 pub mod daemon;
 pub mod digest;
+pub mod exit;
 pub mod have;
 pub mod inventory;
 pub mod manifest;
@@ -13,5 +14,6 @@ pub mod output;
 pub mod plan;
 pub mod progress;
 pub mod sign;
+pub mod stream;
 
 pub use digest::Digest;

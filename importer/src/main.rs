@@ -1,1 +1,47 @@
-fn main() {}
+//! `partial-load`: verifies partial-save bundles (signature, manifest, hashes, base layers) and
+//! loads them into the air-gapped daemon; writes its inventory; rebuilds complete archives.
+
+mod base;
+mod bundle;
+mod cli;
+mod inventory;
+mod load;
+mod rehydrate;
+
+use clap::Parser;
+use partial_common::exit;
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let cli = cli::Cli::parse();
+    partial_common::output::cleanup::install_handler();
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("partial-load: error: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = rt.block_on(async move {
+        match cli.command {
+            cli::Command::Load(a) => load::run_load(a).await,
+            cli::Command::Verify(a) => load::run_verify(a).await,
+            cli::Command::Inventory(a) => inventory::run(a).await,
+            cli::Command::Rehydrate(a) => rehydrate::run(a).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("partial-load: error: {e}");
+            for cause in e.chain().skip(1) {
+                eprintln!("  caused by: {cause}");
+            }
+            ExitCode::from(exit::code_of(e.chain()))
+        }
+    }
+}

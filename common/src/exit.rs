@@ -1,0 +1,76 @@
+//! Exit codes shared by both tools, and an error wrapper that carries one through `anyhow`
+//! context chains: 0 success; 1 other failure; 2 usage; 3 verification failed (signature, hash,
+//! size, manifest, bad input archive); 4 base layers missing on the daemon; 5 daemon unreachable
+//! or daemon error.
+
+use std::error::Error;
+use std::fmt;
+
+pub const FAILURE: u8 = 1;
+pub const USAGE: u8 = 2;
+pub const VERIFY: u8 = 3;
+pub const BASE_MISSING: u8 = 4;
+pub const DAEMON: u8 = 5;
+
+/// An error that decides the exit code. Displays as the error it wraps.
+#[derive(Debug)]
+pub struct Coded {
+    pub code: u8,
+    inner: Box<dyn Error + Send + Sync + 'static>,
+}
+
+impl Coded {
+    pub fn new(code: u8, inner: impl Into<Box<dyn Error + Send + Sync + 'static>>) -> Self {
+        Coded {
+            code,
+            inner: inner.into(),
+        }
+    }
+}
+
+impl fmt::Display for Coded {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.inner, f)
+    }
+}
+
+impl Error for Coded {
+    fn source(&self) -> Option<&(dyn Error + 'static)> {
+        self.inner.source()
+    }
+}
+
+/// The exit code for an error chain: the outermost [`Coded`] in it, else [`FAILURE`].
+pub fn code_of<'a>(chain: impl IntoIterator<Item = &'a (dyn Error + 'static)>) -> u8 {
+    chain
+        .into_iter()
+        .find_map(|e| e.downcast_ref::<Coded>().map(|c| c.code))
+        .unwrap_or(FAILURE)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("outer")]
+    struct Outer(#[source] Coded);
+
+    #[test]
+    fn finds_the_code_through_a_chain() {
+        let e = Outer(Coded::new(VERIFY, "hash mismatch"));
+        let chain: Vec<&(dyn Error + 'static)> = {
+            let mut v: Vec<&(dyn Error + 'static)> = vec![&e];
+            let mut cur: Option<&(dyn Error + 'static)> = e.source();
+            while let Some(c) = cur {
+                v.push(c);
+                cur = c.source();
+            }
+            v
+        };
+        assert_eq!(code_of(chain), VERIFY);
+        assert_eq!(e.0.to_string(), "hash mismatch");
+        let plain = std::io::Error::other("x");
+        assert_eq!(code_of([&plain as &(dyn Error + 'static)]), FAILURE);
+    }
+}

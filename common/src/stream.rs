@@ -1,0 +1,143 @@
+//! Bridges the daemon's asynchronous export stream to the synchronous archive filter: a task
+//! pulls chunks (with a bound on silence) into a small channel, and [`ChannelReader`] reads them
+//! as `std::io::Read` on a blocking thread. The channel holds a few chunks, so memory stays flat.
+
+use bytes::Bytes;
+use futures_util::{Stream, StreamExt};
+use std::io::{self, Read};
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+/// A `Read` over chunks sent by an async task.
+pub struct ChannelReader {
+    rx: mpsc::Receiver<io::Result<Bytes>>,
+    current: Bytes,
+    done: bool,
+}
+
+impl ChannelReader {
+    /// Spawns a task draining `stream` into the reader. Once the first chunk has arrived, a
+    /// silence longer than `idle` is an error (a hung daemon must not hang the tool forever);
+    /// before it, the daemon may take as long as the request timeout allows to stage the export.
+    pub fn spawn<S, E>(stream: S, idle: Duration) -> Self
+    where
+        S: Stream<Item = Result<Bytes, E>> + Send + 'static,
+        E: std::fmt::Display + Send + 'static,
+    {
+        let (tx, rx) = mpsc::channel(8);
+        tokio::spawn(async move {
+            let mut stream = Box::pin(stream);
+            let mut started = false;
+            loop {
+                let next = if started {
+                    match tokio::time::timeout(idle, stream.next()).await {
+                        Ok(n) => n,
+                        Err(_) => {
+                            let _ = tx
+                                .send(Err(io::Error::new(
+                                    io::ErrorKind::TimedOut,
+                                    format!(
+                                        "the daemon sent nothing for {} s in the middle of the export",
+                                        idle.as_secs()
+                                    ),
+                                )))
+                                .await;
+                            return;
+                        }
+                    }
+                } else {
+                    stream.next().await
+                };
+                started = true;
+                match next {
+                    None => return,
+                    Some(Ok(b)) => {
+                        if tx.send(Ok(b)).await.is_err() {
+                            return; // the reader gave up
+                        }
+                    }
+                    Some(Err(e)) => {
+                        let _ = tx.send(Err(io::Error::other(e.to_string()))).await;
+                        return;
+                    }
+                }
+            }
+        });
+        ChannelReader {
+            rx,
+            current: Bytes::new(),
+            done: false,
+        }
+    }
+}
+
+impl Read for ChannelReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        while self.current.is_empty() {
+            if self.done {
+                return Ok(0);
+            }
+            match self.rx.blocking_recv() {
+                None => {
+                    self.done = true;
+                    return Ok(0);
+                }
+                Some(Ok(b)) => self.current = b,
+                Some(Err(e)) => {
+                    self.done = true;
+                    return Err(e);
+                }
+            }
+        }
+        let n = buf.len().min(self.current.len());
+        buf[..n].copy_from_slice(&self.current[..n]);
+        let _ = self.current.split_to(n);
+        Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn reads_chunks_then_reports_errors_and_silence() {
+        let chunks: Vec<Result<Bytes, String>> = vec![Ok(Bytes::from("ab")), Ok(Bytes::from("cd"))];
+        let mut r =
+            ChannelReader::spawn(futures_util::stream::iter(chunks), Duration::from_secs(5));
+        let s = tokio::task::spawn_blocking(move || {
+            let mut s = String::new();
+            r.read_to_string(&mut s).map(|_| s)
+        })
+        .await
+        .unwrap()
+        .unwrap();
+        assert_eq!(s, "abcd");
+
+        let chunks: Vec<Result<Bytes, String>> =
+            vec![Ok(Bytes::from("ab")), Err("daemon went away".to_string())];
+        let mut r =
+            ChannelReader::spawn(futures_util::stream::iter(chunks), Duration::from_secs(5));
+        let e = tokio::task::spawn_blocking(move || {
+            let mut v = Vec::new();
+            r.read_to_end(&mut v)
+        })
+        .await
+        .unwrap()
+        .unwrap_err();
+        assert!(e.to_string().contains("daemon went away"));
+
+        // One chunk, then silence: the idle bound fires.
+        let s = futures_util::stream::iter(vec![Ok::<_, String>(Bytes::from("x"))])
+            .chain(futures_util::stream::pending());
+        let mut r = ChannelReader::spawn(s, Duration::from_millis(100));
+        let e = tokio::task::spawn_blocking(move || {
+            let mut v = Vec::new();
+            r.read_to_end(&mut v)
+        })
+        .await
+        .unwrap()
+        .unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::TimedOut);
+    }
+}

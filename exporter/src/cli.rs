@@ -1,0 +1,110 @@
+//! Command line of `partial-save` (clap derive). Seed-compatible flags `-i`, `-e`, `-o`, `-H` come
+//! first; the rest go beyond the original tool.
+
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+pub const AFTER_HELP: &str = "\
+Examples:
+  partial-save -i app:2 -e app:1 -o app.tgz --sign-key team.key
+  partial-save -i app:2 --have airgap-inventory.json -o app.tgz --sign-key team.key
+  partial-save --from-archive full.tar --exclude-archive base.tar -o app.tgz
+  partial-save keygen -o team
+
+Exit codes: 0 success; 1 failure; 2 usage; 3 bad input (archive or inventory does not verify);
+5 Docker daemon unreachable or daemon error.";
+
+/// Save Docker images without the layers the destination already holds.
+///
+/// Writes OUT (a compressed archive that a plain `docker load` accepts on a destination holding
+/// the base layers), OUT.manifest.json (images, every layer, the base chains the destination
+/// must hold) and, with --sign-key, OUT.manifest.json.minisig.
+#[derive(Parser, Debug)]
+#[command(name = "partial-save", version, after_help = AFTER_HELP)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub save: SaveArgs,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Write a minisign key pair: NAME.key (secret, password-protected) and NAME.pub.
+    Keygen(KeygenArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct KeygenArgs {
+    /// Name prefix of the key files (writes NAME.key and NAME.pub).
+    #[arg(short = 'o', long = "output", value_name = "NAME")]
+    pub output: PathBuf,
+    /// Write an unprotected secret key (for automation). Otherwise the password comes from
+    /// PARTIAL_SAVE_KEY_PASSWORD or a prompt.
+    #[arg(long)]
+    pub no_password: bool,
+    /// Overwrite existing key files.
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct SaveArgs {
+    /// Image to save (name:tag or ID); repeatable.
+    #[arg(short = 'i', long = "image", value_name = "IMAGE")]
+    pub images: Vec<String>,
+    /// Image the destination already has; its layers are left out. Repeatable.
+    #[arg(short = 'e', long = "exclude", value_name = "IMAGE")]
+    pub exclude: Vec<String>,
+    /// Inventory of the destination (from `partial-load inventory`); repeatable.
+    #[arg(long = "have", value_name = "INVENTORY.json")]
+    pub have: Vec<PathBuf>,
+    /// Output bundle.
+    #[arg(
+        short = 'o',
+        long = "output",
+        value_name = "OUT",
+        default_value = "image.tgz"
+    )]
+    pub output: PathBuf,
+    /// Docker daemon address (default: DOCKER_HOST, else the local socket).
+    #[arg(short = 'H', long = "host", value_name = "HOST")]
+    pub host: Option<String>,
+    /// Read the images from existing `docker save` archives (plain or compressed) instead of a
+    /// daemon; repeatable. -i picks among their images (default: all but the -e ones).
+    #[arg(long = "from-archive", value_name = "FULL.tar")]
+    pub from_archive: Vec<PathBuf>,
+    /// The destination has every image in this archive; repeatable.
+    #[arg(long = "exclude-archive", value_name = "BASE.tar")]
+    pub exclude_archive: Vec<PathBuf>,
+    /// Compression of the bundle: gzip (loads with plain `docker load`), zstd, none.
+    #[arg(long, value_name = "CODEC", default_value = "gzip")]
+    pub compression: String,
+    /// Compression level (gzip 1-9, zstd 1-19).
+    #[arg(long, value_name = "N")]
+    pub level: Option<i32>,
+    /// Split the bundle into volumes OUT.001, OUT.002, … of at most SIZE (e.g. 4G, 700M).
+    #[arg(long, value_name = "SIZE")]
+    pub split: Option<String>,
+    /// Sign the manifest with this minisign secret key (password from PARTIAL_SAVE_KEY_PASSWORD
+    /// or a prompt).
+    #[arg(long = "sign-key", value_name = "FILE")]
+    pub sign_key: Option<PathBuf>,
+    /// Print the plan (per image and layer: carried or left out, size, why) and write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Print the plan or the result as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+    /// Overwrite existing output files.
+    #[arg(long)]
+    pub force: bool,
+    /// Seconds to wait for the daemon to start sending the export (it stages the whole export
+    /// first).
+    #[arg(long, value_name = "SECS", default_value_t = 6 * 3600)]
+    pub timeout: u64,
+    /// Seconds without any data from the daemon, once the export has started, before giving up.
+    #[arg(long, value_name = "SECS", default_value_t = 600)]
+    pub idle_timeout: u64,
+}

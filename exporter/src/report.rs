@@ -1,0 +1,70 @@
+//! What `partial-save` tells people: the plan per image and layer (`--dry-run`), and the final
+//! summary (images, layers carried and left out, bytes written, savings against a full save).
+
+use partial_common::plan::{Decision, Plan};
+use partial_common::progress::human_bytes;
+use std::fmt::Write as _;
+
+/// The plan, one line per layer position, for people.
+pub fn plan_text(plan: &Plan) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "archive layout: {}", plan.layout);
+    for img in &plan.images {
+        let name = if img.tags.is_empty() {
+            "<untagged>".to_string()
+        } else {
+            img.tags.join(", ")
+        };
+        let _ = writeln!(s, "{name} ({})", img.id);
+        for l in &img.layers {
+            let size = l.size.map(human_bytes).unwrap_or_else(|| "?".into());
+            let why = match &l.decision {
+                Decision::Carried => "carried".to_string(),
+                Decision::AtDestination { origin } => {
+                    format!("left out: destination has it ({origin})")
+                }
+            };
+            let _ = writeln!(
+                s,
+                "  layer {:>3}  diff {}  chain {}  {:>10}  {why}",
+                l.position,
+                l.diff_id.short(),
+                l.chain_id.short(),
+                size
+            );
+        }
+    }
+    for w in &plan.warnings {
+        let _ = writeln!(s, "warning: {w}");
+    }
+    let _ = writeln!(
+        s,
+        "layers carried: {} ({}), left out: {} ({})",
+        plan.blobs_carried,
+        human_bytes(plan.bytes_carried),
+        plan.blobs_left_out,
+        human_bytes(plan.bytes_left_out)
+    );
+    s
+}
+
+/// The one-paragraph summary after a real export.
+pub fn summary_text(plan: &Plan, bundle_bytes: u64, files: &[String]) -> String {
+    let full = plan.input_bytes.max(1);
+    let saved = 100.0 * (1.0 - bundle_bytes as f64 / full as f64);
+    format!(
+        "saved {} image(s): {} layer(s) carried ({}), {} left out ({})\n\
+         wrote {} in {} file(s): {}\n\
+         a full save would be {} uncompressed; this bundle is {:.1}% smaller\n",
+        plan.images.len(),
+        plan.blobs_carried,
+        human_bytes(plan.bytes_carried),
+        plan.blobs_left_out,
+        human_bytes(plan.bytes_left_out),
+        human_bytes(bundle_bytes),
+        files.len(),
+        files.join(", "),
+        human_bytes(plan.input_bytes),
+        saved
+    )
+}

@@ -1,0 +1,111 @@
+//! Command line of `partial-load` (clap derive).
+
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+pub const AFTER_HELP: &str = "\
+Exit codes:
+  0  success
+  1  other failure
+  2  usage error
+  3  verification failed (signature, hash, size, manifest)
+  4  base layers missing on the daemon
+  5  Docker daemon unreachable or daemon error
+
+Examples:
+  partial-load verify app.tgz --key team.pub --offline
+  partial-load load app.tgz --key team.pub
+  partial-load inventory -o have.json
+  partial-load rehydrate app.tgz --key team.pub -o app-full.tar";
+
+/// Verify and load partial-save bundles on an air-gapped Docker host.
+#[derive(Parser, Debug)]
+#[command(name = "partial-load", version, after_help = AFTER_HELP)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// The whole checked load: signature, base layers, content hashes, load, confirm.
+    Load(LoadArgs),
+    /// Every check of `load`, without loading.
+    Verify(VerifyArgs),
+    /// Write what this daemon holds (images, diffIDs, chain IDs) for `partial-save --have`.
+    Inventory(InventoryArgs),
+    /// Rebuild a complete `docker save` archive from the bundle plus this daemon's base layers.
+    Rehydrate(RehydrateArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct BundleArgs {
+    /// The bundle file, or the first of its volumes (OUT.001).
+    #[arg(value_name = "BUNDLE")]
+    pub bundle: PathBuf,
+    /// Public key (minisign .pub) the manifest must be signed with; repeatable.
+    #[arg(short = 'k', long = "key", value_name = "NAME.pub")]
+    pub keys: Vec<PathBuf>,
+    /// The manifest (default: BUNDLE.manifest.json beside the bundle).
+    #[arg(long, value_name = "FILE")]
+    pub manifest: Option<PathBuf>,
+    /// Accept a manifest without a signature (hashes are still checked).
+    #[arg(long)]
+    pub allow_unsigned: bool,
+    /// Print the result as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct DaemonArgs {
+    /// Docker daemon address (default: DOCKER_HOST, else the local socket).
+    #[arg(short = 'H', long = "host", value_name = "HOST")]
+    pub host: Option<String>,
+    /// Seconds to wait for the daemon's answer to one request (a load is answered only once the
+    /// whole upload has been read and unpacked).
+    #[arg(long, value_name = "SECS", default_value_t = 6 * 3600)]
+    pub timeout: u64,
+}
+
+#[derive(Args, Debug)]
+pub struct LoadArgs {
+    #[command(flatten)]
+    pub bundle: BundleArgs,
+    #[command(flatten)]
+    pub daemon: DaemonArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct VerifyArgs {
+    #[command(flatten)]
+    pub bundle: BundleArgs,
+    #[command(flatten)]
+    pub daemon: DaemonArgs,
+    /// Skip the daemon check (for a verification station without Docker).
+    #[arg(long)]
+    pub offline: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct InventoryArgs {
+    /// Write the inventory here (default: stdout).
+    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    #[command(flatten)]
+    pub daemon: DaemonArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct RehydrateArgs {
+    #[command(flatten)]
+    pub bundle: BundleArgs,
+    #[command(flatten)]
+    pub daemon: DaemonArgs,
+    /// The complete archive to write (plain tar).
+    #[arg(short = 'o', long = "output", value_name = "FULL.tar")]
+    pub output: PathBuf,
+    /// Overwrite an existing output file.
+    #[arg(long)]
+    pub force: bool,
+}

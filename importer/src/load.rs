@@ -1,0 +1,278 @@
+//! The checked load, in order: signature (bundle::open), base layers on the daemon, content
+//! hashes checked while uploading (the end of the upload is held back until they match, so a bad
+//! bundle is aborted before the daemon can commit anything), the daemon's load response, and a
+//! final confirmation that every image exists with the expected ID and tags.
+
+use crate::base;
+use crate::bundle::{self, verify_failed, Bundle};
+use crate::cli::{DaemonArgs, LoadArgs, VerifyArgs};
+use anyhow::{anyhow, Context, Result};
+use bytes::Bytes;
+use indicatif::ProgressBar;
+use partial_common::daemon::{self, Daemon};
+use partial_common::exit::{self, Coded};
+use partial_common::progress;
+use std::io::{self, Read};
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+/// Chunk size of the upload; the last chunk is held back until every hash has been checked.
+const CHUNK: usize = 1 << 20;
+
+pub async fn connect(args: &DaemonArgs) -> Result<Daemon> {
+    daemon::connect(args.host.as_deref(), Duration::from_secs(args.timeout))
+        .await
+        .map_err(|e| anyhow::Error::new(Coded::new(exit::DAEMON, e)))
+}
+
+fn daemon_err(e: partial_common::daemon::DaemonError) -> anyhow::Error {
+    anyhow::Error::new(Coded::new(exit::DAEMON, e))
+}
+
+/// A reader that moves a progress bar.
+pub struct Counting<R> {
+    pub inner: R,
+    pub bar: ProgressBar,
+}
+
+impl<R: Read> Read for Counting<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.bar.inc(n as u64);
+        Ok(n)
+    }
+}
+
+/// The bundle's tar stream as the daemon should get it: verified volumes, zstd undone on the
+/// client (a 20.10 daemon rejects zstd), gzip and plain tar passed through.
+pub fn upload_stream(bundle: &Bundle, bar: ProgressBar) -> Result<Box<dyn Read + Send>> {
+    let r = Counting {
+        inner: bundle.reader(),
+        bar,
+    };
+    Ok(match bundle.manifest.bundle.compression.as_str() {
+        "zstd" => Box::new(zstd::stream::read::Decoder::new(r).context("starting zstd")?),
+        "gzip" | "none" => Box::new(r),
+        other => {
+            return Err(verify_failed(format!(
+                "unknown compression {other:?} in {}",
+                bundle.manifest_path.display()
+            )))
+        }
+    })
+}
+
+/// Uploads `reader` to `POST /images/load`, holding back the last chunk until `reader` has
+/// ended cleanly; any read error aborts the upload so the daemon loads nothing.
+pub async fn upload(
+    daemon: &Daemon,
+    mut reader: Box<dyn Read + Send>,
+    status: ProgressBar,
+) -> Result<Vec<String>> {
+    let (tx, mut rx) = mpsc::channel::<io::Result<Bytes>>(4);
+    let producer = tokio::task::spawn_blocking(move || -> io::Result<()> {
+        let mut held: Option<Bytes> = None;
+        loop {
+            let mut buf = vec![0u8; CHUNK];
+            let mut filled = 0;
+            // Fill whole chunks so the held-back tail is always a full chunk (or the whole rest).
+            while filled < CHUNK {
+                match reader.read(&mut buf[filled..]) {
+                    Ok(0) => break,
+                    Ok(n) => filled += n,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) => {
+                        let msg = e.to_string();
+                        let _ = tx.blocking_send(Err(io::Error::new(e.kind(), msg)));
+                        return Err(e);
+                    }
+                }
+            }
+            if filled == 0 {
+                // Clean end: every hash matched. Release the tail.
+                if let Some(h) = held.take() {
+                    if tx.blocking_send(Ok(h)).is_err() {
+                        return Err(io::Error::other("the daemon stopped reading the upload"));
+                    }
+                }
+                return Ok(());
+            }
+            buf.truncate(filled);
+            if let Some(h) = held.replace(Bytes::from(buf)) {
+                if tx.blocking_send(Ok(h)).is_err() {
+                    return Err(io::Error::other("the daemon stopped reading the upload"));
+                }
+            }
+        }
+    });
+    let body = futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx));
+    let loaded = daemon
+        .load(body, |line| status.set_message(line.to_string()))
+        .await;
+    let produced = producer.await.context("the upload thread failed")?;
+    // A verification failure explains an aborted upload better than the daemon's side of it.
+    if let Err(e) = produced {
+        if e.kind() == io::ErrorKind::InvalidData {
+            return Err(verify_failed(format!(
+                "{e}; the upload was aborted and nothing was loaded"
+            )));
+        }
+        return Err(anyhow!(e).context("reading the bundle"));
+    }
+    loaded.map_err(daemon_err)
+}
+
+/// Every image of the manifest exists with the expected ID, and each tag points at it.
+pub async fn confirm(daemon: &Daemon, bundle: &Bundle) -> Result<()> {
+    for img in &bundle.manifest.images {
+        let found = daemon.inspect(img.id.as_str()).await.map_err(daemon_err)?;
+        match found {
+            Some(m) if m.id == img.id => {}
+            _ => {
+                return Err(anyhow!(
+                    "after the load, image {} is not on the daemon at {}",
+                    img.id,
+                    daemon.host
+                ))
+            }
+        }
+        for tag in &img.tags {
+            match daemon.inspect(tag).await.map_err(daemon_err)? {
+                Some(m) if m.id == img.id => {}
+                Some(m) => {
+                    return Err(anyhow!(
+                        "after the load, tag {tag} points at {} instead of {}",
+                        m.id,
+                        img.id
+                    ))
+                }
+                None => return Err(anyhow!("after the load, tag {tag} is missing")),
+            }
+        }
+    }
+    Ok(())
+}
+
+#[derive(serde::Serialize)]
+struct Outcome<'a> {
+    manifest: String,
+    signed_by: Option<&'a bundle::Signed>,
+    images: Vec<ImageOut>,
+    loaded: Vec<String>,
+    verified: bool,
+}
+
+#[derive(serde::Serialize)]
+struct ImageOut {
+    id: String,
+    tags: Vec<String>,
+}
+
+fn images_of(b: &Bundle) -> Vec<ImageOut> {
+    b.manifest
+        .images
+        .iter()
+        .map(|i| ImageOut {
+            id: i.id.to_string(),
+            tags: i.tags.clone(),
+        })
+        .collect()
+}
+
+pub async fn run_load(args: LoadArgs) -> Result<()> {
+    let bundle = bundle::open(&args.bundle)?;
+    let daemon = connect(&args.daemon).await?;
+    let info = daemon.info().await.map_err(daemon_err)?;
+    base::check(&daemon, &bundle.manifest).await?;
+    let bar = progress::bytes("uploading", Some(bundle.manifest.bundle.size));
+    let loaded = if info.containerd_store {
+        // The containerd store cannot take a partial archive (see the docs): send the bundle
+        // rehydrated with this daemon's own base layers.
+        bar.set_message("rehydrating");
+        let tmp = tempfile::Builder::new()
+            .prefix(".partial-load-full-")
+            .suffix(".tar")
+            .tempfile_in(&bundle.dir)
+            .context("creating a temporary file for the complete archive")?;
+        crate::rehydrate::build(&daemon, &bundle, tmp.path(), &bar).await?;
+        let f = std::fs::File::open(tmp.path()).context("reopening the complete archive")?;
+        upload(&daemon, Box::new(io::BufReader::new(f)), bar.clone()).await?
+    } else {
+        let stream = upload_stream(&bundle, bar.clone())?;
+        upload(&daemon, stream, bar.clone()).await?
+    };
+    bar.finish_and_clear();
+    confirm(&daemon, &bundle).await?;
+    if args.bundle.json {
+        let out = Outcome {
+            manifest: bundle.manifest_path.display().to_string(),
+            signed_by: bundle.signature.as_ref(),
+            images: images_of(&bundle),
+            loaded,
+            verified: true,
+        };
+        println!("{}", serde_json::to_string_pretty(&out)?);
+    } else {
+        for img in &bundle.manifest.images {
+            eprintln!(
+                "loaded {} ({})",
+                if img.tags.is_empty() {
+                    "<untagged>".to_string()
+                } else {
+                    img.tags.join(", ")
+                },
+                img.id
+            );
+        }
+        eprintln!(
+            "verified {} and loaded {} image(s) into {}",
+            bundle.manifest.bundle.name,
+            bundle.manifest.images.len(),
+            daemon.host
+        );
+    }
+    Ok(())
+}
+
+pub async fn run_verify(args: VerifyArgs) -> Result<()> {
+    let bundle = bundle::open(&args.bundle)?;
+    if !args.offline {
+        let daemon = connect(&args.daemon).await?;
+        base::check(&daemon, &bundle.manifest).await?;
+    }
+    let bar = progress::bytes("verifying", Some(bundle.manifest.bundle.size));
+    let b2 = bar.clone();
+    let result = tokio::task::spawn_blocking(move || {
+        bundle::verify_content(&bundle, |n| b2.set_position(n)).map(|_| bundle)
+    })
+    .await
+    .context("the verify thread failed")?;
+    bar.finish_and_clear();
+    let bundle = result?;
+    if args.bundle.json {
+        let out = Outcome {
+            manifest: bundle.manifest_path.display().to_string(),
+            signed_by: bundle.signature.as_ref(),
+            images: images_of(&bundle),
+            loaded: vec![],
+            verified: true,
+        };
+        println!("{}", serde_json::to_string_pretty(&out)?);
+    } else {
+        eprintln!(
+            "{}: signature{}, manifest and {} file(s) verified{}",
+            bundle.manifest.bundle.name,
+            match &bundle.signature {
+                Some(s) => format!(" (key {})", s.key_id),
+                None => " NOT CHECKED".to_string(),
+            },
+            bundle.manifest.bundle.volumes.len(),
+            if args.offline {
+                "; daemon not checked (--offline)"
+            } else {
+                "; the daemon has every base layer"
+            }
+        );
+    }
+    Ok(())
+}
