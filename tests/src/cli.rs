@@ -1,0 +1,96 @@
+//! Running the project's binaries in tests: a captured run with its exit code, stdout and stderr,
+//! and assertions that print everything when they fail.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+/// The outcome of one run of a tool.
+#[derive(Debug)]
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    /// Panics (showing the whole run) unless the exit code is `code`.
+    #[track_caller]
+    pub fn expect_code(self, code: i32) -> Run {
+        assert_eq!(
+            self.code, code,
+            "expected exit code {code}, got {}\n--- stdout ---\n{}\n--- stderr ---\n{}",
+            self.code, self.stdout, self.stderr
+        );
+        self
+    }
+
+    /// Panics unless the run succeeded.
+    #[track_caller]
+    pub fn ok(self) -> Run {
+        self.expect_code(0)
+    }
+
+    /// Panics unless stderr contains `needle`.
+    #[track_caller]
+    pub fn stderr_has(self, needle: &str) -> Run {
+        assert!(
+            self.stderr.contains(needle),
+            "stderr lacks {needle:?}:\n{}",
+            self.stderr
+        );
+        self
+    }
+}
+
+fn run_cmd(mut cmd: Command) -> Run {
+    let Output {
+        status,
+        stdout,
+        stderr,
+    } = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    Run {
+        code: status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&stderr).into_owned(),
+    }
+}
+
+/// Runs `partial-save` with `args` (no DOCKER_HOST from the environment leaks in).
+pub fn save<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> Run {
+    let mut cmd = Command::new(crate::bin("partial-save"));
+    cmd.args(args).env_remove("DOCKER_HOST");
+    run_cmd(cmd)
+}
+
+/// Runs `partial-load` with `args`.
+pub fn load<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> Run {
+    let mut cmd = Command::new(crate::bin("partial-load"));
+    cmd.args(args).env_remove("DOCKER_HOST");
+    run_cmd(cmd)
+}
+
+/// Names of the files in `dir`, sorted (to check that nothing was left behind).
+pub fn files_in(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+/// Writes a fresh unprotected key pair `dir/NAME.key`, `dir/NAME.pub`.
+pub fn keygen(dir: &Path, name: &str) {
+    save(&[
+        "keygen".as_ref(),
+        "-o".as_ref(),
+        dir.join(name).as_os_str(),
+        "--no-password".as_ref(),
+    ])
+    .ok();
+}
