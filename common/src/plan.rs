@@ -89,6 +89,10 @@ pub struct Plan {
     pub input_bytes: u64,
     /// Bytes of the filtered tar stream written (before compression).
     pub output_tar_bytes: u64,
+    /// Things a person should know (e.g. a layer carried although the destination has it, because
+    /// its legacy folder could not be identified).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 impl Plan {
