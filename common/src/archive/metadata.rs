@@ -358,7 +358,9 @@ impl Collected {
                 .zip(&img.source.diff_ids)
                 .any(|(e, d)| *e != blob_entry(d))
         });
-        if compressed || self.manifest.is_none() {
+        // Uncompressed layers without manifest.json: a Docker >= 25 archive that lost it (the
+        // caller reports it); the containerd store compresses its layers.
+        if compressed {
             Layout::Containerd
         } else {
             Layout::Oci

@@ -11,6 +11,8 @@
 //! Inputs are plain tar streams; the caller undoes gzip/zstd first (see `codec`).
 
 mod filter;
+#[cfg(test)]
+mod filter_tests;
 mod finish;
 mod legacy_id;
 mod metadata;
