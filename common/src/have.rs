@@ -117,7 +117,7 @@ mod tests {
         };
         let mut h = HaveSet::new();
         h.add_image(&[a.clone(), b.clone()], &o1);
-        h.add_image(&[a.clone()], &o2);
+        h.add_image(std::slice::from_ref(&a), &o2);
         assert_eq!(h.len(), 2);
         let chains = chain_ids(&[a.clone(), b.clone()]);
         assert_eq!(h.get(&chains[0]).unwrap().origin, o1);

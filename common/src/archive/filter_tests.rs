@@ -63,12 +63,8 @@ fn both(archive: &[u8], sources: &[&TestImage], have: &HaveSet) -> (Plan, Out, V
 }
 
 fn both_err(archive: &[u8], sources: &[&TestImage], have: &HaveSet) -> (String, String) {
-    let e1 = run(archive, sources, have.clone(), true)
-        .err()
-        .expect("indexed run must fail");
-    let e2 = run(archive, sources, have.clone(), false)
-        .err()
-        .expect("streamed run must fail");
+    let e1 = run(archive, sources, have.clone(), true).expect_err("indexed run must fail");
+    let e2 = run(archive, sources, have.clone(), false).expect_err("streamed run must fail");
     (e1.to_string(), e2.to_string())
 }
 
@@ -505,7 +501,7 @@ fn oci_selection_and_shared_blobs() {
     // other needs a at position 1: the blob stays although app's position 0 is at destination.
     let (plan, out, _) = both(&built.tar(), &[&w.app, &w.other], &have(&[&w.base]));
     assert!(out.contains_key(&blob(&w.base.layers[0].diff)));
-    assert_eq!(decisions(&plan, 0)[0], false);
+    assert!(!decisions(&plan, 0)[0]);
     assert_eq!((plan.blobs_carried, plan.blobs_left_out), (3, 0));
 }
 

@@ -17,6 +17,8 @@ mod finish;
 mod legacy_id;
 mod metadata;
 mod names;
+#[cfg(test)]
+mod real_daemon;
 mod scan;
 mod tarstream;
 #[cfg(test)]
