@@ -609,3 +609,87 @@ fn find_by_tag_id_and_prefix() {
     assert!(ix.find("solo").is_some());
     assert!(ix.find("docker.io/library/solo").is_some());
 }
+
+#[test]
+fn containerd_blob_order_does_not_matter() {
+    // Manifests before the layers (roles known on arrival) or after them (layers spooled).
+    let w = world();
+    let built = oci(&[&w.base, &w.app, &w.other], true, false);
+    let is_json = |e: &TEntry| matches!(&e.kind, Kind::File(d) if d.first() == Some(&b'{'));
+    let mut first = built.clone();
+    first.entries.sort_by_key(|e| !is_json(e));
+    let mut last = built.clone();
+    last.entries.sort_by_key(&is_json);
+    let (p0, o0, _) = run(&built.tar(), &[&w.app], have(&[&w.base]), false).unwrap();
+    for b in [first, last] {
+        let (p, o, _) = both(&b.tar(), &[&w.app], &have(&[&w.base]));
+        assert_eq!(names(&o), names(&o0));
+        assert_eq!(p.images, p0.images);
+        assert_eq!((p.blobs_carried, p.blobs_left_out), (2, 1));
+    }
+}
+
+#[test]
+fn observer_sees_every_layer_decision() {
+    use std::sync::{Arc, Mutex};
+    #[derive(Clone, Default)]
+    struct Rec(Arc<Mutex<(u64, Vec<(String, bool)>)>>);
+    impl FilterObserver for Rec {
+        fn bytes_read(&self, total: u64) {
+            self.0.lock().unwrap().0 = total;
+        }
+        fn layer(&self, entry: &str, _size: u64, kept: bool) {
+            self.0.lock().unwrap().1.push((entry.to_string(), kept));
+        }
+    }
+    let w = world();
+    for built in [
+        legacy(&[&w.base, &w.app], "1970-01-01T00:00:00Z"),
+        oci(&[&w.base, &w.app], true, false),
+    ] {
+        let tar = built.tar();
+        let rec = Rec::default();
+        let mut f = Filter::new(Vec::new(), vec![w.app.source()], have(&[&w.base]));
+        f.set_observer(Box::new(rec.clone()));
+        f.add_input(&tar[..], "t", None).unwrap();
+        f.finish().unwrap();
+        let (total, layers) = rec.0.lock().unwrap().clone();
+        assert_eq!(total, tar.len() as u64);
+        let kept: Vec<bool> = layers.iter().map(|l| l.1).collect();
+        assert_eq!(kept.iter().filter(|k| **k).count(), 2, "{layers:?}");
+        assert_eq!(kept.iter().filter(|k| !**k).count(), 1, "{layers:?}");
+    }
+}
+
+#[test]
+fn scan_rejects_broken_archives_and_reports_layouts() {
+    let w = world();
+    let built = legacy(&[&w.base, &w.app], "1970-01-01T00:00:00Z");
+    assert!(matches!(
+        scan(&write_tar(&built.entries, End::Missing)[..]),
+        Err(ArchiveError::Truncated(_))
+    ));
+    assert!(scan(&write_tar(&built.entries, End::ErrorJson)[..]).is_err());
+    assert_eq!(
+        scan(&oci(&[&w.app], false, true).tar()[..]).unwrap().layout,
+        Layout::Oci
+    );
+    let ix = scan(&built.tar()[..]).unwrap();
+    assert_eq!(ix.images.len(), 2);
+    assert_eq!(ix.images[1].layer_entries, built.layer_entries[1]);
+    assert_eq!(ix.images[1].config_entry, built.config_entries[1]);
+    assert_eq!(ix.sources(), vec![w.base.source(), w.app.source()]);
+}
+
+#[test]
+fn archive_with_other_diff_ids_than_the_source_fails() {
+    let w = world();
+    let built = legacy(&[&w.base, &w.app], "1970-01-01T00:00:00Z");
+    let mut wrong = w.app.source();
+    wrong.diff_ids.pop();
+    let mut f = Filter::new(Vec::new(), vec![wrong], have(&[&w.base]));
+    f.add_input(&built.tar()[..], "t", None).unwrap();
+    let e = f.finish().err().unwrap();
+    assert!(matches!(e, ArchiveError::ImageMismatch { .. }), "{e}");
+    assert!(e.to_string().contains("app:1"), "{e}");
+}
