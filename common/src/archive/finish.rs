@@ -5,10 +5,11 @@
 //! built.
 
 use super::filter::{Filter, Held};
+use super::legacy_id::V1Json;
 use super::metadata::{rewrite_index, rewrite_manifest, rewrite_repositories};
 use super::names::{folder_of_layer, role_of, EntryRole};
 use super::{ArchiveError, IndexedImage};
-use crate::digest::Digest;
+use crate::digest::{chain_ids, Digest};
 use crate::plan::{Decision, Layout, Plan, PlannedImage, PlannedLayer};
 use serde_json::Value;
 use std::collections::{BTreeSet, HashMap, HashSet};
@@ -29,6 +30,9 @@ struct Usage {
     sel_json: BTreeSet<Digest>,
     all_json: HashSet<Digest>,
     sel_tags: BTreeSet<String>,
+    /// Chain IDs of the selected images, and of all images.
+    sel_chains: HashSet<Digest>,
+    all_chains: Vec<Digest>,
 }
 
 fn image_name(img: &IndexedImage) -> String {
@@ -314,6 +318,14 @@ impl<W: Write> Filter<W> {
                     }
                 }
             }
+            for c in chain_ids(&img.source.diff_ids) {
+                if sel_src.is_some() {
+                    u.sel_chains.insert(c.clone());
+                }
+                if !u.all_chains.contains(&c) {
+                    u.all_chains.push(c);
+                }
+            }
             u.all_configs.insert(img.config_entry.clone());
             let mut json: Vec<Digest> = Vec::new();
             if let EntryRole::Blob(d) = role_of(&img.config_entry) {
@@ -374,8 +386,15 @@ impl<W: Write> Filter<W> {
             EntryRole::Blob(d) => {
                 if u.sel_configs.contains(&h.name) || u.sel_json.contains(&d) {
                     true
+                } else if u.all_configs.contains(&h.name) || u.all_json.contains(&d) {
+                    false
                 } else {
-                    !(u.all_configs.contains(&h.name) || u.all_json.contains(&d))
+                    // Docker >= 25 keeps each layer's legacy v1 json as a blob: it belongs to
+                    // the images whose chain its `id` encodes.
+                    let chain = V1Json::id_of(&h.data).and_then(|id| {
+                        V1Json::parse(&h.data).and_then(|v| v.identify(&id, &u.all_chains))
+                    });
+                    chain.map(|c| u.sel_chains.contains(&c)).unwrap_or(true)
                 }
             }
             _ => true,

@@ -47,6 +47,15 @@ impl V1Json {
         Some(V1Json { fields, os })
     }
 
+    /// The `id` field of a v1 json (Docker >= 25 stores these files as blobs), if any.
+    pub fn id_of(bytes: &[u8]) -> Option<String> {
+        #[derive(serde::Deserialize)]
+        struct IdOnly {
+            id: String,
+        }
+        serde_json::from_slice::<IdOnly>(bytes).ok().map(|v| v.id)
+    }
+
     /// The v1id this json gives for `chain`, with or without its `os` key.
     pub fn v1id(&self, chain: &Digest, with_os: bool) -> String {
         let layer_id = format!("\"{chain}\"");

@@ -6,9 +6,19 @@
 //! * [`SourceImage`]: what is known ahead of the stream about an image being exported (from
 //!   `docker image inspect` on a live daemon, or from [`scan`] of an archive file).
 //! * [`scan`]: one pass over an archive keeping only metadata → [`ArchiveIndex`].
-//! * [`Filter`]: feed it one or more archive streams, get a filtered archive plus a [`Plan`].
+//! * [`Filter`]: feed it one or more archive streams, get a filtered archive plus a
+//!   [`Plan`](crate::plan::Plan).
 //!
 //! Inputs are plain tar streams; the caller undoes gzip/zstd first (see `codec`).
+//!
+//! Modules: `tarstream` (byte-exact tar pass-through, strict end-of-archive checks), `names`
+//! (entry roles, unsafe names), `legacy_id` (identifying `<v1id>/` folders from their `json`),
+//! `metadata` (manifest.json / index.json / OCI manifests → images; rewriting for a selection),
+//! `scan`, `filter` (streaming decisions), `finish` (decisions needing the whole archive, the
+//! plan), `testutil` (test-archive builders), `filter_tests`, `real_daemon` (ignored checks
+//! against real `docker save` output).
+//!
+//! After an error from [`Filter::add_input`] the output is incomplete: abort the export.
 
 mod filter;
 #[cfg(test)]

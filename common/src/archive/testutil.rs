@@ -286,6 +286,74 @@ fn blank_container_config() -> Value {
            "OnBuild":null,"Labels":null})
 }
 
+/// Each layer's v1id and `json` file as the daemon writes them (see the legacy layout notes).
+pub fn v1_folders(img: &TestImage, created: &str) -> Vec<(String, Vec<u8>)> {
+    let chains = img.chains();
+    let cfg: Value = serde_json::from_slice(&img.config).unwrap();
+    let mut parent: Option<String> = None;
+    let mut out = Vec::new();
+    for pos in 0..img.layers.len() {
+        let top = pos + 1 == img.layers.len();
+        // Fields as the daemon writes them (without id), in its order.
+        let mut fields: Vec<(String, Value)> = Vec::new();
+        if let Some(p) = &parent {
+            fields.push(("parent".into(), json!(p)));
+        }
+        if top {
+            for k in [
+                "created",
+                "container_config",
+                "docker_version",
+                "config",
+                "architecture",
+                "os",
+            ] {
+                if let Some(v) = cfg.get(k) {
+                    fields.push((k.into(), v.clone()));
+                }
+            }
+        } else {
+            fields.push(("created".into(), json!(created)));
+            fields.push(("container_config".into(), blank_container_config()));
+            fields.push(("os".into(), json!("linux")));
+        }
+        // The v1id: sorted keys (serde_json's Value map is sorted), `os` only for the top layer,
+        // `parent` with its prefix, plus `layer_id`.
+        let mut hashed = serde_json::Map::new();
+        for (k, v) in &fields {
+            if k == "os" && !top {
+                continue;
+            }
+            if k == "parent" {
+                hashed.insert(k.clone(), json!(format!("sha256:{}", v.as_str().unwrap())));
+            } else {
+                hashed.insert(k.clone(), v.clone());
+            }
+        }
+        hashed.insert("layer_id".into(), json!(chains[pos].to_string()));
+        let v1id = Digest::of_bytes(&serde_json::to_vec(&Value::Object(hashed)).unwrap())
+            .hex()
+            .to_string();
+        let mut file = format!("{{\"id\":{}", json!(v1id));
+        for (k, v) in &fields {
+            file.push_str(&format!(
+                ",{}:{}",
+                json!(k),
+                serde_json::to_string(v).unwrap()
+            ));
+        }
+        file.push('}');
+        out.push((v1id.clone(), file.into_bytes()));
+        parent = Some(v1id);
+    }
+    out
+}
+
+/// The v1 `json` files of an image's layers.
+pub fn v1_jsons(img: &TestImage, created: &str) -> Vec<Vec<u8>> {
+    v1_folders(img, created).into_iter().map(|f| f.1).collect()
+}
+
 /// Legacy (Docker ≤ 24) layout, images saved in the given order. `created` is the daemon's blank
 /// epoch (e.g. `1970-01-01T08:00:00+08:00` for a daemon on Shanghai time).
 pub fn legacy(images: &[&TestImage], created: &str) -> Built {
@@ -297,61 +365,9 @@ pub fn legacy(images: &[&TestImage], created: &str) -> Built {
     let mut manifest = Vec::new();
     let mut repos: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
     for img in images {
-        let chains = img.chains();
-        let cfg: Value = serde_json::from_slice(&img.config).unwrap();
         let mut parent: Option<String> = None;
         let mut les = Vec::new();
-        for (pos, l) in img.layers.iter().enumerate() {
-            let top = pos + 1 == img.layers.len();
-            // Fields as the daemon writes them (without id), in its order.
-            let mut fields: Vec<(String, Value)> = Vec::new();
-            if let Some(p) = &parent {
-                fields.push(("parent".into(), json!(p)));
-            }
-            if top {
-                for k in [
-                    "created",
-                    "container_config",
-                    "docker_version",
-                    "config",
-                    "architecture",
-                    "os",
-                ] {
-                    if let Some(v) = cfg.get(k) {
-                        fields.push((k.into(), v.clone()));
-                    }
-                }
-            } else {
-                fields.push(("created".into(), json!(created)));
-                fields.push(("container_config".into(), blank_container_config()));
-                fields.push(("os".into(), json!("linux")));
-            }
-            // The v1id: sorted keys (serde_json's Value map is sorted), `os` only for the top layer,
-            // `parent` with its prefix, plus `layer_id`.
-            let mut hashed = serde_json::Map::new();
-            for (k, v) in &fields {
-                if k == "os" && !top {
-                    continue;
-                }
-                if k == "parent" {
-                    hashed.insert(k.clone(), json!(format!("sha256:{}", v.as_str().unwrap())));
-                } else {
-                    hashed.insert(k.clone(), v.clone());
-                }
-            }
-            hashed.insert("layer_id".into(), json!(chains[pos].to_string()));
-            let v1id = Digest::of_bytes(&serde_json::to_vec(&Value::Object(hashed)).unwrap())
-                .hex()
-                .to_string();
-            let mut file = format!("{{\"id\":{}", json!(v1id));
-            for (k, v) in &fields {
-                file.push_str(&format!(
-                    ",{}:{}",
-                    json!(k),
-                    serde_json::to_string(v).unwrap()
-                ));
-            }
-            file.push('}');
+        for ((v1id, file), l) in v1_folders(img, created).into_iter().zip(&img.layers) {
             let entry = format!("{v1id}/layer.tar");
             if folders.insert(v1id.clone()) {
                 entries.push(TEntry {
@@ -360,7 +376,7 @@ pub fn legacy(images: &[&TestImage], created: &str) -> Built {
                     style: NameStyle::Plain,
                 });
                 entries.push(TEntry::file(&format!("{v1id}/VERSION"), b"1.0".to_vec()));
-                entries.push(TEntry::file(&format!("{v1id}/json"), file.into_bytes()));
+                entries.push(TEntry::file(&format!("{v1id}/json"), file));
                 match real_of_diff.get(&l.diff) {
                     Some(other) => entries.push(TEntry {
                         name: entry.clone(),
@@ -445,6 +461,12 @@ pub fn oci(images: &[&TestImage], compressed: bool, with_manifest_json: bool) ->
             descs.push(json!({"mediaType": mt, "digest": d.to_string(), "size": data.len()}));
             les.push(blob(&d));
             blobs.insert(blob(&d), data);
+        }
+        if !compressed {
+            // Docker >= 25 also stores each layer's legacy v1 json as a blob.
+            for j in v1_jsons(img, "1970-01-01T00:00:00Z") {
+                blobs.insert(blob(&Digest::of_bytes(&j)), j);
+            }
         }
         blobs.insert(blob(&img.id), img.config.clone());
         let m = json!({
