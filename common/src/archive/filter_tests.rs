@@ -646,8 +646,9 @@ fn containerd_blob_order_does_not_matter() {
 #[test]
 fn observer_sees_every_layer_decision() {
     use std::sync::{Arc, Mutex};
+    type Log = (u64, Vec<(String, bool)>);
     #[derive(Clone, Default)]
-    struct Rec(Arc<Mutex<(u64, Vec<(String, bool)>)>>);
+    struct Rec(Arc<Mutex<Log>>);
     impl FilterObserver for Rec {
         fn bytes_read(&self, total: u64) {
             self.0.lock().unwrap().0 = total;

@@ -292,8 +292,8 @@ pub fn v1_folders(img: &TestImage, created: &str) -> Vec<(String, Vec<u8>)> {
     let cfg: Value = serde_json::from_slice(&img.config).unwrap();
     let mut parent: Option<String> = None;
     let mut out = Vec::new();
-    for pos in 0..img.layers.len() {
-        let top = pos + 1 == img.layers.len();
+    for (pos, chain) in chains.iter().enumerate() {
+        let top = pos + 1 == chains.len();
         // Fields as the daemon writes them (without id), in its order.
         let mut fields: Vec<(String, Value)> = Vec::new();
         if let Some(p) = &parent {
@@ -330,7 +330,7 @@ pub fn v1_folders(img: &TestImage, created: &str) -> Vec<(String, Vec<u8>)> {
                 hashed.insert(k.clone(), v.clone());
             }
         }
-        hashed.insert("layer_id".into(), json!(chains[pos].to_string()));
+        hashed.insert("layer_id".into(), json!(chain.to_string()));
         let v1id = Digest::of_bytes(&serde_json::to_vec(&Value::Object(hashed)).unwrap())
             .hex()
             .to_string();
