@@ -56,46 +56,80 @@ impl V1Json {
         serde_json::from_slice::<IdOnly>(bytes).ok().map(|v| v.id)
     }
 
-    /// The v1id this json gives for `chain`, with or without its `os` key.
-    pub fn v1id(&self, chain: &Digest, with_os: bool) -> String {
-        let layer_id = format!("\"{chain}\"");
+    /// The serialisation around the `layer_id` value: (bytes before it, bytes after it).
+    fn around_layer_id(&self, with_os: bool) -> (Vec<u8>, Vec<u8>) {
         let mut all: Vec<(&str, &str)> = self
             .fields
             .iter()
             .map(|(k, v)| (k.as_str(), v.as_str()))
             .collect();
-        all.push(("layer_id", &layer_id));
         if with_os {
             if let Some(os) = &self.os {
                 all.push(("os", os));
             }
         }
         all.sort_by(|a, b| a.0.cmp(b.0));
-        let mut h = Sha256::new();
-        h.update(b"{");
-        for (i, (k, v)) in all.iter().enumerate() {
-            if i > 0 {
-                h.update(b",");
-            }
+        let entry = |(k, v): &(&str, &str)| {
             // Keys are plain ASCII names; serde_json quotes them as Go does.
-            h.update(serde_json::to_string(k).unwrap_or_default().as_bytes());
-            h.update(b":");
-            h.update(v.as_bytes());
+            format!("{}:{v}", serde_json::to_string(k).unwrap_or_default())
+        };
+        let before: Vec<String> = all.iter().filter(|e| e.0 < "layer_id").map(entry).collect();
+        let after: Vec<String> = all.iter().filter(|e| e.0 > "layer_id").map(entry).collect();
+        let mut pre = String::from("{");
+        for b in &before {
+            pre.push_str(b);
+            pre.push(',');
         }
-        h.update(b"}");
+        pre.push_str("\"layer_id\":");
+        let mut post = String::new();
+        for a in &after {
+            post.push(',');
+            post.push_str(a);
+        }
+        post.push('}');
+        (pre.into_bytes(), post.into_bytes())
+    }
+
+    /// The v1id this json gives for `chain`, with or without its `os` key.
+    #[cfg(test)]
+    pub fn v1id(&self, chain: &Digest, with_os: bool) -> String {
+        let (pre, post) = self.around_layer_id(with_os);
+        let mut h = Sha256::new();
+        h.update(&pre);
+        h.update(format!("\"{chain}\"").as_bytes());
+        h.update(&post);
         hex::encode(h.finalize())
     }
 
-    /// The candidate chain ID whose v1id equals `folder`, if any.
+    /// The candidate chain ID whose v1id equals `folder`, if any. The hash state over the bytes
+    /// before `layer_id` is computed once, so each candidate costs only a short tail.
     pub fn identify<'a>(
         &self,
         folder: &str,
         candidates: impl IntoIterator<Item = &'a Digest>,
     ) -> Option<Digest> {
+        let Ok(want) = hex::decode(folder) else {
+            return None;
+        };
+        let variants: Vec<(Sha256, Vec<u8>)> = [false, true]
+            .into_iter()
+            .filter(|with_os| !with_os || self.os.is_some())
+            .map(|with_os| {
+                let (pre, post) = self.around_layer_id(with_os);
+                let mut h = Sha256::new();
+                h.update(&pre);
+                (h, post)
+            })
+            .collect();
         for c in candidates {
-            if self.v1id(c, false) == folder || (self.os.is_some() && self.v1id(c, true) == folder)
-            {
-                return Some(c.clone());
+            let quoted = format!("\"{c}\"");
+            for (state, post) in &variants {
+                let mut h = state.clone();
+                h.update(quoted.as_bytes());
+                h.update(post);
+                if h.finalize().as_slice() == want.as_slice() {
+                    return Some(c.clone());
+                }
             }
         }
         None
@@ -141,6 +175,17 @@ mod tests {
                 .cloned()
                 .collect();
             assert_eq!(v.identify(folder, &others), None);
+            let with_os = v.v1id(&d(chain), true) == folder;
+            assert!(with_os || v.v1id(&d(chain), false) == folder);
         }
+        // Among thousands of candidates, the right one is found (quickly: one tail hash each).
+        let many: Vec<Digest> = (0..5000u32)
+            .map(|i| Digest::of_bytes(&i.to_le_bytes()))
+            .chain(all.iter().cloned())
+            .collect();
+        let v = V1Json::parse(cases[0].0).unwrap();
+        let t = std::time::Instant::now();
+        assert_eq!(v.identify(cases[0].1, &many), Some(d(cases[0].2)));
+        assert!(t.elapsed().as_secs() < 5);
     }
 }
