@@ -708,3 +708,85 @@ fn archive_with_other_diff_ids_than_the_source_fails() {
     assert!(matches!(e, ArchiveError::ImageMismatch { .. }), "{e}");
     assert!(e.to_string().contains("app:1"), "{e}");
 }
+
+#[test]
+fn containerd_nested_index_and_manifest_list_ids() {
+    use serde_json::{json, Value};
+    let w = world();
+    let mut built = oci(&[&w.base, &w.app], true, false);
+    let Kind::File(ix) = built
+        .entries
+        .iter()
+        .find(|e| e.name == "index.json")
+        .unwrap()
+        .kind
+        .clone()
+    else {
+        panic!()
+    };
+    let mut ix: Value = serde_json::from_slice(&ix).unwrap();
+    let descs = ix["manifests"].as_array().unwrap().clone();
+    let (app_desc, base_desc): (Vec<Value>, Vec<Value>) = descs.into_iter().partition(|d| {
+        d["annotations"]["io.containerd.image.name"]
+            .as_str()
+            .unwrap()
+            .contains("app")
+    });
+    // app behind a multi-platform image index, as a pulled image is.
+    let mut inner = app_desc[0].clone();
+    inner.as_object_mut().unwrap().remove("annotations");
+    inner["platform"] = json!({"architecture": "amd64", "os": "linux"});
+    let missing = json!({"mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "digest": crate::digest::Digest::of_bytes(b"arm64 manifest, not exported").to_string(),
+        "size": 10, "platform": {"architecture": "arm64", "os": "linux"}});
+    let list = serde_json::to_vec(&json!({"schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": [inner, missing]}))
+    .unwrap();
+    let list_digest = crate::digest::Digest::of_bytes(&list);
+    built
+        .entries
+        .push(TEntry::file(&blob(&list_digest), list.clone()));
+    let mut outer = app_desc[0].clone();
+    outer["mediaType"] = json!("application/vnd.oci.image.index.v1+json");
+    outer["digest"] = json!(list_digest.to_string());
+    outer["size"] = json!(list.len());
+    ix["manifests"] = Value::Array(vec![base_desc[0].clone(), outer]);
+    built.set_data("index.json", serde_json::to_vec(&ix).unwrap());
+    built.entries.sort_by(|a, b| a.name.cmp(&b.name));
+    let tar = built.tar();
+
+    let scanned = scan(&tar[..]).unwrap();
+    let app = scanned.find("app:1").unwrap();
+    assert_eq!(app.source, w.app.source());
+    assert_eq!(app.index_digests, vec![list_digest.clone()]);
+    assert_eq!(
+        scanned.find(list_digest.as_str()).unwrap().source.id,
+        w.app.id
+    );
+    // The source may name the image by its config digest or, as the containerd store does, by
+    // the digest of its index.
+    let mut by_list = w.app.source();
+    by_list.id = list_digest.clone();
+    for src in [w.app.source(), by_list] {
+        for indexed in [true, false] {
+            let mut f = Filter::new(Vec::new(), vec![src.clone()], have(&[&w.base]));
+            f.add_input(&tar[..], "t", indexed.then_some(&scanned))
+                .unwrap();
+            let (plan, out) = f.finish().unwrap();
+            let out = read_tar(&out);
+            assert!(out.contains_key(&blob(&list_digest)));
+            assert!(out.contains_key(&app.config_entry));
+            assert!(out.contains_key(&app.layer_entries[1]));
+            assert!(!out.contains_key(&app.layer_entries[0]));
+            assert!(!out.contains_key(&scanned.find("base:1").unwrap().config_entry));
+            let Kind::File(i) = &out["index.json"] else {
+                panic!()
+            };
+            let i: Value = serde_json::from_slice(i).unwrap();
+            assert_eq!(i["manifests"].as_array().unwrap().len(), 1);
+            assert_eq!(i["manifests"][0]["digest"], list_digest.to_string());
+            assert_eq!(plan.images[0].id, src.id);
+            assert_eq!(decisions(&plan, 0), vec![false, true, true, true]);
+        }
+    }
+}

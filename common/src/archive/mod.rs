@@ -72,8 +72,9 @@ pub struct IndexedImage {
 
 impl ArchiveIndex {
     /// Finds an image by tag (`name:tag`, `name` meaning `name:latest`, `docker.io/library/name:tag`
-    /// meaning `name:tag`), full image ID, or a unique prefix of the image ID (with or without
-    /// `sha256:`, at least 12 hex digits). An ambiguous prefix finds nothing.
+    /// meaning `name:tag`), full image ID (also its OCI manifest or index digest), or a unique
+    /// prefix of the image ID (with or without `sha256:`, at least 12 hex digits). An ambiguous
+    /// prefix finds nothing.
     pub fn find(&self, reference: &str) -> Option<&IndexedImage> {
         let reference = reference.trim();
         if let Some(want) = metadata::familiar(reference) {
@@ -95,7 +96,19 @@ impl ArchiveIndex {
             return None;
         }
         if is_sha256_hex(hex) {
-            return self.images.iter().find(|i| i.source.id.hex() == hex);
+            // The containerd store names images by their manifest or index digest.
+            return self
+                .images
+                .iter()
+                .find(|i| i.source.id.hex() == hex)
+                .or_else(|| {
+                    self.images.iter().find(|i| {
+                        i.manifest_digest
+                            .iter()
+                            .chain(&i.index_digests)
+                            .any(|d| d.hex() == hex)
+                    })
+                });
         }
         let mut hits = self
             .images
