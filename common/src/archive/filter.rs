@@ -16,7 +16,7 @@ use crate::have::HaveSet;
 use crate::plan::Layout;
 use serde_json::Value;
 use sha2::{Digest as _, Sha256};
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom, Write};
 
@@ -77,10 +77,12 @@ pub struct Filter<W: Write> {
     pub(super) folder_chain: HashMap<String, Option<Digest>>,
     /// Legacy folder → diffID for folders of images that are not exported (from an index).
     pub(super) folder_diff_other: HashMap<String, Digest>,
-    /// Blob → chain IDs of exported positions using it (from an index or OCI manifests read so far).
-    pub(super) blob_chains: HashMap<Digest, BTreeSet<Digest>>,
-    /// Blobs that an index says are layers of non-exported images only.
-    pub(super) blob_other: HashSet<Digest>,
+    /// Layer blob → the diffID it holds (from indexes, or OCI manifests read so far). A blob is
+    /// kept when its diffID is needed by some carried position: with several inputs, a blob seen
+    /// in the first may be needed by an image of a later one, and the diffIDs of all sources are
+    /// known from the start. (A containerd blob is thus also kept when the same diffID is needed
+    /// through another compressed blob — safe, and rare.)
+    pub(super) blob_diff: HashMap<Digest, Digest>,
     pub(super) input_bytes: u64,
     pub(super) warnings: Vec<String>,
 }
@@ -131,8 +133,7 @@ impl<W: Write> Filter<W> {
             links: HashMap::new(),
             folder_chain: HashMap::new(),
             folder_diff_other: HashMap::new(),
-            blob_chains: HashMap::new(),
-            blob_other: HashSet::new(),
+            blob_diff: HashMap::new(),
             input_bytes: 0,
             warnings: Vec::new(),
         }
@@ -171,11 +172,10 @@ impl<W: Write> Filter<W> {
                             self.folder_diff_other.insert(f, d.clone());
                         }
                     }
-                    (EntryRole::Blob(b), Some(c)) => {
-                        self.blob_chains.entry(b).or_default().insert(c);
-                    }
-                    (EntryRole::Blob(b), None) => {
-                        self.blob_other.insert(b);
+                    (EntryRole::Blob(b), _) => {
+                        if let Some(d) = img.source.diff_ids.get(pos) {
+                            self.blob_diff.insert(b, d.clone());
+                        }
                     }
                     _ => {}
                 }
@@ -202,16 +202,17 @@ impl<W: Write> Filter<W> {
         let Some(src) = self.source_of(&[&cfg, digest]) else {
             return;
         };
-        if layers.len() != self.chains[src].len() {
+        let diffs = &self.sources[src].diff_ids;
+        if layers.len() != diffs.len() {
             return; // inconsistent; finish reports it from the config
         }
-        for (l, c) in layers.iter().zip(self.chains[src].clone()) {
+        for (l, d) in layers.iter().zip(diffs) {
             if let Some(b) = l
                 .get("digest")
                 .and_then(Value::as_str)
                 .and_then(|s| Digest::parse(s).ok())
             {
-                self.blob_chains.entry(b).or_default().insert(c);
+                self.blob_diff.insert(b, d.clone());
             }
         }
     }
@@ -222,7 +223,7 @@ impl<W: Write> Filter<W> {
         }
     }
 
-    fn report_layer(&self, entry: &str, size: u64, kept: bool) {
+    pub(super) fn report_layer(&self, entry: &str, size: u64, kept: bool) {
         if let Some(o) = &self.observer {
             o.layer(entry, size, kept);
         }
@@ -379,27 +380,23 @@ impl<W: Write> Filter<W> {
         }
     }
 
+    /// Whether some carried source position uses `diff`.
+    pub(super) fn diff_needed(&self, diff: &Digest) -> bool {
+        self.diff_needed.get(diff).copied().unwrap_or(false)
+    }
+
     /// The action for a layer blob of known role, `None` when its role is not known yet.
     fn blob_action(&self, d: &Digest) -> Option<LayerAction> {
-        if let Some(chains) = self.blob_chains.get(d) {
-            return Some(if chains.iter().any(|c| self.carried(c)) {
-                LayerAction::Keep(Some(d.clone()))
-            } else {
-                LayerAction::Drop
-            });
-        }
-        if let Some(needed) = self.diff_needed.get(d) {
-            // An uncompressed layer named by its diffID.
-            return Some(if *needed {
-                LayerAction::Keep(Some(d.clone()))
-            } else {
-                LayerAction::Drop
-            });
-        }
-        if self.blob_other.contains(d) {
-            return Some(LayerAction::Drop);
-        }
-        None
+        // A blob an index or manifest maps to a diffID, or an uncompressed layer named by one.
+        let diff = self
+            .blob_diff
+            .get(d)
+            .or_else(|| self.diff_needed.get_key_value(d).map(|(k, _)| k))?;
+        Some(if self.diff_needed(diff) {
+            LayerAction::Keep(Some(d.clone()))
+        } else {
+            LayerAction::Drop
+        })
     }
 
     /// Streams one archive (plain tar). `index`: the [`scan`](super::scan) of this same archive when
@@ -465,13 +462,14 @@ impl<W: Write> Filter<W> {
                 Some(t) => Some(clean_name(t)?),
                 None => None,
             };
-            if let Some(t) = &link {
-                self.links.insert(name.clone(), t.clone());
-            }
             let seen = self.written.contains_key(&name)
                 || self.dropped.contains(&name)
                 || self.held_names.contains(&name)
                 || self.spooled.iter().any(|s| s.name == name);
+            if let (Some(t), false) = (&link, seen) {
+                // The first input to bring a name decides what it is.
+                self.links.insert(name.clone(), t.clone());
+            }
             match role {
                 EntryRole::Manifest
                 | EntryRole::Repositories
@@ -512,6 +510,11 @@ impl<W: Write> Filter<W> {
                 }
                 EntryRole::Blob(d) if head.is_file() => {
                     if seen {
+                        // Already taken from an earlier input; its metadata still describes
+                        // this input's images.
+                        if let Some(h) = self.held.iter().find(|h| h.name == name) {
+                            c.json.insert(name, h.data.clone());
+                        }
                         continue;
                     }
                     if let Some(action) = self.blob_action(&d) {

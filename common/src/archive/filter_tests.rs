@@ -442,6 +442,38 @@ fn several_inputs_merge_and_layouts_must_agree() {
             assert!(seen.insert(h.name.clone()), "duplicate {}", h.name);
         }
     }
+    // The same for OCI and containerd archives sharing blobs.
+    for compressed in [false, true] {
+        let one = oci(&[&w.base, &w.app], compressed, !compressed).tar();
+        let two = oci(&[&w.base, &w.other], compressed, !compressed).tar();
+        for indexed in [true, false] {
+            let mut f = Filter::new(
+                Vec::new(),
+                vec![w.app.source(), w.other.source()],
+                have(&[&w.base]),
+            );
+            let i1 = scan(&one[..]).unwrap();
+            let i2 = scan(&two[..]).unwrap();
+            f.add_input(&one[..], "one", indexed.then_some(&i1))
+                .unwrap();
+            f.add_input(&two[..], "two", indexed.then_some(&i2))
+                .unwrap();
+            let (plan, out) = f.finish().unwrap();
+            assert_eq!(decisions(&plan, 1), vec![true, true]);
+            let ix = scan(&out[..]).unwrap();
+            assert_eq!(
+                ix.images.len(),
+                2,
+                "compressed {compressed} indexed {indexed}"
+            );
+            let out = read_tar(&out);
+            let Kind::File(i) = &out["index.json"] else {
+                panic!()
+            };
+            let i: serde_json::Value = serde_json::from_slice(i).unwrap();
+            assert_eq!(i["manifests"].as_array().unwrap().len(), 2);
+        }
+    }
     let three = oci(&[&w.other], false, true).tar();
     let mut f = Filter::new(
         Vec::new(),
@@ -789,4 +821,50 @@ fn containerd_nested_index_and_manifest_list_ids() {
             assert_eq!(decisions(&plan, 0), vec![false, true, true, true]);
         }
     }
+}
+
+#[test]
+fn inputs_saved_in_different_orders_keep_link_chains() {
+    let w = world();
+    // In `one`, app's bottom is a link to base's real file; in `two`, app's bottom is the real
+    // file and other's a link to it. The merge keeps the first `app` folder (a link).
+    let one = legacy(&[&w.base, &w.app], "1970-01-01T00:00:00Z");
+    let two = legacy(&[&w.app, &w.other], "1970-01-01T00:00:00Z");
+    let app0 = one.layer_entries[1][0].clone();
+    assert!(one.is_symlink(&app0) && !two.is_symlink(&app0));
+    let other1 = two.layer_entries[1][1].clone();
+    assert!(two.is_symlink(&other1));
+    for indexed in [true, false] {
+        let (t1, t2) = (one.tar(), two.tar());
+        let (i1, i2) = (scan(&t1[..]).unwrap(), scan(&t2[..]).unwrap());
+        let mut f = Filter::new(
+            Vec::new(),
+            vec![w.app.source(), w.other.source()],
+            have(&[&w.base]),
+        );
+        f.add_input(&t1[..], "one", indexed.then_some(&i1)).unwrap();
+        f.add_input(&t2[..], "two", indexed.then_some(&i2)).unwrap();
+        let (_, out) = f.finish().unwrap();
+        let out = read_tar(&out);
+        // other1 -> app0 -> base0: every link of the chain and the real file are there.
+        assert_eq!(out[&other1], Kind::Symlink(format!("../{app0}")));
+        assert!(matches!(out[&app0], Kind::Symlink(_)));
+        assert!(matches!(out[&one.layer_entries[0][0]], Kind::File(_)));
+    }
+    // The other way round: the real app0 comes first and stays real.
+    let (t1, t2) = (two.tar(), one.tar());
+    let mut f = Filter::new(
+        Vec::new(),
+        vec![w.app.source(), w.other.source()],
+        have(&[]),
+    );
+    f.add_input(&t1[..], "two", None).unwrap();
+    f.add_input(&t2[..], "one", None).unwrap();
+    let (plan, out) = f.finish().unwrap();
+    let out = read_tar(&out);
+    assert!(matches!(out[&app0], Kind::File(_)));
+    assert_eq!(
+        plan.images[0].layers[0].size,
+        Some(w.app.layers[0].data.len() as u64)
+    );
 }

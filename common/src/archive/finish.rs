@@ -20,6 +20,8 @@ use std::io::{self, Write};
 struct Usage {
     /// Layer entry → chain IDs of exported positions using it.
     entry_chains: HashMap<String, BTreeSet<Digest>>,
+    /// Layer entry → its diffID, for every image.
+    entry_diff: HashMap<String, Digest>,
     /// Layer entries of any image.
     all_layers: HashSet<String>,
     sel_folders: HashSet<String>,
@@ -98,12 +100,12 @@ impl<W: Write> Filter<W> {
         // Spooled blobs (containerd layout, no index): their role is known now.
         let spooled = std::mem::take(&mut self.spooled);
         for mut sp in spooled {
-            let keep = match usage.entry_chains.get(&sp.name) {
-                Some(chains) => chains.iter().any(|c| self.carried(c)),
-                None => !usage.all_layers.contains(&sp.name),
+            let keep = match usage.entry_diff.get(&sp.name) {
+                Some(diff) => self.diff_needed(diff),
+                None => true, // not a layer of any image: kept as it is
             };
             if usage.all_layers.contains(&sp.name) {
-                self.report_layer_pub(&sp.name, sp.size, keep);
+                self.report_layer(&sp.name, sp.size, keep);
             }
             if !keep {
                 self.dropped.insert(sp.name);
@@ -133,8 +135,7 @@ impl<W: Write> Filter<W> {
         // Held entries: symlinks first decide on their own chain, the rest on what uses them.
         let held = std::mem::take(&mut self.held);
         let mut templates: HashMap<String, Vec<u8>> = HashMap::new();
-        let mut links_kept: Vec<(String, String)> = Vec::new();
-        let mut later: Vec<Held> = Vec::new();
+        let mut decided: Vec<(Held, bool)> = Vec::new();
         for h in held {
             if let Some(meta) = h.name.strip_prefix("\0meta:") {
                 let main = h.raw[h.raw.len() - super::tarstream::BLOCK..].to_vec();
@@ -145,6 +146,38 @@ impl<W: Write> Filter<W> {
                 continue;
             }
             let keep = self.keep_held(&h, &usage);
+            decided.push((h, keep));
+        }
+        // A kept link may point at another link (inputs saved in different orders): keep the
+        // whole chain of links.
+        let index: HashMap<String, usize> = decided
+            .iter()
+            .enumerate()
+            .map(|(i, (h, _))| (h.name.clone(), i))
+            .collect();
+        loop {
+            let mut changed = false;
+            for i in 0..decided.len() {
+                if !decided[i].1 {
+                    continue;
+                }
+                let Some(t) = decided[i].0.link.clone() else {
+                    continue;
+                };
+                if let Some(&j) = index.get(&t) {
+                    if !decided[j].1 && decided[j].0.link.is_some() {
+                        decided[j].1 = true;
+                        changed = true;
+                    }
+                }
+            }
+            if !changed {
+                break;
+            }
+        }
+        let mut links_kept: Vec<(String, String)> = Vec::new();
+        let mut later: Vec<Held> = Vec::new();
+        for (h, keep) in decided {
             if keep {
                 if let Some(t) = &h.link {
                     if usage.all_layers.contains(&h.name) {
@@ -291,18 +324,15 @@ impl<W: Write> Filter<W> {
         Ok((plan, w))
     }
 
-    fn report_layer_pub(&self, entry: &str, size: u64, kept: bool) {
-        if let Some(o) = &self.observer {
-            o.layer(entry, size, kept);
-        }
-    }
-
     fn usage(&self, images: &[IndexedImage], selected: &[usize]) -> Usage {
         let mut u = Usage::default();
         for (k, img) in images.iter().enumerate() {
             let sel_src = selected.iter().position(|s| *s == k);
             for (pos, e) in img.layer_entries.iter().enumerate() {
                 u.all_layers.insert(e.clone());
+                if let Some(d) = img.source.diff_ids.get(pos) {
+                    u.entry_diff.insert(e.clone(), d.clone());
+                }
                 if let Some(f) = folder_of_layer(e) {
                     u.all_folders.insert(f.clone());
                     if sel_src.is_some() {
@@ -368,11 +398,8 @@ impl<W: Write> Filter<W> {
             }
             return self.written.contains_key(target) || !u.all_layers.contains(target);
         }
-        if u.all_layers.contains(&h.name) {
-            return match u.entry_chains.get(&h.name) {
-                Some(chains) => chains.iter().any(|c| self.carried(c)),
-                None => false,
-            };
+        if let Some(diff) = u.entry_diff.get(&h.name) {
+            return self.diff_needed(diff);
         }
         match role_of(&h.name) {
             EntryRole::LegacyConfig(_) => {
