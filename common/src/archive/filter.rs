@@ -299,10 +299,10 @@ impl<W: Write> Filter<W> {
         // The containerd layout names compressed layers by their own digest, and the manifest that
         // says which image position a blob is may come later in name order; until then we cannot
         // tell whether the destination has it, and memory must stay bounded: so it goes to disk.
-        let mut file = tempfile::tempfile()?;
+        let mut file = tempfile::tempfile().map_err(ArchiveError::Spool)?;
         let mut h = Sha256::new();
         h.update(prefix);
-        file.write_all(prefix)?;
+        file.write_all(prefix).map_err(ArchiveError::Spool)?;
         let mut buf = vec![0u8; 256 * 1024];
         loop {
             let n = r.data().read(&mut buf).map_err(|e| r.map_data_err(e))?;
@@ -310,9 +310,9 @@ impl<W: Write> Filter<W> {
                 break;
             }
             h.update(&buf[..n]);
-            file.write_all(&buf[..n])?;
+            file.write_all(&buf[..n]).map_err(ArchiveError::Spool)?;
         }
-        file.seek(SeekFrom::Start(0))?;
+        file.seek(SeekFrom::Start(0)).map_err(ArchiveError::Spool)?;
         self.spooled.push(Spooled {
             name,
             raw: head.raw.clone(),

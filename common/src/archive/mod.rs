@@ -134,6 +134,13 @@ pub enum ArchiveError {
     Io(#[from] std::io::Error),
     #[error("not a docker save archive: {0}")]
     NotAnArchive(String),
+    #[error("reading the archive failed after {after}: {source}")]
+    Read {
+        after: String,
+        source: std::io::Error,
+    },
+    #[error("I/O error on the temporary file holding a blob: {0}")]
+    Spool(std::io::Error),
     #[error("I/O error writing the filtered archive: {0}")]
     Write(std::io::Error),
     #[error("truncated archive: {0}")]

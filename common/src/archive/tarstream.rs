@@ -106,14 +106,19 @@ impl<R: Read> TarReader<R> {
     }
 
     /// Reads until `buf` is full or the stream ends; returns the bytes read.
-    fn fill(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+    fn fill(&mut self, buf: &mut [u8]) -> Result<usize, ArchiveError> {
         let mut n = 0;
         while n < buf.len() {
             match self.inner.read(&mut buf[n..]) {
                 Ok(0) => break,
                 Ok(k) => n += k,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
+                Err(e) => {
+                    return Err(ArchiveError::Read {
+                        after: self.after(),
+                        source: e,
+                    })
+                }
             }
         }
         self.pos += n as u64;
@@ -136,7 +141,7 @@ impl<R: Read> TarReader<R> {
     }
 
     fn read_block(&mut self, block: &mut [u8; BLOCK]) -> Result<usize, ArchiveError> {
-        Ok(self.fill(block)?)
+        self.fill(block)
     }
 
     /// Reads extension data (long name, PAX records) into memory.
@@ -346,7 +351,10 @@ impl<R: Read> TarReader<R> {
         if e.kind() == io::ErrorKind::UnexpectedEof {
             ArchiveError::Truncated(format!("the archive ends inside entry {}", self.last_entry))
         } else {
-            ArchiveError::Io(e)
+            ArchiveError::Read {
+                after: format!("entry {} (inside it)", self.last_entry),
+                source: e,
+            }
         }
     }
 
@@ -584,6 +592,31 @@ mod tests {
         let e = r.next_entry().unwrap_err();
         assert!(e.to_string().contains("boom"), "{e}");
         assert!(e.to_string().contains("entry b"), "{e}");
+    }
+
+    #[test]
+    fn read_errors_name_the_entry() {
+        struct Failing(Vec<u8>, usize);
+        impl Read for Failing {
+            fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+                if self.1 >= self.0.len() {
+                    return Err(io::Error::other("connection reset"));
+                }
+                let n = buf.len().min(self.0.len() - self.1);
+                buf[..n].copy_from_slice(&self.0[self.1..self.1 + n]);
+                self.1 += n;
+                Ok(n)
+            }
+        }
+        let data = sample(&["first", "second"]);
+        let mut r = TarReader::new(Failing(data[..1024 + 600].to_vec(), 0));
+        r.next_entry().unwrap();
+        r.next_entry().unwrap();
+        let e = r.read_all(100).unwrap_err().to_string();
+        assert!(
+            e.contains("second") && e.contains("connection reset"),
+            "{e}"
+        );
     }
 
     #[test]
