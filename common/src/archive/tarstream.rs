@@ -609,7 +609,7 @@ mod tests {
             }
         }
         let data = sample(&["first", "second"]);
-        let mut r = TarReader::new(Failing(data[..1024 + 600].to_vec(), 0));
+        let mut r = TarReader::new(Failing(data[..1024 + 513].to_vec(), 0));
         r.next_entry().unwrap();
         r.next_entry().unwrap();
         let e = r.read_all(100).unwrap_err().to_string();
