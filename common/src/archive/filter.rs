@@ -430,6 +430,8 @@ impl<W: Write> Filter<W> {
             return Err(ArchiveError::MissingManifest(label.to_string()));
         }
         match self.layout {
+            // An archive without images says nothing about the layout.
+            _ if images.is_empty() => {}
             Some(l) if l != layout => {
                 return Err(ArchiveError::LayoutMismatch {
                     label: label.to_string(),
