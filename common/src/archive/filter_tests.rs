@@ -928,3 +928,11 @@ fn big_layers_stream_through_and_are_verified() {
         assert_eq!(plan.input_bytes, tar.len() as u64);
     }
 }
+
+#[test]
+fn filter_can_move_to_another_thread() {
+    fn send<T: Send>() {}
+    send::<Filter<Vec<u8>>>();
+    send::<ArchiveIndex>();
+    send::<ArchiveError>();
+}
