@@ -499,7 +499,14 @@ mod tests {
 
     #[test]
     fn passthrough_keeps_sniffed_bytes() {
-        for data in [&b""[..], b"a", b"\x1f", b"abc", b"abcd", b"hello world, plain tar"] {
+        for data in [
+            &b""[..],
+            b"a",
+            b"\x1f",
+            b"abc",
+            b"abcd",
+            b"hello world, plain tar",
+        ] {
             let mut out = Vec::new();
             decompress(Cursor::new(data.to_vec()))
                 .unwrap()

@@ -41,7 +41,9 @@ impl fmt::Display for Origin {
         match self {
             Origin::Image { name, .. } => write!(f, "image {name} (-e)"),
             Origin::Inventory { file, image, .. } => write!(f, "image {image} in inventory {file}"),
-            Origin::Archive { file, image, .. } => write!(f, "image {image} in base archive {file}"),
+            Origin::Archive { file, image, .. } => {
+                write!(f, "image {image} in base archive {file}")
+            }
         }
     }
 }
