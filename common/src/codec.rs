@@ -394,9 +394,12 @@ pub fn decompress<R: Read + Send + 'static>(r: R) -> io::Result<Box<dyn Read + S
     })
 }
 
+/// A reader that replays the sniffed prefix, then the rest of the stream.
+pub type Sniffed<R> = io::Chain<Cursor<Vec<u8>>, R>;
+
 /// Reads up to 4 bytes of `r` and returns the detected compression together with a reader that
 /// still yields every byte of `r`.
-pub fn sniff<R: Read>(mut r: R) -> io::Result<(Compression, io::Chain<Cursor<Vec<u8>>, R>)> {
+pub fn sniff<R: Read>(mut r: R) -> io::Result<(Compression, Sniffed<R>)> {
     let mut prefix = [0u8; 4];
     let mut n = 0;
     while n < prefix.len() {
@@ -424,7 +427,7 @@ mod tests {
             x ^= x << 13;
             x ^= x >> 7;
             x ^= x << 17;
-            if x % 3 == 0 {
+            if x % 3 < 1 {
                 out.extend_from_slice(&x.to_le_bytes());
             } else {
                 out.extend_from_slice(b"layer.tar manifest.json repositories ");
