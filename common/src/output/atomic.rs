@@ -5,7 +5,7 @@
 //! whole-stream hashing on top of [`AtomicFile`].
 
 use super::cleanup;
-use super::hashing::{FileDigests, Hashers, HashingWriter};
+use super::hashing::{FileDigests, Hashers};
 use super::split::part_path;
 use super::OutputError;
 use std::fs::{File, OpenOptions, Permissions};
@@ -177,7 +177,9 @@ pub struct CommittedOutput {
 pub struct AtomicOutput {
     base: PathBuf,
     split: Option<u64>,
-    current: HashingWriter<AtomicFile>,
+    current: AtomicFile,
+    /// Hashes of the current part; unused (the whole stream's serve) when not split.
+    part: Hashers,
     done: Vec<(AtomicFile, FileDigests)>,
     whole: Hashers,
 }
@@ -195,7 +197,8 @@ impl AtomicOutput {
             Some(_) => part_path(&base, 1),
         };
         Ok(AtomicOutput {
-            current: HashingWriter::new(AtomicFile::create(first)?),
+            current: AtomicFile::create(first)?,
+            part: Hashers::new(),
             base,
             split,
             done: Vec::new(),
@@ -220,8 +223,9 @@ impl AtomicOutput {
 
     fn next_part(&mut self) -> Result<(), OutputError> {
         let n = self.done.len() + 2;
-        let next = HashingWriter::new(AtomicFile::create(part_path(&self.base, n))?);
-        let (mut file, digests) = std::mem::replace(&mut self.current, next).finish();
+        let next = AtomicFile::create(part_path(&self.base, n))?;
+        let mut file = std::mem::replace(&mut self.current, next);
+        let digests = std::mem::take(&mut self.part).finish();
         file.sync()?;
         self.done.push((file, digests));
         Ok(())
@@ -235,10 +239,16 @@ impl AtomicOutput {
             base,
             split,
             current,
+            part,
             mut done,
             whole,
         } = self;
-        done.push(current.finish());
+        let whole = whole.finish();
+        let last = match split {
+            Some(_) => part.finish(),
+            None => whole.clone(),
+        };
+        done.push((current, last));
         for (file, _) in done.iter_mut() {
             file.sync()?;
         }
@@ -258,10 +268,7 @@ impl AtomicOutput {
             }
         }
         sync_dir(&base);
-        Ok(CommittedOutput {
-            parts,
-            whole: whole.finish(),
-        })
+        Ok(CommittedOutput { parts, whole })
     }
 }
 
@@ -273,15 +280,18 @@ impl Write for AtomicOutput {
         let take = match self.split {
             None => buf.len(),
             Some(limit) => {
-                if self.current.size() >= limit {
+                if self.part.size() >= limit {
                     self.next_part().map_err(OutputError::into_io)?;
                 }
-                let room = limit - self.current.size();
+                let room = limit - self.part.size();
                 buf.len().min(usize::try_from(room).unwrap_or(usize::MAX))
             }
         };
         let n = self.current.write(&buf[..take])?;
         self.whole.update(&buf[..n]);
+        if self.split.is_some() {
+            self.part.update(&buf[..n]);
+        }
         Ok(n)
     }
     fn flush(&mut self) -> io::Result<()> {
