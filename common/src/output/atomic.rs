@@ -142,7 +142,10 @@ impl Write for AtomicFile {
 impl Drop for AtomicFile {
     fn drop(&mut self) {
         if !self.persisted {
-            self.file = None;
+            // Discard buffered bytes rather than flushing them into a file about to go.
+            if let Some(w) = self.file.take() {
+                drop(w.into_parts());
+            }
             let _ = std::fs::remove_file(&self.temp);
         }
         // `guard` drops after the removal and unregisters the path.
