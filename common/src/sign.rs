@@ -681,5 +681,64 @@ mod tests {
         let stock_sk = load_secret_key(&sk_path, None).unwrap();
         let sig = sign_file(&stock_sk, &data, "ours with stock key").unwrap();
         verify(&bytes, &sig, &[stock_pk]).unwrap();
+
+        // Encrypted keys both ways (the stock tool reads the password from stdin).
+        let minisign_with_stdin = |args: &[&std::ffi::OsStr], input: &str| {
+            let mut child = Command::new("minisign")
+                .args(args)
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap();
+            child
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(input.as_bytes())
+                .unwrap();
+            child.wait_with_output().unwrap()
+        };
+        let (ek, ep) = (d.join("stock-enc.key"), d.join("stock-enc.pub"));
+        let out = minisign_with_stdin(
+            &[
+                "-G".as_ref(),
+                "-p".as_ref(),
+                ep.as_os_str(),
+                "-s".as_ref(),
+                ek.as_os_str(),
+            ],
+            "pw1\npw1\n",
+        );
+        assert!(out.status.success(), "minisign -G (encrypted): {out:?}");
+        let e = load_secret_key(&ek, Some("nope")).unwrap_err();
+        assert!(matches!(e, SignError::WrongPassword { .. }), "{e}");
+        let sk = load_secret_key(&ek, Some("pw1")).unwrap();
+        let sig = sign_bytes(&sk, &bytes, "ours with stock encrypted key").unwrap();
+        verify(&bytes, &sig, &[load_public_key(&ep).unwrap()]).unwrap();
+
+        let (ok, op) = write_keypair(&d.join("ours-enc"), Some("pw2"), false).unwrap();
+        let sig_path = d.join("by-stock-with-our-key.minisig");
+        let out = minisign_with_stdin(
+            &[
+                "-S".as_ref(),
+                "-s".as_ref(),
+                ok.as_os_str(),
+                "-m".as_ref(),
+                data.as_os_str(),
+                "-x".as_ref(),
+                sig_path.as_os_str(),
+                "-t".as_ref(),
+                "stock with our encrypted key".as_ref(),
+            ],
+            "pw2\n",
+        );
+        assert!(
+            out.status.success(),
+            "minisign -S with our encrypted key: {out:?}"
+        );
+        let sig = std::fs::read_to_string(&sig_path).unwrap();
+        let v = verify(&bytes, &sig, &[load_public_key(&op).unwrap()]).unwrap();
+        assert_eq!(v.trusted_comment, "stock with our encrypted key");
     }
 }

@@ -128,8 +128,9 @@ mod tests {
         install_handler().unwrap();
         install_handler().unwrap(); // idempotent
         let pid = std::process::id().to_string();
-        std::process::Command::new("kill")
-            .args(["-TERM", &pid])
+        // The shell's builtin `kill`, so that no procps is needed.
+        std::process::Command::new("sh")
+            .args(["-c", &format!("kill -TERM {pid}")])
             .status()
             .unwrap();
         std::thread::sleep(std::time::Duration::from_secs(10));
