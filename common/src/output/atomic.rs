@@ -234,10 +234,9 @@ impl AtomicOutput {
         Ok(())
     }
 
-    /// Flushes and fsyncs every part, renames them all to their final names, removes stale
-    /// volumes of an earlier, longer run (`OUT.NNN` following the last part written), and
-    /// returns the digests.
-    pub fn commit(self) -> Result<CommittedOutput, OutputError> {
+    /// Flushes and fsyncs every part and computes the digests, keeping the temporary names, so
+    /// the caller can write (and sign) a manifest before anything appears under a final name.
+    pub fn finish(self) -> Result<FinishedOutput, OutputError> {
         let AtomicOutput {
             base,
             split,
@@ -255,6 +254,52 @@ impl AtomicOutput {
         for (file, _) in done.iter_mut() {
             file.sync()?;
         }
+        Ok(FinishedOutput {
+            base,
+            split,
+            done,
+            whole,
+        })
+    }
+
+    /// [`finish`](AtomicOutput::finish), then [`FinishedOutput::commit`].
+    pub fn commit(self) -> Result<CommittedOutput, OutputError> {
+        self.finish()?.commit()
+    }
+}
+
+/// A bundle output that is complete and on disk under temporary names; dropped without
+/// [`commit`](FinishedOutput::commit), its files are removed.
+pub struct FinishedOutput {
+    base: PathBuf,
+    split: Option<u64>,
+    done: Vec<(AtomicFile, FileDigests)>,
+    whole: FileDigests,
+}
+
+impl FinishedOutput {
+    /// The final path and digests of each part, in order.
+    pub fn parts(&self) -> Vec<(PathBuf, FileDigests)> {
+        self.done
+            .iter()
+            .map(|(f, d)| (f.final_path().to_path_buf(), d.clone()))
+            .collect()
+    }
+
+    /// The digests of the whole stream.
+    pub fn whole(&self) -> &FileDigests {
+        &self.whole
+    }
+
+    /// Renames every part to its final name, removes stale volumes of an earlier, longer run
+    /// (`OUT.NNN` following the last part written), and returns the digests.
+    pub fn commit(self) -> Result<CommittedOutput, OutputError> {
+        let FinishedOutput {
+            base,
+            split,
+            mut done,
+            whole,
+        } = self;
         let mut parts = Vec::with_capacity(done.len());
         for (file, digests) in done.iter_mut() {
             file.persist()?;

@@ -7,7 +7,7 @@ pub mod cleanup;
 pub mod hashing;
 pub mod split;
 
-pub use atomic::{AtomicFile, AtomicOutput, CommittedOutput};
+pub use atomic::{AtomicFile, AtomicOutput, CommittedOutput, FinishedOutput};
 pub use hashing::{FileDigests, HashingReader, HashingWriter};
 pub use split::{parse_size, part_path, volume_paths, MultiFileReader};
 
