@@ -96,12 +96,13 @@ fn skip_or_panic<T>(var: &str, what: &str, e: &anyhow::Error) -> Option<T> {
     if env_on(var) {
         panic!("{name}: {what} and {var}=1 makes this test mandatory: {e:#}");
     }
-    eprintln!();
-    eprintln!("=== SKIPPED: {name}: {what}: {e:#} ===");
-    eprintln!(
-        "=== (run as root with docker.io installed; {var}=1 turns this skip into a failure) ==="
+    // Written to the stderr handle directly, not with eprintln!: libtest captures the macros'
+    // output of passing tests, and a skip must be seen.
+    let msg = format!(
+        "\n=== SKIPPED: {name}: {what}: {e:#} ===\n\
+         === (run as root with docker.io installed; {var}=1 turns this skip into a failure) ===\n\n"
     );
-    eprintln!();
+    let _ = std::io::Write::write_all(&mut std::io::stderr().lock(), msg.as_bytes());
     None
 }
 
