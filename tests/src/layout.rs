@@ -95,12 +95,15 @@ fn append_symlink(b: &mut tar::Builder<fs::File>, path: &str, target: &str) -> R
     Ok(())
 }
 
+/// A legacy layer folder: its `json`, and its `layer.tar` bytes or a symlink target.
+type Folder = (Vec<u8>, Result<Vec<u8>, String>);
+
 /// Writes a legacy-layout `docker save` archive of `images` to `out`, as a ≤ 24 daemon would
 /// (one folder per chain, a diffID already written elsewhere saved as a symlink to it, entries in
 /// name order, `manifest.json` and `repositories` last). Returns the image IDs.
 pub fn write_legacy_archive(images: &[ImageSpec], out: &Path) -> Result<Vec<String>> {
     // folder name -> (json, Some(layer bytes) | symlink target)
-    let mut folders: BTreeMap<String, (Vec<u8>, Result<Vec<u8>, String>)> = BTreeMap::new();
+    let mut folders: BTreeMap<String, Folder> = BTreeMap::new();
     let mut first_folder_of_diff: HashMap<String, String> = HashMap::new();
     let mut configs: BTreeMap<String, Vec<u8>> = BTreeMap::new();
     let mut manifest = Vec::new();

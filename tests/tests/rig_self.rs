@@ -108,9 +108,7 @@ fn rewritten_oci_layout_loads_with_the_same_image_ids() {
     s.import_rootfs("lay-base:1", 20, &[5000, 7000], Content::Random)
         .unwrap();
     let files = partial_tests::layer_files(21, "opt", 2, 3000, Content::Compressible);
-    let app1 = s
-        .build("lay-app:1", "lay-base:1", &[files.clone()])
-        .unwrap();
+    let app1 = s.build("lay-app:1", "lay-base:1", &[files]).unwrap();
     let app2 = s
         .build(
             "lay-app:2",
