@@ -1,1 +1,332 @@
-//! (placeholder: daemon)
+//! Access to a Docker daemon through the Engine API (bollard): connecting with the right timeouts,
+//! describing the daemon, inspecting and listing images with their layers, streaming an export and
+//! uploading a load while treating every daemon error — also one inside a stream — as failure.
+
+use crate::digest::{chain_ids, Digest};
+use bollard::query_parameters::{ImportImageOptions, ListImagesOptions};
+use bollard::Docker;
+use bytes::Bytes;
+use futures_util::{Stream, StreamExt};
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+
+/// How long the tools wait for a daemon to answer a ping. A daemon that does not answer a ping in
+/// this time is hung or gone; failing fast is better than waiting for a request timeout.
+pub const PING_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Default bound on waiting for the response headers of one request. The daemon stages a whole
+/// export before its first byte, and reads a whole load before answering, so this must cover the
+/// biggest image; bollard's default (120 s) is far too short.
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(6 * 3600);
+
+/// Errors talking to a daemon. Every message names the daemon address or the image concerned.
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    #[error("cannot connect to the Docker daemon at {host}: {source}")]
+    Connect {
+        host: String,
+        #[source]
+        source: bollard::errors::Error,
+    },
+    #[error("the Docker daemon at {host} did not answer a ping within {secs} s")]
+    PingTimeout { host: String, secs: u64 },
+    #[error("image {0} does not exist on the daemon (partial-save never pulls)")]
+    NoSuchImage(String),
+    #[error("the daemon returned an invalid digest for image {image}: {value:?}")]
+    BadDigest { image: String, value: String },
+    #[error("Docker daemon error ({context}): {source}")]
+    Api {
+        context: String,
+        #[source]
+        source: bollard::errors::Error,
+    },
+    #[error("the daemon reported an error while loading: {0}")]
+    LoadFailed(String),
+}
+
+impl DaemonError {
+    fn api(context: impl Into<String>, source: bollard::errors::Error) -> Self {
+        DaemonError::Api {
+            context: context.into(),
+            source,
+        }
+    }
+}
+
+/// The address to use: `--host`, else `DOCKER_HOST`, else the local socket.
+pub fn resolve_host(host: Option<&str>) -> String {
+    match host {
+        Some(h) if !h.is_empty() => h.to_string(),
+        _ => std::env::var("DOCKER_HOST")
+            .ok()
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(|| "unix:///var/run/docker.sock".to_string()),
+    }
+}
+
+/// A connected daemon and the address it was reached at.
+#[derive(Clone, Debug)]
+pub struct Daemon {
+    pub docker: Docker,
+    pub host: String,
+}
+
+/// Connects to `host` (see [`resolve_host`]), negotiates the API version (a 20.10 daemon speaks
+/// 1.41), and checks that the daemon answers a ping within [`PING_TIMEOUT`].
+pub async fn connect(host: Option<&str>, request_timeout: Duration) -> Result<Daemon, DaemonError> {
+    let host = resolve_host(host);
+    let docker = if host.starts_with("unix://") || host.starts_with('/') {
+        let path = host.trim_start_matches("unix://");
+        Docker::connect_with_unix(
+            path,
+            request_timeout.as_secs(),
+            bollard::API_DEFAULT_VERSION,
+        )
+    } else if host.starts_with("tcp://") || host.starts_with("http://") {
+        Docker::connect_with_http(
+            &host,
+            request_timeout.as_secs(),
+            bollard::API_DEFAULT_VERSION,
+        )
+    } else {
+        Docker::connect_with_host(&host).map(|d| d.with_timeout(request_timeout))
+    }
+    .map_err(|source| DaemonError::Connect {
+        host: host.clone(),
+        source,
+    })?;
+    let ping = docker.clone().with_timeout(PING_TIMEOUT);
+    match tokio::time::timeout(PING_TIMEOUT, ping.ping()).await {
+        Err(_) => {
+            return Err(DaemonError::PingTimeout {
+                host,
+                secs: PING_TIMEOUT.as_secs(),
+            })
+        }
+        Ok(Err(source)) => return Err(DaemonError::Connect { host, source }),
+        Ok(Ok(_)) => {}
+    }
+    let docker = match tokio::time::timeout(PING_TIMEOUT, docker.negotiate_version()).await {
+        Err(_) => {
+            return Err(DaemonError::PingTimeout {
+                host,
+                secs: PING_TIMEOUT.as_secs(),
+            })
+        }
+        Ok(Err(source)) => return Err(DaemonError::Connect { host, source }),
+        Ok(Ok(d)) => d,
+    };
+    Ok(Daemon { docker, host })
+}
+
+/// What a daemon is: recorded in bundle manifests and inventories.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DaemonInfo {
+    pub version: String,
+    pub api_version: String,
+    pub os: String,
+    pub arch: String,
+    /// The graph driver (`overlay2`, `vfs`, …) or, on the containerd store, its snapshotter.
+    pub storage_driver: String,
+    /// True when the daemon uses the containerd image store (snapshotter), whose `docker load`
+    /// needs complete archives.
+    pub containerd_store: bool,
+}
+
+impl Daemon {
+    /// Version, platform and store of the daemon.
+    pub async fn info(&self) -> Result<DaemonInfo, DaemonError> {
+        let info = self
+            .docker
+            .info()
+            .await
+            .map_err(|e| DaemonError::api(format!("GET /info on {}", self.host), e))?;
+        let version = self
+            .docker
+            .version()
+            .await
+            .map_err(|e| DaemonError::api(format!("GET /version on {}", self.host), e))?;
+        let containerd_store = info.driver_status.as_ref().is_some_and(|rows| {
+            rows.iter().any(|r| {
+                r.len() == 2 && r[0] == "driver-type" && r[1] == "io.containerd.snapshotter.v1"
+            })
+        });
+        Ok(DaemonInfo {
+            version: version.version.or(info.server_version).unwrap_or_default(),
+            api_version: version.api_version.unwrap_or_default(),
+            os: info.os_type.unwrap_or_default(),
+            arch: info.architecture.unwrap_or_default(),
+            storage_driver: info.driver.unwrap_or_default(),
+            containerd_store,
+        })
+    }
+
+    /// Inspects one image: `Ok(None)` when the daemon does not have it.
+    pub async fn inspect(&self, name: &str) -> Result<Option<ImageMeta>, DaemonError> {
+        match self.docker.inspect_image(name).await {
+            Ok(img) => {
+                let id = img.id.clone().unwrap_or_default();
+                let id = Digest::parse(&id).map_err(|_| DaemonError::BadDigest {
+                    image: name.to_string(),
+                    value: id.clone(),
+                })?;
+                let mut diff_ids = Vec::new();
+                for l in img.root_fs.and_then(|r| r.layers).unwrap_or_default() {
+                    diff_ids.push(Digest::parse(&l).map_err(|_| DaemonError::BadDigest {
+                        image: name.to_string(),
+                        value: l.clone(),
+                    })?);
+                }
+                let tags = img
+                    .repo_tags
+                    .unwrap_or_default()
+                    .into_iter()
+                    .filter(|t| t != "<none>:<none>")
+                    .collect();
+                Ok(Some(ImageMeta::new(id, tags, diff_ids)))
+            }
+            Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 404, ..
+            }) => Ok(None),
+            Err(e) => Err(DaemonError::api(format!("inspecting image {name}"), e)),
+        }
+    }
+
+    /// Inspects one image that must exist.
+    pub async fn require(&self, name: &str) -> Result<ImageMeta, DaemonError> {
+        self.inspect(name)
+            .await?
+            .ok_or_else(|| DaemonError::NoSuchImage(name.to_string()))
+    }
+
+    /// Every image on the daemon (also untagged ones), with its layers.
+    pub async fn all_images(&self) -> Result<Vec<ImageMeta>, DaemonError> {
+        let list = self
+            .docker
+            .list_images(Some(ListImagesOptions {
+                all: true,
+                ..Default::default()
+            }))
+            .await
+            .map_err(|e| DaemonError::api(format!("listing images on {}", self.host), e))?;
+        let mut out = Vec::with_capacity(list.len());
+        for summary in list {
+            // An image can vanish between the list and the inspect; skip it then.
+            if let Some(meta) = self.inspect(&summary.id).await? {
+                out.push(meta);
+            }
+        }
+        Ok(out)
+    }
+
+    /// `GET /images/get` for all `names` as one tar stream. Errors of the daemon, also those
+    /// reported inside the stream, come out as stream errors; an export that fails midway also
+    /// shows up as a tar that does not parse to its end.
+    pub fn export(&self, names: &[String]) -> impl Stream<Item = Result<Bytes, DaemonError>> {
+        let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+        let ctx = format!("exporting {} from {}", names.join(", "), self.host);
+        self.docker
+            .export_images(&refs)
+            .map(move |r| r.map_err(|e| DaemonError::api(ctx.clone(), e)))
+    }
+
+    /// `POST /images/load` with `body` as the archive. Reads the whole response; any error object
+    /// or `Error …` line is failure. Returns the `Loaded image…` lines. If `body` yields an error
+    /// the upload is aborted and the daemon commits nothing.
+    pub async fn load<S, E>(
+        &self,
+        body: S,
+        mut on_status: impl FnMut(&str),
+    ) -> Result<Vec<String>, DaemonError>
+    where
+        S: Stream<Item = Result<Bytes, E>> + Send + 'static,
+        E: Into<Box<dyn std::error::Error + Send + Sync>> + 'static,
+    {
+        let mut stream = Box::pin(self.docker.import_image_stream(
+            ImportImageOptions {
+                quiet: false,
+                ..Default::default()
+            },
+            body,
+            None,
+        ));
+        let mut loaded = Vec::new();
+        while let Some(item) = stream.next().await {
+            let info = match item {
+                Ok(info) => info,
+                Err(bollard::errors::Error::DockerStreamError { error }) => {
+                    return Err(DaemonError::LoadFailed(error))
+                }
+                Err(e) => return Err(DaemonError::api(format!("loading into {}", self.host), e)),
+            };
+            if let Some(detail) = info.error_detail.as_ref().and_then(|d| d.message.clone()) {
+                return Err(DaemonError::LoadFailed(detail));
+            }
+            if let Some(line) = info.stream.as_deref() {
+                let line = line.trim();
+                if line.starts_with("Error") || line.starts_with("error") {
+                    return Err(DaemonError::LoadFailed(line.to_string()));
+                }
+                if let Some(rest) = line
+                    .strip_prefix("Loaded image: ")
+                    .or_else(|| line.strip_prefix("Loaded image ID: "))
+                {
+                    loaded.push(rest.to_string());
+                }
+                if !line.is_empty() {
+                    on_status(line);
+                }
+            }
+            if let Some(status) = info.status.as_deref() {
+                let text = match info.id.as_deref() {
+                    Some(id) => format!("{id}: {status}"),
+                    None => status.to_string(),
+                };
+                on_status(&text);
+            }
+        }
+        Ok(loaded)
+    }
+}
+
+/// An image as the daemon describes it: ID, tags, layers.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImageMeta {
+    pub id: Digest,
+    pub tags: Vec<String>,
+    pub diff_ids: Vec<Digest>,
+    pub chain_ids: Vec<Digest>,
+}
+
+impl ImageMeta {
+    pub fn new(id: Digest, tags: Vec<String>, diff_ids: Vec<Digest>) -> Self {
+        let chain_ids = chain_ids(&diff_ids);
+        ImageMeta {
+            id,
+            tags,
+            diff_ids,
+            chain_ids,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_resolution_prefers_flag_then_env() {
+        assert_eq!(resolve_host(Some("unix:///x.sock")), "unix:///x.sock");
+        // Without a flag, DOCKER_HOST or the default socket; both are non-empty.
+        assert!(!resolve_host(None).is_empty());
+        assert!(!resolve_host(Some("")).is_empty());
+    }
+
+    #[test]
+    fn image_meta_computes_chains() {
+        let a = Digest::of_bytes(b"a");
+        let b = Digest::of_bytes(b"b");
+        let m = ImageMeta::new(Digest::of_bytes(b"cfg"), vec![], vec![a.clone(), b.clone()]);
+        assert_eq!(m.chain_ids, chain_ids(&[a, b]));
+    }
+}

@@ -41,7 +41,9 @@ impl fmt::Display for Origin {
         match self {
             Origin::Image { name, .. } => write!(f, "image {name} (-e)"),
             Origin::Inventory { file, image, .. } => write!(f, "image {image} in inventory {file}"),
-            Origin::Archive { file, image, .. } => write!(f, "image {image} in base archive {file}"),
+            Origin::Archive { file, image, .. } => {
+                write!(f, "image {image} in base archive {file}")
+            }
         }
     }
 }
@@ -115,7 +117,7 @@ mod tests {
         };
         let mut h = HaveSet::new();
         h.add_image(&[a.clone(), b.clone()], &o1);
-        h.add_image(&[a.clone()], &o2);
+        h.add_image(std::slice::from_ref(&a), &o2);
         assert_eq!(h.len(), 2);
         let chains = chain_ids(&[a.clone(), b.clone()]);
         assert_eq!(h.get(&chains[0]).unwrap().origin, o1);

@@ -1,1 +1,181 @@
-//! (placeholder: inventory)
+//! The inventory: what an air-gapped daemon holds — its version and store, and every image's
+//! tags, ID, diffIDs and chain IDs — written by `partial-load inventory` and read by
+//! `partial-save --have`, so the next export leaves out exactly what is there.
+//!
+//! Schema `partial-load/inventory`, version 1.
+
+use crate::daemon::{DaemonInfo, ImageMeta};
+use crate::digest::chain_ids;
+use crate::have::{HaveSet, Origin};
+use crate::manifest::ToolInfo;
+use serde::{Deserialize, Serialize};
+
+pub const SCHEMA: &str = "partial-load/inventory";
+pub const VERSION: u32 = 1;
+
+/// Errors reading an inventory.
+#[derive(Debug, thiserror::Error)]
+pub enum InventoryError {
+    #[error("{file}: not an inventory: {source}")]
+    Parse {
+        file: String,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("{file}: schema {found:?} is not {SCHEMA:?}")]
+    Schema { file: String, found: String },
+    #[error("{file}: inventory version {found} is newer than this tool understands ({VERSION})")]
+    Version { file: String, found: u32 },
+    #[error("{file}: image {image}: chain IDs do not follow from its diffIDs")]
+    BadChains { file: String, image: String },
+}
+
+/// The whole inventory.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Inventory {
+    pub schema: String,
+    pub version: u32,
+    pub tool: ToolInfo,
+    /// RFC 3339, UTC.
+    pub created: String,
+    /// The daemon address the inventory was taken from.
+    pub host: String,
+    pub daemon: DaemonInfo,
+    pub images: Vec<ImageMeta>,
+}
+
+impl Inventory {
+    pub fn new(
+        tool: ToolInfo,
+        host: String,
+        daemon: DaemonInfo,
+        mut images: Vec<ImageMeta>,
+    ) -> Self {
+        images.sort_by(|a, b| a.id.cmp(&b.id));
+        Inventory {
+            schema: SCHEMA.to_string(),
+            version: VERSION,
+            tool,
+            created: crate::manifest::now_rfc3339(),
+            host,
+            daemon,
+            images,
+        }
+    }
+
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut v = serde_json::to_vec_pretty(self).unwrap_or_default();
+        v.push(b'\n');
+        v
+    }
+
+    /// Parses and checks an inventory; `file` names it in errors.
+    pub fn parse(bytes: &[u8], file: &str) -> Result<Self, InventoryError> {
+        #[derive(Deserialize)]
+        struct Head {
+            schema: String,
+            version: u32,
+        }
+        let parse_err = |source| InventoryError::Parse {
+            file: file.to_string(),
+            source,
+        };
+        let head: Head = serde_json::from_slice(bytes).map_err(parse_err)?;
+        if head.schema != SCHEMA {
+            return Err(InventoryError::Schema {
+                file: file.to_string(),
+                found: head.schema,
+            });
+        }
+        if head.version > VERSION {
+            return Err(InventoryError::Version {
+                file: file.to_string(),
+                found: head.version,
+            });
+        }
+        let inv: Inventory = serde_json::from_slice(bytes).map_err(parse_err)?;
+        for img in &inv.images {
+            if chain_ids(&img.diff_ids) != img.chain_ids {
+                return Err(InventoryError::BadChains {
+                    file: file.to_string(),
+                    image: img.id.to_string(),
+                });
+            }
+        }
+        Ok(inv)
+    }
+
+    /// Adds every chain of every image to `have`, with this inventory as origin.
+    pub fn add_to(&self, have: &mut HaveSet, file: &str) {
+        for img in &self.images {
+            let name = img
+                .tags
+                .first()
+                .cloned()
+                .unwrap_or_else(|| img.id.to_string());
+            have.add_image(
+                &img.diff_ids,
+                &Origin::Inventory {
+                    file: file.to_string(),
+                    image: name,
+                    image_id: img.id.clone(),
+                },
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::digest::Digest;
+
+    fn sample() -> Inventory {
+        let diffs = vec![Digest::of_bytes(b"a"), Digest::of_bytes(b"b")];
+        Inventory::new(
+            ToolInfo {
+                name: "partial-load".into(),
+                version: "0.1.0".into(),
+            },
+            "unix:///run/docker.sock".into(),
+            DaemonInfo {
+                version: "20.10.24".into(),
+                api_version: "1.41".into(),
+                os: "linux".into(),
+                arch: "x86_64".into(),
+                storage_driver: "overlay2".into(),
+                containerd_store: false,
+            },
+            vec![ImageMeta::new(
+                Digest::of_bytes(b"cfg"),
+                vec!["base:1".into()],
+                diffs,
+            )],
+        )
+    }
+
+    #[test]
+    fn round_trip_and_have_set() {
+        let inv = sample();
+        let back = Inventory::parse(&inv.to_bytes(), "inv.json").unwrap();
+        assert_eq!(back, inv);
+        let mut have = HaveSet::new();
+        back.add_to(&mut have, "inv.json");
+        assert_eq!(have.len(), 2);
+        let top = &inv.images[0].chain_ids[1];
+        let entry = have.get(top).unwrap();
+        assert_eq!(entry.origin.image(), "base:1");
+        assert!(entry.origin.to_string().contains("inv.json"));
+    }
+
+    #[test]
+    fn refuses_tampered_chains_and_wrong_schema() {
+        let mut inv = sample();
+        inv.images[0].chain_ids.swap(0, 1);
+        let e = Inventory::parse(&inv.to_bytes(), "inv.json").unwrap_err();
+        assert!(matches!(e, InventoryError::BadChains { .. }), "{e}");
+        let mut v: serde_json::Value = serde_json::from_slice(&sample().to_bytes()).unwrap();
+        v["schema"] = serde_json::json!("partial-save/bundle-manifest");
+        assert!(Inventory::parse(v.to_string().as_bytes(), "inv.json").is_err());
+    }
+}

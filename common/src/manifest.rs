@@ -1,1 +1,406 @@
-//! (placeholder: manifest)
+//! The bundle manifest: the signed description of a bundle — which images it carries, every layer
+//! with its diffID and chain ID, the base chains the destination must already hold (and where that
+//! knowledge came from), the source, and each bundle file with its size and hashes.
+//!
+//! Schema `partial-save/bundle-manifest`, version 1. Readers refuse other schema names and newer
+//! versions, so an old importer never half-understands a new bundle.
+
+use crate::daemon::DaemonInfo;
+use crate::digest::Digest;
+use crate::have::Origin;
+use crate::plan::{Decision, Layout, Plan};
+use serde::{Deserialize, Serialize};
+
+pub const SCHEMA: &str = "partial-save/bundle-manifest";
+pub const VERSION: u32 = 1;
+
+/// Errors reading a manifest.
+#[derive(Debug, thiserror::Error)]
+pub enum ManifestError {
+    #[error("{file}: not a bundle manifest: {source}")]
+    Parse {
+        file: String,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("{file}: schema {found:?} is not {SCHEMA:?}")]
+    Schema { file: String, found: String },
+    #[error("{file}: manifest version {found} is newer than this tool understands ({VERSION})")]
+    Version { file: String, found: u32 },
+    #[error("{file}: inconsistent manifest: {what}")]
+    Inconsistent { file: String, what: String },
+}
+
+/// The tool that wrote a file.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ToolInfo {
+    pub name: String,
+    pub version: String,
+}
+
+/// Where the images came from.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Source {
+    /// A live daemon.
+    Daemon { host: String, daemon: DaemonInfo },
+    /// Existing `docker save` archives (offline mode).
+    Archives { files: Vec<String> },
+}
+
+/// One file of the bundle (the whole bundle, or one split volume).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileEntry {
+    /// File name, relative to the manifest's folder.
+    pub name: String,
+    pub size: u64,
+    pub sha256: Digest,
+    /// BLAKE3, 64 hex digits.
+    pub blake3: String,
+}
+
+/// The bundle's data: one file, or several volumes that concatenate to the compressed stream.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Bundle {
+    /// The bundle's name (`OUT`); with split volumes the parts are `OUT.001`, `OUT.002`, …
+    pub name: String,
+    /// `gzip`, `zstd` or `none`.
+    pub compression: String,
+    pub layout: Layout,
+    /// The whole compressed stream (all volumes concatenated).
+    pub size: u64,
+    pub sha256: Digest,
+    pub blake3: String,
+    /// Size of the tar stream inside, uncompressed.
+    pub tar_size: u64,
+    /// The files to read, in order (one entry when not split).
+    pub volumes: Vec<FileEntry>,
+}
+
+/// One layer position of an image.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Layer {
+    pub diff_id: Digest,
+    pub chain_id: Digest,
+    /// Size of the layer blob in the source archive, when known.
+    pub size: Option<u64>,
+    /// True when the bundle carries this layer; false when the destination must have its chain.
+    pub carried: bool,
+}
+
+/// One image in the bundle.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Image {
+    pub id: Digest,
+    pub tags: Vec<String>,
+    pub layers: Vec<Layer>,
+}
+
+/// A chain the destination must hold before the bundle can load.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RequiredBase {
+    pub chain_id: Digest,
+    pub diff_id: Digest,
+    /// Which `-e` image, inventory or base archive said the destination has it.
+    pub origin: Origin,
+}
+
+/// Sums for people.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Totals {
+    pub layers_carried: u64,
+    pub layers_left_out: u64,
+    pub bytes_carried: u64,
+    pub bytes_left_out: u64,
+    /// Bytes of the full (unfiltered) save the bundle was cut from.
+    pub full_save_bytes: u64,
+}
+
+/// The whole manifest.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BundleManifest {
+    pub schema: String,
+    pub version: u32,
+    pub tool: ToolInfo,
+    /// RFC 3339, UTC.
+    pub created: String,
+    pub source: Source,
+    pub bundle: Bundle,
+    pub images: Vec<Image>,
+    pub required_base: Vec<RequiredBase>,
+    pub totals: Totals,
+    #[serde(default)]
+    pub warnings: Vec<String>,
+}
+
+/// Now, as RFC 3339 in UTC.
+pub fn now_rfc3339() -> String {
+    time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_else(|_| "1970-01-01T00:00:00Z".to_string())
+}
+
+impl BundleManifest {
+    /// Builds the manifest of a finished export.
+    pub fn new(tool: ToolInfo, source: Source, bundle: Bundle, plan: &Plan) -> Self {
+        let images = plan
+            .images
+            .iter()
+            .map(|img| Image {
+                id: img.id.clone(),
+                tags: img.tags.clone(),
+                layers: img
+                    .layers
+                    .iter()
+                    .map(|l| Layer {
+                        diff_id: l.diff_id.clone(),
+                        chain_id: l.chain_id.clone(),
+                        size: l.size,
+                        carried: matches!(l.decision, Decision::Carried),
+                    })
+                    .collect(),
+            })
+            .collect();
+        let required_base = plan
+            .required_base()
+            .into_iter()
+            .map(|(chain_id, diff_id, origin)| RequiredBase {
+                chain_id,
+                diff_id,
+                origin,
+            })
+            .collect();
+        BundleManifest {
+            schema: SCHEMA.to_string(),
+            version: VERSION,
+            tool,
+            created: now_rfc3339(),
+            source,
+            bundle,
+            images,
+            required_base,
+            totals: Totals {
+                layers_carried: plan.blobs_carried,
+                layers_left_out: plan.blobs_left_out,
+                bytes_carried: plan.bytes_carried,
+                bytes_left_out: plan.bytes_left_out,
+                full_save_bytes: plan.input_bytes,
+            },
+            warnings: plan.warnings.clone(),
+        }
+    }
+
+    /// Pretty JSON with a final newline: the exact bytes that get signed.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut v = serde_json::to_vec_pretty(self).unwrap_or_default();
+        v.push(b'\n');
+        v
+    }
+
+    /// Parses and checks a manifest; `file` names it in errors.
+    pub fn parse(bytes: &[u8], file: &str) -> Result<Self, ManifestError> {
+        #[derive(Deserialize)]
+        struct Head {
+            schema: String,
+            version: u32,
+        }
+        let head: Head = serde_json::from_slice(bytes).map_err(|source| ManifestError::Parse {
+            file: file.to_string(),
+            source,
+        })?;
+        if head.schema != SCHEMA {
+            return Err(ManifestError::Schema {
+                file: file.to_string(),
+                found: head.schema,
+            });
+        }
+        if head.version > VERSION {
+            return Err(ManifestError::Version {
+                file: file.to_string(),
+                found: head.version,
+            });
+        }
+        let m: BundleManifest =
+            serde_json::from_slice(bytes).map_err(|source| ManifestError::Parse {
+                file: file.to_string(),
+                source,
+            })?;
+        m.check(file)?;
+        Ok(m)
+    }
+
+    /// Internal consistency: chain IDs follow from diffIDs; every position not carried is a
+    /// required base; volumes add up to the bundle size; names are plain file names.
+    fn check(&self, file: &str) -> Result<(), ManifestError> {
+        let bad = |what: String| ManifestError::Inconsistent {
+            file: file.to_string(),
+            what,
+        };
+        let required: std::collections::BTreeSet<&Digest> =
+            self.required_base.iter().map(|r| &r.chain_id).collect();
+        for img in &self.images {
+            let diffs: Vec<Digest> = img.layers.iter().map(|l| l.diff_id.clone()).collect();
+            let chains = crate::digest::chain_ids(&diffs);
+            for (i, (l, c)) in img.layers.iter().zip(&chains).enumerate() {
+                if &l.chain_id != c {
+                    return Err(bad(format!(
+                        "image {} layer {i}: chain ID {} does not follow from its diffIDs",
+                        img.id, l.chain_id
+                    )));
+                }
+                if !l.carried && !required.contains(c) {
+                    return Err(bad(format!(
+                        "image {} layer {i} is neither carried nor a required base",
+                        img.id
+                    )));
+                }
+            }
+        }
+        let sum: u64 = self.bundle.volumes.iter().map(|v| v.size).sum();
+        if self.bundle.volumes.is_empty() || sum != self.bundle.size {
+            return Err(bad(format!(
+                "volumes add up to {sum} bytes, bundle says {}",
+                self.bundle.size
+            )));
+        }
+        for v in &self.bundle.volumes {
+            if v.name.is_empty()
+                || v.name.contains('/')
+                || v.name.contains('\\')
+                || v.name == "."
+                || v.name == ".."
+            {
+                return Err(bad(format!(
+                    "volume name {:?} is not a plain file name",
+                    v.name
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// The trusted comment that the signature carries: it binds the bundle's name, size and hash,
+    /// so `minisign -V` shows what the signature vouches for.
+    pub fn trusted_comment(&self) -> String {
+        format!(
+            "partial-save bundle={} size={} sha256={} images={}",
+            self.bundle.name,
+            self.bundle.size,
+            self.bundle.sha256.hex(),
+            self.images.len()
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::digest::chain_ids;
+    use crate::plan::{PlannedImage, PlannedLayer};
+
+    fn sample() -> BundleManifest {
+        let d: Vec<Digest> = (0..3u8).map(|i| Digest::of_bytes(&[i])).collect();
+        let c = chain_ids(&d);
+        let origin = Origin::Image {
+            name: "base:1".into(),
+            image_id: Digest::of_bytes(b"base"),
+        };
+        let layers = (0..3)
+            .map(|i| PlannedLayer {
+                position: i,
+                diff_id: d[i].clone(),
+                chain_id: c[i].clone(),
+                size: Some(100 * i as u64),
+                entry: Some(format!("blobs/sha256/{}", d[i].hex())),
+                decision: if i < 2 {
+                    Decision::AtDestination {
+                        origin: origin.clone(),
+                    }
+                } else {
+                    Decision::Carried
+                },
+            })
+            .collect();
+        let plan = Plan {
+            layout: Layout::Oci,
+            images: vec![PlannedImage {
+                id: Digest::of_bytes(b"cfg"),
+                tags: vec!["app:2".into()],
+                layers,
+            }],
+            blobs_carried: 1,
+            bytes_carried: 200,
+            blobs_left_out: 2,
+            bytes_left_out: 100,
+            input_bytes: 4096,
+            output_tar_bytes: 2048,
+            warnings: vec![],
+        };
+        let file = FileEntry {
+            name: "app.tgz".into(),
+            size: 10,
+            sha256: Digest::of_bytes(b"x"),
+            blake3: "00".repeat(32),
+        };
+        let bundle = Bundle {
+            name: "app.tgz".into(),
+            compression: "gzip".into(),
+            layout: Layout::Oci,
+            size: 10,
+            sha256: file.sha256.clone(),
+            blake3: file.blake3.clone(),
+            tar_size: 2048,
+            volumes: vec![file],
+        };
+        BundleManifest::new(
+            ToolInfo {
+                name: "partial-save".into(),
+                version: "0.1.0".into(),
+            },
+            Source::Archives {
+                files: vec!["full.tar".into()],
+            },
+            bundle,
+            &plan,
+        )
+    }
+
+    #[test]
+    fn round_trips_and_lists_required_base() {
+        let m = sample();
+        assert_eq!(m.required_base.len(), 2);
+        assert!(m.images[0].layers[2].carried);
+        let bytes = m.to_bytes();
+        let back = BundleManifest::parse(&bytes, "m.json").unwrap();
+        assert_eq!(back, m);
+    }
+
+    #[test]
+    fn refuses_other_schema_newer_version_and_inconsistency() {
+        let m = sample();
+        let mut v: serde_json::Value = serde_json::from_slice(&m.to_bytes()).unwrap();
+        v["version"] = serde_json::json!(VERSION + 1);
+        let e = BundleManifest::parse(v.to_string().as_bytes(), "m.json").unwrap_err();
+        assert!(matches!(e, ManifestError::Version { .. }), "{e}");
+
+        let mut v: serde_json::Value = serde_json::from_slice(&m.to_bytes()).unwrap();
+        v["schema"] = serde_json::json!("something-else");
+        let e = BundleManifest::parse(v.to_string().as_bytes(), "m.json").unwrap_err();
+        assert!(matches!(e, ManifestError::Schema { .. }), "{e}");
+
+        // A layer marked as left out without a matching required base is refused.
+        let mut bad = m.clone();
+        bad.required_base.pop();
+        let e = BundleManifest::parse(&bad.to_bytes(), "m.json").unwrap_err();
+        assert!(e.to_string().contains("neither carried"), "{e}");
+
+        // A volume that escapes the folder is refused.
+        let mut bad = m.clone();
+        bad.bundle.volumes[0].name = "../etc/passwd".into();
+        assert!(BundleManifest::parse(&bad.to_bytes(), "m.json").is_err());
+
+        // Garbage names the file.
+        let e = BundleManifest::parse(b"not json", "m.json").unwrap_err();
+        assert!(e.to_string().starts_with("m.json"), "{e}");
+    }
+}
