@@ -180,7 +180,7 @@ impl Daemon {
 
     /// A `docker` CLI command aimed at this daemon (its own `DOCKER_CONFIG`, no hints).
     pub fn docker_cmd(&self) -> Command {
-        let mut c = Command::new("docker");
+        let mut c = Command::new(tool_path("docker").unwrap_or_else(|| "docker".into()));
         c.arg("-H")
             .arg(self.host())
             .env("DOCKER_CONFIG", self.dir.join("cli-config"))
@@ -222,7 +222,7 @@ impl Daemon {
                 let _ = fs::remove_file(self.containerd_pidfile());
             }
         }
-        let mut cmd = Command::new("dockerd");
+        let mut cmd = Command::new(tool_path("dockerd").unwrap_or_else(|| "dockerd".into()));
         cmd.arg("--data-root")
             .arg(self.dir.join("root"))
             .arg("--exec-root")
@@ -434,13 +434,23 @@ fn spawn_watchdog(dockerd_pid: u32, dir: &Path) -> Result<Child> {
         .context("spawning the daemon watchdog")
 }
 
+/// `name` on PATH, or in `/usr/sbin` / `/usr/bin` (a non-login root shell may lack sbin in PATH).
+pub fn tool_path(name: &str) -> Option<PathBuf> {
+    crate::bins::which(name).or_else(|| {
+        ["/usr/sbin", "/usr/bin", "/usr/local/bin"]
+            .iter()
+            .map(|d| Path::new(d).join(name))
+            .find(|p| p.is_file())
+    })
+}
+
 /// Checks once per process what does not change: `dockerd` and `docker` on PATH, running as root.
 pub fn preflight() -> Result<()> {
     static CHECK: std::sync::OnceLock<Result<(), String>> = std::sync::OnceLock::new();
     CHECK
         .get_or_init(|| {
             for tool in ["dockerd", "docker"] {
-                if crate::bins::which(tool).is_none() {
+                if tool_path(tool).is_none() {
                     return Err(format!(
                         "`{tool}` is not on PATH (Debian: apt-get install docker.io)"
                     ));
@@ -598,5 +608,41 @@ impl Drop for Permit {
         let mut used = SLOTS.lock().unwrap_or_else(|e| e.into_inner());
         *used -= self.0;
         FREED.notify_all();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    /// Pairs taken from many threads never exceed the limit, and never deadlock.
+    #[test]
+    fn slot_limit_holds_across_threads() {
+        let max = max_daemons();
+        let live = Arc::new(AtomicUsize::new(0));
+        let peak = Arc::new(AtomicUsize::new(0));
+        let threads: Vec<_> = (0..8)
+            .map(|i| {
+                let (live, peak) = (live.clone(), peak.clone());
+                std::thread::spawn(move || {
+                    for _ in 0..5 {
+                        let n = if i % 2 == 0 { 2 } else { 1 };
+                        let mut p = Permit::acquire(n);
+                        let _one = if n == 2 { Some(p.split_one()) } else { None };
+                        let now = live.fetch_add(n, Ordering::SeqCst) + n;
+                        peak.fetch_max(now, Ordering::SeqCst);
+                        std::thread::sleep(Duration::from_millis(2));
+                        live.fetch_sub(n, Ordering::SeqCst);
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        assert!(peak.load(Ordering::SeqCst) <= max);
+        assert_eq!(*SLOTS.lock().unwrap(), 0);
     }
 }
