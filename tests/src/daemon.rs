@@ -216,10 +216,13 @@ impl Daemon {
             .append(true)
             .open(self.log_path())
             .context("opening the daemon log")?;
-        // A containerd pid file left by a killed daemon whose process is gone only confuses dockerd.
-        if let Some(pid) = read_pid(&self.containerd_pidfile()) {
-            if !is_alive(pid) {
-                let _ = fs::remove_file(self.containerd_pidfile());
+        // Pid files left by a killed daemon whose processes are gone only confuse the next start
+        // (and a reused pid would make dockerd refuse to start).
+        for pidfile in [self.containerd_pidfile(), self.dir.join("pid")] {
+            if let Some(pid) = read_pid(&pidfile) {
+                if !is_alive(pid) {
+                    let _ = fs::remove_file(&pidfile);
+                }
             }
         }
         let mut cmd = Command::new(tool_path("dockerd").unwrap_or_else(|| "dockerd".into()));
