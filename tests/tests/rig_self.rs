@@ -283,3 +283,47 @@ fn watchdog_cleans_up_after_a_killed_test_process() {
     );
     assert!(!dir.exists(), "{} survived", dir.display());
 }
+
+/// A test that panics while holding a daemon still stops it and removes its folder.
+#[test]
+fn a_panicking_test_cleans_up_its_daemon() {
+    let Some(d) = require_daemon(DaemonOptions::labelled("panic")) else {
+        return;
+    };
+    let dir = d.dir().to_path_buf();
+    let (dpid, cpid) = (d.pid().unwrap() as i32, d.containerd_pid().unwrap());
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
+        let _d = d;
+        panic!("deliberate");
+    }));
+    assert!(r.is_err());
+    assert!(!dir.exists());
+    assert!(!partial_tests::daemon::is_alive(dpid));
+    assert!(!partial_tests::daemon::is_alive(cpid));
+}
+
+/// Start-time measurement (run by hand: `cargo test -p partial-tests --test rig_self -- --ignored
+/// measure_daemon_start --nocapture`).
+#[test]
+#[ignore = "measurement, run by hand"]
+fn measure_daemon_start() {
+    let mut times = Vec::new();
+    for _ in 0..5 {
+        let t0 = std::time::Instant::now();
+        let d = partial_tests::Daemon::start("measure").unwrap();
+        let ready = t0.elapsed();
+        drop(d);
+        times.push((ready, t0.elapsed() - ready));
+    }
+    for (ready, stop) in &times {
+        eprintln!("start until /_ping: {ready:?}, stop + cleanup: {stop:?}");
+    }
+    let t0 = std::time::Instant::now();
+    let pair = partial_tests::DaemonPair::start().unwrap();
+    eprintln!(
+        "pair: {:?} (source {:?}, airgap {:?})",
+        t0.elapsed(),
+        pair.source.start_time(),
+        pair.airgap.start_time()
+    );
+}
