@@ -1,6 +1,7 @@
 //! `docker save` archive layouts for tests: a writer of hand-made legacy archives (for cases a build
 //! cannot make, e.g. one diffID at two chain positions) and a rewriter from the legacy
-//! (Docker ≤ 24) layout into the Docker ≥ 25 one.
+//! (Docker ≤ 24) layout into the Docker ≥ 25 one and into the containerd image store's one
+//! ([`legacy_to_containerd_layout`], compressed layer blobs; no daemon here uses that store).
 //!
 //! The ≥ 25 layout written by [`legacy_to_oci_layout`]: `blobs/sha256/<hex>` for layers (named by
 //! diffID, each once, so symlinked duplicates become one blob), configs (named by image ID), the
@@ -270,11 +271,35 @@ pub fn normalize_ref(tag: &str) -> String {
 /// Rewrites a legacy (Docker ≤ 24) `docker save` archive into the Docker ≥ 25 layout (see the
 /// module docs). Returns the image IDs in `manifest.json` order.
 pub fn legacy_to_oci_layout(legacy: &Path, out: &Path) -> Result<Vec<String>> {
+    rewrite_legacy(legacy, out, false)
+}
+
+/// Rewrites a legacy archive into what a daemon on the **containerd image store** saves: an OCI
+/// layout whose layer blobs are gzip-compressed (so their names are *not* diffIDs;
+/// `application/vnd.oci.image.layer.v1.tar+gzip`), manifests, configs and layers mixed in name order
+/// under `blobs/sha256/`, then `index.json`, `manifest.json` (its `Layers` name the compressed
+/// blobs), `oci-layout`, and no `repositories`. Compression is deterministic (gzip header mtime 0).
+/// Returns the image IDs.
+pub fn legacy_to_containerd_layout(legacy: &Path, out: &Path) -> Result<Vec<String>> {
+    rewrite_legacy(legacy, out, true)
+}
+
+/// Deterministic gzip of `data` (no name, mtime 0).
+pub fn gzip(data: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut e = flate2::GzBuilder::new()
+        .mtime(0)
+        .write(Vec::new(), flate2::Compression::fast());
+    e.write_all(data).expect("gzip to memory");
+    e.finish().expect("gzip to memory")
+}
+
+fn rewrite_legacy(legacy: &Path, out: &Path, containerd: bool) -> Result<Vec<String>> {
     let entries = read_tar(legacy)?;
     let manifest: Vec<Value> = match entries.get("manifest.json") {
         Some(Entry::File(d)) => serde_json::from_slice(d).context("parsing manifest.json")?,
         _ => bail!(
-            "{} has no manifest.json: not a legacy docker save archive",
+            "{} has no manifest.json: not a docker save archive",
             legacy.display()
         ),
     };
@@ -296,17 +321,17 @@ pub fn legacy_to_oci_layout(legacy: &Path, out: &Path) -> Result<Vec<String>> {
         {
             let lname = l.as_str().context("layer path is not a string")?;
             let data = resolve(&entries, lname)?;
-            let d = sha256_digest(data);
-            layer_descs.push(json!({
-                "mediaType": "application/vnd.oci.image.layer.v1.tar",
-                "digest": d, "size": data.len(),
-            }));
+            let (blob, media) = if containerd {
+                (gzip(data), "application/vnd.oci.image.layer.v1.tar+gzip")
+            } else {
+                (data.to_vec(), "application/vnd.oci.image.layer.v1.tar")
+            };
+            let d = sha256_digest(&blob);
+            layer_descs.push(json!({"mediaType": media, "digest": d, "size": blob.len()}));
             layer_paths.push(format!("blobs/sha256/{}", &d[7..]));
-            blobs
-                .entry(d[7..].to_string())
-                .or_insert_with(|| data.to_vec());
+            blobs.entry(d[7..].to_string()).or_insert(blob);
             // The folder's legacy json, as a blob of its own (Docker 25 keeps it too).
-            if let Some(folder) = lname.strip_suffix("/layer.tar") {
+            if let (false, Some(folder)) = (containerd, lname.strip_suffix("/layer.tar")) {
                 if let Some(Entry::File(j)) = entries.get(&format!("{folder}/json")) {
                     blobs
                         .entry(sha256_digest(j)[7..].to_string())
@@ -374,7 +399,7 @@ pub fn legacy_to_oci_layout(legacy: &Path, out: &Path) -> Result<Vec<String>> {
     append(&mut b, "index.json", &serde_json::to_vec(&index)?)?;
     append(&mut b, "manifest.json", &serde_json::to_vec(&new_manifest)?)?;
     append(&mut b, "oci-layout", br#"{"imageLayoutVersion":"1.0.0"}"#)?;
-    if let Some(Entry::File(r)) = entries.get("repositories") {
+    if let (false, Some(Entry::File(r))) = (containerd, entries.get("repositories")) {
         append(&mut b, "repositories", r)?;
     }
     b.into_inner()?.sync_all()?;

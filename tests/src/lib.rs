@@ -13,7 +13,8 @@
 //! - [`daemon`]: one private `dockerd` ([`Daemon`]): start, stop, kill, restart, orphan watchdog.
 //! - [`pair`]: [`DaemonPair`] (source and air-gapped side) and the skip policy.
 //! - [`fixtures`]: tars, `docker import`, `FROM`+`COPY` builds, save/load/inspect helpers.
-//! - [`layout`]: hand-written legacy archives and the legacy → Docker ≥ 25 layout rewriter.
+//! - [`layout`]: hand-written legacy archives and rewriters from the legacy layout into the Docker ≥ 25
+//!   one and into the containerd image store's one.
 //! - [`bins`]: locating (and if needed building) `partial-save` and `partial-load`.
 
 pub mod bins;
@@ -27,5 +28,7 @@ pub use daemon::{Daemon, DaemonOptions};
 pub use fixtures::{
     content, layer_files, rootfs_tar, sha256_digest, Content, LayerFiles, TarBuilder,
 };
-pub use layout::{legacy_to_oci_layout, write_legacy_archive, ImageSpec};
+pub use layout::{
+    legacy_to_containerd_layout, legacy_to_oci_layout, write_legacy_archive, ImageSpec,
+};
 pub use pair::{require_daemon, require_daemons, require_daemons_with, require_tool, DaemonPair};

@@ -327,3 +327,40 @@ fn measure_daemon_start() {
         pair.airgap.start_time()
     );
 }
+
+/// The containerd-store rewrite: compressed layer blobs (not named by diffID), no `repositories`;
+/// the 20.10 daemon still loads it (it decompresses layer files) with the same image ID.
+#[test]
+fn containerd_layout_rewrite_has_compressed_blobs_and_loads() {
+    let Some(d) = require_daemon(DaemonOptions::labelled("ctrd")) else {
+        return;
+    };
+    let layers = vec![
+        rootfs_tar(40, &[20_000], Content::Compressible),
+        TarBuilder::new().file("z", b"zz").finish(),
+    ];
+    let spec = ImageSpec {
+        tags: vec!["ctrd:1".into()],
+        layers: layers.clone(),
+        config: None,
+    };
+    let legacy = d.scratch_path("ctrd-legacy.tar");
+    let ids = write_legacy_archive(&[spec], &legacy).unwrap();
+    let out = d.scratch_path("ctrd.tar");
+    assert_eq!(
+        partial_tests::legacy_to_containerd_layout(&legacy, &out).unwrap(),
+        ids
+    );
+    let listing = tar_listing(&out).unwrap();
+    assert!(!listing.iter().any(|l| l == "repositories"), "{listing:#?}");
+    for l in &layers {
+        let diff_blob = format!("blobs/sha256/{}", &sha256_digest(l)[7..]);
+        assert!(!listing.contains(&diff_blob), "layer stored uncompressed");
+        let gz = partial_tests::layout::gzip(l);
+        assert!(listing.contains(&format!("blobs/sha256/{}", &sha256_digest(&gz)[7..])));
+    }
+    d.load(&out).unwrap();
+    assert_eq!(d.image_id("ctrd:1").unwrap(), ids[0]);
+    let diffs: Vec<String> = layers.iter().map(|l| sha256_digest(l)).collect();
+    assert_eq!(d.diff_ids("ctrd:1").unwrap(), diffs);
+}
