@@ -201,6 +201,14 @@ impl Daemon {
         check_output(&format!("docker {}", args.join(" ")), out)
     }
 
+    /// A command for a workspace binary (`partial-save`, `partial-load`; located or built by
+    /// [`crate::bin`]) aimed at this daemon through `DOCKER_HOST`, with no stdin.
+    pub fn tool_cmd(&self, name: &str) -> Command {
+        let mut c = Command::new(crate::bins::bin(name));
+        c.env("DOCKER_HOST", self.host()).stdin(Stdio::null());
+        c
+    }
+
     /// `GET /_ping` on the socket; true when the daemon answered `OK`.
     pub fn ping(&self) -> bool {
         ping(&self.socket())

@@ -52,6 +52,17 @@ fn binary_locator_finds_or_builds_the_workspace_binaries() {
             partial_tests::bins::profile_dir().unwrap()
         );
     }
+    // tool_cmd aims a binary at a daemon through DOCKER_HOST.
+    if let Some(d) = require_daemon(DaemonOptions::labelled("toolcmd")) {
+        let c = d.tool_cmd("partial-save");
+        let host = c
+            .get_envs()
+            .find(|(k, _)| *k == "DOCKER_HOST")
+            .and_then(|(_, v)| v.map(|v| v.to_string_lossy().into_owned()));
+        assert_eq!(host, Some(d.host()));
+        let out = d.tool_cmd("partial-save").arg("--help").output().unwrap();
+        eprintln!("partial-save --help exited with {}", out.status);
+    }
 }
 
 /// A hand-written legacy archive with one diffID at two chain positions and shared layers between
