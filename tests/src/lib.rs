@@ -16,6 +16,14 @@
 //! - [`layout`]: hand-written legacy archives and rewriters from the legacy layout into the Docker ≥ 25
 //!   one and into the containerd image store's one.
 //! - [`bins`]: locating (and if needed building) `partial-save` and `partial-load`.
+//!
+//! Environment:
+//! - `PARTIAL_REQUIRE_DAEMON=1` / `PARTIAL_REQUIRE_TOOLS=1`: a test that cannot get a daemon / a
+//!   tool fails instead of skipping (set by `.ci/run`).
+//! - `PARTIAL_MAX_DAEMONS` (default 4): daemons running at once in one test process.
+//! - `PARTIAL_DAEMON_TIMEOUT` (seconds, default 60): how long a start may take.
+//! - `PARTIAL_STORAGE_DRIVER`: `--storage-driver` (default: the daemon's; overlay2 works here).
+//! - `PARTIAL_KEEP_DAEMON_DIRS`: keep each daemon's folder (log, data) after the test.
 
 pub mod bins;
 pub mod daemon;
