@@ -43,3 +43,16 @@ fn plain_save_load_moves_an_image_between_daemons() {
     assert_eq!(pair.source.image_id("smoke-app:1").unwrap(), app);
     assert_eq!(pair.airgap.diff_ids("smoke-app:1").unwrap(), diffs);
 }
+
+/// `into_parts` hands out both daemons; each still cleans up on its own.
+#[test]
+fn pair_into_parts_keeps_both_daemons_working() {
+    let pair = require_daemons!();
+    let (source, airgap) = pair.into_parts();
+    assert!(source.ping() && airgap.ping());
+    let dirs = [source.dir().to_path_buf(), airgap.dir().to_path_buf()];
+    drop(source);
+    assert!(airgap.ping());
+    drop(airgap);
+    assert!(dirs.iter().all(|d| !d.exists()));
+}
