@@ -30,7 +30,8 @@ pub fn profile_dir() -> Result<PathBuf> {
     Ok(dir)
 }
 
-/// Path of a workspace binary, built (once, same profile) if it is not there yet. Panics with the
+/// Path of a workspace binary, brought up to date by one `cargo build` per test process (same
+/// profile; a no-op when nothing changed), so a test never runs a stale binary. Panics with the
 /// cargo output when that build fails, as no test can go on without it.
 pub fn bin(name: &str) -> PathBuf {
     try_bin(name).unwrap_or_else(|e| panic!("locating binary {name}: {e:#}"))
@@ -41,9 +42,6 @@ pub fn try_bin(name: &str) -> Result<PathBuf> {
     static BUILD: Mutex<bool> = Mutex::new(false);
     let dir = profile_dir()?;
     let path = dir.join(name);
-    if path.is_file() {
-        return Ok(path);
-    }
     let mut built = BUILD.lock().unwrap_or_else(|e| e.into_inner());
     if !*built {
         build_binaries(&dir)?;

@@ -406,9 +406,10 @@ fn rewrite_legacy(legacy: &Path, out: &Path, containerd: bool) -> Result<Vec<Str
     Ok(ids)
 }
 
-/// The entry names of a tar, in archive order (symlinks shown as `name -> target`).
+/// The entry names of a tar (plain, gzip or zstd), in archive order (symlinks shown as
+/// `name -> target`).
 pub fn tar_listing(path: &Path) -> Result<Vec<String>> {
-    let mut a = tar::Archive::new(fs::File::open(path)?);
+    let mut a = tar::Archive::new(partial_common::codec::decompress(fs::File::open(path)?)?);
     let mut v = Vec::new();
     for e in a.entries()? {
         let e = e?;

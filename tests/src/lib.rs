@@ -26,10 +26,12 @@
 //! - `PARTIAL_KEEP_DAEMON_DIRS`: keep each daemon's folder (log, data) after the test.
 
 pub mod bins;
+pub mod cli;
 pub mod daemon;
 pub mod fixtures;
 pub mod layout;
 pub mod pair;
+pub mod scenario;
 
 pub use bins::{bin, workspace_root};
 pub use daemon::{Daemon, DaemonOptions};
