@@ -48,6 +48,26 @@ pub fn code_of<'a>(chain: impl IntoIterator<Item = &'a (dyn Error + 'static)>) -
         .unwrap_or(FAILURE)
 }
 
+/// Prints `TOOL: error: …` and each cause on stderr — skipping a cause whose text the line above
+/// already shows — and returns the exit code for the chain.
+pub fn report<'a>(tool: &str, chain: impl IntoIterator<Item = &'a (dyn Error + 'static)>) -> u8 {
+    let chain: Vec<&(dyn Error + 'static)> = chain.into_iter().collect();
+    let mut last = String::new();
+    for (i, e) in chain.iter().enumerate() {
+        let text = e.to_string();
+        if i > 0 && last.contains(&text) {
+            continue;
+        }
+        if i == 0 {
+            eprintln!("{tool}: error: {text}");
+        } else {
+            eprintln!("  caused by: {text}");
+        }
+        last = text;
+    }
+    code_of(chain)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

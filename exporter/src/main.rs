@@ -54,12 +54,6 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("partial-save: error: {e}");
-            for cause in e.chain().skip(1) {
-                eprintln!("  caused by: {cause}");
-            }
-            ExitCode::from(exit::code_of(e.chain()))
-        }
+        Err(e) => ExitCode::from(exit::report("partial-save", e.chain())),
     }
 }

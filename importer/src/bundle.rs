@@ -70,11 +70,11 @@ pub fn open(args: &BundleArgs) -> Result<Bundle> {
             )));
         }
     }
+    // An empty folder (the manifest is in the current one) keeps file names short in messages.
     let dir = manifest_path
         .parent()
-        .filter(|p| !p.as_os_str().is_empty())
         .map(Path::to_path_buf)
-        .unwrap_or_else(|| PathBuf::from("."));
+        .unwrap_or_default();
     for v in &manifest.bundle.volumes {
         let path = dir.join(&v.name);
         let meta = std::fs::metadata(&path).map_err(|e| {

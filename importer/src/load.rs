@@ -13,6 +13,7 @@ use partial_common::daemon::{self, Daemon};
 use partial_common::exit::{self, Coded};
 use partial_common::progress;
 use std::io::{self, Read};
+use std::path::Path;
 use std::time::Duration;
 use tokio::sync::mpsc;
 
@@ -192,7 +193,11 @@ pub async fn run_load(args: LoadArgs) -> Result<()> {
         let tmp = tempfile::Builder::new()
             .prefix(".partial-load-full-")
             .suffix(".tar")
-            .tempfile_in(&bundle.dir)
+            .tempfile_in(if bundle.dir.as_os_str().is_empty() {
+                Path::new(".")
+            } else {
+                &bundle.dir
+            })
             .context("creating a temporary file for the complete archive")?;
         crate::rehydrate::build(&daemon, &bundle, tmp.path(), &bar).await?;
         let f = std::fs::File::open(tmp.path()).context("reopening the complete archive")?;
