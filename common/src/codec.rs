@@ -182,6 +182,10 @@ pub fn compress_with_threads<W: Write + Send + 'static>(
             if threads > 1 {
                 enc.multithread(threads as u32)
                     .map_err(|source| CodecError::Start { codec: c, source })?;
+                // Smaller jobs than libzstd's default (4 windows) keep memory flat: the
+                // exporter's peak RSS target is 64 MiB whatever the image size.
+                enc.set_parameter(zstd::stream::raw::CParameter::JobSize(ZSTD_JOB))
+                    .map_err(|source| CodecError::Start { codec: c, source })?;
             }
             Inner::Zstd(enc)
         }
@@ -222,8 +226,23 @@ impl<W: Write + Send + 'static> Write for Encoder<W> {
 }
 
 /// Input bytes per gzip member. Large enough that the per-member cost (a fresh 32 KiB window and
-/// a 20-byte header and trailer) is negligible.
-const GZIP_CHUNK: usize = 4 << 20;
+/// a 20-byte header and trailer) is negligible, small enough that the chunks in flight stay a few
+/// MiB (the exporter's peak RSS target is 64 MiB).
+const GZIP_CHUNK: usize = 1 << 20;
+
+/// Bytes per libzstd worker job.
+const ZSTD_JOB: u32 = 2 << 20;
+
+/// Bytes of each of the samples of a gzip chunk tried at level 1 to tell whether the chunk
+/// compresses at all.
+const GZIP_PROBE: usize = 16 << 10;
+
+/// Samples per chunk, spread evenly over it.
+const GZIP_PROBES: usize = 4;
+
+/// A chunk whose probe shrinks less than this (compressed/original) is stored, not deflated:
+/// already-compressed or random data costs deflate its most time and gains nothing.
+const GZIP_STORE_RATIO: f64 = 0.97;
 
 type Job = (Vec<u8>, SyncSender<Vec<u8>>);
 
@@ -355,12 +374,32 @@ impl<W: Write> Write for ParGzEncoder<W> {
     }
 }
 
+/// Whether a level-1 deflate of any of a few samples spread over `data` shrinks it noticeably.
+fn compresses(data: &[u8]) -> bool {
+    if data.len() < GZIP_PROBE * GZIP_PROBES {
+        return true;
+    }
+    let step = data.len() / GZIP_PROBES;
+    (0..GZIP_PROBES).any(|i| {
+        let probe = &data[i * step..i * step + GZIP_PROBE];
+        let mut enc = flate2::write::DeflateEncoder::new(
+            Vec::with_capacity(GZIP_PROBE + 64),
+            flate2::Compression::fast(),
+        );
+        let _ = enc.write_all(probe);
+        let out = enc.finish().map(|v| v.len()).unwrap_or(probe.len());
+        (out as f64) < probe.len() as f64 * GZIP_STORE_RATIO
+    })
+}
+
 fn worker_gone() -> io::Error {
     io::Error::other("a gzip compression thread stopped unexpectedly")
 }
 
-/// One complete gzip member holding `data`.
+/// One complete gzip member holding `data`. Chunks that do not compress (a level-1 probe of their
+/// start barely shrinks) are stored at level 0, which is many times faster and no bigger.
 fn gzip_member(data: &[u8], level: u32) -> Vec<u8> {
+    let level = if level > 0 && !compresses(data) { 0 } else { level };
     let mut enc = flate2::write::GzEncoder::new(
         Vec::with_capacity(data.len() / 2 + 64),
         flate2::Compression::new(level),
@@ -453,6 +492,36 @@ mod tests {
         assert_eq!(out.len(), data.len(), "{c} threads={threads}");
         assert!(out == data, "{c} threads={threads}: content differs");
         packed
+    }
+
+    #[test]
+    fn incompressible_chunks_are_stored_and_others_deflated() {
+        let mut random = vec![0u8; GZIP_CHUNK];
+        let mut x: u64 = 0x2545f4914f6cdd1d;
+        for b in random.iter_mut() {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            *b = (x >> 24) as u8;
+        }
+        assert!(!compresses(&random));
+        let stored = gzip_member(&random, 6);
+        // Stored blocks cost 5 bytes per 64 KiB plus the gzip header and trailer.
+        assert!(stored.len() < random.len() + 200, "{}", stored.len());
+        // Half random, half text: one compressible sample is enough to deflate the chunk.
+        let mut mixed = random.clone();
+        for (i, b) in mixed[GZIP_CHUNK / 2..].iter_mut().enumerate() {
+            *b = b"layer text "[i % 11];
+        }
+        assert!(compresses(&mixed));
+        assert!(gzip_member(&mixed, 6).len() < GZIP_CHUNK * 6 / 10);
+        for member in [stored, gzip_member(&mixed, 6)] {
+            let mut out = Vec::new();
+            flate2::read::MultiGzDecoder::new(&member[..])
+                .read_to_end(&mut out)
+                .unwrap();
+            assert_eq!(out.len(), GZIP_CHUNK);
+        }
     }
 
     #[test]
