@@ -14,6 +14,24 @@ use std::time::Duration;
 /// this time is hung or gone; failing fast is better than waiting for a request timeout.
 pub const PING_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// Environment variable overriding [`PING_TIMEOUT`] (whole seconds, at least 1), e.g. for tests
+/// that hang a daemon on purpose.
+pub const PING_TIMEOUT_ENV: &str = "PARTIAL_PING_TIMEOUT";
+
+/// The ping bound in force: `PARTIAL_PING_TIMEOUT` seconds when set to a positive whole number,
+/// else [`PING_TIMEOUT`].
+pub fn ping_timeout() -> Duration {
+    parse_ping_timeout(std::env::var(PING_TIMEOUT_ENV).ok().as_deref())
+}
+
+fn parse_ping_timeout(value: Option<&str>) -> Duration {
+    value
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .filter(|&secs| secs > 0)
+        .map(Duration::from_secs)
+        .unwrap_or(PING_TIMEOUT)
+}
+
 /// Default bound on waiting for the response headers of one request. The daemon stages a whole
 /// export before its first byte, and reads a whole load before answering, so this must cover the
 /// biggest image; bollard's default (120 s) is far too short.
@@ -72,7 +90,7 @@ pub struct Daemon {
 }
 
 /// Connects to `host` (see [`resolve_host`]), negotiates the API version (a 20.10 daemon speaks
-/// 1.41), and checks that the daemon answers a ping within [`PING_TIMEOUT`].
+/// 1.41), and checks that the daemon answers a ping within [`ping_timeout`] (30 s by default).
 pub async fn connect(host: Option<&str>, request_timeout: Duration) -> Result<Daemon, DaemonError> {
     let host = resolve_host(host);
     let docker = if host.starts_with("unix://") || host.starts_with('/') {
@@ -95,22 +113,24 @@ pub async fn connect(host: Option<&str>, request_timeout: Duration) -> Result<Da
         host: host.clone(),
         source,
     })?;
-    let ping = docker.clone().with_timeout(PING_TIMEOUT);
-    match tokio::time::timeout(PING_TIMEOUT, ping.ping()).await {
-        Err(_) => {
+    let bound = ping_timeout();
+    let ping = docker.clone().with_timeout(bound);
+    match tokio::time::timeout(bound, ping.ping()).await {
+        // bollard's own timeout (the same bound) may fire first: still a ping timeout.
+        Err(_) | Ok(Err(bollard::errors::Error::RequestTimeoutError)) => {
             return Err(DaemonError::PingTimeout {
                 host,
-                secs: PING_TIMEOUT.as_secs(),
+                secs: bound.as_secs(),
             })
         }
         Ok(Err(source)) => return Err(DaemonError::Connect { host, source }),
         Ok(Ok(_)) => {}
     }
-    let docker = match tokio::time::timeout(PING_TIMEOUT, docker.negotiate_version()).await {
+    let docker = match tokio::time::timeout(bound, docker.negotiate_version()).await {
         Err(_) => {
             return Err(DaemonError::PingTimeout {
                 host,
-                secs: PING_TIMEOUT.as_secs(),
+                secs: bound.as_secs(),
             })
         }
         Ok(Err(source)) => return Err(DaemonError::Connect { host, source }),
@@ -320,6 +340,16 @@ mod tests {
         // Without a flag, DOCKER_HOST or the default socket; both are non-empty.
         assert!(!resolve_host(None).is_empty());
         assert!(!resolve_host(Some("")).is_empty());
+    }
+
+    #[test]
+    fn ping_timeout_comes_from_the_environment_or_defaults_to_30_s() {
+        assert_eq!(parse_ping_timeout(None), PING_TIMEOUT);
+        assert_eq!(parse_ping_timeout(Some("3")), Duration::from_secs(3));
+        assert_eq!(parse_ping_timeout(Some(" 7 ")), Duration::from_secs(7));
+        for bad in ["0", "", "x", "-1", "1.5"] {
+            assert_eq!(parse_ping_timeout(Some(bad)), PING_TIMEOUT, "{bad:?}");
+        }
     }
 
     #[test]

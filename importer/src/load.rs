@@ -92,7 +92,7 @@ pub async fn upload(
                 // Clean end: every hash matched. Release the tail.
                 if let Some(h) = held.take() {
                     if tx.blocking_send(Ok(h)).is_err() {
-                        return Err(io::Error::other("the daemon stopped reading the upload"));
+                        return Err(stopped_reading());
                     }
                 }
                 return Ok(());
@@ -100,7 +100,7 @@ pub async fn upload(
             buf.truncate(filled);
             if let Some(h) = held.replace(Bytes::from(buf)) {
                 if tx.blocking_send(Ok(h)).is_err() {
-                    return Err(io::Error::other("the daemon stopped reading the upload"));
+                    return Err(stopped_reading());
                 }
             }
         }
@@ -110,16 +110,39 @@ pub async fn upload(
         .load(body, |line| status.set_message(line.to_string()))
         .await;
     let produced = producer.await.context("the upload thread failed")?;
-    // A verification failure explains an aborted upload better than the daemon's side of it.
-    if let Err(e) = produced {
-        if e.kind() == io::ErrorKind::InvalidData {
-            return Err(verify_failed(format!(
-                "{e}; the upload was aborted and nothing was loaded"
-            )));
+    upload_outcome(produced, loaded)
+}
+
+/// The producer's error when the request dropped the body: the daemon (or the connection to it)
+/// went away mid-upload. Not a problem of the bundle.
+fn stopped_reading() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::BrokenPipe,
+        "the daemon stopped reading the upload",
+    )
+}
+
+/// Which side to blame when an upload ends: a verification failure explains an aborted upload
+/// better than the daemon's side of it; a daemon that stopped reading (died, hung up) is a daemon
+/// failure (exit 5) with the daemon's own error; other read errors are the bundle's.
+fn upload_outcome(
+    produced: io::Result<()>,
+    loaded: Result<Vec<String>, partial_common::daemon::DaemonError>,
+) -> Result<Vec<String>> {
+    match (produced, loaded) {
+        (Err(e), _) if e.kind() == io::ErrorKind::InvalidData => Err(verify_failed(format!(
+            "{e}; the upload was aborted and nothing was loaded"
+        ))),
+        (Err(e), Err(d)) if e.kind() == io::ErrorKind::BrokenPipe => {
+            Err(daemon_err(d).context("the upload was cut off; nothing was loaded"))
         }
-        return Err(anyhow!(e).context("reading the bundle"));
+        (Err(e), Ok(_)) if e.kind() == io::ErrorKind::BrokenPipe => {
+            Err(anyhow::Error::new(Coded::new(exit::DAEMON, e))
+                .context("the upload was cut off; nothing was loaded"))
+        }
+        (Err(e), _) => Err(anyhow!(e).context("reading the bundle")),
+        (Ok(()), loaded) => loaded.map_err(daemon_err),
     }
-    loaded.map_err(daemon_err)
 }
 
 /// Every image of the manifest exists with the expected ID, and each tag points at it.
@@ -275,4 +298,37 @@ pub async fn run_verify(args: VerifyArgs) -> Result<()> {
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use partial_common::daemon::DaemonError;
+
+    #[test]
+    fn upload_outcome_blames_the_right_side() {
+        let code = |r: Result<Vec<String>>| exit::code_of(r.unwrap_err().chain());
+        let died = || Err(DaemonError::LoadFailed("connection reset".into()));
+        // The daemon went away mid-upload: exit 5 with the daemon's error.
+        let r = upload_outcome(Err(stopped_reading()), died());
+        let msg = format!("{:#}", r.as_ref().unwrap_err());
+        assert!(msg.contains("connection reset"), "{msg}");
+        assert!(!msg.contains("reading the bundle"), "{msg}");
+        assert_eq!(code(r), exit::DAEMON);
+        assert_eq!(
+            code(upload_outcome(Err(stopped_reading()), Ok(vec![]))),
+            exit::DAEMON
+        );
+        // A hash mismatch wins over whatever the daemon said.
+        let bad = io::Error::new(io::ErrorKind::InvalidData, "hash mismatch");
+        assert_eq!(code(upload_outcome(Err(bad), died())), exit::VERIFY);
+        // A bundle that cannot be read is not the daemon's fault.
+        let gone = io::Error::new(io::ErrorKind::NotFound, "volume 2 is missing");
+        let r = upload_outcome(Err(gone), died());
+        assert!(format!("{:#}", r.as_ref().unwrap_err()).contains("reading the bundle"));
+        assert_eq!(code(r), exit::FAILURE);
+        // A clean upload: the daemon's answer decides.
+        assert_eq!(code(upload_outcome(Ok(()), died())), exit::DAEMON);
+        assert_eq!(upload_outcome(Ok(()), Ok(vec!["x".into()])).unwrap(), ["x"]);
+    }
 }
