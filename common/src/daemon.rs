@@ -60,13 +60,25 @@ pub enum DaemonError {
     },
     #[error("the daemon reported an error while loading: {0}")]
     LoadFailed(String),
+    #[error(
+        "the Docker daemon did not answer within {secs} s ({context}); --timeout sets this bound"
+    )]
+    RequestTimeout { context: String, secs: u64 },
 }
 
 impl DaemonError {
-    fn api(context: impl Into<String>, source: bollard::errors::Error) -> Self {
-        DaemonError::Api {
-            context: context.into(),
-            source,
+    /// An API error; bollard's request timeout (`secs`, the client's bound on waiting for the
+    /// response headers) becomes [`DaemonError::RequestTimeout`], which says which bound it was.
+    fn api(context: impl Into<String>, secs: u64, source: bollard::errors::Error) -> Self {
+        match source {
+            bollard::errors::Error::RequestTimeoutError => DaemonError::RequestTimeout {
+                context: context.into(),
+                secs,
+            },
+            source => DaemonError::Api {
+                context: context.into(),
+                source,
+            },
         }
     }
 }
@@ -154,18 +166,22 @@ pub struct DaemonInfo {
 }
 
 impl Daemon {
+    fn api_err(&self, context: String, e: bollard::errors::Error) -> DaemonError {
+        DaemonError::api(context, self.docker.timeout().as_secs(), e)
+    }
+
     /// Version, platform and store of the daemon.
     pub async fn info(&self) -> Result<DaemonInfo, DaemonError> {
         let info = self
             .docker
             .info()
             .await
-            .map_err(|e| DaemonError::api(format!("GET /info on {}", self.host), e))?;
+            .map_err(|e| self.api_err(format!("GET /info on {}", self.host), e))?;
         let version = self
             .docker
             .version()
             .await
-            .map_err(|e| DaemonError::api(format!("GET /version on {}", self.host), e))?;
+            .map_err(|e| self.api_err(format!("GET /version on {}", self.host), e))?;
         let containerd_store = info.driver_status.as_ref().is_some_and(|rows| {
             rows.iter().any(|r| {
                 r.len() == 2 && r[0] == "driver-type" && r[1] == "io.containerd.snapshotter.v1"
@@ -208,7 +224,7 @@ impl Daemon {
             Err(bollard::errors::Error::DockerResponseServerError {
                 status_code: 404, ..
             }) => Ok(None),
-            Err(e) => Err(DaemonError::api(format!("inspecting image {name}"), e)),
+            Err(e) => Err(self.api_err(format!("inspecting image {name}"), e)),
         }
     }
 
@@ -228,7 +244,7 @@ impl Daemon {
                 ..Default::default()
             }))
             .await
-            .map_err(|e| DaemonError::api(format!("listing images on {}", self.host), e))?;
+            .map_err(|e| self.api_err(format!("listing images on {}", self.host), e))?;
         let mut out = Vec::with_capacity(list.len());
         for summary in list {
             // An image can vanish between the list and the inspect; skip it then.
@@ -245,9 +261,10 @@ impl Daemon {
     pub fn export(&self, names: &[String]) -> impl Stream<Item = Result<Bytes, DaemonError>> {
         let refs: Vec<&str> = names.iter().map(String::as_str).collect();
         let ctx = format!("exporting {} from {}", names.join(", "), self.host);
+        let secs = self.docker.timeout().as_secs();
         self.docker
             .export_images(&refs)
-            .map(move |r| r.map_err(|e| DaemonError::api(ctx.clone(), e)))
+            .map(move |r| r.map_err(|e| DaemonError::api(ctx.clone(), secs, e)))
     }
 
     /// `POST /images/load` with `body` as the archive. Reads the whole response; any error object
@@ -277,7 +294,7 @@ impl Daemon {
                 Err(bollard::errors::Error::DockerStreamError { error }) => {
                     return Err(DaemonError::LoadFailed(error))
                 }
-                Err(e) => return Err(DaemonError::api(format!("loading into {}", self.host), e)),
+                Err(e) => return Err(self.api_err(format!("loading into {}", self.host), e)),
             };
             if let Some(detail) = info.error_detail.as_ref().and_then(|d| d.message.clone()) {
                 return Err(DaemonError::LoadFailed(detail));
@@ -350,6 +367,30 @@ mod tests {
         for bad in ["0", "", "x", "-1", "1.5"] {
             assert_eq!(parse_ping_timeout(Some(bad)), PING_TIMEOUT, "{bad:?}");
         }
+    }
+
+    #[test]
+    fn request_timeouts_say_which_bound() {
+        let e = DaemonError::api(
+            "loading into x",
+            5,
+            bollard::errors::Error::RequestTimeoutError,
+        );
+        let msg = e.to_string();
+        assert!(
+            msg.contains("did not answer within 5 s (loading into x)"),
+            "{msg}"
+        );
+        assert!(msg.contains("--timeout"), "{msg}");
+        let e = DaemonError::api(
+            "listing",
+            5,
+            bollard::errors::Error::DockerResponseServerError {
+                status_code: 500,
+                message: "boom".into(),
+            },
+        );
+        assert!(matches!(e, DaemonError::Api { .. }));
     }
 
     #[test]

@@ -109,9 +109,23 @@ pub async fn upload(
     let loaded = daemon
         .load(body, |line| status.set_message(line.to_string()))
         .await;
-    let produced = producer.await.context("the upload thread failed")?;
+    let produced = if loaded.is_err() {
+        // The request has failed, but the connection may still hold the body: a hung daemon
+        // stops reading without closing it, and the producer then waits in `blocking_send`
+        // forever. It has nothing more to say after a moment (a verification failure ends it at
+        // once); don't wait longer. The runtime's shutdown drops the connection and frees it.
+        match tokio::time::timeout(PRODUCER_GRACE, producer).await {
+            Ok(joined) => joined.context("the upload thread failed")?,
+            Err(_) => Err(stopped_reading()),
+        }
+    } else {
+        producer.await.context("the upload thread failed")?
+    };
     upload_outcome(produced, loaded)
 }
+
+/// How long a failed upload waits for the reading thread's own verdict.
+const PRODUCER_GRACE: Duration = Duration::from_secs(2);
 
 /// The producer's error when the request dropped the body: the daemon (or the connection to it)
 /// went away mid-upload. Not a problem of the bundle.

@@ -404,14 +404,11 @@ fn full_output_filesystem_says_disk_full_and_leaves_nothing() {
     assert_nothing_left(&fs.dir, &e);
 }
 
-/// 4. The destination daemon SIGKILLed while `partial-load load` uploads a big bundle: exit 5,
-/// and after a restart the image is not there.
-#[test]
-fn destination_daemon_killed_mid_load_exits_5_and_loads_nothing() {
-    let mut pair = partial_tests::require_daemons!();
+/// Exports the big image from the source daemon as an uncompressed, unsigned bundle in `dir`;
+/// returns its path and size.
+fn big_bundle(pair: &partial_tests::DaemonPair, dir: &Path) -> (PathBuf, u64) {
     import_big(&pair.source, "big:1");
-    let dir = tempfile::tempdir().unwrap();
-    let bundle = dir.path().join("big.tar");
+    let bundle = dir.join("big.tar");
     let src = pair.source.host();
     let t0 = Instant::now();
     let e = Spawned::start(save_cmd(&[
@@ -432,32 +429,44 @@ fn destination_daemon_killed_mid_load_exits_5_and_loads_nothing() {
         size >> 20,
         t0.elapsed()
     );
+    (bundle, size)
+}
 
-    let dst = pair.airgap.host();
-    let mut p = Spawned::start(load_cmd(&[
-        "load",
-        &s(&bundle),
-        "--allow-unsigned",
-        "-H",
-        &dst,
-    ]));
-    // Kill once a good part of the bundle has been read, i.e. sent (the upload buffers only a
-    // few MiB), and long before its end.
-    let threshold = size / 4;
-    let t1 = Instant::now();
-    while bytes_read(p.pid()) < threshold {
+/// Starts `partial-load load` of `bundle` into `host` (with extra flags) and returns once it has
+/// read a quarter of the bundle, i.e. the upload is well under way (it buffers only a few MiB)
+/// and far from its end. Returns the bytes read then.
+fn load_until_under_way(bundle: &Path, size: u64, host: &str, extra: &[&str]) -> (Spawned, u64) {
+    let mut args = vec!["load", "--allow-unsigned", "-H", host];
+    args.extend_from_slice(extra);
+    let b = s(bundle);
+    args.push(&b);
+    let mut p = Spawned::start(load_cmd(&args));
+    let t0 = Instant::now();
+    while bytes_read(p.pid()) < size / 4 {
         assert!(
             p.running(),
             "partial-load ended before the upload was under way"
         );
         assert!(
-            t1.elapsed() < Duration::from_secs(120),
+            t0.elapsed() < Duration::from_secs(120),
             "the upload did not start"
         );
         std::thread::sleep(Duration::from_millis(5));
     }
     let seen = bytes_read(p.pid());
-    let t2 = Instant::now();
+    (p, seen)
+}
+
+/// 4. The destination daemon SIGKILLed while `partial-load load` uploads a big bundle: exit 5,
+/// and after a restart the image is not there.
+#[test]
+fn destination_daemon_killed_mid_load_exits_5_and_loads_nothing() {
+    let mut pair = partial_tests::require_daemons!();
+    let dir = tempfile::tempdir().unwrap();
+    let (bundle, size) = big_bundle(&pair, dir.path());
+    let dst = pair.airgap.host();
+    let (p, seen) = load_until_under_way(&bundle, size, &dst, &[]);
+    let t0 = Instant::now();
     pair.airgap.kill().expect("kill the destination daemon");
     let e = p.wait_within(
         PROMPT,
@@ -469,7 +478,7 @@ fn destination_daemon_killed_mid_load_exits_5_and_loads_nothing() {
         seen >> 20,
         size >> 20,
         e.code,
-        t2.elapsed(),
+        t0.elapsed(),
         e.stderr
     );
     assert_eq!(e.code, Some(5), "a daemon failure is exit 5:\n{}", e.stderr);
@@ -479,7 +488,7 @@ fn destination_daemon_killed_mid_load_exits_5_and_loads_nothing() {
         e.stderr
     );
     assert!(
-        !e.stderr.contains("reading the bundle"),
+        e.stderr.contains("nothing was loaded") && !e.stderr.contains("reading the bundle"),
         "the bundle is fine; blame the daemon:\n{}",
         e.stderr
     );
@@ -490,18 +499,61 @@ fn destination_daemon_killed_mid_load_exits_5_and_loads_nothing() {
     let ids = pair.airgap.image_ids().unwrap();
     assert!(ids.is_empty(), "nothing may be loaded: {ids:?}");
     // The bundle itself is intact: it loads now.
-    Spawned::start(load_cmd(&[
+    let e = Spawned::start(load_cmd(&[
         "load",
         &s(&bundle),
         "--allow-unsigned",
         "-H",
         &dst,
     ]))
-    .wait_within(Duration::from_secs(180), "the load after the restart")
-    .code
-    .filter(|&c| c == 0)
-    .expect("the bundle loads after the restart");
+    .wait_within(Duration::from_secs(180), "the load after the restart");
+    assert_eq!(e.code, Some(0), "{}", e.stderr);
     assert!(pair.airgap.has_image("big:1"));
+}
+
+/// 5c. The destination daemon hangs (SIGSTOP) mid-upload: the daemon answers a load only once it
+/// has read the whole body, so the bound is `--timeout` (default 6 h; 5 s here), and nothing is
+/// loaded once the daemon runs again.
+#[test]
+fn destination_daemon_hung_mid_load_hits_the_request_timeout() {
+    let pair = partial_tests::require_daemons!();
+    let dir = tempfile::tempdir().unwrap();
+    let (bundle, size) = big_bundle(&pair, dir.path());
+    let dst = pair.airgap.host();
+    let timeout = Duration::from_secs(5);
+    let secs = timeout.as_secs().to_string();
+    let (p, seen) = load_until_under_way(&bundle, size, &dst, &["--timeout", &secs]);
+    let t0 = Instant::now();
+    let stopped = Stopped::new(pair.airgap.pid().expect("dockerd pid"));
+    let e = p.wait_within(timeout + MARGIN, "partial-load with a hung daemon");
+    eprintln!(
+        "measured: dockerd stopped after {} MiB of {} MiB read; partial-load exited {:?} {:.1?} \
+         later, {:.1?} after its start (--timeout {timeout:?}); stderr:\n{}",
+        seen >> 20,
+        size >> 20,
+        e.code,
+        t0.elapsed(),
+        e.elapsed,
+        e.stderr
+    );
+    assert_eq!(e.code, Some(5), "{}", e.stderr);
+    assert!(
+        e.stderr.contains("did not answer within 5 s") && e.stderr.contains("--timeout"),
+        "must say what timed out:\n{}",
+        e.stderr
+    );
+    assert!(e.elapsed >= timeout, "{e:?}");
+    drop(stopped);
+    let t1 = Instant::now();
+    while !pair.airgap.ping() {
+        assert!(
+            t1.elapsed() < PROMPT,
+            "the daemon did not come back after SIGCONT"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(!pair.airgap.has_image("big:1"), "big:1 must not be loaded");
+    assert!(pair.airgap.image_ids().unwrap().is_empty());
 }
 
 /// 5a. A hung daemon (SIGSTOPped dockerd: the socket accepts, nothing answers) before any request:
