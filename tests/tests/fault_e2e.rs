@@ -1,6 +1,7 @@
 //! Issue 6, fault injection, end to end on private daemons: the source daemon killed mid-export,
 //! Ctrl-C mid-export, a full output filesystem, the destination daemon killed mid-load, and a hung
-//! (SIGSTOPped) daemon, both before the first byte (ping bound) and mid-export (idle bound).
+//! (SIGSTOPped) daemon: before any request (ping bound), mid-export (`--idle-timeout`) and
+//! mid-load (`--timeout`).
 //!
 //! Every test runs the tool as a child process with a bound on its run time, checks the exit
 //! code, the message, and that nothing (no bundle, no `.NAME.partial-XXXXXX` temporary file) is
@@ -313,7 +314,7 @@ impl Drop for Tmpfs {
     }
 }
 
-/// 1. The source daemon (dockerd and its containerd) SIGKILLed while it streams an export.
+/// Fault 1: the source daemon (dockerd and its containerd) SIGKILLed while it streams an export.
 #[test]
 fn source_daemon_killed_mid_export_fails_promptly_and_leaves_nothing() {
     let mut pair = partial_tests::require_daemons!();
@@ -339,7 +340,7 @@ fn source_daemon_killed_mid_export_fails_promptly_and_leaves_nothing() {
     assert_nothing_left(dir.path(), &e);
 }
 
-/// 2. SIGINT (Ctrl-C) to partial-save mid-export: exit 130, the temporary file removed.
+/// Fault 2: SIGINT (Ctrl-C) to partial-save mid-export: exit 130, the temporary file removed.
 #[test]
 fn sigint_mid_export_exits_130_and_leaves_nothing() {
     let pair = partial_tests::require_daemons!();
@@ -366,7 +367,7 @@ fn sigint_mid_export_exits_130_and_leaves_nothing() {
     assert!(pair.source.ping());
 }
 
-/// 3. The output filesystem fills up (a 2 MiB tmpfs, an 8 MiB random image).
+/// Fault 3: the output filesystem fills up (a 2 MiB tmpfs, an 8 MiB random image).
 #[test]
 fn full_output_filesystem_says_disk_full_and_leaves_nothing() {
     let pair = partial_tests::require_daemons!();
@@ -457,8 +458,8 @@ fn load_until_under_way(bundle: &Path, size: u64, host: &str, extra: &[&str]) ->
     (p, seen)
 }
 
-/// 4. The destination daemon SIGKILLed while `partial-load load` uploads a big bundle: exit 5,
-/// and after a restart the image is not there.
+/// Fault 4: the destination daemon SIGKILLed while `partial-load load` uploads a big bundle:
+/// exit 5, and after a restart the image is not there.
 #[test]
 fn destination_daemon_killed_mid_load_exits_5_and_loads_nothing() {
     let mut pair = partial_tests::require_daemons!();
@@ -511,9 +512,9 @@ fn destination_daemon_killed_mid_load_exits_5_and_loads_nothing() {
     assert!(pair.airgap.has_image("big:1"));
 }
 
-/// 5c. The destination daemon hangs (SIGSTOP) mid-upload: the daemon answers a load only once it
-/// has read the whole body, so the bound is `--timeout` (default 6 h; 5 s here), and nothing is
-/// loaded once the daemon runs again.
+/// Fault 5c: the destination daemon hangs (SIGSTOP) mid-upload. The daemon answers a load only
+/// once it has read the whole body, so the bound is `--timeout` (default 6 h; 5 s here); nothing
+/// is loaded once the daemon runs again.
 #[test]
 fn destination_daemon_hung_mid_load_hits_the_request_timeout() {
     let pair = partial_tests::require_daemons!();
@@ -556,8 +557,9 @@ fn destination_daemon_hung_mid_load_hits_the_request_timeout() {
     assert!(pair.airgap.image_ids().unwrap().is_empty());
 }
 
-/// 5a. A hung daemon (SIGSTOPped dockerd: the socket accepts, nothing answers) before any request:
-/// both tools give up after the ping bound (PARTIAL_PING_TIMEOUT, 30 s by default) with exit 5.
+/// Fault 5a: a hung daemon (SIGSTOPped dockerd: the socket accepts, nothing answers) before any
+/// request: both tools give up after the ping bound (PARTIAL_PING_TIMEOUT, 30 s by default) with
+/// exit 5.
 #[test]
 fn hung_daemon_fails_the_ping_within_its_bound() {
     let Some(d) = partial_tests::require_daemon(DaemonOptions::labelled("hung")) else {
@@ -615,7 +617,8 @@ fn hung_daemon_fails_the_ping_within_its_bound() {
     }
 }
 
-/// 5b. The source daemon hangs (SIGSTOP) in the middle of an export: `--idle-timeout` ends it.
+/// Fault 5b: the source daemon hangs (SIGSTOP) in the middle of an export: `--idle-timeout` ends
+/// it.
 #[test]
 fn daemon_hung_mid_export_hits_the_idle_timeout() {
     let pair = partial_tests::require_daemons!();
