@@ -513,7 +513,7 @@ fn destination_daemon_killed_mid_load_exits_5_and_loads_nothing() {
 }
 
 /// Fault 5c: the destination daemon hangs (SIGSTOP) mid-upload. The daemon answers a load only
-/// once it has read the whole body, so the bound is `--timeout` (default 6 h; 5 s here); nothing
+/// once it has read the whole body, so the bound is `--timeout` (default 6 h; 8 s here); nothing
 /// is loaded once the daemon runs again.
 #[test]
 fn destination_daemon_hung_mid_load_hits_the_request_timeout() {
@@ -521,7 +521,8 @@ fn destination_daemon_hung_mid_load_hits_the_request_timeout() {
     let dir = tempfile::tempdir().unwrap();
     let (bundle, size) = big_bundle(&pair, dir.path());
     let dst = pair.airgap.host();
-    let timeout = Duration::from_secs(5);
+    // Long enough for the upload to get well under way first (it takes about 1 s here).
+    let timeout = Duration::from_secs(8);
     let secs = timeout.as_secs().to_string();
     let (p, seen) = load_until_under_way(&bundle, size, &dst, &["--timeout", &secs]);
     let t0 = Instant::now();
@@ -539,7 +540,9 @@ fn destination_daemon_hung_mid_load_hits_the_request_timeout() {
     );
     assert_eq!(e.code, Some(5), "{}", e.stderr);
     assert!(
-        e.stderr.contains("did not answer within 5 s") && e.stderr.contains("--timeout"),
+        e.stderr
+            .contains(&format!("did not answer within {secs} s"))
+            && e.stderr.contains("--timeout"),
         "must say what timed out:\n{}",
         e.stderr
     );
