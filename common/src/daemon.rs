@@ -14,6 +14,24 @@ use std::time::Duration;
 /// this time is hung or gone; failing fast is better than waiting for a request timeout.
 pub const PING_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// Environment variable overriding [`PING_TIMEOUT`] (whole seconds, at least 1), e.g. for tests
+/// that hang a daemon on purpose.
+pub const PING_TIMEOUT_ENV: &str = "PARTIAL_PING_TIMEOUT";
+
+/// The ping bound in force: `PARTIAL_PING_TIMEOUT` seconds when set to a positive whole number,
+/// else [`PING_TIMEOUT`].
+pub fn ping_timeout() -> Duration {
+    parse_ping_timeout(std::env::var(PING_TIMEOUT_ENV).ok().as_deref())
+}
+
+fn parse_ping_timeout(value: Option<&str>) -> Duration {
+    value
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .filter(|&secs| secs > 0)
+        .map(Duration::from_secs)
+        .unwrap_or(PING_TIMEOUT)
+}
+
 /// Default bound on waiting for the response headers of one request. The daemon stages a whole
 /// export before its first byte, and reads a whole load before answering, so this must cover the
 /// biggest image; bollard's default (120 s) is far too short.
@@ -42,13 +60,25 @@ pub enum DaemonError {
     },
     #[error("the daemon reported an error while loading: {0}")]
     LoadFailed(String),
+    #[error(
+        "the Docker daemon did not answer within {secs} s ({context}); --timeout sets this bound"
+    )]
+    RequestTimeout { context: String, secs: u64 },
 }
 
 impl DaemonError {
-    fn api(context: impl Into<String>, source: bollard::errors::Error) -> Self {
-        DaemonError::Api {
-            context: context.into(),
-            source,
+    /// An API error; bollard's request timeout (`secs`, the client's bound on waiting for the
+    /// response headers) becomes [`DaemonError::RequestTimeout`], which says which bound it was.
+    fn api(context: impl Into<String>, secs: u64, source: bollard::errors::Error) -> Self {
+        match source {
+            bollard::errors::Error::RequestTimeoutError => DaemonError::RequestTimeout {
+                context: context.into(),
+                secs,
+            },
+            source => DaemonError::Api {
+                context: context.into(),
+                source,
+            },
         }
     }
 }
@@ -72,7 +102,7 @@ pub struct Daemon {
 }
 
 /// Connects to `host` (see [`resolve_host`]), negotiates the API version (a 20.10 daemon speaks
-/// 1.41), and checks that the daemon answers a ping within [`PING_TIMEOUT`].
+/// 1.41), and checks that the daemon answers a ping within [`ping_timeout`] (30 s by default).
 pub async fn connect(host: Option<&str>, request_timeout: Duration) -> Result<Daemon, DaemonError> {
     let host = resolve_host(host);
     let docker = if host.starts_with("unix://") || host.starts_with('/') {
@@ -95,22 +125,24 @@ pub async fn connect(host: Option<&str>, request_timeout: Duration) -> Result<Da
         host: host.clone(),
         source,
     })?;
-    let ping = docker.clone().with_timeout(PING_TIMEOUT);
-    match tokio::time::timeout(PING_TIMEOUT, ping.ping()).await {
-        Err(_) => {
+    let bound = ping_timeout();
+    let ping = docker.clone().with_timeout(bound);
+    match tokio::time::timeout(bound, ping.ping()).await {
+        // bollard's own timeout (the same bound) may fire first: still a ping timeout.
+        Err(_) | Ok(Err(bollard::errors::Error::RequestTimeoutError)) => {
             return Err(DaemonError::PingTimeout {
                 host,
-                secs: PING_TIMEOUT.as_secs(),
+                secs: bound.as_secs(),
             })
         }
         Ok(Err(source)) => return Err(DaemonError::Connect { host, source }),
         Ok(Ok(_)) => {}
     }
-    let docker = match tokio::time::timeout(PING_TIMEOUT, docker.negotiate_version()).await {
+    let docker = match tokio::time::timeout(bound, docker.negotiate_version()).await {
         Err(_) => {
             return Err(DaemonError::PingTimeout {
                 host,
-                secs: PING_TIMEOUT.as_secs(),
+                secs: bound.as_secs(),
             })
         }
         Ok(Err(source)) => return Err(DaemonError::Connect { host, source }),
@@ -134,18 +166,22 @@ pub struct DaemonInfo {
 }
 
 impl Daemon {
+    fn api_err(&self, context: String, e: bollard::errors::Error) -> DaemonError {
+        DaemonError::api(context, self.docker.timeout().as_secs(), e)
+    }
+
     /// Version, platform and store of the daemon.
     pub async fn info(&self) -> Result<DaemonInfo, DaemonError> {
         let info = self
             .docker
             .info()
             .await
-            .map_err(|e| DaemonError::api(format!("GET /info on {}", self.host), e))?;
+            .map_err(|e| self.api_err(format!("GET /info on {}", self.host), e))?;
         let version = self
             .docker
             .version()
             .await
-            .map_err(|e| DaemonError::api(format!("GET /version on {}", self.host), e))?;
+            .map_err(|e| self.api_err(format!("GET /version on {}", self.host), e))?;
         let containerd_store = info.driver_status.as_ref().is_some_and(|rows| {
             rows.iter().any(|r| {
                 r.len() == 2 && r[0] == "driver-type" && r[1] == "io.containerd.snapshotter.v1"
@@ -188,7 +224,7 @@ impl Daemon {
             Err(bollard::errors::Error::DockerResponseServerError {
                 status_code: 404, ..
             }) => Ok(None),
-            Err(e) => Err(DaemonError::api(format!("inspecting image {name}"), e)),
+            Err(e) => Err(self.api_err(format!("inspecting image {name}"), e)),
         }
     }
 
@@ -208,7 +244,7 @@ impl Daemon {
                 ..Default::default()
             }))
             .await
-            .map_err(|e| DaemonError::api(format!("listing images on {}", self.host), e))?;
+            .map_err(|e| self.api_err(format!("listing images on {}", self.host), e))?;
         let mut out = Vec::with_capacity(list.len());
         for summary in list {
             // An image can vanish between the list and the inspect; skip it then.
@@ -225,9 +261,10 @@ impl Daemon {
     pub fn export(&self, names: &[String]) -> impl Stream<Item = Result<Bytes, DaemonError>> {
         let refs: Vec<&str> = names.iter().map(String::as_str).collect();
         let ctx = format!("exporting {} from {}", names.join(", "), self.host);
+        let secs = self.docker.timeout().as_secs();
         self.docker
             .export_images(&refs)
-            .map(move |r| r.map_err(|e| DaemonError::api(ctx.clone(), e)))
+            .map(move |r| r.map_err(|e| DaemonError::api(ctx.clone(), secs, e)))
     }
 
     /// `POST /images/load` with `body` as the archive. Reads the whole response; any error object
@@ -257,7 +294,7 @@ impl Daemon {
                 Err(bollard::errors::Error::DockerStreamError { error }) => {
                     return Err(DaemonError::LoadFailed(error))
                 }
-                Err(e) => return Err(DaemonError::api(format!("loading into {}", self.host), e)),
+                Err(e) => return Err(self.api_err(format!("loading into {}", self.host), e)),
             };
             if let Some(detail) = info.error_detail.as_ref().and_then(|d| d.message.clone()) {
                 return Err(DaemonError::LoadFailed(detail));
@@ -320,6 +357,40 @@ mod tests {
         // Without a flag, DOCKER_HOST or the default socket; both are non-empty.
         assert!(!resolve_host(None).is_empty());
         assert!(!resolve_host(Some("")).is_empty());
+    }
+
+    #[test]
+    fn ping_timeout_comes_from_the_environment_or_defaults_to_30_s() {
+        assert_eq!(parse_ping_timeout(None), PING_TIMEOUT);
+        assert_eq!(parse_ping_timeout(Some("3")), Duration::from_secs(3));
+        assert_eq!(parse_ping_timeout(Some(" 7 ")), Duration::from_secs(7));
+        for bad in ["0", "", "x", "-1", "1.5"] {
+            assert_eq!(parse_ping_timeout(Some(bad)), PING_TIMEOUT, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn request_timeouts_say_which_bound() {
+        let e = DaemonError::api(
+            "loading into x",
+            5,
+            bollard::errors::Error::RequestTimeoutError,
+        );
+        let msg = e.to_string();
+        assert!(
+            msg.contains("did not answer within 5 s (loading into x)"),
+            "{msg}"
+        );
+        assert!(msg.contains("--timeout"), "{msg}");
+        let e = DaemonError::api(
+            "listing",
+            5,
+            bollard::errors::Error::DockerResponseServerError {
+                status_code: 500,
+                message: "boom".into(),
+            },
+        );
+        assert!(matches!(e, DaemonError::Api { .. }));
     }
 
     #[test]

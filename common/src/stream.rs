@@ -8,6 +8,15 @@ use std::io::{self, Read};
 use std::time::Duration;
 use tokio::sync::mpsc;
 
+/// The error a [`ChannelReader`] returns (kind `TimedOut`) when the stream fell silent for longer
+/// than its idle bound after it had started. Kept as the `io::Error`'s inner error so that callers
+/// can tell a stalled source from other I/O errors (e.g. for the exit code).
+#[derive(Debug, thiserror::Error)]
+#[error("the daemon sent nothing for {secs} s in the middle of the export")]
+pub struct Stalled {
+    pub secs: u64,
+}
+
 /// A `Read` over chunks sent by an async task.
 pub struct ChannelReader {
     rx: mpsc::Receiver<io::Result<Bytes>>,
@@ -19,10 +28,12 @@ impl ChannelReader {
     /// Spawns a task draining `stream` into the reader. Once the first chunk has arrived, a
     /// silence longer than `idle` is an error (a hung daemon must not hang the tool forever);
     /// before it, the daemon may take as long as the request timeout allows to stage the export.
+    /// A stream error is returned as an `io::Error` (kind `Other`) wrapping the error itself, so
+    /// callers can still find it with `get_ref()` and `downcast_ref`.
     pub fn spawn<S, E>(stream: S, idle: Duration) -> Self
     where
         S: Stream<Item = Result<Bytes, E>> + Send + 'static,
-        E: std::fmt::Display + Send + 'static,
+        E: Into<Box<dyn std::error::Error + Send + Sync>> + Send + 'static,
     {
         let (tx, rx) = mpsc::channel(8);
         tokio::spawn(async move {
@@ -36,10 +47,9 @@ impl ChannelReader {
                             let _ = tx
                                 .send(Err(io::Error::new(
                                     io::ErrorKind::TimedOut,
-                                    format!(
-                                        "the daemon sent nothing for {} s in the middle of the export",
-                                        idle.as_secs()
-                                    ),
+                                    Stalled {
+                                        secs: idle.as_secs(),
+                                    },
                                 )))
                                 .await;
                             return;
@@ -57,7 +67,7 @@ impl ChannelReader {
                         }
                     }
                     Some(Err(e)) => {
-                        let _ = tx.send(Err(io::Error::other(e.to_string()))).await;
+                        let _ = tx.send(Err(io::Error::other(e))).await;
                         return;
                     }
                 }
@@ -139,5 +149,27 @@ mod tests {
         .unwrap()
         .unwrap_err();
         assert_eq!(e.kind(), io::ErrorKind::TimedOut);
+        assert!(e.get_ref().is_some_and(|i| i.is::<Stalled>()), "{e:?}");
+        assert!(e.to_string().contains("sent nothing for 0 s"), "{e}");
+    }
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("typed source error")]
+    struct Typed;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn stream_errors_keep_their_type() {
+        let chunks: Vec<Result<Bytes, Typed>> = vec![Ok(Bytes::from("ab")), Err(Typed)];
+        let mut r =
+            ChannelReader::spawn(futures_util::stream::iter(chunks), Duration::from_secs(5));
+        let e = tokio::task::spawn_blocking(move || {
+            let mut v = Vec::new();
+            r.read_to_end(&mut v)
+        })
+        .await
+        .unwrap()
+        .unwrap_err();
+        assert!(e.get_ref().is_some_and(|i| i.is::<Typed>()), "{e:?}");
+        assert_eq!(e.to_string(), "typed source error");
     }
 }

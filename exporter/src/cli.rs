@@ -12,7 +12,9 @@ Examples:
   partial-save keygen -o team
 
 Exit codes: 0 success; 1 failure; 2 usage; 3 bad input (archive or inventory does not verify);
-5 Docker daemon unreachable or daemon error.";
+5 Docker daemon unreachable or daemon error (also: it died or hung mid-export); 130 interrupted.
+
+Environment: PARTIAL_PING_TIMEOUT=SECS bounds the first ping of the daemon (default 30).";
 
 /// Save Docker images without the layers the destination already holds.
 ///

@@ -17,14 +17,22 @@ pub fn daemon_failure(e: partial_common::daemon::DaemonError) -> anyhow::Error {
 }
 
 /// Marks an error as a daemon failure when a daemon error is in its chain, except a missing
-/// image, which is the user's input.
+/// image, which is the user's input. A daemon error or a stall of the export stream that reached
+/// the archive reader as an `io::Error` counts too (the daemon died or hung mid-export).
 pub fn maybe_daemon_failure(e: anyhow::Error) -> anyhow::Error {
     use partial_common::daemon::DaemonError;
-    let is_daemon = e.chain().any(|c| {
+    use partial_common::stream::Stalled;
+    let is_daemon_error = |c: &(dyn std::error::Error + 'static)| {
         matches!(
             c.downcast_ref::<DaemonError>(),
             Some(d) if !matches!(d, DaemonError::NoSuchImage(_))
-        )
+        ) || c.is::<Stalled>()
+    };
+    let is_daemon = e.chain().any(|c| {
+        is_daemon_error(c)
+            || c.downcast_ref::<std::io::Error>()
+                .and_then(|io| io.get_ref())
+                .is_some_and(|inner| is_daemon_error(inner))
     });
     if is_daemon {
         anyhow::Error::new(Coded::new(exit::DAEMON, e))
@@ -55,5 +63,38 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => ExitCode::from(exit::report("partial-save", e.chain())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use partial_common::daemon::DaemonError;
+
+    fn code(e: anyhow::Error) -> u8 {
+        exit::code_of(e.chain())
+    }
+
+    #[test]
+    fn daemon_errors_inside_io_errors_are_daemon_failures() {
+        let died = std::io::Error::other(DaemonError::LoadFailed("connection reset".into()));
+        let e = anyhow::Error::new(died).context("export of x:1");
+        assert_eq!(code(maybe_daemon_failure(e)), exit::DAEMON);
+
+        let stalled = std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            partial_common::stream::Stalled { secs: 3 },
+        );
+        let e = anyhow::Error::new(stalled).context("export of x:1");
+        assert_eq!(code(maybe_daemon_failure(e)), exit::DAEMON);
+
+        // A full disk or a missing image is not the daemon's fault.
+        let full = std::io::Error::from_raw_os_error(28);
+        assert_eq!(
+            code(maybe_daemon_failure(anyhow::Error::new(full))),
+            exit::FAILURE
+        );
+        let missing = anyhow::Error::new(DaemonError::NoSuchImage("x:1".into()));
+        assert_eq!(code(maybe_daemon_failure(missing)), exit::FAILURE);
     }
 }

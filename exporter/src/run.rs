@@ -284,6 +284,8 @@ async fn filter<W: Write + Send + 'static>(
             })
             .await
             .context("the filter thread failed")?
+            // The daemon dying or hanging mid-export is a daemon failure (exit 5).
+            .map_err(crate::maybe_daemon_failure)
         }
         Input::Files(inputs) => tokio::task::spawn_blocking(move || -> Result<(Plan, W)> {
             let mut f = Filter::new(out, sources, have);

@@ -10,7 +10,10 @@ Exit codes:
   2  usage error
   3  verification failed (signature, hash, size, manifest)
   4  base layers missing on the daemon
-  5  Docker daemon unreachable or daemon error
+  5  Docker daemon unreachable or daemon error (also: it died or hung mid-load)
+  130 interrupted
+
+Environment: PARTIAL_PING_TIMEOUT=SECS bounds the first ping of the daemon (default 30).
 
 Examples:
   partial-load verify app.tgz --key team.pub --offline
