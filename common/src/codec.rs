@@ -396,10 +396,14 @@ fn worker_gone() -> io::Error {
     io::Error::other("a gzip compression thread stopped unexpectedly")
 }
 
-/// One complete gzip member holding `data`. Chunks that do not compress (a level-1 probe of their
-/// start barely shrinks) are stored at level 0, which is many times faster and no bigger.
+/// One complete gzip member holding `data`. Chunks that do not compress (level-1 probes of a few
+/// samples barely shrink) are stored at level 0, which is many times faster and no bigger.
 fn gzip_member(data: &[u8], level: u32) -> Vec<u8> {
-    let level = if level > 0 && !compresses(data) { 0 } else { level };
+    let level = if level > 0 && !compresses(data) {
+        0
+    } else {
+        level
+    };
     let mut enc = flate2::write::GzEncoder::new(
         Vec::with_capacity(data.len() / 2 + 64),
         flate2::Compression::new(level),
