@@ -188,3 +188,44 @@ fn offline_bad_input_names_the_problem_and_leaves_nothing() {
     assert!(r.stderr.contains("missing.tar"), "{}", r.stderr);
     assert_eq!(files_in(dir.path()), vec!["junk.tar".to_string()]);
 }
+
+#[test]
+fn offline_containerd_layout_filtered_against_base_archive_loads() {
+    let pair = require_daemons!();
+    let scene = build_standard(&pair);
+    let dir = tempfile::tempdir().unwrap();
+    let full_legacy = dir.path().join("full-legacy.tar");
+    let base_legacy = dir.path().join("base-legacy.tar");
+    pair.source.save_to(&["app:2"], &full_legacy).unwrap();
+    pair.source.save_to(&["base:1"], &base_legacy).unwrap();
+    // The containerd image store saves compressed layer blobs whose names are not diffIDs.
+    let full = dir.path().join("full.tar");
+    let base = dir.path().join("base.tar");
+    partial_tests::layout::legacy_to_containerd_layout(&full_legacy, &full).unwrap();
+    partial_tests::layout::legacy_to_containerd_layout(&base_legacy, &base).unwrap();
+    let out = dir.path().join("app.tar");
+    let r = save(&[
+        "--from-archive".as_ref(),
+        full.as_os_str(),
+        "--exclude-archive".as_ref(),
+        base.as_os_str(),
+        "--compression".as_ref(),
+        "none".as_ref(),
+        "-o".as_ref(),
+        out.as_os_str(),
+        "--json".as_ref(),
+    ])
+    .ok();
+    let res: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(res["manifest"]["bundle"]["layout"], "containerd");
+    let layers = res["manifest"]["images"][0]["layers"].as_array().unwrap();
+    let carried: Vec<bool> = layers.iter().map(|l| l["carried"].as_bool().unwrap()).collect();
+    assert_eq!(carried, [false, true, true]);
+    // Exactly one layer blob fewer than the full archive: the base layer's compressed blob.
+    let full_blobs = tar_listing(&full).unwrap().iter().filter(|n| n.starts_with("blobs/")).count();
+    let out_blobs = tar_listing(&out).unwrap().iter().filter(|n| n.starts_with("blobs/")).count();
+    assert_eq!(out_blobs + 1, full_blobs);
+    give_airgap(&pair, &["base:1"]);
+    pair.airgap.load(&out).unwrap();
+    assert_eq!(pair.airgap.image_id("app:2").unwrap(), scene.app2);
+}
