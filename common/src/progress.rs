@@ -36,7 +36,7 @@ pub fn bytes(message: &str, total: Option<u64>) -> ProgressBar {
             let pb = ProgressBar::with_draw_target(None, target());
             pb.set_style(
                 ProgressStyle::with_template(
-                    "{spinner} {msg:<12} {bytes} {bytes_per_sec} {elapsed}",
+                    "{spinner} {bytes} read ({bytes_per_sec}) {msg} [{elapsed}]",
                 )
                 .unwrap_or_else(|_| ProgressStyle::default_spinner()),
             );

@@ -16,8 +16,11 @@ use partial_common::output;
 use partial_common::plan::Plan;
 use partial_common::progress;
 use partial_common::stream::ChannelReader;
+use std::cell::Cell;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Where the images come from.
@@ -26,20 +29,70 @@ enum Input {
     Files(Vec<InputArchive>),
 }
 
-/// Progress callbacks of the filter, shown on one bar.
+/// Progress callbacks of the filter, shown on one line: bytes read, layers carried and left
+/// out, bytes written.
 struct Observer {
     bar: ProgressBar,
+    written: Arc<AtomicU64>,
+    carried: Cell<(u64, u64)>,
+    left_out: Cell<(u64, u64)>,
+    last_mib: Cell<u64>,
+}
+
+impl Observer {
+    fn new(bar: ProgressBar, written: Arc<AtomicU64>) -> Self {
+        Observer {
+            bar,
+            written,
+            carried: Cell::new((0, 0)),
+            left_out: Cell::new((0, 0)),
+            last_mib: Cell::new(u64::MAX),
+        }
+    }
+
+    fn refresh(&self) {
+        let (cn, cb) = self.carried.get();
+        let (ln, lb) = self.left_out.get();
+        self.bar.set_message(format!(
+            "· carried {cn} layer(s) ({}), left out {ln} ({}) · wrote {}",
+            progress::human_bytes(cb),
+            progress::human_bytes(lb),
+            progress::human_bytes(self.written.load(Ordering::Relaxed))
+        ));
+    }
 }
 
 impl FilterObserver for Observer {
     fn bytes_read(&self, total: u64) {
         self.bar.set_position(total);
+        // Refresh the text once per MiB, not on every read.
+        if total >> 20 != self.last_mib.get() {
+            self.last_mib.set(total >> 20);
+            self.refresh();
+        }
     }
-    fn layer(&self, entry: &str, size: u64, kept: bool) {
-        let what = if kept { "carried" } else { "left out" };
-        self.bar
-            .set_message(format!("{what} {}", progress::human_bytes(size)));
-        let _ = entry;
+    fn layer(&self, _entry: &str, size: u64, kept: bool) {
+        let cell = if kept { &self.carried } else { &self.left_out };
+        let (n, b) = cell.get();
+        cell.set((n + 1, b + size));
+        self.refresh();
+    }
+}
+
+/// Counts the bytes written to the bundle, for the progress line.
+struct Counting<W> {
+    inner: W,
+    written: Arc<AtomicU64>,
+}
+
+impl<W: Write> Write for Counting<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.written.fetch_add(n as u64, Ordering::Relaxed);
+        Ok(n)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
     }
 }
 
@@ -153,7 +206,16 @@ pub async fn run(args: SaveArgs) -> Result<()> {
     };
 
     if args.dry_run {
-        let (plan, _) = filter(input, sources, have, std::io::sink(), args.idle_timeout).await?;
+        let written = Arc::new(AtomicU64::new(0));
+        let (plan, _) = filter(
+            input,
+            sources,
+            have,
+            std::io::sink(),
+            args.idle_timeout,
+            written,
+        )
+        .await?;
         if args.json {
             println!("{}", serde_json::to_string_pretty(&plan)?);
         } else {
@@ -164,12 +226,18 @@ pub async fn run(args: SaveArgs) -> Result<()> {
 
     let sink = output::AtomicOutput::create(&args.output, split)
         .with_context(|| format!("creating {}", args.output.display()))?;
+    let written = Arc::new(AtomicU64::new(0));
+    let sink = Counting {
+        inner: sink,
+        written: Arc::clone(&written),
+    };
     let encoder = codec::compress(sink, compression, args.level)
         .with_context(|| format!("starting {compression} compression"))?;
-    let (plan, encoder) = filter(input, sources, have, encoder, args.idle_timeout).await?;
+    let (plan, encoder) = filter(input, sources, have, encoder, args.idle_timeout, written).await?;
     let sink = encoder
         .finish()
-        .with_context(|| format!("writing {}", args.output.display()))?;
+        .with_context(|| format!("writing {}", args.output.display()))?
+        .inner;
     let written = sink
         .finish()
         .with_context(|| format!("writing {}", args.output.display()))?;
@@ -266,12 +334,13 @@ async fn filter<W: Write + Send + 'static>(
     have: HaveSet,
     out: W,
     idle_timeout: u64,
+    written: Arc<AtomicU64>,
 ) -> Result<(Plan, W)> {
-    let bar = progress::bytes("reading", None);
-    let observer = Observer { bar: bar.clone() };
+    let bar = progress::bytes("", None);
+    let observer = Observer::new(bar.clone(), written);
     let result = match input {
         Input::Live { daemon, names } => {
-            bar.set_message("daemon is preparing the export");
+            bar.set_message("· the daemon is preparing the export");
             let stream = daemon.export(&names);
             let reader = ChannelReader::spawn(stream, Duration::from_secs(idle_timeout));
             let label = format!("export of {} from {}", names.join(", "), daemon.host);

@@ -219,11 +219,22 @@ fn offline_containerd_layout_filtered_against_base_archive_loads() {
     let res: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
     assert_eq!(res["manifest"]["bundle"]["layout"], "containerd");
     let layers = res["manifest"]["images"][0]["layers"].as_array().unwrap();
-    let carried: Vec<bool> = layers.iter().map(|l| l["carried"].as_bool().unwrap()).collect();
+    let carried: Vec<bool> = layers
+        .iter()
+        .map(|l| l["carried"].as_bool().unwrap())
+        .collect();
     assert_eq!(carried, [false, true, true]);
     // Exactly one layer blob fewer than the full archive: the base layer's compressed blob.
-    let full_blobs = tar_listing(&full).unwrap().iter().filter(|n| n.starts_with("blobs/")).count();
-    let out_blobs = tar_listing(&out).unwrap().iter().filter(|n| n.starts_with("blobs/")).count();
+    let full_blobs = tar_listing(&full)
+        .unwrap()
+        .iter()
+        .filter(|n| n.starts_with("blobs/"))
+        .count();
+    let out_blobs = tar_listing(&out)
+        .unwrap()
+        .iter()
+        .filter(|n| n.starts_with("blobs/"))
+        .count();
     assert_eq!(out_blobs + 1, full_blobs);
     give_airgap(&pair, &["base:1"]);
     pair.airgap.load(&out).unwrap();
