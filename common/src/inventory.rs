@@ -16,16 +16,8 @@ pub const VERSION: u32 = 1;
 /// Errors reading an inventory.
 #[derive(Debug, thiserror::Error)]
 pub enum InventoryError {
-    #[error("{file}: not an inventory: {source}")]
-    Parse {
-        file: String,
-        #[source]
-        source: serde_json::Error,
-    },
-    #[error("{file}: schema {found:?} is not {SCHEMA:?}")]
-    Schema { file: String, found: String },
-    #[error("{file}: inventory version {found} is newer than this tool understands ({VERSION})")]
-    Version { file: String, found: u32 },
+    #[error(transparent)]
+    Schema(#[from] crate::schema::SchemaError),
     #[error("{file}: image {image}: chain IDs do not follow from its diffIDs")]
     BadChains { file: String, image: String },
 }
@@ -71,29 +63,7 @@ impl Inventory {
 
     /// Parses and checks an inventory; `file` names it in errors.
     pub fn parse(bytes: &[u8], file: &str) -> Result<Self, InventoryError> {
-        #[derive(Deserialize)]
-        struct Head {
-            schema: String,
-            version: u32,
-        }
-        let parse_err = |source| InventoryError::Parse {
-            file: file.to_string(),
-            source,
-        };
-        let head: Head = serde_json::from_slice(bytes).map_err(parse_err)?;
-        if head.schema != SCHEMA {
-            return Err(InventoryError::Schema {
-                file: file.to_string(),
-                found: head.schema,
-            });
-        }
-        if head.version > VERSION {
-            return Err(InventoryError::Version {
-                file: file.to_string(),
-                found: head.version,
-            });
-        }
-        let inv: Inventory = serde_json::from_slice(bytes).map_err(parse_err)?;
+        let inv: Inventory = crate::schema::parse(bytes, file, SCHEMA, VERSION)?;
         for img in &inv.images {
             if chain_ids(&img.diff_ids) != img.chain_ids {
                 return Err(InventoryError::BadChains {

@@ -17,16 +17,8 @@ pub const VERSION: u32 = 1;
 /// Errors reading a manifest.
 #[derive(Debug, thiserror::Error)]
 pub enum ManifestError {
-    #[error("{file}: not a bundle manifest: {source}")]
-    Parse {
-        file: String,
-        #[source]
-        source: serde_json::Error,
-    },
-    #[error("{file}: schema {found:?} is not {SCHEMA:?}")]
-    Schema { file: String, found: String },
-    #[error("{file}: manifest version {found} is newer than this tool understands ({VERSION})")]
-    Version { file: String, found: u32 },
+    #[error(transparent)]
+    Schema(#[from] crate::schema::SchemaError),
     #[error("{file}: inconsistent manifest: {what}")]
     Inconsistent { file: String, what: String },
 }
@@ -199,32 +191,7 @@ impl BundleManifest {
 
     /// Parses and checks a manifest; `file` names it in errors.
     pub fn parse(bytes: &[u8], file: &str) -> Result<Self, ManifestError> {
-        #[derive(Deserialize)]
-        struct Head {
-            schema: String,
-            version: u32,
-        }
-        let head: Head = serde_json::from_slice(bytes).map_err(|source| ManifestError::Parse {
-            file: file.to_string(),
-            source,
-        })?;
-        if head.schema != SCHEMA {
-            return Err(ManifestError::Schema {
-                file: file.to_string(),
-                found: head.schema,
-            });
-        }
-        if head.version > VERSION {
-            return Err(ManifestError::Version {
-                file: file.to_string(),
-                found: head.version,
-            });
-        }
-        let m: BundleManifest =
-            serde_json::from_slice(bytes).map_err(|source| ManifestError::Parse {
-                file: file.to_string(),
-                source,
-            })?;
+        let m: BundleManifest = crate::schema::parse(bytes, file, SCHEMA, VERSION)?;
         m.check(file)?;
         Ok(m)
     }
@@ -297,6 +264,7 @@ mod tests {
     use super::*;
     use crate::digest::chain_ids;
     use crate::plan::{PlannedImage, PlannedLayer};
+    use crate::schema::SchemaError;
 
     fn sample() -> BundleManifest {
         let d: Vec<Digest> = (0..3u8).map(|i| Digest::of_bytes(&[i])).collect();
@@ -381,12 +349,18 @@ mod tests {
         let mut v: serde_json::Value = serde_json::from_slice(&m.to_bytes()).unwrap();
         v["version"] = serde_json::json!(VERSION + 1);
         let e = BundleManifest::parse(v.to_string().as_bytes(), "m.json").unwrap_err();
-        assert!(matches!(e, ManifestError::Version { .. }), "{e}");
+        assert!(
+            matches!(e, ManifestError::Schema(SchemaError::Version { .. })),
+            "{e}"
+        );
 
         let mut v: serde_json::Value = serde_json::from_slice(&m.to_bytes()).unwrap();
         v["schema"] = serde_json::json!("something-else");
         let e = BundleManifest::parse(v.to_string().as_bytes(), "m.json").unwrap_err();
-        assert!(matches!(e, ManifestError::Schema { .. }), "{e}");
+        assert!(
+            matches!(e, ManifestError::Schema(SchemaError::Schema { .. })),
+            "{e}"
+        );
 
         // A layer marked as left out without a matching required base is refused.
         let mut bad = m.clone();
