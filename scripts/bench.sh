@@ -17,6 +17,8 @@
 #   BENCH_RUNTIME_MB size of the runtime layer in MiB (default 100)
 #   BENCH_MIRROR    Debian mirror for debootstrap (default http://deb.debian.org/debian)
 #   BENCH_CACHE     where the Debian rootfs tarball is cached (default /var/cache/partial-bench)
+#   BENCH_SAVE, BENCH_LOAD  partial-save / partial-load binaries to measure instead of building
+#                   target/release/ (implies --no-build)
 #
 # Needs root and Debian's docker.io; installs debootstrap, zstd, pigz, time, python3 and
 # gnuplot-nox with apt-get when they are missing. Exit status: 0 when every step ran, 1 when a
@@ -93,8 +95,9 @@ RESULTS=$W/results.tsv
 FAILED=0
 
 # --- 1. build --------------------------------------------------------------------------------
-SAVE=$ROOT/target/release/partial-save
-LOAD=$ROOT/target/release/partial-load
+SAVE=${BENCH_SAVE:-$ROOT/target/release/partial-save}
+LOAD=${BENCH_LOAD:-$ROOT/target/release/partial-load}
+[[ -n ${BENCH_SAVE:-}${BENCH_LOAD:-} ]] && BUILD=0
 BUILD_NOTE=""
 if ((BUILD)); then
   log "building partial-save and partial-load (release)"
