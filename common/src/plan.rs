@@ -89,7 +89,8 @@ pub struct Plan {
     pub input_bytes: u64,
     /// Bytes of the filtered tar stream written (before compression).
     pub output_tar_bytes: u64,
-    /// Things a person should know (e.g. a layer kept because it could not be identified).
+    /// Things a person should know (e.g. a layer carried although the destination has it, because
+    /// its legacy folder could not be identified).
     #[serde(default)]
     pub warnings: Vec<String>,
 }

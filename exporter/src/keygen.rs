@@ -5,6 +5,7 @@
 use crate::cli::KeygenArgs;
 use anyhow::{bail, Context, Result};
 use std::io::IsTerminal;
+use partial_common::sign::{self, SecretKey, SignError};
 use std::path::Path;
 
 /// Environment variable holding the secret key's password, for scripts.
@@ -51,23 +52,21 @@ fn new_password() -> Result<String> {
     Ok(p1)
 }
 
-/// The password to open an existing secret key: the environment variable, else a prompt on a
-/// terminal, else none (an unprotected key needs none).
-pub fn existing_password(key: &Path) -> Result<Option<String>> {
-    if let Ok(p) = std::env::var(PASSWORD_ENV) {
-        return Ok(Some(p));
-    }
-    if partial_common::sign::secret_key_is_encrypted(key)
-        .with_context(|| format!("reading secret key {}", key.display()))?
-    {
-        if !std::io::stdin().is_terminal() {
-            bail!(
-                "secret key {} is password-protected: set {PASSWORD_ENV} (no terminal to ask)",
-                key.display()
-            );
+/// Opens the secret key at `key`: with the password from the environment variable if set,
+/// else unprotected, else after asking on the terminal.
+pub fn open_secret_key(key: &Path) -> Result<SecretKey> {
+    let env = std::env::var(PASSWORD_ENV).ok();
+    match sign::load_secret_key(key, env.as_deref()) {
+        Err(SignError::PasswordNeeded { .. }) => {
+            if !std::io::stdin().is_terminal() {
+                bail!(
+                    "secret key {} is password-protected: set {PASSWORD_ENV} (no terminal to ask)",
+                    key.display()
+                );
+            }
+            let p = rpassword::prompt_password(format!("Password for {}: ", key.display()))?;
+            Ok(sign::load_secret_key(key, Some(&p))?)
         }
-        let p = rpassword::prompt_password(format!("Password for {}: ", key.display()))?;
-        return Ok(Some(p));
+        other => Ok(other?),
     }
-    Ok(None)
 }

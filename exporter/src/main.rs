@@ -40,7 +40,9 @@ pub fn bad_input(e: anyhow::Error) -> anyhow::Error {
 
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
-    partial_common::output::cleanup::install_handler();
+    if let Err(e) = partial_common::output::cleanup::install_handler() {
+        eprintln!("warning: cannot install the Ctrl-C handler: {e}");
+    }
     let result = match &cli.command {
         Some(cli::Command::Keygen(args)) => keygen::run(args),
         None => tokio::runtime::Builder::new_multi_thread()

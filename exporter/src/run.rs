@@ -82,7 +82,7 @@ pub async fn run(args: SaveArgs) -> Result<()> {
             }
         }
         if split.is_some() {
-            let first = output::volume_name(&args.output, 1);
+            let first = output::part_path(&args.output, 1);
             if first.exists() {
                 bail!(
                     "{} already exists (use --force to overwrite)",
@@ -93,13 +93,10 @@ pub async fn run(args: SaveArgs) -> Result<()> {
     }
     // Open the signing key before the export, so a wrong password fails now, not in an hour.
     let secret_key = match &args.sign_key {
-        Some(path) => {
-            let password = crate::keygen::existing_password(path)?;
-            Some(
-                partial_common::sign::load_secret_key(path, password.as_deref())
-                    .with_context(|| format!("--sign-key {}", path.display()))?,
-            )
-        }
+        Some(path) => Some(
+            crate::keygen::open_secret_key(path)
+                .with_context(|| format!("--sign-key {}", path.display()))?,
+        ),
         None => None,
     };
 
@@ -165,7 +162,7 @@ pub async fn run(args: SaveArgs) -> Result<()> {
         return Ok(());
     }
 
-    let sink = output::VolumeWriter::create(&args.output, split)
+    let sink = output::AtomicOutput::create(&args.output, split)
         .with_context(|| format!("creating {}", args.output.display()))?;
     let encoder = codec::compress(sink, compression, args.level)
         .with_context(|| format!("starting {compression} compression"))?;
@@ -176,10 +173,11 @@ pub async fn run(args: SaveArgs) -> Result<()> {
     let written = sink
         .finish()
         .with_context(|| format!("writing {}", args.output.display()))?;
+    let whole = written.whole().clone();
 
     let bundle_name = file_name(&args.output)?;
     let volumes: Vec<FileEntry> = written
-        .parts
+        .parts()
         .iter()
         .map(|(path, d)| {
             Ok(FileEntry {
@@ -194,9 +192,9 @@ pub async fn run(args: SaveArgs) -> Result<()> {
         name: bundle_name,
         compression: compression.to_string(),
         layout: plan.layout,
-        size: written.whole.size,
-        sha256: written.whole.sha256.clone(),
-        blake3: written.whole.blake3.clone(),
+        size: whole.size,
+        sha256: whole.sha256.clone(),
+        blake3: whole.blake3.clone(),
         tar_size: plan.output_tar_bytes,
         volumes,
     };
@@ -219,9 +217,13 @@ pub async fn run(args: SaveArgs) -> Result<()> {
     }
     // Everything is written and flushed under temporary names; now give them their names, the
     // bundle first and the signature last, so a signature never vouches for a missing file.
-    let part_names = written
+    let part_names: Vec<PathBuf> = written
         .commit()
-        .with_context(|| format!("renaming {}", args.output.display()))?;
+        .with_context(|| format!("renaming {}", args.output.display()))?
+        .parts
+        .into_iter()
+        .map(|(p, _)| p)
+        .collect();
     mfile
         .commit()
         .with_context(|| format!("renaming {}", manifest_path.display()))?;

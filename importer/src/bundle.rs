@@ -182,15 +182,6 @@ impl Bundle {
             whole_count: 0,
         }
     }
-
-    pub fn volume_paths(&self) -> Vec<PathBuf> {
-        self.manifest
-            .bundle
-            .volumes
-            .iter()
-            .map(|v| self.dir.join(&v.name))
-            .collect()
-    }
 }
 
 struct Current {

@@ -14,7 +14,9 @@ use std::process::ExitCode;
 
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
-    partial_common::output::cleanup::install_handler();
+    if let Err(e) = partial_common::output::cleanup::install_handler() {
+        eprintln!("warning: cannot install the Ctrl-C handler: {e}");
+    }
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
