@@ -212,13 +212,26 @@ mapfile -t NEW_LAYERS < <("${S[@]}" image inspect -f '{{range .RootFS.Layers}}{{
 
 # --- 3. measurements -------------------------------------------------------------------------
 # measure ID LABEL GROUP OUTFILE BEFORE-FUNCTION CMD...: runs CMD RUNS times under
-# /usr/bin/time (after BEFORE-FUNCTION, untimed); records median wall, max peak RSS, bytes of
-# OUTFILE ("-" when the step writes nothing measurable) and the first error line.
+# /usr/bin/time (after BEFORE-FUNCTION, untimed) and appends to results.tsv: id, label, group,
+# status, median wall s, max peak RSS KiB, bytes of OUTFILE ("-": nothing measurable), fastest
+# and slowest wall s, median client CPU s (user + system, all processes), median CPU s of the two
+# daemons, and a note (the first error line when it failed).
 median() { sort -g | awk '{ a[NR] = $1 } END { if (NR % 2) print a[(NR + 1) / 2]; else print (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
 none() { :; }
+TICKS=$(getconf CLK_TCK)
+daemon_cpu() { # CPU seconds used so far by the private dockerds and the children they waited for
+  local d total=0 pid t
+  for d in "${STARTED_DAEMONS[@]}"; do
+    pid=$(cat "$d/pid" 2>/dev/null) || continue
+    t=$(awk '{ print $14 + $15 + $16 + $17 }' "/proc/$pid/stat" 2>/dev/null) || continue
+    total=$((total + t))
+  done
+  awk -v t="$total" -v hz="$TICKS" 'BEGIN { printf "%.2f", t / hz }'
+}
 measure() {
   local id=$1 label=$2 group=$3 outfile=$4 before=$5; shift 5
-  local r rc=0 walls=() rss=0 bytes=- note="" tf=$W/logs/$id.time ef=$W/logs/$id.err
+  local r rc=0 walls=() cpus=() dcpus=() rss=0 bytes=- note="" d0 d1
+  local tf=$W/logs/$id.time ef=$W/logs/$id.err
   log "measuring: $label"
   if [[ -n $BUILD_NOTE && ($* == *"$SAVE"* || $* == *"$LOAD"*) ]]; then
     note=$BUILD_NOTE rc=1
@@ -226,25 +239,31 @@ measure() {
     for ((r = 1; r <= RUNS; r++)); do
       "$before" || { note="preparing the run failed"; rc=1; break; }
       [[ $outfile != - ]] && rm -f "$outfile"
-      /usr/bin/time -f '%e %M' -o "$tf" "$@" >"$W/logs/$id.out" 2>"$ef"
+      d0=$(daemon_cpu)
+      /usr/bin/time -f '%e %M %U %S' -o "$tf" "$@" >"$W/logs/$id.out" 2>"$ef"
       rc=$?
+      d1=$(daemon_cpu)
       if ((rc != 0)); then
         note="exit $rc: $(grep -v '^Command exited' "$ef" | grep -m1 -iE 'error|fail|denied|invalid|not ' || grep -v '^Command exited' "$ef" | tail -n1)"
         break
       fi
       walls+=("$(awk 'END { print $1 }' "$tf")")
+      cpus+=("$(awk 'END { printf "%.2f", $3 + $4 }' "$tf")")
+      dcpus+=("$(awk -v a="$d0" -v b="$d1" 'BEGIN { printf "%.2f", b - a }')")
       rss=$(awk -v m="$rss" 'END { print ($2 > m ? $2 : m) }' "$tf")
     done
   fi
   if ((rc == 0)); then
     [[ $outfile != - && -e $outfile ]] && bytes=$(stat -c %s "$outfile")
-    printf '%s\t%s\t%s\tok\t%s\t%s\t%s\t%s\n' "$id" "$label" "$group" \
-      "$(printf '%s\n' "${walls[@]}" | median)" "$rss" "$bytes" "${EXTRA_NOTE:-}" >>"$RESULTS"
+    printf '%s\t%s\t%s\tok\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$id" "$label" "$group" \
+      "$(printf '%s\n' "${walls[@]}" | median)" "$rss" "$bytes" \
+      "$(printf '%s\n' "${walls[@]}" | sort -g | head -n1)" "$(printf '%s\n' "${walls[@]}" | sort -g | tail -n1)" \
+      "$(printf '%s\n' "${cpus[@]}" | median)" "$(printf '%s\n' "${dcpus[@]}" | median)" "${EXTRA_NOTE:-}" >>"$RESULTS"
   else
     FAILED=1
     note=${note//$'\t'/ }
     echo "   failed: $note" >&2
-    printf '%s\t%s\t%s\tfailed\t-\t-\t-\t%s\n' "$id" "$label" "$group" "${note:0:300}" >>"$RESULTS"
+    printf '%s\t%s\t%s\tfailed\t-\t-\t-\t-\t-\t-\t-\t%s\n' "$id" "$label" "$group" "${note:0:300}" >>"$RESULTS"
   fi
   EXTRA_NOTE=""
   return "$rc"

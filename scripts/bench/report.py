@@ -50,10 +50,13 @@ def main() -> int:
     with open(a.results, newline="") as f:
         for r in csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE):
             r += [""] * (8 - len(r))
-            rid, label, group, status, wall, rss, nbytes, note = r[:8]
+            rid, label, group, status, wall, rss, nbytes = r[:7]
+            note = r[-1]  # 8 columns, or 12 with the range and CPU times before the note
+            wmin, wmax, cpu, dcpu = r[7:11] if len(r) >= 12 else (None,) * 4
             rows[rid] = dict(id=rid, label=label, group=group, ok=status == "ok",
                              wall=num(wall), rss=None if num(rss) is None else num(rss) / 1024,
-                             bytes=num(nbytes), note=note.strip())
+                             bytes=num(nbytes), note=note.strip(), wmin=num(wmin),
+                             wmax=num(wmax), cpu=num(cpu), dcpu=num(dcpu))
             order.append(rid)
 
     def get(rid, key):
@@ -61,6 +64,17 @@ def main() -> int:
         return r[key] if r and r["ok"] else None
 
     raw_wall, raw_bytes = get("raw", "wall"), get("raw", "bytes")
+
+    def wall(r):  # median, with the fastest and slowest run when there were several
+        if r["wall"] is None:
+            return "–"
+        if r["wmin"] is None or r["wmin"] == r["wmax"]:
+            return fmt_s(r["wall"])
+        return f"{fmt_s(r['wall'])} <sub>({r['wmin']:.2f}–{r['wmax']:.2f})</sub>"
+
+    def cpus(r):
+        return f"{fmt_s(r['cpu'])} | {fmt_s(r['dcpu'])}"
+
     out = []
     w = out.append
     w("# Benchmarks\n")
@@ -74,36 +88,38 @@ def main() -> int:
           "its timings say nothing about the targets.\n")
     w(f"- **When**: {a.date}" + (f", commit `{a.commit}`" if a.commit else ""))
     w(f"- **Machine**: {a.machine}")
-    w(f"- **Command**: `{a.command}` (as root; {a.runs} run(s) per measurement, median wall time, "
-      "largest peak RSS)")
+    w(f"- **Command**: `{a.command}` (as root; {a.runs} run(s) per measurement: median wall time "
+      "with the fastest and slowest run, median CPU times, largest peak RSS)")
     w(f"- **Image set**: base {a.base}; runtime layer {a.runtime_mb} MiB; application layers "
       f"{a.app_mb} MiB each (35% random, 15% base64 text, 50% JSON-like text in large and ~6 KiB "
       "files); a hotfix layer of 0.75 MiB.\n")
 
     w("## Results\n")
     w("### Saving the new version\n")
-    w("| Method | Wall (s) | vs raw save | Peak RSS (MiB) | Bytes written | vs raw save | Status | Notes |")
-    w("|---|---:|---:|---:|---:|---:|---|---|")
+    w("| Method | Wall (s) | vs raw save | CPU client (s) | CPU daemons (s) | Peak RSS (MiB) "
+      "| Bytes written | vs raw save | Status | Notes |")
+    w("|---|---:|---:|---:|---:|---:|---:|---:|---|---|")
     for rid in order:
         r = rows[rid]
         if r["group"] not in ("save", "partial", "ref"):
             continue
         if r["group"] == "ref":
-            w(f"| {cell(r['label'])} | | | | {fmt_bytes(r['bytes'])} | {fmt_ratio(r['bytes'], raw_bytes)} "
+            w(f"| {cell(r['label'])} | | | | | | {fmt_bytes(r['bytes'])} | {fmt_ratio(r['bytes'], raw_bytes)} "
               f"| {'ok' if r['ok'] else '**failed**'} | {cell(r['note'])} |")
             continue
         status = "ok" if r["ok"] else "**failed**"
         rss = "–" if r["rss"] is None else f"{r['rss']:.1f}"
         aux = rid == "inventory"  # not a way of saving: no ratios
-        w(f"| `{cell(r['label'])}` | {fmt_s(r['wall'])} | {'' if aux else fmt_ratio(r['wall'], raw_wall)} "
-          f"| {rss} | {fmt_bytes(r['bytes'])} | {'' if aux else fmt_ratio(r['bytes'], raw_bytes)} | {status} "
+        w(f"| `{cell(r['label'])}` | {wall(r)} | {'' if aux else fmt_ratio(r['wall'], raw_wall)} "
+          f"| {cpus(r)} | {rss} | {fmt_bytes(r['bytes'])} | {'' if aux else fmt_ratio(r['bytes'], raw_bytes)} | {status} "
           f"| {cell(r['note'])} |")
     w("")
     w("### Loading the bundle on the air-gapped side\n")
     w("The image is removed from the air-gapped daemon before every run; after each run the loaded "
       "image ID is compared with the source's.\n")
-    w("| Method | Wall (s) | vs `docker load` of the same file | Peak RSS (MiB) | Status | Notes |")
-    w("|---|---:|---:|---:|---|---|")
+    w("| Method | Wall (s) | vs `docker load` of the same file | CPU client (s) | CPU daemons (s) "
+      "| Peak RSS (MiB) | Status | Notes |")
+    w("|---|---:|---:|---:|---:|---:|---|---|")
     for rid in order:
         r = rows[rid]
         if r["group"] != "load":
@@ -115,8 +131,8 @@ def main() -> int:
         note = cell(r["note"])
         if rid == "pl-zstd":
             note = (note + "; " if note else "") + "Docker 20.10 cannot load zstd, so no plain load to compare"
-        w(f"| `{cell(r['label'])}` | {fmt_s(r['wall'])} | {fmt_ratio(r['wall'], ref) if rid.startswith('pl-') else '1.00×' if r['ok'] else '–'} "
-          f"| {rss} | {status} | {note} |")
+        w(f"| `{cell(r['label'])}` | {wall(r)} | {fmt_ratio(r['wall'], ref) if rid.startswith('pl-') else '1.00×' if r['ok'] else '–'} "
+          f"| {cpus(r)} | {rss} | {status} | {note} |")
     w("")
 
     # target checks (issues 4 and 5)
@@ -164,8 +180,10 @@ def main() -> int:
         w("(not recorded)")
     w("")
     w("## How it is measured\n")
-    w("- Every command runs under `/usr/bin/time -f '%e %M'`: wall time (s) and peak resident set "
-      "size. Pipelines run as `bash -o pipefail -c '…'`, and GNU time reports the **largest single "
+    w("- Every command runs under `/usr/bin/time -f '%e %M %U %S'`: wall time (s), peak resident "
+      "set size and CPU time (user + system) of the client processes. **CPU daemons** is the CPU "
+      "time both private `dockerd`s (and the helpers they waited for, such as the untar of a load) "
+      "used during the run, from `/proc/PID/stat`. Pipelines run as `bash -o pipefail -c '…'`, and GNU time reports the **largest single "
       "process** of the pipeline, not their sum. Only client processes are measured: the work the "
       "daemon does (staging the export, unpacking a load) shows up in wall time only, for every "
       "method alike.")
