@@ -4,8 +4,8 @@
 
 use crate::cli::KeygenArgs;
 use anyhow::{bail, Context, Result};
-use std::io::IsTerminal;
 use partial_common::sign::{self, SecretKey, SignError};
+use std::io::IsTerminal;
 use std::path::Path;
 
 /// Environment variable holding the secret key's password, for scripts.

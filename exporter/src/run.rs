@@ -280,7 +280,7 @@ async fn filter<W: Write + Send + 'static>(
                 f.set_observer(Box::new(observer));
                 f.add_input(reader, &label, None)
                     .with_context(|| label.clone())?;
-                Ok(f.finish().with_context(|| label.clone())?)
+                f.finish().with_context(|| label.clone())
             })
             .await
             .context("the filter thread failed")?

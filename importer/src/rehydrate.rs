@@ -73,7 +73,8 @@ pub async fn build(
     let local = base::check(daemon, &bundle.manifest).await?;
 
     // Pass 1 over the bundle: verify it and learn its layout and entries.
-    let stream = upload_stream(bundle, bar.clone())?;
+    let stream = partial_common::codec::decompress(upload_stream(bundle, bar.clone())?)
+        .context("reading the bundle")?;
     let (index, present) = tokio::task::spawn_blocking(move || scan_with_names(stream))
         .await
         .context("the scan thread failed")??;
@@ -108,7 +109,8 @@ pub async fn build(
     }
 
     // Pass 2: copy the bundle and add the missing layers.
-    let stream = upload_stream(bundle, bar.clone())?;
+    let stream = partial_common::codec::decompress(upload_stream(bundle, bar.clone())?)
+        .context("reading the bundle")?;
     let out_path = out_path.to_path_buf();
     let dir = spool.path().to_path_buf();
     tokio::task::spawn_blocking(move || write_complete(stream, &out_path, &dir, &needed))

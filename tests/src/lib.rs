@@ -1,1 +1,44 @@
+//! Test rig for `partial-save` / `partial-load`: private Docker daemons, deterministic image
+//! fixtures, archive layouts and the workspace binaries.
+//!
+//! ```no_run
+//! let pair = partial_tests::require_daemons!(); // or skips loudly (panics in CI)
+//! pair.source.import_rootfs("base:1", 1, &[4096], partial_tests::Content::Random).unwrap();
+//! let tar = pair.source.save(&["base:1"]).unwrap();
+//! pair.airgap.load(&tar).unwrap();
+//! let save = partial_tests::bin("partial-save");
+//! # let _ = save;
+//! ```
+//!
+//! - [`daemon`]: one private `dockerd` ([`Daemon`]): start, stop, kill, restart, orphan watchdog.
+//! - [`pair`]: [`DaemonPair`] (source and air-gapped side) and the skip policy.
+//! - [`fixtures`]: tars, `docker import`, `FROM`+`COPY` builds, save/load/inspect helpers.
+//! - [`layout`]: hand-written legacy archives and rewriters from the legacy layout into the Docker ≥ 25
+//!   one and into the containerd image store's one.
+//! - [`bins`]: locating (and if needed building) `partial-save` and `partial-load`.
+//!
+//! Environment:
+//! - `PARTIAL_REQUIRE_DAEMON=1` / `PARTIAL_REQUIRE_TOOLS=1`: a test that cannot get a daemon / a
+//!   tool fails instead of skipping (set by `.ci/run`).
+//! - `PARTIAL_MAX_DAEMONS` (default 4): daemons running at once in one test process.
+//! - `PARTIAL_DAEMON_TIMEOUT` (seconds, default 60): how long a start may take.
+//! - `PARTIAL_STORAGE_DRIVER`: `--storage-driver` (default: the daemon's; overlay2 works here).
+//! - `PARTIAL_KEEP_DAEMON_DIRS`: keep each daemon's folder (log, data) after the test.
 
+pub mod bins;
+pub mod cli;
+pub mod daemon;
+pub mod fixtures;
+pub mod layout;
+pub mod pair;
+pub mod scenario;
+
+pub use bins::{bin, workspace_root};
+pub use daemon::{Daemon, DaemonOptions};
+pub use fixtures::{
+    content, layer_files, rootfs_tar, sha256_digest, Content, LayerFiles, TarBuilder,
+};
+pub use layout::{
+    legacy_to_containerd_layout, legacy_to_oci_layout, write_legacy_archive, ImageSpec,
+};
+pub use pair::{require_daemon, require_daemons, require_daemons_with, require_tool, DaemonPair};

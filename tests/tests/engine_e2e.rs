@@ -4,8 +4,9 @@
 //! Docker ≥ 25 layout. Also the live path on a daemon running on Shanghai time.
 
 use partial_tests::cli::{files_in, save};
+use partial_tests::layout::tar_listing;
 use partial_tests::scenario::{build_standard, give_airgap};
-use partial_tests::{legacy_to_oci_layout, require_daemons, require_daemons_with, tar_listing, DaemonOptions};
+use partial_tests::{legacy_to_oci_layout, require_daemons, require_daemons_with, DaemonOptions};
 
 #[test]
 fn offline_legacy_save_filtered_against_base_archive_loads() {
@@ -31,10 +32,16 @@ fn offline_legacy_save_filtered_against_base_archive_loads() {
     // The base layer is left out: the bundle is far smaller than the full save.
     let full_len = std::fs::metadata(&full).unwrap().len();
     let out_len = std::fs::metadata(&out).unwrap().len();
-    assert!(out_len < full_len - 300_000, "bundle {out_len} vs full {full_len}");
+    assert!(
+        out_len < full_len - 300_000,
+        "bundle {out_len} vs full {full_len}"
+    );
     let listing = tar_listing(&out).unwrap();
     let layers = listing.iter().filter(|n| n.ends_with("layer.tar")).count();
-    assert_eq!(layers, 2, "only the two app:2 layers are carried: {listing:?}");
+    assert_eq!(
+        layers, 2,
+        "only the two app:2 layers are carried: {listing:?}"
+    );
 
     give_airgap(&pair, &["base:1"]);
     pair.airgap.load(&out).unwrap();
@@ -48,7 +55,9 @@ fn offline_oci_layout_filtered_against_base_archive_loads() {
     let dir = tempfile::tempdir().unwrap();
     let full_legacy = dir.path().join("full-legacy.tar");
     let base_legacy = dir.path().join("base-legacy.tar");
-    pair.source.save_to(&["app:1", "app:2"], &full_legacy).unwrap();
+    pair.source
+        .save_to(&["app:1", "app:2"], &full_legacy)
+        .unwrap();
     pair.source.save_to(&["base:1"], &base_legacy).unwrap();
     let full = dir.path().join("full.tar");
     let base = dir.path().join("base.tar");
@@ -68,7 +77,10 @@ fn offline_oci_layout_filtered_against_base_archive_loads() {
     .ok();
     // Only app:2 is in the output (selection), without the base layer.
     let listing = tar_listing(&out).unwrap();
-    let blobs: Vec<_> = listing.iter().filter(|n| n.starts_with("blobs/sha256/")).collect();
+    let blobs: Vec<_> = listing
+        .iter()
+        .filter(|n| n.starts_with("blobs/sha256/"))
+        .collect();
     let base_diff = pair.source.diff_ids("base:1").unwrap()[0].clone();
     let base_hex = base_diff.trim_start_matches("sha256:");
     assert!(
@@ -77,11 +89,16 @@ fn offline_oci_layout_filtered_against_base_archive_loads() {
     );
     for d in pair.source.diff_ids("app:2").unwrap().iter().skip(1) {
         let hex = d.trim_start_matches("sha256:");
-        assert!(blobs.iter().any(|b| b.ends_with(hex)), "app:2 layer {d} missing");
+        assert!(
+            blobs.iter().any(|b| b.ends_with(hex)),
+            "app:2 layer {d} missing"
+        );
     }
     let app1_top = pair.source.diff_ids("app:1").unwrap()[1].clone();
     assert!(
-        !blobs.iter().any(|b| b.ends_with(app1_top.trim_start_matches("sha256:"))),
+        !blobs
+            .iter()
+            .any(|b| b.ends_with(app1_top.trim_start_matches("sha256:"))),
         "app:1 was not selected, its layer must not be there"
     );
     give_airgap(&pair, &["base:1"]);
@@ -120,7 +137,11 @@ fn live_export_from_daemon_on_shanghai_time_identifies_every_layer() {
         .collect();
     assert_eq!(decisions, ["at_destination", "carried", "carried"]);
     assert!(plan["warnings"].as_array().unwrap().is_empty(), "{plan}");
-    assert_eq!(files_in(dir.path()), Vec::<String>::new(), "--dry-run writes nothing");
+    assert_eq!(
+        files_in(dir.path()),
+        Vec::<String>::new(),
+        "--dry-run writes nothing"
+    );
 
     save(&[
         "-H",

@@ -35,7 +35,12 @@ fn signed_gzip_bundle_loads_with_plain_docker_load_and_minisign_verifies() {
     assert_eq!(m["images"][0]["tags"][0], "app:2");
     assert_eq!(m["required_base"].as_array().unwrap().len(), 1);
     assert_eq!(m["required_base"][0]["origin"]["name"], "base:1");
-    assert_eq!(m["source"]["daemon"]["version"].as_str().map(|v| !v.is_empty()), Some(true));
+    assert_eq!(
+        m["source"]["daemon"]["version"]
+            .as_str()
+            .map(|v| !v.is_empty()),
+        Some(true)
+    );
     let manifest_file = dir.path().join("app.tgz.manifest.json");
     let on_disk: serde_json::Value =
         serde_json::from_slice(&std::fs::read(&manifest_file).unwrap()).unwrap();
@@ -53,9 +58,13 @@ fn signed_gzip_bundle_loads_with_plain_docker_load_and_minisign_verifies() {
             .arg(dir.path().join("team.pub"))
             .output()
             .unwrap();
-        let text = String::from_utf8_lossy(&o.stdout).to_string() + &String::from_utf8_lossy(&o.stderr);
+        let text =
+            String::from_utf8_lossy(&o.stdout).to_string() + &String::from_utf8_lossy(&o.stderr);
         assert!(o.status.success(), "minisign refused: {text}");
-        assert!(text.contains("bundle=app.tgz"), "trusted comment binds the bundle: {text}");
+        assert!(
+            text.contains("bundle=app.tgz"),
+            "trusted comment binds the bundle: {text}"
+        );
     }
 
     give_airgap(&pair, &["base:1"]);
@@ -70,7 +79,10 @@ fn several_images_sharing_layers_and_a_repeated_layer() {
     // rep:1 repeats one layer: the same files copied at positions 1 and 3 (same diffID).
     let a = layer_files(31, "a", 2, 30_000, Content::Random);
     let b = layer_files(32, "b", 2, 30_000, Content::Random);
-    let rep = pair.source.build("rep:1", "base:1", &[a.clone(), b, a]).unwrap();
+    let rep = pair
+        .source
+        .build("rep:1", "base:1", &[a.clone(), b, a])
+        .unwrap();
     let diffs = pair.source.diff_ids("rep:1").unwrap();
     assert_eq!(diffs[1], diffs[3], "the fixture must repeat a diffID");
     let dir = tempfile::tempdir().unwrap();
@@ -92,7 +104,7 @@ fn several_images_sharing_layers_and_a_repeated_layer() {
         &out.to_string_lossy(),
     ])
     .ok();
-    let listing = partial_tests::tar_listing(&out).unwrap();
+    let listing = partial_tests::layout::tar_listing(&out).unwrap();
     let base_diff = pair.source.diff_ids("base:1").unwrap()[0].clone();
     let _ = base_diff;
     give_airgap(&pair, &["base:1"]);
@@ -110,7 +122,9 @@ fn shared_diff_id_at_a_new_position_is_carried_even_when_the_destination_has_it_
     let a = layer_files(41, "a", 2, 40_000, Content::Random);
     let b = layer_files(42, "b", 2, 40_000, Content::Random);
     // The destination has base2 = base + A; mix = base + B + A has A's diffID at a new chain.
-    pair.source.build("base2:1", "base:1", &[a.clone()]).unwrap();
+    pair.source
+        .build("base2:1", "base:1", std::slice::from_ref(&a))
+        .unwrap();
     let mix = pair.source.build("mix:1", "base:1", &[b, a]).unwrap();
     let dir = tempfile::tempdir().unwrap();
     // Export mix together with base2 (which the destination has): in the legacy layout one of
@@ -187,7 +201,14 @@ fn unknown_image_is_an_error_naming_it_and_writes_nothing() {
         assert_eq!(files_in(dir.path()), Vec::<String>::new());
     }
     // An unreachable daemon is exit code 5.
-    let r = save(&["-H", "unix:///nonexistent/docker.sock", "-i", "app:2", "-o", &out.to_string_lossy()]);
+    let r = save(&[
+        "-H",
+        "unix:///nonexistent/docker.sock",
+        "-i",
+        "app:2",
+        "-o",
+        &out.to_string_lossy(),
+    ]);
     assert_eq!(r.code, 5, "{}", r.stderr);
     assert_eq!(files_in(dir.path()), Vec::<String>::new());
 }
@@ -202,9 +223,22 @@ fn split_volumes_zstd_and_none_all_load() {
 
     // Split gzip volumes: concatenated, they load.
     let out = dir.path().join("split.tgz");
-    save(&["-H", &host, "-i", "app:2", "-e", "base:1", "--split", "100K", "-o", &out.to_string_lossy()]).ok();
+    save(&[
+        "-H",
+        &host,
+        "-i",
+        "app:2",
+        "-e",
+        "base:1",
+        "--split",
+        "100K",
+        "-o",
+        &out.to_string_lossy(),
+    ])
+    .ok();
     let m: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(dir.path().join("split.tgz.manifest.json")).unwrap()).unwrap();
+        serde_json::from_slice(&std::fs::read(dir.path().join("split.tgz.manifest.json")).unwrap())
+            .unwrap();
     let vols = m["bundle"]["volumes"].as_array().unwrap();
     assert!(vols.len() >= 2, "{m}");
     let joined = dir.path().join("joined.tgz");
@@ -224,7 +258,19 @@ fn split_volumes_zstd_and_none_all_load() {
 
     // zstd: decompressed with the stock tool, it loads.
     let z = dir.path().join("app.tzst");
-    save(&["-H", &host, "-i", "app:2", "-e", "base:1", "--compression", "zstd", "-o", &z.to_string_lossy()]).ok();
+    save(&[
+        "-H",
+        &host,
+        "-i",
+        "app:2",
+        "-e",
+        "base:1",
+        "--compression",
+        "zstd",
+        "-o",
+        &z.to_string_lossy(),
+    ])
+    .ok();
     assert_eq!(&std::fs::read(&z).unwrap()[..4], &[0x28, 0xb5, 0x2f, 0xfd]);
     if require_tool("zstd") {
         let plain = dir.path().join("app-from-zstd.tar");
@@ -242,7 +288,19 @@ fn split_volumes_zstd_and_none_all_load() {
 
     // none: a plain tar.
     let n = dir.path().join("app.tar");
-    save(&["-H", &host, "-i", "app:2", "-e", "base:1", "--compression", "none", "-o", &n.to_string_lossy()]).ok();
+    save(&[
+        "-H",
+        &host,
+        "-i",
+        "app:2",
+        "-e",
+        "base:1",
+        "--compression",
+        "none",
+        "-o",
+        &n.to_string_lossy(),
+    ])
+    .ok();
     assert_eq!(&std::fs::read(&n).unwrap()[257..262], b"ustar");
     pair.airgap.load(&n).unwrap();
     assert_eq!(pair.airgap.image_id("app:2").unwrap(), scene.app2);

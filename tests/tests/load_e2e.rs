@@ -31,7 +31,13 @@ fn export(pair: &DaemonPair, dir: &Path, name: &str, extra: &[&str]) -> PathBuf 
     out
 }
 
-fn pl(pair: &DaemonPair, cmd: &str, bundle: &Path, dir: &Path, extra: &[&str]) -> partial_tests::cli::Run {
+fn pl(
+    pair: &DaemonPair,
+    cmd: &str,
+    bundle: &Path,
+    dir: &Path,
+    extra: &[&str],
+) -> partial_tests::cli::Run {
     let mut args: Vec<String> = vec![
         cmd.into(),
         bundle.to_string_lossy().into_owned(),
@@ -53,7 +59,9 @@ fn setup() -> Option<(DaemonPair, Scene, tempfile::TempDir)> {
 
 #[test]
 fn good_bundles_load_gzip_zstd_none_split() {
-    let Some((pair, scene, dir)) = setup() else { return };
+    let Some((pair, scene, dir)) = setup() else {
+        return;
+    };
     let d = dir.path();
     for (name, extra) in [
         ("a.tgz", vec![]),
@@ -62,7 +70,11 @@ fn good_bundles_load_gzip_zstd_none_split() {
         ("s.tgz", vec!["--split", "64K"]),
     ] {
         let b = export(&pair, d, name, &extra);
-        let first = if name == "s.tgz" { d.join("s.tgz.001") } else { b };
+        let first = if name == "s.tgz" {
+            d.join("s.tgz.001")
+        } else {
+            b
+        };
         let r = pl(&pair, "load", &first, d, &["--json"]).ok();
         let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
         assert_eq!(v["verified"], true);
@@ -73,14 +85,19 @@ fn good_bundles_load_gzip_zstd_none_split() {
 
 #[test]
 fn tampering_and_bad_signatures_exit_3_and_load_nothing() {
-    let Some((pair, _scene, dir)) = setup() else { return };
+    let Some((pair, _scene, dir)) = setup() else {
+        return;
+    };
     let d = dir.path();
     let bundle = export(&pair, d, "app.tgz", &[]);
     let manifest = d.join("app.tgz.manifest.json");
     let sig = d.join("app.tgz.manifest.json.minisig");
     let original = std::fs::read(&bundle).unwrap();
     let check_absent = |what: &str| {
-        assert!(!pair.airgap.has_image("app:2"), "{what}: app:2 must not be loaded");
+        assert!(
+            !pair.airgap.has_image("app:2"),
+            "{what}: app:2 must not be loaded"
+        );
         let ids = pair.airgap.image_ids().unwrap();
         assert_eq!(ids.len(), 1, "{what}: only the base may be there: {ids:?}");
     };
@@ -97,7 +114,9 @@ fn tampering_and_bad_signatures_exit_3_and_load_nothing() {
 
     // A truncated bundle.
     std::fs::write(&bundle, &original[..original.len() - 100]).unwrap();
-    pl(&pair, "load", &bundle, d, &[]).expect_code(3).stderr_has("truncated");
+    pl(&pair, "load", &bundle, d, &[])
+        .expect_code(3)
+        .stderr_has("truncated");
     check_absent("truncated");
     std::fs::write(&bundle, &original).unwrap();
 
@@ -118,14 +137,18 @@ fn tampering_and_bad_signatures_exit_3_and_load_nothing() {
     // An edited manifest (a tag renamed), signature unchanged.
     let m = std::fs::read_to_string(&manifest).unwrap();
     std::fs::write(&manifest, m.replace("\"app:2\"", "\"app:3\"")).unwrap();
-    pl(&pair, "load", &bundle, d, &[]).expect_code(3).stderr_has("signature");
+    pl(&pair, "load", &bundle, d, &[])
+        .expect_code(3)
+        .stderr_has("signature");
     check_absent("edited manifest");
     std::fs::write(&manifest, &m).unwrap();
 
     // Unsigned: refused, unless --allow-unsigned (and then hashes still count).
     let sig_text = std::fs::read(&sig).unwrap();
     std::fs::remove_file(&sig).unwrap();
-    pl(&pair, "load", &bundle, d, &[]).expect_code(3).stderr_has("not signed");
+    pl(&pair, "load", &bundle, d, &[])
+        .expect_code(3)
+        .stderr_has("not signed");
     check_absent("unsigned");
     std::fs::write(&bundle, &flipped).unwrap();
     pl(&pair, "load", &bundle, d, &["--allow-unsigned"]).expect_code(3);
@@ -155,7 +178,9 @@ fn missing_base_exits_4_and_names_the_base_image() {
 
 #[test]
 fn inventory_feeds_the_next_export() {
-    let Some((pair, scene, dir)) = setup() else { return };
+    let Some((pair, scene, dir)) = setup() else {
+        return;
+    };
     let d = dir.path();
     give_airgap(&pair, &["app:1"]);
     let inv = d.join("have.json");
@@ -187,18 +212,30 @@ fn inventory_feeds_the_next_export() {
     ])
     .ok();
     let res: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
-    assert_eq!(res["manifest"]["required_base"][0]["origin"]["kind"], "inventory");
+    assert_eq!(
+        res["manifest"]["required_base"][0]["origin"]["kind"],
+        "inventory"
+    );
     pl(&pair, "load", &out, d, &[]).ok();
     assert_eq!(pair.airgap.image_id("app:2").unwrap(), scene.app2);
 }
 
 #[test]
 fn rehydrated_archive_loads_into_an_empty_daemon() {
-    let Some((pair, scene, dir)) = setup() else { return };
+    let Some((pair, scene, dir)) = setup() else {
+        return;
+    };
     let d = dir.path();
     let bundle = export(&pair, d, "app.tgz", &[]);
     let full = d.join("full.tar");
-    pl(&pair, "rehydrate", &bundle, d, &["-o", &full.to_string_lossy()]).ok();
+    pl(
+        &pair,
+        "rehydrate",
+        &bundle,
+        d,
+        &["-o", &full.to_string_lossy()],
+    )
+    .ok();
     // Empty the source daemon, then load the complete archive there.
     for id in pair.source.image_ids().unwrap() {
         pair.source.remove_image(&id).unwrap();

@@ -1,0 +1,423 @@
+//! `docker save` archive layouts for tests: a writer of hand-made legacy archives (for cases a build
+//! cannot make, e.g. one diffID at two chain positions) and a rewriter from the legacy
+//! (Docker ≤ 24) layout into the Docker ≥ 25 one and into the containerd image store's one
+//! ([`legacy_to_containerd_layout`], compressed layer blobs; no daemon here uses that store).
+//!
+//! The ≥ 25 layout written by [`legacy_to_oci_layout`]: `blobs/sha256/<hex>` for layers (named by
+//! diffID, each once, so symlinked duplicates become one blob), configs (named by image ID), the
+//! legacy per-layer `json` files and one OCI manifest per image; then `index.json`,
+//! `manifest.json` (its `Config`/`Layers` point into `blobs/sha256/…`), `oci-layout` and
+//! `repositories`, in that order, as Docker 25 writes them.
+
+use crate::fixtures::{sha256_digest, FIXED_MTIME};
+use anyhow::{bail, Context, Result};
+use serde_json::{json, Value};
+use std::collections::{BTreeMap, HashMap};
+use std::fs;
+use std::io::Read;
+use std::path::Path;
+
+/// One image for [`write_legacy_archive`].
+#[derive(Clone, Debug, Default)]
+pub struct ImageSpec {
+    /// `RepoTags`, e.g. `["app:1"]` (may be empty).
+    pub tags: Vec<String>,
+    /// Uncompressed layer tars, bottom first (the same bytes twice give the same diffID).
+    pub layers: Vec<Vec<u8>>,
+    /// Extra `config` fields (e.g. `{"Env": [...]}`), to make configs differ.
+    pub config: Option<Value>,
+}
+
+/// The config JSON bytes of an image with these diffIDs (compact, fixed `created`).
+pub fn image_config(diff_ids: &[String], extra: Option<&Value>) -> Vec<u8> {
+    let arch = match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        other => other,
+    };
+    let history: Vec<Value> = (0..diff_ids.len())
+        .map(|i| json!({"created": "2020-01-01T00:00:00Z", "created_by": format!("fixture layer {i}")}))
+        .collect();
+    let cfg = json!({
+        "architecture": arch,
+        "config": extra.cloned().unwrap_or_else(|| json!({})),
+        "created": "2020-01-01T00:00:00Z",
+        "history": history,
+        "os": "linux",
+        "rootfs": {"type": "layers", "diff_ids": diff_ids},
+    });
+    serde_json::to_vec(&cfg).expect("config json")
+}
+
+/// Chain IDs of a diffID list: `chain[0] = diff[0]`, `chain[n] = sha256(chain[n-1] + " " + diff[n])`.
+pub fn chain_ids(diff_ids: &[String]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::with_capacity(diff_ids.len());
+    for d in diff_ids {
+        let c = match out.last() {
+            None => d.clone(),
+            Some(p) => sha256_digest(format!("{p} {d}").as_bytes()),
+        };
+        out.push(c);
+    }
+    out
+}
+
+fn append(b: &mut tar::Builder<fs::File>, path: &str, data: &[u8]) -> Result<()> {
+    let mut h = tar::Header::new_ustar();
+    h.set_entry_type(tar::EntryType::Regular);
+    h.set_mode(0o644);
+    h.set_mtime(FIXED_MTIME);
+    h.set_size(data.len() as u64);
+    b.append_data(&mut h, path, data)?;
+    Ok(())
+}
+
+fn append_dir(b: &mut tar::Builder<fs::File>, path: &str) -> Result<()> {
+    let mut h = tar::Header::new_ustar();
+    h.set_entry_type(tar::EntryType::Directory);
+    h.set_mode(0o755);
+    h.set_mtime(FIXED_MTIME);
+    h.set_size(0);
+    b.append_data(
+        &mut h,
+        format!("{}/", path.trim_end_matches('/')),
+        std::io::empty(),
+    )?;
+    Ok(())
+}
+
+fn append_symlink(b: &mut tar::Builder<fs::File>, path: &str, target: &str) -> Result<()> {
+    let mut h = tar::Header::new_ustar();
+    h.set_entry_type(tar::EntryType::Symlink);
+    h.set_mode(0o777);
+    h.set_mtime(FIXED_MTIME);
+    h.set_size(0);
+    b.append_link(&mut h, path, target)?;
+    Ok(())
+}
+
+/// A legacy layer folder: its `json`, and its `layer.tar` bytes or a symlink target.
+type Folder = (Vec<u8>, Result<Vec<u8>, String>);
+
+/// Writes a legacy-layout `docker save` archive of `images` to `out`, as a ≤ 24 daemon would
+/// (one folder per chain, a diffID already written elsewhere saved as a symlink to it, entries in
+/// name order, `manifest.json` and `repositories` last). Returns the image IDs.
+pub fn write_legacy_archive(images: &[ImageSpec], out: &Path) -> Result<Vec<String>> {
+    // folder name -> (json, Some(layer bytes) | symlink target)
+    let mut folders: BTreeMap<String, Folder> = BTreeMap::new();
+    let mut first_folder_of_diff: HashMap<String, String> = HashMap::new();
+    let mut configs: BTreeMap<String, Vec<u8>> = BTreeMap::new();
+    let mut manifest = Vec::new();
+    let mut repositories: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
+    let mut ids = Vec::new();
+    for img in images {
+        let diff_ids: Vec<String> = img.layers.iter().map(|l| sha256_digest(l)).collect();
+        let chains = chain_ids(&diff_ids);
+        let config = image_config(&diff_ids, img.config.as_ref());
+        let id = sha256_digest(&config);
+        let mut layer_paths = Vec::new();
+        let mut parent: Option<String> = None;
+        for (i, layer) in img.layers.iter().enumerate() {
+            let folder = sha256_digest(format!("v1 {}", chains[i]).as_bytes())[7..].to_string();
+            if !folders.contains_key(&folder) {
+                let mut j = json!({"id": folder, "created": "2020-01-01T00:00:00Z"});
+                if let Some(p) = &parent {
+                    j["parent"] = json!(p);
+                }
+                let body = match first_folder_of_diff.get(&diff_ids[i]) {
+                    Some(other) => Err(format!("../{other}/layer.tar")),
+                    None => {
+                        first_folder_of_diff.insert(diff_ids[i].clone(), folder.clone());
+                        Ok(layer.clone())
+                    }
+                };
+                folders.insert(folder.clone(), (serde_json::to_vec(&j)?, body));
+            }
+            layer_paths.push(format!("{folder}/layer.tar"));
+            parent = Some(folder);
+        }
+        configs.insert(format!("{}.json", &id[7..]), config);
+        manifest.push(json!({"Config": format!("{}.json", &id[7..]), "RepoTags": img.tags, "Layers": layer_paths}));
+        if let Some(top) = parent {
+            for tag in &img.tags {
+                if let Some((repo, t)) = tag.rsplit_once(':') {
+                    repositories
+                        .entry(repo.to_string())
+                        .or_default()
+                        .insert(t.to_string(), top.clone());
+                }
+            }
+        }
+        ids.push(id);
+    }
+    let mut b = tar::Builder::new(
+        fs::File::create(out).with_context(|| format!("creating {}", out.display()))?,
+    );
+    // Name order: the folders and the configs interleave by name, as the daemon writes them.
+    let mut names: Vec<(String, bool)> = folders.keys().map(|k| (k.clone(), true)).collect();
+    names.extend(configs.keys().map(|k| (k.clone(), false)));
+    names.sort();
+    for (name, is_folder) in names {
+        if is_folder {
+            let (j, body) = &folders[&name];
+            append_dir(&mut b, &name)?;
+            append(&mut b, &format!("{name}/VERSION"), b"1.0")?;
+            append(&mut b, &format!("{name}/json"), j)?;
+            match body {
+                Ok(data) => append(&mut b, &format!("{name}/layer.tar"), data)?,
+                Err(target) => append_symlink(&mut b, &format!("{name}/layer.tar"), target)?,
+            }
+        } else {
+            append(&mut b, &name, &configs[&name])?;
+        }
+    }
+    append(&mut b, "manifest.json", &serde_json::to_vec(&manifest)?)?;
+    if !repositories.is_empty() {
+        append(&mut b, "repositories", &serde_json::to_vec(&repositories)?)?;
+    }
+    b.into_inner()?.sync_all()?;
+    Ok(ids)
+}
+
+enum Entry {
+    Dir,
+    File(Vec<u8>),
+    Link(String),
+}
+
+fn read_tar(path: &Path) -> Result<BTreeMap<String, Entry>> {
+    let mut a = tar::Archive::new(
+        fs::File::open(path).with_context(|| format!("opening {}", path.display()))?,
+    );
+    let mut out = BTreeMap::new();
+    for e in a.entries()? {
+        let mut e = e?;
+        let name = e
+            .path()?
+            .to_string_lossy()
+            .trim_end_matches('/')
+            .to_string();
+        let name = name.trim_start_matches("./").to_string();
+        let entry = match e.header().entry_type() {
+            tar::EntryType::Directory => Entry::Dir,
+            tar::EntryType::Symlink | tar::EntryType::Link => Entry::Link(
+                e.link_name()?
+                    .context("link without target")?
+                    .to_string_lossy()
+                    .into_owned(),
+            ),
+            _ => {
+                let mut v = Vec::new();
+                e.read_to_end(&mut v)?;
+                Entry::File(v)
+            }
+        };
+        out.insert(name, entry);
+    }
+    Ok(out)
+}
+
+/// Resolves `name` through symlinks (relative to the entry's folder) and hard links (archive paths).
+fn resolve<'a>(entries: &'a BTreeMap<String, Entry>, name: &str) -> Result<&'a [u8]> {
+    let mut cur = name.to_string();
+    for _ in 0..16 {
+        match entries.get(&cur) {
+            Some(Entry::File(d)) => return Ok(d),
+            Some(Entry::Link(t)) => {
+                let base = Path::new(&cur).parent().unwrap_or(Path::new(""));
+                let mut parts: Vec<String> = base
+                    .components()
+                    .map(|c| c.as_os_str().to_string_lossy().into_owned())
+                    .collect();
+                for c in t.split('/') {
+                    match c {
+                        "" | "." => {}
+                        ".." => {
+                            parts.pop();
+                        }
+                        c => parts.push(c.to_string()),
+                    }
+                }
+                // A hard link names an archive path, a symlink a path relative to its folder.
+                cur = if t.starts_with("../")
+                    || t.starts_with("./")
+                    || !entries.contains_key(t.as_str())
+                {
+                    parts.join("/")
+                } else {
+                    t.clone()
+                };
+            }
+            Some(Entry::Dir) => bail!("{cur} is a folder"),
+            None => bail!("{name}: {cur} is not in the archive"),
+        }
+    }
+    bail!("{name}: too many links")
+}
+
+/// Docker's reference normalisation for `io.containerd.image.name` (`app:1` →
+/// `docker.io/library/app:1`).
+pub fn normalize_ref(tag: &str) -> String {
+    let first = tag.split('/').next().unwrap_or("");
+    if !tag.contains('/') {
+        format!("docker.io/library/{tag}")
+    } else if first.contains('.') || first.contains(':') || first == "localhost" {
+        tag.to_string()
+    } else {
+        format!("docker.io/{tag}")
+    }
+}
+
+/// Rewrites a legacy (Docker ≤ 24) `docker save` archive into the Docker ≥ 25 layout (see the
+/// module docs). Returns the image IDs in `manifest.json` order.
+pub fn legacy_to_oci_layout(legacy: &Path, out: &Path) -> Result<Vec<String>> {
+    rewrite_legacy(legacy, out, false)
+}
+
+/// Rewrites a legacy archive into what a daemon on the **containerd image store** saves: an OCI
+/// layout whose layer blobs are gzip-compressed (so their names are *not* diffIDs;
+/// `application/vnd.oci.image.layer.v1.tar+gzip`), manifests, configs and layers mixed in name order
+/// under `blobs/sha256/`, then `index.json`, `manifest.json` (its `Layers` name the compressed
+/// blobs), `oci-layout`, and no `repositories`. Compression is deterministic (gzip header mtime 0).
+/// Returns the image IDs.
+pub fn legacy_to_containerd_layout(legacy: &Path, out: &Path) -> Result<Vec<String>> {
+    rewrite_legacy(legacy, out, true)
+}
+
+/// Deterministic gzip of `data` (no name, mtime 0).
+pub fn gzip(data: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut e = flate2::GzBuilder::new()
+        .mtime(0)
+        .write(Vec::new(), flate2::Compression::fast());
+    e.write_all(data).expect("gzip to memory");
+    e.finish().expect("gzip to memory")
+}
+
+fn rewrite_legacy(legacy: &Path, out: &Path, containerd: bool) -> Result<Vec<String>> {
+    let entries = read_tar(legacy)?;
+    let manifest: Vec<Value> = match entries.get("manifest.json") {
+        Some(Entry::File(d)) => serde_json::from_slice(d).context("parsing manifest.json")?,
+        _ => bail!(
+            "{} has no manifest.json: not a docker save archive",
+            legacy.display()
+        ),
+    };
+    let mut blobs: BTreeMap<String, Vec<u8>> = BTreeMap::new();
+    let mut new_manifest = Vec::new();
+    let mut index = Vec::new();
+    let mut ids = Vec::new();
+    for m in &manifest {
+        let cfg_name = m["Config"]
+            .as_str()
+            .context("manifest entry without Config")?;
+        let cfg = resolve(&entries, cfg_name)?.to_vec();
+        let cfg_digest = sha256_digest(&cfg);
+        let mut layer_paths = Vec::new();
+        let mut layer_descs = Vec::new();
+        for l in m["Layers"]
+            .as_array()
+            .context("manifest entry without Layers")?
+        {
+            let lname = l.as_str().context("layer path is not a string")?;
+            let data = resolve(&entries, lname)?;
+            let (blob, media) = if containerd {
+                (gzip(data), "application/vnd.oci.image.layer.v1.tar+gzip")
+            } else {
+                (data.to_vec(), "application/vnd.oci.image.layer.v1.tar")
+            };
+            let d = sha256_digest(&blob);
+            layer_descs.push(json!({"mediaType": media, "digest": d, "size": blob.len()}));
+            layer_paths.push(format!("blobs/sha256/{}", &d[7..]));
+            blobs.entry(d[7..].to_string()).or_insert(blob);
+            // The folder's legacy json, as a blob of its own (Docker 25 keeps it too).
+            if let (false, Some(folder)) = (containerd, lname.strip_suffix("/layer.tar")) {
+                if let Some(Entry::File(j)) = entries.get(&format!("{folder}/json")) {
+                    blobs
+                        .entry(sha256_digest(j)[7..].to_string())
+                        .or_insert_with(|| j.clone());
+                }
+            }
+        }
+        let oci_manifest = serde_json::to_vec(&json!({
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": cfg_digest, "size": cfg.len()},
+            "layers": layer_descs,
+        }))?;
+        let man_digest = sha256_digest(&oci_manifest);
+        let tags: Vec<String> = m["RepoTags"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|t| t.as_str().map(String::from))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let desc = |annotations: Option<Value>| {
+            let mut d = json!({
+                "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                "digest": man_digest, "size": oci_manifest.len(),
+            });
+            if let Some(a) = annotations {
+                d["annotations"] = a;
+            }
+            d
+        };
+        if tags.is_empty() {
+            index.push(desc(None));
+        }
+        for t in &tags {
+            let short = t.rsplit_once(':').map(|(_, t)| t).unwrap_or("latest");
+            index.push(desc(Some(json!({
+                "io.containerd.image.name": normalize_ref(t),
+                "org.opencontainers.image.ref.name": short,
+            }))));
+        }
+        blobs.insert(man_digest[7..].to_string(), oci_manifest);
+        blobs.insert(cfg_digest[7..].to_string(), cfg);
+        new_manifest.push(json!({
+            "Config": format!("blobs/sha256/{}", &cfg_digest[7..]),
+            "RepoTags": m["RepoTags"],
+            "Layers": layer_paths,
+        }));
+        ids.push(cfg_digest);
+    }
+    let mut b = tar::Builder::new(
+        fs::File::create(out).with_context(|| format!("creating {}", out.display()))?,
+    );
+    append_dir(&mut b, "blobs")?;
+    append_dir(&mut b, "blobs/sha256")?;
+    for (hex, data) in &blobs {
+        append(&mut b, &format!("blobs/sha256/{hex}"), data)?;
+    }
+    let index = json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": index,
+    });
+    append(&mut b, "index.json", &serde_json::to_vec(&index)?)?;
+    append(&mut b, "manifest.json", &serde_json::to_vec(&new_manifest)?)?;
+    append(&mut b, "oci-layout", br#"{"imageLayoutVersion":"1.0.0"}"#)?;
+    if let (false, Some(Entry::File(r))) = (containerd, entries.get("repositories")) {
+        append(&mut b, "repositories", r)?;
+    }
+    b.into_inner()?.sync_all()?;
+    Ok(ids)
+}
+
+/// The entry names of a tar (plain, gzip or zstd), in archive order (symlinks shown as
+/// `name -> target`).
+pub fn tar_listing(path: &Path) -> Result<Vec<String>> {
+    let mut a = tar::Archive::new(partial_common::codec::decompress(fs::File::open(path)?)?);
+    let mut v = Vec::new();
+    for e in a.entries()? {
+        let e = e?;
+        let name = e.path()?.to_string_lossy().into_owned();
+        match e.link_name()? {
+            Some(t) => v.push(format!("{name} -> {}", t.to_string_lossy())),
+            None => v.push(name),
+        }
+    }
+    Ok(v)
+}
