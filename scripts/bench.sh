@@ -58,6 +58,7 @@ COMMAND="sudo scripts/bench.sh${ARGS[*]:+ ${ARGS[*]}}"
 ((TINY)) || [[ -z ${BENCH_APP_MB:-} ]] || COMMAND="BENCH_APP_MB=$APP_MB $COMMAND"
 
 require_docker_tools
+LOADAVG0=$(cut -d' ' -f1 /proc/loadavg)
 log() { printf '== %s\n' "$*" >&2; }
 
 # --- tools -----------------------------------------------------------------------------------
@@ -366,7 +367,8 @@ CPU=$(lscpu 2>/dev/null | sed -n 's/^Model name: *//p' | head -n1)
 MEM=$(awk '/MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo)
 MACHINE="$(nproc) CPUs (${CPU:-unknown}), $MEM RAM, Linux $(uname -r), \
 Docker $("${S[@]}" version -f '{{.Server.Version}}') daemon (storage driver $("${S[@]}" info -f '{{.Driver}}'), \
-CLI $("${S[@]}" version -f '{{.Client.Version}}')), work folder on $(df -T "$W" | awk 'NR == 2 { print $2 }')"
+CLI $("${S[@]}" version -f '{{.Client.Version}}')), work folder on $(df -T "$W" | awk 'NR == 2 { print $2 }'); \
+1-minute load average $LOADAVG0 at the start, $(cut -d' ' -f1 /proc/loadavg) at the end (other work on the machine adds noise)"
 python3 scripts/bench/report.py "$RESULTS" "$OUT/benchmarks.md" "$OUT/benchmarks.dat" \
   --machine "$MACHINE" --date "$(date -u '+%Y-%m-%d %H:%M UTC')" --command "$COMMAND" \
   --runs "$RUNS" --layers "$LAYERS_MD" --base "$BASE_DESC" --image "$IMG" --old "$OLD" \

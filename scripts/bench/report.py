@@ -201,6 +201,19 @@ def main() -> int:
       "confirms; `docker load -q -i` loads the same bundle file.")
     w("- A step that fails is marked failed with its first error line, and the run goes on.")
     w("")
+    w("## Running it\n")
+    w("```sh")
+    w("sudo scripts/bench.sh            # full run, rewrites docs/benchmarks.md and docs/benchmarks.png")
+    w("sudo scripts/bench.sh --tiny     # a few MiB, no debootstrap, under a minute (CI): target/bench-tiny/")
+    w("sudo BENCH_APP_MB=1000 scripts/bench.sh --runs 5 --keep   # bigger layers, more runs, keep the work folder")
+    w("scripts/bench.sh --help          # every option and environment variable")
+    w("```\n")
+    w("It needs root and Debian's `docker.io` (it starts two private daemons under /tmp and stops them "
+      "at the end), builds the release binaries, and installs `debootstrap`, `zstd`, `pigz`, `time`, "
+      "`python3` and `gnuplot-nox` with apt-get when missing. The Debian root filesystem is cached in "
+      "`/var/cache/partial-bench/`. It exits 1 when a step failed (the tables mark it), not when a "
+      "target is missed.")
+    w("")
     with open(a.md, "w") as f:
         f.write("\n".join(out) + "\n")
 
