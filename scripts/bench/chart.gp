@@ -8,7 +8,7 @@ set datafile missing "?"
 set style fill solid 0.9 border -1
 set grid xtics lc rgb "#dddddd"
 set yrange [*:*] reverse
-set offsets 0, 0, 0.6, 0.6
+set offsets 0, graph 0.07, 0.6, 0.6
 set ytics nomirror scale 0
 set xtics nomirror
 set border 3
