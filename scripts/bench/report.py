@@ -1,0 +1,239 @@
+#!/usr/bin/env python3
+"""report.py RESULTS.tsv OUT.md OUT.dat [options]: the Markdown report and the chart data of
+scripts/bench.sh. RESULTS.tsv lines: id, label, group, status, wall s, peak RSS KiB, bytes, note
+("-" when not measured). Standard library only."""
+import argparse
+import csv
+import sys
+
+MIB = 1024 * 1024
+
+
+def num(v):
+    try:
+        return float(v)
+    except (TypeError, ValueError):
+        return None
+
+
+def fmt_s(v):
+    return "–" if v is None else f"{v:.2f}"
+
+
+def fmt_ratio(a, b):
+    return "–" if a is None or not b else f"{a / b:.2f}×"
+
+
+def fmt_bytes(v):
+    if v is None:
+        return "–"
+    return f"{v / MIB:,.1f} MiB" if v >= MIB else f"{v / 1024:,.1f} KiB"
+
+
+def cell(text):
+    """Table cell text: GitHub tables need | escaped, even inside code spans."""
+    return str(text).replace("|", "\\|")
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("results")
+    ap.add_argument("md")
+    ap.add_argument("dat")
+    for opt in ("machine", "date", "command", "runs", "layers", "base", "image", "old",
+                "app-mb", "runtime-mb", "tiny", "commit"):
+        ap.add_argument("--" + opt, default="")
+    a = ap.parse_args()
+
+    rows = {}
+    order = []
+    with open(a.results, newline="") as f:
+        for r in csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE):
+            r += [""] * (8 - len(r))
+            rid, label, group, status, wall, rss, nbytes = r[:7]
+            note = r[-1]  # 8 columns, or 12 with the range and CPU times before the note
+            wmin, wmax, cpu, dcpu = r[7:11] if len(r) >= 12 else (None,) * 4
+            rows[rid] = dict(id=rid, label=label, group=group, ok=status == "ok",
+                             wall=num(wall), rss=None if num(rss) is None else num(rss) / 1024,
+                             bytes=num(nbytes), note=note.strip(), wmin=num(wmin),
+                             wmax=num(wmax), cpu=num(cpu), dcpu=num(dcpu))
+            order.append(rid)
+
+    def get(rid, key):
+        r = rows.get(rid)
+        return r[key] if r and r["ok"] else None
+
+    raw_wall, raw_bytes = get("raw", "wall"), get("raw", "bytes")
+
+    def wall(r):  # median, with the fastest and slowest run when there were several
+        if r["wall"] is None:
+            return "–"
+        if r["wmin"] is None or r["wmin"] == r["wmax"]:
+            return fmt_s(r["wall"])
+        return f"{fmt_s(r['wall'])} <sub>({r['wmin']:.2f}–{r['wmax']:.2f})</sub>"
+
+    def cpus(r):
+        return f"{fmt_s(r['cpu'])} | {fmt_s(r['dcpu'])}"
+
+    out = []
+    w = out.append
+    w("# Benchmarks\n")
+    w("Measured by `scripts/bench.sh` (issue 6): the new version of an application shipped to an "
+      f"air-gapped Docker host that already has the old one. The image sent is `{a.image}`; the "
+      f"destination has `{a.old}` and its base. Side by side: the plain Docker ways (`docker save` "
+      "raw, through gzip, pigz and zstd) and `partial-save`, then loading the same bundle file with "
+      "`partial-load load` (verify + load) and with a plain `docker load`.\n")
+    if a.tiny == "1":
+        w("> **Tiny mode** (a few MiB, generated base): this run only shows that the benchmark works; "
+          "its timings say nothing about the targets.\n")
+    w(f"- **When**: {a.date}" + (f", commit `{a.commit}`" if a.commit else ""))
+    w(f"- **Machine**: {a.machine}")
+    w(f"- **Command**: `{a.command}` (as root; {a.runs} run(s) per measurement: median wall time "
+      "with the fastest and slowest run, median CPU times, largest peak RSS)")
+    w(f"- **Image set**: base {a.base}; runtime layer {a.runtime_mb} MiB; application layers "
+      f"{a.app_mb} MiB each (35% random, 15% base64 text, 50% JSON-like text in large and ~6 KiB "
+      "files); a hotfix layer of 0.75 MiB.\n")
+
+    w("## Results\n")
+    w("### Saving the new version\n")
+    w("| Method | Wall (s) | vs raw save | CPU client (s) | CPU daemons (s) | Peak RSS (MiB) "
+      "| Bytes written | vs raw save | Status | Notes |")
+    w("|---|---:|---:|---:|---:|---:|---:|---:|---|---|")
+    for rid in order:
+        r = rows[rid]
+        if r["group"] not in ("save", "partial", "ref"):
+            continue
+        if r["group"] == "ref":
+            w(f"| {cell(r['label'])} | | | | | | {fmt_bytes(r['bytes'])} | {fmt_ratio(r['bytes'], raw_bytes)} "
+              f"| {'ok' if r['ok'] else '**failed**'} | {cell(r['note'])} |")
+            continue
+        status = "ok" if r["ok"] else "**failed**"
+        rss = "–" if r["rss"] is None else f"{r['rss']:.1f}"
+        aux = rid == "inventory"  # not a way of saving: no ratios
+        w(f"| `{cell(r['label'])}` | {wall(r)} | {'' if aux else fmt_ratio(r['wall'], raw_wall)} "
+          f"| {cpus(r)} | {rss} | {fmt_bytes(r['bytes'])} | {'' if aux else fmt_ratio(r['bytes'], raw_bytes)} | {status} "
+          f"| {cell(r['note'])} |")
+    w("")
+    w("### Loading the bundle on the air-gapped side\n")
+    w("The image is removed from the air-gapped daemon before every run; after each run the loaded "
+      "image ID is compared with the source's.\n")
+    w("| Method | Wall (s) | vs `docker load` of the same file | CPU client (s) | CPU daemons (s) "
+      "| Peak RSS (MiB) | Status | Notes |")
+    w("|---|---:|---:|---:|---:|---:|---|---|")
+    for rid in order:
+        r = rows[rid]
+        if r["group"] != "load":
+            continue
+        codec = rid.split("-", 1)[1]
+        ref = get("dl-" + codec, "wall")
+        status = "ok" if r["ok"] else "**failed**"
+        rss = "–" if r["rss"] is None else f"{r['rss']:.1f}"
+        note = cell(r["note"])
+        if rid == "pl-zstd":
+            note = (note + "; " if note else "") + "Docker 20.10 cannot load zstd, so no plain load to compare"
+        w(f"| `{cell(r['label'])}` | {wall(r)} | {fmt_ratio(r['wall'], ref) if rid.startswith('pl-') else '1.00×' if r['ok'] else '–'} "
+          f"| {cpus(r)} | {rss} | {status} | {note} |")
+    w("")
+
+    # target checks (issues 4 and 5)
+    w("## Targets (issues 4 and 5)\n")
+    w("| Target | Measured | Result |")
+    w("|---|---|---|")
+
+    def check(name, measured, ok):
+        res = "not measured" if ok is None else ("**pass**" if ok else "**FAIL**")
+        w(f"| {name} | {measured} | {res} |")
+
+    for c in ("gzip", "zstd", "none"):
+        p = get("ps-" + c, "wall")
+        check(f"`partial-save --compression {c}` wall ≤ 1.5× raw `docker save` to /dev/null",
+              f"{fmt_s(p)} s vs {fmt_s(raw_wall)} s = {fmt_ratio(p, raw_wall)}",
+              None if p is None or raw_wall is None else p <= 1.5 * raw_wall)
+    p, g = get("ps-gzip", "wall"), get("gzip", "wall")
+    check("`partial-save` (gzip) ≥ 5× faster than `docker save \\| gzip`",
+          "–" if p is None or g is None or not p else f"{g:.2f} s / {p:.2f} s = {g / p:.1f}× faster",
+          None if p is None or g is None else g >= 5 * p)
+    rss = [get(r, "rss") for r in order if r.startswith("ps-")]
+    rss = [x for x in rss if x is not None]
+    check("`partial-save` peak RSS ≤ 64 MiB (every run)",
+          f"max {max(rss):.1f} MiB" if rss else "–", max(rss) <= 64 if rss else None)
+    b, n = get("ps-gzip", "bytes"), get("newgz", "bytes")
+    check("gzip bundle ≤ 1.10× the new layers compressed with `gzip -6`",
+          "–" if b is None or not n else f"{fmt_bytes(b)} vs {fmt_bytes(n)} = {b / n:.3f}×",
+          None if b is None or not n else b <= 1.10 * n)
+    for c in ("gzip", "none"):
+        p, d = get("pl-" + c, "wall"), get("dl-" + c, "wall")
+        check(f"`partial-load load` ({c} bundle) ≤ 1.3× `docker load` of the same file",
+              f"{fmt_s(p)} s vs {fmt_s(d)} s = {fmt_ratio(p, d)}",
+              None if p is None or d is None else p <= 1.3 * d)
+    rss = [get(r, "rss") for r in order if r.startswith("pl-")]
+    rss = [x for x in rss if x is not None]
+    check("`partial-load load` peak RSS ≤ 64 MiB (every run)",
+          f"max {max(rss):.1f} MiB" if rss else "–", max(rss) <= 64 if rss else None)
+    w("")
+
+    w("## Image set\n")
+    try:
+        with open(a.layers) as f:
+            w(f.read().rstrip("\n"))
+    except OSError:
+        w("(not recorded)")
+    w("")
+    w("## How it is measured\n")
+    w("- Every command runs under `/usr/bin/time -f '%e %M %U %S'`: wall time (s), peak resident "
+      "set size and CPU time (user + system) of the client processes. **CPU daemons** is the CPU "
+      "time both private `dockerd`s (and the helpers they waited for, such as the untar of a load) "
+      "used during the run, from `/proc/PID/stat`. Pipelines run as `bash -o pipefail -c '…'`, and GNU time reports the **largest single "
+      "process** of the pipeline, not their sum. Only client processes are measured: the work the "
+      "daemon does (staging the export, unpacking a load) shows up in wall time only, for every "
+      "method alike.")
+    w("- The source daemon's page cache is warmed with one untimed `docker save` first; the output "
+      "files go to the work folder on the same disk, except the raw save which goes to `/dev/null` "
+      "(its bytes are counted in a separate, untimed `docker save | wc -c`).")
+    w("- `partial-save` runs against the source daemon with `-e app:1` (the destination's old "
+      "version), signing the manifest with a fresh unprotected key when `keygen` works; the "
+      "`--have` row uses the inventory that `partial-load inventory` wrote on the air-gapped daemon. "
+      "Bytes written are the bundle file's (the manifest and signature, a few KiB, are not counted).")
+    w("- The reference \"new layers, gzip -6 each\" is computed from a `docker save` of the image: "
+      "every layer whose diffID the old version lacks, compressed on its own with `gzip -6`.")
+    w("- Loads: the image is removed (`docker image rm -f`) from the air-gapped daemon before each "
+      "run, untimed; `partial-load load` verifies the signature, the base, the hashes, loads and "
+      "confirms; `docker load -q -i` loads the same bundle file.")
+    w("- A step that fails is marked failed with its first error line, and the run goes on.")
+    w("")
+    w("## Running it\n")
+    w("```sh")
+    w("sudo scripts/bench.sh            # full run, rewrites docs/benchmarks.md and docs/benchmarks.png")
+    w("sudo scripts/bench.sh --tiny     # a few MiB, no debootstrap, under a minute (CI): target/bench-tiny/")
+    w("sudo BENCH_APP_MB=1000 scripts/bench.sh --runs 5 --keep   # bigger layers, more runs, keep the work folder")
+    w("scripts/bench.sh --help          # every option and environment variable")
+    w("```\n")
+    w("It needs root and Debian's `docker.io` (it starts two private daemons under /tmp and stops them "
+      "at the end), builds the release binaries, and installs `debootstrap`, `zstd`, `pigz`, `time`, "
+      "`python3` and `gnuplot-nox` with apt-get when missing. The Debian root filesystem is cached in "
+      "`/var/cache/partial-bench/`. It exits 1 when a step failed (the tables mark it), not when a "
+      "target is missed.")
+    w("")
+    with open(a.md, "w") as f:
+        f.write("\n".join(out) + "\n")
+
+    # chart data: label, wall, MiB written, RSS MiB ("?" = missing)
+    with open(a.dat, "w") as f:
+        f.write("# label\twall_s\tmib_written\trss_mib\n")
+        for rid in order:
+            r = rows[rid]
+            if r["group"] == "ref":
+                continue
+            label = r["label"] + ("" if r["ok"] else " (FAILED)")
+            q = lambda v: "?" if v is None else f"{v:.3f}"
+            mib = r["bytes"] / MIB if r["ok"] and r["bytes"] is not None else None
+            kind = 1 if r["group"] in ("partial", "load") and "partial" in r["label"] else 0
+            f.write(f"\"{label}\"\t{q(r['wall'] if r['ok'] else None)}\t{q(mib)}\t"
+                    f"{q(r['rss'] if r['ok'] else None)}\t{kind}\n")
+        nb = get("newgz", "bytes")
+        f.write(f"\"new layers, gzip -6 (reference)\"\t?\t{'?' if nb is None else f'{nb / MIB:.3f}'}\t?\t2\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
