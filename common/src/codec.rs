@@ -288,7 +288,7 @@ impl<W: Write> ParGzEncoder<W> {
             chunk,
             jobs: Some(tx),
             pending: VecDeque::new(),
-            max_pending: threads * 2,
+            max_pending: threads * 4,
             workers,
             members: 0,
         }

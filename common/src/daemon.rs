@@ -281,7 +281,8 @@ impl Daemon {
     {
         let mut stream = Box::pin(self.docker.import_image_stream(
             ImportImageOptions {
-                quiet: false,
+                // Per-layer progress only when someone can see it (as `docker load` does).
+                quiet: !crate::progress::enabled(),
                 ..Default::default()
             },
             body,

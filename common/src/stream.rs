@@ -17,6 +17,10 @@ pub struct Stalled {
     pub secs: u64,
 }
 
+/// Chunks buffered between the daemon's socket and the filter: enough that the daemon keeps
+/// streaming while a compressor catches up, few enough (chunks are tens of KiB) to keep memory flat.
+const CHUNKS_IN_FLIGHT: usize = 32;
+
 /// A `Read` over chunks sent by an async task.
 pub struct ChannelReader {
     rx: mpsc::Receiver<io::Result<Bytes>>,
@@ -35,7 +39,7 @@ impl ChannelReader {
         S: Stream<Item = Result<Bytes, E>> + Send + 'static,
         E: Into<Box<dyn std::error::Error + Send + Sync>> + Send + 'static,
     {
-        let (tx, rx) = mpsc::channel(8);
+        let (tx, rx) = mpsc::channel(CHUNKS_IN_FLIGHT);
         tokio::spawn(async move {
             let mut stream = Box::pin(stream);
             let mut started = false;
