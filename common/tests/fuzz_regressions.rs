@@ -47,7 +47,10 @@ fn replay(target: &str) {
 #[test]
 fn every_target_has_a_regression_folder() {
     for t in harness::TARGETS {
-        assert!(regressions_dir().join(t).is_dir(), "no fuzz/regressions/{t}/");
+        assert!(
+            regressions_dir().join(t).is_dir(),
+            "no fuzz/regressions/{t}/"
+        );
     }
     // And no stray folder for a target that does not exist (e.g. after a rename).
     for e in std::fs::read_dir(regressions_dir()).unwrap() {

@@ -31,12 +31,24 @@ fn archives() -> Vec<(String, Vec<u8>)> {
     let one = testutil::image(&["one:1"], &[&base]);
     let mut out = Vec::new();
     let created = "1970-01-01T08:00:00+08:00";
-    out.push(("legacy".into(), testutil::legacy(&[&i1, &i2], created).tar()));
-    out.push(("legacy-repeat".into(), testutil::legacy(&[&rep], created).tar()));
+    out.push((
+        "legacy".into(),
+        testutil::legacy(&[&i1, &i2], created).tar(),
+    ));
+    out.push((
+        "legacy-repeat".into(),
+        testutil::legacy(&[&rep], created).tar(),
+    ));
     out.push(("oci".into(), testutil::oci(&[&i1, &i2], false, true).tar()));
     out.push(("oci-one".into(), testutil::oci(&[&one], false, true).tar()));
-    out.push(("containerd".into(), testutil::oci(&[&i1, &i2], true, true).tar()));
-    out.push(("containerd-index-only".into(), testutil::oci(&[&i1, &rep], true, false).tar()));
+    out.push((
+        "containerd".into(),
+        testutil::oci(&[&i1, &i2], true, true).tar(),
+    ));
+    out.push((
+        "containerd-index-only".into(),
+        testutil::oci(&[&i1, &rep], true, false).tar(),
+    ));
     // PAX names and an unknown entry.
     let mut b = testutil::oci(&[&one], false, true);
     for e in &mut b.entries {
@@ -44,12 +56,21 @@ fn archives() -> Vec<(String, Vec<u8>)> {
             e.style = NameStyle::Pax;
         }
     }
-    b.entries.push(TEntry::file(&format!("{}/notes.txt", "d".repeat(120)), b"x".to_vec()));
+    b.entries.push(TEntry::file(
+        &format!("{}/notes.txt", "d".repeat(120)),
+        b"x".to_vec(),
+    ));
     out.push(("oci-pax-longname".into(), b.tar()));
     // Broken ends: truncated, daemon error JSON appended.
     let b = testutil::legacy(&[&one], created);
-    out.push(("legacy-no-end".into(), testutil::write_tar(&b.entries, End::Missing)));
-    out.push(("legacy-error-json".into(), testutil::write_tar(&b.entries, End::ErrorJson)));
+    out.push((
+        "legacy-no-end".into(),
+        testutil::write_tar(&b.entries, End::Missing),
+    ));
+    out.push((
+        "legacy-error-json".into(),
+        testutil::write_tar(&b.entries, End::ErrorJson),
+    ));
     // A manifest.json naming a missing layer.
     let mut b = testutil::oci(&[&i1], false, true);
     let gone = b.layer_entries[0][2].clone();
@@ -80,7 +101,10 @@ fn archives() -> Vec<(String, Vec<u8>)> {
         TEntry::file("index.json", blob),
         TEntry::file("oci-layout", br#"{"imageLayoutVersion":"1.0.0"}"#.to_vec()),
     ];
-    out.push(("index-loop".into(), testutil::write_tar(&entries, End::Proper)));
+    out.push((
+        "index-loop".into(),
+        testutil::write_tar(&entries, End::Proper),
+    ));
     out
 }
 
@@ -192,7 +216,12 @@ fn write_fuzz_seeds() {
         for ctrl in [0x00u8, 0x80, 0x11, 0xd2] {
             let mut v = vec![ctrl];
             v.extend_from_slice(&tar);
-            write(&dir, "archive_filter", &format!("{name}-{ctrl:02x}.bin"), &v);
+            write(
+                &dir,
+                "archive_filter",
+                &format!("{name}-{ctrl:02x}.bin"),
+                &v,
+            );
         }
     }
     let m = manifest();

@@ -517,7 +517,8 @@ mod tests {
         let blob = serde_json::json!({"schemaVersion": 2, "manifests": vec![desc.clone(); 16]});
         let mut c = Collected::default();
         let top = serde_json::json!({"schemaVersion": 2, "manifests": vec![desc.clone(); 5000]});
-        c.add("index.json", serde_json::to_vec(&top).unwrap()).unwrap();
+        c.add("index.json", serde_json::to_vec(&top).unwrap())
+            .unwrap();
         c.add(&blob_entry(&x), serde_json::to_vec(&blob).unwrap())
             .unwrap();
         let t = std::time::Instant::now();

@@ -340,7 +340,9 @@ impl<R: Read> TarReader<R> {
                 size: self.remaining,
             });
         }
-        let mut out = Vec::with_capacity(self.remaining as usize);
+        // Grown as data arrives: a header claiming `limit` bytes over a truncated stream must not
+        // cost `limit` bytes of memory up front.
+        let mut out = Vec::with_capacity(self.remaining.min(64 << 10) as usize);
         self.data()
             .read_to_end(&mut out)
             .map_err(|e| self.map_data_err(e))?;
