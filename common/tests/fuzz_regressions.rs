@@ -1,19 +1,40 @@
 //! Replays the fuzzers' interesting inputs (`fuzz/regressions/<target>/`: crashes found and fixed,
 //! plus each target's minimized corpus) through the same harness functions the cargo-fuzz targets
 //! call (`fuzz/src/lib.rs`, compiled in here), so plain `cargo test --workspace` catches a
-//! regression without nightly or libFuzzer. Every input must return (Ok or Err) without panicking.
+//! regression without nightly or libFuzzer. Every input must return (Ok or Err) without panicking,
+//! within a time limit.
 
 #[path = "../../fuzz/src/lib.rs"]
 mod harness;
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::time::Duration;
+
+/// Per input; the inputs are small, so anything near this is a hang (e.g. exponential work).
+const LIMIT: Duration = Duration::from_secs(30);
 
 fn regressions_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/regressions")
 }
 
-fn replay(target: &str) {
+/// Runs one input on its own thread: `Err` says how it failed (panic or hang).
+fn run_bounded(target: &'static str, data: Vec<u8>) -> Result<(), &'static str> {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let res = catch_unwind(AssertUnwindSafe(|| harness::run(target, &data)));
+        let _ = tx.send(res);
+    });
+    match rx.recv_timeout(LIMIT) {
+        Ok(Ok(true)) => Ok(()),
+        Ok(Ok(false)) => panic!("unknown fuzz target {target}"),
+        Ok(Err(_)) => Err("panicked"),
+        Err(_) => Err("did not return in time"),
+    }
+}
+
+fn replay(target: &'static str) {
     let dir = regressions_dir().join(target);
     let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
@@ -29,16 +50,13 @@ fn replay(target: &str) {
     let mut failed = Vec::new();
     for f in &files {
         let data = std::fs::read(f).unwrap();
-        let res = catch_unwind(AssertUnwindSafe(|| harness::run(target, &data)));
-        match res {
-            Ok(true) => {}
-            Ok(false) => panic!("unknown fuzz target {target}"),
-            Err(_) => failed.push(f.display().to_string()),
+        if let Err(how) = run_bounded(target, data) {
+            failed.push(format!("{} {how}", f.display()));
         }
     }
     assert!(
         failed.is_empty(),
-        "{target}: {} of {} inputs panicked: {failed:#?}",
+        "{target}: {} of {} inputs failed: {failed:#?}",
         failed.len(),
         files.len()
     );
