@@ -223,8 +223,14 @@ impl BundleManifest {
                 }
             }
         }
-        let sum: u64 = self.bundle.volumes.iter().map(|v| v.size).sum();
-        if self.bundle.volumes.is_empty() || sum != self.bundle.size {
+        // Checked: hostile sizes must not overflow (nor wrap around to the bundle size).
+        let sum = self
+            .bundle
+            .volumes
+            .iter()
+            .try_fold(0u64, |acc, v| acc.checked_add(v.size));
+        if self.bundle.volumes.is_empty() || sum != Some(self.bundle.size) {
+            let sum = sum.map_or_else(|| "more than 2^64".to_string(), |s| s.to_string());
             return Err(bad(format!(
                 "volumes add up to {sum} bytes, bundle says {}",
                 self.bundle.size
@@ -376,5 +382,19 @@ mod tests {
         // Garbage names the file.
         let e = BundleManifest::parse(b"not json", "m.json").unwrap_err();
         assert!(e.to_string().starts_with("m.json"), "{e}");
+    }
+
+    #[test]
+    fn volume_sizes_that_overflow_are_refused() {
+        // Volume sizes adding up past u64::MAX overflowed the sum (a panic in debug builds; in
+        // release it wrapped, and wrapped sizes could "add up" to the bundle size).
+        let mut m = sample();
+        let mut second = m.bundle.volumes[0].clone();
+        second.name = "app.tgz.002".into();
+        m.bundle.volumes[0].size = u64::MAX;
+        second.size = m.bundle.size + 1;
+        m.bundle.volumes.push(second);
+        let e = BundleManifest::parse(&m.to_bytes(), "m.json").unwrap_err();
+        assert!(matches!(e, ManifestError::Inconsistent { .. }), "{e}");
     }
 }

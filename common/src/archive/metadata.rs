@@ -8,10 +8,21 @@ use super::{ArchiveError, IndexedImage, SourceImage};
 use crate::digest::Digest;
 use crate::plan::Layout;
 use serde_json::Value;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::rc::Rc;
 
 /// The biggest metadata entry buffered in memory.
 pub(crate) const MAX_JSON: u64 = 16 << 20;
+
+/// The most index descriptors followed from one `index.json` (real archives have a handful).
+const MAX_WALK: usize = 1 << 16;
+
+/// The work done walking one `index.json`: descriptors visited, and blobs parsed (each once).
+#[derive(Default)]
+struct WalkState {
+    visits: usize,
+    parsed: HashMap<Digest, Option<Rc<Value>>>,
+}
 
 /// The metadata of one input archive.
 #[derive(Default, Debug, Clone)]
@@ -136,8 +147,9 @@ impl Collected {
         if let Some(index) = &self.index {
             let mut found = BTreeMap::new();
             if let Some(list) = index.get("manifests").and_then(Value::as_array) {
+                let mut st = WalkState::default();
                 for desc in list {
-                    self.walk(desc, &mut Vec::new(), &mut found, 0);
+                    self.walk(desc, &mut Vec::new(), &mut found, 0, &mut st);
                 }
             }
             for img in &mut images {
@@ -151,14 +163,21 @@ impl Collected {
     }
 
     /// Follows an index descriptor down to image manifests present in the archive; records
-    /// config digest → (manifest digest, parent index digests).
+    /// config digest → (manifest digest, parent index digests). `st` bounds the work: nested
+    /// indexes listing each other (or themselves) many times would otherwise cost fanout^depth
+    /// blob parses.
     fn walk(
         &self,
         desc: &Value,
         parents: &mut Vec<Digest>,
         found: &mut BTreeMap<Digest, (Digest, Vec<Digest>)>,
         depth: usize,
+        st: &mut WalkState,
     ) {
+        if st.visits >= MAX_WALK {
+            return;
+        }
+        st.visits += 1;
         let Some(d) = desc
             .get("digest")
             .and_then(Value::as_str)
@@ -166,7 +185,18 @@ impl Collected {
         else {
             return;
         };
-        let Some(v) = self.blob_json(&d) else {
+        if parents.contains(&d) {
+            return; // an index listing itself, directly or not
+        }
+        let v = match st.parsed.get(&d) {
+            Some(v) => v.clone(),
+            None => {
+                let v = self.blob_json(&d).map(Rc::new);
+                st.parsed.insert(d.clone(), v.clone());
+                v
+            }
+        };
+        let Some(v) = v else {
             return;
         };
         if let Some(children) = v.get("manifests").and_then(Value::as_array) {
@@ -175,7 +205,7 @@ impl Collected {
             }
             parents.push(d.clone());
             for c in children {
-                self.walk(c, parents, found, depth + 1);
+                self.walk(c, parents, found, depth + 1, st);
             }
             parents.pop();
         } else if let Some(cfg) = v
@@ -287,9 +317,10 @@ impl Collected {
             .and_then(Value::as_array)
             .cloned()
             .unwrap_or_default();
+        let mut st = WalkState::default();
         for desc in &list {
             let mut found = BTreeMap::new();
-            self.walk(desc, &mut Vec::new(), &mut found, 0);
+            self.walk(desc, &mut Vec::new(), &mut found, 0, &mut st);
             let tag = tag_of(desc);
             for (cfg, (mdigest, parents)) in found {
                 let centry = blob_entry(&cfg);
@@ -473,5 +504,25 @@ mod tests {
         let mut out = serde_json::Map::new();
         rewrite_repositories(&repos, &sel, &mut out);
         assert_eq!(Value::Object(out), serde_json::json!({"a":{"2":"y"}}));
+    }
+
+    #[test]
+    fn self_referencing_index_blobs_do_not_explode() {
+        // An index blob listing itself (or a chain of indexes each listing the next many times)
+        // made the walk visit fanout^depth descriptors, re-parsing the blob each time: minutes of
+        // CPU for a few hundred bytes of hostile input.
+        let x = Digest::of_bytes(b"loop");
+        let desc = serde_json::json!({"mediaType": "application/vnd.oci.image.index.v1+json",
+                                      "digest": x.to_string(), "size": 1});
+        let blob = serde_json::json!({"schemaVersion": 2, "manifests": vec![desc.clone(); 16]});
+        let mut c = Collected::default();
+        let top = serde_json::json!({"schemaVersion": 2, "manifests": vec![desc.clone(); 5000]});
+        c.add("index.json", serde_json::to_vec(&top).unwrap())
+            .unwrap();
+        c.add(&blob_entry(&x), serde_json::to_vec(&blob).unwrap())
+            .unwrap();
+        let t = std::time::Instant::now();
+        assert!(c.images().unwrap().is_empty());
+        assert!(t.elapsed().as_secs() < 2, "{:?}", t.elapsed());
     }
 }

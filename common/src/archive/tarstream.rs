@@ -191,7 +191,8 @@ impl<R: Read> TarReader<R> {
         if self.done {
             return Ok(None);
         }
-        let left = self.remaining + self.padding;
+        // Saturating: a hostile size field (base-256, or PAX `size`) can be u64::MAX.
+        let left = self.remaining.saturating_add(self.padding);
         if left > 0 {
             let what = format!("entry {}", self.last_entry);
             self.skip(left, &what)?;
@@ -339,7 +340,9 @@ impl<R: Read> TarReader<R> {
                 size: self.remaining,
             });
         }
-        let mut out = Vec::with_capacity(self.remaining as usize);
+        // Grown as data arrives: a header claiming `limit` bytes over a truncated stream must not
+        // cost `limit` bytes of memory up front.
+        let mut out = Vec::with_capacity(self.remaining.min(64 << 10) as usize);
         self.data()
             .read_to_end(&mut out)
             .map_err(|e| self.map_data_err(e))?;
@@ -617,6 +620,53 @@ mod tests {
             e.contains("second") && e.contains("connection reset"),
             "{e}"
         );
+    }
+
+    /// A tar stream with one PAX-extended regular file `x` whose records are `records`.
+    fn pax_entry(records: &str, data: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut x = tar::Header::new_ustar();
+        x.set_entry_type(EntryType::XHeader);
+        x.set_path("PaxHeaders/x").unwrap();
+        x.set_size(records.len() as u64);
+        x.set_cksum();
+        out.extend_from_slice(x.as_bytes());
+        let mut r = records.as_bytes().to_vec();
+        r.resize(r.len() + padding_of(r.len() as u64) as usize, 0);
+        out.extend(r);
+        let mut h = tar::Header::new_ustar();
+        h.set_entry_type(EntryType::Regular);
+        h.set_path("x").unwrap();
+        h.set_size(data.len() as u64);
+        h.set_cksum();
+        out.extend_from_slice(h.as_bytes());
+        let mut d = data.to_vec();
+        d.resize(d.len() + padding_of(d.len() as u64) as usize, 0);
+        out.extend(d);
+        out.extend_from_slice(&[0u8; 1024]);
+        out
+    }
+
+    #[test]
+    fn huge_entry_size_is_an_error_not_an_overflow() {
+        // A size of u64::MAX (PAX `size`, or a base-256 size field) overflowed
+        // `remaining + padding` when skipping the entry.
+        let data = pax_entry("29 size=18446744073709551615\n", b"");
+        let mut r = TarReader::new(&data[..]);
+        let h = r.next_entry().unwrap().unwrap();
+        assert_eq!(h.size, u64::MAX);
+        assert!(matches!(r.next_entry(), Err(ArchiveError::Truncated(_))));
+        let mut h = tar::Header::new_gnu();
+        h.set_path("y").unwrap();
+        h.set_size(0);
+        h.as_gnu_mut().unwrap().size = [0xff; 12]; // base-256: all ones
+        h.set_cksum();
+        let mut data = h.as_bytes().to_vec();
+        data.extend_from_slice(&[0u8; 1024]);
+        let mut r = TarReader::new(&data[..]);
+        if let Ok(Some(_)) = r.next_entry() {
+            assert!(r.next_entry().is_err());
+        }
     }
 
     #[test]

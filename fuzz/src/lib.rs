@@ -1,0 +1,167 @@
+//! The fuzz harness: one function per cargo-fuzz target (`fuzz_targets/<name>.rs` calls
+//! `partial_fuzz::<name>`). Each takes arbitrary bytes and must return, whatever they are; a panic
+//! (or, under libFuzzer, an out-of-memory or a timeout) is a bug.
+//!
+//! The same file is compiled into `common/tests/fuzz_regressions.rs`, which replays every file of
+//! `fuzz/regressions/<target>/` in plain `cargo test`: so it may use `partial_common` and `std`
+//! only.
+
+use partial_common::archive::{scan, Filter, SourceImage};
+use partial_common::have::{HaveSet, Origin};
+use partial_common::inventory::Inventory;
+use partial_common::manifest::BundleManifest;
+use partial_common::sign::{verify, PublicKey};
+use partial_common::Digest;
+use std::io;
+
+/// The target names, as `fuzz/fuzz_targets/<name>.rs` and `fuzz/regressions/<name>/`.
+pub const TARGETS: &[&str] = &[
+    "archive_scan",
+    "archive_filter",
+    "manifest_parse",
+    "inventory_parse",
+    "signature_verify",
+    "public_key_parse",
+];
+
+/// Runs the harness function of `target` on `data`; `false` for an unknown target name.
+pub fn run(target: &str, data: &[u8]) -> bool {
+    match target {
+        "archive_scan" => archive_scan(data),
+        "archive_filter" => archive_filter(data),
+        "manifest_parse" => manifest_parse(data),
+        "inventory_parse" => inventory_parse(data),
+        "signature_verify" => signature_verify(data),
+        "public_key_parse" => public_key_parse(data),
+        _ => return false,
+    }
+    true
+}
+
+/// The public key `signature_verify` checks against (a throwaway key made for fuzzing; its secret
+/// half is not kept: the seeds in `fuzz/regressions/signature_verify/` were signed with it).
+pub const FUZZ_PUBLIC_KEY: &str = "untrusted comment: minisign public key BD093224FAB9080C
+RWQMCLn6JDIJvcf5q4NN4GdTXT3DyAe6f6UoVzjI2vvj7Y+8VHaTa9K+
+";
+
+/// A plain tar stream (any layout, or garbage) → `archive::scan`.
+pub fn archive_scan(data: &[u8]) {
+    if let Ok(index) = scan(data) {
+        // Lookups on what was found must not panic either.
+        for img in &index.images {
+            let _ = index.find(img.source.id.as_str());
+            let _ = index.find(&img.source.id.hex()[..12]);
+            for t in &img.source.tags {
+                let _ = index.find(t);
+            }
+        }
+    }
+}
+
+/// `[control byte] + tar stream` → `Filter` into a sink, then `finish`.
+///
+/// The control byte picks, among the images `scan` finds in the stream: bits 0–3 which of the
+/// first four are exported (none set: all of them); bits 4–5 which of the first two the
+/// destination holds (all layers but the top one; a one-layer image entirely); bit 6 streams the
+/// archive twice (two inputs); bit 7 passes the scan index to `add_input` (archive-file mode)
+/// rather than `None` (live-daemon mode). When `scan` fails, one fixed image is exported.
+pub fn archive_filter(data: &[u8]) {
+    let Some((&ctrl, tar)) = data.split_first() else {
+        return;
+    };
+    let index = scan(tar).ok();
+    let mut have = HaveSet::new();
+    let sources: Vec<SourceImage> = match &index {
+        Some(ix) => {
+            let all = ix.sources();
+            for (i, s) in all.iter().enumerate().take(2) {
+                if ctrl & (0x10 << i) != 0 {
+                    let n = s.diff_ids.len().saturating_sub(1).max(1);
+                    let n = n.min(s.diff_ids.len());
+                    have.add_image(
+                        &s.diff_ids[..n],
+                        &Origin::Image {
+                            name: format!("have{i}"),
+                            image_id: s.id.clone(),
+                        },
+                    );
+                }
+            }
+            let picked: Vec<SourceImage> = all
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| *i < 4 && ctrl & (1 << i) != 0)
+                .map(|(_, s)| s.clone())
+                .collect();
+            if picked.is_empty() {
+                all
+            } else {
+                picked
+            }
+        }
+        None => vec![SourceImage {
+            id: Digest::of_bytes(b"{}"),
+            tags: vec!["fuzz:1".into()],
+            diff_ids: vec![Digest::of_bytes(b"layer")],
+        }],
+    };
+    let indexed = if ctrl & 0x80 != 0 {
+        index.as_ref()
+    } else {
+        None
+    };
+    let mut f = Filter::new(io::sink(), sources, have);
+    if f.add_input(tar, "input 1", indexed).is_err() {
+        return;
+    }
+    if ctrl & 0x40 != 0 && f.add_input(tar, "input 2", indexed).is_err() {
+        return;
+    }
+    let _ = f.finish();
+}
+
+/// Bytes → `BundleManifest::parse`; what parses must survive a round trip.
+pub fn manifest_parse(data: &[u8]) {
+    if let Ok(m) = BundleManifest::parse(data, "fuzz.manifest.json") {
+        let _ = m.trusted_comment();
+        let again = BundleManifest::parse(&m.to_bytes(), "round trip")
+            .expect("a parsed manifest serialises to a valid one");
+        assert_eq!(again, m, "manifest round trip");
+    }
+}
+
+/// Bytes → `Inventory::parse`; what parses must survive a round trip and fill a have-set.
+pub fn inventory_parse(data: &[u8]) {
+    if let Ok(inv) = Inventory::parse(data, "fuzz.inventory.json") {
+        let mut have = HaveSet::new();
+        inv.add_to(&mut have, "fuzz.inventory.json");
+        let again = Inventory::parse(&inv.to_bytes(), "round trip")
+            .expect("a parsed inventory serialises to a valid one");
+        assert_eq!(again, inv, "inventory round trip");
+    }
+}
+
+/// `signature text + NUL + signed data` → `sign::verify` against [`FUZZ_PUBLIC_KEY`] (the key also
+/// listed twice, and next to an unrelated key, to reach the several-keys paths). Input without a
+/// NUL is all signature, with empty data.
+pub fn signature_verify(data: &[u8]) {
+    let (sig, signed) = match data.iter().position(|b| *b == 0) {
+        Some(i) => (&data[..i], &data[i + 1..]),
+        None => (data, &[][..]),
+    };
+    let sig = String::from_utf8_lossy(sig);
+    let key = PublicKey::parse(FUZZ_PUBLIC_KEY, "fuzz key").expect("the fuzz key parses");
+    let _ = verify(signed, &sig, std::slice::from_ref(&key));
+    let _ = verify(signed, &sig, &[]);
+    let _ = verify(signed, &sig, &[key.clone(), key]);
+}
+
+/// Bytes (lossy UTF-8) → `PublicKey::parse`; a parsed key re-parses from its base64 to itself.
+pub fn public_key_parse(data: &[u8]) {
+    let text = String::from_utf8_lossy(data);
+    if let Ok(k) = PublicKey::parse(&text, "fuzz") {
+        let again = PublicKey::parse(k.to_base64(), "round trip").expect("base64 re-parses");
+        assert_eq!(again, k);
+        assert_eq!(again.key_id(), k.key_id());
+    }
+}
