@@ -15,7 +15,8 @@
 #   BENCH_DIR       work folder (default: a new /tmp/partial-bench.XXXXXX, removed at the end)
 #   BENCH_APP_MB    size of each application layer in MiB (default 400)
 #   BENCH_RUNTIME_MB size of the runtime layer in MiB (default 100)
-#   BENCH_MIRROR    Debian mirror for debootstrap (default http://deb.debian.org/debian)
+#   BENCH_MIRROR    Debian mirror for debootstrap (default: the first Debian mirror in this
+#                   machine's apt sources)
 #   BENCH_CACHE     where the Debian rootfs tarball is cached (default /var/cache/partial-bench)
 #   BENCH_SAVE, BENCH_LOAD  partial-save / partial-load binaries to measure instead of building
 #                   target/release/ (implies --no-build)
@@ -52,7 +53,13 @@ else
   APP_MB=${BENCH_APP_MB:-400} RUNTIME_MB=${BENCH_RUNTIME_MB:-100}
   OUT=${OUT:-$ROOT/docs}
 fi
-MIRROR=${BENCH_MIRROR:-http://deb.debian.org/debian}
+# The Debian mirror this machine's apt already uses (deb822 .sources files, then sources.list).
+apt_mirror() {
+  { grep -hE '^URIs:' /etc/apt/sources.list.d/*.sources 2>/dev/null | awk '{print $2}'
+    grep -hE '^deb[[:space:]]' /etc/apt/sources.list 2>/dev/null | awk '{print $2}'
+  } | grep -v -- '-security' | head -n 1
+}
+MIRROR=${BENCH_MIRROR:-$(apt_mirror)}
 CACHE=${BENCH_CACHE:-/var/cache/partial-bench}
 COMMAND="sudo scripts/bench.sh${ARGS[*]:+ ${ARGS[*]}}"
 ((TINY)) || [[ -z ${BENCH_APP_MB:-} ]] || COMMAND="BENCH_APP_MB=$APP_MB $COMMAND"
@@ -179,7 +186,7 @@ else
     tar -C "$W/rootfs" --numeric-owner -cf "$ROOTFS_TAR.part" . && mv "$ROOTFS_TAR.part" "$ROOTFS_TAR"
     rm -rf "$W/rootfs"
   fi
-  BASE_DESC="debootstrap --variant=minbase bookworm ($MIRROR), packages and apt lists removed"
+  BASE_DESC="debootstrap --variant=minbase bookworm (from the machine's apt mirror), packages and apt lists removed"
 fi
 
 log "source daemon: debian:bench, runtime:bench, app:1, app:2, app:2-hotfix"
