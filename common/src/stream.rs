@@ -19,7 +19,7 @@ pub struct Stalled {
 
 /// Chunks buffered between the daemon's socket and the filter: enough that the daemon keeps
 /// streaming while a compressor catches up, few enough (chunks are tens of KiB) to keep memory flat.
-const CHUNKS_IN_FLIGHT: usize = 32;
+const CHUNKS_IN_FLIGHT: usize = 8;
 
 /// A `Read` over chunks sent by an async task.
 pub struct ChannelReader {
