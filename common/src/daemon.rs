@@ -349,8 +349,20 @@ impl ImageMeta {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+
+    /// A 20.10 daemon on overlay2, for the tests of the files that record one.
+    pub(crate) fn sample_info() -> DaemonInfo {
+        DaemonInfo {
+            version: "20.10.24".into(),
+            api_version: "1.41".into(),
+            os: "linux".into(),
+            arch: "x86_64".into(),
+            storage_driver: "overlay2".into(),
+            containerd_store: false,
+        }
+    }
 
     #[test]
     fn host_resolution_prefers_flag_then_env() {

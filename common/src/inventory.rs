@@ -108,14 +108,7 @@ mod tests {
                 version: "0.1.0".into(),
             },
             "unix:///run/docker.sock".into(),
-            DaemonInfo {
-                version: "20.10.24".into(),
-                api_version: "1.41".into(),
-                os: "linux".into(),
-                arch: "x86_64".into(),
-                storage_driver: "overlay2".into(),
-                containerd_store: false,
-            },
+            crate::daemon::tests::sample_info(),
             vec![ImageMeta::new(
                 Digest::of_bytes(b"cfg"),
                 vec!["base:1".into()],

@@ -266,13 +266,14 @@ impl BundleManifest {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::digest::chain_ids;
     use crate::plan::{PlannedImage, PlannedLayer};
     use crate::schema::SchemaError;
 
-    fn sample() -> BundleManifest {
+    /// A bundle of one image (two layers at the destination, one carried), from archives.
+    pub(crate) fn sample() -> BundleManifest {
         let d: Vec<Digest> = (0..3u8).map(|i| Digest::of_bytes(&[i])).collect();
         let c = chain_ids(&d);
         let origin = Origin::Image {

@@ -114,44 +114,33 @@ impl Read for ChannelReader {
 mod tests {
     use super::*;
 
+    /// Reads `r` to its end on a blocking thread, as the filter does.
+    async fn read_all(mut r: ChannelReader) -> io::Result<Vec<u8>> {
+        tokio::task::spawn_blocking(move || {
+            let mut v = Vec::new();
+            r.read_to_end(&mut v).map(|_| v)
+        })
+        .await
+        .unwrap()
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn reads_chunks_then_reports_errors_and_silence() {
         let chunks: Vec<Result<Bytes, String>> = vec![Ok(Bytes::from("ab")), Ok(Bytes::from("cd"))];
-        let mut r =
-            ChannelReader::spawn(futures_util::stream::iter(chunks), Duration::from_secs(5));
-        let s = tokio::task::spawn_blocking(move || {
-            let mut s = String::new();
-            r.read_to_string(&mut s).map(|_| s)
-        })
-        .await
-        .unwrap()
-        .unwrap();
-        assert_eq!(s, "abcd");
+        let r = ChannelReader::spawn(futures_util::stream::iter(chunks), Duration::from_secs(5));
+        assert_eq!(read_all(r).await.unwrap(), b"abcd");
 
         let chunks: Vec<Result<Bytes, String>> =
             vec![Ok(Bytes::from("ab")), Err("daemon went away".to_string())];
-        let mut r =
-            ChannelReader::spawn(futures_util::stream::iter(chunks), Duration::from_secs(5));
-        let e = tokio::task::spawn_blocking(move || {
-            let mut v = Vec::new();
-            r.read_to_end(&mut v)
-        })
-        .await
-        .unwrap()
-        .unwrap_err();
+        let r = ChannelReader::spawn(futures_util::stream::iter(chunks), Duration::from_secs(5));
+        let e = read_all(r).await.unwrap_err();
         assert!(e.to_string().contains("daemon went away"));
 
         // One chunk, then silence: the idle bound fires.
         let s = futures_util::stream::iter(vec![Ok::<_, String>(Bytes::from("x"))])
             .chain(futures_util::stream::pending());
-        let mut r = ChannelReader::spawn(s, Duration::from_millis(100));
-        let e = tokio::task::spawn_blocking(move || {
-            let mut v = Vec::new();
-            r.read_to_end(&mut v)
-        })
-        .await
-        .unwrap()
-        .unwrap_err();
+        let r = ChannelReader::spawn(s, Duration::from_millis(100));
+        let e = read_all(r).await.unwrap_err();
         assert_eq!(e.kind(), io::ErrorKind::TimedOut);
         assert!(e.get_ref().is_some_and(|i| i.is::<Stalled>()), "{e:?}");
         assert!(e.to_string().contains("sent nothing for 0 s"), "{e}");
@@ -164,15 +153,8 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn stream_errors_keep_their_type() {
         let chunks: Vec<Result<Bytes, Typed>> = vec![Ok(Bytes::from("ab")), Err(Typed)];
-        let mut r =
-            ChannelReader::spawn(futures_util::stream::iter(chunks), Duration::from_secs(5));
-        let e = tokio::task::spawn_blocking(move || {
-            let mut v = Vec::new();
-            r.read_to_end(&mut v)
-        })
-        .await
-        .unwrap()
-        .unwrap_err();
+        let r = ChannelReader::spawn(futures_util::stream::iter(chunks), Duration::from_secs(5));
+        let e = read_all(r).await.unwrap_err();
         assert!(e.get_ref().is_some_and(|i| i.is::<Typed>()), "{e:?}");
         assert_eq!(e.to_string(), "typed source error");
     }

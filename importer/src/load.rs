@@ -221,7 +221,7 @@ pub async fn run_load(args: LoadArgs) -> Result<()> {
     let bundle = bundle::open(&args.bundle)?;
     let daemon = connect(&args.daemon).await?;
     let info = daemon.info().await.map_err(daemon_err)?;
-    base::check(&daemon, &bundle.manifest).await?;
+    let local = base::check(&daemon, &bundle.manifest).await?;
     let bar = progress::bytes("uploading", Some(bundle.manifest.bundle.size));
     let loaded = if info.containerd_store {
         // The containerd store cannot take a partial archive (see the docs): send the bundle
@@ -236,7 +236,7 @@ pub async fn run_load(args: LoadArgs) -> Result<()> {
                 &bundle.dir
             })
             .context("creating a temporary file for the complete archive")?;
-        crate::rehydrate::build(&daemon, &bundle, tmp.path(), &bar).await?;
+        crate::rehydrate::build(&daemon, &bundle, &local, tmp.path(), &bar).await?;
         let f = std::fs::File::open(tmp.path()).context("reopening the complete archive")?;
         upload(&daemon, Box::new(io::BufReader::new(f)), bar.clone()).await?
     } else {

@@ -29,8 +29,9 @@ pub async fn run(args: RehydrateArgs) -> Result<()> {
         );
     }
     let daemon = connect(&args.daemon).await?;
+    let local = base::check(&daemon, &bundle.manifest).await?;
     let bar = progress::bytes("rehydrating", None);
-    build(&daemon, &bundle, &args.output, &bar).await?;
+    build(&daemon, &bundle, &local, &args.output, &bar).await?;
     bar.finish_and_clear();
     eprintln!(
         "wrote {}: a complete archive of {} image(s) that loads into a daemon without the base",
@@ -63,15 +64,15 @@ fn missing_entries(index: &ArchiveIndex, present: &BTreeSet<String>) -> BTreeMap
     out
 }
 
-/// Writes the complete archive to `out_path` (atomically).
+/// Writes the complete archive to `out_path` (atomically). `local` is the daemon's images as
+/// the base check (`base::check`) returned them, which must have passed.
 pub async fn build(
     daemon: &Daemon,
     bundle: &Bundle,
+    local: &[ImageMeta],
     out_path: &Path,
     bar: &ProgressBar,
 ) -> Result<()> {
-    let local = base::check(daemon, &bundle.manifest).await?;
-
     // Pass 1 over the bundle: verify it and learn its layout and entries.
     let stream = partial_common::codec::decompress(upload_stream(bundle, bar.clone())?)
         .context("reading the bundle")?;
@@ -82,7 +83,7 @@ pub async fn build(
     let keys: BTreeSet<Digest> = needed.values().cloned().collect();
 
     // The daemon's own export of images that hold the required chains.
-    let names = images_holding(&bundle.manifest.required_base, &local)?;
+    let names = images_holding(&bundle.manifest.required_base, local)?;
     let spool = tempfile::Builder::new()
         .prefix(".partial-load-spool-")
         .tempdir_in(

@@ -4,12 +4,12 @@
 //! `cargo test -p partial-common --lib write_fuzz_seeds -- --ignored`.
 
 use super::testutil::{self, End, NameStyle, TEntry};
-use crate::daemon::{DaemonInfo, ImageMeta};
-use crate::digest::{chain_ids, Digest};
+use crate::daemon::tests::sample_info;
+use crate::daemon::ImageMeta;
+use crate::digest::Digest;
 use crate::have::Origin;
 use crate::inventory::Inventory;
-use crate::manifest::{Bundle, BundleManifest, FileEntry, Source, ToolInfo};
-use crate::plan::{Decision, Layout, Plan, PlannedImage, PlannedLayer};
+use crate::manifest::{BundleManifest, FileEntry, Source, ToolInfo};
 use std::path::{Path, PathBuf};
 
 fn write(dir: &Path, target: &str, name: &str, data: &[u8]) {
@@ -108,44 +108,13 @@ fn archives() -> Vec<(String, Vec<u8>)> {
     out
 }
 
+/// The manifest tests' sample, varied to reach more of the parser: a daemon source, zstd, two
+/// volumes, inventory origins and a warning.
 fn manifest() -> BundleManifest {
-    let d: Vec<Digest> = (0..3u8).map(|i| Digest::of_bytes(&[i])).collect();
-    let c = chain_ids(&d);
-    let origin = Origin::Inventory {
-        file: "have.json".into(),
-        image: "base:1".into(),
-        image_id: Digest::of_bytes(b"base"),
-    };
-    let layers = (0..3)
-        .map(|i| PlannedLayer {
-            position: i,
-            diff_id: d[i].clone(),
-            chain_id: c[i].clone(),
-            size: Some(100 * i as u64),
-            entry: Some(format!("blobs/sha256/{}", d[i].hex())),
-            decision: if i < 2 {
-                Decision::AtDestination {
-                    origin: origin.clone(),
-                }
-            } else {
-                Decision::Carried
-            },
-        })
-        .collect();
-    let plan = Plan {
-        layout: Layout::Oci,
-        images: vec![PlannedImage {
-            id: Digest::of_bytes(b"cfg"),
-            tags: vec!["app:2".into()],
-            layers,
-        }],
-        blobs_carried: 1,
-        bytes_carried: 200,
-        blobs_left_out: 2,
-        bytes_left_out: 100,
-        input_bytes: 4096,
-        output_tar_bytes: 2048,
-        warnings: vec!["a warning".into()],
+    let mut m = crate::manifest::tests::sample();
+    m.source = Source::Daemon {
+        host: "unix:///run/docker.sock".into(),
+        daemon: sample_info(),
     };
     let vol = |n: u32, size: u64| FileEntry {
         name: format!("app.tgz.{n:03}"),
@@ -153,39 +122,18 @@ fn manifest() -> BundleManifest {
         sha256: Digest::of_bytes(&n.to_le_bytes()),
         blake3: "ab".repeat(32),
     };
-    let bundle = Bundle {
-        name: "app.tgz".into(),
-        compression: "zstd".into(),
-        layout: Layout::Oci,
-        size: 30,
-        sha256: Digest::of_bytes(b"bundle"),
-        blake3: "cd".repeat(32),
-        tar_size: 2048,
-        volumes: vec![vol(1, 20), vol(2, 10)],
-    };
-    BundleManifest::new(
-        ToolInfo {
-            name: "partial-save".into(),
-            version: "0.1.0".into(),
-        },
-        Source::Daemon {
-            host: "unix:///run/docker.sock".into(),
-            daemon: daemon_info(),
-        },
-        bundle,
-        &plan,
-    )
-}
-
-fn daemon_info() -> DaemonInfo {
-    DaemonInfo {
-        version: "20.10.24".into(),
-        api_version: "1.41".into(),
-        os: "linux".into(),
-        arch: "x86_64".into(),
-        storage_driver: "overlay2".into(),
-        containerd_store: false,
+    m.bundle.compression = "zstd".into();
+    m.bundle.volumes = vec![vol(1, 20), vol(2, 10)];
+    m.bundle.size = 30;
+    for r in &mut m.required_base {
+        r.origin = Origin::Inventory {
+            file: "have.json".into(),
+            image: "base:1".into(),
+            image_id: Digest::of_bytes(b"base"),
+        };
     }
+    m.warnings = vec!["a warning".into()];
+    m
 }
 
 fn inventory() -> Inventory {
@@ -196,7 +144,7 @@ fn inventory() -> Inventory {
             version: "0.1.0".into(),
         },
         "unix:///run/docker.sock".into(),
-        daemon_info(),
+        sample_info(),
         vec![
             ImageMeta::new(d(b"cfg1"), vec!["base:1".into()], vec![d(b"a"), d(b"b")]),
             ImageMeta::new(d(b"cfg2"), vec![], vec![d(b"a"), d(b"b"), d(b"c")]),
