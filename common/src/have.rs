@@ -1,5 +1,6 @@
 //! What the destination already holds: a set of chain IDs, each with the place we learnt it from
-//! (an `-e` image, an inventory file, a base archive), so that every left-out layer can be explained.
+//! (an `-e` image, an inventory file, a base archive, a send ledger), so that every left-out layer
+//! can be explained.
 
 use crate::digest::{chain_ids, Digest};
 use serde::{Deserialize, Serialize};
@@ -24,6 +25,13 @@ pub enum Origin {
         image: String,
         image_id: Digest,
     },
+    /// An image that bundle number `bundle` of the send ledger `file` (`--ledger`) delivered.
+    Ledger {
+        file: String,
+        bundle: u64,
+        image: String,
+        image_id: Digest,
+    },
 }
 
 impl Origin {
@@ -31,7 +39,9 @@ impl Origin {
     pub fn image(&self) -> &str {
         match self {
             Origin::Image { name, .. } => name,
-            Origin::Inventory { image, .. } | Origin::Archive { image, .. } => image,
+            Origin::Inventory { image, .. }
+            | Origin::Archive { image, .. }
+            | Origin::Ledger { image, .. } => image,
         }
     }
 }
@@ -44,6 +54,12 @@ impl fmt::Display for Origin {
             Origin::Archive { file, image, .. } => {
                 write!(f, "image {image} in base archive {file}")
             }
+            Origin::Ledger {
+                file,
+                bundle,
+                image,
+                ..
+            } => write!(f, "image {image} sent in bundle {bundle} of ledger {file}"),
         }
     }
 }

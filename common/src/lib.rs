@@ -1,6 +1,6 @@
 //! Shared library of `partial-save` and `partial-load`: digests and chain IDs, what a destination
 //! holds, the archive engine (layouts, scanning, filtering), the plan, the signed bundle manifest,
-//! the inventory, signing, compression, atomic and split output, and daemon access.
+//! the inventory, the send ledger, signing, compression, atomic and split output, and daemon access.
 
 pub mod archive;
 pub mod codec;
@@ -9,6 +9,7 @@ pub mod digest;
 pub mod exit;
 pub mod have;
 pub mod inventory;
+pub mod ledger;
 pub mod manifest;
 pub mod output;
 pub mod plan;

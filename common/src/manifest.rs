@@ -108,6 +108,14 @@ pub struct Totals {
     pub full_save_bytes: u64,
 }
 
+/// The destination a send ledger belongs to (`--ledger SITE.json`): its name (the file's stem
+/// when the ledger was created) and a random ID, so the importer keeps one sequence per site.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Site {
+    pub name: String,
+    pub id: String,
+}
+
 /// The whole manifest.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BundleManifest {
@@ -116,6 +124,15 @@ pub struct BundleManifest {
     pub tool: ToolInfo,
     /// RFC 3339, UTC.
     pub created: String,
+    /// With `--ledger`: the destination the bundle series goes to. Absent in older bundles.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub site: Option<Site>,
+    /// With `--ledger`: this bundle's number in the site's series (1, 2, …).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sequence: Option<u64>,
+    /// With `--ledger`, from bundle 2 on: the sha256 of the previous bundle's manifest bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous: Option<Digest>,
     pub source: Source,
     pub bundle: Bundle,
     pub images: Vec<Image>,
@@ -167,6 +184,9 @@ impl BundleManifest {
             version: VERSION,
             tool,
             created: now_rfc3339(),
+            site: None,
+            sequence: None,
+            previous: None,
             source,
             bundle,
             images,
@@ -203,6 +223,7 @@ impl BundleManifest {
             file: file.to_string(),
             what,
         };
+        self.check_series(file)?;
         let required: std::collections::BTreeSet<&Digest> =
             self.required_base.iter().map(|r| &r.chain_id).collect();
         for img in &self.images {
@@ -250,6 +271,29 @@ impl BundleManifest {
             }
         }
         Ok(())
+    }
+
+    /// The series fields go together: a site and a sequence of at least 1, and a `previous` hash
+    /// exactly from bundle 2 on.
+    fn check_series(&self, file: &str) -> Result<(), ManifestError> {
+        let bad = |what: &str| ManifestError::Inconsistent {
+            file: file.to_string(),
+            what: what.to_string(),
+        };
+        match (&self.site, self.sequence, &self.previous) {
+            (None, None, None) => Ok(()),
+            (Some(_), Some(0), _) => Err(bad("sequence 0: bundle numbers start at 1")),
+            (Some(site), Some(_), _) if site.name.is_empty() || site.id.is_empty() => {
+                Err(bad("the site has an empty name or ID"))
+            }
+            (Some(_), Some(1), None) => Ok(()),
+            (Some(_), Some(1), Some(_)) => Err(bad("bundle 1 names a previous bundle")),
+            (Some(_), Some(_), Some(_)) => Ok(()),
+            (Some(_), Some(n), None) => Err(bad(&format!(
+                "bundle {n} does not name its previous bundle"
+            ))),
+            _ => Err(bad("site, sequence and previous must be given together")),
+        }
     }
 
     /// The trusted comment that the signature carries: it binds the bundle's name, size and hash,
@@ -383,6 +427,34 @@ pub(crate) mod tests {
         // Garbage names the file.
         let e = BundleManifest::parse(b"not json", "m.json").unwrap_err();
         assert!(e.to_string().starts_with("m.json"), "{e}");
+    }
+
+    #[test]
+    fn series_fields_round_trip_and_must_go_together() {
+        let plain = sample();
+        let text = String::from_utf8(plain.to_bytes()).unwrap();
+        assert!(!text.contains("sequence"), "older bundles have no series: {text}");
+        let mut m = sample();
+        m.site = Some(Site {
+            name: "site-a".into(),
+            id: "0123abcd".into(),
+        });
+        m.sequence = Some(2);
+        m.previous = Some(Digest::of_bytes(b"manifest 1"));
+        let back = BundleManifest::parse(&m.to_bytes(), "m.json").unwrap();
+        assert_eq!(back, m);
+
+        let refused = |edit: &dyn Fn(&mut BundleManifest), needle: &str| {
+            let mut bad = m.clone();
+            edit(&mut bad);
+            let e = BundleManifest::parse(&bad.to_bytes(), "m.json").unwrap_err();
+            assert!(e.to_string().contains(needle), "{e}");
+        };
+        refused(&|b| b.previous = None, "does not name its previous");
+        refused(&|b| b.sequence = Some(0), "start at 1");
+        refused(&|b| b.sequence = Some(1), "bundle 1 names a previous");
+        refused(&|b| b.site = None, "together");
+        refused(&|b| b.sequence = None, "together");
     }
 
     #[test]
