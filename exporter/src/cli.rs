@@ -9,6 +9,8 @@ Examples:
   partial-save -i app:2 -e app:1 -o app.tgz --sign-key team.key
   partial-save -i app:2 --have airgap-inventory.json -o app.tgz --sign-key team.key
   partial-save --from-archive full.tar --exclude-archive base.tar -o app.tgz
+  partial-save -i app:3 --ledger site-a.json -o app3.tgz --sign-key team.key
+  partial-save ledger show site-a.json
   partial-save keygen -o team
 
 Exit codes: 0 success; 1 failure; 2 usage; 3 bad input (archive or inventory does not verify);
@@ -35,6 +37,9 @@ pub struct Cli {
 pub enum Command {
     /// Write a minisign key pair: NAME.key (secret, password-protected) and NAME.pub.
     Keygen(KeygenArgs),
+    /// Show or edit a send ledger (--ledger): the bundles sent to one destination.
+    #[command(subcommand)]
+    Ledger(crate::ledger_cmd::LedgerCommand),
 }
 
 #[derive(Args, Debug)]
@@ -62,6 +67,11 @@ pub struct SaveArgs {
     /// Inventory of the destination (from `partial-load inventory`); repeatable.
     #[arg(long = "have", value_name = "INVENTORY.json")]
     pub have: Vec<PathBuf>,
+    /// Send ledger of the destination (one per site; created when missing): what it records as
+    /// sent is left out, and the new bundle is numbered, chained to the previous one and recorded
+    /// once written. With --have, the inventory wins over the ledger.
+    #[arg(long, value_name = "SITE.json")]
+    pub ledger: Option<PathBuf>,
     /// Output bundle.
     #[arg(
         short = 'o',

@@ -3,6 +3,7 @@
 
 mod cli;
 mod keygen;
+mod ledger_cmd;
 mod report;
 mod run;
 mod select;
@@ -53,6 +54,7 @@ fn main() -> ExitCode {
     }
     let result = match &cli.command {
         Some(cli::Command::Keygen(args)) => keygen::run(args),
+        Some(cli::Command::Ledger(cmd)) => ledger_cmd::run(cmd),
         None => tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()

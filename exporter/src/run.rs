@@ -155,6 +155,7 @@ pub async fn run(args: SaveArgs) -> Result<()> {
 
     let mut have = HaveSet::new();
     select::add_inventories(&args.have, &mut have)?;
+    let ledger = crate::ledger_cmd::ExportLedger::open(&args, &mut have)?; // --ledger (issue 14)
 
     let (input, sources, source_desc) = if args.from_archive.is_empty() {
         let daemon = daemon::connect(args.host.as_deref(), Duration::from_secs(args.timeout))
@@ -266,7 +267,10 @@ pub async fn run(args: SaveArgs) -> Result<()> {
         tar_size: plan.output_tar_bytes,
         volumes,
     };
-    let m = BundleManifest::new(tool(), source_desc, bundle, &plan);
+    let mut m = BundleManifest::new(tool(), source_desc, bundle, &plan);
+    if let Some(l) = &ledger {
+        l.stamp(&mut m); // --ledger: site, sequence, previous (issue 14)
+    }
     let bytes = m.to_bytes();
     let mut mfile = output::AtomicFile::create(&manifest_path)
         .with_context(|| format!("creating {}", manifest_path.display()))?;
@@ -302,6 +306,9 @@ pub async fn run(args: SaveArgs) -> Result<()> {
         // An old signature beside a new manifest would be a lie.
         std::fs::remove_file(&sig_path)
             .with_context(|| format!("removing stale {}", sig_path.display()))?;
+    }
+    if let Some(l) = ledger {
+        l.record(&m, &bytes)?; // --ledger: only now that the bundle has its name (issue 14)
     }
 
     let mut files: Vec<String> = part_names.iter().map(|p| p.display().to_string()).collect();

@@ -1,0 +1,269 @@
+//! The send ledger on the exporter's side: `partial-save ledger show|forget`, and an export's hold
+//! on `--ledger SITE.json` — opened under its lock for the whole export, fed into the have-set
+//! (unless an inventory says better), stamped into the manifest, and updated only once the bundle
+//! has its final name.
+
+use crate::cli::SaveArgs;
+use anyhow::{Context, Result};
+use clap::{Args, Subcommand};
+use partial_common::have::HaveSet;
+use partial_common::ledger::{Ledger, LedgerError, LedgerLock};
+use partial_common::manifest::BundleManifest;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+#[derive(Subcommand, Debug)]
+pub enum LedgerCommand {
+    /// List the bundles sent to the site, with their images.
+    Show(ShowArgs),
+    /// Mark a bundle as lost in transit: its layers are no longer assumed at the site, so the
+    /// next export carries them again.
+    Forget(ForgetArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct ShowArgs {
+    /// The ledger file.
+    #[arg(value_name = "SITE.json")]
+    pub file: PathBuf,
+    /// Print the ledger as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct ForgetArgs {
+    /// The ledger file.
+    #[arg(value_name = "SITE.json")]
+    pub file: PathBuf,
+    /// The bundle's sequence number.
+    #[arg(long, value_name = "N")]
+    pub bundle: u64,
+}
+
+pub fn run(cmd: &LedgerCommand) -> Result<()> {
+    match cmd {
+        LedgerCommand::Show(a) => show(a),
+        LedgerCommand::Forget(a) => forget(a),
+    }
+}
+
+/// A ledger that does not parse is bad input (exit 3); one that cannot be read or written is not.
+fn ledger_err(e: LedgerError) -> anyhow::Error {
+    match e {
+        LedgerError::Schema(_) | LedgerError::Inconsistent { .. } => {
+            crate::bad_input(anyhow::Error::new(e))
+        }
+        other => anyhow::Error::new(other),
+    }
+}
+
+fn read_existing(path: &Path) -> Result<Ledger> {
+    Ledger::read(path)
+        .map_err(ledger_err)?
+        .with_context(|| format!("ledger {} does not exist", path.display()))
+}
+
+fn show(args: &ShowArgs) -> Result<()> {
+    let ledger = read_existing(&args.file)?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&ledger)?);
+    } else {
+        print!("{}", show_text(&ledger, &args.file.display().to_string()));
+    }
+    Ok(())
+}
+
+/// The ledger for people: the site, then one line per bundle.
+fn show_text(l: &Ledger, file: &str) -> String {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "ledger {file}: site {} (ID {}), started {}, {} bundle(s), next is bundle {}",
+        l.site.name,
+        l.site.id,
+        l.created,
+        l.bundles.len(),
+        l.next_sequence()
+    );
+    for b in &l.bundles {
+        let images: Vec<String> = b
+            .images
+            .iter()
+            .map(|i| {
+                if i.tags.is_empty() {
+                    i.id.short().to_string()
+                } else {
+                    i.tags.join(", ")
+                }
+            })
+            .collect();
+        let _ = write!(
+            s,
+            "  bundle {:>3}  {}  {}  {}  {}",
+            b.sequence,
+            b.created,
+            b.name,
+            b.sha256.short(),
+            images.join("; ")
+        );
+        match &b.forgotten {
+            Some(t) => {
+                let _ = writeln!(s, "  FORGOTTEN {t} (lost in transit; not assumed at the site)");
+            }
+            None => s.push('\n'),
+        }
+    }
+    s
+}
+
+fn forget(args: &ForgetArgs) -> Result<()> {
+    let label = args.file.display().to_string();
+    let _lock = LedgerLock::acquire(&args.file, || waiting(&args.file)).map_err(ledger_err)?;
+    let mut ledger = read_existing(&args.file)?;
+    if ledger.forget(args.bundle, &label).map_err(ledger_err)? {
+        ledger.write(&args.file).map_err(ledger_err)?;
+        eprintln!(
+            "bundle {} of {} forgotten: its layers are no longer assumed at the site; the next \
+             export carries them again",
+            args.bundle, ledger.site.name
+        );
+    } else {
+        eprintln!(
+            "bundle {} of {} was already forgotten",
+            args.bundle, ledger.site.name
+        );
+    }
+    Ok(())
+}
+
+fn waiting(path: &Path) {
+    eprintln!(
+        "waiting for ledger {}: another partial-save holds its lock ({})",
+        path.display(),
+        partial_common::ledger::lock_path(path).display()
+    );
+}
+
+/// An export's hold on its ledger, from before the export (lock, have-set) to after it (record).
+pub struct ExportLedger {
+    path: PathBuf,
+    ledger: Ledger,
+    warnings: Vec<String>,
+    /// Held for the whole export; `None` for a dry run, which records nothing.
+    _lock: Option<LedgerLock>,
+}
+
+impl ExportLedger {
+    /// Opens `--ledger` when given: locks it (waiting for another export that holds it), reads it
+    /// (a new ledger when the file is missing) and adds what it records as delivered to `have` —
+    /// unless inventories (`--have`) were given: they win, and what the ledger believes sent but
+    /// they lack is reported on stderr (and later in the manifest), not relied on.
+    pub fn open(args: &SaveArgs, have: &mut HaveSet) -> Result<Option<Self>> {
+        let Some(path) = &args.ledger else {
+            return Ok(None);
+        };
+        let lock = if args.dry_run {
+            None
+        } else {
+            Some(LedgerLock::acquire(path, || waiting(path)).map_err(ledger_err)?)
+        };
+        let ledger = Ledger::read_or_new(path, crate::run::tool())
+            .map_err(ledger_err)
+            .with_context(|| format!("--ledger {}", path.display()))?;
+        let label = path.display().to_string();
+        let warnings = if args.have.is_empty() {
+            ledger.add_to(have, &label);
+            Vec::new()
+        } else {
+            ledger.unconfirmed(have, &label)
+        };
+        for w in &warnings {
+            eprintln!("warning: {w}");
+        }
+        Ok(Some(ExportLedger {
+            path: path.clone(),
+            ledger,
+            warnings,
+            _lock: lock,
+        }))
+    }
+
+    /// Gives the manifest the site, its sequence number and the previous manifest's hash, and the
+    /// ledger's warnings.
+    pub fn stamp(&self, m: &mut BundleManifest) {
+        self.ledger.stamp(m);
+        m.warnings.extend(self.warnings.iter().cloned());
+    }
+
+    /// Records the bundle (whose manifest's exact bytes are `manifest_bytes`) once it has its
+    /// final name, and releases the lock.
+    pub fn record(mut self, m: &BundleManifest, manifest_bytes: &[u8]) -> Result<()> {
+        let n = self
+            .ledger
+            .record(m, manifest_bytes, crate::run::tool());
+        self.ledger
+            .write(&self.path)
+            .map_err(ledger_err)
+            .with_context(|| {
+                format!(
+                    "bundle {} ({}) was written, but ledger {} could not be updated: the next \
+                     export will carry its layers again",
+                    n,
+                    m.bundle.name,
+                    self.path.display()
+                )
+            })?;
+        eprintln!(
+            "recorded bundle {n} of site {} in {}",
+            self.ledger.site.name,
+            self.path.display()
+        );
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use partial_common::manifest::ToolInfo;
+
+    #[test]
+    fn show_lists_each_bundle_and_marks_forgotten_ones() {
+        let mut l = Ledger::new(
+            Path::new("site-a.json"),
+            ToolInfo {
+                name: "partial-save".into(),
+                version: "0".into(),
+            },
+        );
+        let img = partial_common::daemon::ImageMeta::new(
+            partial_common::Digest::of_bytes(b"cfg"),
+            vec!["app:1".into()],
+            vec![partial_common::Digest::of_bytes(b"a")],
+        );
+        for n in 1..=2 {
+            l.bundles.push(partial_common::ledger::SentBundle {
+                sequence: n,
+                created: "2026-11-27T10:00:00Z".into(),
+                name: format!("b{n}.tgz"),
+                sha256: partial_common::Digest::of_bytes(&[n as u8]),
+                manifest_sha256: partial_common::Digest::of_bytes(b"m"),
+                images: vec![img.clone()],
+                forgotten: None,
+            });
+        }
+        l.forget(2, "site-a.json").unwrap();
+        let text = show_text(&l, "site-a.json");
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 3, "{text}");
+        assert!(lines[0].contains("site site-a"), "{text}");
+        assert!(lines[0].contains("next is bundle 3"), "{text}");
+        assert!(
+            lines[1].contains("b1.tgz") && lines[1].contains("app:1"),
+            "{text}"
+        );
+        assert!(!lines[1].contains("FORGOTTEN"), "{text}");
+        assert!(lines[2].contains("FORGOTTEN"), "{text}");
+    }
+}
