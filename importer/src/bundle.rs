@@ -21,6 +21,9 @@ pub fn verify_failed(msg: impl Into<String>) -> anyhow::Error {
 pub struct Bundle {
     pub manifest: BundleManifest,
     pub manifest_path: PathBuf,
+    /// The sha256 of the manifest's exact bytes (what the next bundle of a series names as
+    /// `previous`).
+    pub manifest_sha256: partial_common::Digest,
     /// The folder holding the volumes.
     pub dir: PathBuf,
     /// Who signed it, when signed.
@@ -100,6 +103,7 @@ pub fn open(args: &BundleArgs) -> Result<Bundle> {
     Ok(Bundle {
         manifest,
         manifest_path,
+        manifest_sha256: partial_common::Digest::of_bytes(&bytes),
         dir,
         signature,
     })

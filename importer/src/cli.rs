@@ -8,7 +8,8 @@ Exit codes:
   0  success
   1  other failure
   2  usage error
-  3  verification failed (signature, hash, size, manifest)
+  3  verification failed (signature, hash, size, manifest; a bundle older than the last
+     one loaded from its site)
   4  base layers missing on the daemon
   5  Docker daemon unreachable or daemon error (also: it died or hung mid-load)
   130 interrupted
@@ -71,12 +72,28 @@ pub struct DaemonArgs {
     pub timeout: u64,
 }
 
+/// Rollback protection for bundles of a series (`partial-save --ledger`).
+#[derive(Args, Debug, Clone)]
+pub struct SequenceArgs {
+    /// State file: the last bundle loaded per signing key and site (default:
+    /// /var/lib/partial-load/state.json as root, else $XDG_STATE_HOME/partial-load/state.json or
+    /// ~/.local/state/partial-load/state.json).
+    #[arg(long, value_name = "FILE")]
+    pub state: Option<PathBuf>,
+    /// Accept a bundle that is not newer than the last one loaded from its site, or that does not
+    /// follow it (a rollback).
+    #[arg(long)]
+    pub allow_rollback: bool,
+}
+
 #[derive(Args, Debug)]
 pub struct LoadArgs {
     #[command(flatten)]
     pub bundle: BundleArgs,
     #[command(flatten)]
     pub daemon: DaemonArgs,
+    #[command(flatten)]
+    pub sequence: SequenceArgs,
 }
 
 #[derive(Args, Debug)]
@@ -85,6 +102,9 @@ pub struct VerifyArgs {
     pub bundle: BundleArgs,
     #[command(flatten)]
     pub daemon: DaemonArgs,
+    /// The state is read, never written.
+    #[command(flatten)]
+    pub sequence: SequenceArgs,
     /// Skip the daemon check (for a verification station without Docker).
     #[arg(long)]
     pub offline: bool,

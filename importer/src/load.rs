@@ -219,9 +219,12 @@ fn images_of(b: &Bundle) -> Vec<ImageOut> {
 
 pub async fn run_load(args: LoadArgs) -> Result<()> {
     let bundle = bundle::open(&args.bundle)?;
+    let series = crate::state::check(&args.sequence, &bundle)?; // rollback check (issue 14)
     let daemon = connect(&args.daemon).await?;
     let info = daemon.info().await.map_err(daemon_err)?;
-    let local = base::check(&daemon, &bundle.manifest).await?;
+    let local = base::check(&daemon, &bundle.manifest)
+        .await
+        .map_err(|e| series.explain(e))?; // names a missing bundle of the series (issue 14)
     let bar = progress::bytes("uploading", Some(bundle.manifest.bundle.size));
     let loaded = if info.containerd_store {
         // The containerd store cannot take a partial archive (see the docs): send the bundle
@@ -245,6 +248,7 @@ pub async fn run_load(args: LoadArgs) -> Result<()> {
     };
     bar.finish_and_clear();
     confirm(&daemon, &bundle).await?;
+    series.record()?; // only after a successful load (issue 14)
     if args.bundle.json {
         let out = Outcome {
             manifest: bundle.manifest_path.display().to_string(),
@@ -278,9 +282,12 @@ pub async fn run_load(args: LoadArgs) -> Result<()> {
 
 pub async fn run_verify(args: VerifyArgs) -> Result<()> {
     let bundle = bundle::open(&args.bundle)?;
+    let series = crate::state::check(&args.sequence, &bundle)?; // read-only (issue 14)
     if !args.offline {
         let daemon = connect(&args.daemon).await?;
-        base::check(&daemon, &bundle.manifest).await?;
+        base::check(&daemon, &bundle.manifest)
+            .await
+            .map_err(|e| series.explain(e))?; // (issue 14)
     }
     let bar = progress::bytes("verifying", Some(bundle.manifest.bundle.size));
     let b2 = bar.clone();

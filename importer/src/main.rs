@@ -7,6 +7,7 @@ mod cli;
 mod inventory;
 mod load;
 mod rehydrate;
+mod state;
 
 use clap::Parser;
 use partial_common::exit;

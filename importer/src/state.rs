@@ -1,0 +1,473 @@
+//! Rollback protection for bundle series (`partial-save --ledger`): the state file remembers, per
+//! signing key and site, the last bundle loaded (its sequence number, manifest hash and time).
+//! A bundle that is not newer is refused (exit 3) unless `--allow-rollback`; one that does not
+//! chain to the last (its `previous` is another manifest) too; a gap is reported by number, and
+//! when a base layer the bundle needs was delivered by a bundle of the gap, the base check's
+//! error (exit 4) names that bundle. `verify` only reads the state; `load` updates it, atomically
+//! and under a lock, only after a successful load. Bundles without a sequence are not tracked.
+//!
+//! State file schema `partial-load/state`, version 1.
+
+use crate::bundle::{verify_failed, Bundle};
+use crate::cli::SequenceArgs;
+use anyhow::{Context, Result};
+use partial_common::digest::Digest;
+use partial_common::have::Origin;
+use partial_common::ledger::LedgerLock;
+use partial_common::manifest::{now_rfc3339, BundleManifest, Site};
+use partial_common::output::{AtomicFile, OutputError};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeSet;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+pub const SCHEMA: &str = "partial-load/state";
+pub const VERSION: u32 = 1;
+
+/// The key ID recorded for bundles loaded with `--allow-unsigned` and no checked signature.
+const UNSIGNED: &str = "unsigned";
+
+/// The last bundle loaded from one site, signed with one key.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SeriesState {
+    /// The minisign key ID that signed it (`unsigned` when no signature was checked).
+    pub key_id: String,
+    pub site: Site,
+    pub sequence: u64,
+    pub manifest_sha256: Digest,
+    /// The bundle's name.
+    pub bundle: String,
+    /// When it was loaded (RFC 3339, UTC).
+    pub loaded: String,
+}
+
+/// The whole state file.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct State {
+    pub schema: String,
+    pub version: u32,
+    pub series: Vec<SeriesState>,
+}
+
+impl Default for State {
+    fn default() -> Self {
+        State {
+            schema: SCHEMA.to_string(),
+            version: VERSION,
+            series: Vec::new(),
+        }
+    }
+}
+
+impl State {
+    pub fn parse(bytes: &[u8], file: &str) -> Result<Self> {
+        Ok(partial_common::schema::parse(bytes, file, SCHEMA, VERSION)?)
+    }
+
+    /// Reads the state at `path`; empty when there is no file yet.
+    pub fn read(path: &Path) -> Result<Self> {
+        match std::fs::read(path) {
+            Ok(bytes) => Self::parse(&bytes, &path.display().to_string()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(State::default()),
+            Err(e) => Err(e).with_context(|| format!("reading state file {}", path.display())),
+        }
+    }
+
+    /// Writes the state to `path` atomically, creating its folder.
+    pub fn write(&self, path: &Path) -> Result<()> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("creating the folder of {}", path.display()))?;
+        }
+        let mut bytes = serde_json::to_vec_pretty(self)?;
+        bytes.push(b'\n');
+        let mut f = AtomicFile::create(path)?;
+        f.write_all(&bytes)
+            .map_err(|e| OutputError::write(path, e))?;
+        f.commit()?;
+        Ok(())
+    }
+
+    pub fn find(&self, key_id: &str, site_id: &str) -> Option<&SeriesState> {
+        self.series
+            .iter()
+            .find(|s| s.key_id == key_id && s.site.id == site_id)
+    }
+
+    /// Records `entry` unless the state already holds the same or a newer bundle of its series.
+    /// Returns whether it did.
+    pub fn advance(&mut self, entry: SeriesState) -> bool {
+        match self
+            .series
+            .iter_mut()
+            .find(|s| s.key_id == entry.key_id && s.site.id == entry.site.id)
+        {
+            Some(s) if s.sequence >= entry.sequence => false,
+            Some(s) => {
+                *s = entry;
+                true
+            }
+            None => {
+                self.series.push(entry);
+                true
+            }
+        }
+    }
+}
+
+/// The default state file: /var/lib/partial-load/state.json as root, else under
+/// `$XDG_STATE_HOME` or `~/.local/state`.
+pub fn default_path() -> Result<PathBuf> {
+    if rustix::process::geteuid().is_root() {
+        return Ok(PathBuf::from("/var/lib/partial-load/state.json"));
+    }
+    let base = match std::env::var_os("XDG_STATE_HOME").filter(|v| !v.is_empty()) {
+        Some(dir) => PathBuf::from(dir),
+        None => {
+            let home = std::env::var_os("HOME")
+                .filter(|v| !v.is_empty())
+                .context("neither XDG_STATE_HOME nor HOME is set: give --state FILE")?;
+            PathBuf::from(home).join(".local/state")
+        }
+    };
+    Ok(base.join("partial-load/state.json"))
+}
+
+/// Where a bundle stands in its series against the last one loaded.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Standing {
+    /// No bundle of this site (and key) was loaded here before.
+    First,
+    /// The next one after the last loaded.
+    Next,
+    /// Bundles `from..=to` never arrived.
+    Gap { from: u64, to: u64 },
+    /// Not newer than the last loaded.
+    Older,
+    /// The next number, but its `previous` is not the last loaded manifest.
+    Fork,
+}
+
+/// Judges `sequence` (with its `previous` hash) against `last`.
+pub fn standing(last: Option<&SeriesState>, sequence: u64, previous: Option<&Digest>) -> Standing {
+    let Some(last) = last else {
+        return Standing::First;
+    };
+    if sequence <= last.sequence {
+        return Standing::Older;
+    }
+    if sequence > last.sequence + 1 {
+        return Standing::Gap {
+            from: last.sequence + 1,
+            to: sequence - 1,
+        };
+    }
+    if previous == Some(&last.manifest_sha256) {
+        Standing::Next
+    } else {
+        Standing::Fork
+    }
+}
+
+/// "bundle 2" or "bundles 2–4".
+fn bundles(from: u64, to: u64) -> String {
+    if from == to {
+        format!("bundle {from}")
+    } else {
+        format!("bundles {from}–{to}")
+    }
+}
+
+/// One bundle's place in its series, from [`check`]: what to tell the base check, and what to
+/// record after the load. Empty for a bundle that belongs to no series.
+#[derive(Debug, Default)]
+pub struct Series(Option<Tracked>);
+
+#[derive(Debug)]
+struct Tracked {
+    state_path: PathBuf,
+    entry: SeriesState,
+    /// Missing bundles of the gap that delivered base layers this bundle needs.
+    gap_needed: Vec<u64>,
+    last: Option<SeriesState>,
+}
+
+/// Checks the bundle's sequence against the state file: refuses (exit 3) a bundle that is not
+/// newer than the last one loaded from its site with the same key, or does not chain to it,
+/// unless `--allow-rollback`; reports a gap on stderr. Reads the state only.
+pub fn check(args: &SequenceArgs, bundle: &Bundle) -> Result<Series> {
+    let m = &bundle.manifest;
+    let (Some(site), Some(sequence)) = (&m.site, m.sequence) else {
+        return Ok(Series(None));
+    };
+    let state_path = match &args.state {
+        Some(p) => p.clone(),
+        None => default_path()?,
+    };
+    let state = State::read(&state_path)?;
+    let key_id = bundle
+        .signature
+        .as_ref()
+        .map_or(UNSIGNED, |s| s.key_id.as_str());
+    let last = state.find(key_id, &site.id).cloned();
+    let standing = standing(last.as_ref(), sequence, m.previous.as_ref());
+    let name = &site.name;
+    let mut gap_needed = Vec::new();
+    match (&standing, &last) {
+        (Standing::Older, Some(l)) => {
+            let what = if l.sequence == sequence && l.manifest_sha256 == bundle.manifest_sha256 {
+                format!("bundle {sequence} of {name} was already loaded on {}", l.loaded)
+            } else if l.sequence == sequence {
+                format!(
+                    "bundle {sequence} of {name} is not newer than bundle {}, loaded on {} \
+                     (and its manifest differs)",
+                    l.sequence, l.loaded
+                )
+            } else {
+                format!(
+                    "bundle {sequence} of {name} is older than bundle {}, loaded on {}",
+                    l.sequence, l.loaded
+                )
+            };
+            refuse_unless(args.allow_rollback, what, &state_path)?;
+        }
+        (Standing::Fork, Some(l)) => {
+            let what = format!(
+                "bundle {sequence} of {name} does not follow bundle {}, loaded on {}: it names \
+                 {} as the previous manifest, bundle {}'s was {}",
+                l.sequence,
+                l.loaded,
+                m.previous
+                    .as_ref()
+                    .map_or_else(|| "none".to_string(), Digest::to_string),
+                l.sequence,
+                l.manifest_sha256
+            );
+            refuse_unless(args.allow_rollback, what, &state_path)?;
+        }
+        (Standing::Gap { from, to }, Some(l)) => {
+            gap_needed = delivered_by(m, *from, *to);
+            eprintln!(
+                "warning: {} of {name} never arrived here: this is bundle {sequence}, the last \
+                 loaded is bundle {}, on {}",
+                bundles(*from, *to),
+                l.sequence,
+                l.loaded
+            );
+        }
+        _ => {}
+    }
+    Ok(Series(Some(Tracked {
+        state_path,
+        entry: SeriesState {
+            key_id: key_id.to_string(),
+            site: site.clone(),
+            sequence,
+            manifest_sha256: bundle.manifest_sha256.clone(),
+            bundle: m.bundle.name.clone(),
+            loaded: String::new(),
+        },
+        gap_needed,
+        last,
+    })))
+}
+
+fn refuse_unless(allowed: bool, what: String, state_path: &Path) -> Result<()> {
+    if allowed {
+        eprintln!("warning: {what}; loading it anyway (--allow-rollback)");
+        Ok(())
+    } else {
+        Err(verify_failed(format!(
+            "{what}; refusing a rollback (state {}; --allow-rollback accepts it)",
+            state_path.display()
+        )))
+    }
+}
+
+/// The bundles in `from..=to` that the manifest's required base says delivered a layer.
+fn delivered_by(m: &BundleManifest, from: u64, to: u64) -> Vec<u64> {
+    let set: BTreeSet<u64> = m
+        .required_base
+        .iter()
+        .filter_map(|r| match &r.origin {
+            Origin::Ledger { bundle, .. } if (from..=to).contains(bundle) => Some(*bundle),
+            _ => None,
+        })
+        .collect();
+    set.into_iter().collect()
+}
+
+impl Series {
+    /// Adds to a failed base check (exit 4) which missing bundle of the gap delivered the layers
+    /// it needs; other errors pass unchanged.
+    pub fn explain(&self, e: anyhow::Error) -> anyhow::Error {
+        let Some(t) = &self.0 else { return e };
+        let needs_base = partial_common::exit::code_of(e.chain())
+            == partial_common::exit::BASE_MISSING;
+        if !needs_base || t.gap_needed.is_empty() {
+            return e;
+        }
+        let missing: Vec<String> = t.gap_needed.iter().map(u64::to_string).collect();
+        let last = t
+            .last
+            .as_ref()
+            .map_or_else(String::new, |l| format!(" (the last loaded is bundle {})", l.sequence));
+        e.context(format!(
+            "bundle {} of {} needs base layers that bundle {} delivered, and that never arrived \
+             here{last}: load bundle {} first",
+            t.entry.sequence,
+            t.entry.site.name,
+            missing.join(", "),
+            missing.join(", then ")
+        ))
+    }
+
+    /// After a successful load: records the bundle as the last of its series (unless a newer one
+    /// is recorded already), atomically and under the state file's lock.
+    pub fn record(&self) -> Result<()> {
+        let Some(t) = &self.0 else { return Ok(()) };
+        let path = &t.state_path;
+        let _lock = LedgerLock::acquire(path, || {
+            eprintln!(
+                "waiting for state file {}: another partial-load holds its lock",
+                path.display()
+            )
+        })
+        .with_context(|| format!("locking state file {}", path.display()))?;
+        let mut state = State::read(path)?;
+        let mut entry = t.entry.clone();
+        entry.loaded = now_rfc3339();
+        let name = entry.site.name.clone();
+        let n = entry.sequence;
+        if state.advance(entry) {
+            state
+                .write(path)
+                .with_context(|| format!("recording bundle {n} of {name}"))?;
+            eprintln!("recorded bundle {n} of {name} in {}", path.display());
+        } else {
+            eprintln!(
+                "bundle {n} of {name} is not recorded in {}: a newer bundle of {name} is",
+                path.display()
+            );
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(seq: u64, hash: &[u8]) -> SeriesState {
+        SeriesState {
+            key_id: "KEY".into(),
+            site: Site {
+                name: "site-a".into(),
+                id: "0011".into(),
+            },
+            sequence: seq,
+            manifest_sha256: Digest::of_bytes(hash),
+            bundle: format!("b{seq}.tgz"),
+            loaded: "2026-11-27T10:00:00Z".into(),
+        }
+    }
+
+    #[test]
+    fn standing_in_the_series() {
+        let last = entry(2, b"m2");
+        let m2 = Digest::of_bytes(b"m2");
+        let other = Digest::of_bytes(b"other");
+        assert_eq!(standing(None, 5, None), Standing::First);
+        assert_eq!(standing(Some(&last), 3, Some(&m2)), Standing::Next);
+        assert_eq!(standing(Some(&last), 3, Some(&other)), Standing::Fork);
+        assert_eq!(standing(Some(&last), 3, None), Standing::Fork);
+        assert_eq!(
+            standing(Some(&last), 5, Some(&other)),
+            Standing::Gap { from: 3, to: 4 }
+        );
+        assert_eq!(
+            standing(Some(&last), 2, Some(&other)),
+            Standing::Older
+        );
+        assert_eq!(
+            standing(Some(&last), 1, None),
+            Standing::Older
+        );
+        assert_eq!(bundles(3, 3), "bundle 3");
+        assert_eq!(bundles(3, 4), "bundles 3–4");
+    }
+
+    #[test]
+    fn state_round_trips_atomically_and_never_goes_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sub/state.json");
+        assert_eq!(State::read(&path).unwrap(), State::default());
+        let mut s = State::default();
+        assert!(s.advance(entry(2, b"m2")));
+        assert!(!s.advance(entry(1, b"m1")), "an older bundle never replaces");
+        assert!(!s.advance(entry(2, b"m2")));
+        let mut other_key = entry(1, b"k");
+        other_key.key_id = "OTHER".into();
+        assert!(s.advance(other_key), "each key has its own series");
+        assert!(s.advance(entry(3, b"m3")));
+        s.write(&path).unwrap();
+        let back = State::read(&path).unwrap();
+        assert_eq!(back, s);
+        assert_eq!(back.find("KEY", "0011").unwrap().sequence, 3);
+        assert_eq!(back.find("OTHER", "0011").unwrap().sequence, 1);
+        assert!(back.find("KEY", "9999").is_none());
+        // Only the state file is left in its folder: no temporary file.
+        let names: Vec<_> = std::fs::read_dir(dir.path().join("sub"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["state.json"]);
+
+        let e = State::parse(br#"{"schema":"partial-save/ledger","version":1}"#, "s.json")
+            .unwrap_err();
+        assert!(e.to_string().contains("s.json"), "{e}");
+        let e = State::parse(br#"{"schema":"partial-load/state","version":9,"series":[]}"#, "s")
+            .unwrap_err();
+        assert!(e.to_string().contains("newer"), "{e}");
+    }
+
+    #[test]
+    fn default_path_for_root_is_under_var_lib() {
+        let p = default_path().unwrap();
+        if rustix::process::geteuid().is_root() {
+            assert_eq!(p, Path::new("/var/lib/partial-load/state.json"));
+        } else {
+            assert!(p.ends_with("partial-load/state.json"), "{}", p.display());
+        }
+    }
+
+    #[test]
+    fn explain_names_the_missing_bundle_only_for_missing_base_layers() {
+        let t = Tracked {
+            state_path: PathBuf::from("s.json"),
+            entry: entry(3, b"m3"),
+            gap_needed: vec![2],
+            last: Some(entry(1, b"m1")),
+        };
+        let series = Series(Some(t));
+        let base = anyhow::Error::new(partial_common::exit::Coded::new(
+            partial_common::exit::BASE_MISSING,
+            "1 base layer(s) the bundle needs are not on the daemon",
+        ));
+        let e = series.explain(base);
+        assert_eq!(
+            partial_common::exit::code_of(e.chain()),
+            partial_common::exit::BASE_MISSING
+        );
+        let text = format!("{e:#}");
+        assert!(text.contains("bundle 2 delivered"), "{text}");
+        assert!(text.contains("load bundle 2 first"), "{text}");
+        assert!(text.contains("not on the daemon"), "{text}");
+        let other = series.explain(anyhow::anyhow!("daemon gone"));
+        assert_eq!(format!("{other:#}"), "daemon gone");
+        assert_eq!(
+            format!("{:#}", Series::default().explain(anyhow::anyhow!("x"))),
+            "x"
+        );
+    }
+}
