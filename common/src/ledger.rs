@@ -440,7 +440,10 @@ mod tests {
         let mut have = HaveSet::new();
         l.add_to(&mut have, "s.json");
         assert!(have.contains(&Digest::of_bytes(b"a")));
-        assert!(!have.contains(&Digest::of_bytes(b"b")), "bundle 2 is forgotten");
+        assert!(
+            !have.contains(&Digest::of_bytes(b"b")),
+            "bundle 2 is forgotten"
+        );
         assert_eq!(l.next_sequence(), 3, "numbers are never reused");
         let (m3, _) = bundle_of(&l, "z:1", &[b"c"]);
         assert_eq!(m3.previous, Some(l.bundles[1].manifest_sha256.clone()));

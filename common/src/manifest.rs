@@ -433,7 +433,10 @@ pub(crate) mod tests {
     fn series_fields_round_trip_and_must_go_together() {
         let plain = sample();
         let text = String::from_utf8(plain.to_bytes()).unwrap();
-        assert!(!text.contains("sequence"), "older bundles have no series: {text}");
+        assert!(
+            !text.contains("sequence"),
+            "older bundles have no series: {text}"
+        );
         let mut m = sample();
         m.site = Some(Site {
             name: "site-a".into(),

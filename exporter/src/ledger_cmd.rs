@@ -109,7 +109,10 @@ fn show_text(l: &Ledger, file: &str) -> String {
         );
         match &b.forgotten {
             Some(t) => {
-                let _ = writeln!(s, "  FORGOTTEN {t} (lost in transit; not assumed at the site)");
+                let _ = writeln!(
+                    s,
+                    "  FORGOTTEN {t} (lost in transit; not assumed at the site)"
+                );
             }
             None => s.push('\n'),
         }
@@ -199,9 +202,7 @@ impl ExportLedger {
     /// Records the bundle (whose manifest's exact bytes are `manifest_bytes`) once it has its
     /// final name, and releases the lock.
     pub fn record(mut self, m: &BundleManifest, manifest_bytes: &[u8]) -> Result<()> {
-        let n = self
-            .ledger
-            .record(m, manifest_bytes, crate::run::tool());
+        let n = self.ledger.record(m, manifest_bytes, crate::run::tool());
         self.ledger
             .write(&self.path)
             .map_err(ledger_err)

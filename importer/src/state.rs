@@ -216,7 +216,10 @@ pub fn check(args: &SequenceArgs, bundle: &Bundle) -> Result<Series> {
     match (&standing, &last) {
         (Standing::Older, Some(l)) => {
             let what = if l.sequence == sequence && l.manifest_sha256 == bundle.manifest_sha256 {
-                format!("bundle {sequence} of {name} was already loaded on {}", l.loaded)
+                format!(
+                    "bundle {sequence} of {name} was already loaded on {}",
+                    l.loaded
+                )
             } else if l.sequence == sequence {
                 format!(
                     "bundle {sequence} of {name} is not newer than bundle {}, loaded on {} \
@@ -302,19 +305,23 @@ impl Series {
     /// it needs; other errors pass unchanged.
     pub fn explain(&self, e: anyhow::Error) -> anyhow::Error {
         let Some(t) = &self.0 else { return e };
-        let needs_base = partial_common::exit::code_of(e.chain())
-            == partial_common::exit::BASE_MISSING;
+        let needs_base =
+            partial_common::exit::code_of(e.chain()) == partial_common::exit::BASE_MISSING;
         if !needs_base || t.gap_needed.is_empty() {
             return e;
         }
         let missing: Vec<String> = t.gap_needed.iter().map(u64::to_string).collect();
-        let last = t
-            .last
-            .as_ref()
-            .map_or_else(String::new, |l| format!(" (the last loaded is bundle {})", l.sequence));
+        let last = t.last.as_ref().map_or_else(String::new, |l| {
+            format!(" (the last loaded is bundle {})", l.sequence)
+        });
+        let word = if missing.len() == 1 {
+            "bundle"
+        } else {
+            "bundles"
+        };
         e.context(format!(
-            "bundle {} of {} needs base layers that bundle {} delivered, and that never arrived \
-             here{last}: load bundle {} first",
+            "bundle {} of {} needs base layers that came in {word} {}, which never arrived \
+             here{last}: load {word} {} first",
             t.entry.sequence,
             t.entry.site.name,
             missing.join(", "),
@@ -385,14 +392,8 @@ mod tests {
             standing(Some(&last), 5, Some(&other)),
             Standing::Gap { from: 3, to: 4 }
         );
-        assert_eq!(
-            standing(Some(&last), 2, Some(&other)),
-            Standing::Older
-        );
-        assert_eq!(
-            standing(Some(&last), 1, None),
-            Standing::Older
-        );
+        assert_eq!(standing(Some(&last), 2, Some(&other)), Standing::Older);
+        assert_eq!(standing(Some(&last), 1, None), Standing::Older);
         assert_eq!(bundles(3, 3), "bundle 3");
         assert_eq!(bundles(3, 4), "bundles 3–4");
     }
@@ -404,7 +405,10 @@ mod tests {
         assert_eq!(State::read(&path).unwrap(), State::default());
         let mut s = State::default();
         assert!(s.advance(entry(2, b"m2")));
-        assert!(!s.advance(entry(1, b"m1")), "an older bundle never replaces");
+        assert!(
+            !s.advance(entry(1, b"m1")),
+            "an older bundle never replaces"
+        );
         assert!(!s.advance(entry(2, b"m2")));
         let mut other_key = entry(1, b"k");
         other_key.key_id = "OTHER".into();
@@ -423,11 +427,14 @@ mod tests {
             .collect();
         assert_eq!(names, ["state.json"]);
 
-        let e = State::parse(br#"{"schema":"partial-save/ledger","version":1}"#, "s.json")
-            .unwrap_err();
+        let e =
+            State::parse(br#"{"schema":"partial-save/ledger","version":1}"#, "s.json").unwrap_err();
         assert!(e.to_string().contains("s.json"), "{e}");
-        let e = State::parse(br#"{"schema":"partial-load/state","version":9,"series":[]}"#, "s")
-            .unwrap_err();
+        let e = State::parse(
+            br#"{"schema":"partial-load/state","version":9,"series":[]}"#,
+            "s",
+        )
+        .unwrap_err();
         assert!(e.to_string().contains("newer"), "{e}");
     }
 
@@ -460,7 +467,10 @@ mod tests {
             partial_common::exit::BASE_MISSING
         );
         let text = format!("{e:#}");
-        assert!(text.contains("bundle 2 delivered"), "{text}");
+        assert!(
+            text.contains("came in bundle 2, which never arrived"),
+            "{text}"
+        );
         assert!(text.contains("load bundle 2 first"), "{text}");
         assert!(text.contains("not on the daemon"), "{text}");
         let other = series.explain(anyhow::anyhow!("daemon gone"));

@@ -105,8 +105,7 @@ fn ledger_bundles(m: &Value) -> Vec<Option<u64>> {
 }
 
 fn state_sequence(dir: &Path) -> u64 {
-    let v: Value =
-        serde_json::from_slice(&std::fs::read(dir.join("state.json")).unwrap()).unwrap();
+    let v: Value = serde_json::from_slice(&std::fs::read(dir.join("state.json")).unwrap()).unwrap();
     assert_eq!(v["schema"], "partial-load/state");
     let series = v["series"].as_array().unwrap();
     assert_eq!(series.len(), 1, "{v}");
@@ -146,7 +145,13 @@ fn a_series_loads_in_order_and_refuses_rollbacks_and_missing_bundles() {
     assert_eq!(ledger_bundles(&m3), [Some(1), Some(2), None]);
     assert_eq!(m3["totals"]["layers_carried"], 1);
 
-    let shown = save(&["ledger", "show", &path_str(&d.join("site-a.json")), "--json"]).ok();
+    let shown = save(&[
+        "ledger",
+        "show",
+        &path_str(&d.join("site-a.json")),
+        "--json",
+    ])
+    .ok();
     let ledger: Value = serde_json::from_str(&shown.stdout).unwrap();
     assert_eq!(ledger["schema"], "partial-save/ledger");
     let seqs: Vec<u64> = ledger["bundles"]
@@ -163,7 +168,7 @@ fn a_series_loads_in_order_and_refuses_rollbacks_and_missing_bundles() {
     assert_eq!(state_sequence(d), 1);
     let r = pl(&pair, d, "load", "b3.tgz", &[])
         .expect_code(4)
-        .stderr_has("bundle 2 delivered")
+        .stderr_has("came in bundle 2, which never arrived")
         .stderr_has("load bundle 2 first");
     assert!(r.stderr.contains("never arrived"), "{}", r.stderr);
     assert!(!pair.airgap.has_image("app:3"));
@@ -187,7 +192,10 @@ fn a_series_loads_in_order_and_refuses_rollbacks_and_missing_bundles() {
         .expect_code(3)
         .stderr_has("bundle 1 of site-a is older than bundle 3, loaded on");
     assert!(r.stderr.contains("--allow-rollback"), "{}", r.stderr);
-    assert!(!pair.airgap.has_image("base:1"), "a refused bundle loads nothing");
+    assert!(
+        !pair.airgap.has_image("base:1"),
+        "a refused bundle loads nothing"
+    );
     pl(&pair, d, "verify", "b1.tgz", &["--offline"])
         .expect_code(3)
         .stderr_has("older than bundle 3");
@@ -242,7 +250,15 @@ fn forgotten_bundles_are_sent_again_and_an_inventory_overrides_the_ledger() {
 
     // The ledger now wrongly believes app:2 was delivered (bundle 4 never is).
     export(&pair, d, "site-b.json", "b4.tgz", &["app:2"]);
-    let dry = export_run(&pair, d, "site-b.json", "dry.tgz", &["app:2"], &["--dry-run"]).ok();
+    let dry = export_run(
+        &pair,
+        d,
+        "site-b.json",
+        "dry.tgz",
+        &["app:2"],
+        &["--dry-run"],
+    )
+    .ok();
     let plan: Value = serde_json::from_str(&dry.stdout).unwrap();
     let decisions: Vec<&str> = plan["images"][0]["layers"]
         .as_array()
@@ -309,7 +325,6 @@ fn forgotten_bundles_are_sent_again_and_an_inventory_overrides_the_ledger() {
     assert_eq!(second["previous"], manifest_hash(d, first_name).as_str());
     assert_eq!(first["totals"]["layers_left_out"], 0);
     assert_eq!(second["totals"]["layers_carried"], 0, "{second}");
-    let par: Value =
-        serde_json::from_slice(&std::fs::read(d.join("par.json")).unwrap()).unwrap();
+    let par: Value = serde_json::from_slice(&std::fs::read(d.join("par.json")).unwrap()).unwrap();
     assert_eq!(par["bundles"].as_array().unwrap().len(), 2);
 }
