@@ -306,7 +306,8 @@ fn fresh_id(path: &Path) -> String {
 
 /// An exclusive lock on a ledger, held until dropped: an advisory `flock` on `SITE.json.lock`
 /// beside it. (Not on the ledger itself: the ledger is replaced by a rename, and a lock on the
-/// replaced file would not exclude a process that opens the new one.)
+/// replaced file would not exclude a process that opens the new one.) `partial-load` guards its
+/// state file, replaced the same way, with it too.
 #[derive(Debug)]
 pub struct LedgerLock {
     _file: File,

@@ -13,8 +13,9 @@ Examples:
   partial-save ledger show site-a.json
   partial-save keygen -o team
 
-Exit codes: 0 success; 1 failure; 2 usage; 3 bad input (archive or inventory does not verify);
-5 Docker daemon unreachable or daemon error (also: it died or hung mid-export); 130 interrupted.
+Exit codes: 0 success; 1 failure; 2 usage; 3 bad input (archive, inventory or ledger does
+not verify); 5 Docker daemon unreachable or daemon error (also: it died or hung mid-export);
+130 interrupted.
 
 Environment: PARTIAL_PING_TIMEOUT=SECS bounds the first ping of the daemon (default 30).";
 
