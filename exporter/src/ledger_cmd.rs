@@ -208,8 +208,9 @@ impl ExportLedger {
             .map_err(ledger_err)
             .with_context(|| {
                 format!(
-                    "bundle {} ({}) was written, but ledger {} could not be updated: the next \
-                     export will carry its layers again",
+                    "bundle {} ({}) was written, but ledger {} could not be updated: do not \
+                     send this bundle (the next one would get the same number); fix the ledger's \
+                     folder and export again",
                     n,
                     m.bundle.name,
                     self.path.display()

@@ -102,7 +102,7 @@ pub struct VerifyArgs {
     pub bundle: BundleArgs,
     #[command(flatten)]
     pub daemon: DaemonArgs,
-    /// The state is read, never written.
+    // `verify` reads the state, never writes it.
     #[command(flatten)]
     pub sequence: SequenceArgs,
     /// Skip the daemon check (for a verification station without Docker).
