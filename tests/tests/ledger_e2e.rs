@@ -260,15 +260,25 @@ fn forgotten_bundles_are_sent_again_and_an_inventory_overrides_the_ledger() {
     )
     .ok();
     let plan: Value = serde_json::from_str(&dry.stdout).unwrap();
-    let decisions: Vec<&str> = plan["images"][0]["layers"]
+    let decisions: Vec<(&str, &str, u64)> = plan["images"][0]["layers"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|l| l["decision"].as_str().unwrap())
+        .map(|l| {
+            (
+                l["decision"].as_str().unwrap(),
+                l["origin"]["kind"].as_str().unwrap_or("-"),
+                l["origin"]["bundle"].as_u64().unwrap_or(0),
+            )
+        })
         .collect();
-    assert!(
-        decisions.iter().all(|d| *d == "at_destination"),
-        "{decisions:?}"
+    assert_eq!(
+        decisions,
+        [
+            ("at_destination", "ledger", 1),
+            ("at_destination", "ledger", 4),
+            ("at_destination", "ledger", 4)
+        ]
     );
     // An inventory of the destination wins: app:2's own layers are carried, with a warning.
     let inv = path_str(&d.join("have.json"));
