@@ -123,6 +123,25 @@ pub struct BundleManifest {
     pub totals: Totals,
     #[serde(default)]
     pub warnings: Vec<String>,
+    /// The Helm charts the images were discovered in (`--chart`, `--exclude-chart`); absent
+    /// when none were given.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub charts: Vec<ChartEntry>,
+}
+
+/// A Helm chart the bundle's images (or, `excluded`, the destination's) were discovered in.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChartEntry {
+    pub name: String,
+    pub version: String,
+    /// sha256 of the chart `.tgz`, or of a chart directory's sorted listing and contents
+    /// (`chart::load::dir_digest`).
+    pub sha256: Digest,
+    /// The path given on the command line.
+    pub path: String,
+    /// Given with `--exclude-chart`: its images are what the destination already has.
+    #[serde(default)]
+    pub excluded: bool,
 }
 
 /// Now, as RFC 3339 in UTC.
@@ -179,6 +198,7 @@ impl BundleManifest {
                 full_save_bytes: plan.input_bytes,
             },
             warnings: plan.warnings.clone(),
+            charts: Vec::new(),
         }
     }
 
