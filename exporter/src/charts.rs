@@ -122,7 +122,11 @@ async fn check_present(args: &SaveArgs, found: &[&Discovery]) -> Result<()> {
         .await
         .map_err(crate::daemon_failure)?;
     let mut missing = Vec::new();
+    let mut seen = std::collections::BTreeSet::new();
     for name in args.images.iter().chain(&args.exclude) {
+        if !seen.insert(name) {
+            continue;
+        }
         if daemon
             .inspect(name)
             .await
