@@ -231,6 +231,10 @@ fn a_packaged_chart_and_image_lists() {
         .expect_code(3)
         .stderr_has("Chart.yaml");
     images(&[]).expect_code(2);
+    // A renderer that fails is an error naming it and the chart, never a silent fallback.
+    images(&["--chart", tgz.to_str().unwrap(), "--helm", "/bin/false"])
+        .expect_code(1)
+        .stderr_has("`/bin/false template` failed on");
 }
 
 /// Builds the six chart images on the source: nginx and nginx-exporter shared by both chart

@@ -41,15 +41,10 @@ pub fn template(
     })?;
     if !out.status.success() {
         let stderr = String::from_utf8_lossy(&out.stderr);
-        let tail: String = stderr
-            .trim()
-            .chars()
-            .rev()
-            .take(2000)
-            .collect::<Vec<_>>()
-            .into_iter()
-            .rev()
-            .collect();
+        let stderr = stderr.trim();
+        // Helm's last words say what went wrong; keep the message readable.
+        let start = stderr.char_indices().rev().nth(2000).map_or(0, |(i, _)| i);
+        let tail = &stderr[start..];
         return Err(ChartError::Render {
             chart: chart.display().to_string(),
             helm: helm.display().to_string(),
