@@ -406,6 +406,25 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn charts_are_optional_and_round_trip() {
+        let m = sample();
+        // Without charts the field is absent: manifests stay as they were.
+        let v: serde_json::Value = serde_json::from_slice(&m.to_bytes()).unwrap();
+        assert!(v.get("charts").is_none());
+        let mut with = m.clone();
+        with.charts.push(ChartEntry {
+            name: "nginx".into(),
+            version: "22.1.1".into(),
+            sha256: Digest::of_bytes(b"chart"),
+            path: "nginx-22.1.1.tgz".into(),
+            excluded: false,
+        });
+        let back = BundleManifest::parse(&with.to_bytes(), "m.json").unwrap();
+        assert_eq!(back.charts, with.charts);
+        assert_eq!(BundleManifest::parse(&m.to_bytes(), "m.json").unwrap(), m);
+    }
+
+    #[test]
     fn volume_sizes_that_overflow_are_refused() {
         // Volume sizes adding up past u64::MAX overflowed the sum (a panic in debug builds; in
         // release it wrapped, and wrapped sizes could "add up" to the bundle size).

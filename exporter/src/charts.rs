@@ -187,3 +187,75 @@ pub fn run_images(args: &ImagesArgs) -> Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    fn save_args(args: &[&str]) -> SaveArgs {
+        let cli = crate::cli::Cli::try_parse_from(
+            std::iter::once("partial-save").chain(args.iter().copied()),
+        )
+        .unwrap();
+        cli.save
+    }
+
+    #[test]
+    fn chart_and_list_flags_parse_and_helm_flags_exclude_each_other() {
+        let a = save_args(&[
+            "--chart",
+            "a",
+            "--chart",
+            "b.tgz",
+            "--exclude-chart",
+            "old",
+            "--values",
+            "v.yaml",
+            "--set",
+            "x=1",
+            "--images-from",
+            "-",
+            "--exclude-images-from",
+            "have.txt",
+        ]);
+        assert_eq!(a.discover.charts.len(), 2);
+        assert_eq!(a.exclude_charts, vec![PathBuf::from("old")]);
+        assert_eq!(a.discover.set, vec!["x=1".to_string()]);
+        assert_eq!(a.exclude_images_from, vec!["have.txt".to_string()]);
+        let e = crate::cli::Cli::try_parse_from(["partial-save", "--helm", "h", "--no-helm"]);
+        assert!(e.is_err());
+        assert_eq!(helm(&save_args(&["--no-helm"]).discover), None);
+        assert_eq!(
+            helm(&save_args(&["--helm", "/opt/helm"]).discover),
+            Some(PathBuf::from("/opt/helm"))
+        );
+    }
+
+    #[test]
+    fn discovered_names_are_added_once_and_stdin_is_read_once() {
+        let mut found = Discovery::default();
+        found
+            .add_list("nginx\nnginx:latest\nquay.io/a/b:1\n", "l")
+            .unwrap();
+        let mut names = vec!["docker.io/library/nginx:latest".to_string()];
+        push_new(&mut names, &found);
+        assert_eq!(
+            names,
+            vec!["docker.io/library/nginx:latest", "quay.io/a/b:1"]
+        );
+        let mut used = true;
+        let e = read_list("-", &mut used).unwrap_err();
+        assert!(e.to_string().contains("only one"), "{e}");
+    }
+
+    #[test]
+    fn nothing_to_expand_without_chart_or_list_flags() {
+        let mut a = save_args(&["-i", "app:1"]);
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        assert!(rt.block_on(expand(&mut a)).unwrap().is_empty());
+        assert_eq!(a.images, vec!["app:1".to_string()]);
+    }
+}
