@@ -73,9 +73,13 @@ pub fn load(path: &Path) -> Result<(Chart, Digest), ChartError> {
         }
         let bytes = std::fs::read(path).map_err(io)?;
         let digest = Digest::of_bytes(&bytes);
-        let files = untar(&bytes, &label)?;
-        Ok((parse(&files, &label)?, digest))
+        Ok((parse_archive(&bytes, &label)?, digest))
     }
+}
+
+/// Parses a chart `.tgz` held in memory; `label` names it in errors.
+pub fn parse_archive(gz: &[u8], label: &str) -> Result<Chart, ChartError> {
+    parse(&untar(gz, label)?, label)
 }
 
 /// sha256 of a chart directory: over its files in path order, each as the path, a NUL, the
