@@ -1,7 +1,8 @@
 //! The last resort, without helm and without declarations: images guessed from the values.yaml
 //! conventions. Any mapping named `image` (or `…Image`) with a `repository` gives
-//! `[registry/]repository:tag[@digest]`, the tag defaulting to the chart's appVersion. A mapping
-//! whose parent says `enabled: false` is skipped. Guesses can be wrong (a template may add a
+//! `[registry/]repository:tag[@digest]`, the tag defaulting to the chart's appVersion and the
+//! registry to `global.imageRegistry` when that is set (as Bitnami's and prometheus-community's
+//! helpers do). A mapping whose parent says `enabled: false` is skipped. Guesses can be wrong (a template may add a
 //! `v` to the tag, or pick another image entirely), which is why they are marked and warned about.
 
 use super::load::Chart;
@@ -23,12 +24,13 @@ fn scalar(v: Option<&Value>) -> Option<String> {
 
 /// Guesses from `values` (the chart's values, with the user's merged in).
 pub fn guesses(chart: &Chart, values: &Value) -> Vec<Guess> {
+    let global = scalar(values.get("global").and_then(|g| g.get("imageRegistry")));
     let mut out = Vec::new();
-    walk(chart, values, "", &mut out);
+    walk(chart, global.as_deref(), values, "", &mut out);
     out
 }
 
-fn walk(chart: &Chart, v: &Value, path: &str, out: &mut Vec<Guess>) {
+fn walk(chart: &Chart, global: Option<&str>, v: &Value, path: &str, out: &mut Vec<Guess>) {
     let Value::Mapping(m) = v else { return };
     if matches!(m.get("enabled"), Some(Value::Bool(false))) {
         return;
@@ -43,7 +45,10 @@ fn walk(chart: &Chart, v: &Value, path: &str, out: &mut Vec<Guess>) {
         let named_image = key == "image" || key.ends_with("Image");
         match scalar(val.get("repository")) {
             Some(repo) if named_image => {
-                let mut r = match scalar(val.get("registry")) {
+                let registry = global
+                    .map(str::to_string)
+                    .or_else(|| scalar(val.get("registry")));
+                let mut r = match registry {
                     Some(reg) => format!("{reg}/{repo}"),
                     None => repo,
                 };
@@ -58,7 +63,7 @@ fn walk(chart: &Chart, v: &Value, path: &str, out: &mut Vec<Guess>) {
                     path: here,
                 });
             }
-            _ => walk(chart, val, &here, out),
+            _ => walk(chart, global, val, &here, out),
         }
     }
 }
