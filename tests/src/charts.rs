@@ -1,6 +1,7 @@
 //! Helm chart tests' needs: the real public charts in `shared/fixtures/charts/` (found beside
 //! the workspace or one of its parents), and the test-only `helm` wrapper `tests/helm/helm` over
-//! PyPI's helm-python-sdk, installed with `python3 -m pip install helm-python-sdk` when missing.
+//! PyPI's helm-python-sdk, installed with `python3 -m pip install helm-python-sdk==0.2.2` when
+//! missing.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -34,7 +35,7 @@ fn sdk_importable() -> bool {
 }
 
 /// The command that installs the wrapper's SDK (also what `.ci/run` should run).
-pub const INSTALL: [&str; 5] = ["python3", "-m", "pip", "install", "helm-python-sdk"];
+pub const INSTALL: [&str; 5] = ["python3", "-m", "pip", "install", "helm-python-sdk==0.2.2"];
 
 /// The `helm` wrapper, its SDK installed (once per process) when missing; `None` after a loud
 /// skip when it cannot be (a failure under `PARTIAL_REQUIRE_TOOLS=1`).
