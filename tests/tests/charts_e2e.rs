@@ -339,6 +339,50 @@ fn a_chart_upgrade_carries_only_the_new_git_image() {
         vec![("nginx", "22.1.1", false), ("nginx", "21.1.19", true)]
     );
 
+    // The same upgrade from image lists: a plain list in, rendered-style YAML out (dry run).
+    let new_list = dir.path().join("new.txt");
+    std::fs::write(
+        &new_list,
+        format!("# chart 22.1.1\n{}\n", NGINX_22.join("\n")),
+    )
+    .unwrap();
+    let old_yaml = dir.path().join("old.yaml");
+    let containers: Vec<String> = [NGINX_22[1], NGINX_22[2], NGINX_21_GIT]
+        .iter()
+        .enumerate()
+        .map(|(i, img)| format!("        - {{name: c{i}, image: '{img}'}}"))
+        .collect();
+    std::fs::write(
+        &old_yaml,
+        format!(
+            "---\napiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: web}}\nspec:\n  \
+             template:\n    spec:\n      containers:\n{}\n",
+            containers.join("\n")
+        ),
+    )
+    .unwrap();
+    let r = save(&[
+        "-H",
+        &pair.source.host(),
+        "--images-from",
+        new_list.to_str().unwrap(),
+        "--exclude-images-from",
+        old_yaml.to_str().unwrap(),
+        "--dry-run",
+        "--json",
+    ])
+    .ok();
+    let plan = json(&r);
+    let mut planned = BTreeSet::new();
+    for img in plan["images"].as_array().unwrap() {
+        for l in img["layers"].as_array().unwrap() {
+            if l["decision"] == "carried" {
+                planned.insert(l["diff_id"].as_str().unwrap().to_string());
+            }
+        }
+    }
+    assert_eq!(planned, carried, "{plan}");
+
     // The destination runs the old chart.
     give_airgap(&pair, &[NGINX_22[1], NGINX_22[2], NGINX_21_GIT]);
     let b = out.display().to_string();
