@@ -3,6 +3,7 @@
 //! the inventory, the send ledger, signing, compression, atomic and split output, and daemon access.
 
 pub mod archive;
+pub mod chart;
 pub mod codec;
 pub mod daemon;
 pub mod digest;

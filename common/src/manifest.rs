@@ -140,6 +140,25 @@ pub struct BundleManifest {
     pub totals: Totals,
     #[serde(default)]
     pub warnings: Vec<String>,
+    /// The Helm charts the images were discovered in (`--chart`, `--exclude-chart`); absent
+    /// when none were given.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub charts: Vec<ChartEntry>,
+}
+
+/// A Helm chart the bundle's images (or, `excluded`, the destination's) were discovered in.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChartEntry {
+    pub name: String,
+    pub version: String,
+    /// sha256 of the chart `.tgz`, or of a chart directory's sorted listing and contents
+    /// (`chart::load::dir_digest`).
+    pub sha256: Digest,
+    /// The path given on the command line.
+    pub path: String,
+    /// Given with `--exclude-chart`: its images are what the destination already has.
+    #[serde(default)]
+    pub excluded: bool,
 }
 
 /// Now, as RFC 3339 in UTC.
@@ -199,6 +218,7 @@ impl BundleManifest {
                 full_save_bytes: plan.input_bytes,
             },
             warnings: plan.warnings.clone(),
+            charts: Vec::new(),
         }
     }
 
@@ -458,6 +478,25 @@ pub(crate) mod tests {
         refused(&|b| b.sequence = Some(1), "bundle 1 names a previous");
         refused(&|b| b.site = None, "together");
         refused(&|b| b.sequence = None, "together");
+    }
+
+    #[test]
+    fn charts_are_optional_and_round_trip() {
+        let m = sample();
+        // Without charts the field is absent: manifests stay as they were.
+        let v: serde_json::Value = serde_json::from_slice(&m.to_bytes()).unwrap();
+        assert!(v.get("charts").is_none());
+        let mut with = m.clone();
+        with.charts.push(ChartEntry {
+            name: "nginx".into(),
+            version: "22.1.1".into(),
+            sha256: Digest::of_bytes(b"chart"),
+            path: "nginx-22.1.1.tgz".into(),
+            excluded: false,
+        });
+        let back = BundleManifest::parse(&with.to_bytes(), "m.json").unwrap();
+        assert_eq!(back.charts, with.charts);
+        assert_eq!(BundleManifest::parse(&m.to_bytes(), "m.json").unwrap(), m);
     }
 
     #[test]

@@ -109,3 +109,8 @@ fn signature_verify() {
 fn public_key_parse() {
     replay("public_key_parse");
 }
+
+#[test]
+fn chart_discover() {
+    replay("chart_discover");
+}

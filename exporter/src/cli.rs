@@ -11,6 +11,8 @@ Examples:
   partial-save --from-archive full.tar --exclude-archive base.tar -o app.tgz
   partial-save -i app:3 --ledger site-a.json -o app3.tgz --sign-key team.key
   partial-save ledger show site-a.json
+  partial-save --chart nginx-22.1.1.tgz --exclude-chart nginx-21.1.19.tgz -o up.tgz
+  partial-save images --chart nginx-22.1.1.tgz --json
   partial-save keygen -o team
 
 Exit codes: 0 success; 1 failure; 2 usage; 3 bad input (archive, inventory or ledger does
@@ -41,6 +43,42 @@ pub enum Command {
     /// Show or edit a send ledger (--ledger): the bundles sent to one destination.
     #[command(subcommand)]
     Ledger(crate::ledger_cmd::LedgerCommand),
+    /// Print the images of Helm charts and image lists, one a line (or --json with where each
+    /// came from), without touching any daemon.
+    Images(ImagesArgs),
+}
+
+/// Where images are discovered: Helm charts and image lists (see the README, "Helm charts").
+#[derive(Args, Debug, Clone, Default)]
+pub struct DiscoverArgs {
+    /// Helm chart (directory or .tgz) whose images to save; repeatable.
+    #[arg(long = "chart", value_name = "PATH")]
+    pub charts: Vec<PathBuf>,
+    /// Values file for the charts (as `helm template -f`); repeatable, later wins.
+    #[arg(long = "values", value_name = "FILE")]
+    pub values: Vec<PathBuf>,
+    /// Value for the charts (as `helm template --set`); repeatable.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
+    /// Images to save, listed in FILE (`-`: standard input): one reference a line (`#`
+    /// comments) or Kubernetes YAML. Repeatable.
+    #[arg(long = "images-from", value_name = "FILE|-")]
+    pub images_from: Vec<String>,
+    /// Render charts with this helm binary (default: `helm` on PATH, when there).
+    #[arg(long = "helm", value_name = "BIN")]
+    pub helm: Option<PathBuf>,
+    /// Do not render charts even when helm is on PATH (declared lists and guesses only).
+    #[arg(long = "no-helm", conflicts_with = "helm")]
+    pub no_helm: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct ImagesArgs {
+    #[command(flatten)]
+    pub discover: DiscoverArgs,
+    /// Print JSON (each image with its origins and whether it is a guess; the charts read).
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Args, Debug)]
@@ -65,6 +103,15 @@ pub struct SaveArgs {
     /// Image the destination already has; its layers are left out. Repeatable.
     #[arg(short = 'e', long = "exclude", value_name = "IMAGE")]
     pub exclude: Vec<String>,
+    #[command(flatten)]
+    pub discover: DiscoverArgs,
+    /// An older chart the destination already runs: its images are added to -e. Repeatable.
+    #[arg(long = "exclude-chart", value_name = "PATH")]
+    pub exclude_charts: Vec<PathBuf>,
+    /// Images the destination already has, listed in FILE (`-`: standard input), as for
+    /// --images-from; added to -e. Repeatable.
+    #[arg(long = "exclude-images-from", value_name = "FILE|-")]
+    pub exclude_images_from: Vec<String>,
     /// Inventory of the destination (from `partial-load inventory`); repeatable.
     #[arg(long = "have", value_name = "INVENTORY.json")]
     pub have: Vec<PathBuf>,

@@ -1,6 +1,7 @@
 //! `partial-save`: saves Docker images without the layers the destination already holds, as a
 //! compressed, docker-loadable bundle plus a signed manifest.
 
+mod charts;
 mod cli;
 mod keygen;
 mod ledger_cmd;
@@ -55,6 +56,7 @@ fn main() -> ExitCode {
     let result = match &cli.command {
         Some(cli::Command::Keygen(args)) => keygen::run(args),
         Some(cli::Command::Ledger(cmd)) => ledger_cmd::run(cmd),
+        Some(cli::Command::Images(args)) => charts::run_images(args),
         None => tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()

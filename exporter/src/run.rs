@@ -103,7 +103,8 @@ pub fn tool() -> ToolInfo {
     }
 }
 
-pub async fn run(args: SaveArgs) -> Result<()> {
+pub async fn run(mut args: SaveArgs) -> Result<()> {
+    let charts = crate::charts::expand(&mut args).await?;
     let compression: Compression = args.compression.parse().map_err(|_| {
         anyhow::anyhow!(
             "--compression {:?}: use gzip, zstd or none",
@@ -271,6 +272,7 @@ pub async fn run(args: SaveArgs) -> Result<()> {
     if let Some(l) = &ledger {
         l.stamp(&mut m); // --ledger: site, sequence, previous (issue 14)
     }
+    m.charts = charts;
     let bytes = m.to_bytes();
     let mut mfile = output::AtomicFile::create(&manifest_path)
         .with_context(|| format!("creating {}", manifest_path.display()))?;

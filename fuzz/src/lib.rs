@@ -22,6 +22,7 @@ pub const TARGETS: &[&str] = &[
     "inventory_parse",
     "signature_verify",
     "public_key_parse",
+    "chart_discover",
 ];
 
 /// Runs the harness function of `target` on `data`; `false` for an unknown target name.
@@ -33,6 +34,7 @@ pub fn run(target: &str, data: &[u8]) -> bool {
         "inventory_parse" => inventory_parse(data),
         "signature_verify" => signature_verify(data),
         "public_key_parse" => public_key_parse(data),
+        "chart_discover" => chart_discover(data),
         _ => return false,
     }
     true
@@ -163,5 +165,25 @@ pub fn public_key_parse(data: &[u8]) {
         let again = PublicKey::parse(k.to_base64(), "round trip").expect("base64 re-parses");
         assert_eq!(again, k);
         assert_eq!(again.key_id(), k.key_id());
+    }
+}
+
+/// Bytes → chart discovery: as text, an image list or Kubernetes YAML (`Discovery::add_list`:
+/// YAML documents, pod specs, reference normalisation); as a chart `.tgz` (`load::parse_archive`:
+/// tar, Chart.yaml, values, subcharts), then its declared images and values guesses.
+pub fn chart_discover(data: &[u8]) {
+    use partial_common::chart::{declared, guess, load, reference, Discovery};
+    if let Ok(text) = std::str::from_utf8(data) {
+        let _ = Discovery::default().add_list(text, "fuzz");
+    }
+    if let Ok(chart) = load::parse_archive(data, "fuzz") {
+        if let Ok(found) = declared::declared(&chart, "fuzz") {
+            for d in found {
+                let _ = reference::normalise(&d.image);
+            }
+        }
+        for g in guess::guesses(&chart, &chart.values) {
+            let _ = reference::normalise(&g.image);
+        }
     }
 }

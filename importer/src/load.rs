@@ -198,6 +198,9 @@ struct Outcome<'a> {
     images: Vec<ImageOut>,
     loaded: Vec<String>,
     verified: bool,
+    /// The Helm charts the images were discovered in (manifest `charts`), when any.
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    charts: &'a [partial_common::manifest::ChartEntry],
 }
 
 #[derive(serde::Serialize)]
@@ -256,6 +259,7 @@ pub async fn run_load(args: LoadArgs) -> Result<()> {
             images: images_of(&bundle),
             loaded,
             verified: true,
+            charts: &bundle.manifest.charts,
         };
         println!("{}", serde_json::to_string_pretty(&out)?);
     } else {
@@ -305,6 +309,7 @@ pub async fn run_verify(args: VerifyArgs) -> Result<()> {
             images: images_of(&bundle),
             loaded: vec![],
             verified: true,
+            charts: &bundle.manifest.charts,
         };
         println!("{}", serde_json::to_string_pretty(&out)?);
     } else {
@@ -322,8 +327,23 @@ pub async fn run_verify(args: VerifyArgs) -> Result<()> {
                 "; the daemon has every base layer"
             }
         );
+        for c in &bundle.manifest.charts {
+            eprintln!("{}", chart_line(c));
+        }
     }
     Ok(())
+}
+
+/// One chart of the manifest, for people.
+fn chart_line(c: &partial_common::manifest::ChartEntry) -> String {
+    format!(
+        "{} {} {} ({}, {})",
+        if c.excluded { "base chart" } else { "chart" },
+        c.name,
+        c.version,
+        c.path,
+        c.sha256
+    )
 }
 
 #[cfg(test)]

@@ -42,7 +42,8 @@ impl Run {
     }
 }
 
-fn run_cmd(mut cmd: Command) -> Run {
+/// Runs `cmd` to its end, capturing everything.
+pub fn run_cmd(mut cmd: Command) -> Run {
     let Output {
         status,
         stdout,

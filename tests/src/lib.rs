@@ -26,6 +26,7 @@
 //! - `PARTIAL_KEEP_DAEMON_DIRS`: keep each daemon's folder (log, data) after the test.
 
 pub mod bins;
+pub mod charts;
 pub mod cli;
 pub mod daemon;
 pub mod fixtures;

@@ -116,7 +116,7 @@ pub fn require_tool(tool: &str) -> bool {
     skip_or_panic::<()>("PARTIAL_REQUIRE_TOOLS", "a required tool is missing", &e).is_some()
 }
 
-fn skip_or_panic<T>(var: &str, what: &str, e: &anyhow::Error) -> Option<T> {
+pub(crate) fn skip_or_panic<T>(var: &str, what: &str, e: &anyhow::Error) -> Option<T> {
     let name = test_name();
     if env_on(var) {
         panic!("{name}: {what} and {var}=1 makes this test mandatory: {e:#}");

@@ -1,0 +1,144 @@
+//! Discovery without helm on small charts written here (the real charts and the rendering path
+//! are tested end to end in tests/tests/charts_e2e.rs).
+
+use super::*;
+
+fn write(dir: &Path, files: &[(&str, &str)]) {
+    for (p, t) in files {
+        let p = dir.join(p);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, t).unwrap();
+    }
+}
+
+/// A chart with a declared image, a lock-file subchart switched by a condition, and a subchart
+/// that declares nothing (guessed).
+fn umbrella(dir: &Path) {
+    write(
+        dir,
+        &[
+            (
+                "Chart.yaml",
+                "name: shop\nversion: 1.0.0\nappVersion: '3'\nannotations:\n  artifacthub.io/images: |\n    - name: web\n      image: shop/web:3\n    - name: web-again\n      image: docker.io/shop/web:3\ndependencies:\n  - name: cache\n    condition: cache.enabled\n  - name: queue\n",
+            ),
+            ("values.yaml", "cache:\n  enabled: true\n"),
+            ("charts/cache/Chart.yaml", "name: cache\nversion: 0.2.0\n"),
+            ("charts/cache/images.lock", "# pinned\nredis:7\n"),
+            ("charts/queue/Chart.yaml", "name: queue\nversion: 0.3.0\nappVersion: 2.1\n"),
+            (
+                "charts/queue/values.yaml",
+                "image:\n  registry: quay.io\n  repository: team/queue\n  tag: ''\nmetrics:\n  enabled: false\n  image: {repository: team/exporter, tag: '1'}\nsidecarImage:\n  repository: team/sidecar\n  digest: sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\n",
+            ),
+        ],
+    );
+}
+
+#[test]
+fn declared_lists_subcharts_and_guesses_with_origins() {
+    let dir = tempfile::tempdir().unwrap();
+    umbrella(dir.path());
+    let mut d = Discovery::default();
+    d.add_chart(dir.path(), &Options::default(), false).unwrap();
+    let got: Vec<(&str, bool)> = d
+        .images
+        .iter()
+        .map(|i| (i.reference.as_str(), i.guess))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            ("docker.io/shop/web:3", false),
+            ("docker.io/library/redis:7", false),
+            ("quay.io/team/queue:2.1", true),
+            (
+                "docker.io/team/sidecar:2.1@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+                true
+            ),
+        ]
+    );
+    // Both annotation entries name one image: one reference, one origin (same key).
+    assert_eq!(
+        d.images[0].origins,
+        vec![Origin::Annotation {
+            chart: "shop 1.0.0".into(),
+            key: "artifacthub.io/images".into()
+        }]
+    );
+    assert_eq!(
+        d.images[1].origins,
+        vec![Origin::LockFile {
+            chart: "shop 1.0.0/cache 0.2.0".into(),
+            file: "images.lock".into()
+        }]
+    );
+    assert_eq!(d.warnings.len(), 1);
+    assert!(
+        d.warnings[0].contains("chart shop 1.0.0/queue 0.3.0") && d.warnings[0].contains("helm"),
+        "{}",
+        d.warnings[0]
+    );
+    assert_eq!(d.charts.len(), 1);
+    assert_eq!(
+        (d.charts[0].name.as_str(), d.charts[0].version.as_str()),
+        ("shop", "1.0.0")
+    );
+}
+
+#[test]
+fn values_and_set_switch_subcharts_and_change_guesses() {
+    let dir = tempfile::tempdir().unwrap();
+    umbrella(dir.path());
+    let vals = dir.path().join("override.yaml");
+    std::fs::write(&vals, "cache:\n  enabled: false\n").unwrap();
+    let opts = Options {
+        helm: None,
+        values: vec![vals],
+        set: vec![
+            "queue.image.tag=9".into(),
+            "queue.metrics.enabled=true".into(),
+        ],
+    };
+    let mut d = Discovery::default();
+    d.add_chart(dir.path(), &opts, true).unwrap();
+    let refs = d.references();
+    assert!(!refs.iter().any(|r| r.contains("redis")), "{refs:?}");
+    assert!(
+        refs.contains(&"quay.io/team/queue:9".to_string()),
+        "{refs:?}"
+    );
+    assert!(
+        refs.contains(&"docker.io/team/exporter:1".to_string()),
+        "{refs:?}"
+    );
+    assert!(d.charts[0].excluded);
+}
+
+#[test]
+fn lists_and_manifests_as_image_lists() {
+    let mut d = Discovery::default();
+    d.add_list("# base\nnginx\nquay.io/a/b:1 # pinned\n", "list.txt")
+        .unwrap();
+    d.add_list(
+        "kind: Pod\nmetadata: {name: p}\nspec:\n  containers: [{name: c, image: 'nginx:latest'}]\n",
+        "pod.yaml",
+    )
+    .unwrap();
+    assert_eq!(
+        d.references(),
+        vec!["docker.io/library/nginx:latest", "quay.io/a/b:1"]
+    );
+    assert_eq!(d.images[0].origins.len(), 2);
+    assert_eq!(d.images[0].origins[0].to_string(), "list.txt:2");
+    let e = d.add_list("Bad Name\n", "list.txt").unwrap_err();
+    assert!(e.to_string().starts_with("list.txt:1: "), "{e}");
+}
+
+#[test]
+fn a_broken_chart_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), &[("Chart.yaml", "name: [\n")]);
+    let e = Discovery::default()
+        .add_chart(dir.path(), &Options::default(), false)
+        .unwrap_err();
+    assert!(e.to_string().contains("Chart.yaml"), "{e}");
+}
