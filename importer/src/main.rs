@@ -3,10 +3,14 @@
 
 mod base;
 mod bundle;
+mod bundle_reader;
 mod cli;
+mod connect;
+mod errors;
 mod inventory;
 mod load;
 mod rehydrate;
+mod upload;
 
 use clap::Parser;
 use partial_common::exit;

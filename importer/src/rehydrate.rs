@@ -5,9 +5,11 @@
 //! layer entries are added under the names the bundle's `manifest.json` expects.
 
 use crate::base;
-use crate::bundle::{self, verify_failed, Bundle};
+use crate::bundle::{self, Bundle};
+use crate::bundle_reader::tar_stream;
 use crate::cli::RehydrateArgs;
-use crate::load::{connect, upload_stream};
+use crate::connect::connect;
+use crate::errors::verify_failed;
 use anyhow::{anyhow, bail, Context, Result};
 use indicatif::ProgressBar;
 use partial_common::archive::{self, ArchiveIndex};
@@ -74,8 +76,7 @@ pub async fn build(
     bar: &ProgressBar,
 ) -> Result<()> {
     // Pass 1 over the bundle: verify it and learn its layout and entries.
-    let stream = partial_common::codec::decompress(upload_stream(bundle, bar.clone())?)
-        .context("reading the bundle")?;
+    let stream = tar_stream(bundle, bar.clone())?;
     let (index, present) = tokio::task::spawn_blocking(move || scan_with_names(stream))
         .await
         .context("the scan thread failed")??;
@@ -110,8 +111,7 @@ pub async fn build(
     }
 
     // Pass 2: copy the bundle and add the missing layers.
-    let stream = partial_common::codec::decompress(upload_stream(bundle, bar.clone())?)
-        .context("reading the bundle")?;
+    let stream = tar_stream(bundle, bar.clone())?;
     let out_path = out_path.to_path_buf();
     let dir = spool.path().to_path_buf();
     tokio::task::spawn_blocking(move || write_complete(stream, &out_path, &dir, &needed))
