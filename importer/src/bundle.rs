@@ -57,8 +57,12 @@ pub fn open(args: &BundleArgs) -> Result<Bundle> {
     let files = BundleFiles::resolve(&args.bundle);
     let manifest_path = args.manifest.clone().unwrap_or_else(|| files.manifest());
     let (manifest, signature) = read_manifest(args, &manifest_path)?;
-    let volumes = locate_volumes(&files, &manifest, &manifest_path)?;
-    note_renamed(&manifest, &volumes, &manifest_path);
+    let recorded = &manifest.bundle;
+    let volumes = locate_volumes(&files, &recorded.name, &recorded.volumes, &manifest_path)?;
+    if let Some(note) = renamed_note(&recorded.name, &volumes, &manifest_path) {
+        // Not an error: the contents are checked against the manifest all the same.
+        eprintln!("note: {note}");
+    }
     Ok(Bundle {
         manifest,
         manifest_path,
@@ -93,15 +97,16 @@ fn read_manifest(
     Ok((manifest, signature))
 }
 
-/// The files to read, found by the given name, each of the size the manifest states.
+/// The files to read, found by the given name, each of the size the manifest states for the
+/// volume it `recorded` (under the bundle name `name`) at that position.
 fn locate_volumes(
     files: &BundleFiles,
-    manifest: &BundleManifest,
+    name: &str,
+    recorded: &[FileEntry],
     manifest_path: &Path,
 ) -> Result<Vec<Volume>> {
-    let recorded = &manifest.bundle.volumes;
     let names: Vec<&str> = recorded.iter().map(|v| v.name.as_str()).collect();
-    let split = naming::is_split(&manifest.bundle.name, &names);
+    let split = naming::is_split(name, &names);
     let paths = files.volumes(split, recorded.len());
     let mut out = Vec::with_capacity(recorded.len());
     for (path, expected) in paths.into_iter().zip(recorded) {
@@ -135,19 +140,8 @@ fn locate_volumes(
     Ok(out)
 }
 
-/// Says on stderr when the files carry other names than the manifest recorded (not an error:
-/// the contents are checked against the manifest all the same).
-fn note_renamed(manifest: &BundleManifest, volumes: &[Volume], manifest_path: &Path) {
-    if let Some(msg) = renamed_note(manifest, volumes, manifest_path) {
-        eprintln!("note: {msg}");
-    }
-}
-
-fn renamed_note(
-    manifest: &BundleManifest,
-    volumes: &[Volume],
-    manifest_path: &Path,
-) -> Option<String> {
+/// A note for stderr when the files carry other names than the manifest recorded.
+fn renamed_note(recorded_name: &str, volumes: &[Volume], manifest_path: &Path) -> Option<String> {
     let differs = volumes.iter().any(|v| {
         v.path.file_name().map(|n| n.to_string_lossy()).as_deref() != Some(v.expected.name.as_str())
     });
@@ -159,9 +153,9 @@ fn renamed_note(
         .map(|v| v.path.display().to_string())
         .collect();
     Some(format!(
-        "{} recorded the bundle as {}; reading {} (its sizes and hashes are checked all the same)",
+        "{} recorded the bundle as {recorded_name}; reading {} (its sizes and hashes are checked \
+         all the same)",
         manifest_path.display(),
-        manifest.bundle.name,
         given.join(", ")
     ))
 }
@@ -225,5 +219,74 @@ fn check_signature(args: &BundleArgs, manifest: &[u8], sig_path: &Path) -> Resul
                 trusted_comment: v.trusted_comment,
             }))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use partial_common::{exit, Digest};
+
+    fn entry(name: &str, size: u64) -> FileEntry {
+        FileEntry {
+            name: name.into(),
+            size,
+            sha256: Digest::of_bytes(name.as_bytes()),
+            blake3: "0".repeat(64),
+        }
+    }
+
+    #[test]
+    fn volumes_are_found_by_the_given_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let m = d.join("m.json");
+        // Renamed: read under the new name, with a note naming the recorded one.
+        std::fs::write(d.join("carried.tgz"), b"12345").unwrap();
+        // The recorded name exists too, with other content: it must not be read.
+        std::fs::write(d.join("app.tgz"), b"1234567").unwrap();
+        let files = BundleFiles::resolve(&d.join("carried.tgz"));
+        let v = locate_volumes(&files, "app.tgz", &[entry("app.tgz", 5)], &m).unwrap();
+        assert_eq!(v.len(), 1);
+        assert_eq!(v[0].path, d.join("carried.tgz"));
+        let note = renamed_note("app.tgz", &v, &m).unwrap();
+        assert!(
+            note.contains("app.tgz") && note.contains("carried.tgz"),
+            "{note}"
+        );
+        // Under its recorded name: no note.
+        std::fs::write(d.join("app.tgz"), b"12345").unwrap();
+        let files = BundleFiles::resolve(&d.join("app.tgz"));
+        let v = locate_volumes(&files, "app.tgz", &[entry("app.tgz", 5)], &m).unwrap();
+        assert_eq!(renamed_note("app.tgz", &v, &m), None);
+
+        // Split and renamed, named by the first volume or by the base name.
+        std::fs::write(d.join("moved.tgz.001"), b"aaa").unwrap();
+        std::fs::write(d.join("moved.tgz.002"), b"bb").unwrap();
+        let recorded = [entry("s.tgz.001", 3), entry("s.tgz.002", 2)];
+        for given in ["moved.tgz.001", "moved.tgz"] {
+            let files = BundleFiles::resolve(&d.join(given));
+            let v = locate_volumes(&files, "s.tgz", &recorded, &m).unwrap();
+            let paths: Vec<_> = v.iter().map(|v| v.path.clone()).collect();
+            assert_eq!(paths, [d.join("moved.tgz.001"), d.join("moved.tgz.002")]);
+            assert!(renamed_note("s.tgz", &v, &m).is_some());
+        }
+    }
+
+    #[test]
+    fn a_missing_or_resized_volume_is_a_verification_failure_naming_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let m = d.join("m.json");
+        std::fs::write(d.join("x.001"), b"aaa").unwrap();
+        let recorded = [entry("s.001", 3), entry("s.002", 2)];
+        let files = BundleFiles::resolve(&d.join("x.001"));
+        let e = locate_volumes(&files, "s", &recorded, &m).unwrap_err();
+        assert_eq!(exit::code_of(e.chain()), exit::VERIFY);
+        assert!(format!("{e:#}").contains("x.002"), "{e:#}");
+        std::fs::write(d.join("x.002"), b"b").unwrap();
+        let e = locate_volumes(&files, "s", &recorded, &m).unwrap_err();
+        assert_eq!(exit::code_of(e.chain()), exit::VERIFY);
+        assert!(format!("{e:#}").contains("truncated"), "{e:#}");
     }
 }
