@@ -56,7 +56,11 @@ impl Bundle {
 pub fn open(args: &BundleArgs) -> Result<Bundle> {
     let files = BundleFiles::resolve(&args.bundle);
     let manifest_path = args.manifest.clone().unwrap_or_else(|| files.manifest());
-    let (manifest, signature) = read_manifest(args, &manifest_path)?;
+    let (manifest, signature) =
+        read_manifest(args, &manifest_path).map_err(|e| match later_volume_hint(&files.given) {
+            Some(hint) if args.manifest.is_none() => e.context(hint),
+            _ => e,
+        })?;
     let recorded = &manifest.bundle;
     let volumes = locate_volumes(&files, &recorded.name, &recorded.volumes, &manifest_path)?;
     if let Some(note) = renamed_note(&recorded.name, &volumes, &manifest_path) {
@@ -70,6 +74,22 @@ pub fn open(args: &BundleArgs) -> Result<Bundle> {
         volumes,
         signature,
     })
+}
+
+/// When the given name looks like a later volume (`X.002`), the name to give instead.
+fn later_volume_hint(given: &Path) -> Option<String> {
+    let name = given.file_name()?.to_str()?;
+    let (stem, digits) = name.rsplit_once('.')?;
+    let n: u64 = digits.parse().ok()?;
+    if stem.is_empty() || n < 2 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let first = format!("{stem}.{:0width$}", 1, width = digits.len());
+    Some(format!(
+        "{} looks like volume {n} of a split bundle: name its first volume, {}",
+        given.display(),
+        given.with_file_name(first).display()
+    ))
 }
 
 /// Reads the manifest and checks its signature (`MANIFEST.minisig`) and trusted comment.
@@ -271,6 +291,15 @@ mod tests {
             assert_eq!(paths, [d.join("moved.tgz.001"), d.join("moved.tgz.002")]);
             assert!(renamed_note("s.tgz", &v, &m).is_some());
         }
+    }
+
+    #[test]
+    fn naming_a_later_volume_gets_a_hint() {
+        let h = later_volume_hint(Path::new("d/s.tgz.002")).unwrap();
+        assert!(h.contains("d/s.tgz.001"), "{h}");
+        assert_eq!(later_volume_hint(Path::new("s.tgz.001")), None);
+        assert_eq!(later_volume_hint(Path::new("s.tgz")), None);
+        assert_eq!(later_volume_hint(Path::new(".002")), None);
     }
 
     #[test]

@@ -105,6 +105,12 @@ fn renamed_bundles_verify_and_load() {
     pl(&pair, "load", &d.join("moved.tgz"), d, &[]).ok();
     assert_eq!(pair.airgap.image_id("app:2").unwrap(), scene.app2);
 
+    // Naming a later volume is refused with the name to give instead.
+    pl(&pair, "verify", &d.join("moved.tgz.002"), d, &["--offline"])
+        .expect_code(3)
+        .stderr_has("name its first volume")
+        .stderr_has("moved.tgz.001");
+
     // A missing later volume is named, with its new name.
     std::fs::remove_file(d.join("moved.tgz.002")).unwrap();
     pl(&pair, "verify", &d.join("moved.tgz.001"), d, &["--offline"])
