@@ -127,8 +127,8 @@ pub async fn run(mut args: SaveArgs) -> Result<()> {
     if !args.exclude_archive.is_empty() && args.from_archive.is_empty() {
         bail!("--exclude-archive needs --from-archive (use -e or --have with a live daemon)");
     }
-    let manifest_path = sidecar(&args.output, ".manifest.json");
-    let sig_path = sidecar(&args.output, ".manifest.json.minisig");
+    let manifest_path = output::naming::manifest_path(&args.output);
+    let sig_path = output::naming::signature_path(&manifest_path);
     if !args.dry_run && !args.force {
         for p in [&args.output, &manifest_path, &sig_path] {
             if p.exists() {
@@ -382,13 +382,6 @@ async fn filter<W: Write + Send + 'static>(
     };
     bar.finish_and_clear();
     result
-}
-
-/// `OUT` + suffix, e.g. `app.tgz.manifest.json`.
-pub fn sidecar(out: &Path, suffix: &str) -> PathBuf {
-    let mut s = out.as_os_str().to_owned();
-    s.push(suffix);
-    PathBuf::from(s)
 }
 
 fn file_name(p: &Path) -> Result<String> {

@@ -1,21 +1,18 @@
-//! Opening a bundle: finding its manifest and signature, checking the signature against the
-//! trusted keys, parsing the manifest, and reading the volumes back as one stream whose every
-//! volume, and the whole, must match the sizes and hashes the signed manifest states.
+//! Opening a bundle by the name the user gave: finding its manifest and signature beside it
+//! (`OUT.manifest.json`, `OUT.manifest.json.minisig`; names in `partial_common::output::naming`),
+//! checking the signature against the trusted keys, parsing the manifest, and locating the
+//! volumes (`OUT` itself, or `OUT.001`, `OUT.002`, … when split) with the sizes the manifest
+//! states. The names the manifest recorded are informative only: renamed files are read under
+//! their new names, and a file is never looked up under its recorded name. Content hashes are
+//! checked while reading (see `bundle_reader`).
 
 use crate::cli::BundleArgs;
-use anyhow::{anyhow, Context, Result};
-use partial_common::exit::{self, Coded};
-use partial_common::manifest::BundleManifest;
-use partial_common::manifest::FileEntry;
-use sha2::{Digest as _, Sha256};
-use std::fs::File;
-use std::io::{self, Read};
+use crate::errors::verify_failed;
+use anyhow::Result;
+use partial_common::manifest::{BundleManifest, FileEntry};
+use partial_common::output::naming::{self, BundleFiles};
+use std::io;
 use std::path::{Path, PathBuf};
-
-/// A verification failure: exit code 3.
-pub fn verify_failed(msg: impl Into<String>) -> anyhow::Error {
-    anyhow::Error::new(Coded::new(exit::VERIFY, msg.into()))
-}
 
 /// A bundle whose manifest has been read and (unless allowed otherwise) signature-checked.
 pub struct Bundle {
@@ -24,10 +21,19 @@ pub struct Bundle {
     /// The sha256 of the manifest's exact bytes (what the next bundle of a series names as
     /// `previous`).
     pub manifest_sha256: partial_common::Digest,
-    /// The folder holding the volumes.
-    pub dir: PathBuf,
+    /// The bundle's files as named on the command line.
+    pub files: BundleFiles,
+    /// The files to read, in order, each with what the manifest says of it.
+    pub volumes: Vec<Volume>,
     /// Who signed it, when signed.
     pub signature: Option<Signed>,
+}
+
+/// One file of the bundle: where it is and the size and hashes it must have.
+#[derive(Clone, Debug)]
+pub struct Volume {
+    pub path: PathBuf,
+    pub expected: FileEntry,
 }
 
 #[derive(Clone, Debug, serde::Serialize)]
@@ -36,30 +42,69 @@ pub struct Signed {
     pub trusted_comment: String,
 }
 
-/// `app.tgz.001` → `app.tgz`; anything else unchanged.
-fn bundle_base(p: &Path) -> PathBuf {
-    let s = p.to_string_lossy();
-    if let Some(base) = s.strip_suffix(".001") {
-        return PathBuf::from(base);
+impl Bundle {
+    /// The bundle as the user named it, for messages.
+    pub fn name(&self) -> String {
+        self.files.given.display().to_string()
     }
-    p.to_path_buf()
+
+    /// The folder holding the bundle's files (empty for the current one).
+    pub fn dir(&self) -> &Path {
+        self.files.dir()
+    }
 }
 
 /// Opens the bundle: reads the manifest, checks the signature, checks the volumes exist with
-/// the stated sizes. Content hashes are checked while streaming (see [`VolumeReader`]).
+/// the stated sizes.
 pub fn open(args: &BundleArgs) -> Result<Bundle> {
-    let base = bundle_base(&args.bundle);
-    let manifest_path = args.manifest.clone().unwrap_or_else(|| {
-        let mut s = base.as_os_str().to_owned();
-        s.push(".manifest.json");
-        PathBuf::from(s)
-    });
+    let files = BundleFiles::resolve(&args.bundle);
+    let manifest_path = args.manifest.clone().unwrap_or_else(|| files.manifest());
+    let (manifest, manifest_sha256, signature) =
+        read_manifest(args, &manifest_path).map_err(|e| match later_volume_hint(&files.given) {
+            Some(hint) if args.manifest.is_none() => e.context(hint),
+            _ => e,
+        })?;
+    let recorded = &manifest.bundle;
+    let volumes = locate_volumes(&files, &recorded.name, &recorded.volumes, &manifest_path)?;
+    if let Some(note) = renamed_note(&recorded.name, &volumes, &manifest_path) {
+        // Not an error: the contents are checked against the manifest all the same.
+        eprintln!("note: {note}");
+    }
+    Ok(Bundle {
+        manifest,
+        manifest_path,
+        manifest_sha256,
+        files,
+        volumes,
+        signature,
+    })
+}
+
+/// When the given name looks like a later volume (`X.002`), the name to give instead.
+fn later_volume_hint(given: &Path) -> Option<String> {
+    let name = given.file_name()?.to_str()?;
+    let (stem, digits) = name.rsplit_once('.')?;
+    let n: u64 = digits.parse().ok()?;
+    if stem.is_empty() || n < 2 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let first = format!("{stem}.{:0width$}", 1, width = digits.len());
+    Some(format!(
+        "{} looks like volume {n} of a split bundle: name its first volume, {}",
+        given.display(),
+        given.with_file_name(first).display()
+    ))
+}
+
+/// Reads the manifest and checks its signature (`MANIFEST.minisig`) and trusted comment.
+fn read_manifest(
+    args: &BundleArgs,
+    manifest_path: &Path,
+) -> Result<(BundleManifest, partial_common::Digest, Option<Signed>)> {
     let mlabel = manifest_path.display().to_string();
-    let bytes = std::fs::read(&manifest_path)
+    let bytes = std::fs::read(manifest_path)
         .map_err(|e| verify_failed(format!("cannot read manifest {mlabel}: {e}")))?;
-    let mut sig_path = manifest_path.as_os_str().to_owned();
-    sig_path.push(".minisig");
-    let sig_path = PathBuf::from(sig_path);
+    let sig_path = naming::signature_path(manifest_path);
     let signature = check_signature(args, &bytes, &sig_path)?;
     let manifest =
         BundleManifest::parse(&bytes, &mlabel).map_err(|e| verify_failed(e.to_string()))?;
@@ -73,40 +118,74 @@ pub fn open(args: &BundleArgs) -> Result<Bundle> {
             )));
         }
     }
-    // An empty folder (the manifest is in the current one) keeps file names short in messages.
-    let dir = manifest_path
-        .parent()
-        .map(Path::to_path_buf)
-        .unwrap_or_default();
-    for v in &manifest.bundle.volumes {
-        let path = dir.join(&v.name);
+    Ok((
+        manifest,
+        partial_common::Digest::of_bytes(&bytes),
+        signature,
+    ))
+}
+
+/// The files to read, found by the given name, each of the size the manifest states for the
+/// volume it `recorded` (under the bundle name `name`) at that position.
+fn locate_volumes(
+    files: &BundleFiles,
+    name: &str,
+    recorded: &[FileEntry],
+    manifest_path: &Path,
+) -> Result<Vec<Volume>> {
+    let names: Vec<&str> = recorded.iter().map(|v| v.name.as_str()).collect();
+    let split = naming::is_split(name, &names);
+    let paths = files.volumes(split, recorded.len());
+    let mut out = Vec::with_capacity(recorded.len());
+    for (path, expected) in paths.into_iter().zip(recorded) {
         let meta = std::fs::metadata(&path).map_err(|e| {
             verify_failed(format!(
-                "bundle file {} (listed in {mlabel}) cannot be read: {e}",
-                path.display()
+                "bundle file {} (volume {} of {} in {}) cannot be read: {e}",
+                path.display(),
+                out.len() + 1,
+                recorded.len(),
+                manifest_path.display()
             ))
         })?;
-        if meta.len() != v.size {
+        if meta.len() != expected.size {
             return Err(verify_failed(format!(
                 "bundle file {} is {} bytes, the manifest says {}{}",
                 path.display(),
                 meta.len(),
-                v.size,
-                if meta.len() < v.size {
+                expected.size,
+                if meta.len() < expected.size {
                     " (truncated)"
                 } else {
                     ""
                 }
             )));
         }
+        out.push(Volume {
+            path,
+            expected: expected.clone(),
+        });
     }
-    Ok(Bundle {
-        manifest,
-        manifest_path,
-        manifest_sha256: partial_common::Digest::of_bytes(&bytes),
-        dir,
-        signature,
-    })
+    Ok(out)
+}
+
+/// A note for stderr when the files carry other names than the manifest recorded.
+fn renamed_note(recorded_name: &str, volumes: &[Volume], manifest_path: &Path) -> Option<String> {
+    let differs = volumes.iter().any(|v| {
+        v.path.file_name().map(|n| n.to_string_lossy()).as_deref() != Some(v.expected.name.as_str())
+    });
+    if !differs {
+        return None;
+    }
+    let given: Vec<String> = volumes
+        .iter()
+        .map(|v| v.path.display().to_string())
+        .collect();
+    Some(format!(
+        "{} recorded the bundle as {recorded_name}; reading {} (its sizes and hashes are checked \
+         all the same)",
+        manifest_path.display(),
+        given.join(", ")
+    ))
 }
 
 fn check_signature(args: &BundleArgs, manifest: &[u8], sig_path: &Path) -> Result<Option<Signed>> {
@@ -171,167 +250,80 @@ fn check_signature(args: &BundleArgs, manifest: &[u8], sig_path: &Path) -> Resul
     }
 }
 
-impl Bundle {
-    /// A reader over every volume in order, checking each volume's size, sha256 and BLAKE3 and
-    /// the whole stream's, failing (instead of ending) on any mismatch.
-    pub fn reader(&self) -> VolumeReader {
-        VolumeReader {
-            dir: self.dir.clone(),
-            volumes: self.manifest.bundle.volumes.clone(),
-            whole: self.manifest.bundle.clone(),
-            next: 0,
-            current: None,
-            whole_sha: Sha256::new(),
-            whole_blake: blake3::Hasher::new(),
-            whole_count: 0,
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use partial_common::{exit, Digest};
+
+    fn entry(name: &str, size: u64) -> FileEntry {
+        FileEntry {
+            name: name.into(),
+            size,
+            sha256: Digest::of_bytes(name.as_bytes()),
+            blake3: "0".repeat(64),
         }
     }
-}
 
-struct Current {
-    file: File,
-    path: PathBuf,
-    entry: FileEntry,
-    sha: Sha256,
-    blake: blake3::Hasher,
-    count: u64,
-}
+    #[test]
+    fn volumes_are_found_by_the_given_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let m = d.join("m.json");
+        // Renamed: read under the new name, with a note naming the recorded one.
+        std::fs::write(d.join("carried.tgz"), b"12345").unwrap();
+        // The recorded name exists too, with other content: it must not be read.
+        std::fs::write(d.join("app.tgz"), b"1234567").unwrap();
+        let files = BundleFiles::resolve(&d.join("carried.tgz"));
+        let v = locate_volumes(&files, "app.tgz", &[entry("app.tgz", 5)], &m).unwrap();
+        assert_eq!(v.len(), 1);
+        assert_eq!(v[0].path, d.join("carried.tgz"));
+        let note = renamed_note("app.tgz", &v, &m).unwrap();
+        assert!(
+            note.contains("app.tgz") && note.contains("carried.tgz"),
+            "{note}"
+        );
+        // Under its recorded name: no note.
+        std::fs::write(d.join("app.tgz"), b"12345").unwrap();
+        let files = BundleFiles::resolve(&d.join("app.tgz"));
+        let v = locate_volumes(&files, "app.tgz", &[entry("app.tgz", 5)], &m).unwrap();
+        assert_eq!(renamed_note("app.tgz", &v, &m), None);
 
-/// Reads the volumes as one stream; see [`Bundle::reader`]. A mismatch is an `InvalidData` error
-/// whose message names the file; it is returned in place of the end of the stream, so a
-/// consumer never sees a clean end of unverified data.
-pub struct VolumeReader {
-    dir: PathBuf,
-    volumes: Vec<FileEntry>,
-    whole: partial_common::manifest::Bundle,
-    next: usize,
-    current: Option<Current>,
-    whole_sha: Sha256,
-    whole_blake: blake3::Hasher,
-    whole_count: u64,
-}
-
-fn mismatch(msg: String) -> io::Error {
-    io::Error::new(io::ErrorKind::InvalidData, msg)
-}
-
-impl VolumeReader {
-    fn finish_current(&mut self) -> io::Result<()> {
-        if let Some(c) = self.current.take() {
-            let sha = partial_common::Digest::from_sha256(c.sha.finalize().into());
-            let blake = c.blake.finalize().to_hex().to_string();
-            if c.count != c.entry.size {
-                return Err(mismatch(format!(
-                    "{}: read {} bytes, the manifest says {}",
-                    c.path.display(),
-                    c.count,
-                    c.entry.size
-                )));
-            }
-            if sha != c.entry.sha256 {
-                return Err(mismatch(format!(
-                    "{}: sha256 {} does not match the manifest's {}",
-                    c.path.display(),
-                    sha,
-                    c.entry.sha256
-                )));
-            }
-            if blake != c.entry.blake3 {
-                return Err(mismatch(format!(
-                    "{}: BLAKE3 {} does not match the manifest's {}",
-                    c.path.display(),
-                    blake,
-                    c.entry.blake3
-                )));
-            }
-        }
-        Ok(())
-    }
-
-    fn finish_whole(&mut self) -> io::Result<()> {
-        let sha = partial_common::Digest::from_sha256(self.whole_sha.clone().finalize().into());
-        let blake = self.whole_blake.finalize().to_hex().to_string();
-        if self.whole_count != self.whole.size
-            || sha != self.whole.sha256
-            || blake != self.whole.blake3
-        {
-            return Err(mismatch(format!(
-                "bundle {}: the volumes together ({} bytes, sha256 {sha}) do not match the manifest \
-                 ({} bytes, sha256 {})",
-                self.whole.name, self.whole_count, self.whole.size, self.whole.sha256
-            )));
-        }
-        Ok(())
-    }
-}
-
-impl Read for VolumeReader {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        loop {
-            if self.current.is_none() {
-                if self.next >= self.volumes.len() {
-                    if self.next == self.volumes.len() {
-                        self.next += 1;
-                        self.finish_whole()?;
-                    }
-                    return Ok(0);
-                }
-                let entry = self.volumes[self.next].clone();
-                self.next += 1;
-                let path = self.dir.join(&entry.name);
-                let file = File::open(&path)
-                    .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
-                self.current = Some(Current {
-                    file,
-                    path,
-                    entry,
-                    sha: Sha256::new(),
-                    blake: blake3::Hasher::new(),
-                    count: 0,
-                });
-            }
-            let Some(c) = self.current.as_mut() else {
-                continue;
-            };
-            let n = c.file.read(buf)?;
-            if n == 0 {
-                self.finish_current()?;
-                continue;
-            }
-            if c.count + n as u64 > c.entry.size {
-                return Err(mismatch(format!(
-                    "{}: longer than the {} bytes the manifest says",
-                    c.path.display(),
-                    c.entry.size
-                )));
-            }
-            c.sha.update(&buf[..n]);
-            c.blake.update(&buf[..n]);
-            c.count += n as u64;
-            self.whole_sha.update(&buf[..n]);
-            self.whole_blake.update(&buf[..n]);
-            self.whole_count += n as u64;
-            return Ok(n);
+        // Split and renamed, named by the first volume or by the base name.
+        std::fs::write(d.join("moved.tgz.001"), b"aaa").unwrap();
+        std::fs::write(d.join("moved.tgz.002"), b"bb").unwrap();
+        let recorded = [entry("s.tgz.001", 3), entry("s.tgz.002", 2)];
+        for given in ["moved.tgz.001", "moved.tgz"] {
+            let files = BundleFiles::resolve(&d.join(given));
+            let v = locate_volumes(&files, "s.tgz", &recorded, &m).unwrap();
+            let paths: Vec<_> = v.iter().map(|v| v.path.clone()).collect();
+            assert_eq!(paths, [d.join("moved.tgz.001"), d.join("moved.tgz.002")]);
+            assert!(renamed_note("s.tgz", &v, &m).is_some());
         }
     }
-}
 
-/// Reads the whole bundle through the verifying reader, for `verify`.
-pub fn verify_content(bundle: &Bundle, on_bytes: impl Fn(u64)) -> Result<()> {
-    let mut r = bundle.reader();
-    let mut buf = vec![0u8; 1 << 20];
-    let mut total = 0u64;
-    loop {
-        match r.read(&mut buf) {
-            Ok(0) => return Ok(()),
-            Ok(n) => {
-                total += n as u64;
-                on_bytes(total);
-            }
-            Err(e) if e.kind() == io::ErrorKind::InvalidData => {
-                return Err(verify_failed(e.to_string()))
-            }
-            Err(e) => return Err(anyhow!(e)).context("reading the bundle"),
-        }
+    #[test]
+    fn naming_a_later_volume_gets_a_hint() {
+        let h = later_volume_hint(Path::new("d/s.tgz.002")).unwrap();
+        assert!(h.contains("d/s.tgz.001"), "{h}");
+        assert_eq!(later_volume_hint(Path::new("s.tgz.001")), None);
+        assert_eq!(later_volume_hint(Path::new("s.tgz")), None);
+        assert_eq!(later_volume_hint(Path::new(".002")), None);
+    }
+
+    #[test]
+    fn a_missing_or_resized_volume_is_a_verification_failure_naming_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let m = d.join("m.json");
+        std::fs::write(d.join("x.001"), b"aaa").unwrap();
+        let recorded = [entry("s.001", 3), entry("s.002", 2)];
+        let files = BundleFiles::resolve(&d.join("x.001"));
+        let e = locate_volumes(&files, "s", &recorded, &m).unwrap_err();
+        assert_eq!(exit::code_of(e.chain()), exit::VERIFY);
+        assert!(format!("{e:#}").contains("x.002"), "{e:#}");
+        std::fs::write(d.join("x.002"), b"b").unwrap();
+        let e = locate_volumes(&files, "s", &recorded, &m).unwrap_err();
+        assert_eq!(exit::code_of(e.chain()), exit::VERIFY);
+        assert!(format!("{e:#}").contains("truncated"), "{e:#}");
     }
 }

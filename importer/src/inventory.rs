@@ -2,7 +2,7 @@
 //! reads (schema in `partial_common::inventory`).
 
 use crate::cli::InventoryArgs;
-use crate::load::connect;
+use crate::connect::connect;
 use anyhow::{Context, Result};
 use partial_common::exit::{self, Coded};
 use partial_common::inventory::Inventory;

@@ -3,11 +3,15 @@
 
 mod base;
 mod bundle;
+mod bundle_reader;
 mod cli;
+mod connect;
+mod errors;
 mod inventory;
 mod load;
 mod rehydrate;
 mod state;
+mod upload;
 
 use clap::Parser;
 use partial_common::exit;

@@ -8,8 +8,9 @@
 //!
 //! State file schema `partial-load/state`, version 1.
 
-use crate::bundle::{verify_failed, Bundle};
+use crate::bundle::Bundle;
 use crate::cli::SequenceArgs;
+use crate::errors::verify_failed;
 use anyhow::{Context, Result};
 use partial_common::digest::Digest;
 use partial_common::have::Origin;

@@ -20,6 +20,7 @@
 //!
 //! After an error from [`Filter::add_input`] the output is incomplete: abort the export.
 
+pub mod entries;
 mod filter;
 #[cfg(test)]
 mod filter_tests;

@@ -6,7 +6,7 @@ use crate::digest::{is_sha256_hex, Digest};
 
 /// Where an entry sits in a `docker save` archive.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) enum EntryRole {
+pub enum EntryRole {
     /// `manifest.json`
     Manifest,
     /// `repositories`
@@ -32,7 +32,7 @@ pub(crate) enum EntryRole {
 }
 
 /// Strips a leading `./`; refuses absolute names and names with `..` components.
-pub(crate) fn clean_name(name: &str) -> Result<String, ArchiveError> {
+pub fn clean_name(name: &str) -> Result<String, ArchiveError> {
     let n = name.strip_prefix("./").unwrap_or(name);
     if n.starts_with('/') || n.split('/').any(|c| c == "..") {
         return Err(ArchiveError::UnsafeName(name.to_string()));
@@ -62,7 +62,7 @@ pub(crate) fn resolve_link(entry: &str, target: &str) -> Result<String, ArchiveE
 }
 
 /// The role of a (cleaned) entry name.
-pub(crate) fn role_of(name: &str) -> EntryRole {
+pub fn role_of(name: &str) -> EntryRole {
     let trimmed = name.trim_end_matches('/');
     match trimmed {
         "manifest.json" => return EntryRole::Manifest,

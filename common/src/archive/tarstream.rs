@@ -17,7 +17,7 @@ const MAX_EXTENSION: u64 = 1 << 20;
 
 /// The header part of one entry.
 #[derive(Clone, Debug)]
-pub(crate) struct EntryHead {
+pub struct EntryHead {
     /// The entry's full name (long names and PAX `path` applied).
     pub name: String,
     /// The link target of a symlink or hard link.
@@ -39,7 +39,7 @@ impl EntryHead {
 }
 
 /// Reads a tar stream entry by entry.
-pub(crate) struct TarReader<R> {
+pub struct TarReader<R> {
     inner: R,
     pos: u64,
     /// Data bytes of the current entry not yet read.
@@ -368,7 +368,7 @@ impl<R: Read> TarReader<R> {
 }
 
 /// See [`TarReader::data`].
-pub(crate) struct EntryData<'a, R> {
+pub struct EntryData<'a, R> {
     r: &'a mut TarReader<R>,
 }
 
@@ -434,7 +434,7 @@ fn pax_records(data: &[u8]) -> Vec<(String, String)> {
 }
 
 /// Writes a tar stream; counts bytes.
-pub(crate) struct TarWriter<W> {
+pub struct TarWriter<W> {
     inner: W,
     count: u64,
 }

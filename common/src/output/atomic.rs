@@ -6,7 +6,7 @@
 
 use super::cleanup;
 use super::hashing::{FileDigests, Hashers};
-use super::split::part_path;
+use super::naming::part_path;
 use super::OutputError;
 use std::fs::{File, OpenOptions, Permissions};
 use std::io::{self, BufWriter, Write};

@@ -1,15 +1,17 @@
 //! Writing the bundle safely: hashing while writing ([`hashing`]), files that appear under their
 //! final names only once complete ([`atomic`]), split volumes and reading them back ([`split`]),
-//! and removal of temporary files when the process is interrupted ([`cleanup`]).
+//! bundle file names ([`naming`]), and removal of temporary files when the process is interrupted ([`cleanup`]).
 
 pub mod atomic;
 pub mod cleanup;
 pub mod hashing;
+pub mod naming;
 pub mod split;
 
 pub use atomic::{AtomicFile, AtomicOutput, CommittedOutput, FinishedOutput};
 pub use hashing::{FileDigests, HashingReader, HashingWriter};
-pub use split::{parse_size, part_path, volume_paths, MultiFileReader};
+pub use naming::{part_path, volume_paths, BundleFiles};
+pub use split::{parse_size, MultiFileReader};
 
 use std::io;
 use std::path::{Path, PathBuf};

@@ -1,18 +1,11 @@
-//! Split volumes: naming (`OUT.001`, `OUT.002`, …), size parsing for `--split`, finding the
-//! volumes of a bundle ([`volume_paths`]) and reading them back as one stream
-//! ([`MultiFileReader`]).
+//! Split volumes: size parsing for `--split` and reading the volumes back as one stream
+//! ([`MultiFileReader`]). Their names (`OUT.001`, …) are [`naming`](super::naming)'s.
 
+use super::naming::volume_paths;
 use super::OutputError;
 use std::fs::File;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
-
-/// The path of volume `n` (1-based) of `base`: `base.001`, `base.002`, … (three digits at least).
-pub fn part_path(base: &Path, n: usize) -> PathBuf {
-    let mut s = base.as_os_str().to_os_string();
-    s.push(format!(".{n:03}"));
-    PathBuf::from(s)
-}
 
 /// Parses a size such as `4G`, `700M`, `512K`, `1.5G` or `1024` (bytes).
 ///
@@ -66,59 +59,6 @@ pub fn parse_size(s: &str) -> Result<u64, OutputError> {
         let n: u64 = num.parse().map_err(|_| bad("number too large"))?;
         n.checked_mul(mult).ok_or_else(|| bad("too large"))
     }
-}
-
-/// The volumes of a bundle, in order.
-///
-/// Given `X.001` (any number of digits, value 1), returns `X.001`, `X.002`, … up to the first
-/// missing number. Given any other existing file, returns just it. Given a path that does not
-/// exist but whose `.001` volume does, returns the volumes of that.
-pub fn volume_paths(first: &Path) -> Result<Vec<PathBuf>, OutputError> {
-    if let Some((base, width)) = first_volume(first) {
-        if first.is_file() {
-            let mut out = Vec::new();
-            let mut n = 1usize;
-            loop {
-                let mut s = base.clone().into_os_string();
-                s.push(format!(".{n:0width$}"));
-                let p = PathBuf::from(s);
-                if !p.is_file() {
-                    break;
-                }
-                out.push(p);
-                n += 1;
-            }
-            return Ok(out);
-        }
-    }
-    match std::fs::metadata(first) {
-        Ok(_) => Ok(vec![first.to_path_buf()]),
-        Err(source) => {
-            let p1 = part_path(first, 1);
-            if p1.is_file() {
-                volume_paths(&p1)
-            } else {
-                Err(OutputError::Open {
-                    path: first.to_path_buf(),
-                    source,
-                })
-            }
-        }
-    }
-}
-
-/// For `X.001` (digits with value 1), `X` and the digit count.
-fn first_volume(p: &Path) -> Option<(PathBuf, usize)> {
-    let name = p.file_name()?.to_str()?;
-    let (stem, digits) = name.rsplit_once('.')?;
-    if stem.is_empty()
-        || digits.is_empty()
-        || !digits.bytes().all(|b| b.is_ascii_digit())
-        || digits.parse::<u64>().ok()? != 1
-    {
-        return None;
-    }
-    Some((p.with_file_name(stem), digits.len()))
 }
 
 /// Reads several files in order as one stream (the volumes of a split bundle).
@@ -248,37 +188,19 @@ mod tests {
     }
 
     #[test]
-    fn part_names() {
-        assert_eq!(
-            part_path(Path::new("/a/b.tar.gz"), 1),
-            PathBuf::from("/a/b.tar.gz.001")
-        );
-        assert_eq!(part_path(Path::new("b"), 1000), PathBuf::from("b.1000"));
-    }
-
-    #[test]
-    fn volume_discovery() {
+    fn reads_volumes_in_order() {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
-        std::fs::write(d.join("plain.tar"), b"p").unwrap();
-        assert_eq!(
-            volume_paths(&d.join("plain.tar")).unwrap(),
-            vec![d.join("plain.tar")]
-        );
-        for n in ["v.001", "v.002", "v.003", "v.005"] {
+        for n in ["v.001", "v.002", "v.003"] {
             std::fs::write(d.join(n), n).unwrap();
         }
         let expect = vec![d.join("v.001"), d.join("v.002"), d.join("v.003")];
-        assert_eq!(volume_paths(&d.join("v.001")).unwrap(), expect);
-        assert_eq!(volume_paths(&d.join("v")).unwrap(), expect);
-        // Another volume given: just it.
         assert_eq!(
-            volume_paths(&d.join("v.002")).unwrap(),
-            vec![d.join("v.002")]
+            MultiFileReader::open_volumes(&d.join("v.001"))
+                .unwrap()
+                .paths(),
+            &expect[..]
         );
-        let msg = volume_paths(&d.join("nothing")).unwrap_err().to_string();
-        assert!(msg.contains("nothing"), "{msg}");
-
         let mut r = MultiFileReader::open(expect).unwrap();
         assert_eq!(r.total_len(), 15);
         let mut s = String::new();

@@ -1,0 +1,144 @@
+//! `partial-load rehydrate`: a complete `docker save` archive from the bundle plus the base
+//! layers this daemon already holds (also how `load` feeds a daemon on the containerd image
+//! store, which cannot take a partial archive). Three phases, each its own module: read the
+//! verified bundle for its images and entries and work out which layer entries it lacks
+//! ([`read`], [`needed`]); read the daemon's own export of the images holding those chains once,
+//! spooling only the layers that fill them, checked against their digests ([`spool`]); copy the
+//! bundle entry by entry and add the missing layers under the names its `manifest.json` expects
+//! ([`write`]). Every bundle shape is handled: legacy folders, Docker ≥ 25 blobs uncompressed
+//! (named by diffID) or compressed (gzip or zstd, named by their own digest).
+
+mod needed;
+mod read;
+mod spool;
+#[cfg(test)]
+mod tests;
+mod write;
+
+use crate::base;
+use crate::bundle::{self, Bundle};
+use crate::bundle_reader::tar_stream;
+use crate::cli::RehydrateArgs;
+use crate::connect::connect;
+use anyhow::{anyhow, bail, Context, Result};
+use indicatif::ProgressBar;
+use needed::Needed;
+use partial_common::daemon::{Daemon, ImageMeta};
+use partial_common::progress;
+use partial_common::stream::ChannelReader;
+use partial_common::Digest;
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::time::Duration;
+
+pub async fn run(args: RehydrateArgs) -> Result<()> {
+    let bundle = bundle::open(&args.bundle)?;
+    if args.output.exists() && !args.force {
+        bail!(
+            "{} already exists (use --force to overwrite)",
+            args.output.display()
+        );
+    }
+    let daemon = connect(&args.daemon).await?;
+    let local = base::check(&daemon, &bundle.manifest).await?;
+    let bar = progress::bytes("rehydrating", None);
+    build(&daemon, &bundle, &local, &args.output, &bar).await?;
+    bar.finish_and_clear();
+    eprintln!(
+        "wrote {}: a complete archive of {} image(s) that loads into a daemon without the base",
+        args.output.display(),
+        bundle.manifest.images.len()
+    );
+    Ok(())
+}
+
+/// Writes the complete archive to `out_path` (atomically). `local` is the daemon's images as
+/// the base check (`base::check`) returned them, which must have passed.
+pub async fn build(
+    daemon: &Daemon,
+    bundle: &Bundle,
+    local: &[ImageMeta],
+    out_path: &Path,
+    bar: &ProgressBar,
+) -> Result<()> {
+    let needed = missing_layers(bundle, bar).await?;
+    let spool = tempfile::Builder::new()
+        .prefix(".partial-load-spool-")
+        .tempdir_in(
+            out_path
+                .parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .unwrap_or(Path::new(".")),
+        )
+        .context("creating a spool folder")?;
+    let found = spool_base_layers(daemon, bundle, local, &needed, spool.path()).await?;
+    let stream = tar_stream(bundle, bar.clone())?;
+    let (label, out_path) = (bundle.name(), out_path.to_path_buf());
+    tokio::task::spawn_blocking(move || {
+        write::write_complete(stream, &label, &out_path, spool.path(), &needed, &found)
+    })
+    .await
+    .context("the writer thread failed")?
+}
+
+/// Pass 1 over the (verified) bundle: the layer entries it lacks.
+async fn missing_layers(bundle: &Bundle, bar: &ProgressBar) -> Result<Needed> {
+    let stream = tar_stream(bundle, bar.clone())?;
+    let label = bundle.name();
+    let (index, present) = tokio::task::spawn_blocking(move || read::read_bundle(stream, &label))
+        .await
+        .context("the scan thread failed")??;
+    Ok(needed::missing_entries(&index, &present))
+}
+
+/// Reads the daemon's own export of images holding the required chains into `dir`, keeping
+/// what fills the `needed` entries; every entry must be filled.
+async fn spool_base_layers(
+    daemon: &Daemon,
+    bundle: &Bundle,
+    local: &[ImageMeta],
+    needed: &Needed,
+    dir: &Path,
+) -> Result<BTreeSet<Digest>> {
+    if needed.is_empty() {
+        return Ok(BTreeSet::new());
+    }
+    let names = images_holding(&bundle.manifest.required_base, local)?;
+    let reader = ChannelReader::spawn(daemon.export(&names), EXPORT_IDLE);
+    let (dir2, needed2) = (dir.to_path_buf(), needed.clone());
+    let found = tokio::task::spawn_blocking(move || spool::spool_layers(reader, &dir2, &needed2))
+        .await
+        .context("the spool thread failed")??;
+    if let Some((entry, w)) = needed::first_unfilled(needed, &found) {
+        bail!(
+            "the daemon's export of {} did not contain layer {} (bundle entry {entry})",
+            names.join(", "),
+            w.diff_id
+        );
+    }
+    Ok(found)
+}
+
+/// Silence that ends the read of the daemon's export (as `partial-save`'s `--idle-timeout`).
+const EXPORT_IDLE: Duration = Duration::from_secs(600);
+
+/// Local images that together hold every required chain (one per chain, reusing choices).
+fn images_holding(
+    required: &[partial_common::manifest::RequiredBase],
+    local: &[ImageMeta],
+) -> Result<Vec<String>> {
+    let mut chosen: Vec<&ImageMeta> = Vec::new();
+    for r in required {
+        if chosen.iter().any(|i| i.chain_ids.contains(&r.chain_id)) {
+            continue;
+        }
+        // Prefer the image with the fewest layers above the chain (less to export).
+        let best = local
+            .iter()
+            .filter(|i| i.chain_ids.contains(&r.chain_id))
+            .min_by_key(|i| i.chain_ids.len())
+            .ok_or_else(|| anyhow!("no local image holds chain {}", r.chain_id))?;
+        chosen.push(best);
+    }
+    Ok(chosen.iter().map(|i| i.id.to_string()).collect())
+}

@@ -1,0 +1,321 @@
+//! Rehydrate's bundle reading and completion, offline, on bundles built here in every shape a
+//! bundle can have (legacy folders; Docker ≥ 25 blobs uncompressed; blobs compressed with gzip or
+//! zstd) against daemon exports of every store (graphdriver layer folders, containerd blobs with
+//! the same or another compression).
+
+use super::needed::{first_unfilled, missing_entries};
+use super::read::read_bundle;
+use super::spool::spool_layers;
+use super::write::write_complete;
+use partial_common::archive::entries::TarReader;
+use partial_common::archive::{self, ArchiveIndex};
+use partial_common::{exit, Digest};
+use serde_json::json;
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+
+/// A small layer tar whose content depends on `seed`.
+fn layer(seed: u8) -> Vec<u8> {
+    tar_of(&[(format!("file-{seed}"), vec![seed; 3000 + seed as usize])])
+}
+
+fn tar_of(entries: &[(String, Vec<u8>)]) -> Vec<u8> {
+    let mut b = tar::Builder::new(Vec::new());
+    for (name, data) in entries {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(data.len() as u64);
+        h.set_mode(0o644);
+        b.append_data(&mut h, name, &data[..]).unwrap();
+    }
+    b.into_inner().unwrap()
+}
+
+fn gzip(data: &[u8]) -> Vec<u8> {
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    e.write_all(data).unwrap();
+    e.finish().unwrap()
+}
+
+fn zstd(data: &[u8]) -> Vec<u8> {
+    zstd::stream::encode_all(data, 3).unwrap()
+}
+
+fn sha(data: &[u8]) -> Digest {
+    Digest::of_bytes(data)
+}
+
+fn blob(d: &Digest) -> String {
+    format!("blobs/sha256/{}", d.hex())
+}
+
+fn config(diff_ids: &[Digest]) -> Vec<u8> {
+    let ids: Vec<String> = diff_ids.iter().map(|d| d.to_string()).collect();
+    serde_json::to_vec(&json!({
+        "architecture": "amd64",
+        "os": "linux",
+        "config": {},
+        "rootfs": {"type": "layers", "diff_ids": ids},
+    }))
+    .unwrap()
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Shape {
+    Legacy,
+    BlobsUncompressed,
+    BlobsGzip,
+    BlobsZstd,
+}
+
+/// The base layer (the bundle leaves it out) and the app layer (carried).
+struct Layers {
+    base: Vec<u8>,
+    app: Vec<u8>,
+}
+
+fn layers() -> Layers {
+    Layers {
+        base: layer(1),
+        app: layer(2),
+    }
+}
+
+/// A bundle of app:2 = [base, app] in `shape`, without the base layer's entry.
+fn bundle(shape: Shape, l: &Layers) -> Vec<u8> {
+    let diffs = [sha(&l.base), sha(&l.app)];
+    let cfg = config(&diffs);
+    let cfg_id = sha(&cfg);
+    let mut entries = Vec::new();
+    let layer_entries: Vec<String> = match shape {
+        Shape::Legacy => {
+            let (v1b, v1a) = ("b".repeat(64), "a".repeat(64));
+            entries.push((format!("{v1a}/VERSION"), b"1.0".to_vec()));
+            entries.push((format!("{v1a}/json"), b"{}".to_vec()));
+            entries.push((format!("{v1a}/layer.tar"), l.app.clone()));
+            entries.push((format!("{v1b}/VERSION"), b"1.0".to_vec()));
+            entries.push((format!("{v1b}/json"), b"{}".to_vec()));
+            entries.push((format!("{}.json", cfg_id.hex()), cfg.clone()));
+            vec![format!("{v1b}/layer.tar"), format!("{v1a}/layer.tar")]
+        }
+        Shape::BlobsUncompressed => {
+            entries.push((blob(&diffs[1]), l.app.clone()));
+            entries.push((blob(&cfg_id), cfg.clone()));
+            vec![blob(&diffs[0]), blob(&diffs[1])]
+        }
+        Shape::BlobsGzip | Shape::BlobsZstd => {
+            let pack = |d: &[u8]| match shape {
+                Shape::BlobsGzip => gzip(d),
+                _ => zstd(d),
+            };
+            let app = pack(&l.app);
+            entries.push((blob(&sha(&app)), app.clone()));
+            entries.push((blob(&cfg_id), cfg.clone()));
+            vec![blob(&sha(&pack(&l.base))), blob(&sha(&app))]
+        }
+    };
+    if !matches!(shape, Shape::Legacy) {
+        entries.push((
+            "index.json".into(),
+            br#"{"schemaVersion":2,"manifests":[]}"#.to_vec(),
+        ));
+    }
+    let config_entry = match shape {
+        Shape::Legacy => format!("{}.json", cfg_id.hex()),
+        _ => blob(&cfg_id),
+    };
+    let manifest = json!([{
+        "Config": config_entry,
+        "RepoTags": ["app:2"],
+        "Layers": layer_entries,
+    }]);
+    entries.push((
+        "manifest.json".into(),
+        serde_json::to_vec(&manifest).unwrap(),
+    ));
+    if !matches!(shape, Shape::Legacy) {
+        entries.push((
+            "oci-layout".into(),
+            br#"{"imageLayoutVersion":"1.0.0"}"#.to_vec(),
+        ));
+    }
+    entries.push(("repositories".into(), br#"{"app":{"2":"x"}}"#.to_vec()));
+    tar_of(&entries)
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Store {
+    /// A graphdriver daemon: uncompressed `<v1id>/layer.tar` folders.
+    Graphdriver,
+    /// The containerd store holding the base as a gzip blob.
+    ContainerdGzip,
+    /// The containerd store holding the base as a zstd blob.
+    ContainerdZstd,
+}
+
+/// The daemon's export of the base image (and an unrelated layer first).
+fn export(store: Store, l: &Layers) -> Vec<u8> {
+    let other = layer(9);
+    let entries = match store {
+        Store::Graphdriver => vec![
+            (format!("{}/layer.tar", "c".repeat(64)), other),
+            (format!("{}/layer.tar", "d".repeat(64)), l.base.clone()),
+            ("manifest.json".into(), b"[]".to_vec()),
+        ],
+        Store::ContainerdGzip | Store::ContainerdZstd => {
+            let base = match store {
+                Store::ContainerdGzip => gzip(&l.base),
+                _ => zstd(&l.base),
+            };
+            let other = gzip(&other);
+            vec![
+                (blob(&sha(&other)), other),
+                (blob(&sha(&base)), base),
+                ("index.json".into(), br#"{"manifests":[]}"#.to_vec()),
+            ]
+        }
+    };
+    tar_of(&entries)
+}
+
+/// Every entry of a tar: name → data.
+fn entries_of(data: &[u8]) -> Vec<(String, Vec<u8>)> {
+    let mut r = TarReader::new(data);
+    let mut out = Vec::new();
+    while let Some(h) = r.next_entry().unwrap() {
+        out.push((h.name.clone(), r.read_all(1 << 20).unwrap()));
+    }
+    out
+}
+
+/// Runs rehydrate's three phases offline; returns the complete archive.
+fn rehydrate(bundle: &[u8], export: &[u8]) -> anyhow::Result<Vec<u8>> {
+    let dir = tempfile::tempdir().unwrap();
+    let (index, present) = read_bundle(Box::new(std::io::Cursor::new(bundle.to_vec())), "b")?;
+    let needed = missing_entries(&index, &present);
+    assert_eq!(needed.len(), 1, "exactly the base layer is missing");
+    let spool = dir.path().join("spool");
+    std::fs::create_dir(&spool).unwrap();
+    let found = spool_layers(export, &spool, &needed)?;
+    if let Some((entry, _)) = first_unfilled(&needed, &found) {
+        anyhow::bail!("unfilled {entry}");
+    }
+    let out = dir.path().join("full.tar");
+    write_complete(bundle, "b", &out, &spool, &needed, &found)?;
+    Ok(std::fs::read(out).unwrap())
+}
+
+/// The complete archive holds every layer of every image (its own bytes, or the uncompressed
+/// layer of the right diffID), keeps the bundle's entries byte for byte, and ends with the
+/// top-level metadata.
+fn check_complete(shape: Shape, store: Store, bundle: &[u8], full: &[u8]) {
+    let what = format!("{shape:?} bundle, {store:?} daemon");
+    let index: ArchiveIndex = archive::scan(full).unwrap();
+    let entries: BTreeMap<String, Vec<u8>> = entries_of(full).into_iter().collect();
+    for img in &index.images {
+        for (entry, diff_id) in img.layer_entries.iter().zip(&img.source.diff_ids) {
+            let data = entries
+                .get(entry)
+                .unwrap_or_else(|| panic!("{what}: {entry} is missing"));
+            let mut plain = Vec::new();
+            partial_common::codec::decompress(std::io::Cursor::new(data.clone()))
+                .unwrap()
+                .read_to_end(&mut plain)
+                .unwrap();
+            assert_eq!(sha(&plain), *diff_id, "{what}: {entry}");
+            if let Some(hex) = entry.strip_prefix("blobs/sha256/") {
+                // A blob holds its own bytes whenever the daemon had them.
+                let same_bytes = matches!(
+                    (shape, store),
+                    (Shape::BlobsGzip, Store::ContainerdGzip)
+                        | (Shape::BlobsZstd, Store::ContainerdZstd)
+                        | (Shape::BlobsUncompressed, _)
+                );
+                if same_bytes {
+                    assert_eq!(sha(data).hex(), hex, "{what}: {entry}");
+                }
+            }
+        }
+    }
+    for (name, data) in entries_of(bundle) {
+        assert_eq!(entries.get(&name), Some(&data), "{what}: {name} changed");
+    }
+    let names: Vec<String> = entries_of(full).into_iter().map(|(n, _)| n).collect();
+    let first_meta = names
+        .iter()
+        .position(|n| matches!(n.as_str(), "manifest.json" | "repositories" | "index.json"))
+        .unwrap();
+    assert!(
+        names[first_meta..]
+            .iter()
+            .all(|n| !n.contains("layer.tar") && !n.starts_with("blobs/")),
+        "{what}: metadata must come last: {names:?}"
+    );
+}
+
+#[test]
+fn every_bundle_shape_is_completed_from_every_store() {
+    let l = layers();
+    for shape in [
+        Shape::Legacy,
+        Shape::BlobsUncompressed,
+        Shape::BlobsGzip,
+        Shape::BlobsZstd,
+    ] {
+        let b = bundle(shape, &l);
+        for store in [
+            Store::Graphdriver,
+            Store::ContainerdGzip,
+            Store::ContainerdZstd,
+        ] {
+            let full = rehydrate(&b, &export(store, &l))
+                .unwrap_or_else(|e| panic!("{shape:?} bundle, {store:?} daemon: {e:#}"));
+            check_complete(shape, store, &b, &full);
+        }
+    }
+}
+
+#[test]
+fn an_export_without_the_base_layer_fills_nothing() {
+    let l = layers();
+    let other = Layers {
+        base: layer(7),
+        app: layer(8),
+    };
+    for shape in [Shape::Legacy, Shape::BlobsGzip] {
+        let e = rehydrate(&bundle(shape, &l), &export(Store::ContainerdZstd, &other))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("unfilled"), "{e}");
+    }
+}
+
+#[test]
+fn a_broken_bundle_stream_is_a_verification_failure() {
+    let l = layers();
+    let b = bundle(Shape::BlobsGzip, &l);
+    // Cut inside the entries: the strict reader refuses it (the `tar` crate took a clean end).
+    let cut = b[..b.len() - 2048].to_vec();
+    let e = read_bundle(Box::new(std::io::Cursor::new(cut)), "b.tgz").unwrap_err();
+    assert_eq!(exit::code_of(e.chain()), exit::VERIFY, "{e:#}");
+    assert!(format!("{e:#}").contains("b.tgz"), "{e:#}");
+    // Garbage after the end (a daemon's error message) is refused too.
+    let mut tail = b.clone();
+    tail.extend_from_slice(br#"{"error":"boom"}"#);
+    let e = read_bundle(Box::new(std::io::Cursor::new(tail)), "b.tgz").unwrap_err();
+    assert_eq!(exit::code_of(e.chain()), exit::VERIFY, "{e:#}");
+}
+
+#[test]
+fn a_daemon_export_that_fails_midway_is_a_daemon_failure() {
+    let l = layers();
+    let b = bundle(Shape::Legacy, &l);
+    let (index, present) = read_bundle(Box::new(std::io::Cursor::new(b)), "b").unwrap();
+    let needed = missing_entries(&index, &present);
+    let mut ex = export(Store::Graphdriver, &l);
+    ex.truncate(ex.len() - 1024);
+    ex.extend_from_slice(br#"{"errorDetail":{"message":"layer vanished"}}"#);
+    let dir = tempfile::tempdir().unwrap();
+    let e = spool_layers(&ex[..], dir.path(), &needed).unwrap_err();
+    assert_eq!(exit::code_of(e.chain()), exit::DAEMON, "{e:#}");
+    assert!(format!("{e:#}").contains("layer vanished"), "{e:#}");
+}
