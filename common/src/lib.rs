@@ -5,6 +5,7 @@
 pub mod archive;
 pub mod codec;
 pub mod daemon;
+pub mod delta;
 pub mod digest;
 pub mod exit;
 pub mod have;
