@@ -291,11 +291,14 @@ fn apply_patch<D: Read, F: Read + Seek, W: Write>(
         .read_to_end(&mut prefix)
         .map_err(DeltaError::ReadReference)?;
     if prefix.len() as u64 != header.reference_size {
-        return Err(DeltaError::ReadReference(io::ErrorKind::UnexpectedEof.into()));
+        return Err(DeltaError::ReadReference(
+            io::ErrorKind::UnexpectedEof.into(),
+        ));
     }
-    let mut decoder = zstd::stream::read::Decoder::with_ref_prefix(BufReader::new(&mut *delta), &prefix)
-        .map_err(DeltaError::Zstd)?
-        .single_frame();
+    let mut decoder =
+        zstd::stream::read::Decoder::with_ref_prefix(BufReader::new(&mut *delta), &prefix)
+            .map_err(DeltaError::Zstd)?
+            .single_frame();
     decoder
         .window_log_max(PATCH_WINDOW_LOG)
         .map_err(DeltaError::Zstd)?;

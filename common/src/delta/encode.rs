@@ -379,6 +379,9 @@ mod tests {
         assert_eq!(patch_window_log(1000), 11);
         assert_eq!(patch_window_log(1 << 20), 21);
         assert_eq!(patch_window_log((1 << 20) + 1), 22);
-        assert_eq!(patch_window_log(PATCH_MAX_REFERENCE as usize), PATCH_WINDOW_LOG);
+        assert_eq!(
+            patch_window_log(PATCH_MAX_REFERENCE as usize),
+            PATCH_WINDOW_LOG
+        );
     }
 }

@@ -47,7 +47,9 @@ pub enum DeltaError {
     LiteralCorrupt { at: u64, reason: String },
     #[error("zstd patch body is corrupt: {0}")]
     PatchCorrupt(#[source] io::Error),
-    #[error("zstd patch delta needs its {size}-byte reference in memory, above the limit of {max}")]
+    #[error(
+        "zstd patch delta needs its {size}-byte reference in memory, above the limit of {max}"
+    )]
     PatchReferenceTooLarge { size: u64, max: u64 },
     #[error("unexpected data after the end of the layer delta (delta byte {at})")]
     TrailingData { at: u64 },

@@ -155,7 +155,11 @@ pub(crate) fn write_copy<W: Write>(w: &mut W, offset: u64, len: u64) -> io::Resu
 }
 
 /// Writes a LITERAL operation holding `packed`, a zstd frame of `raw_len` bytes.
-pub(crate) fn write_literal<W: Write>(w: &mut W, raw_len: usize, packed: &[u8]) -> io::Result<usize> {
+pub(crate) fn write_literal<W: Write>(
+    w: &mut W,
+    raw_len: usize,
+    packed: &[u8],
+) -> io::Result<usize> {
     let mut op = [0u8; 9];
     op[0] = OP_LITERAL;
     op[1..5].copy_from_slice(&(raw_len as u32).to_le_bytes());
@@ -260,12 +264,18 @@ mod tests {
             mutate(&mut b);
             Header::read_from(&mut Counting::new(&b[..])).unwrap_err()
         };
-        assert!(matches!(check(&|b| b[0] = b'X'), DeltaError::BadMagic { .. }));
+        assert!(matches!(
+            check(&|b| b[0] = b'X'),
+            DeltaError::BadMagic { .. }
+        ));
         assert!(matches!(
             check(&|b| b[8] = 9),
             DeltaError::UnknownVersion { found: 9, .. }
         ));
-        assert!(matches!(check(&|b| b[9] = 7), DeltaError::UnknownEncoding(7)));
+        assert!(matches!(
+            check(&|b| b[9] = 7),
+            DeltaError::UnknownEncoding(7)
+        ));
         assert!(matches!(check(&|b| b[11] = 1), DeltaError::Reserved));
         assert!(matches!(
             check(&|b| b.truncate(50)),

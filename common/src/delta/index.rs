@@ -225,7 +225,10 @@ impl<R: Read> HashingReader<R> {
 
     /// The digest and the byte count of everything read.
     pub fn finish(self) -> (Digest, u64) {
-        (Digest::from_sha256(self.hasher.finalize().into()), self.count)
+        (
+            Digest::from_sha256(self.hasher.finalize().into()),
+            self.count,
+        )
     }
 }
 
@@ -250,7 +253,11 @@ mod tests {
         assert_eq!(index.size(), data.len() as u64);
         assert_eq!(index.diff_id(), &Digest::of_bytes(&data));
         // 8 MiB at 16..256 KiB per chunk.
-        assert!((32..=512).contains(&index.chunk_count()), "{}", index.chunk_count());
+        assert!(
+            (32..=512).contains(&index.chunk_count()),
+            "{}",
+            index.chunk_count()
+        );
         assert!(index.len() as u64 <= index.chunk_count());
         // Memory is per chunk, not per byte: far below the data's size.
         assert!(index.heap_bytes() < 128 * index.chunk_count() as usize + 4096);

@@ -44,9 +44,10 @@ pub(crate) fn tree(seed: u64, total: usize) -> Vec<(String, Vec<u8>)> {
     let mut i = 0;
     while size < total {
         // 1 KiB .. 1 MiB, mostly small.
-        let s = 1024 + (u32::from_le_bytes([sizes[i % 4096], sizes[(i + 1) % 4096], 0, 0]) as usize)
-            * (1 + i % 16);
-        let content = if i % 2 == 0 {
+        let s = 1024
+            + (u32::from_le_bytes([sizes[i % 4096], sizes[(i + 1) % 4096], 0, 0]) as usize)
+                * (1 + i % 16);
+        let content = if i & 1 == 0 {
             pseudo_random(seed * 1_000_003 + i as u64, s)
         } else {
             text(seed * 1_000_003 + i as u64, s)
@@ -67,7 +68,9 @@ pub(crate) fn tar_of(files: &[(String, Vec<u8>)]) -> Vec<u8> {
         header.set_mode(0o644);
         header.set_mtime(1_700_000_000);
         header.set_cksum();
-        builder.append_data(&mut header, path, &content[..]).unwrap();
+        builder
+            .append_data(&mut header, path, &content[..])
+            .unwrap();
     }
     builder.into_inner().unwrap()
 }
@@ -129,19 +132,26 @@ fn ops_of(delta: &[u8]) -> Vec<(u8, usize)> {
 
 #[test]
 fn rebuilt_layer_with_one_file_changed_is_a_tiny_delta() {
-    let (old, new) = rebuild_pair(1, 24 << 20);
+    let (old, new) = rebuild_pair(1, 20 << 20);
     assert_ne!(old, new);
     let (encoded, delta) = encode_with(&old, &new, &EncodeOptions::default());
     let Encoded::Delta(summary) = encoded else {
         panic!("no gain on a rebuild: {encoded:?}")
     };
     assert_eq!(summary.encoding, Encoding::Chunks);
-    assert_eq!(summary.patch_size, None, "24 MiB is above the patch limit");
+    assert_eq!(summary.patch_size, None, "20 MiB is above the patch limit");
     assert_eq!(summary.delta_size, delta.len() as u64);
     assert!(delta.len() < 1 << 20, "delta is {} bytes", delta.len());
-    assert!(delta.len() < new.len() / 50, "delta is {} bytes", delta.len());
+    assert!(
+        delta.len() < new.len() / 50,
+        "delta is {} bytes",
+        delta.len()
+    );
     assert!(summary.copied_bytes > new.len() as u64 * 95 / 100);
-    assert_eq!(summary.copied_bytes + summary.literal_bytes, new.len() as u64);
+    assert_eq!(
+        summary.copied_bytes + summary.literal_bytes,
+        new.len() as u64
+    );
 
     let (decoded, out) = decode_with(&delta, &old).unwrap();
     assert!(out == new, "rebuilt layer differs");
@@ -160,7 +170,11 @@ fn small_reference_uses_the_zstd_patch_when_smaller() {
     let patch = summary.patch_size.expect("patch tried");
     assert_eq!(summary.encoding, Encoding::Patch);
     assert!(patch < summary.chunks_size, "{summary:?}");
-    assert!(delta.len() < 16 << 10, "patch delta is {} bytes", delta.len());
+    assert!(
+        delta.len() < 16 << 10,
+        "patch delta is {} bytes",
+        delta.len()
+    );
     let (decoded, out) = decode_with(&delta, &old).unwrap();
     assert!(out == new);
     assert_eq!(decoded.encoding, Encoding::Patch);
@@ -206,7 +220,10 @@ fn renamed_and_reordered_files_still_copy_most_bytes() {
 
 #[test]
 fn unrelated_layer_reports_no_gain_and_writes_nothing() {
-    for (size, opts) in [(6 << 20, chunks_only()), (2 << 20, EncodeOptions::default())] {
+    for (size, opts) in [
+        (6 << 20, chunks_only()),
+        (2 << 20, EncodeOptions::default()),
+    ] {
         let old = tar_of(&[("a".into(), pseudo_random(10, size))]);
         let new = tar_of(&[("b".into(), pseudo_random(11, size))]);
         let (encoded, delta) = encode_with(&old, &new, &opts);
@@ -218,7 +235,10 @@ fn unrelated_layer_reports_no_gain_and_writes_nothing() {
         assert_eq!(summary.target_diff_id, Digest::of_bytes(&new));
 
         let index = ChunkIndex::build(&old[..]).unwrap();
-        assert_eq!(index.estimate(&Sketch::of_layer(&new[..]).unwrap()), Some(0.0));
+        assert_eq!(
+            index.estimate(&Sketch::of_layer(&new[..]).unwrap()),
+            Some(0.0)
+        );
     }
 }
 
@@ -229,7 +249,10 @@ fn caller_limit_and_empty_layers_report_no_gain() {
         max_delta_size: Some(10),
         ..EncodeOptions::default()
     };
-    assert!(matches!(encode_with(&old, &new, &opts).0, Encoded::NoGain(_)));
+    assert!(matches!(
+        encode_with(&old, &new, &opts).0,
+        Encoded::NoGain(_)
+    ));
     assert!(matches!(
         encode_with(&old, b"", &EncodeOptions::default()).0,
         Encoded::NoGain(_)
@@ -258,7 +281,10 @@ fn tampered_copy_and_literal_fail() {
     // COPY offset, low byte: other reference bytes, caught by the digest.
     let err = flipped(copy + 1, 0x10);
     assert!(
-        matches!(err, DeltaError::DigestMismatch { .. } | DeltaError::SizeMismatch { .. }),
+        matches!(
+            err,
+            DeltaError::DigestMismatch { .. } | DeltaError::SizeMismatch { .. }
+        ),
         "{err}"
     );
     // COPY offset, high byte: outside the reference.
@@ -267,13 +293,19 @@ fn tampered_copy_and_literal_fail() {
     // COPY length.
     let err = flipped(copy + 9 + 3, 0x04);
     assert!(
-        matches!(err, DeltaError::CopyOutOfRange { .. } | DeltaError::SizeMismatch { .. }),
+        matches!(
+            err,
+            DeltaError::CopyOutOfRange { .. } | DeltaError::SizeMismatch { .. }
+        ),
         "{err}"
     );
     // Inside the literal's zstd frame: its checksum or content fails.
     let err = flipped(literal + 9 + 40, 0x01);
     assert!(
-        matches!(err, DeltaError::LiteralCorrupt { .. } | DeltaError::DigestMismatch { .. }),
+        matches!(
+            err,
+            DeltaError::LiteralCorrupt { .. } | DeltaError::DigestMismatch { .. }
+        ),
         "{err}"
     );
     // The literal's announced size.
@@ -282,10 +314,15 @@ fn tampered_copy_and_literal_fail() {
     // The header's target digest.
     let err = flipped(60, 0x01);
     assert!(matches!(err, DeltaError::DigestMismatch { .. }), "{err}");
-    assert!(err.to_string().contains(&Digest::of_bytes(&new).to_string()));
+    assert!(err
+        .to_string()
+        .contains(&Digest::of_bytes(&new).to_string()));
     // An unknown operation.
     let err = flipped(copy, 0x40);
-    assert!(matches!(err, DeltaError::UnknownOp { tag: 0x41, .. }), "{err}");
+    assert!(
+        matches!(err, DeltaError::UnknownOp { tag: 0x41, .. }),
+        "{err}"
+    );
 }
 
 #[test]
@@ -293,7 +330,11 @@ fn tampered_patch_fails() {
     let (old, new) = rebuild_pair(6, 2 << 20);
     let (encoded, delta) = encode_with(&old, &new, &EncodeOptions::default());
     assert_eq!(encoded.summary().encoding, Encoding::Patch);
-    for at in [HEADER_LEN + 6, delta.len() / 2 + HEADER_LEN / 2, delta.len() - 2] {
+    for at in [
+        HEADER_LEN + 6,
+        delta.len() / 2 + HEADER_LEN / 2,
+        delta.len() - 2,
+    ] {
         let mut d = delta.clone();
         d[at] ^= 0x20;
         assert!(decode_with(&d, &old).is_err(), "flip at {at} passed");
@@ -311,7 +352,7 @@ fn truncated_delta_fails_at_every_length() {
     let (old, new) = rebuild_pair(7, 4 << 20);
     for opts in [chunks_only(), EncodeOptions::default()] {
         let (_, delta) = encode_with(&old, &new, &opts);
-        let mut cuts: Vec<usize> = (0..delta.len()).step_by(97).collect();
+        let mut cuts: Vec<usize> = (0..delta.len()).step_by(delta.len() / 40 + 1).collect();
         cuts.extend([HEADER_LEN - 1, HEADER_LEN, HEADER_LEN + 1, delta.len() - 1]);
         for cut in cuts {
             let err = decode_with(&delta[..cut], &old).unwrap_err();
@@ -336,27 +377,55 @@ fn wrong_reference_or_target_fails_before_writing() {
     let mut out = Vec::new();
 
     // Another layer, named by its own diffID.
-    let err = decode(&delta[..], &mut Cursor::new(&other), &Digest::of_bytes(&other), &mut out, None)
-        .unwrap_err();
+    let err = decode(
+        &delta[..],
+        &mut Cursor::new(&other),
+        &Digest::of_bytes(&other),
+        &mut out,
+        None,
+    )
+    .unwrap_err();
     assert!(matches!(err, DeltaError::ReferenceMismatch { .. }), "{err}");
-    assert!(err.to_string().contains(&Digest::of_bytes(&old).to_string()));
-    assert!(err.to_string().contains(&Digest::of_bytes(&other).to_string()));
+    assert!(err
+        .to_string()
+        .contains(&Digest::of_bytes(&old).to_string()));
+    assert!(err
+        .to_string()
+        .contains(&Digest::of_bytes(&other).to_string()));
 
     // Bytes that are not the reference under the reference's diffID.
-    let err = decode(&delta[..], &mut Cursor::new(&other), &Digest::of_bytes(&old), &mut out, None)
-        .unwrap_err();
+    let err = decode(
+        &delta[..],
+        &mut Cursor::new(&other),
+        &Digest::of_bytes(&old),
+        &mut out,
+        None,
+    )
+    .unwrap_err();
     assert!(matches!(err, DeltaError::ReferenceSize { .. }), "{err}");
     let mut same_size = old.clone();
     same_size[old.len() / 3] ^= 1;
     same_size[old.len() / 2] ^= 1;
-    let err = decode(&delta[..], &mut Cursor::new(&same_size), &Digest::of_bytes(&old), &mut Vec::new(), None)
-        .unwrap_err();
+    let err = decode(
+        &delta[..],
+        &mut Cursor::new(&same_size),
+        &Digest::of_bytes(&old),
+        &mut Vec::new(),
+        None,
+    )
+    .unwrap_err();
     assert!(matches!(err, DeltaError::DigestMismatch { .. }), "{err}");
 
     // The caller expects another layer.
     let wanted = Digest::of_bytes(b"another layer");
-    let err = decode(&delta[..], &mut Cursor::new(&old), &Digest::of_bytes(&old), &mut out, Some(&wanted))
-        .unwrap_err();
+    let err = decode(
+        &delta[..],
+        &mut Cursor::new(&old),
+        &Digest::of_bytes(&old),
+        &mut out,
+        Some(&wanted),
+    )
+    .unwrap_err();
     assert!(matches!(err, DeltaError::TargetMismatch { .. }), "{err}");
     assert!(err.to_string().contains(wanted.as_str()));
     assert!(out.is_empty());
@@ -364,7 +433,13 @@ fn wrong_reference_or_target_fails_before_writing() {
     let header = read_header(&delta[..]).unwrap();
     assert_eq!(header.reference_diff_id, Digest::of_bytes(&old));
     assert_eq!(header.target_diff_id, Digest::of_bytes(&new));
-    let ok = decode(&delta[..], &mut Cursor::new(&old), &header.reference_diff_id, &mut out, Some(&header.target_diff_id));
+    let ok = decode(
+        &delta[..],
+        &mut Cursor::new(&old),
+        &header.reference_diff_id,
+        &mut out,
+        Some(&header.target_diff_id),
+    );
     assert!(ok.is_ok() && out == new);
 }
 
@@ -399,25 +474,47 @@ fn hand_made_deltas_decode_and_claims_are_bounded() {
     // A literal claiming 4 GiB, and a compressed literal claiming 4 GiB, allocate nothing.
     let mut huge = header(&target, 6);
     huge.extend_from_slice(&[OP_LITERAL, 0xff, 0xff, 0xff, 0xff, 1, 0, 0, 0]);
-    assert!(matches!(decode_with(&huge, &reference).unwrap_err(), DeltaError::TooLarge { .. }));
+    assert!(matches!(
+        decode_with(&huge, &reference).unwrap_err(),
+        DeltaError::TooLarge { .. }
+    ));
     let mut huge = header(&target, 6);
     huge.extend_from_slice(&[OP_LITERAL, 2, 0, 0, 0, 0xff, 0xff, 0xff, 0xff]);
-    assert!(matches!(decode_with(&huge, &reference).unwrap_err(), DeltaError::TooLarge { .. }));
+    assert!(matches!(
+        decode_with(&huge, &reference).unwrap_err(),
+        DeltaError::TooLarge { .. }
+    ));
     // A COPY whose end overflows u64.
     let mut wrap = header(&target, 6);
     format::write_copy(&mut wrap, u64::MAX, 2).unwrap();
-    assert!(matches!(decode_with(&wrap, &reference).unwrap_err(), DeltaError::CopyOutOfRange { .. }));
+    assert!(matches!(
+        decode_with(&wrap, &reference).unwrap_err(),
+        DeltaError::CopyOutOfRange { .. }
+    ));
     // Output beyond the promised size stops at once.
     let mut long = header(&target, 3);
     format::write_copy(&mut long, 0, 10).unwrap();
-    assert!(matches!(decode_with(&long, &reference).unwrap_err(), DeltaError::SizeMismatch { .. }));
+    assert!(matches!(
+        decode_with(&long, &reference).unwrap_err(),
+        DeltaError::SizeMismatch { .. }
+    ));
     // A patch against a reference above the limit is refused before reading it.
     let mut patch = header(&target, 6);
     patch[9] = 2;
     patch[44..52].copy_from_slice(&(PATCH_MAX_REFERENCE + 1).to_le_bytes());
     let big = Cursor::new(vec![0u8; PATCH_MAX_REFERENCE as usize + 1]);
-    let err = decode(&patch[..], &mut big.clone(), &Digest::of_bytes(&reference), Vec::new(), None).unwrap_err();
-    assert!(matches!(err, DeltaError::PatchReferenceTooLarge { .. }), "{err}");
+    let err = decode(
+        &patch[..],
+        &mut big.clone(),
+        &Digest::of_bytes(&reference),
+        Vec::new(),
+        None,
+    )
+    .unwrap_err();
+    assert!(
+        matches!(err, DeltaError::PatchReferenceTooLarge { .. }),
+        "{err}"
+    );
 }
 
 #[test]
@@ -454,8 +551,37 @@ fn random_garbage_never_panics() {
         }
         for input in inputs {
             let mut out = Vec::new();
-            let result = decode(&input[..], &mut Cursor::new(&reference), &ref_id, &mut out, None);
+            let result = decode(
+                &input[..],
+                &mut Cursor::new(&reference),
+                &ref_id,
+                &mut out,
+                None,
+            );
             assert!(result.is_err(), "garbage decoded");
         }
     }
+}
+
+/// The rebuild case at full size (slow in debug: run with `--release -- --ignored`).
+#[test]
+#[ignore]
+fn rebuild_of_a_167_mb_layer_is_under_1_mb() {
+    let (old, new) = rebuild_pair(30, 167_000_000);
+    let started = std::time::Instant::now();
+    let (encoded, delta) = encode_with(&old, &new, &EncodeOptions::default());
+    let encode_secs = started.elapsed().as_secs_f64();
+    assert!(matches!(encoded, Encoded::Delta(_)), "{encoded:?}");
+    assert!(delta.len() < 1 << 20, "delta is {} bytes", delta.len());
+    let started = std::time::Instant::now();
+    let (_, out) = decode_with(&delta, &old).unwrap();
+    let decode_secs = started.elapsed().as_secs_f64();
+    assert!(out == new);
+    eprintln!(
+        "{} MB layer: delta {} bytes; index+encode {:.0} MB/s, decode {:.0} MB/s",
+        new.len() / 1_000_000,
+        delta.len(),
+        new.len() as f64 / 1e6 / encode_secs,
+        new.len() as f64 / 1e6 / decode_secs
+    );
 }
