@@ -96,6 +96,9 @@ where
     let mut tee = Tee {
         inner: HashingReader::new(new_layer),
         patch: patch.as_mut(),
+        patch_until: prefix
+            .as_ref()
+            .map_or(0, |p| 2 << patch_window_log(p.len())),
         failed: None,
     };
     if let Err(e) = feed(&mut tee, index, &mut ops) {
@@ -104,7 +107,11 @@ where
             None => e,
         });
     }
+    let gave_up = tee.patch.is_none();
     let (target_diff_id, target_size) = tee.inner.finish();
+    if gave_up {
+        patch = None;
+    }
     let (mut chunk_body, chunk_len) = ops.finish()?;
     let patch_body = match patch {
         Some(enc) => {
@@ -241,16 +248,21 @@ pub(crate) fn patch_window_log(prefix_len: usize) -> u32 {
 }
 
 /// A reader that also feeds what it reads to the patch encoder; a failure there is kept in
-/// `failed` (the read itself then fails).
+/// `failed` (the read itself then fails). Past `patch_until` bytes (twice the window: the prefix
+/// is out of reach, and the patch only costs time) it gives the patch up.
 struct Tee<'p, 'a, R> {
     inner: HashingReader<R>,
     patch: Option<&'p mut PatchEncoder<'a>>,
+    patch_until: u64,
     failed: Option<io::Error>,
 }
 
 impl<R: Read> Read for Tee<'_, '_, R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
+        if self.inner.count() > self.patch_until {
+            self.patch = None;
+        }
         if let Some(patch) = self.patch.as_mut() {
             if let Err(e) = patch.write_all(&buf[..n]) {
                 self.failed = Some(e);

@@ -140,6 +140,17 @@ impl ChunkIndex {
     }
 }
 
+impl std::fmt::Debug for ChunkIndex {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChunkIndex")
+            .field("diff_id", &self.diff_id)
+            .field("size", &self.size)
+            .field("chunks", &self.chunks)
+            .field("entries", &self.map.len())
+            .finish()
+    }
+}
+
 /// A sampled fingerprint of a layer: the BLAKE3 hashes and lengths of about one chunk in 16,
 /// chosen by content. Small (a few KiB per GiB), cheap to compare.
 #[derive(Debug, Default, Clone)]
@@ -221,6 +232,11 @@ impl<R: Read> HashingReader<R> {
             hasher: Sha256::new(),
             count: 0,
         }
+    }
+
+    /// Bytes read so far.
+    pub fn count(&self) -> u64 {
+        self.count
     }
 
     /// The digest and the byte count of everything read.

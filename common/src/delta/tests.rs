@@ -3,7 +3,7 @@
 use super::format::{HEADER_LEN, OP_COPY, OP_END, OP_LITERAL};
 use super::*;
 use crate::Digest;
-use std::io::Cursor;
+use std::io::{self, Cursor, Read, Write};
 
 /// Deterministic bytes (xorshift64*), incompressible.
 pub(crate) fn pseudo_random(seed: u64, len: usize) -> Vec<u8> {
@@ -152,6 +152,11 @@ fn rebuilt_layer_with_one_file_changed_is_a_tiny_delta() {
         summary.copied_bytes + summary.literal_bytes,
         new.len() as u64
     );
+    eprintln!(
+        "one file changed: delta {} of {} bytes",
+        delta.len(),
+        new.len()
+    );
 
     let (decoded, out) = decode_with(&delta, &old).unwrap();
     assert!(out == new, "rebuilt layer differs");
@@ -215,6 +220,7 @@ fn renamed_and_reordered_files_still_copy_most_bytes() {
         new.len()
     );
     assert!(summary.copied_bytes > new.len() as u64 / 2, "{summary:?}");
+    eprintln!("moved files: delta {} of {} bytes", delta.len(), new.len());
     assert!(decode_with(&delta, &old).unwrap().1 == new);
 }
 
@@ -349,7 +355,7 @@ fn tampered_patch_fails() {
 
 #[test]
 fn truncated_delta_fails_at_every_length() {
-    let (old, new) = rebuild_pair(7, 4 << 20);
+    let (old, new) = rebuild_pair(7, 2 << 20);
     for opts in [chunks_only(), EncodeOptions::default()] {
         let (_, delta) = encode_with(&old, &new, &opts);
         let mut cuts: Vec<usize> = (0..delta.len()).step_by(delta.len() / 40 + 1).collect();
@@ -584,4 +590,111 @@ fn rebuild_of_a_167_mb_layer_is_under_1_mb() {
         new.len() as f64 / 1e6 / encode_secs,
         new.len() as f64 / 1e6 / decode_secs
     );
+}
+
+#[test]
+fn patch_is_given_up_past_twice_its_window() {
+    let old = tar_of(&tree(40, 1 << 20));
+    let mut new = old.clone();
+    new.extend_from_slice(&pseudo_random(41, 9 << 20));
+    let (encoded, delta) = encode_with(&old, &new, &EncodeOptions::default());
+    let Encoded::Delta(summary) = encoded else {
+        panic!("no gain: {encoded:?}")
+    };
+    assert_eq!(summary.patch_size, None, "{summary:?}");
+    assert_eq!(summary.encoding, Encoding::Chunks);
+    assert!(decode_with(&delta, &old).unwrap().1 == new);
+}
+
+#[test]
+fn patch_asking_for_a_larger_window_is_refused() {
+    let reference = text(50, 100_000);
+    let target = text(51, 50_000);
+    let mut delta = Vec::new();
+    Header {
+        encoding: Encoding::Patch,
+        reference_diff_id: Digest::of_bytes(&reference),
+        reference_size: reference.len() as u64,
+        target_diff_id: Digest::of_bytes(&target),
+        target_size: target.len() as u64,
+    }
+    .write_to(&mut delta)
+    .unwrap();
+    let mut enc = zstd::stream::write::Encoder::with_ref_prefix(&mut delta, 3, &reference).unwrap();
+    enc.window_log(PATCH_WINDOW_LOG + 2).unwrap();
+    enc.write_all(&target).unwrap();
+    enc.finish().unwrap();
+    let err = decode_with(&delta, &reference).unwrap_err();
+    assert!(matches!(err, DeltaError::PatchCorrupt(_)), "{err}");
+}
+
+/// A reader or writer that fails after `left` bytes.
+struct FailAfter {
+    left: usize,
+}
+
+impl Read for FailAfter {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.left == 0 {
+            return Err(io::Error::other("device gone"));
+        }
+        let n = buf.len().min(self.left);
+        buf[..n].fill(7);
+        self.left -= n;
+        Ok(n)
+    }
+}
+
+impl Write for FailAfter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if self.left == 0 {
+            return Err(io::Error::other("disk full"));
+        }
+        let n = buf.len().min(self.left);
+        self.left -= n;
+        Ok(n)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+#[test]
+fn io_failures_are_named() {
+    let (old, new) = rebuild_pair(60, 2 << 20);
+    let index = ChunkIndex::build(&old[..]).unwrap();
+    let err = encode(
+        &index,
+        &mut Cursor::new(&old),
+        FailAfter { left: 1 << 20 },
+        &mut Vec::new(),
+        &EncodeOptions::default(),
+    )
+    .unwrap_err();
+    assert!(matches!(err, DeltaError::ReadLayer(_)), "{err}");
+    assert!(err.to_string().contains("new layer") && err.to_string().contains("device gone"));
+    assert!(matches!(
+        ChunkIndex::build(FailAfter { left: 1000 }).unwrap_err(),
+        DeltaError::ReadReference(_)
+    ));
+
+    let (_, delta) = encode_with(&old, &new, &chunks_only());
+    let err = decode(
+        &delta[..],
+        &mut Cursor::new(&old),
+        &Digest::of_bytes(&old),
+        FailAfter { left: 1000 },
+        None,
+    )
+    .unwrap_err();
+    assert!(matches!(err, DeltaError::WriteOutput(_)), "{err}");
+    let err = encode(
+        &index,
+        &mut Cursor::new(&old),
+        &new[..],
+        &mut FailAfter { left: 10 },
+        &chunks_only(),
+    )
+    .unwrap_err();
+    assert!(matches!(err, DeltaError::WriteDelta(_)), "{err}");
 }
