@@ -62,7 +62,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         new_size,
         t,
         format!(
-            "{} delta {} bytes ({}), copied {} / literal {} bytes",
+            "{} delta {} bytes ({}; chunks {}, patch {}), copied {} / literal {} bytes",
             if matches!(encoded, Encoded::Delta(_)) {
                 ""
             } else {
@@ -70,6 +70,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             },
             s.delta_size,
             s.encoding.as_str(),
+            s.chunks_size,
+            s.patch_size
+                .map_or("not tried".to_string(), |p| p.to_string()),
             s.copied_bytes,
             s.literal_bytes
         ),
