@@ -1,8 +1,9 @@
 //! The delta decoder: rebuilds a layer from a delta and its reference, streaming into a writer
 //! while it hashes, and checks the reference before and the rebuilt size and diffID after.
 
+use super::error::DeltaError;
 use super::format::{Counting, Encoding, Header, MAX_LITERAL, OP_COPY, OP_END, OP_LITERAL};
-use super::{DeltaError, PATCH_MAX_REFERENCE, PATCH_WINDOW_LOG};
+use super::format::{PATCH_MAX_REFERENCE, PATCH_WINDOW_LOG};
 use crate::digest::Sha256Writer;
 use crate::Digest;
 use std::io::{self, BufReader, Read, Seek, SeekFrom, Write};

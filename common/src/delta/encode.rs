@@ -2,9 +2,10 @@
 //! zstd patch when the reference is small enough), each spooled to a temporary file; the smaller
 //! one is written out after the header, or nothing when no delta gains anything.
 
+use super::error::DeltaError;
 use super::format::{self, Encoding, Header, MAX_LITERAL};
+use super::format::{PATCH_MAX_REFERENCE, PATCH_WINDOW_LOG};
 use super::index::{chunks, ChunkIndex, HashingReader};
-use super::{DeltaError, PATCH_MAX_REFERENCE, PATCH_WINDOW_LOG};
 use crate::Digest;
 use sha2::{Digest as _, Sha256};
 use std::io::{self, Read, Seek, SeekFrom, Write};

@@ -13,17 +13,18 @@
 //! body, encoding 1: operations until END
 //!   0x01 COPY     offset u64, len u64      copy reference[offset..offset+len]
 //!   0x02 LITERAL  raw u32, packed u32,     one zstd frame (with checksum) of `raw` bytes,
-//!                 then `packed` bytes      raw ≤ MAX_LITERAL, packed ≤ its zstd bound
+//!                 then `packed` bytes      raw ≤ MAX_LITERAL (4 MiB), packed ≤ zstd bound of that
 //!   0x00 END                               nothing may follow
 //! body, encoding 2: one zstd frame (with checksum) compressed with the whole reference as its
-//!   prefix (zstd `--patch-from`), window ≤ 2^PATCH_WINDOW_LOG; nothing may follow
+//!   prefix (zstd `--patch-from`); reference ≤ PATCH_MAX_REFERENCE (16 MiB), window ≤
+//!   2^PATCH_WINDOW_LOG (32 MiB); nothing may follow
 //! ```
 //!
 //! A decoder checks the reference's diffID and size before reading the body, bounds every length
 //! by a constant before acting on it, and checks the rebuilt size and sha256 at the end, so a
 //! tampered or truncated delta is an error, never wrong output.
 
-use super::DeltaError;
+use super::error::DeltaError;
 use crate::Digest;
 use std::io::{self, Read, Write};
 
@@ -35,6 +36,14 @@ pub const VERSION: u8 = 1;
 pub const HEADER_LEN: usize = 92;
 /// Largest uncompressed LITERAL run.
 pub const MAX_LITERAL: usize = 4 << 20;
+
+/// Largest reference the zstd patch mode holds in memory (on both sides); larger references use
+/// the chunk encoding only. With the window of up to 32 MiB that goes with it, a decoder stays inside
+/// the 64 MiB budget.
+pub const PATCH_MAX_REFERENCE: u64 = 16 << 20;
+
+/// The zstd window (log2 bytes) of the patch mode; the decoder refuses frames asking for more.
+pub const PATCH_WINDOW_LOG: u32 = 25;
 
 pub(crate) const OP_END: u8 = 0x00;
 pub(crate) const OP_COPY: u8 = 0x01;

@@ -5,7 +5,7 @@
 //! The index maps the BLAKE3 hash of each reference chunk to its offset and length, and keeps no
 //! data: its size is bounded by the number of chunks (capped at [`MAX_INDEX_CHUNKS`]).
 
-use super::DeltaError;
+use super::error::DeltaError;
 use crate::Digest;
 use fastcdc::v2020::{ChunkData, StreamCDC};
 use sha2::{Digest as _, Sha256};

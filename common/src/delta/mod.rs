@@ -31,13 +31,5 @@ mod tests;
 pub use decode::{decode, read_header, DecodeSummary};
 pub use encode::{encode, EncodeOptions, EncodeSummary, Encoded};
 pub use error::DeltaError;
-pub use format::{Encoding, Header};
+pub use format::{Encoding, Header, PATCH_MAX_REFERENCE, PATCH_WINDOW_LOG};
 pub use index::{ChunkIndex, Sketch, MAX_INDEX_CHUNKS};
-
-/// Largest reference the zstd patch mode holds in memory (on both sides); larger references use
-/// the chunk encoding only. With the window of up to 32 MiB that goes with it, a decoder stays inside
-/// the 64 MiB budget.
-pub const PATCH_MAX_REFERENCE: u64 = 16 << 20;
-
-/// The zstd window (log2 bytes) of the patch mode; the decoder refuses frames asking for more.
-pub const PATCH_WINDOW_LOG: u32 = 25;
