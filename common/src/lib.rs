@@ -6,6 +6,7 @@ pub mod archive;
 pub mod chart;
 pub mod codec;
 pub mod daemon;
+pub mod delta;
 pub mod digest;
 pub mod exit;
 pub mod have;
