@@ -106,11 +106,22 @@ impl RegistryServer {
             if TcpStream::connect(&self.addr).is_ok() {
                 return Ok(());
             }
-            if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
-                bail!("docker-registry exited ({status}) at start:\n{}", self.log());
+            if let Some(status) = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
+                bail!(
+                    "docker-registry exited ({status}) at start:\n{}",
+                    self.log()
+                );
             }
             if Instant::now() > deadline {
-                bail!("docker-registry did not listen on {} within 15 s:\n{}", self.addr, self.log());
+                bail!(
+                    "docker-registry did not listen on {} within 15 s:\n{}",
+                    self.addr,
+                    self.log()
+                );
             }
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -153,19 +164,38 @@ impl RegistryServer {
         std::fs::read_to_string(self.log_path()).unwrap_or_default()
     }
 
+    /// The log once it stopped growing for 300 ms (at most 5 s): the registry writes an access
+    /// log line after the response, so a count taken right after a request may miss it.
+    pub fn settled_log(&self) -> String {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let mut last = self.log();
+        loop {
+            std::thread::sleep(Duration::from_millis(300));
+            let now = self.log();
+            if now.len() == last.len() || Instant::now() > deadline {
+                return now;
+            }
+            last = now;
+        }
+    }
+
     /// Access-log lines of `METHOD` requests whose path starts with `path_prefix`
     /// (e.g. `("PATCH", "/v2/app/blobs/uploads/")`).
     pub fn count_requests(&self, method: &str, path_prefix: &str) -> usize {
         let needle = format!("\"{method} {path_prefix}");
-        self.log().lines().filter(|l| l.contains(&needle)).count()
+        self.settled_log()
+            .lines()
+            .filter(|l| l.contains(&needle))
+            .count()
     }
 
     /// Requests that send blob data (PATCH or PUT to an upload session) to any repository.
     pub fn blob_uploads(&self) -> usize {
-        self.log()
+        self.settled_log()
             .lines()
             .filter(|l| {
-                (l.contains("\"PATCH /v2/") || l.contains("\"PUT /v2/")) && l.contains("/blobs/uploads/")
+                (l.contains("\"PATCH /v2/") || l.contains("\"PUT /v2/"))
+                    && l.contains("/blobs/uploads/")
             })
             .count()
     }
@@ -209,19 +239,71 @@ fn make_certificates(dir: &Path) -> Result<PathBuf> {
         "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\n\
          keyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n",
     )?;
-    let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
-    openssl(dir, &[&["req", "-x509"], &ec[..], &[
-        "-keyout", "ca.key", "-out", "ca.crt", "-days", "2", "-subj", "/CN=partial-test-ca",
-        "-addext", "basicConstraints=critical,CA:TRUE",
-        "-addext", "keyUsage=critical,keyCertSign,cRLSign",
-    ]].concat())?;
-    openssl(dir, &[&["req"], &ec[..], &[
-        "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=127.0.0.1",
-    ]].concat())?;
-    openssl(dir, &[
-        "x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
-        "-CAcreateserial", "-out", "server.crt", "-days", "2", "-extfile", "leaf.ext",
-    ])?;
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    openssl(
+        dir,
+        &[
+            &["req", "-x509"],
+            &ec[..],
+            &[
+                "-keyout",
+                "ca.key",
+                "-out",
+                "ca.crt",
+                "-days",
+                "2",
+                "-subj",
+                "/CN=partial-test-ca",
+                "-addext",
+                "basicConstraints=critical,CA:TRUE",
+                "-addext",
+                "keyUsage=critical,keyCertSign,cRLSign",
+            ],
+        ]
+        .concat(),
+    )?;
+    openssl(
+        dir,
+        &[
+            &["req"],
+            &ec[..],
+            &[
+                "-keyout",
+                "server.key",
+                "-out",
+                "server.csr",
+                "-subj",
+                "/CN=127.0.0.1",
+            ],
+        ]
+        .concat(),
+    )?;
+    openssl(
+        dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.crt",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "server.crt",
+            "-days",
+            "2",
+            "-extfile",
+            "leaf.ext",
+        ],
+    )?;
     Ok(dir.join("ca.crt"))
 }
 
@@ -232,7 +314,11 @@ fn openssl(dir: &Path, args: &[&str]) -> Result<()> {
         .output()
         .context("running openssl")?;
     if !out.status.success() {
-        bail!("openssl {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr));
+        bail!(
+            "openssl {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     Ok(())
 }

@@ -59,13 +59,18 @@ impl Credentials {
     /// a helper that fails or a malformed entry is an error.
     pub fn from_docker_config(registry: &str) -> Result<Credentials, RegistryError> {
         let Some(dir) = docker_config_dir() else {
-            return Ok(Credentials::none("no DOCKER_CONFIG or HOME to find config.json"));
+            return Ok(Credentials::none(
+                "no DOCKER_CONFIG or HOME to find config.json",
+            ));
         };
         let path = dir.join("config.json");
         let file = match std::fs::File::open(&path) {
             Ok(f) => f,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Ok(Credentials::none(&format!("{} does not exist", path.display())));
+                return Ok(Credentials::none(&format!(
+                    "{} does not exist",
+                    path.display()
+                )));
             }
             Err(e) => {
                 return Err(RegistryError::Credentials {
@@ -86,9 +91,9 @@ impl Credentials {
                 secret: Some(Secret::IdentityToken(token)),
                 origin: format!("{origin} (identity token for {key})"),
             }),
-            Err(CredentialRetrievalError::NoCredentialConfigured) => {
-                Ok(Credentials::none(&format!("no entry for {key} in {origin}")))
-            }
+            Err(CredentialRetrievalError::NoCredentialConfigured) => Ok(Credentials::none(
+                &format!("no entry for {key} in {origin}"),
+            )),
             Err(e) => Err(RegistryError::Credentials {
                 registry: registry.to_string(),
                 origin,
@@ -147,7 +152,8 @@ fn parse_params(s: &str) -> BTreeMap<String, String> {
         while matches!(chars.peek(), Some(c) if *c == ',' || c.is_whitespace()) {
             chars.next();
         }
-        let key: String = std::iter::from_fn(|| chars.next_if(|c| *c != '=' && *c != ',')).collect();
+        let key: String =
+            std::iter::from_fn(|| chars.next_if(|c| *c != '=' && *c != ',')).collect();
         if key.is_empty() {
             break;
         }
@@ -212,7 +218,10 @@ mod tests {
                 scope: Some("repository:samalba/my-app:pull,push".into()),
             }
         );
-        assert_eq!(Challenge::parse(r#"Basic realm="Registry Realm""#), Some(Challenge::Basic));
+        assert_eq!(
+            Challenge::parse(r#"Basic realm="Registry Realm""#),
+            Some(Challenge::Basic)
+        );
         assert_eq!(
             Challenge::parse("bearer realm=https://h/t, service=s"),
             Some(Challenge::Bearer {
@@ -224,7 +233,9 @@ mod tests {
         assert_eq!(Challenge::parse("Bearer service=x"), None);
         assert_eq!(Challenge::parse("Negotiate abc"), None);
         assert_eq!(
-            parse_params(r#"a="x\"y,z", b=2"#).get("a").map(String::as_str),
+            parse_params(r#"a="x\"y,z", b=2"#)
+                .get("a")
+                .map(String::as_str),
             Some("x\"y,z")
         );
     }
@@ -251,7 +262,11 @@ mod tests {
         assert!(c.origin.contains("config.json"), "{}", c.origin);
         let none = Credentials::from_docker_config("other.local").unwrap();
         assert!(none.secret.is_none());
-        assert!(none.origin.contains("no entry for other.local"), "{}", none.origin);
+        assert!(
+            none.origin.contains("no entry for other.local"),
+            "{}",
+            none.origin
+        );
         std::fs::write(
             dir.path().join("config.json"),
             r#"{"credsStore":"partial-test-missing-helper"}"#,

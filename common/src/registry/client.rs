@@ -48,14 +48,21 @@ impl Registry {
     /// Connects to `registry` (`HOST[:PORT]`, `docker.io` for Docker Hub): reads the credentials,
     /// builds the TLS client and pings `/v2/` over https, falling back to http for loopback
     /// registries and with `insecure`.
-    pub async fn connect(registry: &str, opts: &RegistryOptions) -> Result<Registry, RegistryError> {
+    pub async fn connect(
+        registry: &str,
+        opts: &RegistryOptions,
+    ) -> Result<Registry, RegistryError> {
         let credentials = match &opts.credentials {
             Some(c) => c.clone(),
             None => Credentials::from_docker_config(registry)?,
         };
         let http = build_client(registry, &opts.transport)?;
         let host = api_host(registry);
-        let certs_dir = opts.transport.registry_certs_dir(registry).display().to_string();
+        let certs_dir = opts
+            .transport
+            .registry_certs_dir(registry)
+            .display()
+            .to_string();
         let mut reg = Registry {
             name: registry.to_string(),
             base: format!("https://{host}"),
@@ -79,13 +86,13 @@ impl Registry {
         };
         reg.challenge = match resp.status() {
             StatusCode::OK => None,
-            StatusCode::UNAUTHORIZED => Some(challenge_of(&resp).ok_or_else(|| {
-                RegistryError::Protocol {
+            StatusCode::UNAUTHORIZED => {
+                Some(challenge_of(&resp).ok_or_else(|| RegistryError::Protocol {
                     registry: reg.name.clone(),
                     what: "answer to /v2/".into(),
                     reason: "HTTP 401 without a Basic or Bearer WWW-Authenticate challenge".into(),
-                }
-            })?),
+                })?)
+            }
             status => {
                 return Err(RegistryError::Protocol {
                     registry: reg.name.clone(),
@@ -98,7 +105,11 @@ impl Registry {
     }
 
     async fn ping(&self, timeout: std::time::Duration) -> Result<Response, reqwest::Error> {
-        self.http.get(self.url("/v2/")).timeout(timeout).send().await
+        self.http
+            .get(self.url("/v2/"))
+            .timeout(timeout)
+            .send()
+            .await
     }
 
     fn connect_error(&self, e: reqwest::Error) -> RegistryError {
@@ -163,13 +174,21 @@ impl Registry {
         if resp.status() != StatusCode::UNAUTHORIZED {
             return Ok(resp);
         }
-        let (Some(again), Some(Challenge::Bearer { realm, service, scope: wanted })) =
-            (again, challenge_of(&resp))
+        let (
+            Some(again),
+            Some(Challenge::Bearer {
+                realm,
+                service,
+                scope: wanted,
+            }),
+        ) = (again, challenge_of(&resp))
         else {
             return Ok(resp);
         };
         let wanted = wanted.unwrap_or_else(|| scope.to_string());
-        let token = self.fetch_token(&realm, service.as_deref(), &wanted).await?;
+        let token = self
+            .fetch_token(&realm, service.as_deref(), &wanted)
+            .await?;
         self.lock_tokens().insert(scope.to_string(), token.clone());
         again
             .bearer_auth(token)
@@ -188,15 +207,21 @@ impl Registry {
             Some(value) => req.header(AUTHORIZATION, value),
             None => req,
         };
-        req.send().await.map_err(|e| self.transport_error(context, e))
+        req.send()
+            .await
+            .map_err(|e| self.transport_error(context, e))
     }
 
     /// The `Authorization` value for `scope`, fetching a token when the registry wants Bearer.
-    pub(crate) async fn authorization(&self, scope: &str) -> Result<Option<HeaderValue>, RegistryError> {
+    pub(crate) async fn authorization(
+        &self,
+        scope: &str,
+    ) -> Result<Option<HeaderValue>, RegistryError> {
         let value = match (&self.challenge, &self.credentials.secret) {
             (None, _) => return Ok(None),
             (Some(Challenge::Basic), Some(Secret::Basic { username, password })) => {
-                let b64 = base64::engine::general_purpose::STANDARD.encode(format!("{username}:{password}"));
+                let b64 = base64::engine::general_purpose::STANDARD
+                    .encode(format!("{username}:{password}"));
                 format!("Basic {b64}")
             }
             (Some(Challenge::Basic), _) => return Ok(None),
@@ -213,15 +238,20 @@ impl Registry {
                 format!("Bearer {token}")
             }
         };
-        HeaderValue::from_str(&value).map(Some).map_err(|_| RegistryError::Credentials {
-            registry: self.name.clone(),
-            origin: self.credentials.origin.clone(),
-            reason: "the credentials or token hold characters not allowed in an HTTP header".into(),
-        })
+        HeaderValue::from_str(&value)
+            .map(Some)
+            .map_err(|_| RegistryError::Credentials {
+                registry: self.name.clone(),
+                origin: self.credentials.origin.clone(),
+                reason: "the credentials or token hold characters not allowed in an HTTP header"
+                    .into(),
+            })
     }
 
     fn lock_tokens(&self) -> std::sync::MutexGuard<'_, HashMap<String, String>> {
-        self.tokens.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.tokens
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// The Bearer token flow: GET the realm with service and scope (Basic credentials if any), or
@@ -250,35 +280,55 @@ impl Registry {
                 params.push(("grant_type", "refresh_token"));
                 params.push(("refresh_token", refresh));
                 params.push(("client_id", "partial-save"));
-                let mut form = reqwest::Url::parse("http://form.invalid/").map_err(|e| protocol(e.to_string()))?;
+                let mut form = reqwest::Url::parse("http://form.invalid/")
+                    .map_err(|e| protocol(e.to_string()))?;
                 form.query_pairs_mut().extend_pairs(&params);
                 self.http
                     .post(realm)
-                    .header(reqwest::header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+                    .header(
+                        reqwest::header::CONTENT_TYPE,
+                        "application/x-www-form-urlencoded",
+                    )
                     .body(form.query().unwrap_or_default().to_string())
             }
             secret => {
-                let url = reqwest::Url::parse_with_params(realm, &params).map_err(|e| protocol(e.to_string()))?;
+                let url = reqwest::Url::parse_with_params(realm, &params)
+                    .map_err(|e| protocol(e.to_string()))?;
                 let req = self.http.get(url);
                 match secret {
-                    Some(Secret::Basic { username, password }) => req.basic_auth(username, Some(password)),
+                    Some(Secret::Basic { username, password }) => {
+                        req.basic_auth(username, Some(password))
+                    }
                     _ => req,
                 }
             }
         };
-        let resp = req.send().await.map_err(|e| self.transport_error(&context, e))?;
+        let resp = req
+            .send()
+            .await
+            .map_err(|e| self.transport_error(&context, e))?;
         if !resp.status().is_success() {
             return Err(self.status_error(resp, &context, Subject::Registry).await);
         }
-        let body = read_limited(resp, 1 << 20).await.map_err(|e| self.transport_error(&context, e))?;
+        let body = read_limited(resp, 1 << 20)
+            .await
+            .map_err(|e| self.transport_error(&context, e))?;
         let body = body.ok_or_else(|| protocol("token answer larger than 1 MiB".into()))?;
         let parsed: TokenResponse =
             serde_json::from_slice(&body).map_err(|e| protocol(format!("token answer: {e}")))?;
-        parsed.into_token().ok_or_else(|| protocol("token answer without a token".into()))
+        parsed
+            .into_token()
+            .ok_or_else(|| protocol("token answer without a token".into()))
     }
 
     /// A transport failure (refused, reset, timed out, cut off mid-body) as the unreachable error.
     pub(crate) fn transport_error(&self, context: &str, source: reqwest::Error) -> RegistryError {
+        // An upload session's URL carries a long opaque state: the context names the blob.
+        let source = if source.url().is_some_and(|u| u.query().is_some()) {
+            source.without_url()
+        } else {
+            source
+        };
         RegistryError::Unreachable {
             registry: self.name.clone(),
             context: context.to_string(),
@@ -287,11 +337,24 @@ impl Registry {
     }
 
     /// The error for an unexpected status, read from the registry's JSON error body when any.
-    pub(crate) async fn status_error(&self, resp: Response, context: &str, subject: Subject<'_>) -> RegistryError {
+    pub(crate) async fn status_error(
+        &self,
+        resp: Response,
+        context: &str,
+        subject: Subject<'_>,
+    ) -> RegistryError {
         let status = resp.status().as_u16();
-        let body = read_limited(resp, 64 << 10).await.ok().flatten().unwrap_or_default();
+        let body = read_limited(resp, 64 << 10)
+            .await
+            .ok()
+            .flatten()
+            .unwrap_or_default();
         let (codes, message) = error_codes(&body);
-        let detail = if message.is_empty() { String::new() } else { format!(": {message}") };
+        let detail = if message.is_empty() {
+            String::new()
+        } else {
+            format!(": {message}")
+        };
         let registry = self.name.clone();
         let has = |c: &str| codes.iter().any(|x| x == c);
         match status {
@@ -406,7 +469,10 @@ fn error_codes(body: &[u8]) -> (Vec<String>, String) {
 }
 
 /// Reads a whole body of at most `limit` bytes; `Ok(None)` when it is longer.
-pub(crate) async fn read_limited(mut resp: Response, limit: u64) -> Result<Option<Bytes>, reqwest::Error> {
+pub(crate) async fn read_limited(
+    mut resp: Response,
+    limit: u64,
+) -> Result<Option<Bytes>, reqwest::Error> {
     if resp.content_length().is_some_and(|n| n > limit) {
         return Ok(None);
     }

@@ -143,7 +143,9 @@ pub enum RegistryError {
         available: String,
     },
 
-    #[error("unsupported manifest media type {media_type:?} for {reference} on registry {registry}")]
+    #[error(
+        "unsupported manifest media type {media_type:?} for {reference} on registry {registry}"
+    )]
     UnsupportedManifest {
         registry: String,
         reference: String,

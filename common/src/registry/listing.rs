@@ -24,7 +24,9 @@ impl Registry {
             let context = format!("list the tags of {repository}");
             let resp = self.send(self.http().get(&url), &scope, &context).await?;
             if !resp.status().is_success() {
-                return Err(self.status_error(resp, &context, Subject::Repository(repository)).await);
+                return Err(self
+                    .status_error(resp, &context, Subject::Repository(repository))
+                    .await);
             }
             let next = next_link(&resp);
             let page: Tags = self.json(resp, &context).await?;
@@ -47,7 +49,9 @@ impl Registry {
         let mut all = Vec::new();
         loop {
             let context = "list the catalog".to_string();
-            let resp = self.send(self.http().get(&url), CATALOG_SCOPE, &context).await?;
+            let resp = self
+                .send(self.http().get(&url), CATALOG_SCOPE, &context)
+                .await?;
             let status = resp.status().as_u16();
             if matches!(status, 401 | 403 | 404) {
                 return Err(RegistryError::CatalogNotAllowed {
@@ -68,7 +72,11 @@ impl Registry {
         }
     }
 
-    async fn json<T: serde::de::DeserializeOwned>(&self, resp: reqwest::Response, context: &str) -> Result<T, RegistryError> {
+    async fn json<T: serde::de::DeserializeOwned>(
+        &self,
+        resp: reqwest::Response,
+        context: &str,
+    ) -> Result<T, RegistryError> {
         let protocol = |reason: String| RegistryError::Protocol {
             registry: self.name().to_string(),
             what: format!("answer to {context}"),

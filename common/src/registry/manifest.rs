@@ -60,7 +60,11 @@ impl Descriptor {
 pub struct Platform {
     pub architecture: String,
     pub os: String,
-    #[serde(default, rename = "os.version", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        rename = "os.version",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub os_version: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub variant: Option<String>,
@@ -173,7 +177,9 @@ impl ImageIndex {
     }
 }
 
-/// A parsed manifest of either kind.
+/// A parsed manifest of either kind. (Few exist at a time and they are short-lived: the size
+/// difference of the variants does not matter.)
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Manifest {
     Image(ImageManifest),
@@ -256,16 +262,27 @@ mod tests {
         let index = ImageIndex {
             schema_version: 2,
             media_type: Some(OCI_INDEX.into()),
-            manifests: vec![entry("linux/arm/v7"), entry("linux/arm64"), entry("linux/amd64")],
+            manifests: vec![
+                entry("linux/arm/v7"),
+                entry("linux/arm64"),
+                entry("linux/amd64"),
+            ],
             annotations: None,
         };
-        let pick = |p: &str| index.select(&Platform::parse(p).unwrap()).map(|d| d.platform.clone());
+        let pick = |p: &str| {
+            index
+                .select(&Platform::parse(p).unwrap())
+                .map(|d| d.platform.clone())
+        };
         assert_eq!(pick("linux/amd64"), Some(Platform::parse("linux/amd64")));
         assert_eq!(pick("linux/arm64/v8"), Some(Platform::parse("linux/arm64")));
         assert_eq!(pick("linux/arm"), Some(Platform::parse("linux/arm/v7")));
         assert_eq!(pick("linux/arm/v6"), None);
         assert_eq!(pick("windows/amd64"), None);
-        assert_eq!(index.platforms(), ["linux/arm/v7", "linux/arm64", "linux/amd64"]);
+        assert_eq!(
+            index.platforms(),
+            ["linux/arm/v7", "linux/arm64", "linux/amd64"]
+        );
         assert!(Platform::parse("linux").is_none());
         assert!(!Platform::host().os.is_empty());
     }
@@ -284,8 +301,14 @@ mod tests {
         let raw = RawManifest::new(DOCKER_MANIFEST, Bytes::from(text.clone()));
         assert_eq!(raw.digest, Digest::of_bytes(text.as_bytes()));
         assert_eq!(raw.parse().unwrap(), Manifest::Image(m));
-        assert_eq!(embedded_media_type(text.as_bytes()).as_deref(), Some(DOCKER_MANIFEST));
-        assert_eq!(embedded_media_type(br#"{"manifests":[]}"#).as_deref(), Some(OCI_INDEX));
+        assert_eq!(
+            embedded_media_type(text.as_bytes()).as_deref(),
+            Some(DOCKER_MANIFEST)
+        );
+        assert_eq!(
+            embedded_media_type(br#"{"manifests":[]}"#).as_deref(),
+            Some(OCI_INDEX)
+        );
         let bad = RawManifest::new("text/plain", Bytes::from_static(b"{}"));
         assert!(bad.parse().unwrap_err().contains("text/plain"));
     }

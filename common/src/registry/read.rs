@@ -6,8 +6,8 @@ use super::auth::repository_scope;
 use super::client::{read_limited, Registry, Subject};
 use super::error::RegistryError;
 use super::manifest::{
-    embedded_media_type, is_image_manifest, is_index, ImageManifest, Manifest, Platform, RawManifest,
-    MANIFEST_ACCEPT, MAX_MANIFEST_BYTES,
+    embedded_media_type, is_image_manifest, is_index, ImageManifest, Manifest, Platform,
+    RawManifest, MANIFEST_ACCEPT, MAX_MANIFEST_BYTES,
 };
 use crate::digest::Digest;
 use bytes::Bytes;
@@ -36,16 +36,23 @@ pub struct ResolvedImage {
 impl Registry {
     /// GETs the manifest `reference` (tag or digest) of `repository`, as raw bytes. Its digest is
     /// checked against the digest asked for, else against the registry's `Docker-Content-Digest`.
-    pub async fn get_manifest(&self, repository: &str, reference: &str) -> Result<RawManifest, RegistryError> {
+    pub async fn get_manifest(
+        &self,
+        repository: &str,
+        reference: &str,
+    ) -> Result<RawManifest, RegistryError> {
         let context = format!("GET manifest {repository}:{reference}");
         let subject = Subject::Manifest(repository, reference);
         let req = self
             .http()
             .get(self.url(&format!("/v2/{repository}/manifests/{reference}")))
             .header(ACCEPT, MANIFEST_ACCEPT);
-        let resp = self.send(req, &repository_scope(repository, "pull"), &context).await?;
+        let resp = self
+            .send(req, &repository_scope(repository, "pull"), &context)
+            .await?;
         if !resp.status().is_success() {
-            return Err(self.status_error(resp, &context, subject).await);
+            let e = self.status_error(resp, &context, subject).await;
+            return Err(self.missing_repository_or(repository, e).await);
         }
         let content_type = header(&resp, CONTENT_TYPE.as_str());
         let stated = header(&resp, DIGEST_HEADER);
@@ -64,7 +71,11 @@ impl Registry {
             .or_else(|| embedded_media_type(&bytes))
             .unwrap_or_default();
         let raw = RawManifest::new(&media_type, bytes);
-        let expected = if reference.starts_with("sha256:") { Some(reference.to_string()) } else { stated };
+        let expected = if reference.starts_with("sha256:") {
+            Some(reference.to_string())
+        } else {
+            stated
+        };
         if let Some(expected) = expected.filter(|e| e.starts_with("sha256:")) {
             if expected != raw.digest.as_str() {
                 return Err(RegistryError::ManifestDigestMismatch {
@@ -79,6 +90,18 @@ impl Registry {
         Ok(raw)
     }
 
+    /// Distribution answers "manifest unknown" also when the whole repository is missing; its tag
+    /// list tells the two apart, so that a wrong repository name is said plainly.
+    async fn missing_repository_or(&self, repository: &str, e: RegistryError) -> RegistryError {
+        if !matches!(e, RegistryError::NoManifest { .. }) {
+            return e;
+        }
+        match self.list_tags(repository).await {
+            Err(missing @ RegistryError::NoRepository { .. }) => missing,
+            _ => e,
+        }
+    }
+
     /// The image manifest `reference` names; an index or manifest list is resolved to the entry
     /// for `platform` (an error lists the platforms it has).
     pub async fn get_image(
@@ -89,18 +112,28 @@ impl Registry {
     ) -> Result<ResolvedImage, RegistryError> {
         let first = self.get_manifest(repository, reference).await?;
         match self.parse(&first, repository, reference)? {
-            Manifest::Image(manifest) => Ok(ResolvedImage { raw: first, manifest, index: None }),
+            Manifest::Image(manifest) => Ok(ResolvedImage {
+                raw: first,
+                manifest,
+                index: None,
+            }),
             Manifest::Index(index) => {
-                let entry = index.select(platform).ok_or_else(|| RegistryError::NoPlatform {
-                    registry: self.name().to_string(),
-                    reference: format!("{repository}:{reference}"),
-                    platform: platform.to_string(),
-                    available: index.platforms().join(", "),
-                })?;
+                let entry = index
+                    .select(platform)
+                    .ok_or_else(|| RegistryError::NoPlatform {
+                        registry: self.name().to_string(),
+                        reference: format!("{repository}:{reference}"),
+                        platform: platform.to_string(),
+                        available: index.platforms().join(", "),
+                    })?;
                 let digest = entry.digest.to_string();
                 let raw = self.get_manifest(repository, &digest).await?;
                 match self.parse(&raw, repository, &digest)? {
-                    Manifest::Image(manifest) => Ok(ResolvedImage { raw, manifest, index: Some(first) }),
+                    Manifest::Image(manifest) => Ok(ResolvedImage {
+                        raw,
+                        manifest,
+                        index: Some(first),
+                    }),
                     Manifest::Index(_) => Err(RegistryError::Protocol {
                         registry: self.name().to_string(),
                         what: format!("manifest {repository}@{digest}"),
@@ -111,7 +144,12 @@ impl Registry {
         }
     }
 
-    fn parse(&self, raw: &RawManifest, repository: &str, reference: &str) -> Result<Manifest, RegistryError> {
+    fn parse(
+        &self,
+        raw: &RawManifest,
+        repository: &str,
+        reference: &str,
+    ) -> Result<Manifest, RegistryError> {
         if !is_index(&raw.media_type) && !is_image_manifest(&raw.media_type) {
             return Err(RegistryError::UnsupportedManifest {
                 registry: self.name().to_string(),
@@ -127,22 +165,38 @@ impl Registry {
     }
 
     /// HEADs blob `digest` in `repository`: its size when present, `None` when absent.
-    pub async fn blob_exists(&self, repository: &str, digest: &Digest) -> Result<Option<u64>, RegistryError> {
+    pub async fn blob_exists(
+        &self,
+        repository: &str,
+        digest: &Digest,
+    ) -> Result<Option<u64>, RegistryError> {
         let context = format!("HEAD blob {digest} in {repository}");
-        let req = self.http().head(self.url(&format!("/v2/{repository}/blobs/{digest}")));
-        let resp = self.send(req, &repository_scope(repository, "pull"), &context).await?;
+        let req = self
+            .http()
+            .head(self.url(&format!("/v2/{repository}/blobs/{digest}")));
+        let resp = self
+            .send(req, &repository_scope(repository, "pull"), &context)
+            .await?;
         match resp.status() {
             s if s.is_success() => Ok(Some(
-                header(&resp, CONTENT_LENGTH.as_str()).and_then(|v| v.parse().ok()).unwrap_or(0),
+                header(&resp, CONTENT_LENGTH.as_str())
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(0),
             )),
             // A HEAD has no body: a 404 is an absent blob (also when the repository is new).
             StatusCode::NOT_FOUND => Ok(None),
-            _ => Err(self.status_error(resp, &context, Subject::Blob(repository, digest)).await),
+            _ => Err(self
+                .status_error(resp, &context, Subject::Blob(repository, digest))
+                .await),
         }
     }
 
     /// A small blob (a config) read whole, at most [`MAX_CONFIG_BYTES`], digest-checked.
-    pub async fn get_blob_bytes(&self, repository: &str, digest: &Digest) -> Result<Bytes, RegistryError> {
+    pub async fn get_blob_bytes(
+        &self,
+        repository: &str,
+        digest: &Digest,
+    ) -> Result<Bytes, RegistryError> {
         let mut stream = self.get_blob(repository, digest).await?;
         if stream.size().is_some_and(|n| n > MAX_CONFIG_BYTES) {
             return Err(self.too_large(repository, digest));
@@ -170,12 +224,22 @@ impl Registry {
     /// GETs blob `digest` of `repository` as a stream of chunks. The stream hashes what passes;
     /// when the body ends it yields [`RegistryError::BlobDigestMismatch`] instead of ending if
     /// the bytes do not match, so a consumer must treat any `Err` item as failure of the blob.
-    pub async fn get_blob(&self, repository: &str, digest: &Digest) -> Result<BlobStream, RegistryError> {
+    pub async fn get_blob(
+        &self,
+        repository: &str,
+        digest: &Digest,
+    ) -> Result<BlobStream, RegistryError> {
         let context = format!("GET blob {digest} from {repository}");
-        let req = self.http().get(self.url(&format!("/v2/{repository}/blobs/{digest}")));
-        let resp = self.send(req, &repository_scope(repository, "pull"), &context).await?;
+        let req = self
+            .http()
+            .get(self.url(&format!("/v2/{repository}/blobs/{digest}")));
+        let resp = self
+            .send(req, &repository_scope(repository, "pull"), &context)
+            .await?;
         if !resp.status().is_success() {
-            return Err(self.status_error(resp, &context, Subject::Blob(repository, digest)).await);
+            return Err(self
+                .status_error(resp, &context, Subject::Blob(repository, digest))
+                .await);
         }
         let size = resp.content_length();
         let state = Verify {
@@ -220,7 +284,10 @@ impl Registry {
             st.done = item.is_err();
             Some((item, st))
         });
-        Ok(BlobStream { size, inner: Box::pin(stream) })
+        Ok(BlobStream {
+            size,
+            inner: Box::pin(stream),
+        })
     }
 }
 
@@ -257,5 +324,8 @@ impl Stream for BlobStream {
 }
 
 fn header(resp: &reqwest::Response, name: &str) -> Option<String> {
-    resp.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_string)
+    resp.headers()
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
 }

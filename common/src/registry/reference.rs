@@ -35,7 +35,8 @@ impl Reference {
         };
         let (rest, digest) = match input.split_once('@') {
             Some((rest, d)) => {
-                let digest = Digest::parse(d).map_err(|_| bad("the digest is not sha256:<64 hex>"))?;
+                let digest =
+                    Digest::parse(d).map_err(|_| bad("the digest is not sha256:<64 hex>"))?;
                 (rest, Some(digest))
             }
             None => (input, None),
@@ -182,11 +183,12 @@ fn check_repository(repository: &str) -> Result<(), String> {
         !c.is_empty()
             && c.starts_with(|ch: char| ch.is_ascii_lowercase() || ch.is_ascii_digit())
             && c.ends_with(|ch: char| ch.is_ascii_lowercase() || ch.is_ascii_digit())
-            && c
-                .chars()
-                .all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || matches!(ch, '.' | '_' | '-'))
+            && c.chars().all(|ch| {
+                ch.is_ascii_lowercase() || ch.is_ascii_digit() || matches!(ch, '.' | '_' | '-')
+            })
     };
-    if !repository.is_empty() && repository.len() <= 255 && repository.split('/').all(component_ok) {
+    if !repository.is_empty() && repository.len() <= 255 && repository.split('/').all(component_ok)
+    {
         Ok(())
     } else {
         Err(format!(
@@ -222,7 +224,10 @@ mod tests {
         assert_eq!(r.repository, "library/debian");
         assert_eq!(r.tag.as_deref(), Some("latest"));
         let r = Reference::parse("team/app:2").unwrap();
-        assert_eq!((r.registry.as_str(), r.repository.as_str()), ("docker.io", "team/app"));
+        assert_eq!(
+            (r.registry.as_str(), r.repository.as_str()),
+            ("docker.io", "team/app")
+        );
         assert_eq!(r.tag.as_deref(), Some("2"));
         assert_eq!(api_host(&r.registry), DOCKER_HUB_API);
         assert_eq!(auth_key(&r.registry), DOCKER_HUB_AUTH_KEY);
@@ -248,9 +253,20 @@ mod tests {
 
     #[test]
     fn rejects_bad_references_naming_the_input() {
-        for bad in ["", "App:1", "app:", "app@sha256:abc", "a//b", "reg.io/app:-x", "reg.io/"] {
+        for bad in [
+            "",
+            "App:1",
+            "app:",
+            "app@sha256:abc",
+            "a//b",
+            "reg.io/app:-x",
+            "reg.io/",
+        ] {
             let e = Reference::parse(bad).unwrap_err();
-            assert!(matches!(e, RegistryError::BadReference { .. }), "{bad}: {e}");
+            assert!(
+                matches!(e, RegistryError::BadReference { .. }),
+                "{bad}: {e}"
+            );
             assert!(e.to_string().contains(&format!("{bad:?}")), "{e}");
         }
     }

@@ -60,7 +60,8 @@ pub fn is_loopback(registry: &str) -> bool {
     } else {
         registry.rsplit_once(':').map_or(registry, |(h, _)| h)
     };
-    host.eq_ignore_ascii_case("localhost") || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+    host.eq_ignore_ascii_case("localhost")
+        || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
 /// Builds the HTTP client for `registry`: connect and idle bounds, the system roots plus the extra
@@ -130,9 +131,16 @@ pub fn is_tls_error(e: &reqwest::Error) -> bool {
     let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
     while let Some(err) = cur {
         let text = err.to_string().to_ascii_lowercase();
-        if ["certificate", "tls", "handshake", "invalidcontenttype", "corrupt message", "peer is incompatible"]
-            .iter()
-            .any(|w| text.contains(w))
+        if [
+            "certificate",
+            "tls",
+            "handshake",
+            "invalidcontenttype",
+            "corrupt message",
+            "peer is incompatible",
+        ]
+        .iter()
+        .any(|w| text.contains(w))
         {
             return true;
         }
@@ -147,10 +155,22 @@ mod tests {
 
     #[test]
     fn loopback_hosts() {
-        for yes in ["localhost", "localhost:5000", "127.0.0.1:5000", "127.1.2.3", "[::1]:5000", "::1"] {
+        for yes in [
+            "localhost",
+            "localhost:5000",
+            "127.0.0.1:5000",
+            "127.1.2.3",
+            "[::1]:5000",
+            "::1",
+        ] {
             assert!(is_loopback(yes), "{yes}");
         }
-        for no in ["reg.local:5000", "10.0.0.1:5000", "docker.io", "[fe80::1]:443"] {
+        for no in [
+            "reg.local:5000",
+            "10.0.0.1:5000",
+            "docker.io",
+            "[fe80::1]:443",
+        ] {
             assert!(!is_loopback(no), "{no}");
         }
         let opts = TransportOptions::default();

@@ -55,14 +55,24 @@ impl Registry {
         from: &str,
     ) -> Result<MountOutcome, RegistryError> {
         let context = format!("mount blob {digest} from {from} into {repository}");
-        let url = self.url(&format!("/v2/{repository}/blobs/uploads/?mount={digest}&from={from}"));
-        let scope = format!("{} {}", push_scope(repository), repository_scope(from, "pull"));
+        let url = self.url(&format!(
+            "/v2/{repository}/blobs/uploads/?mount={digest}&from={from}"
+        ));
+        let scope = format!(
+            "{} {}",
+            push_scope(repository),
+            repository_scope(from, "pull")
+        );
         let req = self.http().post(url).header(CONTENT_LENGTH, "0");
         let resp = self.send(req, &scope, &context).await?;
         match resp.status() {
             StatusCode::CREATED => Ok(MountOutcome::Mounted),
-            StatusCode::ACCEPTED => Ok(MountOutcome::NotMounted(self.session(repository, &resp, &context)?)),
-            _ => Err(self.status_error(resp, &context, Subject::Repository(repository)).await),
+            StatusCode::ACCEPTED => Ok(MountOutcome::NotMounted(
+                self.session(repository, &resp, &context)?,
+            )),
+            _ => Err(self
+                .status_error(resp, &context, Subject::Repository(repository))
+                .await),
         }
     }
 
@@ -75,12 +85,19 @@ impl Registry {
             .header(CONTENT_LENGTH, "0");
         let resp = self.send(req, &push_scope(repository), &context).await?;
         if resp.status() != StatusCode::ACCEPTED {
-            return Err(self.status_error(resp, &context, Subject::Repository(repository)).await);
+            return Err(self
+                .status_error(resp, &context, Subject::Repository(repository))
+                .await);
         }
         self.session(repository, &resp, &context)
     }
 
-    fn session(&self, repository: &str, resp: &reqwest::Response, context: &str) -> Result<UploadSession, RegistryError> {
+    fn session(
+        &self,
+        repository: &str,
+        resp: &reqwest::Response,
+        context: &str,
+    ) -> Result<UploadSession, RegistryError> {
         let location = resp
             .headers()
             .get(LOCATION)
@@ -99,7 +116,9 @@ impl Registry {
     /// Abandons an upload session (best effort: the registry expires it anyway).
     pub async fn cancel_upload(&self, session: UploadSession) {
         let req = self.http().delete(&session.location);
-        let _ = self.send(req, &push_scope(&session.repository), "cancel upload").await;
+        let _ = self
+            .send(req, &push_scope(&session.repository), "cancel upload")
+            .await;
     }
 
     /// Uploads a blob of known `digest` and `size` in one streamed PUT. The registry checks the
@@ -114,7 +133,10 @@ impl Registry {
     where
         R: AsyncRead + Send + 'static,
     {
-        let context = format!("upload blob {digest} ({size} bytes) to {}", session.repository);
+        let context = format!(
+            "upload blob {digest} ({size} bytes) to {}",
+            session.repository
+        );
         let url = self.with_digest(&session.location, digest, &context)?;
         let tap = Tap::new();
         let req = self
@@ -123,17 +145,25 @@ impl Registry {
             .header(CONTENT_TYPE, "application/octet-stream")
             .header(CONTENT_LENGTH, size)
             .body(tap.body(reader));
-        let result = self.send(req, &push_scope(&session.repository), &context).await;
+        let result = self
+            .send(req, &push_scope(&session.repository), &context)
+            .await;
         let resp = tap.check(self, &session.repository, digest.as_str(), result)?;
         if resp.status() != StatusCode::CREATED {
-            return Err(self.status_error(resp, &context, Subject::Blob(&session.repository, digest)).await);
+            return Err(self
+                .status_error(resp, &context, Subject::Blob(&session.repository, digest))
+                .await);
         }
         Ok(())
     }
 
     /// Uploads a blob of unknown size and digest: one streamed PATCH (the digest is computed on
     /// the way), then a PUT that commits it under that digest. Returns digest and size.
-    pub async fn upload_streamed<R>(&self, session: UploadSession, reader: R) -> Result<(Digest, u64), RegistryError>
+    pub async fn upload_streamed<R>(
+        &self,
+        session: UploadSession,
+        reader: R,
+    ) -> Result<(Digest, u64), RegistryError>
     where
         R: AsyncRead + Send + 'static,
     {
@@ -148,7 +178,9 @@ impl Registry {
         let result = self.send(req, &push_scope(&repository), &context).await;
         let resp = tap.check(self, &repository, "(streamed)", result)?;
         if resp.status() != StatusCode::ACCEPTED {
-            return Err(self.status_error(resp, &context, Subject::Repository(&repository)).await);
+            return Err(self
+                .status_error(resp, &context, Subject::Repository(&repository))
+                .await);
         }
         let next = self.session(&repository, &resp, &context)?;
         let (digest, size) = tap.finish();
@@ -157,7 +189,9 @@ impl Registry {
         let req = self.http().put(url).header(CONTENT_LENGTH, "0");
         let resp = self.send(req, &push_scope(&repository), &context).await?;
         if resp.status() != StatusCode::CREATED {
-            return Err(self.status_error(resp, &context, Subject::Blob(&repository, &digest)).await);
+            return Err(self
+                .status_error(resp, &context, Subject::Blob(&repository, &digest))
+                .await);
         }
         Ok((digest, size))
     }
@@ -187,7 +221,11 @@ impl Registry {
                 self.cancel_upload(stale).await;
             }
             match self.mount_blob(repository, digest, from).await? {
-                MountOutcome::Mounted => return Ok(BlobOutcome::Mounted { from: from.to_string() }),
+                MountOutcome::Mounted => {
+                    return Ok(BlobOutcome::Mounted {
+                        from: from.to_string(),
+                    })
+                }
                 MountOutcome::NotMounted(s) => session = Some(s),
             }
         }
@@ -203,7 +241,8 @@ impl Registry {
         })?;
         match size {
             Some(size) => {
-                self.upload_monolithic(session, digest, size, reader).await?;
+                self.upload_monolithic(session, digest, size, reader)
+                    .await?;
                 Ok(BlobOutcome::Uploaded { bytes: size })
             }
             None => {
@@ -230,7 +269,10 @@ impl Registry {
         reference: &str,
         manifest: &RawManifest,
     ) -> Result<Digest, RegistryError> {
-        let context = format!("PUT manifest {repository}:{reference} ({})", manifest.digest);
+        let context = format!(
+            "PUT manifest {repository}:{reference} ({})",
+            manifest.digest
+        );
         let req = self
             .http()
             .put(self.url(&format!("/v2/{repository}/manifests/{reference}")))
@@ -238,9 +280,14 @@ impl Registry {
             .body(manifest.bytes.clone());
         let resp = self.send(req, &push_scope(repository), &context).await?;
         if resp.status() != StatusCode::CREATED {
-            return Err(self.status_error(resp, &context, Subject::Manifest(repository, reference)).await);
+            return Err(self
+                .status_error(resp, &context, Subject::Manifest(repository, reference))
+                .await);
         }
-        let stated = resp.headers().get(DIGEST_HEADER).and_then(|v| v.to_str().ok());
+        let stated = resp
+            .headers()
+            .get(DIGEST_HEADER)
+            .and_then(|v| v.to_str().ok());
         if let Some(stated) = stated {
             if stated != manifest.digest.as_str() {
                 return Err(RegistryError::Protocol {
@@ -253,7 +300,12 @@ impl Registry {
         Ok(manifest.digest.clone())
     }
 
-    fn with_digest(&self, location: &str, digest: &Digest, context: &str) -> Result<reqwest::Url, RegistryError> {
+    fn with_digest(
+        &self,
+        location: &str,
+        digest: &Digest,
+        context: &str,
+    ) -> Result<reqwest::Url, RegistryError> {
         let mut url = reqwest::Url::parse(location).map_err(|e| RegistryError::Protocol {
             registry: self.name().to_string(),
             what: format!("upload location for {context}"),
@@ -332,6 +384,9 @@ impl Tap {
 
     fn finish(&self) -> (Digest, u64) {
         let st = self.lock();
-        (Digest::from_sha256(st.hash.clone().finalize().into()), st.count)
+        (
+            Digest::from_sha256(st.hash.clone().finalize().into()),
+            st.count,
+        )
     }
 }
