@@ -44,4 +44,4 @@ pub use layout::{
     legacy_to_containerd_layout, legacy_to_oci_layout, write_legacy_archive, ImageSpec,
 };
 pub use pair::{require_daemon, require_daemons, require_daemons_with, require_tool, DaemonPair};
-pub use registry::{require_registry, RegistryOptions, RegistryServer};
+pub use registry::{require_registry, RegistryOptions, RegistryServer, TokenServer};

@@ -19,6 +19,10 @@ pub struct RegistryOptions {
     pub tls: bool,
     /// Require this user and password (htpasswd, basic auth).
     pub basic_auth: Option<(String, String)>,
+    /// Require Bearer tokens from a token server of the test's own, which hands out (for these
+    /// credentials only) one token granting pull and push on `token_repositories` and the catalog.
+    pub token_auth: Option<(String, String)>,
+    pub token_repositories: Vec<String>,
 }
 
 /// A running private registry; killed and removed when dropped.
@@ -29,6 +33,8 @@ pub struct RegistryServer {
     /// The CA that signed its certificate (TLS variant).
     pub ca_cert: Option<PathBuf>,
     pub opts: RegistryOptions,
+    /// The token server (token variant).
+    pub token_server: Option<TokenServer>,
     dir: tempfile::TempDir,
     child: Option<Child>,
 }
@@ -64,10 +70,15 @@ impl RegistryServer {
         let mut server = RegistryServer {
             addr: String::new(),
             ca_cert,
+            token_server: None,
             opts,
             dir,
             child: None,
         };
+        if let Some(creds) = server.opts.token_auth.clone() {
+            let token = mint_token(server.dir.path(), &server.opts.token_repositories)?;
+            server.token_server = Some(TokenServer::start(creds, token)?);
+        }
         // Another process may take the free port before the registry binds it: try a few.
         let mut attempt = 0;
         loop {
@@ -143,6 +154,14 @@ impl RegistryServer {
                 "  tls:\n    certificate: {}\n    key: {}\n",
                 root.join("server.crt").display(),
                 root.join("server.key").display()
+            );
+        }
+        if let Some(ts) = &self.token_server {
+            yml += &format!(
+                "auth:\n  token:\n    realm: http://{}/token\n    service: {TOKEN_SERVICE}\n    \
+                 issuer: {TOKEN_ISSUER}\n    rootcertbundle: {}\n",
+                ts.addr,
+                root.join("token.crt").display()
             );
         }
         if self.opts.basic_auth.is_some() {
@@ -321,4 +340,200 @@ fn openssl(dir: &Path, args: &[&str]) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// The `service` and `issuer` the registry expects in tokens.
+pub const TOKEN_SERVICE: &str = "partial-test-registry";
+const TOKEN_ISSUER: &str = "partial-test-issuer";
+
+/// A JWT (RS256, signed with openssl by a key whose self-signed certificate, `token.crt`, is the
+/// registry's `rootcertbundle` and travels in the `x5c` header) granting pull and push on
+/// `repositories` and the catalog, valid for a day.
+fn mint_token(dir: &Path, repositories: &[String]) -> Result<String> {
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    openssl(
+        dir,
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "token.key",
+            "-out",
+            "token.crt",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=partial-test-token",
+        ],
+    )?;
+    openssl(
+        dir,
+        &[
+            "x509",
+            "-in",
+            "token.crt",
+            "-outform",
+            "DER",
+            "-out",
+            "token.der",
+        ],
+    )?;
+    let der = std::fs::read(dir.join("token.der"))?;
+    let header = serde_json::json!({
+        "typ": "JWT", "alg": "RS256",
+        "x5c": [base64::engine::general_purpose::STANDARD.encode(der)],
+    });
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_secs();
+    let mut access: Vec<serde_json::Value> = repositories
+        .iter()
+        .map(|r| serde_json::json!({"type": "repository", "name": r, "actions": ["pull", "push"]}))
+        .collect();
+    access.push(serde_json::json!({"type": "registry", "name": "catalog", "actions": ["*"]}));
+    let claims = serde_json::json!({
+        "iss": TOKEN_ISSUER, "sub": "partial-test", "aud": TOKEN_SERVICE,
+        "exp": now + 86_400, "nbf": now - 60, "iat": now - 60, "jti": "partial-test-1",
+        "access": access,
+    });
+    let input = format!(
+        "{}.{}",
+        b64.encode(serde_json::to_vec(&header)?),
+        b64.encode(serde_json::to_vec(&claims)?)
+    );
+    std::fs::write(dir.join("token.input"), &input)?;
+    openssl(
+        dir,
+        &[
+            "dgst",
+            "-sha256",
+            "-sign",
+            "token.key",
+            "-out",
+            "token.sig",
+            "token.input",
+        ],
+    )?;
+    let sig = std::fs::read(dir.join("token.sig"))?;
+    Ok(format!("{input}.{}", b64.encode(sig)))
+}
+
+/// One request the token server answered: its query string and `Authorization` header.
+#[derive(Debug, Clone)]
+pub struct TokenRequest {
+    pub query: String,
+    pub authorization: Option<String>,
+}
+
+/// A minimal token endpoint (HTTP on 127.0.0.1): answers `{"token": …}` to requests carrying
+/// the expected Basic credentials, 401 otherwise, and records every request.
+#[derive(Debug)]
+pub struct TokenServer {
+    pub addr: String,
+    requests: std::sync::Arc<std::sync::Mutex<Vec<TokenRequest>>>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl TokenServer {
+    fn start(creds: (String, String), token: String) -> Result<TokenServer> {
+        use base64::Engine as _;
+        let listener = TcpListener::bind("127.0.0.1:0")?;
+        let addr = listener.local_addr()?.to_string();
+        let expected = format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(format!("{}:{}", creds.0, creds.1))
+        );
+        let requests = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (log, halt) = (requests.clone(), stop.clone());
+        let thread = std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                if halt.load(std::sync::atomic::Ordering::SeqCst) {
+                    break;
+                }
+                if let Ok(conn) = conn {
+                    let _ = answer(conn, &expected, &token, &log);
+                }
+            }
+        });
+        Ok(TokenServer {
+            addr,
+            requests,
+            stop,
+            thread: Some(thread),
+        })
+    }
+
+    /// The requests answered so far.
+    pub fn requests(&self) -> Vec<TokenRequest> {
+        self.requests.lock().map(|r| r.clone()).unwrap_or_default()
+    }
+}
+
+fn answer(
+    mut conn: TcpStream,
+    expected: &str,
+    token: &str,
+    log: &std::sync::Mutex<Vec<TokenRequest>>,
+) -> std::io::Result<()> {
+    use std::io::{BufRead, BufReader, Write};
+    let mut reader = BufReader::new(conn.try_clone()?);
+    let mut line = String::new();
+    reader.read_line(&mut line)?;
+    let query = line
+        .split(' ')
+        .nth(1)
+        .and_then(|t| t.split_once('?'))
+        .map(|(_, q)| q.to_string());
+    let mut authorization = None;
+    loop {
+        let mut h = String::new();
+        if reader.read_line(&mut h)? == 0 || h.trim().is_empty() {
+            break;
+        }
+        if let Some((k, v)) = h.split_once(':') {
+            if k.eq_ignore_ascii_case("authorization") {
+                authorization = Some(v.trim().to_string());
+            }
+        }
+    }
+    let ok = authorization.as_deref() == Some(expected);
+    if let Ok(mut l) = log.lock() {
+        l.push(TokenRequest {
+            query: query.unwrap_or_default(),
+            authorization,
+        });
+    }
+    let (status, body) = if ok {
+        (
+            "200 OK",
+            serde_json::json!({"token": token, "expires_in": 86_400}).to_string(),
+        )
+    } else {
+        (
+            "401 Unauthorized",
+            r#"{"details":"bad credentials"}"#.to_string(),
+        )
+    };
+    write!(
+        conn,
+        "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\
+         Connection: close\r\n\r\n{body}",
+        body.len()
+    )
+}
+
+impl Drop for TokenServer {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        let _ = TcpStream::connect(&self.addr);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
 }

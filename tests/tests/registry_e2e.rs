@@ -552,3 +552,80 @@ fn the_runner_counts_requests_from_the_access_log() {
     assert_eq!(server.blob_uploads(), 0);
     let _: &RegistryServer = &server;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bearer_tokens_from_the_realm_with_credentials_and_scopes() {
+    let Some(server) = require_registry(RegistryOptions {
+        tls: false,
+        basic_auth: None,
+        token_auth: Some(("bob".into(), "t0ken-pass".into())),
+        token_repositories: vec!["app".into(), "mirror/app".into()],
+    }) else {
+        return;
+    };
+    let tokens = server.token_server.as_ref().unwrap();
+    let img = image(9, &[150_000], false, "amd64");
+
+    let anon = Registry::connect(&server.addr, &anonymous()).await.unwrap();
+    assert!(
+        matches!(
+            anon.challenge(),
+            Some(partial_common::registry::Challenge::Bearer { .. })
+        ),
+        "{:?}",
+        anon.challenge()
+    );
+    let e = anon.list_tags("app").await.unwrap_err();
+    eprintln!("token refused: {e}");
+    assert!(matches!(e, RegistryError::Unauthorized { .. }), "{e:?}");
+    assert!(
+        e.to_string().contains("none (test without credentials)"),
+        "{e}"
+    );
+
+    let reg = Registry::connect(
+        &server.addr,
+        &opts(Credentials::explicit("bob", "t0ken-pass")),
+    )
+    .await
+    .unwrap();
+    push(&reg, "app", "1", &img, &[]).await;
+    let mounted = push(&reg, "mirror/app", "1", &img, &["app"]).await;
+    assert!(
+        mounted
+            .iter()
+            .all(|o| matches!(o, BlobOutcome::Mounted { .. })),
+        "{mounted:?}"
+    );
+    assert_eq!(
+        reg.get_manifest("mirror/app", "1").await.unwrap().digest,
+        img.manifest.digest
+    );
+    assert_eq!(reg.catalog().await.unwrap().len(), 2);
+
+    let seen = tokens.requests();
+    let ok: Vec<_> = seen
+        .iter()
+        .filter(|r| {
+            r.authorization
+                .as_deref()
+                .is_some_and(|a| a.starts_with("Basic "))
+        })
+        .collect();
+    assert!(
+        ok.iter()
+            .all(|r| r.query.contains("service=partial-test-registry")),
+        "{seen:?}"
+    );
+    let has = |scope: &str| ok.iter().any(|r| r.query.contains(scope));
+    assert!(has("scope=repository%3Aapp%3Apull%2Cpush"), "{seen:?}");
+    assert!(
+        ok.iter().any(|r| r
+            .query
+            .contains("scope=repository%3Amirror%2Fapp%3Apull%2Cpush")
+            && r.query.contains("scope=repository%3Aapp%3Apull")),
+        "a mount asks for both repositories: {seen:?}"
+    );
+    // One token per scope: far fewer token requests than registry requests.
+    assert!(ok.len() <= 6, "{} token requests: {seen:?}", ok.len());
+}
