@@ -14,6 +14,7 @@ use partial_common::registry::{
 };
 use partial_common::Digest;
 use partial_tests::{require_registry, RegistryOptions, RegistryServer};
+use std::future::Future;
 use std::io::Write;
 use std::path::PathBuf;
 use std::pin::Pin;
@@ -403,6 +404,42 @@ async fn basic_auth_needs_the_right_credentials_and_says_which_were_tried() {
     assert!(creds.origin.contains("config.json"), "{}", creds.origin);
     let from_config = Registry::connect(&server.addr, &opts(creds)).await.unwrap();
     assert_eq!(from_config.list_tags("app").await.unwrap(), ["1"]);
+
+    // A credential helper (`credHelpers`, then `credsStore`): docker-credential-partialtest,
+    // put first on PATH, answers `get` for this registry only.
+    let helper = dir.path().join("docker-credential-partialtest");
+    std::fs::write(
+        &helper,
+        format!(
+            "#!/bin/sh\n[ \"$1\" = get ] || exit 1\nread url\n\
+             [ \"$url\" = \"{addr}\" ] || {{ echo \"credentials not found in native keychain\"; exit 1; }}\n\
+             echo '{{\"ServerURL\":\"{addr}\",\"Username\":\"alice\",\"Secret\":\"s3cret\"}}'\n",
+            addr = server.addr
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&helper, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let mut dirs = vec![dir.path().to_path_buf()];
+    dirs.extend(std::env::split_paths(&path));
+    std::env::set_var("PATH", std::env::join_paths(dirs).unwrap());
+    std::env::set_var("DOCKER_CONFIG", dir.path());
+    let mut through_helpers = Vec::new();
+    for config in [
+        serde_json::json!({"credHelpers": {server.addr.clone(): "partialtest"}}),
+        serde_json::json!({"credsStore": "partialtest"}),
+    ] {
+        std::fs::write(dir.path().join("config.json"), config.to_string()).unwrap();
+        through_helpers.push(Credentials::from_docker_config(&server.addr));
+    }
+    std::env::remove_var("DOCKER_CONFIG");
+    std::env::set_var("PATH", path);
+    for creds in through_helpers {
+        let reg = Registry::connect(&server.addr, &opts(creds.unwrap()))
+            .await
+            .unwrap();
+        assert_eq!(reg.list_tags("app").await.unwrap(), ["1"]);
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -457,23 +494,24 @@ async fn tls_works_with_the_ca_and_fails_clearly_without() {
     assert_eq!(reg.list_tags("app").await.unwrap(), ["1"]);
 }
 
-/// Yields `len` bytes of noise and SIGKILLs `pid` once `kill_at` bytes were read.
-struct KillingReader {
+/// Yields `data` and sends `signal` to `pid` once `at` bytes were read.
+struct SignallingReader {
     data: Vec<u8>,
     pos: usize,
-    kill_at: usize,
+    at: usize,
     pid: i32,
+    signal: i32,
 }
 
-impl AsyncRead for KillingReader {
+impl AsyncRead for SignallingReader {
     fn poll_read(
         mut self: Pin<&mut Self>,
         _: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<std::io::Result<()>> {
-        if self.pos >= self.kill_at && self.pid != 0 {
+        if self.pos >= self.at && self.pid != 0 {
             // SAFETY: plain kill(2) of the registry this test started.
-            unsafe { libc::kill(self.pid, libc::SIGKILL) };
+            unsafe { libc::kill(self.pid, self.signal) };
             self.pid = 0;
         }
         let n = buf
@@ -500,11 +538,12 @@ async fn a_registry_dying_mid_upload_is_unreachable_naming_registry_and_blob() {
     let started = std::time::Instant::now();
     let e = reg
         .ensure_blob("app", &digest, Some(size), &[], || async move {
-            Ok(KillingReader {
+            Ok(SignallingReader {
                 data,
                 pos: 0,
-                kill_at: 4 << 20,
+                at: 4 << 20,
                 pid,
+                signal: libc::SIGKILL,
             })
         })
         .await
@@ -628,4 +667,95 @@ async fn bearer_tokens_from_the_realm_with_credentials_and_scopes() {
     );
     // One token per scope: far fewer token requests than registry requests.
     assert!(ok.len() <= 6, "{} token requests: {seen:?}", ok.len());
+}
+
+/// Yields `left` bytes, 1000 every 200 ms.
+struct SlowReader {
+    left: usize,
+    sleep: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl AsyncRead for SlowReader {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        if self.left == 0 {
+            return Poll::Ready(Ok(()));
+        }
+        let sleep = self.sleep.get_or_insert_with(|| {
+            Box::pin(tokio::time::sleep(std::time::Duration::from_millis(200)))
+        });
+        if sleep.as_mut().poll(cx).is_pending() {
+            return Poll::Pending;
+        }
+        self.sleep = None;
+        let n = self.left.min(1000).min(buf.remaining());
+        buf.put_slice(&vec![7u8; n]);
+        self.left -= n;
+        Poll::Ready(Ok(()))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_upload_lives_and_a_stalled_registry_is_noticed() {
+    let Some(server) = require_registry(RegistryOptions::default()) else {
+        return;
+    };
+    let mut short = anonymous();
+    short.transport.idle_timeout = std::time::Duration::from_secs(1);
+    let reg = Registry::connect(&server.addr, &short).await.unwrap();
+
+    // 20 kB at 5 kB/s: four times the idle bound in all, but never silent that long.
+    for (len, size) in [(20_000, Some(20_000)), (20_001, None)] {
+        let digest = Digest::of_bytes(&vec![7u8; len]);
+        let started = std::time::Instant::now();
+        let out = reg
+            .ensure_blob("slow", &digest, size, &[], || async move {
+                Ok(SlowReader {
+                    left: len,
+                    sleep: None,
+                })
+            })
+            .await
+            .unwrap();
+        assert_eq!(out, BlobOutcome::Uploaded { bytes: len as u64 });
+        assert!(started.elapsed() > std::time::Duration::from_secs(3));
+    }
+
+    // SIGSTOP the registry 4 MiB into a 32 MiB upload: the upload stalls, then fails.
+    let pid = server.pid().unwrap() as i32;
+    let data = noise(10, 32 << 20);
+    let digest = Digest::of_bytes(&data);
+    let started = std::time::Instant::now();
+    let e = reg
+        .ensure_blob(
+            "app",
+            &digest,
+            Some(data.len() as u64),
+            &[],
+            || async move {
+                Ok(SignallingReader {
+                    data,
+                    pos: 0,
+                    at: 4 << 20,
+                    pid,
+                    signal: libc::SIGSTOP,
+                })
+            },
+        )
+        .await
+        .unwrap_err();
+    let took = started.elapsed();
+    eprintln!("stalled upload failed after {took:?}: {e}");
+    assert!(matches!(e, RegistryError::Stalled { .. }), "{e:?}");
+    assert!(e.is_unreachable());
+    assert!(e.to_string().contains(digest.as_str()), "{e}");
+    assert!(took < std::time::Duration::from_secs(10), "{took:?}");
+    // A read from the stopped registry is bounded too.
+    let e = reg.blob_exists("app", &digest).await.unwrap_err();
+    assert!(e.is_unreachable(), "{e:?}");
+    // SAFETY: kill(2) of the registry this test started (let it die normally on drop).
+    unsafe { libc::kill(pid, libc::SIGCONT) };
 }

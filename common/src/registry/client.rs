@@ -6,7 +6,7 @@
 use super::auth::{Challenge, Credentials, Secret, TokenResponse};
 use super::error::RegistryError;
 use super::reference::api_host;
-use super::transport::{build_client, is_tls_error, TransportOptions};
+use super::transport::{build_clients, is_tls_error, Clients, TransportOptions};
 use crate::digest::Digest;
 use base64::Engine as _;
 use bytes::{Bytes, BytesMut};
@@ -28,7 +28,8 @@ pub struct RegistryOptions {
 pub struct Registry {
     name: String,
     base: String,
-    http: reqwest::Client,
+    http: Clients,
+    idle_timeout: std::time::Duration,
     credentials: Credentials,
     challenge: Option<Challenge>,
     tokens: Mutex<HashMap<String, String>>,
@@ -56,7 +57,7 @@ impl Registry {
             Some(c) => c.clone(),
             None => Credentials::from_docker_config(registry)?,
         };
-        let http = build_client(registry, &opts.transport)?;
+        let http = build_clients(registry, &opts.transport)?;
         let host = api_host(registry);
         let certs_dir = opts
             .transport
@@ -67,6 +68,7 @@ impl Registry {
             name: registry.to_string(),
             base: format!("https://{host}"),
             http,
+            idle_timeout: opts.transport.idle_timeout,
             credentials,
             challenge: None,
             tokens: Mutex::new(HashMap::new()),
@@ -106,6 +108,7 @@ impl Registry {
 
     async fn ping(&self, timeout: std::time::Duration) -> Result<Response, reqwest::Error> {
         self.http
+            .read
             .get(self.url("/v2/"))
             .timeout(timeout)
             .send()
@@ -157,8 +160,19 @@ impl Registry {
         }
     }
 
+    /// The client for requests without a streaming body.
     pub(crate) fn http(&self) -> &reqwest::Client {
-        &self.http
+        &self.http.read
+    }
+
+    /// The client for uploads (see [`Clients::upload`]).
+    pub(crate) fn upload_http(&self) -> &reqwest::Client {
+        &self.http.upload
+    }
+
+    /// The bound on silence: no response byte, or no upload progress, for this long.
+    pub(crate) fn idle_timeout(&self) -> std::time::Duration {
+        self.idle_timeout
     }
 
     /// Sends `req` authorised for `scope`. A request without a streaming body is resent once
@@ -284,6 +298,7 @@ impl Registry {
                     .map_err(|e| protocol(e.to_string()))?;
                 form.query_pairs_mut().extend_pairs(&params);
                 self.http
+                    .read
                     .post(realm)
                     .header(
                         reqwest::header::CONTENT_TYPE,
@@ -294,7 +309,7 @@ impl Registry {
             secret => {
                 let url = reqwest::Url::parse_with_params(realm, &params)
                     .map_err(|e| protocol(e.to_string()))?;
-                let req = self.http.get(url);
+                let req = self.http.read.get(url);
                 match secret {
                     Some(Secret::Basic { username, password }) => {
                         req.basic_auth(username, Some(password))

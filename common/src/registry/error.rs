@@ -19,6 +19,13 @@ pub enum RegistryError {
         source: reqwest::Error,
     },
 
+    #[error("registry {registry} stalled: nothing moved for {secs} s ({context})")]
+    Stalled {
+        registry: String,
+        context: String,
+        secs: u64,
+    },
+
     #[error(
         "TLS connection to registry {registry} failed: {source}\n  \
          hint: give its CA with --ca-file or put it in {certs_dir}/ca.crt; \
@@ -190,6 +197,7 @@ impl RegistryError {
         match self {
             RegistryError::BadReference { .. } => exit::USAGE,
             RegistryError::Unreachable { .. }
+            | RegistryError::Stalled { .. }
             | RegistryError::Tls { .. }
             | RegistryError::Unauthorized { .. }
             | RegistryError::Denied { .. }
@@ -204,8 +212,11 @@ impl RegistryError {
         }
     }
 
-    /// True when the registry could not be reached or the connection broke.
+    /// True when the registry could not be reached, the connection broke or it stalled.
     pub fn is_unreachable(&self) -> bool {
-        matches!(self, RegistryError::Unreachable { .. })
+        matches!(
+            self,
+            RegistryError::Unreachable { .. } | RegistryError::Stalled { .. }
+        )
     }
 }

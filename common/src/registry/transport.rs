@@ -64,25 +64,44 @@ pub fn is_loopback(registry: &str) -> bool {
         || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
-/// Builds the HTTP client for `registry`: connect and idle bounds, the system roots plus the extra
-/// and per-registry CAs, certificate checks off when `insecure`.
-pub fn build_client(
-    registry: &str,
-    opts: &TransportOptions,
-) -> Result<reqwest::Client, RegistryError> {
-    let mut builder = reqwest::Client::builder()
-        .user_agent(concat!("partial-save/", env!("CARGO_PKG_VERSION")))
-        .connect_timeout(opts.connect_timeout)
-        .read_timeout(opts.idle_timeout)
-        .danger_accept_invalid_certs(opts.insecure);
+/// The HTTP clients of one registry.
+#[derive(Debug, Clone)]
+pub struct Clients {
+    /// For requests without a streaming body: reads fail after `idle_timeout` of silence.
+    pub read: reqwest::Client,
+    /// For uploads: no read bound (hyper watches the socket for an early answer while it
+    /// sends, so a read bound would cut off a long healthy upload); the upload watches its own
+    /// progress instead.
+    pub upload: reqwest::Client,
+}
+
+/// Builds the HTTP clients for `registry`: connect and idle bounds, the system roots plus the
+/// extra and per-registry CAs, certificate checks off when `insecure`.
+pub fn build_clients(registry: &str, opts: &TransportOptions) -> Result<Clients, RegistryError> {
+    let mut certs = Vec::new();
     for path in ca_paths(registry, opts)? {
-        for cert in read_ca(registry, &path)? {
-            builder = builder.add_root_certificate(cert);
-        }
+        certs.extend(read_ca(registry, &path)?);
     }
-    builder.build().map_err(|source| RegistryError::Client {
+    let builder = || {
+        let mut b = reqwest::Client::builder()
+            .user_agent(concat!("partial-save/", env!("CARGO_PKG_VERSION")))
+            .connect_timeout(opts.connect_timeout)
+            .danger_accept_invalid_certs(opts.insecure);
+        for cert in &certs {
+            b = b.add_root_certificate(cert.clone());
+        }
+        b
+    };
+    let client_error = |source| RegistryError::Client {
         registry: registry.to_string(),
         source,
+    };
+    Ok(Clients {
+        read: builder()
+            .read_timeout(opts.idle_timeout)
+            .build()
+            .map_err(client_error)?,
+        upload: builder().build().map_err(client_error)?,
     })
 }
 
@@ -188,7 +207,7 @@ mod tests {
             certs_dir: dir.path().join("certs.d"),
             ..TransportOptions::default()
         };
-        let e = build_client("reg.local", &opts).unwrap_err();
+        let e = build_clients("reg.local", &opts).unwrap_err();
         assert!(e.to_string().contains(&path.display().to_string()), "{e}");
     }
 }

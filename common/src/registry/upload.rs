@@ -140,13 +140,13 @@ impl Registry {
         let url = self.with_digest(&session.location, digest, &context)?;
         let tap = Tap::new();
         let req = self
-            .http()
+            .upload_http()
             .put(url)
             .header(CONTENT_TYPE, "application/octet-stream")
             .header(CONTENT_LENGTH, size)
             .body(tap.body(reader));
         let result = self
-            .send(req, &push_scope(&session.repository), &context)
+            .send_watched(req, &push_scope(&session.repository), &context, &tap)
             .await;
         let resp = tap.check(self, &session.repository, digest.as_str(), result)?;
         if resp.status() != StatusCode::CREATED {
@@ -171,11 +171,13 @@ impl Registry {
         let context = format!("upload a blob (streamed) to {repository}");
         let tap = Tap::new();
         let req = self
-            .http()
+            .upload_http()
             .patch(&session.location)
             .header(CONTENT_TYPE, "application/octet-stream")
             .body(tap.body(reader));
-        let result = self.send(req, &push_scope(&repository), &context).await;
+        let result = self
+            .send_watched(req, &push_scope(&repository), &context, &tap)
+            .await;
         let resp = tap.check(self, &repository, "(streamed)", result)?;
         if resp.status() != StatusCode::ACCEPTED {
             return Err(self
@@ -300,6 +302,35 @@ impl Registry {
         Ok(manifest.digest.clone())
     }
 
+    /// Sends an upload, failing with [`RegistryError::Stalled`] when neither the body advanced
+    /// nor an answer came for the idle bound (a registry that stopped reading, or hung).
+    async fn send_watched(
+        &self,
+        req: reqwest::RequestBuilder,
+        scope: &str,
+        context: &str,
+        tap: &Tap,
+    ) -> Result<reqwest::Response, RegistryError> {
+        let idle = self.idle_timeout();
+        let watchdog = async {
+            loop {
+                let since = tap.lock().last.elapsed();
+                if since >= idle {
+                    return;
+                }
+                tokio::time::sleep(idle - since).await;
+            }
+        };
+        tokio::select! {
+            resp = self.send(req, scope, context) => resp,
+            () = watchdog => Err(RegistryError::Stalled {
+                registry: self.name().to_string(),
+                context: context.to_string(),
+                secs: idle.as_secs(),
+            }),
+        }
+    }
+
     fn with_digest(
         &self,
         location: &str,
@@ -329,6 +360,8 @@ struct TapState {
     hash: Sha256,
     count: u64,
     error: Option<std::io::Error>,
+    /// When the body last advanced (or the request started).
+    last: std::time::Instant,
 }
 
 impl Tap {
@@ -337,6 +370,7 @@ impl Tap {
             hash: Sha256::new(),
             count: 0,
             error: None,
+            last: std::time::Instant::now(),
         })))
     }
 
@@ -352,6 +386,7 @@ impl Tap {
                 Ok(chunk) => {
                     st.hash.update(chunk);
                     st.count += chunk.len() as u64;
+                    st.last = std::time::Instant::now();
                 }
                 Err(e) => st.error = Some(std::io::Error::new(e.kind(), e.to_string())),
             }
