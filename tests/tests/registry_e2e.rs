@@ -306,6 +306,65 @@ async fn missing_things_are_said_plainly_and_corruption_is_caught() {
     );
     assert!(e.to_string().contains(d.as_str()), "{e}");
     assert_eq!(e.exit_code(), partial_common::exit::VERIFY);
+
+    // The same through the synchronous bridge the archive code reads with: all bytes arrive,
+    // then the read fails with the mismatch inside the io::Error.
+    let stream = reg.get_blob("app", d).await.unwrap();
+    let mut sync =
+        partial_common::stream::ChannelReader::spawn(stream, std::time::Duration::from_secs(30));
+    let (read, err) = tokio::task::spawn_blocking(move || {
+        let mut buf = Vec::new();
+        let err = std::io::Read::read_to_end(&mut sync, &mut buf).unwrap_err();
+        (buf.len(), err)
+    })
+    .await
+    .unwrap();
+    assert_eq!(read, img.layers[0].bytes.len());
+    let inner = err
+        .get_ref()
+        .and_then(|i| i.downcast_ref::<RegistryError>());
+    assert!(
+        matches!(inner, Some(RegistryError::BlobDigestMismatch { .. })),
+        "{err:?}"
+    );
+
+    // A source that fails mid-upload is the source's fault, not the registry's.
+    let data = noise(11, 1 << 20);
+    let digest = Digest::of_bytes(&data);
+    let e = reg
+        .ensure_blob("app", &digest, Some(data.len() as u64), &[], || async {
+            Ok(FailingReader { left: 300_000 })
+        })
+        .await
+        .unwrap_err();
+    assert!(matches!(e, RegistryError::Source { .. }), "{e:?}");
+    assert!(!e.is_unreachable());
+    assert!(
+        e.to_string().contains(digest.as_str()) && e.to_string().contains("disk on fire"),
+        "{e}"
+    );
+    assert_eq!(reg.blob_exists("app", &digest).await.unwrap(), None);
+}
+
+/// Yields `left` bytes, then an error.
+struct FailingReader {
+    left: usize,
+}
+
+impl AsyncRead for FailingReader {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        if self.left == 0 {
+            return Poll::Ready(Err(std::io::Error::other("disk on fire")));
+        }
+        let n = self.left.min(buf.remaining()).min(64 << 10);
+        buf.put_slice(&vec![1u8; n]);
+        self.left -= n;
+        Poll::Ready(Ok(()))
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
