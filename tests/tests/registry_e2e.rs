@@ -457,11 +457,18 @@ async fn basic_auth_needs_the_right_credentials_and_says_which_were_tried() {
     let dir = tempfile::tempdir().unwrap();
     let config = serde_json::json!({"auths": {server.addr.clone(): {"auth": "YWxpY2U6czNjcmV0"}}});
     std::fs::write(dir.path().join("config.json"), config.to_string()).unwrap();
+    // (No credentials in the options: `connect` reads DOCKER_CONFIG itself.)
+    let mut from_docker = anonymous();
+    from_docker.credentials = None;
     std::env::set_var("DOCKER_CONFIG", dir.path());
-    let creds = Credentials::from_docker_config(&server.addr).unwrap();
+    let from_config = Registry::connect(&server.addr, &from_docker).await;
     std::env::remove_var("DOCKER_CONFIG");
-    assert!(creds.origin.contains("config.json"), "{}", creds.origin);
-    let from_config = Registry::connect(&server.addr, &opts(creds)).await.unwrap();
+    let from_config = from_config.unwrap();
+    let origin = from_config.credentials_origin().to_string();
+    assert!(
+        origin.contains("config.json") && origin.contains(&server.addr),
+        "{origin}"
+    );
     assert_eq!(from_config.list_tags("app").await.unwrap(), ["1"]);
 
     // A credential helper (`credHelpers`, then `credsStore`): docker-credential-partialtest,

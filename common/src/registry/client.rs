@@ -24,7 +24,6 @@ pub struct RegistryOptions {
 }
 
 /// A connected registry. Shareable between concurrent operations (`&self` everywhere).
-#[derive(Debug)]
 pub struct Registry {
     name: String,
     base: String,
@@ -34,6 +33,18 @@ pub struct Registry {
     challenge: Option<Challenge>,
     tokens: Mutex<HashMap<String, String>>,
     certs_dir: String,
+}
+
+/// Shows where the registry is and whose credentials are used, never secrets or tokens.
+impl std::fmt::Debug for Registry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Registry")
+            .field("name", &self.name)
+            .field("base", &self.base)
+            .field("credentials", &self.credentials.origin)
+            .field("challenge", &self.challenge)
+            .finish_non_exhaustive()
+    }
 }
 
 /// What a request is about, for the error a 404 becomes.
@@ -55,7 +66,17 @@ impl Registry {
     ) -> Result<Registry, RegistryError> {
         let credentials = match &opts.credentials {
             Some(c) => c.clone(),
-            None => Credentials::from_docker_config(registry)?,
+            None => {
+                // A credential helper is a process to run: not on the async workers.
+                let name = registry.to_string();
+                tokio::task::spawn_blocking(move || Credentials::from_docker_config(&name))
+                    .await
+                    .map_err(|e| RegistryError::Credentials {
+                        registry: registry.to_string(),
+                        origin: "Docker's config.json".into(),
+                        reason: e.to_string(),
+                    })??
+            }
         };
         let http = build_clients(registry, &opts.transport)?;
         let host = api_host(registry);
