@@ -185,18 +185,24 @@ pub fn repository_scope(repository: &str, actions: &str) -> String {
 /// The scope of the catalog.
 pub const CATALOG_SCOPE: &str = "registry:catalog:*";
 
-/// A token endpoint's answer (`token`, or OAuth2's `access_token`).
+/// A token endpoint's answer (`token`, or OAuth2's `access_token`, and its lifetime).
 #[derive(serde::Deserialize)]
 pub(crate) struct TokenResponse {
     token: Option<String>,
     access_token: Option<String>,
+    expires_in: Option<u64>,
 }
 
 impl TokenResponse {
-    pub(crate) fn into_token(self) -> Option<String> {
-        self.token
+    /// The token and how long to use it: its lifetime (the distribution spec's default and
+    /// minimum is 60 s) less a 10 s margin for requests under way.
+    pub(crate) fn into_token(self) -> Option<(String, std::time::Duration)> {
+        let lifetime = self.expires_in.unwrap_or(60).max(60);
+        let token = self
+            .token
             .filter(|t| !t.is_empty())
-            .or(self.access_token.filter(|t| !t.is_empty()))
+            .or(self.access_token.filter(|t| !t.is_empty()))?;
+        Some((token, std::time::Duration::from_secs(lifetime - 10)))
     }
 }
 
@@ -238,6 +244,23 @@ mod tests {
                 .map(String::as_str),
             Some("x\"y,z")
         );
+    }
+
+    #[test]
+    fn token_answers_and_lifetimes() {
+        let t: TokenResponse = serde_json::from_str(r#"{"token":"a","expires_in":300}"#).unwrap();
+        assert_eq!(
+            t.into_token(),
+            Some(("a".into(), std::time::Duration::from_secs(290)))
+        );
+        let t: TokenResponse =
+            serde_json::from_str(r#"{"access_token":"b","expires_in":5}"#).unwrap();
+        assert_eq!(
+            t.into_token(),
+            Some(("b".into(), std::time::Duration::from_secs(50)))
+        );
+        let t: TokenResponse = serde_json::from_str(r#"{"token":""}"#).unwrap();
+        assert_eq!(t.into_token(), None);
     }
 
     #[test]

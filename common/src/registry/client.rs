@@ -14,6 +14,7 @@ use reqwest::header::{HeaderValue, AUTHORIZATION, WWW_AUTHENTICATE};
 use reqwest::{RequestBuilder, Response, StatusCode};
 use std::collections::HashMap;
 use std::sync::Mutex;
+use std::time::Instant;
 
 /// How to connect to a registry.
 #[derive(Debug, Clone, Default)]
@@ -31,7 +32,8 @@ pub struct Registry {
     idle_timeout: std::time::Duration,
     credentials: Credentials,
     challenge: Option<Challenge>,
-    tokens: Mutex<HashMap<String, String>>,
+    /// Bearer tokens by scope, each with the instant it stops being used.
+    tokens: Mutex<HashMap<String, (String, Instant)>>,
     certs_dir: String,
 }
 
@@ -224,9 +226,9 @@ impl Registry {
         let token = self
             .fetch_token(&realm, service.as_deref(), &wanted)
             .await?;
-        self.lock_tokens().insert(scope.to_string(), token.clone());
+        self.store_token(scope, &token);
         again
-            .bearer_auth(token)
+            .bearer_auth(&token.0)
             .send()
             .await
             .map_err(|e| self.transport_error(context, e))
@@ -261,13 +263,17 @@ impl Registry {
             }
             (Some(Challenge::Basic), _) => return Ok(None),
             (Some(Challenge::Bearer { realm, service, .. }), _) => {
-                let cached = self.lock_tokens().get(scope).cloned();
+                let cached = self
+                    .lock_tokens()
+                    .get(scope)
+                    .filter(|(_, until)| Instant::now() < *until)
+                    .map(|(t, _)| t.clone());
                 let token = match cached {
                     Some(t) => t,
                     None => {
                         let t = self.fetch_token(realm, service.as_deref(), scope).await?;
-                        self.lock_tokens().insert(scope.to_string(), t.clone());
-                        t
+                        self.store_token(scope, &t);
+                        t.0
                     }
                 };
                 format!("Bearer {token}")
@@ -283,7 +289,14 @@ impl Registry {
             })
     }
 
-    fn lock_tokens(&self) -> std::sync::MutexGuard<'_, HashMap<String, String>> {
+    fn store_token(&self, scope: &str, (token, lifetime): &(String, std::time::Duration)) {
+        self.lock_tokens().insert(
+            scope.to_string(),
+            (token.clone(), Instant::now() + *lifetime),
+        );
+    }
+
+    fn lock_tokens(&self) -> std::sync::MutexGuard<'_, HashMap<String, (String, Instant)>> {
         self.tokens
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -296,7 +309,7 @@ impl Registry {
         realm: &str,
         service: Option<&str>,
         scope: &str,
-    ) -> Result<String, RegistryError> {
+    ) -> Result<(String, std::time::Duration), RegistryError> {
         let context = format!("a token for {scope} from {realm}");
         let mut params: Vec<(&str, &str)> = Vec::new();
         if let Some(s) = service {
