@@ -255,6 +255,34 @@ async fn push_read_back_mount_and_rerun_over_http() {
         "{outcomes:?}"
     );
 
+    // Concurrent uploads from spawned tasks share one connection (the futures are Send).
+    let reg = std::sync::Arc::new(reg);
+    let many = image(12, &[300_000, 300_001, 300_002, 300_003], false, "amd64");
+    let tasks: Vec<_> = many
+        .layers
+        .iter()
+        .map(|l| {
+            let (reg, digest, data) = (reg.clone(), l.digest.clone(), l.bytes.clone());
+            tokio::spawn(async move {
+                let size = Some(data.len() as u64);
+                reg.ensure_blob("app", &digest, size, &[], || reader(data))
+                    .await
+            })
+        })
+        .collect();
+    for t in tasks {
+        assert!(matches!(
+            t.await.unwrap().unwrap(),
+            BlobOutcome::Uploaded { .. }
+        ));
+    }
+    for l in &many.layers {
+        assert_eq!(
+            reg.blob_exists("app", &l.digest).await.unwrap(),
+            Some(l.bytes.len() as u64)
+        );
+    }
+
     let mut catalog = reg.catalog().await.unwrap();
     catalog.sort();
     assert_eq!(catalog, ["app", "mirror/app", "second"]);
