@@ -39,10 +39,12 @@ pub struct RegistryServer {
     child: Option<Child>,
 }
 
-/// A registry, or `None` after a loud skip when `docker-registry` (or `openssl` for TLS) is
+/// A registry, or `None` after a loud skip when `docker-registry` (or `openssl` for TLS or tokens) is
 /// missing; mandatory under `PARTIAL_REQUIRE_TOOLS=1`. A registry that will not start panics.
 pub fn require_registry(opts: RegistryOptions) -> Option<RegistryServer> {
-    if !crate::require_tool("docker-registry") || (opts.tls && !crate::require_tool("openssl")) {
+    let needs_openssl = opts.tls || opts.token_auth.is_some();
+    if !crate::require_tool("docker-registry") || (needs_openssl && !crate::require_tool("openssl"))
+    {
         return None;
     }
     match RegistryServer::start(opts) {
