@@ -863,3 +863,68 @@ async fn a_slow_upload_lives_and_a_stalled_registry_is_noticed() {
     // SAFETY: kill(2) of the registry this test started (let it die normally on drop).
     unsafe { libc::kill(pid, libc::SIGCONT) };
 }
+
+/// Runs skopeo with plain http allowed, returning its stdout.
+fn skopeo(args: &[&str]) -> String {
+    let out = std::process::Command::new("skopeo")
+        .args(args)
+        .output()
+        .expect("running skopeo");
+    assert!(
+        out.status.success(),
+        "skopeo {}: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn skopeo_reads_what_we_push_and_we_read_what_it_copies() {
+    if !partial_tests::require_tool("skopeo") {
+        return;
+    }
+    let Some(server) = require_registry(RegistryOptions::default()) else {
+        return;
+    };
+    let reg = Registry::connect(&server.addr, &anonymous()).await.unwrap();
+    let img = image(13, &[400_000, 100_000], false, "amd64");
+    push(&reg, "app", "1", &img, &[]).await;
+
+    let ours = format!("docker://{}/app:1", server.addr);
+    let raw = skopeo(&["inspect", "--tls-verify=false", "--raw", &ours]);
+    assert_eq!(
+        raw.as_bytes(),
+        &img.manifest.bytes[..],
+        "skopeo sees other manifest bytes"
+    );
+    let info: serde_json::Value =
+        serde_json::from_str(&skopeo(&["inspect", "--tls-verify=false", &ours])).unwrap();
+    assert_eq!(info["Digest"], img.manifest.digest.as_str());
+    assert_eq!(info["Layers"].as_array().map(Vec::len), Some(2));
+
+    // skopeo copies it to another repository; we read that back, byte for byte.
+    let copy = format!("docker://{}/copied/app:2", server.addr);
+    skopeo(&[
+        "copy",
+        "--src-tls-verify=false",
+        "--dest-tls-verify=false",
+        &ours,
+        &copy,
+    ]);
+    let got = reg.get_image("copied/app", "2", &host()).await.unwrap();
+    assert_eq!(got.raw.digest, img.manifest.digest);
+    let config = reg
+        .get_blob_bytes("copied/app", &got.manifest.config.digest)
+        .await
+        .unwrap();
+    assert_eq!(&config[..], &img.config[..]);
+    for l in &img.layers {
+        let back = read_blob(&reg, "copied/app", &l.digest).await.unwrap();
+        assert!(
+            back == l.bytes,
+            "layer {} copied by skopeo differs",
+            l.digest
+        );
+    }
+}
