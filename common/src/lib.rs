@@ -16,6 +16,7 @@ pub mod manifest;
 pub mod output;
 pub mod plan;
 pub mod progress;
+pub mod registry;
 pub mod schema;
 pub mod sign;
 pub mod stream;

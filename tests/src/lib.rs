@@ -16,6 +16,7 @@
 //! - [`layout`]: hand-written legacy archives and rewriters from the legacy layout into the Docker ≥ 25
 //!   one and into the containerd image store's one.
 //! - [`bins`]: locating (and if needed building) `partial-save` and `partial-load`.
+//! - [`registry`]: a private `docker-registry` per test (plain http, TLS with its own CA, basic auth).
 //!
 //! Environment:
 //! - `PARTIAL_REQUIRE_DAEMON=1` / `PARTIAL_REQUIRE_TOOLS=1`: a test that cannot get a daemon / a
@@ -32,6 +33,7 @@ pub mod daemon;
 pub mod fixtures;
 pub mod layout;
 pub mod pair;
+pub mod registry;
 pub mod scenario;
 
 pub use bins::{bin, workspace_root};
@@ -43,3 +45,4 @@ pub use layout::{
     legacy_to_containerd_layout, legacy_to_oci_layout, write_legacy_archive, ImageSpec,
 };
 pub use pair::{require_daemon, require_daemons, require_daemons_with, require_tool, DaemonPair};
+pub use registry::{require_registry, RegistryOptions, RegistryServer, TokenServer};

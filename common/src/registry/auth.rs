@@ -1,0 +1,302 @@
+//! Authentication: where credentials come from (explicit, or Docker's `config.json` with its
+//! `auths`, `credsStore` and `credHelpers`, read through the `docker_credential` crate) and the
+//! `WWW-Authenticate` challenge a registry answers `/v2/` with (Basic, or Bearer with
+//! realm/service/scope for the token flow). Each credential set remembers where it came from, so
+//! a 401 can say which source was tried.
+
+use super::error::RegistryError;
+use super::reference::auth_key;
+use docker_credential::{CredentialRetrievalError, DockerCredential};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+/// A secret: username and password, or an identity (refresh) token from `docker login`.
+#[derive(Clone, PartialEq, Eq)]
+pub enum Secret {
+    Basic { username: String, password: String },
+    IdentityToken(String),
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Secret::Basic { username, .. } => write!(f, "Basic({username}, ***)"),
+            Secret::IdentityToken(_) => f.write_str("IdentityToken(***)"),
+        }
+    }
+}
+
+/// The credentials for one registry and a description of their origin (for messages).
+#[derive(Debug, Clone)]
+pub struct Credentials {
+    pub secret: Option<Secret>,
+    /// E.g. `--username alice`, `/root/.docker/config.json (credsStore "pass")`, `none (…)`.
+    pub origin: String,
+}
+
+impl Credentials {
+    /// No credentials, saying why.
+    pub fn none(why: &str) -> Credentials {
+        Credentials {
+            secret: None,
+            origin: format!("none ({why})"),
+        }
+    }
+
+    /// Username and password given explicitly (`--username`, `--password-stdin`).
+    pub fn explicit(username: &str, password: &str) -> Credentials {
+        Credentials {
+            secret: Some(Secret::Basic {
+                username: username.to_string(),
+                password: password.to_string(),
+            }),
+            origin: format!("--username {username}"),
+        }
+    }
+
+    /// What Docker's `config.json` holds for `registry` (in `$DOCKER_CONFIG`, else `~/.docker`),
+    /// running a credential helper if it names one. A missing file or entry is no credentials;
+    /// a helper that fails or a malformed entry is an error.
+    pub fn from_docker_config(registry: &str) -> Result<Credentials, RegistryError> {
+        let Some(dir) = docker_config_dir() else {
+            return Ok(Credentials::none(
+                "no DOCKER_CONFIG or HOME to find config.json",
+            ));
+        };
+        let path = dir.join("config.json");
+        let file = match std::fs::File::open(&path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Ok(Credentials::none(&format!(
+                    "{} does not exist",
+                    path.display()
+                )));
+            }
+            Err(e) => {
+                return Err(RegistryError::Credentials {
+                    registry: registry.to_string(),
+                    origin: path.display().to_string(),
+                    reason: e.to_string(),
+                })
+            }
+        };
+        let key = auth_key(registry);
+        let origin = path.display().to_string();
+        match docker_credential::get_credential_from_reader(std::io::BufReader::new(file), key) {
+            Ok(DockerCredential::UsernamePassword(username, password)) => Ok(Credentials {
+                secret: Some(Secret::Basic { username, password }),
+                origin: format!("{origin} (entry {key})"),
+            }),
+            Ok(DockerCredential::IdentityToken(token)) => Ok(Credentials {
+                secret: Some(Secret::IdentityToken(token)),
+                origin: format!("{origin} (identity token for {key})"),
+            }),
+            Err(CredentialRetrievalError::NoCredentialConfigured) => Ok(Credentials::none(
+                &format!("no entry for {key} in {origin}"),
+            )),
+            Err(e) => Err(RegistryError::Credentials {
+                registry: registry.to_string(),
+                origin,
+                reason: e.to_string().trim().to_string(),
+            }),
+        }
+    }
+}
+
+/// Docker's configuration folder: `$DOCKER_CONFIG`, else `$HOME/.docker`.
+pub fn docker_config_dir() -> Option<PathBuf> {
+    std::env::var_os("DOCKER_CONFIG")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".docker")))
+}
+
+/// A parsed `WWW-Authenticate` challenge.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Challenge {
+    Basic,
+    Bearer {
+        realm: String,
+        service: Option<String>,
+        /// The scope the registry asked for (present on 401s to a specific request).
+        scope: Option<String>,
+    },
+}
+
+impl Challenge {
+    /// Parses a `WWW-Authenticate` header value; `None` for schemes other than Basic and Bearer
+    /// or a Bearer challenge without a realm.
+    pub fn parse(header: &str) -> Option<Challenge> {
+        let header = header.trim();
+        let (scheme, rest) = header.split_once(' ').unwrap_or((header, ""));
+        let params = parse_params(rest);
+        if scheme.eq_ignore_ascii_case("basic") {
+            Some(Challenge::Basic)
+        } else if scheme.eq_ignore_ascii_case("bearer") {
+            Some(Challenge::Bearer {
+                realm: params.get("realm")?.clone(),
+                service: params.get("service").cloned(),
+                scope: params.get("scope").cloned(),
+            })
+        } else {
+            None
+        }
+    }
+}
+
+/// `key="value", key=value, …` with quoted values that may hold commas and `\"` escapes.
+fn parse_params(s: &str) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    let mut chars = s.chars().peekable();
+    loop {
+        while matches!(chars.peek(), Some(c) if *c == ',' || c.is_whitespace()) {
+            chars.next();
+        }
+        let key: String =
+            std::iter::from_fn(|| chars.next_if(|c| *c != '=' && *c != ',')).collect();
+        if key.is_empty() {
+            break;
+        }
+        if chars.next_if_eq(&'=').is_none() {
+            continue;
+        }
+        let mut value = String::new();
+        if chars.next_if_eq(&'"').is_some() {
+            while let Some(c) = chars.next() {
+                match c {
+                    '\\' => value.extend(chars.next()),
+                    '"' => break,
+                    c => value.push(c),
+                }
+            }
+        } else {
+            value = std::iter::from_fn(|| chars.next_if(|c| *c != ',')).collect();
+        }
+        out.insert(key.trim().to_ascii_lowercase(), value.trim().to_string());
+    }
+    out
+}
+
+/// The token scope for `repository` with `actions` (`pull` or `pull,push`).
+pub fn repository_scope(repository: &str, actions: &str) -> String {
+    format!("repository:{repository}:{actions}")
+}
+
+/// The scope of the catalog.
+pub const CATALOG_SCOPE: &str = "registry:catalog:*";
+
+/// A token endpoint's answer (`token`, or OAuth2's `access_token`, and its lifetime).
+#[derive(serde::Deserialize)]
+pub(crate) struct TokenResponse {
+    token: Option<String>,
+    access_token: Option<String>,
+    expires_in: Option<u64>,
+}
+
+impl TokenResponse {
+    /// The token and how long to use it: its lifetime (the distribution spec's default and
+    /// minimum is 60 s) less a 10 s margin for requests under way.
+    pub(crate) fn into_token(self) -> Option<(String, std::time::Duration)> {
+        let lifetime = self.expires_in.unwrap_or(60).max(60);
+        let token = self
+            .token
+            .filter(|t| !t.is_empty())
+            .or(self.access_token.filter(|t| !t.is_empty()))?;
+        Some((token, std::time::Duration::from_secs(lifetime - 10)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_bearer_and_basic_challenges() {
+        let c = Challenge::parse(
+            r#"Bearer realm="https://auth.docker.io/token",service="registry.docker.io",scope="repository:samalba/my-app:pull,push""#,
+        )
+        .unwrap();
+        assert_eq!(
+            c,
+            Challenge::Bearer {
+                realm: "https://auth.docker.io/token".into(),
+                service: Some("registry.docker.io".into()),
+                scope: Some("repository:samalba/my-app:pull,push".into()),
+            }
+        );
+        assert_eq!(
+            Challenge::parse(r#"Basic realm="Registry Realm""#),
+            Some(Challenge::Basic)
+        );
+        assert_eq!(
+            Challenge::parse("bearer realm=https://h/t, service=s"),
+            Some(Challenge::Bearer {
+                realm: "https://h/t".into(),
+                service: Some("s".into()),
+                scope: None
+            })
+        );
+        assert_eq!(Challenge::parse("Bearer service=x"), None);
+        assert_eq!(Challenge::parse("Negotiate abc"), None);
+        assert_eq!(
+            parse_params(r#"a="x\"y,z", b=2"#)
+                .get("a")
+                .map(String::as_str),
+            Some("x\"y,z")
+        );
+    }
+
+    #[test]
+    fn token_answers_and_lifetimes() {
+        let t: TokenResponse = serde_json::from_str(r#"{"token":"a","expires_in":300}"#).unwrap();
+        assert_eq!(
+            t.into_token(),
+            Some(("a".into(), std::time::Duration::from_secs(290)))
+        );
+        let t: TokenResponse =
+            serde_json::from_str(r#"{"access_token":"b","expires_in":5}"#).unwrap();
+        assert_eq!(
+            t.into_token(),
+            Some(("b".into(), std::time::Duration::from_secs(50)))
+        );
+        let t: TokenResponse = serde_json::from_str(r#"{"token":""}"#).unwrap();
+        assert_eq!(t.into_token(), None);
+    }
+
+    #[test]
+    fn reads_docker_config_auths_and_says_where_from() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("config.json"),
+            // "alice:s3cret" in base64
+            r#"{"auths":{"reg.local:5000":{"auth":"YWxpY2U6czNjcmV0"}}}"#,
+        )
+        .unwrap();
+        // The environment is process-wide: this is the only test in common that sets it.
+        std::env::set_var("DOCKER_CONFIG", dir.path());
+        let c = Credentials::from_docker_config("reg.local:5000").unwrap();
+        assert_eq!(
+            c.secret,
+            Some(Secret::Basic {
+                username: "alice".into(),
+                password: "s3cret".into()
+            })
+        );
+        assert!(c.origin.contains("config.json"), "{}", c.origin);
+        let none = Credentials::from_docker_config("other.local").unwrap();
+        assert!(none.secret.is_none());
+        assert!(
+            none.origin.contains("no entry for other.local"),
+            "{}",
+            none.origin
+        );
+        std::fs::write(
+            dir.path().join("config.json"),
+            r#"{"credsStore":"partial-test-missing-helper"}"#,
+        )
+        .unwrap();
+        let e = Credentials::from_docker_config("reg.local:5000").unwrap_err();
+        assert!(e.to_string().contains("reg.local:5000"), "{e}");
+        std::env::remove_var("DOCKER_CONFIG");
+    }
+}
