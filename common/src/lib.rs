@@ -1,20 +1,27 @@
-//! Shared library of `partial-save` and `partial-load`: digests and chain IDs, what a destination
-//! holds, the archive engine (layouts, scanning, filtering), the plan, the signed bundle manifest,
+//! Shared library of `partial-save` and `partial-load`: digests and chain IDs, the image model
+//! (`image`) and its sources (`source`: daemon, archive files of every writer, OCI layouts), what
+//! a destination holds, reading archives (`archive`), the engine that streams a source into a
+//! bundle (`engine`, `bundle_writer`), the plan, the signed bundle manifest,
 //! the inventory, signing, compression, atomic and split output, and daemon access.
 
 pub mod archive;
+pub mod bundle_writer;
 pub mod codec;
 pub mod daemon;
 pub mod digest;
+pub mod engine;
 pub mod exit;
 pub mod have;
+pub mod image;
 pub mod inventory;
 pub mod manifest;
 pub mod output;
 pub mod plan;
 pub mod progress;
+pub mod reference;
 pub mod schema;
 pub mod sign;
+pub mod source;
 pub mod stream;
 
 pub use digest::Digest;

@@ -287,6 +287,7 @@ pub(crate) mod tests {
                 chain_id: c[i].clone(),
                 size: Some(100 * i as u64),
                 entry: Some(format!("blobs/sha256/{}", d[i].hex())),
+                blob: None,
                 decision: if i < 2 {
                     Decision::AtDestination {
                         origin: origin.clone(),

@@ -1,8 +1,7 @@
-//! A minimal streaming tar reader and writer that pass entries through byte for byte.
+//! A minimal streaming tar reader and writer.
 //!
-//! The reader yields each entry's header blocks *as read* (GNU long-name/long-link and PAX extension
-//! headers included), so a kept entry is re-emitted exactly, long names and all; its data is then
-//! read through [`TarReader::data`]. Unlike the `tar` crate's reader it insists on a proper end:
+//! The reader yields each entry's header (GNU long-name/long-link and PAX extension headers
+//! applied); its data is then read through [`TarReader::data`]. Unlike the `tar` crate's reader it insists on a proper end:
 //! an archive that stops without the end-of-archive zero blocks is truncated, and anything but zeros
 //! after them (the daemon appends an error JSON when an export fails midway) is an error.
 
@@ -25,8 +24,6 @@ pub(crate) struct EntryHead {
     pub kind: EntryType,
     /// Size of the entry's data.
     pub size: u64,
-    /// Every header block of the entry as read, extension headers first, the main header last.
-    pub raw: Vec<u8>,
 }
 
 impl EntryHead {
@@ -320,7 +317,6 @@ impl<R: Read> TarReader<R> {
                         link_name,
                         kind,
                         size,
-                        raw,
                     }));
                 }
             }
@@ -433,6 +429,48 @@ fn pax_records(data: &[u8]) -> Vec<(String, String)> {
     out
 }
 
+/// The header blocks of a regular file (a GNU long-name header first when the name is long).
+fn file_header(name: &str, size: u64, template: Option<&[u8]>) -> Vec<u8> {
+    let mut header = match template {
+        Some(t) => tar::Header::from_byte_slice(t).clone(),
+        None => {
+            let mut h = tar::Header::new_ustar();
+            h.set_mode(0o644);
+            h.set_mtime(0);
+            h.set_uid(0);
+            h.set_gid(0);
+            h
+        }
+    };
+    header.set_entry_type(EntryType::Regular);
+    header.set_size(size);
+    let mut raw = Vec::new();
+    if name.len() > 100 {
+        // GNU long name, as `tar` and Go's reader understand it.
+        let mut ext = tar::Header::new_gnu();
+        ext.set_entry_type(EntryType::GNULongName);
+        let n = name.len() as u64 + 1;
+        ext.set_size(n);
+        ext.as_mut_bytes()[..13].copy_from_slice(b"././@LongLink");
+        ext.set_cksum();
+        raw.extend_from_slice(ext.as_bytes());
+        let mut bytes = name.as_bytes().to_vec();
+        bytes.push(0);
+        bytes.resize(bytes.len() + padding_of(n) as usize, 0);
+        raw.extend_from_slice(&bytes);
+    }
+    let field = &mut header.as_old_mut().name;
+    field.fill(0);
+    let n = name.len().min(100);
+    field[..n].copy_from_slice(&name.as_bytes()[..n]);
+    if let Some(ustar) = header.as_ustar_mut() {
+        ustar.prefix.fill(0);
+    }
+    header.set_cksum();
+    raw.extend_from_slice(header.as_bytes());
+    raw
+}
+
 /// Writes a tar stream; counts bytes.
 pub(crate) struct TarWriter<W> {
     inner: W,
@@ -475,44 +513,15 @@ impl<W: Write> TarWriter<W> {
         data: &[u8],
         template: Option<&[u8]>,
     ) -> Result<(), ArchiveError> {
-        let mut header = match template {
-            Some(t) => tar::Header::from_byte_slice(t).clone(),
-            None => {
-                let mut h = tar::Header::new_ustar();
-                h.set_mode(0o644);
-                h.set_mtime(0);
-                h.set_uid(0);
-                h.set_gid(0);
-                h
-            }
-        };
-        header.set_entry_type(EntryType::Regular);
-        header.set_size(data.len() as u64);
-        let mut raw = Vec::new();
-        if name.len() > 100 {
-            // GNU long name, as `tar` and Go's reader understand it.
-            let mut ext = tar::Header::new_gnu();
-            ext.set_entry_type(EntryType::GNULongName);
-            let n = name.len() as u64 + 1;
-            ext.set_size(n);
-            ext.as_mut_bytes()[..13].copy_from_slice(b"././@LongLink");
-            ext.set_cksum();
-            raw.extend_from_slice(ext.as_bytes());
-            let mut bytes = name.as_bytes().to_vec();
-            bytes.push(0);
-            bytes.resize(bytes.len() + padding_of(n) as usize, 0);
-            raw.extend_from_slice(&bytes);
-        }
-        let field = &mut header.as_old_mut().name;
-        field.fill(0);
-        let n = name.len().min(100);
-        field[..n].copy_from_slice(&name.as_bytes()[..n]);
-        if let Some(ustar) = header.as_ustar_mut() {
-            ustar.prefix.fill(0);
-        }
-        header.set_cksum();
-        raw.extend_from_slice(header.as_bytes());
+        let raw = file_header(name, data.len() as u64, template);
         self.write_entry(&raw, data)
+    }
+
+    /// Writes the header of a regular file `name` of `size` bytes, whose data the caller then
+    /// writes (exactly `size` bytes) followed by [`TarWriter::pad`].
+    pub fn begin_file(&mut self, name: &str, size: u64) -> Result<(), ArchiveError> {
+        let raw = file_header(name, size, None);
+        self.write_raw(&raw)
     }
 
     /// Writes the end-of-archive marker and returns the writer.
@@ -550,7 +559,7 @@ mod tests {
     }
 
     #[test]
-    fn reads_long_names_and_passes_them_through() {
+    fn reads_and_writes_long_names() {
         let long = format!("{}/file", "d".repeat(150));
         let data = sample(&["a", &long]);
         let mut r = TarReader::new(&data[..]);
@@ -559,7 +568,7 @@ mod tests {
         while let Some(h) = r.next_entry().unwrap() {
             names.push(h.name.clone());
             let body = r.read_all(10).unwrap();
-            w.write_entry(&h.raw, &body).unwrap();
+            w.write_new_file(&h.name, &body, None).unwrap();
         }
         assert_eq!(names, vec!["a".to_string(), long.clone()]);
         let (out, _) = w.finish().unwrap();
