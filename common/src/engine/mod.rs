@@ -18,6 +18,8 @@ mod stream;
 #[cfg(test)]
 mod tests;
 mod verify;
+#[cfg(test)]
+mod writers_tests;
 
 use crate::archive::metadata::Collected;
 use crate::archive::ArchiveIndex;
