@@ -24,6 +24,7 @@ pub fn blob_path(d: &Digest) -> String {
 pub struct BundleWriter<W: Write> {
     out: TarWriter<W>,
     blobs: HashSet<Digest>,
+    started: bool,
 }
 
 impl<W: Write> BundleWriter<W> {
@@ -31,7 +32,18 @@ impl<W: Write> BundleWriter<W> {
         BundleWriter {
             out: TarWriter::new(out),
             blobs: HashSet::new(),
+            started: false,
         }
+    }
+
+    /// The `blobs/` and `blobs/sha256/` folders, before the first blob (as Docker writes them).
+    fn start(&mut self) -> Result<(), ArchiveError> {
+        if !self.started {
+            self.started = true;
+            self.out.write_dir("blobs/")?;
+            self.out.write_dir("blobs/sha256/")?;
+        }
+        Ok(())
     }
 
     /// Whether the blob `d` was written.
@@ -48,6 +60,7 @@ impl<W: Write> BundleWriter<W> {
         data: &mut R,
         mut each: impl FnMut(&[u8]),
     ) -> Result<(), ArchiveError> {
+        self.start()?;
         let name = blob_path(d);
         self.out.begin_file(&name, size)?;
         let mut buf = vec![0u8; 256 * 1024];
@@ -72,6 +85,7 @@ impl<W: Write> BundleWriter<W> {
     /// Writes a small blob (a config, a manifest) unless already written.
     pub fn write_small_blob(&mut self, bytes: &[u8]) -> Result<Digest, ArchiveError> {
         let d = Digest::of_bytes(bytes);
+        self.start()?;
         if self.blobs.insert(d.clone()) {
             self.out.write_new_file(&blob_path(&d), bytes, None)?;
         }
@@ -152,7 +166,8 @@ impl<W: Write> BundleWriter<W> {
             .write_new_file("oci-layout", br#"{"imageLayoutVersion":"1.0.0"}"#, None)?;
         if !repos.is_empty() {
             let r = serde_json::to_value(&repos).map_err(|e| ArchiveError::Write(e.into()))?;
-            self.out.write_new_file("repositories", &to_vec(&r)?, None)?;
+            self.out
+                .write_new_file("repositories", &to_vec(&r)?, None)?;
         }
         self.out.finish()
     }
@@ -170,8 +185,8 @@ fn split_tag(t: &str) -> (&str, &str) {
 /// The fully qualified name Docker ≥ 25 writes into `io.containerd.image.name`.
 fn full_name(t: &str) -> String {
     let first = t.split('/').next().unwrap_or(t);
-    let has_domain = t.contains('/')
-        && (first.contains('.') || first.contains(':') || first == "localhost");
+    let has_domain =
+        t.contains('/') && (first.contains('.') || first.contains(':') || first == "localhost");
     if has_domain {
         t.to_string()
     } else if t.contains('/') {

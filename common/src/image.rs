@@ -167,8 +167,7 @@ impl Platform {
     /// both sides name one.
     pub fn matches(&self, p: &serde_json::Value) -> bool {
         let get = |k: &str| p.get(k).and_then(serde_json::Value::as_str);
-        if get("os") != Some(self.os.as_str()) || get("architecture") != Some(&self.architecture)
-        {
+        if get("os") != Some(self.os.as_str()) || get("architecture") != Some(&self.architecture) {
             return false;
         }
         match (&self.variant, get("variant")) {

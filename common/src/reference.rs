@@ -46,14 +46,23 @@ mod tests {
     fn tags_are_normalised_like_docker() {
         assert_eq!(familiar("app").as_deref(), Some("app:latest"));
         assert_eq!(familiar("app:2").as_deref(), Some("app:2"));
-        assert_eq!(familiar("docker.io/library/app:2").as_deref(), Some("app:2"));
+        assert_eq!(
+            familiar("docker.io/library/app:2").as_deref(),
+            Some("app:2")
+        );
         assert_eq!(familiar("library/app:2").as_deref(), Some("app:2"));
-        assert_eq!(familiar("docker.io/me/app").as_deref(), Some("me/app:latest"));
+        assert_eq!(
+            familiar("docker.io/me/app").as_deref(),
+            Some("me/app:latest")
+        );
         assert_eq!(
             familiar("registry:5000/team/app").as_deref(),
             Some("registry:5000/team/app:latest")
         );
-        assert_eq!(familiar("reg:5000/app:2").as_deref(), Some("reg:5000/app:2"));
+        assert_eq!(
+            familiar("reg:5000/app:2").as_deref(),
+            Some("reg:5000/app:2")
+        );
         assert_eq!(familiar("sha256:abcdef"), None);
         assert_eq!(familiar("0123456789abcdef"), None);
         assert_eq!(familiar("app@sha256:00"), None);

@@ -8,8 +8,8 @@
 
 use partial_common::archive::scan;
 use partial_common::engine::Engine;
-use partial_common::image::Image;
 use partial_common::have::{HaveSet, Origin};
+use partial_common::image::Image;
 use partial_common::inventory::Inventory;
 use partial_common::manifest::BundleManifest;
 use partial_common::sign::{verify, PublicKey};

@@ -138,7 +138,8 @@ fn synthetic_archives_for_docker_load() {
         ("oci", oci(&[&base, &app, &other], false, true)),
     ] {
         let tar = built.tar();
-        let as_image = |t: &TestImage| Image::from_diff_ids(t.id.clone(), t.tags.clone(), &t.diffs());
+        let as_image =
+            |t: &TestImage| Image::from_diff_ids(t.id.clone(), t.tags.clone(), &t.diffs());
         let mut f = Engine::new(Vec::new(), vec![as_image(&base)], HaveSet::new());
         f.add_input(&tar[..], name, None).unwrap();
         let (_, full) = f.finish().unwrap();

@@ -112,8 +112,7 @@ pub fn scan_with<R: Read>(
                     continue;
                 }
                 let compression = codec::detect(&data);
-                let digest = if compression != Compression::None && named_digest(&name).is_none()
-                {
+                let digest = if compression != Compression::None && named_digest(&name).is_none() {
                     Some(hash_rest(&mut r, &data)?)
                 } else {
                     None

@@ -517,6 +517,21 @@ impl<W: Write> TarWriter<W> {
         self.write_entry(&raw, data)
     }
 
+    /// Writes a directory entry `name` (ending in `/`).
+    pub fn write_dir(&mut self, name: &str) -> Result<(), ArchiveError> {
+        let mut h = tar::Header::new_ustar();
+        h.set_mode(0o755);
+        h.set_mtime(0);
+        h.set_uid(0);
+        h.set_gid(0);
+        h.set_entry_type(EntryType::Directory);
+        h.set_size(0);
+        h.set_path(name)
+            .map_err(|e| ArchiveError::BadTar(format!("{name}: {e}")))?;
+        h.set_cksum();
+        self.write_raw(h.as_bytes())
+    }
+
     /// Writes the header of a regular file `name` of `size` bytes, whose data the caller then
     /// writes (exactly `size` bytes) followed by [`TarWriter::pad`].
     pub fn begin_file(&mut self, name: &str, size: u64) -> Result<(), ArchiveError> {

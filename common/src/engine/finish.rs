@@ -41,7 +41,11 @@ impl<W: Write> Engine<W> {
                 self.out.write_small_blob(c)?;
             }
         }
-        let layout = if self.written.values().any(|b| b.compression != Compression::None) {
+        let layout = if self
+            .written
+            .values()
+            .any(|b| b.compression != Compression::None)
+        {
             Layout::Containerd
         } else {
             Layout::Oci
@@ -90,9 +94,9 @@ impl<W: Write> Engine<W> {
     fn match_wanted(&self, found: &[Found]) -> Result<Vec<usize>, ArchiveError> {
         let mut out = Vec::new();
         for w in &self.wanted {
-            let hit = found.iter().position(|f| {
-                f.img.named_by(&w.id) || w.aliases.iter().any(|a| f.img.named_by(a))
-            });
+            let hit = found
+                .iter()
+                .position(|f| f.img.named_by(&w.id) || w.aliases.iter().any(|a| f.img.named_by(a)));
             let Some(k) = hit else {
                 return Err(ArchiveError::ImageNotFound(w.name()));
             };
@@ -227,10 +231,7 @@ impl<W: Write> Engine<W> {
                         Some(origin) => Decision::AtDestination { origin },
                     },
                 });
-                model.push(Layer {
-                    blob,
-                    ..l.clone()
-                });
+                model.push(Layer { blob, ..l.clone() });
             }
             let config = self.config_of(w, f)?;
             let id = f.img.source.id.clone();

@@ -59,7 +59,7 @@ impl<W: Write> Engine<W> {
             links: HashMap::new(),
             index,
         };
-        let entry_diff = inp.index.as_ref().map(|ix| entry_diffs(ix)).unwrap_or_default();
+        let entry_diff = inp.index.as_ref().map(entry_diffs).unwrap_or_default();
         self.folder_chain.push(HashMap::new());
         let mut r = TarReader::new(input);
         let res = self.stream(&mut r, &mut inp, &entry_diff, base);
@@ -105,7 +105,8 @@ impl<W: Write> Engine<W> {
                 }
                 EntryRole::FolderJson(folder) => {
                     let data = r.read_all(MAX_JSON)?;
-                    let id = V1Json::parse(&data).and_then(|v| v.identify(&folder, &self.candidates));
+                    let id =
+                        V1Json::parse(&data).and_then(|v| v.identify(&folder, &self.candidates));
                     self.folder_chain[input_no].entry(folder).or_insert(id);
                 }
                 EntryRole::FolderOther(_) => {}

@@ -161,7 +161,11 @@ pub(super) fn check_bundle(bundle: &[u8], plan: &Plan) {
                 for (n, k) in &out {
                     if let (Kind::File(d), true) = (k, n.starts_with("blobs/")) {
                         if d.first() != Some(&b'{') {
-                            assert_ne!(sha(&uncompressed(d)), l.diff_id, "{n} holds a left-out layer");
+                            assert_ne!(
+                                sha(&uncompressed(d)),
+                                l.diff_id,
+                                "{n} holds a left-out layer"
+                            );
                         }
                     }
                 }
@@ -255,7 +259,10 @@ fn legacy_same_diff_at_other_position_is_carried_once() {
     assert_eq!(decisions(&plan, 0), vec![false, true, true, true]);
     assert_eq!(decisions(&plan, 1), vec![true, true]);
     assert_eq!((plan.blobs_carried, plan.blobs_left_out), (3, 0));
-    assert!(!out.contains_key(&blob(&w.base.id)), "base's config is not exported");
+    assert!(
+        !out.contains_key(&blob(&w.base.id)),
+        "base's config is not exported"
+    );
 }
 
 #[test]
@@ -265,7 +272,10 @@ fn legacy_excluded_chain_sharing_a_diff_id() {
     // The destination has app (so chain [a,b]); other's bottom b is another chain: carried.
     let (plan, out, _) = both(&built.tar(), &[&w.other], &have(&[&w.app]));
     let ix = scan(&built.tar()[..]).unwrap();
-    assert_eq!(ix.find("other:1").unwrap().config_entry, built.config_entries[2]);
+    assert_eq!(
+        ix.find("other:1").unwrap().config_entry,
+        built.config_entries[2]
+    );
     assert_eq!(decisions(&plan, 0), vec![true, true]);
     assert_eq!(layer_blobs(&out).len(), 2);
     assert!(plan.warnings.is_empty());
@@ -341,9 +351,10 @@ fn legacy_long_names_gnu_and_pax_are_read() {
     let w = world();
     let mut built = legacy(&[&w.base, &w.app], "1970-01-01T00:00:00Z");
     let f = built.folder(1, 1);
-    built
-        .entries
-        .push(TEntry::file(&format!("{f}/{}", "g".repeat(120)), b"gnu".to_vec()));
+    built.entries.push(TEntry::file(
+        &format!("{f}/{}", "g".repeat(120)),
+        b"gnu".to_vec(),
+    ));
     built.entries.push(TEntry {
         name: format!("{f}/{}", "p".repeat(130)),
         kind: Kind::File(b"pax".to_vec()),
@@ -530,7 +541,8 @@ fn containerd_selection_with_and_without_manifest_json() {
         // Compressed blobs are carried as they are, named by their digest.
         assert_eq!(plan.layout, Layout::Containerd);
         let app = ix.find("app:1").unwrap();
-        let want: BTreeSet<String> = [app.layer_entries[1].clone(), app.layer_entries[2].clone()].into();
+        let want: BTreeSet<String> =
+            [app.layer_entries[1].clone(), app.layer_entries[2].clone()].into();
         assert_eq!(layer_blobs(&out), want);
         let Kind::File(gz) = &out[&app.layer_entries[1]] else {
             panic!()
@@ -606,7 +618,9 @@ fn containerd_nested_index_and_platforms() {
         "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": [inner, missing]}))
     .unwrap();
     let list_digest = Digest::of_bytes(&list);
-    built.entries.push(TEntry::file(&blob(&list_digest), list.clone()));
+    built
+        .entries
+        .push(TEntry::file(&blob(&list_digest), list.clone()));
     let mut outer = app_desc[0].clone();
     outer["mediaType"] = json!("application/vnd.oci.image.index.v1+json");
     outer["digest"] = json!(list_digest.to_string());
@@ -620,7 +634,10 @@ fn containerd_nested_index_and_platforms() {
     let app = scanned.find("app:1").unwrap();
     assert_eq!(app.source, w.app.source());
     assert_eq!(app.index_digests, vec![list_digest.clone()]);
-    assert_eq!(scanned.find(list_digest.as_str()).unwrap().source.id, w.app.id);
+    assert_eq!(
+        scanned.find(list_digest.as_str()).unwrap().source.id,
+        w.app.id
+    );
     // Another platform: the app is not there.
     let arm = crate::image::Platform::parse("linux/arm64").unwrap();
     let on_arm = crate::archive::scan_with(&tar[..], Some(&arm)).unwrap();
@@ -628,7 +645,8 @@ fn containerd_nested_index_and_platforms() {
     assert!(on_arm.find("base:1").is_some());
     // The source may name the image by its config digest or, as the containerd store does, by
     // the digest of its index.
-    let mut by_list = Image::from_diff_ids(list_digest.clone(), vec!["app:1".into()], &w.app.diffs());
+    let mut by_list =
+        Image::from_diff_ids(list_digest.clone(), vec!["app:1".into()], &w.app.diffs());
     by_list.layers = scanned.model(app).layers;
     for img in [scanned.model(app), by_list] {
         for indexed in [true, false] {
@@ -637,7 +655,10 @@ fn containerd_nested_index_and_platforms() {
                 .unwrap();
             let (plan, out) = e.finish().unwrap();
             check_bundle(&out, &plan);
-            assert_eq!(plan.images[0].id, w.app.id, "the bundle names the image by its config");
+            assert_eq!(
+                plan.images[0].id, w.app.id,
+                "the bundle names the image by its config"
+            );
             assert_eq!(decisions(&plan, 0), vec![false, true, true, true]);
         }
     }
@@ -663,7 +684,10 @@ fn find_by_tag_id_and_prefix() {
     let w = world();
     let ix = scan(&legacy(&[&w.base, &w.app], "1970-01-01T00:00:00Z").tar()[..]).unwrap();
     assert_eq!(ix.find("app:1").unwrap().source.id, w.app.id);
-    assert_eq!(ix.find("docker.io/library/app:1").unwrap().source.id, w.app.id);
+    assert_eq!(
+        ix.find("docker.io/library/app:1").unwrap().source.id,
+        w.app.id
+    );
     assert!(ix.find("app").is_none(), "app means app:latest");
     assert_eq!(ix.find(w.app.id.as_str()).unwrap().source.id, w.app.id);
     assert_eq!(ix.find(w.app.id.hex()).unwrap().source.id, w.app.id);
@@ -710,7 +734,9 @@ fn observer_sees_every_layer_decision() {
 
 #[test]
 fn big_layers_stream_through_and_are_verified() {
-    let big: Vec<u8> = (0..(6u32 << 20) / 4).flat_map(|i| i.to_le_bytes()).collect();
+    let big: Vec<u8> = (0..(6u32 << 20) / 4)
+        .flat_map(|i| i.to_le_bytes())
+        .collect();
     let big = layer("big.bin", &big);
     let small = layer("s", b"s");
     let base = image(&["base:1"], &[&small]);

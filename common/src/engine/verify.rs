@@ -22,7 +22,7 @@ impl Write for HashSink {
 
 enum Side {
     Plain,
-    Gzip(flate2::write::MultiGzDecoder<HashSink>),
+    Gzip(Box<flate2::write::MultiGzDecoder<HashSink>>),
     Zstd(Box<zstd::stream::write::Decoder<'static, HashSink>>),
 }
 
@@ -46,9 +46,9 @@ impl Verifier {
     pub fn new(c: Compression) -> io::Result<Self> {
         let side = match c {
             Compression::None => Side::Plain,
-            Compression::Gzip => {
-                Side::Gzip(flate2::write::MultiGzDecoder::new(HashSink(Sha256::new())))
-            }
+            Compression::Gzip => Side::Gzip(Box::new(flate2::write::MultiGzDecoder::new(
+                HashSink(Sha256::new()),
+            ))),
             Compression::Zstd => Side::Zstd(Box::new(zstd::stream::write::Decoder::new(
                 HashSink(Sha256::new()),
             )?)),
@@ -120,6 +120,8 @@ mod tests {
         }
         let v = run(Compression::None, &content);
         assert_eq!(v.diff.unwrap(), want);
-        assert!(run(Compression::Gzip, b"\x1f\x8bnot gzip at all").diff.is_err());
+        assert!(run(Compression::Gzip, b"\x1f\x8bnot gzip at all")
+            .diff
+            .is_err());
     }
 }

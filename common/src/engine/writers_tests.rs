@@ -50,16 +50,37 @@ fn containers_image(images: &[&TestImage]) -> Vec<u8> {
                 entries.push(TEntry::file(&name, l.data.clone()));
             }
             let folder = Digest::of_bytes(format!("{}{}", img.id, chain).as_bytes());
-            entries.push(TEntry::file(&format!("{}/VERSION", folder.hex()), b"1.0".to_vec()));
-            entries.push(TEntry::file(&format!("{}/json", folder.hex()), b"{}".to_vec()));
-            entries.push(symlink(&format!("{}/layer.tar", folder.hex()), &format!("../{name}")));
+            entries.push(TEntry::file(
+                &format!("{}/VERSION", folder.hex()),
+                b"1.0".to_vec(),
+            ));
+            entries.push(TEntry::file(
+                &format!("{}/json", folder.hex()),
+                b"{}".to_vec(),
+            ));
+            entries.push(symlink(
+                &format!("{}/layer.tar", folder.hex()),
+                &format!("../{name}"),
+            ));
             paths.push(name);
         }
-        entries.push(TEntry::file(&format!("{}.json", img.id.hex()), img.config.clone()));
-        let tags: Vec<String> = img.tags.iter().map(|t| format!("docker.io/library/{t}")).collect();
-        manifest.push(json!({"Config": format!("{}.json", img.id.hex()), "RepoTags": tags, "Layers": paths}));
+        entries.push(TEntry::file(
+            &format!("{}.json", img.id.hex()),
+            img.config.clone(),
+        ));
+        let tags: Vec<String> = img
+            .tags
+            .iter()
+            .map(|t| format!("docker.io/library/{t}"))
+            .collect();
+        manifest.push(
+            json!({"Config": format!("{}.json", img.id.hex()), "RepoTags": tags, "Layers": paths}),
+        );
     }
-    entries.push(TEntry::file("manifest.json", serde_json::to_vec(&manifest).unwrap()));
+    entries.push(TEntry::file(
+        "manifest.json",
+        serde_json::to_vec(&manifest).unwrap(),
+    ));
     write_tar(&entries, End::Proper)
 }
 
@@ -69,7 +90,10 @@ fn crane(images: &[&TestImage]) -> Vec<u8> {
     let mut entries = Vec::new();
     let mut manifest = Vec::new();
     for img in images {
-        entries.push(TEntry::file(&format!("sha256:{}", img.id.hex()), img.config.clone()));
+        entries.push(TEntry::file(
+            &format!("sha256:{}", img.id.hex()),
+            img.config.clone(),
+        ));
         let mut paths = Vec::new();
         for l in &img.layers {
             let data = gz(&l.data);
@@ -81,7 +105,10 @@ fn crane(images: &[&TestImage]) -> Vec<u8> {
         }
         manifest.push(json!({"Config": format!("sha256:{}", img.id.hex()), "RepoTags": img.tags, "Layers": paths}));
     }
-    entries.push(TEntry::file("manifest.json", serde_json::to_vec(&manifest).unwrap()));
+    entries.push(TEntry::file(
+        "manifest.json",
+        serde_json::to_vec(&manifest).unwrap(),
+    ));
     write_tar(&entries, End::Proper)
 }
 
@@ -119,12 +146,17 @@ fn oci_layout(
             "layers": descs});
         let (md, mn) = add(&mut files, serde_json::to_vec(&m).unwrap());
         for t in &img.tags {
-            index.push(json!({"mediaType": "application/vnd.oci.image.manifest.v1+json",
+            index.push(
+                json!({"mediaType": "application/vnd.oci.image.manifest.v1+json",
                 "digest": md.to_string(), "size": mn,
-                "annotations": {"org.opencontainers.image.ref.name": ref_name(t)}}));
+                "annotations": {"org.opencontainers.image.ref.name": ref_name(t)}}),
+            );
         }
     }
-    files.push(("oci-layout".into(), br#"{"imageLayoutVersion":"1.0.0"}"#.to_vec()));
+    files.push((
+        "oci-layout".into(),
+        br#"{"imageLayoutVersion":"1.0.0"}"#.to_vec(),
+    ));
     files.push((
         "index.json".into(),
         serde_json::to_vec(&json!({"schemaVersion": 2, "manifests": index})).unwrap(),
@@ -133,7 +165,10 @@ fn oci_layout(
 }
 
 fn as_tar(files: &[(String, Vec<u8>)]) -> Vec<u8> {
-    let entries: Vec<TEntry> = files.iter().map(|(n, d)| TEntry::file(n, d.clone())).collect();
+    let entries: Vec<TEntry> = files
+        .iter()
+        .map(|(n, d)| TEntry::file(n, d.clone()))
+        .collect();
     write_tar(&entries, End::Proper)
 }
 
@@ -153,7 +188,9 @@ fn write_file(dir: &Path, name: &str, data: &[u8]) -> std::path::PathBuf {
 
 /// Exports `app:1` from `src` into a bundle, the destination holding `have`; checks the bundle.
 fn export(src: &dyn Source, reference: &str, have: HaveSet) -> (Plan, Vec<u8>) {
-    let img = src.find(reference).unwrap_or_else(|| panic!("{reference} in {}", src.label()));
+    let img = src
+        .find(reference)
+        .unwrap_or_else(|| panic!("{reference} in {}", src.label()));
     let mut e = Engine::new(Vec::new(), vec![img.clone()], have);
     src.stream(&[img], &mut e).unwrap();
     let (plan, out) = e.finish().unwrap();
@@ -188,7 +225,11 @@ fn containers_image_docker_archive() {
     let full = write_file(dir.path(), "full.tar", &containers_image(&[&w.app]));
     let base = write_file(dir.path(), "base.tar", &containers_image(&[&w.base]));
     let src = ArchiveSource::open(&full, None).unwrap();
-    assert_eq!(src.images()[0].tags, vec!["app:1".to_string()], "tags normalised");
+    assert_eq!(
+        src.images()[0].tags,
+        vec!["app:1".to_string()],
+        "tags normalised"
+    );
     let have = base_of(&ArchiveSource::open(&base, None).unwrap());
     let (plan, out) = export(&src, "docker.io/library/app:1", have);
     assert_eq!(decisions(&plan, 0), vec![false, true, true, true]);
@@ -224,7 +265,10 @@ fn crane_tarball_with_gzip_layers() {
     // A corrupted compressed layer is refused, naming it.
     let mut bytes = crane(&[&w.base, &w.app]);
     let needle = gz(&w.app.layers[1].data);
-    let at = bytes.windows(needle.len()).position(|x| x == needle).unwrap();
+    let at = bytes
+        .windows(needle.len())
+        .position(|x| x == needle)
+        .unwrap();
     bytes[at + needle.len() - 9] ^= 0xff;
     let bad = write_file(dir.path(), "bad.tar", &bytes);
     let src = ArchiveSource::open(&bad, None).unwrap();
@@ -243,12 +287,12 @@ fn oci_archive_and_directory_with_gzip_and_zstd_layers() {
     let w = world();
     let dir = tempfile::tempdir().unwrap();
     // Layer 1 is zstd, the others gzip; the base (a) is uncompressed in the base layout.
-    let files = oci_layout(
-        &[&w.app],
-        &|pos| Some(pos != 1),
-        &|t| format!("docker.io/library/{t}"),
-    );
-    let base_files = oci_layout(&[&w.base], &|_| None, &|t| t.rsplit_once(':').unwrap().1.to_string());
+    let files = oci_layout(&[&w.app], &|pos| Some(pos != 1), &|t| {
+        format!("docker.io/library/{t}")
+    });
+    let base_files = oci_layout(&[&w.base], &|_| None, &|t| {
+        t.rsplit_once(':').unwrap().1.to_string()
+    });
     let archive = write_file(dir.path(), "app.oci.tar", &as_tar(&files));
     let layout = dir.path().join("layout");
     write_dir(&layout, &files);
@@ -257,7 +301,10 @@ fn oci_archive_and_directory_with_gzip_and_zstd_layers() {
     let base = OciDirSource::open(&base_dir, None).unwrap();
     // A bare ref name is a tag of the layout: found as `1`, or as `NAME:1`.
     assert!(base.find("1").unwrap().tags.is_empty());
-    assert_eq!(base.find("mybase:1").unwrap().tags, vec!["mybase:1".to_string()]);
+    assert_eq!(
+        base.find("mybase:1").unwrap().tags,
+        vec!["mybase:1".to_string()]
+    );
     let sources: Vec<Box<dyn Source>> = vec![
         Box::new(ArchiveSource::open(&archive, Some(&Platform::host())).unwrap()),
         Box::new(OciDirSource::open(&layout, None).unwrap()),
@@ -267,14 +314,20 @@ fn oci_archive_and_directory_with_gzip_and_zstd_layers() {
         assert_eq!(decisions(&plan, 0), vec![false, true, true, true]);
         let out = read_tar(&out);
         assert_eq!(layer_blobs(&out).len(), 2);
-        assert!(out.contains_key("manifest.json"), "inputs without one get one");
+        assert!(
+            out.contains_key("manifest.json"),
+            "inputs without one get one"
+        );
         let kinds: Vec<_> = plan.images[0].layers[1..3]
             .iter()
             .map(|l| l.blob.as_ref().unwrap().compression)
             .collect();
         assert_eq!(
             kinds,
-            vec![crate::codec::Compression::Zstd, crate::codec::Compression::Gzip]
+            vec![
+                crate::codec::Compression::Zstd,
+                crate::codec::Compression::Gzip
+            ]
         );
     }
 }
@@ -283,7 +336,9 @@ fn oci_archive_and_directory_with_gzip_and_zstd_layers() {
 fn oci_directory_streams_only_the_wanted_layers() {
     let w = world();
     let dir = tempfile::tempdir().unwrap();
-    let files = oci_layout(&[&w.base, &w.app, &w.other], &|_| Some(true), &|t| t.to_string());
+    let files = oci_layout(&[&w.base, &w.app, &w.other], &|_| Some(true), &|t| {
+        t.to_string()
+    });
     write_dir(dir.path(), &files);
     let src = OciDirSource::open(dir.path(), None).unwrap();
     assert_eq!(src.images().len(), 3);

@@ -18,7 +18,10 @@ pub struct ArchiveSource {
 /// Opens an archive file as a plain tar stream, undoing gzip or zstd.
 pub fn open_plain(path: &Path) -> Result<Box<dyn Read + Send>, ArchiveError> {
     let f = std::fs::File::open(path)?;
-    Ok(crate::codec::decompress(BufReader::with_capacity(1 << 20, f))?)
+    Ok(crate::codec::decompress(BufReader::with_capacity(
+        1 << 20,
+        f,
+    ))?)
 }
 
 impl ArchiveSource {

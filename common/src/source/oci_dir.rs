@@ -75,7 +75,9 @@ impl OciDirSource {
             let size = std::fs::metadata(&path)?.len();
             let mut prefix = [0u8; 64];
             let n = read_prefix(&path, &mut prefix)?;
-            if size <= MAX_JSON && prefix[..n].iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{') {
+            if size <= MAX_JSON
+                && prefix[..n].iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{')
+            {
                 c.add(&name, read_small(&path)?)?;
                 metadata.push(name);
             } else {
