@@ -78,6 +78,11 @@ pub struct Layer {
     pub size: Option<u64>,
     /// True when the bundle carries this layer; false when the destination must have its chain.
     pub carried: bool,
+    /// The layer blob as the source stores it: `digest`, `media_type`, `size`, `compression`
+    /// (`none`, `gzip`, `zstd`). A carried layer is the bundle's `blobs/sha256/<digest hex>`.
+    /// Optional: absent in manifests of earlier versions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blob: Option<crate::image::Blob>,
 }
 
 /// One image in the bundle.
@@ -149,6 +154,7 @@ impl BundleManifest {
                         chain_id: l.chain_id.clone(),
                         size: l.size,
                         carried: matches!(l.decision, Decision::Carried),
+                        blob: l.blob.clone(),
                     })
                     .collect(),
             })
