@@ -11,6 +11,7 @@ use crate::archive::tarstream::TarWriter;
 use crate::archive::ArchiveError;
 use crate::digest::Digest;
 use crate::image::{Image, MEDIA_CONFIG, MEDIA_INDEX, MEDIA_MANIFEST};
+use crate::reference::qualified;
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, HashSet};
 use std::io::{Read, Write};
@@ -132,7 +133,7 @@ impl<W: Write> BundleWriter<W> {
             for t in &img.tags {
                 let (repo, tag) = split_tag(t);
                 index.push(desc(Some(json!({
-                    "io.containerd.image.name": full_name(t),
+                    "io.containerd.image.name": qualified(t),
                     "org.opencontainers.image.ref.name": tag,
                 }))));
                 repos
@@ -182,20 +183,6 @@ fn split_tag(t: &str) -> (&str, &str) {
     }
 }
 
-/// The fully qualified name Docker ≥ 25 writes into `io.containerd.image.name`.
-fn full_name(t: &str) -> String {
-    let first = t.split('/').next().unwrap_or(t);
-    let has_domain =
-        t.contains('/') && (first.contains('.') || first.contains(':') || first == "localhost");
-    if has_domain {
-        t.to_string()
-    } else if t.contains('/') {
-        format!("docker.io/{t}")
-    } else {
-        format!("docker.io/library/{t}")
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -205,8 +192,5 @@ mod tests {
         assert_eq!(split_tag("app:1"), ("app", "1"));
         assert_eq!(split_tag("reg:5000/app:1"), ("reg:5000/app", "1"));
         assert_eq!(split_tag("reg:5000/app"), ("reg:5000/app", "latest"));
-        assert_eq!(full_name("app:1"), "docker.io/library/app:1");
-        assert_eq!(full_name("me/app:1"), "docker.io/me/app:1");
-        assert_eq!(full_name("reg:5000/app:1"), "reg:5000/app:1");
     }
 }

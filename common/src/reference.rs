@@ -26,6 +26,22 @@ pub fn familiar(reference: &str) -> Option<String> {
     }
 }
 
+/// The fully qualified form of a familiar tag, as Docker ≥ 25 writes it into
+/// `io.containerd.image.name`: `app:1` → `docker.io/library/app:1`, `me/app:1` →
+/// `docker.io/me/app:1`, `reg:5000/app:1` unchanged.
+pub fn qualified(tag: &str) -> String {
+    let first = tag.split('/').next().unwrap_or(tag);
+    let has_domain =
+        tag.contains('/') && (first.contains('.') || first.contains(':') || first == "localhost");
+    if has_domain {
+        tag.to_string()
+    } else if tag.contains('/') {
+        format!("docker.io/{tag}")
+    } else {
+        format!("docker.io/library/{tag}")
+    }
+}
+
 /// Whether `s` looks like an image ID or an ID prefix: 12 to 64 lowercase hex digits.
 pub fn is_hex_id(s: &str) -> bool {
     (12..=64).contains(&s.len()) && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
@@ -67,6 +83,19 @@ mod tests {
         assert_eq!(familiar("0123456789abcdef"), None);
         assert_eq!(familiar("app@sha256:00"), None);
         assert_eq!(familiar(""), None);
+    }
+
+    #[test]
+    fn qualified_names_round_trip() {
+        for (t, q) in [
+            ("app:1", "docker.io/library/app:1"),
+            ("me/app:1", "docker.io/me/app:1"),
+            ("reg:5000/app:1", "reg:5000/app:1"),
+            ("localhost/app:1", "localhost/app:1"),
+        ] {
+            assert_eq!(qualified(t), q);
+            assert_eq!(familiar(q).as_deref(), Some(t));
+        }
     }
 
     #[test]

@@ -35,6 +35,16 @@ impl EntryHead {
     }
 }
 
+/// What the extension headers before an entry say about it.
+#[derive(Default)]
+struct Extensions {
+    /// Some extension header was read (so an entry must follow).
+    seen: bool,
+    name: Option<String>,
+    link: Option<String>,
+    size: Option<u64>,
+}
+
 /// Reads a tar stream entry by entry.
 pub(crate) struct TarReader<R> {
     inner: R,
@@ -142,7 +152,7 @@ impl<R: Read> TarReader<R> {
     }
 
     /// Reads extension data (long name, PAX records) into memory.
-    fn read_ext(&mut self, size: u64, raw: &mut Vec<u8>) -> Result<Vec<u8>, ArchiveError> {
+    fn read_ext(&mut self, size: u64) -> Result<Vec<u8>, ArchiveError> {
         if size > MAX_EXTENSION {
             return Err(ArchiveError::BadTar(format!(
                 "extension header of {size} bytes after {}",
@@ -157,7 +167,6 @@ impl<R: Read> TarReader<R> {
                 self.after()
             )));
         }
-        raw.extend_from_slice(&data);
         data.truncate(size as usize);
         Ok(data)
     }
@@ -196,130 +205,152 @@ impl<R: Read> TarReader<R> {
             self.remaining = 0;
             self.padding = 0;
         }
-        let mut raw = Vec::new();
-        let mut long_name: Option<String> = None;
-        let mut long_link: Option<String> = None;
-        let mut pax_size: Option<u64> = None;
+        let mut ext = Extensions::default();
         loop {
-            let mut block = [0u8; BLOCK];
-            let start = self.pos;
-            let n = self.read_block(&mut block)?;
-            if n == 0 && raw.is_empty() {
-                return Err(ArchiveError::Truncated(format!(
-                    "the archive stops after {} without the end-of-archive marker",
-                    self.after()
-                )));
-            }
-            if n < BLOCK {
-                if block[..n].iter().all(|b| *b == 0) && raw.is_empty() {
-                    return Err(ArchiveError::Truncated(format!(
-                        "the archive stops inside the end-of-archive marker after {}",
-                        self.after()
-                    )));
-                }
-                let mut rest = block[..n].to_vec();
-                // A short block: the daemon's error JSON, or a stream cut inside a header.
-                if super::scan::looks_like_json(&rest) {
-                    let mut more = [0u8; 1024];
-                    let k = self.fill(&mut more)?;
-                    rest.extend_from_slice(&more[..k]);
-                    return Err(ArchiveError::TrailingData {
-                        after: self.after(),
-                        text: snippet(&rest),
-                    });
-                }
-                return Err(ArchiveError::Truncated(format!(
-                    "the archive stops inside a header after {}",
-                    self.after()
-                )));
-            }
-            if block.iter().all(|b| *b == 0) {
-                if !raw.is_empty() {
-                    return Err(ArchiveError::BadTar(format!(
-                        "extension header without entry after {}",
-                        self.after()
-                    )));
-                }
-                self.done = true;
-                self.check_end()?;
+            let Some(block) = self.header_block(ext.seen)? else {
                 return Ok(None);
-            }
-            if !checksum_ok(&block) {
-                let mut rest = block.to_vec();
-                let mut more = [0u8; 1024];
-                let k = self.fill(&mut more)?;
-                rest.extend_from_slice(&more[..k]);
-                return Err(ArchiveError::BadHeader {
-                    after: self.after(),
-                    offset: start,
-                    text: snippet(&rest),
-                });
-            }
-            raw.extend_from_slice(&block);
+            };
             let header = tar::Header::from_byte_slice(&block);
             let size = header.entry_size().map_err(|e| {
                 ArchiveError::BadTar(format!("bad size field after {}: {e}", self.after()))
             })?;
             let kind = header.entry_type();
-            match kind {
-                EntryType::GNULongName => {
-                    let data = self.read_ext(size, &mut raw)?;
-                    long_name = Some(cstr(&data));
-                }
-                EntryType::GNULongLink => {
-                    let data = self.read_ext(size, &mut raw)?;
-                    long_link = Some(cstr(&data));
-                }
-                EntryType::XHeader => {
-                    let data = self.read_ext(size, &mut raw)?;
-                    for (k, v) in pax_records(&data) {
-                        match k.as_str() {
-                            "path" => long_name = Some(v),
-                            "linkpath" => long_link = Some(v),
-                            "size" => pax_size = v.parse().ok(),
-                            _ => {}
-                        }
+            if !self.read_extension(kind, size, &mut ext)? {
+                return Ok(Some(self.entry_head(header, kind, size, ext)));
+            }
+        }
+    }
+
+    /// Reads the next header block; `None` at the end-of-archive marker (checked to be the
+    /// proper end). `after_ext`: an extension header came before, so an entry must follow.
+    fn header_block(&mut self, after_ext: bool) -> Result<Option<[u8; BLOCK]>, ArchiveError> {
+        let mut block = [0u8; BLOCK];
+        let start = self.pos;
+        let n = self.read_block(&mut block)?;
+        if n == 0 && !after_ext {
+            return Err(ArchiveError::Truncated(format!(
+                "the archive stops after {} without the end-of-archive marker",
+                self.after()
+            )));
+        }
+        if n < BLOCK {
+            return Err(self.short_block(&block[..n], after_ext));
+        }
+        if block.iter().all(|b| *b == 0) {
+            if after_ext {
+                return Err(ArchiveError::BadTar(format!(
+                    "extension header without entry after {}",
+                    self.after()
+                )));
+            }
+            self.done = true;
+            self.check_end()?;
+            return Ok(None);
+        }
+        if !checksum_ok(&block) {
+            let mut rest = block.to_vec();
+            let mut more = [0u8; 1024];
+            let k = self.fill(&mut more)?;
+            rest.extend_from_slice(&more[..k]);
+            return Err(ArchiveError::BadHeader {
+                after: self.after(),
+                offset: start,
+                text: snippet(&rest),
+            });
+        }
+        Ok(Some(block))
+    }
+
+    /// The error for a stream that stops inside a header block: the daemon's error JSON, a cut
+    /// inside the end-of-archive marker, or a cut inside a header.
+    fn short_block(&mut self, got: &[u8], after_ext: bool) -> ArchiveError {
+        if got.iter().all(|b| *b == 0) && !after_ext {
+            return ArchiveError::Truncated(format!(
+                "the archive stops inside the end-of-archive marker after {}",
+                self.after()
+            ));
+        }
+        let mut rest = got.to_vec();
+        if super::scan::looks_like_json(&rest) {
+            let mut more = [0u8; 1024];
+            let k = match self.fill(&mut more) {
+                Ok(k) => k,
+                Err(e) => return e,
+            };
+            rest.extend_from_slice(&more[..k]);
+            return ArchiveError::TrailingData {
+                after: self.after(),
+                text: snippet(&rest),
+            };
+        }
+        ArchiveError::Truncated(format!(
+            "the archive stops inside a header after {}",
+            self.after()
+        ))
+    }
+
+    /// Reads the data of an extension header (GNU long name or link, PAX records) into `ext`;
+    /// `false` when `kind` is an entry of its own.
+    fn read_extension(
+        &mut self,
+        kind: EntryType,
+        size: u64,
+        ext: &mut Extensions,
+    ) -> Result<bool, ArchiveError> {
+        match kind {
+            EntryType::GNULongName => ext.name = Some(cstr(&self.read_ext(size)?)),
+            EntryType::GNULongLink => ext.link = Some(cstr(&self.read_ext(size)?)),
+            EntryType::XHeader => {
+                for (k, v) in pax_records(&self.read_ext(size)?) {
+                    match k.as_str() {
+                        "path" => ext.name = Some(v),
+                        "linkpath" => ext.link = Some(v),
+                        "size" => ext.size = v.parse().ok(),
+                        _ => {}
                     }
                 }
-                EntryType::XGlobalHeader => {
-                    // Applies to later entries; nothing docker writes needs it. Not passed on.
-                    raw.truncate(raw.len() - BLOCK);
-                    let mut ignored = Vec::new();
-                    self.read_ext(size, &mut ignored)?;
-                }
-                _ => {
-                    let name = long_name.unwrap_or_else(|| cstr(&header.path_bytes()));
-                    let link_name = match kind {
-                        EntryType::Symlink | EntryType::Link => {
-                            Some(long_link.unwrap_or_else(|| {
-                                header
-                                    .link_name_bytes()
-                                    .map(|b| cstr(&b))
-                                    .unwrap_or_default()
-                            }))
-                        }
-                        _ => None,
-                    };
-                    let size = pax_size.unwrap_or(size);
-                    let size = if matches!(
-                        kind,
-                        EntryType::Symlink | EntryType::Link | EntryType::Directory
-                    ) {
-                        0
-                    } else {
-                        size
-                    };
-                    self.remaining = size;
-                    self.padding = padding_of(size);
-                    self.last_entry = name.clone();
-                    return Ok(Some(EntryHead {
-                        name,
-                        link_name,
-                        kind,
-                        size,
-                    }));
-                }
             }
+            EntryType::XGlobalHeader => {
+                // Applies to later entries; nothing docker writes needs it.
+                self.read_ext(size)?;
+                return Ok(true);
+            }
+            _ => return Ok(false),
+        }
+        ext.seen = true;
+        Ok(true)
+    }
+
+    /// The entry of a main header, with its extensions applied; its data is next.
+    fn entry_head(
+        &mut self,
+        header: &tar::Header,
+        kind: EntryType,
+        size: u64,
+        ext: Extensions,
+    ) -> EntryHead {
+        let name = ext.name.unwrap_or_else(|| cstr(&header.path_bytes()));
+        let link_name = match kind {
+            EntryType::Symlink | EntryType::Link => Some(ext.link.unwrap_or_else(|| {
+                header
+                    .link_name_bytes()
+                    .map(|b| cstr(&b))
+                    .unwrap_or_default()
+            })),
+            _ => None,
+        };
+        let size = match kind {
+            EntryType::Symlink | EntryType::Link | EntryType::Directory => 0,
+            _ => ext.size.unwrap_or(size),
+        };
+        self.remaining = size;
+        self.padding = padding_of(size);
+        self.last_entry = name.clone();
+        EntryHead {
+            name,
+            link_name,
+            kind,
+            size,
         }
     }
 
