@@ -211,10 +211,6 @@ pub enum ArchiveError {
         expected: String,
         found: String,
     },
-    #[error("symlink {entry} points at {target}, which is not in the archive")]
-    DanglingLink { entry: String, target: String },
-    #[error("{0}")]
-    Unsupported(String),
     #[error("could not identify layer folder {folder}: {message}")]
     Identification { folder: String, message: String },
 }

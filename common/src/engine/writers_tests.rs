@@ -350,6 +350,14 @@ fn oci_directory_streams_only_the_wanted_layers() {
             image_id: w.base.id.clone(),
         },
     );
+    // Only other's layers are read: app's own layer c may even be damaged.
+    let c = gz(&w.app.layers[2].data);
+    std::fs::write(
+        dir.path()
+            .join(format!("blobs/sha256/{}", Digest::of_bytes(&c).hex())),
+        b"damaged",
+    )
+    .unwrap();
     let (plan, _) = export(&src, "other:1", have);
     assert_eq!(decisions(&plan, 0), vec![true, true]);
     // Missing layout files are named.
