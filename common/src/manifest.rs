@@ -56,8 +56,8 @@ pub struct FileEntry {
 pub struct Bundle {
     /// The bundle's name (`OUT`); with split volumes the parts are `OUT.001`, `OUT.002`, …
     pub name: String,
-    /// `gzip`, `zstd` or `none`.
-    pub compression: String,
+    /// `gzip`, `zstd` or `none` on the wire.
+    pub compression: crate::codec::Compression,
     pub layout: Layout,
     /// The whole compressed stream (all volumes concatenated).
     pub size: u64,
@@ -326,7 +326,7 @@ pub(crate) mod tests {
         };
         let bundle = Bundle {
             name: "app.tgz".into(),
-            compression: "gzip".into(),
+            compression: crate::codec::Compression::Gzip,
             layout: Layout::Oci,
             size: 10,
             sha256: file.sha256.clone(),

@@ -337,7 +337,7 @@ fn manifest_of(
         .collect::<Result<_>>()?;
     let bundle = manifest::Bundle {
         name: file_name(&args.output)?,
-        compression: compression.to_string(),
+        compression,
         layout: plan.layout,
         size: whole.size,
         sha256: whole.sha256.clone(),
