@@ -220,7 +220,7 @@ async fn gather(args: &SaveArgs) -> Result<Gathered> {
     if select::offline(args) {
         let sources = select::open_files(args, &platform)?;
         let excluded = select::offline_excludes(&sources, &args.exclude, &mut have)?;
-        let wanted = select::offline_wanted(&sources, &args.images, &excluded)?;
+        let wanted = select::offline_wanted(&sources, &args.images, &excluded, &platform)?;
         let mut files: Vec<String> = args
             .from_archive
             .iter()

@@ -99,6 +99,7 @@ pub fn offline_wanted(
     sources: &[Box<dyn Source>],
     images: &[String],
     excluded: &[Digest],
+    platform: &Platform,
 ) -> Result<Vec<Image>> {
     let mut out: Vec<Image> = Vec::new();
     if images.is_empty() {
@@ -118,7 +119,8 @@ pub fn offline_wanted(
     for name in images {
         let Some(img) = find(sources, name) else {
             bail!(
-                "-i {name}: no such image in the inputs given with --from-archive/--from-oci ({})",
+                "-i {name}: no such image in the inputs given with --from-archive/--from-oci ({}; \
+                 platform {platform} in multi-platform indexes)",
                 list_labels(sources)
             );
         };

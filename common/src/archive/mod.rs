@@ -158,8 +158,8 @@ impl ArchiveIndex {
 pub enum ArchiveError {
     #[error("I/O error reading the archive: {0}")]
     Io(#[from] std::io::Error),
-    #[error("not a docker save archive: {0}")]
-    NotAnArchive(String),
+    #[error("{0}")]
+    NotALayout(String),
     #[error("reading the archive failed after {after}: {source}")]
     Read {
         after: String,

@@ -49,7 +49,7 @@ impl OciDirSource {
         for name in ["oci-layout", "index.json"] {
             let p = dir.join(name);
             if !p.is_file() {
-                return Err(ArchiveError::NotAnArchive(format!(
+                return Err(ArchiveError::NotALayout(format!(
                     "{label}: no {name} (is it an OCI image layout directory?)"
                 )));
             }
