@@ -46,9 +46,10 @@ pub const FUZZ_PUBLIC_KEY: &str = "untrusted comment: minisign public key BD0932
 RWQMCLn6JDIJvcf5q4NN4GdTXT3DyAe6f6UoVzjI2vvj7Y+8VHaTa9K+
 ";
 
-/// A plain tar stream (any layout, or garbage) → `archive::scan`.
+/// A plain tar stream (any layout, or garbage) → `archive::scan`, and the images in the model.
 pub fn archive_scan(data: &[u8]) {
     if let Ok(index) = scan(data) {
+        let _ = index.models();
         // Lookups on what was found must not panic either.
         for img in &index.images {
             let _ = index.find(img.source.id.as_str());
