@@ -392,3 +392,36 @@ fn image_model_of_every_writer_agrees() {
         assert_eq!(plan.blobs_carried, 3, "{name}");
     }
 }
+
+#[test]
+fn compressed_layers_named_by_no_digest_are_hashed_by_the_scan() {
+    // A docker-archive whose gzip layers have arbitrary names: the scan hashes them, so the
+    // bundle can name each blob by its digest before it streams.
+    let w = world();
+    let mut entries = vec![TEntry::file(
+        &format!("{}.json", w.app.id.hex()),
+        w.app.config.clone(),
+    )];
+    let mut paths = Vec::new();
+    for (i, l) in w.app.layers.iter().enumerate() {
+        let name = format!("layer{i}.tar.gz");
+        entries.push(TEntry::file(&name, gz(&l.data)));
+        paths.push(name);
+    }
+    let manifest = json!([{"Config": format!("{}.json", w.app.id.hex()), "RepoTags": ["app:1"], "Layers": paths}]);
+    entries.push(TEntry::file(
+        "manifest.json",
+        serde_json::to_vec(&manifest).unwrap(),
+    ));
+    let dir = tempfile::tempdir().unwrap();
+    let p = write_file(dir.path(), "odd.tar", &write_tar(&entries, End::Proper));
+    let src = ArchiveSource::open(&p, None).unwrap();
+    let img = src.find("app:1").unwrap();
+    assert_eq!(
+        img.layers[1].blob.digest,
+        Digest::of_bytes(&gz(&w.app.layers[1].data))
+    );
+    let (plan, out) = export(&src, "app:1", crate::archive::testutil::have(&[&w.base]));
+    assert_eq!(decisions(&plan, 0), vec![false, true, true, true]);
+    assert_eq!(layer_blobs(&read_tar(&out)).len(), 2);
+}
