@@ -375,6 +375,7 @@ mod tests {
                 chain_id: c.clone(),
                 size: Some(1),
                 carried: true,
+                blob: None,
             })
             .collect();
         m.required_base.clear();

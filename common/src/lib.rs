@@ -1,24 +1,32 @@
-//! Shared library of `partial-save` and `partial-load`: digests and chain IDs, what a destination
-//! holds, the archive engine (layouts, scanning, filtering), the plan, the signed bundle manifest,
-//! the inventory, the send ledger, signing, compression, atomic and split output, and daemon access.
+//! Shared library of `partial-save` and `partial-load`: digests and chain IDs, the image model
+//! (`image`) and its sources (`source`: daemon, archive files of every writer, OCI layouts), what
+//! a destination holds, reading archives (`archive`), the engine that streams a source into a
+//! bundle (`engine`, `bundle_writer`), the plan, the signed bundle manifest, the inventory, the
+//! send ledger, the images of Helm charts (`chart`), signing, compression, atomic and split
+//! output, daemon access, the registry client (`registry`) and layer deltas (`delta`).
 
 pub mod archive;
+pub mod bundle_writer;
 pub mod chart;
 pub mod codec;
 pub mod daemon;
 pub mod delta;
 pub mod digest;
+pub mod engine;
 pub mod exit;
 pub mod have;
+pub mod image;
 pub mod inventory;
 pub mod ledger;
 pub mod manifest;
 pub mod output;
 pub mod plan;
 pub mod progress;
+pub mod reference;
 pub mod registry;
 pub mod schema;
 pub mod sign;
+pub mod source;
 pub mod stream;
 
 pub use digest::Digest;

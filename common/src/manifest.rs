@@ -56,8 +56,8 @@ pub struct FileEntry {
 pub struct Bundle {
     /// The bundle's name (`OUT`); with split volumes the parts are `OUT.001`, `OUT.002`, …
     pub name: String,
-    /// `gzip`, `zstd` or `none`.
-    pub compression: String,
+    /// `gzip`, `zstd` or `none` on the wire.
+    pub compression: crate::codec::Compression,
     pub layout: Layout,
     /// The whole compressed stream (all volumes concatenated).
     pub size: u64,
@@ -78,6 +78,11 @@ pub struct Layer {
     pub size: Option<u64>,
     /// True when the bundle carries this layer; false when the destination must have its chain.
     pub carried: bool,
+    /// The layer blob as the source stores it: `digest`, `media_type`, `size`, `compression`
+    /// (`none`, `gzip`, `zstd`). A carried layer is the bundle's `blobs/sha256/<digest hex>`.
+    /// Optional: absent in manifests of earlier versions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blob: Option<crate::image::Blob>,
 }
 
 /// One image in the bundle.
@@ -185,6 +190,7 @@ impl BundleManifest {
                         chain_id: l.chain_id.clone(),
                         size: l.size,
                         carried: matches!(l.decision, Decision::Carried),
+                        blob: l.blob.clone(),
                     })
                     .collect(),
             })
@@ -351,6 +357,7 @@ pub(crate) mod tests {
                 chain_id: c[i].clone(),
                 size: Some(100 * i as u64),
                 entry: Some(format!("blobs/sha256/{}", d[i].hex())),
+                blob: None,
                 decision: if i < 2 {
                     Decision::AtDestination {
                         origin: origin.clone(),
@@ -383,7 +390,7 @@ pub(crate) mod tests {
         };
         let bundle = Bundle {
             name: "app.tgz".into(),
-            compression: "gzip".into(),
+            compression: crate::codec::Compression::Gzip,
             layout: Layout::Oci,
             size: 10,
             sha256: file.sha256.clone(),

@@ -4,6 +4,7 @@
 
 use crate::digest::Digest;
 use crate::have::Origin;
+use crate::image::Blob;
 use serde::{Deserialize, Serialize};
 
 /// Which `docker save` layout an archive has.
@@ -59,6 +60,10 @@ pub struct PlannedLayer {
     pub size: Option<u64>,
     /// The archive entry holding the layer, e.g. `<v1id>/layer.tar` or `blobs/sha256/<hex>`.
     pub entry: Option<String>,
+    /// The layer blob as the source stores it (and, when carried, as the bundle holds it under
+    /// `blobs/sha256/<digest>`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blob: Option<Blob>,
     #[serde(flatten)]
     pub decision: Decision,
 }

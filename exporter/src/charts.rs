@@ -109,7 +109,7 @@ pub async fn expand(args: &mut SaveArgs) -> Result<Vec<ChartEntry>> {
     }
     push_new(&mut args.images, &inc);
     push_new(&mut args.exclude, &exc);
-    if args.from_archive.is_empty() {
+    if !crate::select::offline(args) {
         check_present(args, &[&inc, &exc]).await?;
     }
     Ok(inc.charts.into_iter().chain(exc.charts).collect())

@@ -13,6 +13,7 @@ Examples:
   partial-save ledger show site-a.json
   partial-save --chart nginx-22.1.1.tgz --exclude-chart nginx-21.1.19.tgz -o up.tgz
   partial-save images --chart nginx-22.1.1.tgz --json
+  partial-save --from-oci app-layout/ -i app:2 --exclude-oci base-layout/ -o app.tgz
   partial-save keygen -o team
 
 Exit codes: 0 success; 1 failure; 2 usage; 3 bad input (archive, inventory or ledger does
@@ -131,13 +132,24 @@ pub struct SaveArgs {
     /// Docker daemon address (default: DOCKER_HOST, else the local socket).
     #[arg(short = 'H', long = "host", value_name = "HOST")]
     pub host: Option<String>,
-    /// Read the images from existing `docker save` archives (plain or compressed) instead of a
-    /// daemon; repeatable. -i picks among their images (default: all but the -e ones).
+    /// Read the images from existing archives instead of a daemon: `docker save` (any version
+    /// or image store), skopeo/podman `docker-archive` and `oci-archive`, crane tarballs; plain,
+    /// gzip or zstd; repeatable. -i picks among their images (default: all but the -e ones).
     #[arg(long = "from-archive", value_name = "FULL.tar")]
     pub from_archive: Vec<PathBuf>,
-    /// The destination has every image in this archive; repeatable.
+    /// Read the images from an OCI image layout directory (skopeo `oci:DIR`, umoci); repeatable.
+    #[arg(long = "from-oci", value_name = "DIR")]
+    pub from_oci: Vec<PathBuf>,
+    /// The destination has every image in this archive (any writer); repeatable.
     #[arg(long = "exclude-archive", value_name = "BASE.tar")]
     pub exclude_archive: Vec<PathBuf>,
+    /// The destination has every image in this OCI layout directory; repeatable.
+    #[arg(long = "exclude-oci", value_name = "DIR")]
+    pub exclude_oci: Vec<PathBuf>,
+    /// In multi-platform archives and layouts, export this platform's image (default: this
+    /// machine's, e.g. linux/amd64).
+    #[arg(long, value_name = "OS/ARCH[/VARIANT]")]
+    pub platform: Option<String>,
     /// Compression of the bundle: gzip (loads with plain `docker load`), zstd, none.
     #[arg(long, value_name = "CODEC", default_value = "gzip")]
     pub compression: String,

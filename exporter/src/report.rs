@@ -1,14 +1,18 @@
 //! What `partial-save` tells people: the plan per image and layer (`--dry-run`), and the final
 //! summary (images, layers carried and left out, bytes written, savings against a full save).
 
-use partial_common::plan::{Decision, Plan};
+use partial_common::plan::{Decision, Layout, Plan};
 use partial_common::progress::human_bytes;
 use std::fmt::Write as _;
 
 /// The plan, one line per layer position, for people.
 pub fn plan_text(plan: &Plan) -> String {
     let mut s = String::new();
-    let _ = writeln!(s, "archive layout: {}", plan.layout);
+    let shape = match plan.layout {
+        Layout::Containerd => "Docker >= 25 layout, layers carried as the source compressed them",
+        _ => "Docker >= 25 layout, layers carried uncompressed",
+    };
+    let _ = writeln!(s, "bundle: {shape}");
     for img in &plan.images {
         let name = if img.tags.is_empty() {
             "<untagged>".to_string()

@@ -1,21 +1,24 @@
-//! The export itself: gather what to save and what the destination has, stream the archive
-//! (from the daemon, or from archive files) through the filter, compress, write the bundle
+//! The export itself: open the source (the daemon, or archive files and OCI layouts) and gather
+//! what the destination has, stream the source through the engine, compress, write the bundle
 //! atomically (optionally in volumes), then write and sign the manifest.
 
 use crate::cli::SaveArgs;
+use crate::ledger_cmd::ExportLedger;
 use crate::report;
-use crate::select::{self, InputArchive};
+use crate::select;
 use anyhow::{bail, Context, Result};
 use indicatif::ProgressBar;
-use partial_common::archive::{Filter, FilterObserver, SourceImage};
+use partial_common::archive::ArchiveError;
 use partial_common::codec::{self, Compression};
-use partial_common::daemon::{self, Daemon};
+use partial_common::daemon;
+use partial_common::engine::{Engine, EngineObserver};
 use partial_common::have::HaveSet;
-use partial_common::manifest::{self, BundleManifest, FileEntry, Source, ToolInfo};
-use partial_common::output;
+use partial_common::image::Image;
+use partial_common::manifest::{self, BundleManifest, FileEntry, ToolInfo};
+use partial_common::output::{self, naming};
 use partial_common::plan::Plan;
 use partial_common::progress;
-use partial_common::stream::ChannelReader;
+use partial_common::source::Source;
 use std::cell::Cell;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -23,10 +26,15 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Where the images come from.
-enum Input {
-    Live { daemon: Daemon, names: Vec<String> },
-    Files(Vec<InputArchive>),
+/// What one export works on: the sources, the images wanted from them, what the destination
+/// holds, and how the manifest describes the source.
+struct Gathered {
+    sources: Vec<Box<dyn Source>>,
+    wanted: Vec<Image>,
+    have: HaveSet,
+    desc: manifest::Source,
+    /// Errors of the stream are the daemon's (exit 5) rather than bad input (exit 3).
+    live: bool,
 }
 
 /// Progress callbacks of the filter, shown on one line: bytes read, layers carried and left
@@ -62,7 +70,7 @@ impl Observer {
     }
 }
 
-impl FilterObserver for Observer {
+impl EngineObserver for Observer {
     fn bytes_read(&self, total: u64) {
         self.bar.set_position(total);
         // Refresh the text once per MiB, not on every read.
@@ -104,47 +112,14 @@ pub fn tool() -> ToolInfo {
 }
 
 pub async fn run(mut args: SaveArgs) -> Result<()> {
-    let charts = crate::charts::expand(&mut args).await?;
+    let charts = crate::charts::expand(&mut args).await?; // --chart, --images-from (issue 11)
     let compression: Compression = args.compression.parse().map_err(|_| {
         anyhow::anyhow!(
             "--compression {:?}: use gzip, zstd or none",
             args.compression
         )
     })?;
-    let split = match &args.split {
-        Some(s) => Some(output::parse_size(s).with_context(|| format!("--split {s:?}"))?),
-        None => None,
-    };
-    if split == Some(0) {
-        bail!("--split must be larger than 0");
-    }
-    if args.from_archive.is_empty() && args.images.is_empty() {
-        bail!("nothing to save: name images with -i (or give --from-archive)");
-    }
-    if !args.from_archive.is_empty() && args.host.is_some() {
-        bail!("-H/--host and --from-archive exclude each other (offline mode needs no daemon)");
-    }
-    if !args.exclude_archive.is_empty() && args.from_archive.is_empty() {
-        bail!("--exclude-archive needs --from-archive (use -e or --have with a live daemon)");
-    }
-    let manifest_path = output::naming::manifest_path(&args.output);
-    let sig_path = output::naming::signature_path(&manifest_path);
-    if !args.dry_run && !args.force {
-        for p in [&args.output, &manifest_path, &sig_path] {
-            if p.exists() {
-                bail!("{} already exists (use --force to overwrite)", p.display());
-            }
-        }
-        if split.is_some() {
-            let first = output::part_path(&args.output, 1);
-            if first.exists() {
-                bail!(
-                    "{} already exists (use --force to overwrite)",
-                    first.display()
-                );
-            }
-        }
-    }
+    let split = check_args(&args)?;
     // Open the signing key before the export, so a wrong password fails now, not in an hour.
     let secret_key = match &args.sign_key {
         Some(path) => Some(
@@ -153,71 +128,11 @@ pub async fn run(mut args: SaveArgs) -> Result<()> {
         ),
         None => None,
     };
-
-    let mut have = HaveSet::new();
-    select::add_inventories(&args.have, &mut have)?;
-    let ledger = crate::ledger_cmd::ExportLedger::open(&args, &mut have)?; // --ledger (issue 14)
-
-    let (input, sources, source_desc) = if args.from_archive.is_empty() {
-        let daemon = daemon::connect(args.host.as_deref(), Duration::from_secs(args.timeout))
-            .await
-            .map_err(crate::daemon_failure)?;
-        let info = daemon.info().await.map_err(crate::daemon_failure)?;
-        let sources = select::live_sources(&daemon, &args.images)
-            .await
-            .map_err(crate::maybe_daemon_failure)?;
-        select::live_excludes(&daemon, &args.exclude, &mut have)
-            .await
-            .map_err(crate::maybe_daemon_failure)?;
-        let desc = Source::Daemon {
-            host: daemon.host.clone(),
-            daemon: info,
-        };
-        (
-            Input::Live {
-                daemon,
-                names: args.images.clone(),
-            },
-            sources,
-            desc,
-        )
-    } else {
-        let mut inputs = Vec::new();
-        for path in &args.from_archive {
-            let index = select::scan_file(path).map_err(crate::bad_input)?;
-            inputs.push(InputArchive {
-                path: path.clone(),
-                index,
-            });
-        }
-        let sources = select::offline_selection(
-            &inputs,
-            &args.images,
-            &args.exclude,
-            &args.exclude_archive,
-            &mut have,
-        )?;
-        let desc = Source::Archives {
-            files: args
-                .from_archive
-                .iter()
-                .map(|p| p.display().to_string())
-                .collect(),
-        };
-        (Input::Files(inputs), sources, desc)
-    };
+    let (g, ledger) = gather(&args).await?;
 
     if args.dry_run {
         let written = Arc::new(AtomicU64::new(0));
-        let (plan, _) = filter(
-            input,
-            sources,
-            have,
-            std::io::sink(),
-            args.idle_timeout,
-            written,
-        )
-        .await?;
+        let (plan, _) = export(g, std::io::sink(), written).await?;
         if args.json {
             println!("{}", serde_json::to_string_pretty(&plan)?);
         } else {
@@ -235,7 +150,8 @@ pub async fn run(mut args: SaveArgs) -> Result<()> {
     };
     let encoder = codec::compress(sink, compression, args.level)
         .with_context(|| format!("starting {compression} compression"))?;
-    let (plan, encoder) = filter(input, sources, have, encoder, args.idle_timeout, written).await?;
+    let desc = g.desc.clone();
+    let (plan, encoder) = export(g, encoder, written).await?;
     let sink = encoder
         .finish()
         .with_context(|| format!("writing {}", args.output.display()))?
@@ -243,80 +159,15 @@ pub async fn run(mut args: SaveArgs) -> Result<()> {
     let written = sink
         .finish()
         .with_context(|| format!("writing {}", args.output.display()))?;
-    let whole = written.whole().clone();
-
-    let bundle_name = file_name(&args.output)?;
-    let volumes: Vec<FileEntry> = written
-        .parts()
-        .iter()
-        .map(|(path, d)| {
-            Ok(FileEntry {
-                name: file_name(path)?,
-                size: d.size,
-                sha256: d.sha256.clone(),
-                blake3: d.blake3.clone(),
-            })
-        })
-        .collect::<Result<_>>()?;
-    let bundle = manifest::Bundle {
-        name: bundle_name,
-        compression: compression.to_string(),
-        layout: plan.layout,
-        size: whole.size,
-        sha256: whole.sha256.clone(),
-        blake3: whole.blake3.clone(),
-        tar_size: plan.output_tar_bytes,
-        volumes,
-    };
-    let mut m = BundleManifest::new(tool(), source_desc, bundle, &plan);
+    let mut m = manifest_of(&args, compression, &written, desc, &plan)?;
     if let Some(l) = &ledger {
         l.stamp(&mut m); // --ledger: site, sequence, previous (issue 14)
     }
     m.charts = charts;
-    let bytes = m.to_bytes();
-    let mut mfile = output::AtomicFile::create(&manifest_path)
-        .with_context(|| format!("creating {}", manifest_path.display()))?;
-    mfile
-        .write_all(&bytes)
-        .with_context(|| format!("writing {}", manifest_path.display()))?;
-    let mut sfile = None;
-    if let Some(sk) = &secret_key {
-        let sig = partial_common::sign::sign_bytes(sk, &bytes, &m.trusted_comment())
-            .context("signing the manifest")?;
-        let mut f = output::AtomicFile::create(&sig_path)
-            .with_context(|| format!("creating {}", sig_path.display()))?;
-        f.write_all(sig.as_bytes())
-            .with_context(|| format!("writing {}", sig_path.display()))?;
-        sfile = Some(f);
-    }
-    // Everything is written and flushed under temporary names; now give them their names, the
-    // bundle first and the signature last, so a signature never vouches for a missing file.
-    let part_names: Vec<PathBuf> = written
-        .commit()
-        .with_context(|| format!("renaming {}", args.output.display()))?
-        .parts
-        .into_iter()
-        .map(|(p, _)| p)
-        .collect();
-    mfile
-        .commit()
-        .with_context(|| format!("renaming {}", manifest_path.display()))?;
-    if let Some(f) = sfile {
-        f.commit()
-            .with_context(|| format!("renaming {}", sig_path.display()))?;
-    } else if sig_path.exists() && args.force {
-        // An old signature beside a new manifest would be a lie.
-        std::fs::remove_file(&sig_path)
-            .with_context(|| format!("removing stale {}", sig_path.display()))?;
-    }
+    let files = write_and_commit(&args, &m, written, secret_key.as_ref())?;
     if let Some(l) = ledger {
-        l.record(&m, &bytes)?; // --ledger: only now that the bundle has its name (issue 14)
-    }
-
-    let mut files: Vec<String> = part_names.iter().map(|p| p.display().to_string()).collect();
-    files.push(manifest_path.display().to_string());
-    if secret_key.is_some() {
-        files.push(sig_path.display().to_string());
+        // --ledger: recorded only now that the bundle has its name (issue 14).
+        l.record(&m, &m.to_bytes())?;
     }
     if args.json {
         let out = serde_json::json!({ "manifest": m, "files": files });
@@ -336,52 +187,232 @@ pub async fn run(mut args: SaveArgs) -> Result<()> {
     Ok(())
 }
 
-/// Streams the input through the filter into `out` on a blocking thread.
-async fn filter<W: Write + Send + 'static>(
-    input: Input,
-    sources: Vec<SourceImage>,
-    have: HaveSet,
+/// Checks the flags that depend on each other and the outputs; returns the split size.
+fn check_args(args: &SaveArgs) -> Result<Option<u64>> {
+    let split = match &args.split {
+        Some(s) => Some(output::parse_size(s).with_context(|| format!("--split {s:?}"))?),
+        None => None,
+    };
+    if split == Some(0) {
+        bail!("--split must be larger than 0");
+    }
+    let offline = select::offline(args);
+    if !offline && args.images.is_empty() {
+        bail!("nothing to save: name images with -i (or give --from-archive or --from-oci)");
+    }
+    if offline && args.host.is_some() {
+        bail!("-H/--host and --from-archive/--from-oci exclude each other (offline mode needs no daemon)");
+    }
+    if !args.dry_run && !args.force {
+        let mut paths = vec![
+            args.output.clone(),
+            naming::manifest_path(&args.output),
+            naming::signature_path(&naming::manifest_path(&args.output)),
+        ];
+        if split.is_some() {
+            paths.push(output::part_path(&args.output, 1));
+        }
+        for p in &paths {
+            if p.exists() {
+                bail!("{} already exists (use --force to overwrite)", p.display());
+            }
+        }
+    }
+    Ok(split)
+}
+
+/// Opens the source(s), resolves the images to export and fills the have-set (and opens the
+/// send ledger, which feeds it and is held, locked, until the bundle is recorded).
+async fn gather(args: &SaveArgs) -> Result<(Gathered, Option<ExportLedger>)> {
+    let platform = select::platform(args)?;
+    let mut have = HaveSet::new();
+    select::add_inventories(&args.have, &mut have)?;
+    let ledger = ExportLedger::open(args, &mut have)?; // --ledger (issue 14)
+    select::add_bases(&args.exclude_archive, &args.exclude_oci, &mut have)?;
+    if select::offline(args) {
+        let sources = select::open_files(args, &platform)?;
+        let excluded = select::offline_excludes(&sources, &args.exclude, &mut have)?;
+        let wanted = select::offline_wanted(&sources, &args.images, &excluded, &platform)?;
+        let mut files: Vec<String> = args
+            .from_archive
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect();
+        files.extend(args.from_oci.iter().map(|p| p.display().to_string()));
+        let g = Gathered {
+            sources,
+            wanted,
+            have,
+            desc: manifest::Source::Archives { files },
+            live: false,
+        };
+        return Ok((g, ledger));
+    }
+    let daemon = daemon::connect(args.host.as_deref(), Duration::from_secs(args.timeout))
+        .await
+        .map_err(crate::daemon_failure)?;
+    let info = daemon.info().await.map_err(crate::daemon_failure)?;
+    select::live_excludes(&daemon, &args.exclude, &mut have)
+        .await
+        .map_err(crate::maybe_daemon_failure)?;
+    let desc = manifest::Source::Daemon {
+        host: daemon.host.clone(),
+        daemon: info,
+    };
+    let source = select::open_daemon(daemon, &args.images, args.idle_timeout).await?;
+    let wanted = source.images().to_vec();
+    let g = Gathered {
+        sources: vec![Box::new(source)],
+        wanted,
+        have,
+        desc,
+        live: true,
+    };
+    Ok((g, ledger))
+}
+
+/// An engine error as the binary reports it: a write error is ours (exit 1), the daemon's
+/// stream failing is the daemon's (exit 5), anything else in an input file is bad input (3).
+fn classify(e: ArchiveError, label: &str, live: bool) -> anyhow::Error {
+    let write = matches!(e, ArchiveError::Write(_) | ArchiveError::Spool(_));
+    let e = anyhow::Error::new(e).context(label.to_string());
+    if live {
+        crate::maybe_daemon_failure(e)
+    } else if write {
+        e
+    } else {
+        crate::bad_input(e)
+    }
+}
+
+/// Streams every source holding a wanted image through the engine into `out`, on a blocking
+/// thread.
+async fn export<W: Write + Send + 'static>(
+    g: Gathered,
     out: W,
-    idle_timeout: u64,
     written: Arc<AtomicU64>,
 ) -> Result<(Plan, W)> {
     let bar = progress::bytes("", None);
     let observer = Observer::new(bar.clone(), written);
-    let result = match input {
-        Input::Live { daemon, names } => {
-            bar.set_message("· the daemon is preparing the export");
-            let stream = daemon.export(&names);
-            let reader = ChannelReader::spawn(stream, Duration::from_secs(idle_timeout));
-            let label = format!("export of {} from {}", names.join(", "), daemon.host);
-            tokio::task::spawn_blocking(move || -> Result<(Plan, W)> {
-                let mut f = Filter::new(out, sources, have);
-                f.set_observer(Box::new(observer));
-                f.add_input(reader, &label, None)
-                    .with_context(|| label.clone())?;
-                f.finish().with_context(|| label.clone())
-            })
-            .await
-            .context("the filter thread failed")?
-            // The daemon dying or hanging mid-export is a daemon failure (exit 5).
-            .map_err(crate::maybe_daemon_failure)
-        }
-        Input::Files(inputs) => tokio::task::spawn_blocking(move || -> Result<(Plan, W)> {
-            let mut f = Filter::new(out, sources, have);
-            f.set_observer(Box::new(observer));
-            for a in &inputs {
-                let label = a.path.display().to_string();
-                let r = select::open_archive(&a.path)?;
-                f.add_input(r, &label, Some(&a.index))
-                    .with_context(|| format!("archive {label}"))
-                    .map_err(crate::bad_input)?;
+    if g.live {
+        bar.set_message("· the daemon is preparing the export");
+    }
+    let result = tokio::task::spawn_blocking(move || -> Result<(Plan, W)> {
+        let Gathered {
+            sources,
+            wanted,
+            have,
+            live,
+            ..
+        } = g;
+        let mut engine = Engine::new(out, wanted.clone(), have);
+        engine.set_observer(Box::new(observer));
+        let mut labels = Vec::new();
+        for src in &sources {
+            let mine: Vec<Image> = wanted.iter().filter(|w| src.holds(w)).cloned().collect();
+            if mine.is_empty() {
+                continue;
             }
-            Ok(f.finish()?)
-        })
-        .await
-        .context("the filter thread failed")?,
-    };
+            let label = src.label();
+            src.stream(&mine, &mut engine)
+                .map_err(|e| classify(e, &label, live))?;
+            labels.push(label);
+        }
+        engine
+            .finish()
+            .map_err(|e| classify(e, &labels.join(", "), live))
+    })
+    .await
+    .context("the export thread failed")?;
     bar.finish_and_clear();
     result
+}
+
+/// The manifest of a written bundle.
+fn manifest_of(
+    args: &SaveArgs,
+    compression: Compression,
+    written: &output::FinishedOutput,
+    desc: manifest::Source,
+    plan: &Plan,
+) -> Result<BundleManifest> {
+    let whole = written.whole().clone();
+    let volumes: Vec<FileEntry> = written
+        .parts()
+        .iter()
+        .map(|(path, d)| {
+            Ok(FileEntry {
+                name: file_name(path)?,
+                size: d.size,
+                sha256: d.sha256.clone(),
+                blake3: d.blake3.clone(),
+            })
+        })
+        .collect::<Result<_>>()?;
+    let bundle = manifest::Bundle {
+        name: file_name(&args.output)?,
+        compression,
+        layout: plan.layout,
+        size: whole.size,
+        sha256: whole.sha256.clone(),
+        blake3: whole.blake3.clone(),
+        tar_size: plan.output_tar_bytes,
+        volumes,
+    };
+    Ok(BundleManifest::new(tool(), desc, bundle, plan))
+}
+
+/// Writes the manifest and its signature under temporary names, then gives every file its name:
+/// the bundle first and the signature last, so a signature never vouches for a missing file.
+/// Returns the files written.
+fn write_and_commit(
+    args: &SaveArgs,
+    m: &BundleManifest,
+    written: output::FinishedOutput,
+    secret_key: Option<&partial_common::sign::SecretKey>,
+) -> Result<Vec<String>> {
+    let manifest_path = naming::manifest_path(&args.output);
+    let sig_path = naming::signature_path(&manifest_path);
+    let bytes = m.to_bytes();
+    let mut mfile = output::AtomicFile::create(&manifest_path)
+        .with_context(|| format!("creating {}", manifest_path.display()))?;
+    mfile
+        .write_all(&bytes)
+        .with_context(|| format!("writing {}", manifest_path.display()))?;
+    let mut sfile = None;
+    if let Some(sk) = secret_key {
+        let sig = partial_common::sign::sign_bytes(sk, &bytes, &m.trusted_comment())
+            .context("signing the manifest")?;
+        let mut f = output::AtomicFile::create(&sig_path)
+            .with_context(|| format!("creating {}", sig_path.display()))?;
+        f.write_all(sig.as_bytes())
+            .with_context(|| format!("writing {}", sig_path.display()))?;
+        sfile = Some(f);
+    }
+    let part_names: Vec<PathBuf> = written
+        .commit()
+        .with_context(|| format!("renaming {}", args.output.display()))?
+        .parts
+        .into_iter()
+        .map(|(p, _)| p)
+        .collect();
+    mfile
+        .commit()
+        .with_context(|| format!("renaming {}", manifest_path.display()))?;
+    if let Some(f) = sfile {
+        f.commit()
+            .with_context(|| format!("renaming {}", sig_path.display()))?;
+    } else if sig_path.exists() && args.force {
+        // An old signature beside a new manifest would be a lie.
+        std::fs::remove_file(&sig_path)
+            .with_context(|| format!("removing stale {}", sig_path.display()))?;
+    }
+    let mut files: Vec<String> = part_names.iter().map(|p| p.display().to_string()).collect();
+    files.push(manifest_path.display().to_string());
+    if secret_key.is_some() {
+        files.push(sig_path.display().to_string());
+    }
+    Ok(files)
 }
 
 fn file_name(p: &Path) -> Result<String> {

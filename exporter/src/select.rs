@@ -1,59 +1,140 @@
-//! Working out what to export and what the destination already has: from a live daemon
-//! (`-i`/`-e` inspected there, never pulled) or from archive files (offline mode), plus inventory
-//! files (`--have`) and base archives (`--exclude-archive`).
+//! Working out what to export and what the destination already has. The images come from one
+//! kind of [`Source`]: the live daemon (`-i` inspected there, never pulled), or archive files
+//! (`--from-archive`, every writer auto-detected) and OCI layout directories (`--from-oci`).
+//! What the destination holds is one have-set fed by `-e` images (on the daemon or inside the
+//! inputs), inventories (`--have`) and base archives or layouts (`--exclude-archive`,
+//! `--exclude-oci`).
 
+use crate::cli::SaveArgs;
 use anyhow::{bail, Context, Result};
-use partial_common::archive::{self, ArchiveIndex, SourceImage};
 use partial_common::daemon::Daemon;
 use partial_common::have::{HaveSet, Origin};
+use partial_common::image::{Image, Platform};
 use partial_common::inventory::Inventory;
+use partial_common::source::{ArchiveSource, DaemonSource, OciDirSource, Source};
+use partial_common::Digest;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
-/// Normalises an image reference the way Docker names tags: `app` → `app:latest`,
-/// `docker.io/library/app:1` → `app:1`. Returns `None` for IDs and digest references, which
-/// name no tag.
-pub fn tag_of(reference: &str) -> Option<String> {
-    if reference.contains('@') || reference.starts_with("sha256:") {
-        return None;
+/// The platform picked from multi-platform indexes: `--platform`, else this machine's.
+pub fn platform(args: &SaveArgs) -> Result<Platform> {
+    match &args.platform {
+        Some(p) => Platform::parse(p)
+            .with_context(|| format!("--platform {p:?}: use OS/ARCH or OS/ARCH/VARIANT")),
+        None => Ok(Platform::host()),
     }
-    if reference.len() >= 12 && reference.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return None;
-    }
-    let mut r = reference
-        .strip_prefix("docker.io/library/")
-        .or_else(|| reference.strip_prefix("docker.io/"))
-        .unwrap_or(reference)
-        .to_string();
-    let last = r.rsplit('/').next().unwrap_or(&r);
-    if !last.contains(':') {
-        r.push_str(":latest");
-    }
-    Some(r)
 }
 
-/// The images to export, inspected on the daemon. Several names for one image become one image
-/// with all the requested tags.
-pub async fn live_sources(daemon: &Daemon, names: &[String]) -> Result<Vec<SourceImage>> {
-    let mut out: Vec<SourceImage> = Vec::new();
-    for name in names {
-        let meta = daemon.require(name).await?;
-        let tag = tag_of(name).filter(|t| meta.tags.contains(t));
-        match out.iter_mut().find(|s| s.id == meta.id) {
-            Some(s) => {
-                if let Some(t) = tag {
-                    if !s.tags.contains(&t) {
-                        s.tags.push(t);
-                    }
-                }
-            }
-            None => out.push(SourceImage {
-                id: meta.id,
-                tags: tag.into_iter().collect(),
-                diff_ids: meta.diff_ids,
-            }),
-        }
+/// Whether the images come from files (archives or layouts) rather than a daemon.
+pub fn offline(args: &SaveArgs) -> bool {
+    !args.from_archive.is_empty() || !args.from_oci.is_empty()
+}
+
+/// Opens the offline inputs: archive files, then OCI layout directories.
+pub fn open_files(args: &SaveArgs, platform: &Platform) -> Result<Vec<Box<dyn Source>>> {
+    let mut out: Vec<Box<dyn Source>> = Vec::new();
+    for path in &args.from_archive {
+        let s = ArchiveSource::open(path, Some(platform))
+            .with_context(|| format!("archive {}", path.display()))
+            .map_err(crate::bad_input)?;
+        out.push(Box::new(s));
+    }
+    for dir in &args.from_oci {
+        let s = OciDirSource::open(dir, Some(platform))
+            .with_context(|| format!("OCI layout {}", dir.display()))
+            .map_err(crate::bad_input)?;
+        out.push(Box::new(s));
     }
     Ok(out)
+}
+
+/// Opens the daemon source with the `-i` images inspected.
+pub async fn open_daemon(daemon: Daemon, images: &[String], idle: u64) -> Result<DaemonSource> {
+    DaemonSource::open(daemon, images, Duration::from_secs(idle))
+        .await
+        .map_err(|e| crate::maybe_daemon_failure(e.into()))
+}
+
+/// The first image `reference` names in `sources`.
+fn find(sources: &[Box<dyn Source>], reference: &str) -> Option<Image> {
+    sources.iter().find_map(|s| s.find(reference))
+}
+
+fn list_labels(sources: &[Box<dyn Source>]) -> String {
+    sources
+        .iter()
+        .map(|s| s.label())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Adds the `-e` images found in offline `sources` to `have`; returns their IDs.
+pub fn offline_excludes(
+    sources: &[Box<dyn Source>],
+    excludes: &[String],
+    have: &mut HaveSet,
+) -> Result<Vec<Digest>> {
+    let mut ids = Vec::new();
+    for name in excludes {
+        let Some(img) = find(sources, name) else {
+            bail!(
+                "-e {name}: no such image in the inputs given with --from-archive/--from-oci ({})",
+                list_labels(sources)
+            );
+        };
+        have.add_image(
+            &img.diff_ids(),
+            &Origin::Image {
+                name: name.clone(),
+                image_id: img.id.clone(),
+            },
+        );
+        ids.push(img.id);
+    }
+    Ok(ids)
+}
+
+/// The images to export from offline `sources`: the `-i` ones, or all but `excluded`.
+pub fn offline_wanted(
+    sources: &[Box<dyn Source>],
+    images: &[String],
+    excluded: &[Digest],
+    platform: &Platform,
+) -> Result<Vec<Image>> {
+    let mut out: Vec<Image> = Vec::new();
+    if images.is_empty() {
+        for img in sources.iter().flat_map(|s| s.images()) {
+            if !excluded.contains(&img.id) && !out.iter().any(|o| o.id == img.id) {
+                out.push(img.clone());
+            }
+        }
+        if out.is_empty() {
+            bail!(
+                "nothing to export: every image in {} is excluded",
+                list_labels(sources)
+            );
+        }
+        return Ok(out);
+    }
+    for name in images {
+        let Some(img) = find(sources, name) else {
+            bail!(
+                "-i {name}: no such image in the inputs given with --from-archive/--from-oci ({}; \
+                 platform {platform} in multi-platform indexes)",
+                list_labels(sources)
+            );
+        };
+        merge(&mut out, img);
+    }
+    Ok(out)
+}
+
+/// Adds `img` to `out`, or its tags to the same image already there.
+fn merge(out: &mut Vec<Image>, img: Image) {
+    match out.iter_mut().find(|o| o.id == img.id) {
+        Some(o) => img.tags.iter().for_each(|t| o.add_tag(t)),
+        None => out.push(img),
+    }
 }
 
 /// Adds the `-e` images, inspected on the daemon, to `have`.
@@ -85,150 +166,32 @@ pub fn add_inventories(files: &[PathBuf], have: &mut HaveSet) -> Result<()> {
     Ok(())
 }
 
-/// Opens an archive file as a plain tar stream, undoing gzip or zstd.
-pub fn open_archive(path: &Path) -> Result<Box<dyn std::io::Read + Send>> {
-    let f =
-        std::fs::File::open(path).with_context(|| format!("opening archive {}", path.display()))?;
-    let r = partial_common::codec::decompress(std::io::BufReader::with_capacity(1 << 20, f))
-        .with_context(|| format!("reading archive {}", path.display()))?;
-    Ok(r)
-}
-
-/// Reads the metadata of an archive file.
-pub fn scan_file(path: &Path) -> Result<ArchiveIndex> {
-    let r = open_archive(path)?;
-    archive::scan(r).with_context(|| format!("archive {}", path.display()))
-}
-
-/// An archive given with `--from-archive`, scanned.
-pub struct InputArchive {
-    pub path: PathBuf,
-    pub index: ArchiveIndex,
-}
-
-/// Offline mode: the images to export from the input archives, and the `-e` / `--exclude-archive`
-/// images added to `have`.
-pub fn offline_selection(
-    inputs: &[InputArchive],
-    images: &[String],
-    excludes: &[String],
-    exclude_archives: &[PathBuf],
-    have: &mut HaveSet,
-) -> Result<Vec<SourceImage>> {
-    let find = |reference: &str| -> Option<(&InputArchive, &archive::IndexedImage)> {
-        inputs
-            .iter()
-            .find_map(|a| a.index.find(reference).map(|img| (a, img)))
-    };
-    let mut excluded_ids = Vec::new();
-    for name in excludes {
-        let Some((a, img)) = find(name) else {
-            bail!(
-                "-e {name}: no such image in the archives given with --from-archive ({})",
-                list_paths(inputs)
-            );
-        };
-        let _ = a;
-        excluded_ids.push(img.source.id.clone());
-        have.add_image(
-            &img.source.diff_ids,
-            &Origin::Image {
-                name: name.clone(),
-                image_id: img.source.id.clone(),
-            },
-        );
-    }
-    for path in exclude_archives {
-        let index = scan_file(path)?;
-        let label = path.display().to_string();
-        for img in &index.images {
-            let name = img
-                .source
-                .tags
-                .first()
-                .cloned()
-                .unwrap_or_else(|| img.source.id.to_string());
+/// Adds every image of the base archives (`--exclude-archive`) and base layouts
+/// (`--exclude-oci`) to `have`: every platform of multi-platform ones.
+pub fn add_bases(archives: &[PathBuf], layouts: &[PathBuf], have: &mut HaveSet) -> Result<()> {
+    let add = |label: &Path, src: &dyn Source, have: &mut HaveSet| {
+        for img in src.images() {
             have.add_image(
-                &img.source.diff_ids,
+                &img.diff_ids(),
                 &Origin::Archive {
-                    file: label.clone(),
-                    image: name,
-                    image_id: img.source.id.clone(),
+                    file: label.display().to_string(),
+                    image: img.name(),
+                    image_id: img.id.clone(),
                 },
             );
         }
+    };
+    for path in archives {
+        let src = ArchiveSource::open(path, None)
+            .with_context(|| format!("--exclude-archive {}", path.display()))
+            .map_err(crate::bad_input)?;
+        add(path, &src, have);
     }
-    let mut out: Vec<SourceImage> = Vec::new();
-    if images.is_empty() {
-        for a in inputs {
-            for img in &a.index.images {
-                if !excluded_ids.contains(&img.source.id)
-                    && !out.iter().any(|s| s.id == img.source.id)
-                {
-                    out.push(img.source.clone());
-                }
-            }
-        }
-        if out.is_empty() {
-            bail!(
-                "nothing to export: every image in {} is excluded",
-                list_paths(inputs)
-            );
-        }
-    } else {
-        for name in images {
-            let Some((_, img)) = find(name) else {
-                bail!(
-                    "-i {name}: no such image in the archives given with --from-archive ({})",
-                    list_paths(inputs)
-                );
-            };
-            let tag = tag_of(name).filter(|t| img.source.tags.contains(t));
-            match out.iter_mut().find(|s| s.id == img.source.id) {
-                Some(s) => {
-                    if let Some(t) = tag {
-                        if !s.tags.contains(&t) {
-                            s.tags.push(t);
-                        }
-                    }
-                }
-                None => {
-                    let mut s = img.source.clone();
-                    // Keep only the requested tag when one was named; all tags for an ID.
-                    if let Some(t) = tag {
-                        s.tags = vec![t];
-                    }
-                    out.push(s);
-                }
-            }
-        }
+    for dir in layouts {
+        let src = OciDirSource::open(dir, None)
+            .with_context(|| format!("--exclude-oci {}", dir.display()))
+            .map_err(crate::bad_input)?;
+        add(dir, &src, have);
     }
-    Ok(out)
-}
-
-fn list_paths(inputs: &[InputArchive]) -> String {
-    inputs
-        .iter()
-        .map(|a| a.path.display().to_string())
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-#[cfg(test)]
-mod tests {
-    use super::tag_of;
-
-    #[test]
-    fn tags_are_normalised_like_docker() {
-        assert_eq!(tag_of("app").as_deref(), Some("app:latest"));
-        assert_eq!(tag_of("app:2").as_deref(), Some("app:2"));
-        assert_eq!(tag_of("docker.io/library/app:2").as_deref(), Some("app:2"));
-        assert_eq!(
-            tag_of("registry:5000/team/app").as_deref(),
-            Some("registry:5000/team/app:latest")
-        );
-        assert_eq!(tag_of("sha256:abcdef"), None);
-        assert_eq!(tag_of("0123456789abcdef"), None);
-        assert_eq!(tag_of("app@sha256:00"), None);
-    }
+    Ok(())
 }

@@ -6,8 +6,10 @@
 //! `fuzz/regressions/<target>/` in plain `cargo test`: so it may use `partial_common` and `std`
 //! only.
 
-use partial_common::archive::{scan, Filter, SourceImage};
+use partial_common::archive::scan;
+use partial_common::engine::Engine;
 use partial_common::have::{HaveSet, Origin};
+use partial_common::image::Image;
 use partial_common::inventory::Inventory;
 use partial_common::manifest::BundleManifest;
 use partial_common::sign::{verify, PublicKey};
@@ -46,9 +48,10 @@ pub const FUZZ_PUBLIC_KEY: &str = "untrusted comment: minisign public key BD0932
 RWQMCLn6JDIJvcf5q4NN4GdTXT3DyAe6f6UoVzjI2vvj7Y+8VHaTa9K+
 ";
 
-/// A plain tar stream (any layout, or garbage) → `archive::scan`.
+/// A plain tar stream (any layout, or garbage) → `archive::scan`, and the images in the model.
 pub fn archive_scan(data: &[u8]) {
     if let Ok(index) = scan(data) {
+        let _ = index.models();
         // Lookups on what was found must not panic either.
         for img in &index.images {
             let _ = index.find(img.source.id.as_str());
@@ -60,28 +63,40 @@ pub fn archive_scan(data: &[u8]) {
     }
 }
 
-/// `[control byte] + tar stream` → `Filter` into a sink, then `finish`.
+/// `[control byte] + tar stream` → `Engine` into a sink, then `finish`.
 ///
 /// The control byte picks, among the images `scan` finds in the stream: bits 0–3 which of the
 /// first four are exported (none set: all of them); bits 4–5 which of the first two the
 /// destination holds (all layers but the top one; a one-layer image entirely); bit 6 streams the
 /// archive twice (two inputs); bit 7 passes the scan index to `add_input` (archive-file mode)
-/// rather than `None` (live-daemon mode). When `scan` fails, one fixed image is exported.
+/// rather than `None` (live-daemon mode, images known by their diffIDs only). When `scan` fails,
+/// one fixed image is exported.
 pub fn archive_filter(data: &[u8]) {
     let Some((&ctrl, tar)) = data.split_first() else {
         return;
     };
     let index = scan(tar).ok();
+    let indexed = ctrl & 0x80 != 0;
     let mut have = HaveSet::new();
-    let sources: Vec<SourceImage> = match &index {
+    let wanted: Vec<Image> = match &index {
         Some(ix) => {
-            let all = ix.sources();
+            let all: Vec<Image> = ix
+                .models()
+                .into_iter()
+                .map(|m| {
+                    if indexed {
+                        m
+                    } else {
+                        Image::from_diff_ids(m.id.clone(), m.tags.clone(), &m.diff_ids())
+                    }
+                })
+                .collect();
             for (i, s) in all.iter().enumerate().take(2) {
                 if ctrl & (0x10 << i) != 0 {
-                    let n = s.diff_ids.len().saturating_sub(1).max(1);
-                    let n = n.min(s.diff_ids.len());
+                    let d = s.diff_ids();
+                    let n = d.len().saturating_sub(1).max(1).min(d.len());
                     have.add_image(
-                        &s.diff_ids[..n],
+                        &d[..n],
                         &Origin::Image {
                             name: format!("have{i}"),
                             image_id: s.id.clone(),
@@ -89,7 +104,7 @@ pub fn archive_filter(data: &[u8]) {
                     );
                 }
             }
-            let picked: Vec<SourceImage> = all
+            let picked: Vec<Image> = all
                 .iter()
                 .enumerate()
                 .filter(|(i, _)| *i < 4 && ctrl & (1 << i) != 0)
@@ -101,25 +116,21 @@ pub fn archive_filter(data: &[u8]) {
                 picked
             }
         }
-        None => vec![SourceImage {
-            id: Digest::of_bytes(b"{}"),
-            tags: vec!["fuzz:1".into()],
-            diff_ids: vec![Digest::of_bytes(b"layer")],
-        }],
+        None => vec![Image::from_diff_ids(
+            Digest::of_bytes(b"{}"),
+            vec!["fuzz:1".into()],
+            &[Digest::of_bytes(b"layer")],
+        )],
     };
-    let indexed = if ctrl & 0x80 != 0 {
-        index.as_ref()
-    } else {
-        None
-    };
-    let mut f = Filter::new(io::sink(), sources, have);
-    if f.add_input(tar, "input 1", indexed).is_err() {
+    let ix = if indexed { index } else { None };
+    let mut e = Engine::new(io::sink(), wanted, have);
+    if e.add_input(tar, "input 1", ix.clone()).is_err() {
         return;
     }
-    if ctrl & 0x40 != 0 && f.add_input(tar, "input 2", indexed).is_err() {
+    if ctrl & 0x40 != 0 && e.add_input(tar, "input 2", ix).is_err() {
         return;
     }
-    let _ = f.finish();
+    let _ = e.finish();
 }
 
 /// Bytes → `BundleManifest::parse`; what parses must survive a round trip.

@@ -36,11 +36,16 @@ fn offline_legacy_save_filtered_against_base_archive_loads() {
         out_len < full_len - 300_000,
         "bundle {out_len} vs full {full_len}"
     );
+    // The bundle has the Docker >= 25 shape: only the two app:2 layers are carried, as blobs
+    // named by their diffIDs (uncompressed in the save), the base layer is absent.
     let listing = tar_listing(&out).unwrap();
-    let layers = listing.iter().filter(|n| n.ends_with("layer.tar")).count();
-    assert_eq!(
-        layers, 2,
-        "only the two app:2 layers are carried: {listing:?}"
+    let diffs = pair.source.diff_ids("app:2").unwrap();
+    let has = |d: &str| listing.contains(&format!("blobs/sha256/{}", &d[7..]));
+    assert!(!has(&diffs[0]), "the base layer is left out: {listing:?}");
+    assert!(has(&diffs[1]) && has(&diffs[2]), "{listing:?}");
+    assert!(
+        !listing.iter().any(|n| n.ends_with("layer.tar")),
+        "{listing:?}"
     );
 
     give_airgap(&pair, &["base:1"]);
@@ -239,4 +244,52 @@ fn offline_containerd_layout_filtered_against_base_archive_loads() {
     give_airgap(&pair, &["base:1"]);
     pair.airgap.load(&out).unwrap();
     assert_eq!(pair.airgap.image_id("app:2").unwrap(), scene.app2);
+}
+
+#[test]
+fn live_export_against_a_base_archive_loads() {
+    // The have-set is one, whatever the source: a base archive works with a live daemon too.
+    let pair = require_daemons!();
+    let scene = build_standard(&pair);
+    let dir = tempfile::tempdir().unwrap();
+    let base = dir.path().join("base.tar");
+    pair.source.save_to(&["base:1"], &base).unwrap();
+    let out = dir.path().join("app.tgz");
+    let r = save(&[
+        "-H".as_ref(),
+        pair.source.host().as_ref(),
+        "-i".as_ref(),
+        "app:2".as_ref(),
+        "--exclude-archive".as_ref(),
+        base.as_os_str(),
+        "-o".as_ref(),
+        out.as_os_str(),
+        "--json".as_ref(),
+    ])
+    .ok();
+    let res: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    let layers = res["manifest"]["images"][0]["layers"].as_array().unwrap();
+    let carried: Vec<bool> = layers
+        .iter()
+        .map(|l| l["carried"].as_bool().unwrap())
+        .collect();
+    assert_eq!(carried, [false, true, true]);
+    // Each layer records its blob; carried ones are in the bundle under their digest.
+    let listing = tar_listing(&out).unwrap();
+    for l in layers {
+        let digest = l["blob"]["digest"].as_str().unwrap();
+        let present = listing.contains(&format!("blobs/sha256/{}", &digest[7..]));
+        assert_eq!(
+            present,
+            l["carried"].as_bool().unwrap(),
+            "{l} / {listing:?}"
+        );
+    }
+    give_airgap(&pair, &["base:1"]);
+    pair.airgap.load(&out).unwrap();
+    assert_eq!(pair.airgap.image_id("app:2").unwrap(), scene.app2);
+    assert_eq!(
+        pair.airgap.diff_ids("app:2").unwrap(),
+        pair.source.diff_ids("app:2").unwrap()
+    );
 }

@@ -122,7 +122,7 @@ fn manifest() -> BundleManifest {
         sha256: Digest::of_bytes(&n.to_le_bytes()),
         blake3: "ab".repeat(32),
     };
-    m.bundle.compression = "zstd".into();
+    m.bundle.compression = crate::codec::Compression::Zstd;
     m.bundle.volumes = vec![vol(1, 20), vol(2, 10)];
     m.bundle.size = 30;
     for r in &mut m.required_base {

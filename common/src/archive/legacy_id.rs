@@ -47,15 +47,6 @@ impl V1Json {
         Some(V1Json { fields, os })
     }
 
-    /// The `id` field of a v1 json (Docker >= 25 stores these files as blobs), if any.
-    pub fn id_of(bytes: &[u8]) -> Option<String> {
-        #[derive(serde::Deserialize)]
-        struct IdOnly {
-            id: String,
-        }
-        serde_json::from_slice::<IdOnly>(bytes).ok().map(|v| v.id)
-    }
-
     /// The serialisation around the `layer_id` value: (bytes before it, bytes after it).
     fn around_layer_id(&self, with_os: bool) -> (Vec<u8>, Vec<u8>) {
         let mut all: Vec<(&str, &str)> = self

@@ -1,14 +1,16 @@
 //! The small JSON files of an archive: collecting them while streaming, turning them into the
 //! archive's images (from `manifest.json`, or from `index.json` and OCI manifests when there is no
-//! `manifest.json`), and rewriting `manifest.json`, `repositories` and `index.json` for a selection
-//! of images (unknown fields are kept as they are).
+//! `manifest.json`), following nested indexes (only the wanted platform's descriptors of a
+//! multi-platform index) with bounds against hostile input.
 
 use super::names::{role_of, EntryRole};
 use super::{ArchiveError, IndexedImage, SourceImage};
 use crate::digest::Digest;
+use crate::image::Platform;
 use crate::plan::Layout;
+use crate::reference::familiar;
 use serde_json::Value;
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 use std::rc::Rc;
 
 /// The biggest metadata entry buffered in memory.
@@ -38,6 +40,8 @@ pub(crate) struct Collected {
     pub saw_blobs: bool,
     /// Whether `<v1id>/` folders were seen.
     pub saw_folders: bool,
+    /// In multi-platform indexes, follow only the descriptors of this platform (`None`: all).
+    pub platform: Option<Platform>,
 }
 
 fn bad(entry: &str, message: impl Into<String>) -> ArchiveError {
@@ -73,41 +77,27 @@ pub(crate) fn blob_entry(d: &Digest) -> String {
     format!("blobs/sha256/{}", d.hex())
 }
 
-/// `docker.io/library/x:t` → `x:t`, `docker.io/u/x` → `u/x:latest`; `None` for digest references.
-pub(crate) fn familiar(reference: &str) -> Option<String> {
-    let r = reference.trim();
-    if r.is_empty() || r.contains('@') {
-        return None;
-    }
-    let r = r
-        .strip_prefix("docker.io/library/")
-        .or_else(|| r.strip_prefix("index.docker.io/library/"))
-        .or_else(|| r.strip_prefix("docker.io/"))
-        .or_else(|| r.strip_prefix("index.docker.io/"))
-        .unwrap_or(r);
-    let r = r.strip_prefix("library/").unwrap_or(r);
-    let last = r.rsplit('/').next().unwrap_or(r);
-    if last.contains(':') {
-        Some(r.to_string())
-    } else {
-        Some(format!("{r}:latest"))
-    }
+/// What an index descriptor's annotations name: a full reference (a tag), or a bare
+/// `org.opencontainers.image.ref.name` such as `1.0` (a tag of the layout, no repository).
+enum RefName {
+    Tag(String),
+    Bare(String),
 }
 
-/// A tag from an OCI index descriptor's annotations.
-fn tag_of(desc: &Value) -> Option<String> {
+fn ref_name_of(desc: &Value) -> Option<RefName> {
     let ann = desc.get("annotations")?;
     if let Some(n) = ann.get("io.containerd.image.name").and_then(Value::as_str) {
-        return familiar(n);
+        return familiar(n).map(RefName::Tag);
     }
     let n = ann
         .get("org.opencontainers.image.ref.name")
         .and_then(Value::as_str)?;
-    // A bare tag (`1.0`) names no repository; only full references are tags here.
     if n.contains('/') || n.contains(':') {
-        familiar(n)
-    } else {
+        familiar(n).map(RefName::Tag)
+    } else if n.is_empty() {
         None
+    } else {
+        Some(RefName::Bare(n.to_string()))
     }
 }
 
@@ -205,6 +195,11 @@ impl Collected {
             }
             parents.push(d.clone());
             for c in children {
+                if let (Some(want), Some(p)) = (&self.platform, c.get("platform")) {
+                    if !want.matches(p) {
+                        continue;
+                    }
+                }
                 self.walk(c, parents, found, depth + 1, st);
             }
             parents.pop();
@@ -284,7 +279,7 @@ impl Collected {
                 .map(|t| {
                     t.iter()
                         .filter_map(|x| x.as_str())
-                        .map(String::from)
+                        .filter_map(familiar)
                         .collect()
                 })
                 .unwrap_or_default();
@@ -302,6 +297,7 @@ impl Collected {
                 config_entry: cfg,
                 manifest_digest: None,
                 index_digests: Vec::new(),
+                ref_names: Vec::new(),
             });
         }
         Ok(out)
@@ -319,9 +315,18 @@ impl Collected {
             .unwrap_or_default();
         let mut st = WalkState::default();
         for desc in &list {
+            if let (Some(want), Some(p)) = (&self.platform, desc.get("platform")) {
+                if !want.matches(p) {
+                    continue;
+                }
+            }
             let mut found = BTreeMap::new();
             self.walk(desc, &mut Vec::new(), &mut found, 0, &mut st);
-            let tag = tag_of(desc);
+            let (tag, bare) = match ref_name_of(desc) {
+                Some(RefName::Tag(t)) => (Some(t), None),
+                Some(RefName::Bare(b)) => (None, Some(b)),
+                None => (None, None),
+            };
             for (cfg, (mdigest, parents)) in found {
                 let centry = blob_entry(&cfg);
                 if !self.json.contains_key(&centry) {
@@ -360,6 +365,11 @@ impl Collected {
                             prev.source.tags.push(t.clone());
                         }
                     }
+                    if let Some(b) = &bare {
+                        if !prev.ref_names.contains(b) {
+                            prev.ref_names.push(b.clone());
+                        }
+                    }
                     continue;
                 }
                 out.push(IndexedImage {
@@ -372,6 +382,7 @@ impl Collected {
                     config_entry: centry,
                     manifest_digest: Some(mdigest),
                     index_digests: parents,
+                    ref_names: bare.iter().cloned().collect(),
                 });
             }
         }
@@ -399,112 +410,9 @@ impl Collected {
     }
 }
 
-/// Keeps the `manifest.json` items of the selected images (by config entry), merging duplicates.
-pub(crate) fn rewrite_manifest(items: &[Value], selected_configs: &BTreeSet<String>) -> Vec<Value> {
-    let mut out: Vec<Value> = Vec::new();
-    for item in items {
-        let Some(cfg) = item.get("Config").and_then(Value::as_str) else {
-            continue;
-        };
-        let cfg = cfg.strip_prefix("./").unwrap_or(cfg);
-        if !selected_configs.contains(cfg) {
-            continue;
-        }
-        if let Some(prev) = out.iter_mut().find(|p| {
-            p.get("Config")
-                .and_then(Value::as_str)
-                .map(|c| c.strip_prefix("./").unwrap_or(c) == cfg)
-                .unwrap_or(false)
-        }) {
-            // The same image from two inputs: union of tags.
-            let new_tags: Vec<Value> = item
-                .get("RepoTags")
-                .and_then(Value::as_array)
-                .cloned()
-                .unwrap_or_default();
-            if let Some(Value::Array(tags)) = prev.get_mut("RepoTags") {
-                for t in new_tags {
-                    if !tags.contains(&t) {
-                        tags.push(t);
-                    }
-                }
-            }
-            continue;
-        }
-        out.push(item.clone());
-    }
-    out
-}
-
-/// Keeps the `repositories` tags that belong to `selected_tags` (familiar `name:tag` forms).
-pub(crate) fn rewrite_repositories(
-    repos: &Value,
-    selected_tags: &BTreeSet<String>,
-    into: &mut serde_json::Map<String, Value>,
-) {
-    let Some(map) = repos.as_object() else {
-        return;
-    };
-    for (name, tags) in map {
-        let Some(tags) = tags.as_object() else {
-            continue;
-        };
-        for (tag, id) in tags {
-            let full = familiar(&format!("{name}:{tag}")).unwrap_or_default();
-            if selected_tags.contains(&full) {
-                let slot = into
-                    .entry(name.clone())
-                    .or_insert_with(|| Value::Object(Default::default()));
-                if let Some(obj) = slot.as_object_mut() {
-                    obj.insert(tag.clone(), id.clone());
-                }
-            }
-        }
-    }
-}
-
-/// Keeps the `index.json` descriptors whose digest is in `keep`; `into` gathers them across inputs.
-pub(crate) fn rewrite_index(index: &Value, keep: &BTreeSet<Digest>, into: &mut Vec<Value>) {
-    let Some(list) = index.get("manifests").and_then(Value::as_array) else {
-        return;
-    };
-    for desc in list {
-        let d = desc
-            .get("digest")
-            .and_then(Value::as_str)
-            .and_then(|s| Digest::parse(s).ok());
-        if d.map(|d| keep.contains(&d)).unwrap_or(false) && !into.contains(desc) {
-            into.push(desc.clone());
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn familiar_names() {
-        assert_eq!(familiar("busybox").unwrap(), "busybox:latest");
-        assert_eq!(
-            familiar("docker.io/library/busybox:1").unwrap(),
-            "busybox:1"
-        );
-        assert_eq!(familiar("docker.io/me/app").unwrap(), "me/app:latest");
-        assert_eq!(familiar("reg:5000/app").unwrap(), "reg:5000/app:latest");
-        assert_eq!(familiar("reg:5000/app:2").unwrap(), "reg:5000/app:2");
-        assert!(familiar("a@sha256:00").is_none());
-    }
-
-    #[test]
-    fn repositories_keep_selected_tags() {
-        let repos: Value =
-            serde_json::from_str(r#"{"a":{"1":"x","2":"y"},"b":{"latest":"z"}}"#).unwrap();
-        let sel: BTreeSet<String> = ["a:2".to_string()].into();
-        let mut out = serde_json::Map::new();
-        rewrite_repositories(&repos, &sel, &mut out);
-        assert_eq!(Value::Object(out), serde_json::json!({"a":{"2":"y"}}));
-    }
 
     #[test]
     fn self_referencing_index_blobs_do_not_explode() {

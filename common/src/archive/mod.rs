@@ -1,49 +1,44 @@
-//! Reading, scanning and filtering `docker save` archives, for all three layouts (legacy,
-//! OCI ≥ 25, containerd store), in one streaming pass and bounded memory.
+//! Reading archives of every writer (Docker ≤ 24 legacy, Docker ≥ 25 OCI + `manifest.json`, the
+//! containerd store, containers/image `docker-archive`, go-containerregistry tarballs,
+//! `oci-archive`) into the [image model](crate::image), in one streaming pass and bounded memory.
 //!
-//! PUBLIC API CONTRACT (other modules and the binaries are written against it):
-//!
-//! * [`SourceImage`]: what is known ahead of the stream about an image being exported (from
-//!   `docker image inspect` on a live daemon, or from [`scan`] of an archive file).
-//! * [`scan`]: one pass over an archive keeping only metadata → [`ArchiveIndex`].
-//! * [`Filter`]: feed it one or more archive streams, get a filtered archive plus a
-//!   [`Plan`](crate::plan::Plan).
+//! * [`scan`]: one pass over an archive keeping only metadata (and, per layer file, its size and
+//!   compression) → [`ArchiveIndex`], which [`ArchiveIndex::images`] turns into model images.
+//! * The engine that streams the wanted blobs into a bundle is [`crate::engine`]; it reuses the
+//!   pieces here.
 //!
 //! Inputs are plain tar streams; the caller undoes gzip/zstd first (see `codec`).
 //!
-//! Modules: `tarstream` (byte-exact tar pass-through, strict end-of-archive checks), `names`
-//! (entry roles, unsafe names), `legacy_id` (identifying `<v1id>/` folders from their `json`),
-//! `metadata` (manifest.json / index.json / OCI manifests → images; rewriting for a selection),
-//! `scan`, `filter` (streaming decisions), `finish` (decisions needing the whole archive, the
-//! plan), `testutil` (test-archive builders), `filter_tests`, `fuzz_seeds` (writes the fuzz targets' seed inputs), `real_daemon` (ignored checks
-//! against real `docker save` output).
-//!
-//! After an error from [`Filter::add_input`] the output is incomplete: abort the export.
+//! Modules: `tarstream` (strict tar reader/writer), `names` (entry roles, unsafe names),
+//! `legacy_id` (identifying `<v1id>/` folders from their `json`), `metadata` (manifest.json /
+//! index.json / OCI manifests → images), `scan`, `to_model` (index → model images), `testutil`
+//! (test-archive builders), `fuzz_seeds` (writes the fuzz targets' seed inputs), `real_daemon`
+//! (ignored checks against real `docker save` output).
 
 pub mod entries;
-mod filter;
-#[cfg(test)]
-mod filter_tests;
-mod finish;
 #[cfg(test)]
 mod fuzz_seeds;
-mod legacy_id;
-mod metadata;
-mod names;
+pub(crate) mod legacy_id;
+pub(crate) mod metadata;
+pub(crate) mod names;
 #[cfg(test)]
 mod real_daemon;
-mod scan;
-mod tarstream;
+pub(crate) mod scan;
+pub(crate) mod tarstream;
 #[cfg(test)]
 pub(crate) mod testutil;
+mod to_model;
 
-pub use filter::{Filter, FilterObserver};
-pub use scan::scan;
+pub use scan::{scan, scan_with};
 
-use crate::digest::{is_sha256_hex, Digest};
+use crate::codec::Compression;
+use crate::digest::Digest;
 use crate::plan::Layout;
+use crate::reference::{familiar, id_hex};
+use std::collections::BTreeMap;
 
-/// An image that is exported: its ID (config digest), its tags and its diffIDs, bottom first.
+/// An image as an archive's metadata describes it: its ID (config digest), its tags and its
+/// diffIDs, bottom first.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SourceImage {
     pub id: Digest,
@@ -51,15 +46,31 @@ pub struct SourceImage {
     pub diff_ids: Vec<Digest>,
 }
 
+/// A layer-sized file of an archive, as [`scan`] saw it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EntryInfo {
+    pub size: u64,
+    pub compression: Compression,
+    /// sha256 of the stored bytes, computed by the scan for compressed files whose name does not
+    /// say their digest.
+    pub digest: Option<Digest>,
+}
+
 /// Metadata of one archive, read by [`scan`].
 #[derive(Clone, Debug)]
 pub struct ArchiveIndex {
     pub layout: Layout,
     pub images: Vec<IndexedImage>,
+    /// Every regular file that is not metadata (layers, mostly), by entry name.
+    pub entries: BTreeMap<String, EntryInfo>,
+    /// Symlinks: entry name → resolved target entry.
+    pub links: BTreeMap<String, String>,
+    /// Config bytes by config entry name.
+    pub configs: BTreeMap<String, Vec<u8>>,
 }
 
-/// One image of an archive, as its `manifest.json` (and config, and for the containerd layout its
-/// OCI manifest) describe it.
+/// One image of an archive, as its `manifest.json` (and config, and for OCI layouts its OCI
+/// manifest) describe it.
 #[derive(Clone, Debug)]
 pub struct IndexedImage {
     pub source: SourceImage,
@@ -71,47 +82,49 @@ pub struct IndexedImage {
     pub manifest_digest: Option<Digest>,
     /// OCI image indexes (nested in `index.json`) leading to the image's manifest, outermost first.
     pub index_digests: Vec<Digest>,
+    /// Bare `org.opencontainers.image.ref.name` annotations (`1.0`): tags of the layout that name
+    /// no repository. `-i 1.0` and `-i NAME:1.0` select the image.
+    pub ref_names: Vec<String>,
+}
+
+impl IndexedImage {
+    /// Whether `d` names this image (its ID, its OCI manifest or an index above it).
+    pub fn named_by(&self, d: &Digest) -> bool {
+        self.source.id == *d
+            || self.manifest_digest.as_ref() == Some(d)
+            || self.index_digests.contains(d)
+    }
 }
 
 impl ArchiveIndex {
     /// Finds an image by tag (`name:tag`, `name` meaning `name:latest`, `docker.io/library/name:tag`
-    /// meaning `name:tag`), full image ID (also its OCI manifest or index digest), or a unique
-    /// prefix of the image ID (with or without `sha256:`, at least 12 hex digits). An ambiguous
-    /// prefix finds nothing.
+    /// meaning `name:tag`), by a bare layout tag (`1.0`, or `NAME:1.0` for any NAME), full image ID
+    /// (also its OCI manifest or index digest), or a unique prefix of the image ID (with or without
+    /// `sha256:`, at least 12 hex digits). An ambiguous prefix finds nothing.
     pub fn find(&self, reference: &str) -> Option<&IndexedImage> {
         let reference = reference.trim();
-        if let Some(want) = metadata::familiar(reference) {
+        if let Some(want) = familiar(reference) {
             let hit = self.images.iter().find(|img| {
                 img.source
                     .tags
                     .iter()
-                    .any(|t| metadata::familiar(t).as_deref() == Some(want.as_str()))
+                    .any(|t| familiar(t).as_deref() == Some(want.as_str()))
             });
             if hit.is_some() {
                 return hit;
             }
         }
-        let hex = reference.strip_prefix("sha256:").unwrap_or(reference);
-        if hex.len() < 12
-            || hex.len() > 64
-            || !hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
-        {
-            return None;
+        if let Some(hit) = self.find_bare(reference) {
+            return Some(hit);
         }
-        if is_sha256_hex(hex) {
+        let hex = id_hex(reference)?;
+        if let Ok(d) = Digest::from_hex(hex) {
             // The containerd store names images by their manifest or index digest.
             return self
                 .images
                 .iter()
-                .find(|i| i.source.id.hex() == hex)
-                .or_else(|| {
-                    self.images.iter().find(|i| {
-                        i.manifest_digest
-                            .iter()
-                            .chain(&i.index_digests)
-                            .any(|d| d.hex() == hex)
-                    })
-                });
+                .find(|i| i.source.id == d)
+                .or_else(|| self.images.iter().find(|i| i.named_by(&d)));
         }
         let mut hits = self
             .images
@@ -124,7 +137,18 @@ impl ArchiveIndex {
         Some(first)
     }
 
-    /// The images as [`SourceImage`]s, e.g. to export all of them.
+    /// An image by a bare layout tag: `1.0` itself, or `NAME:1.0`.
+    fn find_bare(&self, reference: &str) -> Option<&IndexedImage> {
+        let last = reference.rsplit('/').next().unwrap_or(reference);
+        let tag = last.rsplit_once(':').map(|(_, t)| t).unwrap_or(reference);
+        self.images.iter().find(|img| {
+            img.ref_names
+                .iter()
+                .any(|r| r == reference || (last.contains(':') && r == tag))
+        })
+    }
+
+    /// The images as [`SourceImage`]s.
     pub fn sources(&self) -> Vec<SourceImage> {
         self.images.iter().map(|i| i.source.clone()).collect()
     }
@@ -135,8 +159,8 @@ impl ArchiveIndex {
 pub enum ArchiveError {
     #[error("I/O error reading the archive: {0}")]
     Io(#[from] std::io::Error),
-    #[error("not a docker save archive: {0}")]
-    NotAnArchive(String),
+    #[error("{0}")]
+    NotALayout(String),
     #[error("reading the archive failed after {after}: {source}")]
     Read {
         after: String,
@@ -172,7 +196,7 @@ pub enum ArchiveError {
     BadMetadata { entry: String, message: String },
     #[error("missing entry {entry}: {context}")]
     MissingEntry { entry: String, context: String },
-    #[error("{0}: no manifest.json in the archive (is it a docker save archive?)")]
+    #[error("{0}: neither manifest.json nor index.json in the archive (is it an image archive?)")]
     MissingManifest(String),
     #[error("image {image}: layer {position} ({entry}) is needed by the destination but absent from the archive")]
     MissingLayer {
@@ -188,14 +212,6 @@ pub enum ArchiveError {
         expected: String,
         found: String,
     },
-    #[error("{label}: archive layout {found} differs from the earlier inputs' layout {expected}; convert them to one layout")]
-    LayoutMismatch {
-        label: String,
-        expected: Layout,
-        found: Layout,
-    },
-    #[error("symlink {entry} points at {target}, which is not in the output")]
-    DanglingLink { entry: String, target: String },
     #[error("could not identify layer folder {folder}: {message}")]
     Identification { folder: String, message: String },
 }

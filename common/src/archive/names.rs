@@ -82,6 +82,12 @@ pub fn role_of(name: &str) -> EntryRole {
             return EntryRole::LegacyConfig(d);
         }
     }
+    // go-containerregistry tarballs name the config `sha256:<hex>`.
+    if let Some(hex) = trimmed.strip_prefix("sha256:") {
+        if let Ok(d) = Digest::from_hex(hex) {
+            return EntryRole::LegacyConfig(d);
+        }
+    }
     let mut it = trimmed.splitn(2, '/');
     let first = it.next().unwrap_or_default();
     if is_sha256_hex(first) {
@@ -94,6 +100,23 @@ pub fn role_of(name: &str) -> EntryRole {
         };
     }
     EntryRole::Other
+}
+
+/// The digest a top-level layer file name claims: `<hex>.tar`, `<hex>.tar.gz`, `<hex>.tar.zst`
+/// (containers/image and go-containerregistry archives) or `blobs/sha256/<hex>`.
+pub(crate) fn named_digest(name: &str) -> Option<Digest> {
+    if let EntryRole::Blob(d) = role_of(name) {
+        return Some(d);
+    }
+    if name.contains('/') {
+        return None;
+    }
+    let stem = name
+        .strip_suffix(".tar")
+        .or_else(|| name.strip_suffix(".tar.gz"))
+        .or_else(|| name.strip_suffix(".tar.zst"))
+        .or_else(|| name.strip_suffix(".tgz"))?;
+    Digest::from_hex(stem.strip_prefix("sha256:").unwrap_or(stem)).ok()
 }
 
 /// The folder of a `<v1id>/layer.tar` manifest entry, if it is one.
@@ -126,6 +149,14 @@ mod tests {
             EntryRole::LegacyConfig(_)
         ));
         assert_eq!(role_of("blobs/sha256/"), EntryRole::Other);
+        assert!(matches!(
+            role_of(&format!("sha256:{h}")),
+            EntryRole::LegacyConfig(_)
+        ));
+        assert!(named_digest(&format!("{h}.tar.gz")).is_some());
+        assert!(named_digest(&format!("{h}.tar")).is_some());
+        assert!(named_digest(&format!("{h}/layer.tar")).is_none());
+        assert!(named_digest("x.tar").is_none());
         assert!(clean_name("../etc/passwd").is_err());
         assert!(clean_name("/etc/passwd").is_err());
         assert!(clean_name("a/../../b").is_err());

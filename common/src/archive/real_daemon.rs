@@ -2,7 +2,7 @@
 //!
 //! `PARTIAL_REAL_SAVE=/path/a.tar:/path/b.tar cargo test -p partial-common --lib real_daemon -- --ignored`
 //! checks that every legacy folder of each archive is identified from its own `json` (no index),
-//! and that filtering without an index gives the same result as with one. With
+//! and that the engine gives the same bundle without an index as with one. With
 //! `PARTIAL_REAL_EXPORT=image PARTIAL_REAL_BASE=image PARTIAL_REAL_OUT=file`, it also writes the
 //! no-index filter of the first archive (exporting one image, the destination holding the other)
 //! for a real `docker load`.
@@ -12,7 +12,9 @@ use super::names::{role_of, EntryRole};
 use super::tarstream::TarReader;
 use super::*;
 use crate::digest::chain_ids;
+use crate::engine::Engine;
 use crate::have::{HaveSet, Origin};
+use crate::image::Image;
 
 fn archives() -> Vec<String> {
     std::env::var("PARTIAL_REAL_SAVE")
@@ -72,8 +74,8 @@ fn real_archives_every_folder_identified() {
         );
         let mut outs = Vec::new();
         for indexed in [true, false] {
-            let mut f = Filter::new(Vec::new(), ix.sources(), have.clone());
-            f.add_input(&data[..], &path, indexed.then_some(&ix))
+            let mut f = Engine::new(Vec::new(), ix.models(), have.clone());
+            f.add_input(&data[..], &path, indexed.then(|| ix.clone()))
                 .unwrap();
             let (plan, out) = f.finish().unwrap();
             assert!(plan.warnings.is_empty(), "{:?}", plan.warnings);
@@ -98,7 +100,7 @@ fn real_archive_write_filtered() {
     let path = archives().into_iter().next().unwrap();
     let data = std::fs::read(&path).unwrap();
     let ix = scan(&data[..]).unwrap();
-    let src = ix.find(&export).unwrap().source.clone();
+    let src = ix.model(ix.find(&export).unwrap());
     let b = ix.find(&base).unwrap();
     let mut have = HaveSet::new();
     have.add_image(
@@ -108,7 +110,7 @@ fn real_archive_write_filtered() {
             image_id: b.source.id.clone(),
         },
     );
-    let mut f = Filter::new(Vec::new(), vec![src], have);
+    let mut f = Engine::new(Vec::new(), vec![src], have);
     f.add_input(&data[..], &path, None).unwrap();
     let (plan, bytes) = f.finish().unwrap();
     eprintln!("{}", serde_json::to_string_pretty(&plan).unwrap());
@@ -136,11 +138,13 @@ fn synthetic_archives_for_docker_load() {
         ("oci", oci(&[&base, &app, &other], false, true)),
     ] {
         let tar = built.tar();
-        let mut f = Filter::new(Vec::new(), vec![base.source()], HaveSet::new());
+        let as_image =
+            |t: &TestImage| Image::from_diff_ids(t.id.clone(), t.tags.clone(), &t.diffs());
+        let mut f = Engine::new(Vec::new(), vec![as_image(&base)], HaveSet::new());
         f.add_input(&tar[..], name, None).unwrap();
         let (_, full) = f.finish().unwrap();
         std::fs::write(format!("{dir}/{name}-base.tar"), full).unwrap();
-        let mut f = Filter::new(Vec::new(), vec![app.source()], have(&[&base]));
+        let mut f = Engine::new(Vec::new(), vec![as_image(&app)], have(&[&base]));
         f.add_input(&tar[..], name, None).unwrap();
         let (plan, out) = f.finish().unwrap();
         assert_eq!(plan.blobs_left_out, 1);

@@ -1,8 +1,7 @@
-//! A minimal streaming tar reader and writer that pass entries through byte for byte.
+//! A minimal streaming tar reader and writer.
 //!
-//! The reader yields each entry's header blocks *as read* (GNU long-name/long-link and PAX extension
-//! headers included), so a kept entry is re-emitted exactly, long names and all; its data is then
-//! read through [`TarReader::data`]. Unlike the `tar` crate's reader it insists on a proper end:
+//! The reader yields each entry's header (GNU long-name/long-link and PAX extension headers
+//! applied); its data is then read through [`TarReader::data`]. Unlike the `tar` crate's reader it insists on a proper end:
 //! an archive that stops without the end-of-archive zero blocks is truncated, and anything but zeros
 //! after them (the daemon appends an error JSON when an export fails midway) is an error.
 
@@ -25,7 +24,8 @@ pub struct EntryHead {
     pub kind: EntryType,
     /// Size of the entry's data.
     pub size: u64,
-    /// Every header block of the entry as read, extension headers first, the main header last.
+    /// Every header block of the entry as read, extension headers first, the main header last,
+    /// so an entry can be passed through byte for byte (`partial-load rehydrate` does).
     pub raw: Vec<u8>,
 }
 
@@ -36,6 +36,18 @@ impl EntryHead {
     pub fn is_file(&self) -> bool {
         matches!(self.kind, EntryType::Regular | EntryType::Continuous)
     }
+}
+
+/// What the extension headers before an entry say about it.
+#[derive(Default)]
+struct Extensions {
+    /// Some extension header was read (so an entry must follow).
+    seen: bool,
+    name: Option<String>,
+    link: Option<String>,
+    size: Option<u64>,
+    /// The header blocks read so far, extension data included.
+    raw: Vec<u8>,
 }
 
 /// Reads a tar stream entry by entry.
@@ -199,131 +211,154 @@ impl<R: Read> TarReader<R> {
             self.remaining = 0;
             self.padding = 0;
         }
-        let mut raw = Vec::new();
-        let mut long_name: Option<String> = None;
-        let mut long_link: Option<String> = None;
-        let mut pax_size: Option<u64> = None;
+        let mut ext = Extensions::default();
         loop {
-            let mut block = [0u8; BLOCK];
-            let start = self.pos;
-            let n = self.read_block(&mut block)?;
-            if n == 0 && raw.is_empty() {
-                return Err(ArchiveError::Truncated(format!(
-                    "the archive stops after {} without the end-of-archive marker",
-                    self.after()
-                )));
-            }
-            if n < BLOCK {
-                if block[..n].iter().all(|b| *b == 0) && raw.is_empty() {
-                    return Err(ArchiveError::Truncated(format!(
-                        "the archive stops inside the end-of-archive marker after {}",
-                        self.after()
-                    )));
-                }
-                let mut rest = block[..n].to_vec();
-                // A short block: the daemon's error JSON, or a stream cut inside a header.
-                if super::scan::looks_like_json(&rest) {
-                    let mut more = [0u8; 1024];
-                    let k = self.fill(&mut more)?;
-                    rest.extend_from_slice(&more[..k]);
-                    return Err(ArchiveError::TrailingData {
-                        after: self.after(),
-                        text: snippet(&rest),
-                    });
-                }
-                return Err(ArchiveError::Truncated(format!(
-                    "the archive stops inside a header after {}",
-                    self.after()
-                )));
-            }
-            if block.iter().all(|b| *b == 0) {
-                if !raw.is_empty() {
-                    return Err(ArchiveError::BadTar(format!(
-                        "extension header without entry after {}",
-                        self.after()
-                    )));
-                }
-                self.done = true;
-                self.check_end()?;
+            let Some(block) = self.header_block(ext.seen)? else {
                 return Ok(None);
-            }
-            if !checksum_ok(&block) {
-                let mut rest = block.to_vec();
-                let mut more = [0u8; 1024];
-                let k = self.fill(&mut more)?;
-                rest.extend_from_slice(&more[..k]);
-                return Err(ArchiveError::BadHeader {
-                    after: self.after(),
-                    offset: start,
-                    text: snippet(&rest),
-                });
-            }
-            raw.extend_from_slice(&block);
+            };
+            ext.raw.extend_from_slice(&block);
             let header = tar::Header::from_byte_slice(&block);
             let size = header.entry_size().map_err(|e| {
                 ArchiveError::BadTar(format!("bad size field after {}: {e}", self.after()))
             })?;
             let kind = header.entry_type();
-            match kind {
-                EntryType::GNULongName => {
-                    let data = self.read_ext(size, &mut raw)?;
-                    long_name = Some(cstr(&data));
-                }
-                EntryType::GNULongLink => {
-                    let data = self.read_ext(size, &mut raw)?;
-                    long_link = Some(cstr(&data));
-                }
-                EntryType::XHeader => {
-                    let data = self.read_ext(size, &mut raw)?;
-                    for (k, v) in pax_records(&data) {
-                        match k.as_str() {
-                            "path" => long_name = Some(v),
-                            "linkpath" => long_link = Some(v),
-                            "size" => pax_size = v.parse().ok(),
-                            _ => {}
-                        }
+            if !self.read_extension(kind, size, &mut ext)? {
+                return Ok(Some(self.entry_head(header, kind, size, ext)));
+            }
+        }
+    }
+
+    /// Reads the next header block; `None` at the end-of-archive marker (checked to be the
+    /// proper end). `after_ext`: an extension header came before, so an entry must follow.
+    fn header_block(&mut self, after_ext: bool) -> Result<Option<[u8; BLOCK]>, ArchiveError> {
+        let mut block = [0u8; BLOCK];
+        let start = self.pos;
+        let n = self.read_block(&mut block)?;
+        if n == 0 && !after_ext {
+            return Err(ArchiveError::Truncated(format!(
+                "the archive stops after {} without the end-of-archive marker",
+                self.after()
+            )));
+        }
+        if n < BLOCK {
+            return Err(self.short_block(&block[..n], after_ext));
+        }
+        if block.iter().all(|b| *b == 0) {
+            if after_ext {
+                return Err(ArchiveError::BadTar(format!(
+                    "extension header without entry after {}",
+                    self.after()
+                )));
+            }
+            self.done = true;
+            self.check_end()?;
+            return Ok(None);
+        }
+        if !checksum_ok(&block) {
+            let mut rest = block.to_vec();
+            let mut more = [0u8; 1024];
+            let k = self.fill(&mut more)?;
+            rest.extend_from_slice(&more[..k]);
+            return Err(ArchiveError::BadHeader {
+                after: self.after(),
+                offset: start,
+                text: snippet(&rest),
+            });
+        }
+        Ok(Some(block))
+    }
+
+    /// The error for a stream that stops inside a header block: the daemon's error JSON, a cut
+    /// inside the end-of-archive marker, or a cut inside a header.
+    fn short_block(&mut self, got: &[u8], after_ext: bool) -> ArchiveError {
+        if got.iter().all(|b| *b == 0) && !after_ext {
+            return ArchiveError::Truncated(format!(
+                "the archive stops inside the end-of-archive marker after {}",
+                self.after()
+            ));
+        }
+        let mut rest = got.to_vec();
+        if super::scan::looks_like_json(&rest) {
+            let mut more = [0u8; 1024];
+            let k = match self.fill(&mut more) {
+                Ok(k) => k,
+                Err(e) => return e,
+            };
+            rest.extend_from_slice(&more[..k]);
+            return ArchiveError::TrailingData {
+                after: self.after(),
+                text: snippet(&rest),
+            };
+        }
+        ArchiveError::Truncated(format!(
+            "the archive stops inside a header after {}",
+            self.after()
+        ))
+    }
+
+    /// Reads the data of an extension header (GNU long name or link, PAX records) into `ext`;
+    /// `false` when `kind` is an entry of its own.
+    fn read_extension(
+        &mut self,
+        kind: EntryType,
+        size: u64,
+        ext: &mut Extensions,
+    ) -> Result<bool, ArchiveError> {
+        match kind {
+            EntryType::GNULongName => ext.name = Some(cstr(&self.read_ext(size, &mut ext.raw)?)),
+            EntryType::GNULongLink => ext.link = Some(cstr(&self.read_ext(size, &mut ext.raw)?)),
+            EntryType::XHeader => {
+                for (k, v) in pax_records(&self.read_ext(size, &mut ext.raw)?) {
+                    match k.as_str() {
+                        "path" => ext.name = Some(v),
+                        "linkpath" => ext.link = Some(v),
+                        "size" => ext.size = v.parse().ok(),
+                        _ => {}
                     }
                 }
-                EntryType::XGlobalHeader => {
-                    // Applies to later entries; nothing docker writes needs it. Not passed on.
-                    raw.truncate(raw.len() - BLOCK);
-                    let mut ignored = Vec::new();
-                    self.read_ext(size, &mut ignored)?;
-                }
-                _ => {
-                    let name = long_name.unwrap_or_else(|| cstr(&header.path_bytes()));
-                    let link_name = match kind {
-                        EntryType::Symlink | EntryType::Link => {
-                            Some(long_link.unwrap_or_else(|| {
-                                header
-                                    .link_name_bytes()
-                                    .map(|b| cstr(&b))
-                                    .unwrap_or_default()
-                            }))
-                        }
-                        _ => None,
-                    };
-                    let size = pax_size.unwrap_or(size);
-                    let size = if matches!(
-                        kind,
-                        EntryType::Symlink | EntryType::Link | EntryType::Directory
-                    ) {
-                        0
-                    } else {
-                        size
-                    };
-                    self.remaining = size;
-                    self.padding = padding_of(size);
-                    self.last_entry = name.clone();
-                    return Ok(Some(EntryHead {
-                        name,
-                        link_name,
-                        kind,
-                        size,
-                        raw,
-                    }));
-                }
             }
+            EntryType::XGlobalHeader => {
+                // Applies to later entries; nothing docker writes needs it.
+                self.read_ext(size, &mut ext.raw)?;
+                return Ok(true);
+            }
+            _ => return Ok(false),
+        }
+        ext.seen = true;
+        Ok(true)
+    }
+
+    /// The entry of a main header, with its extensions applied; its data is next.
+    fn entry_head(
+        &mut self,
+        header: &tar::Header,
+        kind: EntryType,
+        size: u64,
+        ext: Extensions,
+    ) -> EntryHead {
+        let name = ext.name.unwrap_or_else(|| cstr(&header.path_bytes()));
+        let link_name = match kind {
+            EntryType::Symlink | EntryType::Link => Some(ext.link.unwrap_or_else(|| {
+                header
+                    .link_name_bytes()
+                    .map(|b| cstr(&b))
+                    .unwrap_or_default()
+            })),
+            _ => None,
+        };
+        let size = match kind {
+            EntryType::Symlink | EntryType::Link | EntryType::Directory => 0,
+            _ => ext.size.unwrap_or(size),
+        };
+        self.remaining = size;
+        self.padding = padding_of(size);
+        self.last_entry = name.clone();
+        EntryHead {
+            name,
+            link_name,
+            kind,
+            size,
+            raw: ext.raw,
         }
     }
 
@@ -433,6 +468,48 @@ fn pax_records(data: &[u8]) -> Vec<(String, String)> {
     out
 }
 
+/// The header blocks of a regular file (a GNU long-name header first when the name is long).
+fn file_header(name: &str, size: u64, template: Option<&[u8]>) -> Vec<u8> {
+    let mut header = match template {
+        Some(t) => tar::Header::from_byte_slice(t).clone(),
+        None => {
+            let mut h = tar::Header::new_ustar();
+            h.set_mode(0o644);
+            h.set_mtime(0);
+            h.set_uid(0);
+            h.set_gid(0);
+            h
+        }
+    };
+    header.set_entry_type(EntryType::Regular);
+    header.set_size(size);
+    let mut raw = Vec::new();
+    if name.len() > 100 {
+        // GNU long name, as `tar` and Go's reader understand it.
+        let mut ext = tar::Header::new_gnu();
+        ext.set_entry_type(EntryType::GNULongName);
+        let n = name.len() as u64 + 1;
+        ext.set_size(n);
+        ext.as_mut_bytes()[..13].copy_from_slice(b"././@LongLink");
+        ext.set_cksum();
+        raw.extend_from_slice(ext.as_bytes());
+        let mut bytes = name.as_bytes().to_vec();
+        bytes.push(0);
+        bytes.resize(bytes.len() + padding_of(n) as usize, 0);
+        raw.extend_from_slice(&bytes);
+    }
+    let field = &mut header.as_old_mut().name;
+    field.fill(0);
+    let n = name.len().min(100);
+    field[..n].copy_from_slice(&name.as_bytes()[..n]);
+    if let Some(ustar) = header.as_ustar_mut() {
+        ustar.prefix.fill(0);
+    }
+    header.set_cksum();
+    raw.extend_from_slice(header.as_bytes());
+    raw
+}
+
 /// Writes a tar stream; counts bytes.
 pub struct TarWriter<W> {
     inner: W,
@@ -475,44 +552,30 @@ impl<W: Write> TarWriter<W> {
         data: &[u8],
         template: Option<&[u8]>,
     ) -> Result<(), ArchiveError> {
-        let mut header = match template {
-            Some(t) => tar::Header::from_byte_slice(t).clone(),
-            None => {
-                let mut h = tar::Header::new_ustar();
-                h.set_mode(0o644);
-                h.set_mtime(0);
-                h.set_uid(0);
-                h.set_gid(0);
-                h
-            }
-        };
-        header.set_entry_type(EntryType::Regular);
-        header.set_size(data.len() as u64);
-        let mut raw = Vec::new();
-        if name.len() > 100 {
-            // GNU long name, as `tar` and Go's reader understand it.
-            let mut ext = tar::Header::new_gnu();
-            ext.set_entry_type(EntryType::GNULongName);
-            let n = name.len() as u64 + 1;
-            ext.set_size(n);
-            ext.as_mut_bytes()[..13].copy_from_slice(b"././@LongLink");
-            ext.set_cksum();
-            raw.extend_from_slice(ext.as_bytes());
-            let mut bytes = name.as_bytes().to_vec();
-            bytes.push(0);
-            bytes.resize(bytes.len() + padding_of(n) as usize, 0);
-            raw.extend_from_slice(&bytes);
-        }
-        let field = &mut header.as_old_mut().name;
-        field.fill(0);
-        let n = name.len().min(100);
-        field[..n].copy_from_slice(&name.as_bytes()[..n]);
-        if let Some(ustar) = header.as_ustar_mut() {
-            ustar.prefix.fill(0);
-        }
-        header.set_cksum();
-        raw.extend_from_slice(header.as_bytes());
+        let raw = file_header(name, data.len() as u64, template);
         self.write_entry(&raw, data)
+    }
+
+    /// Writes a directory entry `name` (ending in `/`).
+    pub fn write_dir(&mut self, name: &str) -> Result<(), ArchiveError> {
+        let mut h = tar::Header::new_ustar();
+        h.set_mode(0o755);
+        h.set_mtime(0);
+        h.set_uid(0);
+        h.set_gid(0);
+        h.set_entry_type(EntryType::Directory);
+        h.set_size(0);
+        h.set_path(name)
+            .map_err(|e| ArchiveError::BadTar(format!("{name}: {e}")))?;
+        h.set_cksum();
+        self.write_raw(h.as_bytes())
+    }
+
+    /// Writes the header of a regular file `name` of `size` bytes, whose data the caller then
+    /// writes (exactly `size` bytes) followed by [`TarWriter::pad`].
+    pub fn begin_file(&mut self, name: &str, size: u64) -> Result<(), ArchiveError> {
+        let raw = file_header(name, size, None);
+        self.write_raw(&raw)
     }
 
     /// Writes the end-of-archive marker and returns the writer.
@@ -550,7 +613,7 @@ mod tests {
     }
 
     #[test]
-    fn reads_long_names_and_passes_them_through() {
+    fn reads_and_writes_long_names() {
         let long = format!("{}/file", "d".repeat(150));
         let data = sample(&["a", &long]);
         let mut r = TarReader::new(&data[..]);
@@ -559,7 +622,7 @@ mod tests {
         while let Some(h) = r.next_entry().unwrap() {
             names.push(h.name.clone());
             let body = r.read_all(10).unwrap();
-            w.write_entry(&h.raw, &body).unwrap();
+            w.write_new_file(&h.name, &body, None).unwrap();
         }
         assert_eq!(names, vec!["a".to_string(), long.clone()]);
         let (out, _) = w.finish().unwrap();

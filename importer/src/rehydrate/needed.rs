@@ -105,7 +105,11 @@ mod tests {
                 config_entry: String::new(),
                 manifest_digest: None,
                 index_digests: vec![],
+                ref_names: vec![],
             }],
+            entries: Default::default(),
+            links: Default::default(),
+            configs: Default::default(),
         };
         let present = BTreeSet::from([format!("blobs/sha256/{}", "e".repeat(64))]);
         let needed = missing_entries(&index, &present);

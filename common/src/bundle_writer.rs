@@ -1,0 +1,196 @@
+//! The bundle writer: a docker-loadable archive in the Docker ≥ 25 shape, written from the
+//! [image model](crate::image) only. `blobs/sha256/<hex>` holds each config and each carried
+//! layer blob once (layers as the source stores them: uncompressed tars named by diffID, or
+//! compressed blobs named by their digest, which `docker load` decompresses itself); then one OCI
+//! manifest per image, `index.json`, `manifest.json` (`Config`, `RepoTags`, `Layers` for every
+//! position, carried or not: `docker load` never opens the file of a chain it already has; a
+//! left-out position names `blobs/sha256/<diffID>`, so tools that complete the bundle from a
+//! daemon's uncompressed layers know the file name), `oci-layout` and `repositories`.
+
+use crate::archive::tarstream::TarWriter;
+use crate::archive::ArchiveError;
+use crate::digest::Digest;
+use crate::image::{Image, MEDIA_CONFIG, MEDIA_INDEX, MEDIA_MANIFEST};
+use crate::reference::qualified;
+use serde_json::{json, Value};
+use std::collections::{BTreeMap, HashSet};
+use std::io::{Read, Write};
+
+/// The entry name of a blob.
+pub fn blob_path(d: &Digest) -> String {
+    format!("blobs/sha256/{}", d.hex())
+}
+
+/// Writes a bundle; see the module documentation.
+pub struct BundleWriter<W: Write> {
+    out: TarWriter<W>,
+    blobs: HashSet<Digest>,
+    started: bool,
+}
+
+impl<W: Write> BundleWriter<W> {
+    pub fn new(out: W) -> Self {
+        BundleWriter {
+            out: TarWriter::new(out),
+            blobs: HashSet::new(),
+            started: false,
+        }
+    }
+
+    /// The `blobs/` and `blobs/sha256/` folders, before the first blob (as Docker writes them).
+    fn start(&mut self) -> Result<(), ArchiveError> {
+        if !self.started {
+            self.started = true;
+            self.out.write_dir("blobs/")?;
+            self.out.write_dir("blobs/sha256/")?;
+        }
+        Ok(())
+    }
+
+    /// Whether the blob `d` was written.
+    pub fn has_blob(&self, d: &Digest) -> bool {
+        self.blobs.contains(d)
+    }
+
+    /// Writes blob `d` of `size` bytes from `data`, calling `each` on every chunk (the caller
+    /// hashes and reports progress there). Fails when `data` ends early.
+    pub fn write_blob<R: Read>(
+        &mut self,
+        d: &Digest,
+        size: u64,
+        data: &mut R,
+        mut each: impl FnMut(&[u8]),
+    ) -> Result<(), ArchiveError> {
+        self.start()?;
+        let name = blob_path(d);
+        self.out.begin_file(&name, size)?;
+        let mut buf = vec![0u8; 256 * 1024];
+        let mut left = size;
+        while left > 0 {
+            let want = buf.len().min(left.min(usize::MAX as u64) as usize);
+            let n = data.read(&mut buf[..want])?;
+            if n == 0 {
+                return Err(ArchiveError::Truncated(format!(
+                    "{name}: {left} of {size} bytes missing"
+                )));
+            }
+            each(&buf[..n]);
+            self.out.write_raw(&buf[..n])?;
+            left -= n as u64;
+        }
+        self.out.pad(size)?;
+        self.blobs.insert(d.clone());
+        Ok(())
+    }
+
+    /// Writes a small blob (a config, a manifest) unless already written.
+    pub fn write_small_blob(&mut self, bytes: &[u8]) -> Result<Digest, ArchiveError> {
+        let d = Digest::of_bytes(bytes);
+        self.start()?;
+        if self.blobs.insert(d.clone()) {
+            self.out.write_new_file(&blob_path(&d), bytes, None)?;
+        }
+        Ok(d)
+    }
+
+    /// Writes the metadata of `images` (whose configs and carried blobs were written) and the
+    /// end of the archive; returns the writer and the tar's size.
+    pub fn finish(mut self, images: &[Image]) -> Result<(W, u64), ArchiveError> {
+        let mut index = Vec::new();
+        let mut manifest = Vec::new();
+        let mut repos: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
+        for img in images {
+            let config_size = img.config.as_ref().map_or(0, |c| c.len());
+            let layers: Vec<Value> = img
+                .layers
+                .iter()
+                .map(|l| {
+                    json!({
+                        "mediaType": l.blob.media_type,
+                        "digest": l.blob.digest.as_str(),
+                        "size": l.blob.size.unwrap_or(0),
+                    })
+                })
+                .collect();
+            let m = json!({
+                "schemaVersion": 2,
+                "mediaType": MEDIA_MANIFEST,
+                "config": { "mediaType": MEDIA_CONFIG, "digest": img.id.as_str(), "size": config_size },
+                "layers": layers,
+            });
+            let bytes = serde_json::to_vec(&m).map_err(|e| ArchiveError::Write(e.into()))?;
+            let md = self.write_small_blob(&bytes)?;
+            let desc = |ann: Option<Value>| {
+                let mut d = json!({ "mediaType": MEDIA_MANIFEST, "digest": md.as_str(), "size": bytes.len() });
+                if let Some(a) = ann {
+                    d["annotations"] = a;
+                }
+                d
+            };
+            if img.tags.is_empty() {
+                index.push(desc(None));
+            }
+            for t in &img.tags {
+                let (repo, tag) = split_tag(t);
+                index.push(desc(Some(json!({
+                    "io.containerd.image.name": qualified(t),
+                    "org.opencontainers.image.ref.name": tag,
+                }))));
+                repos
+                    .entry(repo.to_string())
+                    .or_default()
+                    .insert(tag.to_string(), img.id.hex().to_string());
+            }
+            let layer_paths: Vec<String> = img
+                .layers
+                .iter()
+                .map(|l| {
+                    if self.has_blob(&l.blob.digest) {
+                        blob_path(&l.blob.digest)
+                    } else {
+                        blob_path(&l.diff_id)
+                    }
+                })
+                .collect();
+            manifest.push(json!({
+                "Config": blob_path(&img.id),
+                "RepoTags": img.tags,
+                "Layers": layer_paths,
+            }));
+        }
+        let to_vec = |v: &Value| serde_json::to_vec(v).map_err(|e| ArchiveError::Write(e.into()));
+        let ix = json!({ "schemaVersion": 2, "mediaType": MEDIA_INDEX, "manifests": index });
+        self.out.write_new_file("index.json", &to_vec(&ix)?, None)?;
+        self.out
+            .write_new_file("manifest.json", &to_vec(&Value::from(manifest))?, None)?;
+        self.out
+            .write_new_file("oci-layout", br#"{"imageLayoutVersion":"1.0.0"}"#, None)?;
+        if !repos.is_empty() {
+            let r = serde_json::to_value(&repos).map_err(|e| ArchiveError::Write(e.into()))?;
+            self.out
+                .write_new_file("repositories", &to_vec(&r)?, None)?;
+        }
+        self.out.finish()
+    }
+}
+
+/// `app:1` → (`app`, `1`); `reg:5000/app:1` → (`reg:5000/app`, `1`).
+fn split_tag(t: &str) -> (&str, &str) {
+    let slash = t.rfind('/').map_or(0, |i| i + 1);
+    match t[slash..].rfind(':') {
+        Some(i) => (&t[..slash + i], &t[slash + i + 1..]),
+        None => (t, "latest"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tag_names() {
+        assert_eq!(split_tag("app:1"), ("app", "1"));
+        assert_eq!(split_tag("reg:5000/app:1"), ("reg:5000/app", "1"));
+        assert_eq!(split_tag("reg:5000/app"), ("reg:5000/app", "latest"));
+    }
+}

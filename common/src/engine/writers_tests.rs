@@ -1,0 +1,427 @@
+//! Archives of other writers, built in the test the way those tools lay them out, through the
+//! [sources](crate::source) and the engine: containers/image `docker-archive` (skopeo, podman:
+//! top-level `<diffID>.tar` layers, `<v1id>/layer.tar` symlinks to them, manifest.json last),
+//! go-containerregistry tarballs (crane: config named `sha256:<hex>`, gzip `<digest>.tar.gz`
+//! layers, manifest.json last), `oci-archive` files (index.json + blobs, gzip and zstd layers, no
+//! manifest.json, full and bare `org.opencontainers.image.ref.name`) and OCI layout
+//! directories. For each: the base's chains are left out, the bundle agrees with the plan.
+
+use super::tests::{check_bundle, decisions, layer_blobs, world, World};
+use super::Engine;
+use crate::archive::testutil::*;
+use crate::digest::Digest;
+use crate::have::HaveSet;
+use crate::image::{Image, Platform};
+use crate::plan::Plan;
+use crate::source::{ArchiveSource, OciDirSource, Source};
+use serde_json::json;
+use std::io::Write;
+use std::path::Path;
+
+fn gz(data: &[u8]) -> Vec<u8> {
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    e.write_all(data).unwrap();
+    e.finish().unwrap()
+}
+
+fn zst(data: &[u8]) -> Vec<u8> {
+    zstd::encode_all(data, 3).unwrap()
+}
+
+fn symlink(name: &str, target: &str) -> TEntry {
+    TEntry {
+        name: name.into(),
+        kind: Kind::Symlink(target.into()),
+        style: NameStyle::Plain,
+    }
+}
+
+/// containers/image `docker-archive`: layers first, each diffID once as `<hex>.tar`, then the
+/// legacy folders with `layer.tar` symlinks, the config, `manifest.json` and `repositories`.
+fn containers_image(images: &[&TestImage]) -> Vec<u8> {
+    let mut entries = Vec::new();
+    let mut seen = std::collections::BTreeSet::new();
+    let mut manifest = Vec::new();
+    for img in images {
+        let mut paths = Vec::new();
+        for (l, chain) in img.layers.iter().zip(img.chains()) {
+            let name = format!("{}.tar", l.diff.hex());
+            if seen.insert(name.clone()) {
+                entries.push(TEntry::file(&name, l.data.clone()));
+            }
+            let folder = Digest::of_bytes(format!("{}{}", img.id, chain).as_bytes());
+            entries.push(TEntry::file(
+                &format!("{}/VERSION", folder.hex()),
+                b"1.0".to_vec(),
+            ));
+            entries.push(TEntry::file(
+                &format!("{}/json", folder.hex()),
+                b"{}".to_vec(),
+            ));
+            entries.push(symlink(
+                &format!("{}/layer.tar", folder.hex()),
+                &format!("../{name}"),
+            ));
+            paths.push(name);
+        }
+        entries.push(TEntry::file(
+            &format!("{}.json", img.id.hex()),
+            img.config.clone(),
+        ));
+        let tags: Vec<String> = img
+            .tags
+            .iter()
+            .map(|t| format!("docker.io/library/{t}"))
+            .collect();
+        manifest.push(
+            json!({"Config": format!("{}.json", img.id.hex()), "RepoTags": tags, "Layers": paths}),
+        );
+    }
+    entries.push(TEntry::file(
+        "manifest.json",
+        serde_json::to_vec(&manifest).unwrap(),
+    ));
+    write_tar(&entries, End::Proper)
+}
+
+/// A go-containerregistry tarball: config `sha256:<hex>`, gzip layers `<digest>.tar.gz`,
+/// `manifest.json` last.
+fn crane(images: &[&TestImage]) -> Vec<u8> {
+    let mut entries = Vec::new();
+    let mut manifest = Vec::new();
+    for img in images {
+        entries.push(TEntry::file(
+            &format!("sha256:{}", img.id.hex()),
+            img.config.clone(),
+        ));
+        let mut paths = Vec::new();
+        for l in &img.layers {
+            let data = gz(&l.data);
+            let name = format!("{}.tar.gz", Digest::of_bytes(&data).hex());
+            if !entries.iter().any(|e| e.name == name) {
+                entries.push(TEntry::file(&name, data));
+            }
+            paths.push(name);
+        }
+        manifest.push(json!({"Config": format!("sha256:{}", img.id.hex()), "RepoTags": img.tags, "Layers": paths}));
+    }
+    entries.push(TEntry::file(
+        "manifest.json",
+        serde_json::to_vec(&manifest).unwrap(),
+    ));
+    write_tar(&entries, End::Proper)
+}
+
+/// An OCI image layout's files (`oci-archive` or directory): one manifest per image, layers
+/// compressed by `compress` (per position), each image named by `ref_name(tag)`.
+fn oci_layout(
+    images: &[&TestImage],
+    compress: &dyn Fn(usize) -> Option<bool>,
+    ref_name: &dyn Fn(&str) -> String,
+) -> Vec<(String, Vec<u8>)> {
+    let mut files: Vec<(String, Vec<u8>)> = Vec::new();
+    let add = |files: &mut Vec<(String, Vec<u8>)>, data: Vec<u8>| {
+        let d = Digest::of_bytes(&data);
+        let name = format!("blobs/sha256/{}", d.hex());
+        if !files.iter().any(|(n, _)| *n == name) {
+            files.push((name, data.clone()));
+        }
+        (d, data.len())
+    };
+    let mut index = Vec::new();
+    for img in images {
+        let mut descs = Vec::new();
+        for (pos, l) in img.layers.iter().enumerate() {
+            let (data, mt) = match compress(pos) {
+                Some(true) => (gz(&l.data), "application/vnd.oci.image.layer.v1.tar+gzip"),
+                Some(false) => (zst(&l.data), "application/vnd.oci.image.layer.v1.tar+zstd"),
+                None => (l.data.clone(), "application/vnd.oci.image.layer.v1.tar"),
+            };
+            let (d, n) = add(&mut files, data);
+            descs.push(json!({"mediaType": mt, "digest": d.to_string(), "size": n}));
+        }
+        let (cd, cn) = add(&mut files, img.config.clone());
+        let m = json!({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": cd.to_string(), "size": cn},
+            "layers": descs});
+        let (md, mn) = add(&mut files, serde_json::to_vec(&m).unwrap());
+        for t in &img.tags {
+            index.push(
+                json!({"mediaType": "application/vnd.oci.image.manifest.v1+json",
+                "digest": md.to_string(), "size": mn,
+                "annotations": {"org.opencontainers.image.ref.name": ref_name(t)}}),
+            );
+        }
+    }
+    files.push((
+        "oci-layout".into(),
+        br#"{"imageLayoutVersion":"1.0.0"}"#.to_vec(),
+    ));
+    files.push((
+        "index.json".into(),
+        serde_json::to_vec(&json!({"schemaVersion": 2, "manifests": index})).unwrap(),
+    ));
+    files
+}
+
+fn as_tar(files: &[(String, Vec<u8>)]) -> Vec<u8> {
+    let entries: Vec<TEntry> = files
+        .iter()
+        .map(|(n, d)| TEntry::file(n, d.clone()))
+        .collect();
+    write_tar(&entries, End::Proper)
+}
+
+fn write_dir(dir: &Path, files: &[(String, Vec<u8>)]) {
+    for (n, d) in files {
+        let p = dir.join(n);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, d).unwrap();
+    }
+}
+
+fn write_file(dir: &Path, name: &str, data: &[u8]) -> std::path::PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, data).unwrap();
+    p
+}
+
+/// Exports `app:1` from `src` into a bundle, the destination holding `have`; checks the bundle.
+fn export(src: &dyn Source, reference: &str, have: HaveSet) -> (Plan, Vec<u8>) {
+    let img = src
+        .find(reference)
+        .unwrap_or_else(|| panic!("{reference} in {}", src.label()));
+    let mut e = Engine::new(Vec::new(), vec![img.clone()], have);
+    src.stream(&[img], &mut e).unwrap();
+    let (plan, out) = e.finish().unwrap();
+    check_bundle(&out, &plan);
+    (plan, out)
+}
+
+/// The have-set of every image of `src` (as `--exclude-archive` gives it).
+fn base_of(src: &dyn Source) -> HaveSet {
+    let mut h = HaveSet::new();
+    for img in src.images() {
+        h.add_image(
+            &img.diff_ids(),
+            &crate::have::Origin::Archive {
+                file: src.label(),
+                image: img.name(),
+                image_id: img.id.clone(),
+            },
+        );
+    }
+    h
+}
+
+fn app_layers(w: &World) -> [Digest; 2] {
+    [w.app.layers[1].diff.clone(), w.app.layers[2].diff.clone()]
+}
+
+#[test]
+fn containers_image_docker_archive() {
+    let w = world();
+    let dir = tempfile::tempdir().unwrap();
+    let full = write_file(dir.path(), "full.tar", &containers_image(&[&w.app]));
+    let base = write_file(dir.path(), "base.tar", &containers_image(&[&w.base]));
+    let src = ArchiveSource::open(&full, None).unwrap();
+    assert_eq!(
+        src.images()[0].tags,
+        vec!["app:1".to_string()],
+        "tags normalised"
+    );
+    let have = base_of(&ArchiveSource::open(&base, None).unwrap());
+    let (plan, out) = export(&src, "docker.io/library/app:1", have);
+    assert_eq!(decisions(&plan, 0), vec![false, true, true, true]);
+    let blobs = layer_blobs(&read_tar(&out));
+    assert_eq!(blobs.len(), 2, "{blobs:?}");
+    for d in app_layers(&w) {
+        assert!(blobs.contains(&format!("blobs/sha256/{}", d.hex())));
+    }
+    assert_eq!((plan.blobs_carried, plan.blobs_left_out), (2, 1));
+}
+
+#[test]
+fn crane_tarball_with_gzip_layers() {
+    let w = world();
+    let dir = tempfile::tempdir().unwrap();
+    let full = write_file(dir.path(), "full.tar", &crane(&[&w.base, &w.app]));
+    let src = ArchiveSource::open(&full, None).unwrap();
+    assert_eq!(src.images().len(), 2);
+    let base = src.find("base:1").unwrap();
+    let mut have = HaveSet::new();
+    have.add_image(
+        &base.diff_ids(),
+        &crate::have::Origin::Image {
+            name: "base:1".into(),
+            image_id: base.id.clone(),
+        },
+    );
+    let (plan, out) = export(&src, "app:1", have);
+    assert_eq!(decisions(&plan, 0), vec![false, true, true, true]);
+    let blob = plan.images[0].layers[1].blob.clone().unwrap();
+    assert_eq!(blob.compression, crate::codec::Compression::Gzip);
+    assert_eq!(layer_blobs(&read_tar(&out)).len(), 2);
+    // A corrupted compressed layer is refused, naming it.
+    let mut bytes = crane(&[&w.base, &w.app]);
+    let needle = gz(&w.app.layers[1].data);
+    let at = bytes
+        .windows(needle.len())
+        .position(|x| x == needle)
+        .unwrap();
+    bytes[at + needle.len() - 9] ^= 0xff;
+    let bad = write_file(dir.path(), "bad.tar", &bytes);
+    let src = ArchiveSource::open(&bad, None).unwrap();
+    let img = src.find("app:1").unwrap();
+    let mut e = Engine::new(Vec::new(), vec![img.clone()], HaveSet::new());
+    let err = src
+        .stream(&[img], &mut e)
+        .err()
+        .or_else(|| e.finish().err())
+        .expect("corruption found");
+    assert!(err.to_string().contains(".tar.gz"), "{err}");
+}
+
+#[test]
+fn oci_archive_and_directory_with_gzip_and_zstd_layers() {
+    let w = world();
+    let dir = tempfile::tempdir().unwrap();
+    // Layer 1 is zstd, the others gzip; the base (a) is uncompressed in the base layout.
+    let files = oci_layout(&[&w.app], &|pos| Some(pos != 1), &|t| {
+        format!("docker.io/library/{t}")
+    });
+    let base_files = oci_layout(&[&w.base], &|_| None, &|t| {
+        t.rsplit_once(':').unwrap().1.to_string()
+    });
+    let archive = write_file(dir.path(), "app.oci.tar", &as_tar(&files));
+    let layout = dir.path().join("layout");
+    write_dir(&layout, &files);
+    let base_dir = dir.path().join("base");
+    write_dir(&base_dir, &base_files);
+    let base = OciDirSource::open(&base_dir, None).unwrap();
+    // A bare ref name is a tag of the layout: found as `1`, or as `NAME:1`.
+    assert!(base.find("1").unwrap().tags.is_empty());
+    assert_eq!(
+        base.find("mybase:1").unwrap().tags,
+        vec!["mybase:1".to_string()]
+    );
+    let sources: Vec<Box<dyn Source>> = vec![
+        Box::new(ArchiveSource::open(&archive, Some(&Platform::host())).unwrap()),
+        Box::new(OciDirSource::open(&layout, None).unwrap()),
+    ];
+    for src in &sources {
+        let (plan, out) = export(src.as_ref(), "app:1", base_of(&base));
+        assert_eq!(decisions(&plan, 0), vec![false, true, true, true]);
+        let out = read_tar(&out);
+        assert_eq!(layer_blobs(&out).len(), 2);
+        assert!(
+            out.contains_key("manifest.json"),
+            "inputs without one get one"
+        );
+        let kinds: Vec<_> = plan.images[0].layers[1..3]
+            .iter()
+            .map(|l| l.blob.as_ref().unwrap().compression)
+            .collect();
+        assert_eq!(
+            kinds,
+            vec![
+                crate::codec::Compression::Zstd,
+                crate::codec::Compression::Gzip
+            ]
+        );
+    }
+}
+
+#[test]
+fn oci_directory_streams_only_the_wanted_layers() {
+    let w = world();
+    let dir = tempfile::tempdir().unwrap();
+    let files = oci_layout(&[&w.base, &w.app, &w.other], &|_| Some(true), &|t| {
+        t.to_string()
+    });
+    write_dir(dir.path(), &files);
+    let src = OciDirSource::open(dir.path(), None).unwrap();
+    assert_eq!(src.images().len(), 3);
+    let mut have = HaveSet::new();
+    have.add_image(
+        &w.base.diffs(),
+        &crate::have::Origin::Image {
+            name: "base:1".into(),
+            image_id: w.base.id.clone(),
+        },
+    );
+    // Only other's layers are read: app's own layer c may even be damaged.
+    let c = gz(&w.app.layers[2].data);
+    std::fs::write(
+        dir.path()
+            .join(format!("blobs/sha256/{}", Digest::of_bytes(&c).hex())),
+        b"damaged",
+    )
+    .unwrap();
+    let (plan, _) = export(&src, "other:1", have);
+    assert_eq!(decisions(&plan, 0), vec![true, true]);
+    // Missing layout files are named.
+    let empty = tempfile::tempdir().unwrap();
+    let e = OciDirSource::open(empty.path(), None).err().unwrap();
+    assert!(e.to_string().contains("oci-layout"), "{e}");
+}
+
+#[test]
+fn image_model_of_every_writer_agrees() {
+    let w = world();
+    let dir = tempfile::tempdir().unwrap();
+    let writers: Vec<(&str, Vec<u8>)> = vec![
+        ("legacy", legacy(&[&w.app], "1970-01-01T00:00:00Z").tar()),
+        ("oci", oci(&[&w.app], false, true).tar()),
+        ("containerd", oci(&[&w.app], true, false).tar()),
+        ("containers-image", containers_image(&[&w.app])),
+        ("crane", crane(&[&w.app])),
+        (
+            "oci-archive",
+            as_tar(&oci_layout(&[&w.app], &|_| Some(true), &|t| t.to_string())),
+        ),
+    ];
+    for (name, bytes) in writers {
+        let p = write_file(dir.path(), name, &bytes);
+        let src = ArchiveSource::open(&p, None).unwrap();
+        let img: Image = src.find("app:1").unwrap_or_else(|| panic!("{name}"));
+        assert_eq!(img.id, w.app.id, "{name}");
+        assert_eq!(img.diff_ids(), w.app.diffs(), "{name}");
+        assert_eq!(img.config.as_deref(), Some(&w.app.config[..]), "{name}");
+        let (plan, _) = export(&src, "app:1", HaveSet::new());
+        assert_eq!(plan.blobs_carried, 3, "{name}");
+    }
+}
+
+#[test]
+fn compressed_layers_named_by_no_digest_are_hashed_by_the_scan() {
+    // A docker-archive whose gzip layers have arbitrary names: the scan hashes them, so the
+    // bundle can name each blob by its digest before it streams.
+    let w = world();
+    let mut entries = vec![TEntry::file(
+        &format!("{}.json", w.app.id.hex()),
+        w.app.config.clone(),
+    )];
+    let mut paths = Vec::new();
+    for (i, l) in w.app.layers.iter().enumerate() {
+        let name = format!("layer{i}.tar.gz");
+        entries.push(TEntry::file(&name, gz(&l.data)));
+        paths.push(name);
+    }
+    let manifest = json!([{"Config": format!("{}.json", w.app.id.hex()), "RepoTags": ["app:1"], "Layers": paths}]);
+    entries.push(TEntry::file(
+        "manifest.json",
+        serde_json::to_vec(&manifest).unwrap(),
+    ));
+    let dir = tempfile::tempdir().unwrap();
+    let p = write_file(dir.path(), "odd.tar", &write_tar(&entries, End::Proper));
+    let src = ArchiveSource::open(&p, None).unwrap();
+    let img = src.find("app:1").unwrap();
+    assert_eq!(
+        img.layers[1].blob.digest,
+        Digest::of_bytes(&gz(&w.app.layers[1].data))
+    );
+    let (plan, out) = export(&src, "app:1", crate::archive::testutil::have(&[&w.base]));
+    assert_eq!(decisions(&plan, 0), vec![false, true, true, true]);
+    assert_eq!(layer_blobs(&read_tar(&out)).len(), 2);
+}

@@ -1,0 +1,214 @@
+//! The image model every source is read into and the bundle writer writes from: an image is its
+//! ID (sha256 of its config bytes), its config bytes (when the source has them ahead of the
+//! stream; a daemon sends them in its export), its tags and its ordered layers, each with its
+//! diffID, chain ID and the blob as the source stores it (media type, digest, size, compression).
+//! What the destination holds is decided on diffID chains only, never on blob digests: every
+//! conversion between tools re-compresses, the uncompressed content stays the same.
+
+use crate::codec::Compression;
+use crate::digest::{chain_ids, Digest};
+use serde::{Deserialize, Serialize};
+
+/// OCI media type of an uncompressed layer.
+pub const MEDIA_LAYER: &str = "application/vnd.oci.image.layer.v1.tar";
+/// OCI media type of an image config.
+pub const MEDIA_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
+/// OCI media type of an image manifest.
+pub const MEDIA_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+/// OCI media type of an image index.
+pub const MEDIA_INDEX: &str = "application/vnd.oci.image.index.v1+json";
+
+/// The OCI layer media type for a compression.
+pub fn layer_media_type(c: Compression) -> &'static str {
+    match c {
+        Compression::None => MEDIA_LAYER,
+        Compression::Gzip => "application/vnd.oci.image.layer.v1.tar+gzip",
+        Compression::Zstd => "application/vnd.oci.image.layer.v1.tar+zstd",
+    }
+}
+
+/// A layer blob as a source stores it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Blob {
+    /// sha256 of the stored bytes (equal to the diffID when uncompressed).
+    pub digest: Digest,
+    pub media_type: String,
+    /// Stored size in bytes, when known ahead of the stream.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<u64>,
+    pub compression: Compression,
+}
+
+impl Blob {
+    /// An uncompressed layer blob: named by its diffID.
+    pub fn uncompressed(diff_id: &Digest, size: Option<u64>) -> Self {
+        Blob {
+            digest: diff_id.clone(),
+            media_type: MEDIA_LAYER.to_string(),
+            size,
+            compression: Compression::None,
+        }
+    }
+}
+
+/// One layer position of an image.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Layer {
+    pub diff_id: Digest,
+    /// The chain ID of this position (the layer with everything below it).
+    pub chain_id: Digest,
+    pub blob: Blob,
+}
+
+/// An image of a source.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Image {
+    /// sha256 of the config bytes.
+    pub id: Digest,
+    /// The config, byte for byte, when the source has it before streaming (archives, layouts).
+    pub config: Option<Vec<u8>>,
+    /// Familiar tags (`app:1`), see [`crate::reference::familiar`].
+    pub tags: Vec<String>,
+    /// Bottom first.
+    pub layers: Vec<Layer>,
+    /// Other digests naming this image in its source: its OCI manifest, the indexes above it.
+    pub aliases: Vec<Digest>,
+}
+
+impl Image {
+    /// An image whose layers are all stored uncompressed (what a graphdriver daemon exports).
+    pub fn from_diff_ids(id: Digest, tags: Vec<String>, diff_ids: &[Digest]) -> Self {
+        let layers = diff_ids
+            .iter()
+            .zip(chain_ids(diff_ids))
+            .map(|(d, c)| Layer {
+                diff_id: d.clone(),
+                chain_id: c,
+                blob: Blob::uncompressed(d, None),
+            })
+            .collect();
+        Image {
+            id,
+            config: None,
+            tags,
+            layers,
+            aliases: Vec::new(),
+        }
+    }
+
+    pub fn diff_ids(&self) -> Vec<Digest> {
+        self.layers.iter().map(|l| l.diff_id.clone()).collect()
+    }
+
+    /// The first tag, else the ID: how messages name the image.
+    pub fn name(&self) -> String {
+        self.tags
+            .first()
+            .cloned()
+            .unwrap_or_else(|| self.id.to_string())
+    }
+
+    /// Whether `d` is this image's ID or one of its aliases.
+    pub fn is_named_by(&self, d: &Digest) -> bool {
+        self.id == *d || self.aliases.contains(d)
+    }
+
+    /// Adds a tag unless present.
+    pub fn add_tag(&mut self, tag: &str) {
+        if !self.tags.iter().any(|t| t == tag) {
+            self.tags.push(tag.to_string());
+        }
+    }
+}
+
+/// A platform `OS/ARCH[/VARIANT]`, to pick one image of a multi-platform index.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Platform {
+    pub os: String,
+    pub architecture: String,
+    pub variant: Option<String>,
+}
+
+impl Platform {
+    /// Parses `linux/amd64` or `linux/arm/v7`.
+    pub fn parse(s: &str) -> Option<Self> {
+        let mut it = s.trim().split('/');
+        let os = it.next().filter(|x| !x.is_empty())?.to_string();
+        let architecture = it.next().filter(|x| !x.is_empty())?.to_string();
+        let variant = it.next().map(str::to_string);
+        if it.next().is_some() {
+            return None;
+        }
+        Some(Platform {
+            os,
+            architecture,
+            variant,
+        })
+    }
+
+    /// The platform this program runs on, in OCI names (`linux/amd64`, `linux/arm64/v8`).
+    pub fn host() -> Self {
+        let architecture = match std::env::consts::ARCH {
+            "x86_64" => "amd64",
+            "aarch64" => "arm64",
+            "x86" => "386",
+            "arm" => "arm",
+            "powerpc64" => "ppc64le",
+            other => other,
+        };
+        Platform {
+            os: std::env::consts::OS.to_string(),
+            architecture: architecture.to_string(),
+            variant: None,
+        }
+    }
+
+    /// Whether an OCI descriptor's `platform` object matches; a variant is compared only when
+    /// both sides name one.
+    pub fn matches(&self, p: &serde_json::Value) -> bool {
+        let get = |k: &str| p.get(k).and_then(serde_json::Value::as_str);
+        if get("os") != Some(self.os.as_str()) || get("architecture") != Some(&self.architecture) {
+            return false;
+        }
+        match (&self.variant, get("variant")) {
+            (Some(a), Some(b)) => a == b,
+            _ => true,
+        }
+    }
+}
+
+impl std::fmt::Display for Platform {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.os, self.architecture)?;
+        if let Some(v) = &self.variant {
+            write!(f, "/{v}")?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn platforms() {
+        let p = Platform::parse("linux/arm/v7").unwrap();
+        assert_eq!(p.to_string(), "linux/arm/v7");
+        assert!(p.matches(&serde_json::json!({"os":"linux","architecture":"arm","variant":"v7"})));
+        assert!(!p.matches(&serde_json::json!({"os":"linux","architecture":"arm","variant":"v6"})));
+        assert!(Platform::parse("linux").is_none());
+        assert!(Platform::parse("linux/amd64/x/y").is_none());
+        let h = Platform::parse("linux/amd64").unwrap();
+        assert!(h.matches(&serde_json::json!({"os":"linux","architecture":"amd64"})));
+    }
+
+    #[test]
+    fn from_diff_ids_builds_chains() {
+        let a = Digest::of_bytes(b"a");
+        let b = Digest::of_bytes(b"b");
+        let img = Image::from_diff_ids(Digest::of_bytes(b"c"), vec![], &[a.clone(), b.clone()]);
+        assert_eq!(img.layers[1].chain_id, chain_ids(&[a, b])[1]);
+        assert_eq!(img.layers[1].blob.compression, Compression::None);
+    }
+}

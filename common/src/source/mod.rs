@@ -1,0 +1,77 @@
+//! Sources of images: each resolves references to images of the [model](crate::image), lists
+//! its images, and streams what the engine needs into a [`Sink`] (the engine, which knows
+//! nothing of where its input comes from). Implementations: [`DaemonSource`] (a live daemon's
+//! `docker save` stream), [`ArchiveSource`] (archive files of every writer, plain, gzip or zstd,
+//! auto-detected) and [`OciDirSource`] (OCI image layout directories).
+//!
+//! References: a tag (`app:1`, `docker.io/library/app:1`), a full or 12+-hex-digit prefix of an
+//! image ID, an OCI manifest or index digest, or (OCI layouts and `oci-archive` files) a bare
+//! `org.opencontainers.image.ref.name` such as `1.0`, also written `NAME:1.0`.
+
+mod archive_file;
+mod daemon;
+mod oci_dir;
+
+pub use archive_file::ArchiveSource;
+pub use daemon::DaemonSource;
+pub use oci_dir::OciDirSource;
+
+use crate::archive::{ArchiveError, ArchiveIndex};
+use crate::engine::Engine;
+use crate::image::Image;
+use std::io::{Read, Write};
+
+/// Where a source streams to: one plain tar per call, with its scan when the source has one.
+pub trait Sink {
+    fn input(
+        &mut self,
+        tar: &mut dyn Read,
+        label: &str,
+        index: Option<ArchiveIndex>,
+    ) -> Result<(), ArchiveError>;
+}
+
+impl<W: Write> Sink for Engine<W> {
+    fn input(
+        &mut self,
+        tar: &mut dyn Read,
+        label: &str,
+        index: Option<ArchiveIndex>,
+    ) -> Result<(), ArchiveError> {
+        self.add_input(tar, label, index)
+    }
+}
+
+/// A source of images; see the module documentation.
+pub trait Source: Send {
+    /// How messages name the source (a file, a folder, a daemon).
+    fn label(&self) -> String;
+    /// Every image the source holds (for a daemon: the images resolved when it was opened).
+    fn images(&self) -> &[Image];
+    /// The image a reference names, with the tag the reference gives it (when it is a tag).
+    fn find(&self, reference: &str) -> Option<Image>;
+    /// Streams the blobs of `wanted` (images of this source) into `sink`.
+    fn stream(&self, wanted: &[Image], sink: &mut dyn Sink) -> Result<(), ArchiveError>;
+    /// Whether the source holds `img` (by ID or alias).
+    fn holds(&self, img: &Image) -> bool {
+        self.images()
+            .iter()
+            .any(|i| i.id == img.id || img.aliases.iter().any(|a| i.is_named_by(a)))
+    }
+}
+
+/// The image `reference` names in an index, in the model, tagged as the reference says: a tag
+/// reference keeps only that tag; an ID keeps all the image's tags; a bare layout tag
+/// (`1.0`) gives no tag, `NAME:1.0` gives `NAME:1.0`.
+pub(crate) fn find_in_index(ix: &ArchiveIndex, reference: &str) -> Option<Image> {
+    let hit = ix.find(reference)?;
+    let mut img = ix.model(hit);
+    let tag = crate::reference::familiar(reference);
+    match tag {
+        Some(t) if hit.source.tags.contains(&t) => img.tags = vec![t],
+        _ if hit.ref_names.iter().any(|r| r == reference.trim()) => img.tags.clear(),
+        Some(t) => img.tags = vec![t],
+        None => {}
+    }
+    Some(img)
+}

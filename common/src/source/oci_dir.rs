@@ -1,0 +1,228 @@
+//! [`OciDirSource`]: an OCI image layout directory (`oci-layout`, `index.json`, `blobs/sha256/`),
+//! as skopeo `oci:DIR` or umoci write it. Its metadata is read from the files directly (layer
+//! blobs are only measured and sniffed); to stream, the directory becomes a tar of its metadata
+//! and of the layer blobs of the wanted images, generated on the fly, so the engine reads it
+//! like an `oci-archive`.
+
+use super::{find_in_index, Sink, Source};
+use crate::archive::metadata::{Collected, MAX_JSON};
+use crate::archive::scan::index_of;
+use crate::archive::{ArchiveError, ArchiveIndex, EntryInfo};
+use crate::codec;
+use crate::image::{Image, Platform};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::fs::File;
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+
+/// An OCI layout directory; see the module documentation.
+pub struct OciDirSource {
+    dir: PathBuf,
+    index: ArchiveIndex,
+    images: Vec<Image>,
+    /// Entry names of the metadata files (`oci-layout`, `index.json`, JSON blobs).
+    metadata: Vec<String>,
+}
+
+fn read_small(path: &Path) -> Result<Vec<u8>, ArchiveError> {
+    let len = std::fs::metadata(path)?.len();
+    if len > MAX_JSON {
+        return Err(ArchiveError::TooLarge {
+            entry: path.display().to_string(),
+            size: len,
+        });
+    }
+    Ok(std::fs::read(path)?)
+}
+
+impl OciDirSource {
+    /// Reads the layout at `dir`; in multi-platform indexes only `platform`'s images are read.
+    pub fn open(dir: &Path, platform: Option<&Platform>) -> Result<Self, ArchiveError> {
+        let label = dir.display().to_string();
+        let mut c = Collected {
+            label: label.clone(),
+            platform: platform.cloned(),
+            saw_blobs: true,
+            ..Default::default()
+        };
+        let mut metadata = Vec::new();
+        for name in ["oci-layout", "index.json"] {
+            let p = dir.join(name);
+            if !p.is_file() {
+                return Err(ArchiveError::NotALayout(format!(
+                    "{label}: no {name} (is it an OCI image layout directory?)"
+                )));
+            }
+            c.add(name, read_small(&p)?)?;
+            metadata.push(name.to_string());
+        }
+        let mut entries = BTreeMap::new();
+        let blobs = dir.join("blobs").join("sha256");
+        let listing = match std::fs::read_dir(&blobs) {
+            Ok(l) => l.collect::<Result<Vec<_>, _>>()?,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Vec::new(),
+            Err(e) => return Err(e.into()),
+        };
+        for ent in listing {
+            let Some(hex) = ent.file_name().to_str().map(str::to_string) else {
+                continue;
+            };
+            if !crate::digest::is_sha256_hex(&hex) {
+                continue;
+            }
+            let name = format!("blobs/sha256/{hex}");
+            let path = ent.path();
+            let size = std::fs::metadata(&path)?.len();
+            let mut prefix = [0u8; 64];
+            let n = read_prefix(&path, &mut prefix)?;
+            if size <= MAX_JSON
+                && prefix[..n].iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{')
+            {
+                c.add(&name, read_small(&path)?)?;
+                metadata.push(name);
+            } else {
+                let compression = codec::detect(&prefix[..n]);
+                entries.insert(
+                    name,
+                    EntryInfo {
+                        size,
+                        compression,
+                        digest: None,
+                    },
+                );
+            }
+        }
+        let index = index_of(&c, entries, BTreeMap::new())?;
+        let images = index.models();
+        Ok(OciDirSource {
+            dir: dir.to_path_buf(),
+            index,
+            images,
+            metadata,
+        })
+    }
+}
+
+fn read_prefix(path: &Path, buf: &mut [u8]) -> io::Result<usize> {
+    let mut f = File::open(path)?;
+    let mut n = 0;
+    while n < buf.len() {
+        match f.read(&mut buf[n..])? {
+            0 => break,
+            k => n += k,
+        }
+    }
+    Ok(n)
+}
+
+impl Source for OciDirSource {
+    fn label(&self) -> String {
+        self.dir.display().to_string()
+    }
+
+    fn images(&self) -> &[Image] {
+        &self.images
+    }
+
+    fn find(&self, reference: &str) -> Option<Image> {
+        find_in_index(&self.index, reference)
+    }
+
+    fn stream(&self, wanted: &[Image], sink: &mut dyn Sink) -> Result<(), ArchiveError> {
+        let mut names: BTreeSet<String> = self.metadata.iter().cloned().collect();
+        for img in &self.index.images {
+            if wanted.iter().any(|w| img.named_by(&w.id)) {
+                names.extend(
+                    img.layer_entries
+                        .iter()
+                        .filter(|e| self.index.entries.contains_key(*e))
+                        .cloned(),
+                );
+            }
+        }
+        let mut files = VecDeque::new();
+        for n in names {
+            let path = self.dir.join(&n);
+            let size = std::fs::metadata(&path)?.len();
+            files.push_back((n, path, size));
+        }
+        let mut tar = DirTar {
+            files,
+            current: None,
+            pending: Vec::new(),
+            pos: 0,
+            ended: false,
+        };
+        sink.input(&mut tar, &self.label(), Some(self.index.clone()))
+    }
+}
+
+/// A tar stream of files, generated as it is read.
+struct DirTar {
+    files: VecDeque<(String, PathBuf, u64)>,
+    /// The file being sent: its reader, bytes left, size and name.
+    current: Option<(io::Take<File>, u64, u64, String)>,
+    /// Header or padding bytes waiting to be read.
+    pending: Vec<u8>,
+    pos: usize,
+    ended: bool,
+}
+
+impl DirTar {
+    /// Queues the next header (or the end of the archive); `false` when all is sent.
+    fn next_file(&mut self) -> io::Result<bool> {
+        let Some((name, path, size)) = self.files.pop_front() else {
+            if self.ended {
+                return Ok(false);
+            }
+            self.ended = true;
+            self.pending = vec![0u8; 1024];
+            self.pos = 0;
+            return Ok(true);
+        };
+        let mut h = tar::Header::new_gnu();
+        h.set_size(size);
+        h.set_mode(0o644);
+        h.set_mtime(0);
+        h.set_entry_type(tar::EntryType::Regular);
+        h.set_path(&name)?;
+        h.set_cksum();
+        self.pending = h.as_bytes().to_vec();
+        self.pos = 0;
+        self.current = Some((File::open(&path)?.take(size), size, size, name));
+        Ok(true)
+    }
+}
+
+impl Read for DirTar {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        loop {
+            if self.pos < self.pending.len() {
+                let n = buf.len().min(self.pending.len() - self.pos);
+                buf[..n].copy_from_slice(&self.pending[self.pos..self.pos + n]);
+                self.pos += n;
+                return Ok(n);
+            }
+            if let Some((f, left, size, name)) = &mut self.current {
+                if *left > 0 {
+                    let n = f.read(buf)?;
+                    if n == 0 {
+                        return Err(io::Error::new(
+                            io::ErrorKind::UnexpectedEof,
+                            format!("{name} shrank while it was read"),
+                        ));
+                    }
+                    *left -= n as u64;
+                    return Ok(n);
+                }
+                self.pending = vec![0u8; ((512 - *size % 512) % 512) as usize];
+                self.pos = 0;
+                self.current = None;
+                continue;
+            }
+            if !self.next_file()? {
+                return Ok(0);
+            }
+        }
+    }
+}
