@@ -16,5 +16,7 @@ pub mod progress;
 pub mod schema;
 pub mod sign;
 pub mod stream;
+#[cfg(any(test, feature = "testutil"))]
+pub mod testutil;
 
 pub use digest::Digest;

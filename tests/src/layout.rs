@@ -11,6 +11,8 @@
 
 use crate::fixtures::{sha256_digest, FIXED_MTIME};
 use anyhow::{bail, Context, Result};
+use partial_common::digest::{self, Digest};
+use partial_common::testutil::archive::{self as testutil, Kind};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, HashMap};
 use std::fs;
@@ -49,17 +51,17 @@ pub fn image_config(diff_ids: &[String], extra: Option<&Value>) -> Vec<u8> {
     serde_json::to_vec(&cfg).expect("config json")
 }
 
-/// Chain IDs of a diffID list: `chain[0] = diff[0]`, `chain[n] = sha256(chain[n-1] + " " + diff[n])`.
+/// Chain IDs of a diffID list (`sha256:…` strings), by the library's own
+/// [`partial_common::digest::chain_ids`].
 pub fn chain_ids(diff_ids: &[String]) -> Vec<String> {
-    let mut out: Vec<String> = Vec::with_capacity(diff_ids.len());
-    for d in diff_ids {
-        let c = match out.last() {
-            None => d.clone(),
-            Some(p) => sha256_digest(format!("{p} {d}").as_bytes()),
-        };
-        out.push(c);
-    }
-    out
+    let diffs: Vec<Digest> = diff_ids
+        .iter()
+        .map(|d| Digest::parse(d).unwrap_or_else(|e| panic!("diffID {d:?}: {e}")))
+        .collect();
+    digest::chain_ids(&diffs)
+        .into_iter()
+        .map(String::from)
+        .collect()
 }
 
 fn append(b: &mut tar::Builder<fs::File>, path: &str, data: &[u8]) -> Result<()> {
@@ -179,51 +181,25 @@ pub fn write_legacy_archive(images: &[ImageSpec], out: &Path) -> Result<Vec<Stri
     Ok(ids)
 }
 
-enum Entry {
-    Dir,
-    File(Vec<u8>),
-    Link(String),
-}
-
-fn read_tar(path: &Path) -> Result<BTreeMap<String, Entry>> {
-    let mut a = tar::Archive::new(
+/// Every entry of a tar file (plain, gzip or zstd), read with the library's test reader.
+pub fn read_tar(path: &Path) -> Result<BTreeMap<String, Kind>> {
+    let mut data = Vec::new();
+    partial_common::codec::decompress(
         fs::File::open(path).with_context(|| format!("opening {}", path.display()))?,
-    );
-    let mut out = BTreeMap::new();
-    for e in a.entries()? {
-        let mut e = e?;
-        let name = e
-            .path()?
-            .to_string_lossy()
-            .trim_end_matches('/')
-            .to_string();
-        let name = name.trim_start_matches("./").to_string();
-        let entry = match e.header().entry_type() {
-            tar::EntryType::Directory => Entry::Dir,
-            tar::EntryType::Symlink | tar::EntryType::Link => Entry::Link(
-                e.link_name()?
-                    .context("link without target")?
-                    .to_string_lossy()
-                    .into_owned(),
-            ),
-            _ => {
-                let mut v = Vec::new();
-                e.read_to_end(&mut v)?;
-                Entry::File(v)
-            }
-        };
-        out.insert(name, entry);
-    }
-    Ok(out)
+    )?
+    .read_to_end(&mut data)
+    .with_context(|| format!("reading {}", path.display()))?;
+    Ok(testutil::read_tar(&data))
 }
 
-/// Resolves `name` through symlinks (relative to the entry's folder) and hard links (archive paths).
-fn resolve<'a>(entries: &'a BTreeMap<String, Entry>, name: &str) -> Result<&'a [u8]> {
+/// The bytes of entry `name`, following symlinks (relative to the entry's folder; a target that is
+/// itself an archive path is also accepted).
+pub fn resolve<'a>(entries: &'a BTreeMap<String, Kind>, name: &str) -> Result<&'a [u8]> {
     let mut cur = name.to_string();
     for _ in 0..16 {
         match entries.get(&cur) {
-            Some(Entry::File(d)) => return Ok(d),
-            Some(Entry::Link(t)) => {
+            Some(Kind::File(d)) => return Ok(d),
+            Some(Kind::Symlink(t)) => {
                 let base = Path::new(&cur).parent().unwrap_or(Path::new(""));
                 let mut parts: Vec<String> = base
                     .components()
@@ -238,7 +214,6 @@ fn resolve<'a>(entries: &'a BTreeMap<String, Entry>, name: &str) -> Result<&'a [
                         c => parts.push(c.to_string()),
                     }
                 }
-                // A hard link names an archive path, a symlink a path relative to its folder.
                 cur = if t.starts_with("../")
                     || t.starts_with("./")
                     || !entries.contains_key(t.as_str())
@@ -248,7 +223,7 @@ fn resolve<'a>(entries: &'a BTreeMap<String, Entry>, name: &str) -> Result<&'a [
                     t.clone()
                 };
             }
-            Some(Entry::Dir) => bail!("{cur} is a folder"),
+            Some(Kind::Dir) => bail!("{cur} is a folder"),
             None => bail!("{name}: {cur} is not in the archive"),
         }
     }
@@ -284,20 +259,13 @@ pub fn legacy_to_containerd_layout(legacy: &Path, out: &Path) -> Result<Vec<Stri
     rewrite_legacy(legacy, out, true)
 }
 
-/// Deterministic gzip of `data` (no name, mtime 0).
-pub fn gzip(data: &[u8]) -> Vec<u8> {
-    use std::io::Write;
-    let mut e = flate2::GzBuilder::new()
-        .mtime(0)
-        .write(Vec::new(), flate2::Compression::fast());
-    e.write_all(data).expect("gzip to memory");
-    e.finish().expect("gzip to memory")
-}
+/// Deterministic gzip of `data` (fast level, no name, mtime 0).
+pub use partial_common::testutil::archive::gzip;
 
 fn rewrite_legacy(legacy: &Path, out: &Path, containerd: bool) -> Result<Vec<String>> {
     let entries = read_tar(legacy)?;
     let manifest: Vec<Value> = match entries.get("manifest.json") {
-        Some(Entry::File(d)) => serde_json::from_slice(d).context("parsing manifest.json")?,
+        Some(Kind::File(d)) => serde_json::from_slice(d).context("parsing manifest.json")?,
         _ => bail!(
             "{} has no manifest.json: not a docker save archive",
             legacy.display()
@@ -332,7 +300,7 @@ fn rewrite_legacy(legacy: &Path, out: &Path, containerd: bool) -> Result<Vec<Str
             blobs.entry(d[7..].to_string()).or_insert(blob);
             // The folder's legacy json, as a blob of its own (Docker 25 keeps it too).
             if let (false, Some(folder)) = (containerd, lname.strip_suffix("/layer.tar")) {
-                if let Some(Entry::File(j)) = entries.get(&format!("{folder}/json")) {
+                if let Some(Kind::File(j)) = entries.get(&format!("{folder}/json")) {
                     blobs
                         .entry(sha256_digest(j)[7..].to_string())
                         .or_insert_with(|| j.clone());
@@ -399,7 +367,7 @@ fn rewrite_legacy(legacy: &Path, out: &Path, containerd: bool) -> Result<Vec<Str
     append(&mut b, "index.json", &serde_json::to_vec(&index)?)?;
     append(&mut b, "manifest.json", &serde_json::to_vec(&new_manifest)?)?;
     append(&mut b, "oci-layout", br#"{"imageLayoutVersion":"1.0.0"}"#)?;
-    if let (false, Some(Entry::File(r))) = (containerd, entries.get("repositories")) {
+    if let (false, Some(Kind::File(r))) = (containerd, entries.get("repositories")) {
         append(&mut b, "repositories", r)?;
     }
     b.into_inner()?.sync_all()?;

@@ -375,3 +375,70 @@ fn containerd_layout_rewrite_has_compressed_blobs_and_loads() {
     let diffs: Vec<String> = layers.iter().map(|l| sha256_digest(l)).collect();
     assert_eq!(d.diff_ids("ctrd:1").unwrap(), diffs);
 }
+
+/// The bundle checker of the writer tests can fail: a manifest that marks a carried layer left
+/// out, or a left-out layer carried, is caught. (Offline: `partial-save --from-archive` of
+/// archives from the library's test builders; no daemon.)
+#[test]
+fn bundle_check_catches_a_manifest_that_contradicts_its_bundle() {
+    use partial_common::testutil::archive as t;
+    use partial_tests::bundle_check::{check_bundle, manifest_path};
+    let dir = tempfile::tempdir().unwrap();
+    let base = t::layer("etc/base", &content(71, 200_000, Content::Random));
+    let app = t::layer("app/bin", &content(72, 100_000, Content::Random));
+    let base_img = t::image(&["base:1"], &[&base]);
+    let app_img = t::image(&["app:2"], &[&base, &app]);
+    let (full, base_tar) = (dir.path().join("full.tar"), dir.path().join("base.tar"));
+    std::fs::write(&full, t::legacy(&[&app_img], "1970-01-01T00:00:00Z").tar()).unwrap();
+    std::fs::write(
+        &base_tar,
+        t::legacy(&[&base_img], "1970-01-01T00:00:00Z").tar(),
+    )
+    .unwrap();
+    let out = dir.path().join("out.tgz");
+    partial_tests::cli::save(&[
+        "--from-archive".as_ref(),
+        full.as_os_str(),
+        "--exclude-archive".as_ref(),
+        base_tar.as_os_str(),
+        "-o".as_ref(),
+        out.as_os_str(),
+    ])
+    .ok();
+    let facts = check_bundle(&out).unwrap();
+    assert_eq!(facts.images.len(), 1);
+    assert_eq!(facts.images[0].carried, vec![false, true]);
+    let mpath = manifest_path(&out);
+    let good: serde_json::Value = serde_json::from_slice(&std::fs::read(&mpath).unwrap()).unwrap();
+    let check_with = |m: &serde_json::Value| {
+        std::fs::write(&mpath, serde_json::to_vec(m).unwrap()).unwrap();
+        format!("{:#}", check_bundle(&out).unwrap_err())
+    };
+    // The carried layer marked left out (and its chain required): its bytes are in the bundle.
+    let mut m = good.clone();
+    m["images"][0]["layers"][1]["carried"] = false.into();
+    let chain = m["images"][0]["layers"][1]["chain_id"].clone();
+    let mut extra = m["required_base"][0].clone();
+    extra["chain_id"] = chain;
+    m["required_base"].as_array_mut().unwrap().push(extra);
+    let e = check_with(&m);
+    assert!(
+        e.contains("marked left out but the bundle still has"),
+        "{e}"
+    );
+    // The same without listing its chain in required_base.
+    let mut m = good.clone();
+    m["images"][0]["layers"][1]["carried"] = false.into();
+    let e = check_with(&m);
+    assert!(e.contains("not in required_base"), "{e}");
+    // The left-out base layer marked carried: it is not in the bundle.
+    let mut m = good.clone();
+    m["images"][0]["layers"][0]["carried"] = true.into();
+    let e = check_with(&m);
+    assert!(e.contains("marked carried but is not in the bundle"), "{e}");
+    // A wrong diffID.
+    let mut m = good;
+    m["images"][0]["layers"][1]["diff_id"] = partial_tests::sha256_digest(b"other").into();
+    let e = check_with(&m);
+    assert!(e.contains("differ from the manifest"), "{e}");
+}

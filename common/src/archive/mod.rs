@@ -15,8 +15,8 @@
 //! (entry roles, unsafe names), `legacy_id` (identifying `<v1id>/` folders from their `json`),
 //! `metadata` (manifest.json / index.json / OCI manifests → images; rewriting for a selection),
 //! `scan`, `filter` (streaming decisions), `finish` (decisions needing the whole archive, the
-//! plan), `testutil` (test-archive builders), `filter_tests`, `fuzz_seeds` (writes the fuzz targets' seed inputs), `real_daemon` (ignored checks
-//! against real `docker save` output).
+//! plan), `filter_tests`, `real_daemon` (ignored checks against real `docker save` output).
+//! The test-archive builders and the fuzz seeds live in `crate::testutil` (feature `testutil`).
 //!
 //! After an error from [`Filter::add_input`] the output is incomplete: abort the export.
 
@@ -24,8 +24,6 @@ mod filter;
 #[cfg(test)]
 mod filter_tests;
 mod finish;
-#[cfg(test)]
-mod fuzz_seeds;
 mod legacy_id;
 mod metadata;
 mod names;
@@ -33,8 +31,10 @@ mod names;
 mod real_daemon;
 mod scan;
 mod tarstream;
+// The test-archive builders moved to `crate::testutil::archive` (feature `testutil`); this path
+// stays for the unit tests beside the engine.
 #[cfg(test)]
-pub(crate) mod testutil;
+pub(crate) use crate::testutil::archive as testutil;
 
 pub use filter::{Filter, FilterObserver};
 pub use scan::scan;
