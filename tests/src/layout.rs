@@ -9,10 +9,10 @@
 //! `manifest.json` (its `Config`/`Layers` point into `blobs/sha256/…`), `oci-layout` and
 //! `repositories`, in that order, as Docker 25 writes them.
 
-use crate::fixtures::{sha256_digest, FIXED_MTIME};
+use crate::fixtures::sha256_digest;
 use anyhow::{bail, Context, Result};
 use partial_common::digest::{self, Digest};
-use partial_common::testutil::archive::{self as testutil, Kind};
+use partial_common::testutil::archive::{self as testutil, End, Kind, NameStyle, TEntry};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, HashMap};
 use std::fs;
@@ -64,38 +64,35 @@ pub fn chain_ids(diff_ids: &[String]) -> Vec<String> {
         .collect()
 }
 
-fn append(b: &mut tar::Builder<fs::File>, path: &str, data: &[u8]) -> Result<()> {
-    let mut h = tar::Header::new_ustar();
-    h.set_entry_type(tar::EntryType::Regular);
-    h.set_mode(0o644);
-    h.set_mtime(FIXED_MTIME);
-    h.set_size(data.len() as u64);
-    b.append_data(&mut h, path, data)?;
-    Ok(())
-}
+/// The entries of an archive being written, in order; written with the library's test tar writer.
+#[derive(Default)]
+struct Entries(Vec<TEntry>);
 
-fn append_dir(b: &mut tar::Builder<fs::File>, path: &str) -> Result<()> {
-    let mut h = tar::Header::new_ustar();
-    h.set_entry_type(tar::EntryType::Directory);
-    h.set_mode(0o755);
-    h.set_mtime(FIXED_MTIME);
-    h.set_size(0);
-    b.append_data(
-        &mut h,
-        format!("{}/", path.trim_end_matches('/')),
-        std::io::empty(),
-    )?;
-    Ok(())
-}
+impl Entries {
+    fn file(&mut self, path: &str, data: &[u8]) {
+        self.0.push(TEntry::file(path, data.to_vec()));
+    }
 
-fn append_symlink(b: &mut tar::Builder<fs::File>, path: &str, target: &str) -> Result<()> {
-    let mut h = tar::Header::new_ustar();
-    h.set_entry_type(tar::EntryType::Symlink);
-    h.set_mode(0o777);
-    h.set_mtime(FIXED_MTIME);
-    h.set_size(0);
-    b.append_link(&mut h, path, target)?;
-    Ok(())
+    fn dir(&mut self, path: &str) {
+        self.0.push(TEntry {
+            name: format!("{}/", path.trim_end_matches('/')),
+            kind: Kind::Dir,
+            style: NameStyle::Plain,
+        });
+    }
+
+    fn symlink(&mut self, path: &str, target: &str) {
+        self.0.push(TEntry {
+            name: path.to_string(),
+            kind: Kind::Symlink(target.to_string()),
+            style: NameStyle::Plain,
+        });
+    }
+
+    fn write(self, out: &Path) -> Result<()> {
+        fs::write(out, testutil::write_tar(&self.0, End::Proper))
+            .with_context(|| format!("writing {}", out.display()))
+    }
 }
 
 /// A legacy layer folder: its `json`, and its `layer.tar` bytes or a symlink target.
@@ -152,9 +149,7 @@ pub fn write_legacy_archive(images: &[ImageSpec], out: &Path) -> Result<Vec<Stri
         }
         ids.push(id);
     }
-    let mut b = tar::Builder::new(
-        fs::File::create(out).with_context(|| format!("creating {}", out.display()))?,
-    );
+    let mut b = Entries::default();
     // Name order: the folders and the configs interleave by name, as the daemon writes them.
     let mut names: Vec<(String, bool)> = folders.keys().map(|k| (k.clone(), true)).collect();
     names.extend(configs.keys().map(|k| (k.clone(), false)));
@@ -162,22 +157,22 @@ pub fn write_legacy_archive(images: &[ImageSpec], out: &Path) -> Result<Vec<Stri
     for (name, is_folder) in names {
         if is_folder {
             let (j, body) = &folders[&name];
-            append_dir(&mut b, &name)?;
-            append(&mut b, &format!("{name}/VERSION"), b"1.0")?;
-            append(&mut b, &format!("{name}/json"), j)?;
+            b.dir(&name);
+            b.file(&format!("{name}/VERSION"), b"1.0");
+            b.file(&format!("{name}/json"), j);
             match body {
-                Ok(data) => append(&mut b, &format!("{name}/layer.tar"), data)?,
-                Err(target) => append_symlink(&mut b, &format!("{name}/layer.tar"), target)?,
+                Ok(data) => b.file(&format!("{name}/layer.tar"), data),
+                Err(target) => b.symlink(&format!("{name}/layer.tar"), target),
             }
         } else {
-            append(&mut b, &name, &configs[&name])?;
+            b.file(&name, &configs[&name]);
         }
     }
-    append(&mut b, "manifest.json", &serde_json::to_vec(&manifest)?)?;
+    b.file("manifest.json", &serde_json::to_vec(&manifest)?);
     if !repositories.is_empty() {
-        append(&mut b, "repositories", &serde_json::to_vec(&repositories)?)?;
+        b.file("repositories", &serde_json::to_vec(&repositories)?);
     }
-    b.into_inner()?.sync_all()?;
+    b.write(out)?;
     Ok(ids)
 }
 
@@ -351,26 +346,24 @@ fn rewrite_legacy(legacy: &Path, out: &Path, containerd: bool) -> Result<Vec<Str
         }));
         ids.push(cfg_digest);
     }
-    let mut b = tar::Builder::new(
-        fs::File::create(out).with_context(|| format!("creating {}", out.display()))?,
-    );
-    append_dir(&mut b, "blobs")?;
-    append_dir(&mut b, "blobs/sha256")?;
+    let mut b = Entries::default();
+    b.dir("blobs");
+    b.dir("blobs/sha256");
     for (hex, data) in &blobs {
-        append(&mut b, &format!("blobs/sha256/{hex}"), data)?;
+        b.file(&format!("blobs/sha256/{hex}"), data);
     }
     let index = json!({
         "schemaVersion": 2,
         "mediaType": "application/vnd.oci.image.index.v1+json",
         "manifests": index,
     });
-    append(&mut b, "index.json", &serde_json::to_vec(&index)?)?;
-    append(&mut b, "manifest.json", &serde_json::to_vec(&new_manifest)?)?;
-    append(&mut b, "oci-layout", br#"{"imageLayoutVersion":"1.0.0"}"#)?;
+    b.file("index.json", &serde_json::to_vec(&index)?);
+    b.file("manifest.json", &serde_json::to_vec(&new_manifest)?);
+    b.file("oci-layout", br#"{"imageLayoutVersion":"1.0.0"}"#);
     if let (false, Some(Kind::File(r))) = (containerd, entries.get("repositories")) {
-        append(&mut b, "repositories", r)?;
+        b.file("repositories", r);
     }
-    b.into_inner()?.sync_all()?;
+    b.write(out)?;
     Ok(ids)
 }
 
