@@ -23,8 +23,16 @@ use std::process::Command;
 /// `skopeo copy docker-daemon:IMAGE DEST` reading from `daemon` (e.g. DEST =
 /// `docker-archive:/x/new.tar:app:2`, `oci-archive:/x/new.oar:app:2`, `oci:/x/dir:app:2`).
 pub fn skopeo_copy(daemon: &Daemon, image: &str, dest: &str) -> Result<()> {
+    skopeo_copy_with(daemon, image, dest, &[])
+}
+
+/// [`skopeo_copy`] with more `skopeo copy` options (e.g. `--dest-compress-format zstd`,
+/// `--dest-oci-accept-uncompressed-layers`).
+pub fn skopeo_copy_with(daemon: &Daemon, image: &str, dest: &str, options: &[&str]) -> Result<()> {
     let mut cmd = Command::new("skopeo");
-    cmd.args(["--insecure-policy", "copy", "--quiet", "--src-daemon-host"])
+    cmd.args(["--insecure-policy", "copy", "--quiet"])
+        .args(options)
+        .arg("--src-daemon-host")
         .arg(format!("unix://{}", daemon.socket().display()))
         .arg(format!("docker-daemon:{image}"))
         .arg(dest);

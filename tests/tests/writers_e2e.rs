@@ -12,7 +12,7 @@ use partial_tests::layout::{legacy_to_containerd_layout, legacy_to_oci_layout};
 use partial_tests::roundtrip::{all_passed, args, build_writer_scene, round_trip, Expect};
 use partial_tests::writers::{
     add_platform_variant, legacy_to_crane_tarball, oci_config_digest, oci_image, skopeo_copy,
-    skopeo_pick_platform, umoci_layout,
+    skopeo_copy_with, skopeo_pick_platform, umoci_layout,
 };
 use partial_tests::{require_daemons, require_tool, rootfs_tar, Content};
 
@@ -143,6 +143,31 @@ fn skopeo_docker_archive_oci_archive_and_crane_tarball() {
         ),
     ));
 
+    // The same with zstd layers (skopeo --dest-compress-format zstd), the base archive's layers
+    // gzip: what is left out is decided by diffIDs, not by compressed digests.
+    let znew = d.join("app.oci-zstd.tar");
+    skopeo_copy_with(
+        &pair.source,
+        "app:2",
+        &format!("oci-archive:{}:app:2", znew.display()),
+        &["--dest-compress-format", "zstd"],
+    )
+    .unwrap();
+    let zstd = Expect {
+        id: Some(oci_config_digest(&znew, "app:2").unwrap()),
+        ..same.clone()
+    };
+    results.push((
+        "skopeo oci-archive, zstd layers",
+        round_trip(
+            &pair,
+            &scene,
+            "skopeo-oci-zstd",
+            &archive_args(&znew, &base),
+            &zstd,
+        ),
+    ));
+
     // go-containerregistry tarball: config `sha256:<hex>`, gzip layers, manifest.json last.
     let (new, base) = (d.join("app.crane.tar"), d.join("base.crane.tar"));
     legacy_to_crane_tarball(&scene.app_save, &new).unwrap();
@@ -211,6 +236,31 @@ fn oci_layout_directories_from_skopeo_and_umoci_and_selection_by_tag() {
             &dir_args(&new, &base),
             &Expect {
                 id: Some(oci_config_digest(&new, "app:2").unwrap()),
+                diff_ids: scene.app2_diffs.clone(),
+                tag: Some("app:2".into()),
+                tag_containing: None,
+            },
+        ),
+    ));
+
+    // Uncompressed layers (skopeo 1.9 labels them `tar+gzip` all the same), the base's gzip.
+    let unew = d.join("app-oci-plain");
+    skopeo_copy_with(
+        &pair.source,
+        "app:2",
+        &format!("oci:{}:app:2", unew.display()),
+        &["--dest-oci-accept-uncompressed-layers"],
+    )
+    .unwrap();
+    results.push((
+        "skopeo oci:DIR, uncompressed layers",
+        round_trip(
+            &pair,
+            &scene,
+            "skopeo-oci-dir-plain",
+            &dir_args(&unew, &base),
+            &Expect {
+                id: Some(oci_config_digest(&unew, "app:2").unwrap()),
                 diff_ids: scene.app2_diffs.clone(),
                 tag: Some("app:2".into()),
                 tag_containing: None,
