@@ -149,18 +149,23 @@ pub fn check_bundle(bundle: &Path) -> Result<BundleFacts> {
     })
 }
 
-/// The bundle's volumes (names from the manifest, read beside the named bundle; one volume is the
-/// named file itself), decompressed: `(bytes on disk, tar bytes)`.
+/// The bundle's volumes, decompressed: `(bytes on disk, tar bytes)`. Found by the name given, as
+/// `partial-load` finds them: one volume is the named file itself, split volumes are
+/// `BUNDLE.001`, `BUNDLE.002`, … (as many as the manifest lists; their recorded names are not used).
 fn read_volumes(bundle: &Path, manifest: &Value) -> Result<(u64, Vec<u8>)> {
-    let dir = bundle.parent().unwrap_or(Path::new("."));
-    let names: Vec<&str> = manifest["bundle"]["volumes"]
+    let count = manifest["bundle"]["volumes"]
         .as_array()
-        .map(|v| v.iter().filter_map(|e| e["name"].as_str()).collect())
-        .unwrap_or_default();
-    let files: Vec<PathBuf> = if names.len() <= 1 {
+        .map_or(1, |v| v.len());
+    let files: Vec<PathBuf> = if count <= 1 {
         vec![bundle.to_path_buf()]
     } else {
-        names.iter().map(|n| dir.join(n)).collect()
+        (1..=count)
+            .map(|i| {
+                let mut s = bundle.as_os_str().to_owned();
+                s.push(format!(".{i:03}"));
+                PathBuf::from(s)
+            })
+            .collect()
     };
     let mut raw = Vec::new();
     for f in &files {
