@@ -1,7 +1,8 @@
-//! `docker save` archive layouts for tests: a writer of hand-made legacy archives (for cases a build
-//! cannot make, e.g. one diffID at two chain positions) and a rewriter from the legacy
-//! (Docker ≤ 24) layout into the Docker ≥ 25 one and into the containerd image store's one
-//! ([`legacy_to_containerd_layout`], compressed layer blobs; no daemon here uses that store).
+//! `docker save` archive layouts for tests: a writer of hand-made legacy archives (the library's
+//! `testutil` builder; for cases a build cannot make, e.g. one diffID at two chain positions), a
+//! rewriter from the legacy (Docker ≤ 24) layout into the Docker ≥ 25 one and into the containerd
+//! image store's one ([`legacy_to_containerd_layout`], compressed layer blobs; no daemon here uses
+//! that store).
 //!
 //! The ≥ 25 layout written by [`legacy_to_oci_layout`]: `blobs/sha256/<hex>` for layers (named by
 //! diffID, each once, so symlinked duplicates become one blob), configs (named by image ID), the
@@ -14,7 +15,7 @@ use anyhow::{bail, Context, Result};
 use partial_common::digest::{self, Digest};
 use partial_common::testutil::archive::{self as testutil, End, Kind, NameStyle, TEntry};
 use serde_json::{json, Value};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::fs;
 use std::io::Read;
 use std::path::Path;
@@ -81,99 +82,42 @@ impl Entries {
         });
     }
 
-    fn symlink(&mut self, path: &str, target: &str) {
-        self.0.push(TEntry {
-            name: path.to_string(),
-            kind: Kind::Symlink(target.to_string()),
-            style: NameStyle::Plain,
-        });
-    }
-
     fn write(self, out: &Path) -> Result<()> {
         fs::write(out, testutil::write_tar(&self.0, End::Proper))
             .with_context(|| format!("writing {}", out.display()))
     }
 }
 
-/// A legacy layer folder: its `json`, and its `layer.tar` bytes or a symlink target.
-type Folder = (Vec<u8>, Result<Vec<u8>, String>);
-
-/// Writes a legacy-layout `docker save` archive of `images` to `out`, as a ≤ 24 daemon would
-/// (one folder per chain, a diffID already written elsewhere saved as a symlink to it, entries in
-/// name order, `manifest.json` and `repositories` last). Returns the image IDs.
+/// Writes a legacy-layout `docker save` archive of `images` to `out`, as a ≤ 24 daemon would, with
+/// the library's builder ([`testutil::legacy`]): one folder per chain named by the real v1id
+/// recipe (a UTC daemon's), a diffID already written elsewhere saved as a symlink to it, entries in
+/// name order, `manifest.json` and `repositories` last. Returns the image IDs.
 pub fn write_legacy_archive(images: &[ImageSpec], out: &Path) -> Result<Vec<String>> {
-    // folder name -> (json, Some(layer bytes) | symlink target)
-    let mut folders: BTreeMap<String, Folder> = BTreeMap::new();
-    let mut first_folder_of_diff: HashMap<String, String> = HashMap::new();
-    let mut configs: BTreeMap<String, Vec<u8>> = BTreeMap::new();
-    let mut manifest = Vec::new();
-    let mut repositories: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
-    let mut ids = Vec::new();
-    for img in images {
-        let diff_ids: Vec<String> = img.layers.iter().map(|l| sha256_digest(l)).collect();
-        let chains = chain_ids(&diff_ids);
-        let config = image_config(&diff_ids, img.config.as_ref());
-        let id = sha256_digest(&config);
-        let mut layer_paths = Vec::new();
-        let mut parent: Option<String> = None;
-        for (i, layer) in img.layers.iter().enumerate() {
-            let folder = sha256_digest(format!("v1 {}", chains[i]).as_bytes())[7..].to_string();
-            if !folders.contains_key(&folder) {
-                let mut j = json!({"id": folder, "created": "2020-01-01T00:00:00Z"});
-                if let Some(p) = &parent {
-                    j["parent"] = json!(p);
-                }
-                let body = match first_folder_of_diff.get(&diff_ids[i]) {
-                    Some(other) => Err(format!("../{other}/layer.tar")),
-                    None => {
-                        first_folder_of_diff.insert(diff_ids[i].clone(), folder.clone());
-                        Ok(layer.clone())
-                    }
-                };
-                folders.insert(folder.clone(), (serde_json::to_vec(&j)?, body));
+    let images: Vec<testutil::TestImage> = images
+        .iter()
+        .map(|img| {
+            let layers: Vec<testutil::Layer> = img
+                .layers
+                .iter()
+                .map(|l| testutil::Layer {
+                    data: l.clone(),
+                    diff: Digest::of_bytes(l),
+                })
+                .collect();
+            let diffs: Vec<String> = layers.iter().map(|l| l.diff.to_string()).collect();
+            let config = image_config(&diffs, img.config.as_ref());
+            testutil::TestImage {
+                tags: img.tags.clone(),
+                id: Digest::of_bytes(&config),
+                layers,
+                config,
             }
-            layer_paths.push(format!("{folder}/layer.tar"));
-            parent = Some(folder);
-        }
-        configs.insert(format!("{}.json", &id[7..]), config);
-        manifest.push(json!({"Config": format!("{}.json", &id[7..]), "RepoTags": img.tags, "Layers": layer_paths}));
-        if let Some(top) = parent {
-            for tag in &img.tags {
-                if let Some((repo, t)) = tag.rsplit_once(':') {
-                    repositories
-                        .entry(repo.to_string())
-                        .or_default()
-                        .insert(t.to_string(), top.clone());
-                }
-            }
-        }
-        ids.push(id);
-    }
-    let mut b = Entries::default();
-    // Name order: the folders and the configs interleave by name, as the daemon writes them.
-    let mut names: Vec<(String, bool)> = folders.keys().map(|k| (k.clone(), true)).collect();
-    names.extend(configs.keys().map(|k| (k.clone(), false)));
-    names.sort();
-    for (name, is_folder) in names {
-        if is_folder {
-            let (j, body) = &folders[&name];
-            b.dir(&name);
-            b.file(&format!("{name}/VERSION"), b"1.0");
-            b.file(&format!("{name}/json"), j);
-            match body {
-                Ok(data) => b.file(&format!("{name}/layer.tar"), data),
-                Err(target) => b.symlink(&format!("{name}/layer.tar"), target),
-            }
-        } else {
-            b.file(&name, &configs[&name]);
-        }
-    }
-    b.file("manifest.json", &serde_json::to_vec(&manifest)?);
-    if !repositories.is_empty() {
-        b.file("repositories", &serde_json::to_vec(&repositories)?);
-    }
-    b.write(out)?;
-    Ok(ids)
+        })
+        .collect();
+    let refs: Vec<&testutil::TestImage> = images.iter().collect();
+    let archive = testutil::legacy(&refs, "1970-01-01T00:00:00Z").tar();
+    fs::write(out, archive).with_context(|| format!("writing {}", out.display()))?;
+    Ok(images.iter().map(|i| i.id.to_string()).collect())
 }
 
 /// Every entry of a tar file (plain, gzip or zstd), read with the library's test reader.
