@@ -168,6 +168,18 @@ fn skopeo_docker_archive_oci_archive_and_crane_tarball() {
         ),
     ));
 
+    // Writers mixed: the oci-archive against the daemon's own save of the base.
+    results.push((
+        "skopeo oci-archive against a docker save base",
+        round_trip(
+            &pair,
+            &scene,
+            "skopeo-oci-vs-docker",
+            &archive_args(&new, &scene.base_save),
+            &converted,
+        ),
+    ));
+
     // go-containerregistry tarball: config `sha256:<hex>`, gzip layers, manifest.json last.
     let (new, base) = (d.join("app.crane.tar"), d.join("base.crane.tar"));
     legacy_to_crane_tarball(&scene.app_save, &new).unwrap();
@@ -234,6 +246,28 @@ fn oci_layout_directories_from_skopeo_and_umoci_and_selection_by_tag() {
             &scene,
             "skopeo-oci-dir",
             &dir_args(&new, &base),
+            &Expect {
+                id: Some(oci_config_digest(&new, "app:2").unwrap()),
+                diff_ids: scene.app2_diffs.clone(),
+                tag: Some("app:2".into()),
+                tag_containing: None,
+            },
+        ),
+    ));
+
+    // An OCI directory against the daemon's own save of the base (--exclude-archive).
+    let mut mixed = args(&["--from-oci".as_ref(), new.as_os_str()]);
+    mixed.extend(args(&[
+        "--exclude-archive".as_ref(),
+        scene.base_save.as_os_str(),
+    ]));
+    results.push((
+        "skopeo oci:DIR against a docker save base",
+        round_trip(
+            &pair,
+            &scene,
+            "skopeo-oci-dir-vs-docker",
+            &mixed,
             &Expect {
                 id: Some(oci_config_digest(&new, "app:2").unwrap()),
                 diff_ids: scene.app2_diffs.clone(),
