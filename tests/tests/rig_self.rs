@@ -446,3 +446,54 @@ fn bundle_check_catches_a_manifest_that_contradicts_its_bundle() {
     let e = check_with(&m);
     assert!(e.contains("differ from the manifest"), "{e}");
 }
+
+/// The go-containerregistry tarball writer keeps crane's shape: the config entry first, named
+/// `sha256:<hex>`; each layer once, gzip-compressed, named `<hex of the compressed blob>.tar.gz`;
+/// `manifest.json` last, naming them.
+#[test]
+fn crane_tarball_has_crane_s_shape() {
+    let dir = tempfile::tempdir().unwrap();
+    let shared = rootfs_tar(50, &[2000], Content::Random);
+    let spec = ImageSpec {
+        tags: vec!["crane:1".into()],
+        layers: vec![
+            shared.clone(),
+            TarBuilder::new().file("c", b"c").finish(),
+            shared,
+        ],
+        config: None,
+    };
+    let legacy = dir.path().join("legacy.tar");
+    let ids = write_legacy_archive(&[spec.clone()], &legacy).unwrap();
+    let out = dir.path().join("crane.tar");
+    assert_eq!(
+        partial_tests::writers::legacy_to_crane_tarball(&legacy, &out).unwrap(),
+        ids
+    );
+    let listing = tar_listing(&out).unwrap();
+    assert_eq!(listing[0], ids[0], "config first, named sha256:<hex>");
+    assert_eq!(listing.last().unwrap(), "manifest.json");
+    assert_eq!(
+        listing.len(),
+        4,
+        "two distinct layers, each once: {listing:#?}"
+    );
+    let entries = partial_tests::layout::read_tar(&out).unwrap();
+    let m: serde_json::Value =
+        serde_json::from_slice(partial_tests::layout::resolve(&entries, "manifest.json").unwrap())
+            .unwrap();
+    assert_eq!(m[0]["Config"], ids[0].as_str());
+    assert_eq!(m[0]["RepoTags"][0], "crane:1");
+    let layers = m[0]["Layers"].as_array().unwrap();
+    assert_eq!(layers.len(), 3);
+    assert_eq!(layers[0], layers[2]);
+    for (l, data) in layers.iter().zip(&spec.layers) {
+        let name = l.as_str().unwrap();
+        let blob = partial_tests::layout::resolve(&entries, name).unwrap();
+        assert_eq!(name, format!("{}.tar.gz", &sha256_digest(blob)[7..]));
+        assert_eq!(
+            partial_tests::bundle_check::uncompressed_digest(blob),
+            sha256_digest(data)
+        );
+    }
+}
