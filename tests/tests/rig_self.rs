@@ -464,7 +464,7 @@ fn crane_tarball_has_crane_s_shape() {
         config: None,
     };
     let legacy = dir.path().join("legacy.tar");
-    let ids = write_legacy_archive(&[spec.clone()], &legacy).unwrap();
+    let ids = write_legacy_archive(std::slice::from_ref(&spec), &legacy).unwrap();
     let out = dir.path().join("crane.tar");
     assert_eq!(
         partial_tests::writers::legacy_to_crane_tarball(&legacy, &out).unwrap(),
