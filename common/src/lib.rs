@@ -28,5 +28,7 @@ pub mod schema;
 pub mod sign;
 pub mod source;
 pub mod stream;
+#[cfg(any(test, feature = "testutil"))]
+pub mod testutil;
 
 pub use digest::Digest;

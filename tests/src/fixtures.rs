@@ -167,8 +167,7 @@ pub fn layer_files(seed: u64, dir: &str, count: usize, size: usize, kind: Conten
 
 /// sha256 of `data` as `sha256:<hex>`.
 pub fn sha256_digest(data: &[u8]) -> String {
-    use sha2::Digest as _;
-    format!("sha256:{}", hex::encode(sha2::Sha256::digest(data)))
+    partial_common::Digest::of_bytes(data).to_string()
 }
 
 impl Daemon {

@@ -1,7 +1,8 @@
-//! `docker save` archive layouts for tests: a writer of hand-made legacy archives (for cases a build
-//! cannot make, e.g. one diffID at two chain positions) and a rewriter from the legacy
-//! (Docker ≤ 24) layout into the Docker ≥ 25 one and into the containerd image store's one
-//! ([`legacy_to_containerd_layout`], compressed layer blobs; no daemon here uses that store).
+//! `docker save` archive layouts for tests: a writer of hand-made legacy archives (the library's
+//! `testutil` builder; for cases a build cannot make, e.g. one diffID at two chain positions), a
+//! rewriter from the legacy (Docker ≤ 24) layout into the Docker ≥ 25 one and into the containerd
+//! image store's one ([`legacy_to_containerd_layout`], compressed layer blobs; no daemon here uses
+//! that store).
 //!
 //! The ≥ 25 layout written by [`legacy_to_oci_layout`]: `blobs/sha256/<hex>` for layers (named by
 //! diffID, each once, so symlinked duplicates become one blob), configs (named by image ID), the
@@ -9,10 +10,12 @@
 //! `manifest.json` (its `Config`/`Layers` point into `blobs/sha256/…`), `oci-layout` and
 //! `repositories`, in that order, as Docker 25 writes them.
 
-use crate::fixtures::{sha256_digest, FIXED_MTIME};
+use crate::fixtures::sha256_digest;
 use anyhow::{bail, Context, Result};
+use partial_common::digest::{self, Digest};
+use partial_common::testutil::archive::{self as testutil, End, Kind, NameStyle, TEntry};
 use serde_json::{json, Value};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::fs;
 use std::io::Read;
 use std::path::Path;
@@ -49,181 +52,93 @@ pub fn image_config(diff_ids: &[String], extra: Option<&Value>) -> Vec<u8> {
     serde_json::to_vec(&cfg).expect("config json")
 }
 
-/// Chain IDs of a diffID list: `chain[0] = diff[0]`, `chain[n] = sha256(chain[n-1] + " " + diff[n])`.
+/// Chain IDs of a diffID list (`sha256:…` strings), by the library's own
+/// [`partial_common::digest::chain_ids`].
 pub fn chain_ids(diff_ids: &[String]) -> Vec<String> {
-    let mut out: Vec<String> = Vec::with_capacity(diff_ids.len());
-    for d in diff_ids {
-        let c = match out.last() {
-            None => d.clone(),
-            Some(p) => sha256_digest(format!("{p} {d}").as_bytes()),
-        };
-        out.push(c);
+    let diffs: Vec<Digest> = diff_ids
+        .iter()
+        .map(|d| Digest::parse(d).unwrap_or_else(|e| panic!("diffID {d:?}: {e}")))
+        .collect();
+    digest::chain_ids(&diffs)
+        .into_iter()
+        .map(String::from)
+        .collect()
+}
+
+/// The entries of an archive being written, in order; written with the library's test tar writer.
+#[derive(Default)]
+struct Entries(Vec<TEntry>);
+
+impl Entries {
+    fn file(&mut self, path: &str, data: &[u8]) {
+        self.0.push(TEntry::file(path, data.to_vec()));
     }
-    out
+
+    fn dir(&mut self, path: &str) {
+        self.0.push(TEntry {
+            name: format!("{}/", path.trim_end_matches('/')),
+            kind: Kind::Dir,
+            style: NameStyle::Plain,
+        });
+    }
+
+    fn write(self, out: &Path) -> Result<()> {
+        fs::write(out, testutil::write_tar(&self.0, End::Proper))
+            .with_context(|| format!("writing {}", out.display()))
+    }
 }
 
-fn append(b: &mut tar::Builder<fs::File>, path: &str, data: &[u8]) -> Result<()> {
-    let mut h = tar::Header::new_ustar();
-    h.set_entry_type(tar::EntryType::Regular);
-    h.set_mode(0o644);
-    h.set_mtime(FIXED_MTIME);
-    h.set_size(data.len() as u64);
-    b.append_data(&mut h, path, data)?;
-    Ok(())
-}
-
-fn append_dir(b: &mut tar::Builder<fs::File>, path: &str) -> Result<()> {
-    let mut h = tar::Header::new_ustar();
-    h.set_entry_type(tar::EntryType::Directory);
-    h.set_mode(0o755);
-    h.set_mtime(FIXED_MTIME);
-    h.set_size(0);
-    b.append_data(
-        &mut h,
-        format!("{}/", path.trim_end_matches('/')),
-        std::io::empty(),
-    )?;
-    Ok(())
-}
-
-fn append_symlink(b: &mut tar::Builder<fs::File>, path: &str, target: &str) -> Result<()> {
-    let mut h = tar::Header::new_ustar();
-    h.set_entry_type(tar::EntryType::Symlink);
-    h.set_mode(0o777);
-    h.set_mtime(FIXED_MTIME);
-    h.set_size(0);
-    b.append_link(&mut h, path, target)?;
-    Ok(())
-}
-
-/// A legacy layer folder: its `json`, and its `layer.tar` bytes or a symlink target.
-type Folder = (Vec<u8>, Result<Vec<u8>, String>);
-
-/// Writes a legacy-layout `docker save` archive of `images` to `out`, as a ≤ 24 daemon would
-/// (one folder per chain, a diffID already written elsewhere saved as a symlink to it, entries in
-/// name order, `manifest.json` and `repositories` last). Returns the image IDs.
+/// Writes a legacy-layout `docker save` archive of `images` to `out`, as a ≤ 24 daemon would, with
+/// the library's builder ([`testutil::legacy`]): one folder per chain named by the real v1id
+/// recipe (a UTC daemon's), a diffID already written elsewhere saved as a symlink to it, entries in
+/// name order, `manifest.json` and `repositories` last. Returns the image IDs.
 pub fn write_legacy_archive(images: &[ImageSpec], out: &Path) -> Result<Vec<String>> {
-    // folder name -> (json, Some(layer bytes) | symlink target)
-    let mut folders: BTreeMap<String, Folder> = BTreeMap::new();
-    let mut first_folder_of_diff: HashMap<String, String> = HashMap::new();
-    let mut configs: BTreeMap<String, Vec<u8>> = BTreeMap::new();
-    let mut manifest = Vec::new();
-    let mut repositories: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
-    let mut ids = Vec::new();
-    for img in images {
-        let diff_ids: Vec<String> = img.layers.iter().map(|l| sha256_digest(l)).collect();
-        let chains = chain_ids(&diff_ids);
-        let config = image_config(&diff_ids, img.config.as_ref());
-        let id = sha256_digest(&config);
-        let mut layer_paths = Vec::new();
-        let mut parent: Option<String> = None;
-        for (i, layer) in img.layers.iter().enumerate() {
-            let folder = sha256_digest(format!("v1 {}", chains[i]).as_bytes())[7..].to_string();
-            if !folders.contains_key(&folder) {
-                let mut j = json!({"id": folder, "created": "2020-01-01T00:00:00Z"});
-                if let Some(p) = &parent {
-                    j["parent"] = json!(p);
-                }
-                let body = match first_folder_of_diff.get(&diff_ids[i]) {
-                    Some(other) => Err(format!("../{other}/layer.tar")),
-                    None => {
-                        first_folder_of_diff.insert(diff_ids[i].clone(), folder.clone());
-                        Ok(layer.clone())
-                    }
-                };
-                folders.insert(folder.clone(), (serde_json::to_vec(&j)?, body));
+    let images: Vec<testutil::TestImage> = images
+        .iter()
+        .map(|img| {
+            let layers: Vec<testutil::Layer> = img
+                .layers
+                .iter()
+                .map(|l| testutil::Layer {
+                    data: l.clone(),
+                    diff: Digest::of_bytes(l),
+                })
+                .collect();
+            let diffs: Vec<String> = layers.iter().map(|l| l.diff.to_string()).collect();
+            let config = image_config(&diffs, img.config.as_ref());
+            testutil::TestImage {
+                tags: img.tags.clone(),
+                id: Digest::of_bytes(&config),
+                layers,
+                config,
             }
-            layer_paths.push(format!("{folder}/layer.tar"));
-            parent = Some(folder);
-        }
-        configs.insert(format!("{}.json", &id[7..]), config);
-        manifest.push(json!({"Config": format!("{}.json", &id[7..]), "RepoTags": img.tags, "Layers": layer_paths}));
-        if let Some(top) = parent {
-            for tag in &img.tags {
-                if let Some((repo, t)) = tag.rsplit_once(':') {
-                    repositories
-                        .entry(repo.to_string())
-                        .or_default()
-                        .insert(t.to_string(), top.clone());
-                }
-            }
-        }
-        ids.push(id);
-    }
-    let mut b = tar::Builder::new(
-        fs::File::create(out).with_context(|| format!("creating {}", out.display()))?,
-    );
-    // Name order: the folders and the configs interleave by name, as the daemon writes them.
-    let mut names: Vec<(String, bool)> = folders.keys().map(|k| (k.clone(), true)).collect();
-    names.extend(configs.keys().map(|k| (k.clone(), false)));
-    names.sort();
-    for (name, is_folder) in names {
-        if is_folder {
-            let (j, body) = &folders[&name];
-            append_dir(&mut b, &name)?;
-            append(&mut b, &format!("{name}/VERSION"), b"1.0")?;
-            append(&mut b, &format!("{name}/json"), j)?;
-            match body {
-                Ok(data) => append(&mut b, &format!("{name}/layer.tar"), data)?,
-                Err(target) => append_symlink(&mut b, &format!("{name}/layer.tar"), target)?,
-            }
-        } else {
-            append(&mut b, &name, &configs[&name])?;
-        }
-    }
-    append(&mut b, "manifest.json", &serde_json::to_vec(&manifest)?)?;
-    if !repositories.is_empty() {
-        append(&mut b, "repositories", &serde_json::to_vec(&repositories)?)?;
-    }
-    b.into_inner()?.sync_all()?;
-    Ok(ids)
+        })
+        .collect();
+    let refs: Vec<&testutil::TestImage> = images.iter().collect();
+    let archive = testutil::legacy(&refs, "1970-01-01T00:00:00Z").tar();
+    fs::write(out, archive).with_context(|| format!("writing {}", out.display()))?;
+    Ok(images.iter().map(|i| i.id.to_string()).collect())
 }
 
-enum Entry {
-    Dir,
-    File(Vec<u8>),
-    Link(String),
-}
-
-fn read_tar(path: &Path) -> Result<BTreeMap<String, Entry>> {
-    let mut a = tar::Archive::new(
+/// Every entry of a tar file (plain, gzip or zstd), read with the library's test reader.
+pub fn read_tar(path: &Path) -> Result<BTreeMap<String, Kind>> {
+    let mut data = Vec::new();
+    partial_common::codec::decompress(
         fs::File::open(path).with_context(|| format!("opening {}", path.display()))?,
-    );
-    let mut out = BTreeMap::new();
-    for e in a.entries()? {
-        let mut e = e?;
-        let name = e
-            .path()?
-            .to_string_lossy()
-            .trim_end_matches('/')
-            .to_string();
-        let name = name.trim_start_matches("./").to_string();
-        let entry = match e.header().entry_type() {
-            tar::EntryType::Directory => Entry::Dir,
-            tar::EntryType::Symlink | tar::EntryType::Link => Entry::Link(
-                e.link_name()?
-                    .context("link without target")?
-                    .to_string_lossy()
-                    .into_owned(),
-            ),
-            _ => {
-                let mut v = Vec::new();
-                e.read_to_end(&mut v)?;
-                Entry::File(v)
-            }
-        };
-        out.insert(name, entry);
-    }
-    Ok(out)
+    )?
+    .read_to_end(&mut data)
+    .with_context(|| format!("reading {}", path.display()))?;
+    Ok(testutil::read_tar(&data))
 }
 
-/// Resolves `name` through symlinks (relative to the entry's folder) and hard links (archive paths).
-fn resolve<'a>(entries: &'a BTreeMap<String, Entry>, name: &str) -> Result<&'a [u8]> {
+/// The bytes of entry `name`, following symlinks (relative to the entry's folder; a target that is
+/// itself an archive path is also accepted).
+pub fn resolve<'a>(entries: &'a BTreeMap<String, Kind>, name: &str) -> Result<&'a [u8]> {
     let mut cur = name.to_string();
     for _ in 0..16 {
         match entries.get(&cur) {
-            Some(Entry::File(d)) => return Ok(d),
-            Some(Entry::Link(t)) => {
+            Some(Kind::File(d)) => return Ok(d),
+            Some(Kind::Symlink(t)) => {
                 let base = Path::new(&cur).parent().unwrap_or(Path::new(""));
                 let mut parts: Vec<String> = base
                     .components()
@@ -238,7 +153,6 @@ fn resolve<'a>(entries: &'a BTreeMap<String, Entry>, name: &str) -> Result<&'a [
                         c => parts.push(c.to_string()),
                     }
                 }
-                // A hard link names an archive path, a symlink a path relative to its folder.
                 cur = if t.starts_with("../")
                     || t.starts_with("./")
                     || !entries.contains_key(t.as_str())
@@ -248,7 +162,7 @@ fn resolve<'a>(entries: &'a BTreeMap<String, Entry>, name: &str) -> Result<&'a [
                     t.clone()
                 };
             }
-            Some(Entry::Dir) => bail!("{cur} is a folder"),
+            Some(Kind::Dir) => bail!("{cur} is a folder"),
             None => bail!("{name}: {cur} is not in the archive"),
         }
     }
@@ -284,20 +198,13 @@ pub fn legacy_to_containerd_layout(legacy: &Path, out: &Path) -> Result<Vec<Stri
     rewrite_legacy(legacy, out, true)
 }
 
-/// Deterministic gzip of `data` (no name, mtime 0).
-pub fn gzip(data: &[u8]) -> Vec<u8> {
-    use std::io::Write;
-    let mut e = flate2::GzBuilder::new()
-        .mtime(0)
-        .write(Vec::new(), flate2::Compression::fast());
-    e.write_all(data).expect("gzip to memory");
-    e.finish().expect("gzip to memory")
-}
+/// Deterministic gzip of `data` (fast level, no name, mtime 0).
+pub use partial_common::testutil::archive::gzip;
 
 fn rewrite_legacy(legacy: &Path, out: &Path, containerd: bool) -> Result<Vec<String>> {
     let entries = read_tar(legacy)?;
     let manifest: Vec<Value> = match entries.get("manifest.json") {
-        Some(Entry::File(d)) => serde_json::from_slice(d).context("parsing manifest.json")?,
+        Some(Kind::File(d)) => serde_json::from_slice(d).context("parsing manifest.json")?,
         _ => bail!(
             "{} has no manifest.json: not a docker save archive",
             legacy.display()
@@ -332,7 +239,7 @@ fn rewrite_legacy(legacy: &Path, out: &Path, containerd: bool) -> Result<Vec<Str
             blobs.entry(d[7..].to_string()).or_insert(blob);
             // The folder's legacy json, as a blob of its own (Docker 25 keeps it too).
             if let (false, Some(folder)) = (containerd, lname.strip_suffix("/layer.tar")) {
-                if let Some(Entry::File(j)) = entries.get(&format!("{folder}/json")) {
+                if let Some(Kind::File(j)) = entries.get(&format!("{folder}/json")) {
                     blobs
                         .entry(sha256_digest(j)[7..].to_string())
                         .or_insert_with(|| j.clone());
@@ -383,26 +290,24 @@ fn rewrite_legacy(legacy: &Path, out: &Path, containerd: bool) -> Result<Vec<Str
         }));
         ids.push(cfg_digest);
     }
-    let mut b = tar::Builder::new(
-        fs::File::create(out).with_context(|| format!("creating {}", out.display()))?,
-    );
-    append_dir(&mut b, "blobs")?;
-    append_dir(&mut b, "blobs/sha256")?;
+    let mut b = Entries::default();
+    b.dir("blobs");
+    b.dir("blobs/sha256");
     for (hex, data) in &blobs {
-        append(&mut b, &format!("blobs/sha256/{hex}"), data)?;
+        b.file(&format!("blobs/sha256/{hex}"), data);
     }
     let index = json!({
         "schemaVersion": 2,
         "mediaType": "application/vnd.oci.image.index.v1+json",
         "manifests": index,
     });
-    append(&mut b, "index.json", &serde_json::to_vec(&index)?)?;
-    append(&mut b, "manifest.json", &serde_json::to_vec(&new_manifest)?)?;
-    append(&mut b, "oci-layout", br#"{"imageLayoutVersion":"1.0.0"}"#)?;
-    if let (false, Some(Entry::File(r))) = (containerd, entries.get("repositories")) {
-        append(&mut b, "repositories", r)?;
+    b.file("index.json", &serde_json::to_vec(&index)?);
+    b.file("manifest.json", &serde_json::to_vec(&new_manifest)?);
+    b.file("oci-layout", br#"{"imageLayoutVersion":"1.0.0"}"#);
+    if let (false, Some(Kind::File(r))) = (containerd, entries.get("repositories")) {
+        b.file("repositories", r);
     }
-    b.into_inner()?.sync_all()?;
+    b.write(out)?;
     Ok(ids)
 }
 

@@ -17,6 +17,12 @@
 //!   one and into the containerd image store's one.
 //! - [`bins`]: locating (and if needed building) `partial-save` and `partial-load`.
 //! - [`registry`]: a private `docker-registry` per test (plain http, TLS with its own CA, basic auth).
+//! - [`bundle_check`]: the check that a bundle never contradicts its manifest.
+//! - [`writers`]: archives as other tools write them (skopeo, umoci, crane), multi-platform
+//!   OCI indexes; [`roundtrip`]: the scene and the save/check/load round trip of the writer tests.
+//!
+//! Test-archive builders shared with the library's unit tests come from
+//! `partial_common::testutil` (feature `testutil`).
 //!
 //! Environment:
 //! - `PARTIAL_REQUIRE_DAEMON=1` / `PARTIAL_REQUIRE_TOOLS=1`: a test that cannot get a daemon / a
@@ -27,6 +33,7 @@
 //! - `PARTIAL_KEEP_DAEMON_DIRS`: keep each daemon's folder (log, data) after the test.
 
 pub mod bins;
+pub mod bundle_check;
 pub mod charts;
 pub mod cli;
 pub mod daemon;
@@ -34,7 +41,9 @@ pub mod fixtures;
 pub mod layout;
 pub mod pair;
 pub mod registry;
+pub mod roundtrip;
 pub mod scenario;
+pub mod writers;
 
 pub use bins::{bin, workspace_root};
 pub use daemon::{Daemon, DaemonOptions};

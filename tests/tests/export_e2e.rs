@@ -49,6 +49,9 @@ fn signed_gzip_bundle_loads_with_plain_docker_load_and_minisign_verifies() {
         m["bundle"]["size"].as_u64().unwrap(),
         std::fs::metadata(&out).unwrap().len()
     );
+    // The bundle from a live daemon never contradicts its manifest either.
+    let facts = partial_tests::bundle_check::check_bundle(&out).unwrap();
+    assert_eq!(facts.images[0].carried, vec![false, true, true]);
 
     if require_tool("minisign") {
         let o = Command::new("minisign")

@@ -135,8 +135,12 @@ fn rewritten_oci_layout_loads_with_the_same_image_ids() {
         .unwrap();
     let legacy = s.save(&["lay-app:1", "lay-app:2"]).unwrap();
     let oci = s.scratch_path("oci.tar");
-    let ids = legacy_to_oci_layout(&legacy, &oci).unwrap();
-    assert_eq!(ids, vec![app1.clone(), app2.clone()]);
+    let mut ids = legacy_to_oci_layout(&legacy, &oci).unwrap();
+    // The daemon writes manifest.json in Go map order: compare without order.
+    ids.sort();
+    let mut want = vec![app1.clone(), app2.clone()];
+    want.sort();
+    assert_eq!(ids, want);
 
     let listing = tar_listing(&oci).unwrap();
     let n = listing.len();
@@ -374,4 +378,122 @@ fn containerd_layout_rewrite_has_compressed_blobs_and_loads() {
     assert_eq!(d.image_id("ctrd:1").unwrap(), ids[0]);
     let diffs: Vec<String> = layers.iter().map(|l| sha256_digest(l)).collect();
     assert_eq!(d.diff_ids("ctrd:1").unwrap(), diffs);
+}
+
+/// The bundle checker of the writer tests can fail: a manifest that marks a carried layer left
+/// out, or a left-out layer carried, is caught. (Offline: `partial-save --from-archive` of
+/// archives from the library's test builders; no daemon.)
+#[test]
+fn bundle_check_catches_a_manifest_that_contradicts_its_bundle() {
+    use partial_common::testutil::archive as t;
+    use partial_tests::bundle_check::{check_bundle, manifest_path};
+    let dir = tempfile::tempdir().unwrap();
+    let base = t::layer("etc/base", &content(71, 200_000, Content::Random));
+    let app = t::layer("app/bin", &content(72, 100_000, Content::Random));
+    let base_img = t::image(&["base:1"], &[&base]);
+    let app_img = t::image(&["app:2"], &[&base, &app]);
+    let (full, base_tar) = (dir.path().join("full.tar"), dir.path().join("base.tar"));
+    std::fs::write(&full, t::legacy(&[&app_img], "1970-01-01T00:00:00Z").tar()).unwrap();
+    std::fs::write(
+        &base_tar,
+        t::legacy(&[&base_img], "1970-01-01T00:00:00Z").tar(),
+    )
+    .unwrap();
+    let out = dir.path().join("out.tgz");
+    partial_tests::cli::save(&[
+        "--from-archive".as_ref(),
+        full.as_os_str(),
+        "--exclude-archive".as_ref(),
+        base_tar.as_os_str(),
+        "-o".as_ref(),
+        out.as_os_str(),
+    ])
+    .ok();
+    let facts = check_bundle(&out).unwrap();
+    assert_eq!(facts.images.len(), 1);
+    assert_eq!(facts.images[0].carried, vec![false, true]);
+    let mpath = manifest_path(&out);
+    let good: serde_json::Value = serde_json::from_slice(&std::fs::read(&mpath).unwrap()).unwrap();
+    let check_with = |m: &serde_json::Value| {
+        std::fs::write(&mpath, serde_json::to_vec(m).unwrap()).unwrap();
+        format!("{:#}", check_bundle(&out).unwrap_err())
+    };
+    // The carried layer marked left out (and its chain required): its bytes are in the bundle.
+    let mut m = good.clone();
+    m["images"][0]["layers"][1]["carried"] = false.into();
+    let chain = m["images"][0]["layers"][1]["chain_id"].clone();
+    let mut extra = m["required_base"][0].clone();
+    extra["chain_id"] = chain;
+    m["required_base"].as_array_mut().unwrap().push(extra);
+    let e = check_with(&m);
+    assert!(
+        e.contains("marked left out but the bundle still has"),
+        "{e}"
+    );
+    // The same without listing its chain in required_base.
+    let mut m = good.clone();
+    m["images"][0]["layers"][1]["carried"] = false.into();
+    let e = check_with(&m);
+    assert!(e.contains("not in required_base"), "{e}");
+    // The left-out base layer marked carried: it is not in the bundle.
+    let mut m = good.clone();
+    m["images"][0]["layers"][0]["carried"] = true.into();
+    let e = check_with(&m);
+    assert!(e.contains("marked carried but is not in the bundle"), "{e}");
+    // A wrong diffID.
+    let mut m = good;
+    m["images"][0]["layers"][1]["diff_id"] = partial_tests::sha256_digest(b"other").into();
+    let e = check_with(&m);
+    assert!(e.contains("differ from the manifest"), "{e}");
+}
+
+/// The go-containerregistry tarball writer keeps crane's shape: the config entry first, named
+/// `sha256:<hex>`; each layer once, gzip-compressed, named `<hex of the compressed blob>.tar.gz`;
+/// `manifest.json` last, naming them.
+#[test]
+fn crane_tarball_has_crane_s_shape() {
+    let dir = tempfile::tempdir().unwrap();
+    let shared = rootfs_tar(50, &[2000], Content::Random);
+    let spec = ImageSpec {
+        tags: vec!["crane:1".into()],
+        layers: vec![
+            shared.clone(),
+            TarBuilder::new().file("c", b"c").finish(),
+            shared,
+        ],
+        config: None,
+    };
+    let legacy = dir.path().join("legacy.tar");
+    let ids = write_legacy_archive(std::slice::from_ref(&spec), &legacy).unwrap();
+    let out = dir.path().join("crane.tar");
+    assert_eq!(
+        partial_tests::writers::legacy_to_crane_tarball(&legacy, &out).unwrap(),
+        ids
+    );
+    let listing = tar_listing(&out).unwrap();
+    assert_eq!(listing[0], ids[0], "config first, named sha256:<hex>");
+    assert_eq!(listing.last().unwrap(), "manifest.json");
+    assert_eq!(
+        listing.len(),
+        4,
+        "two distinct layers, each once: {listing:#?}"
+    );
+    let entries = partial_tests::layout::read_tar(&out).unwrap();
+    let m: serde_json::Value =
+        serde_json::from_slice(partial_tests::layout::resolve(&entries, "manifest.json").unwrap())
+            .unwrap();
+    assert_eq!(m[0]["Config"], ids[0].as_str());
+    assert_eq!(m[0]["RepoTags"][0], "crane:1");
+    let layers = m[0]["Layers"].as_array().unwrap();
+    assert_eq!(layers.len(), 3);
+    assert_eq!(layers[0], layers[2]);
+    for (l, data) in layers.iter().zip(&spec.layers) {
+        let name = l.as_str().unwrap();
+        let blob = partial_tests::layout::resolve(&entries, name).unwrap();
+        assert_eq!(name, format!("{}.tar.gz", &sha256_digest(blob)[7..]));
+        assert_eq!(
+            partial_tests::bundle_check::uncompressed_digest(blob),
+            sha256_digest(data)
+        );
+    }
 }

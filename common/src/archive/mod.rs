@@ -11,13 +11,11 @@
 //!
 //! Modules: `tarstream` (strict tar reader/writer), `names` (entry roles, unsafe names),
 //! `legacy_id` (identifying `<v1id>/` folders from their `json`), `metadata` (manifest.json /
-//! index.json / OCI manifests → images), `scan`, `to_model` (index → model images), `testutil`
-//! (test-archive builders), `fuzz_seeds` (writes the fuzz targets' seed inputs), `real_daemon`
-//! (ignored checks against real `docker save` output).
+//! index.json / OCI manifests → images), `scan`, `to_model` (index → model images),
+//! `real_daemon` (ignored checks against real `docker save` output). The test-archive builders
+//! and the fuzz seeds live in `crate::testutil` (feature `testutil`).
 
 pub mod entries;
-#[cfg(test)]
-mod fuzz_seeds;
 pub(crate) mod legacy_id;
 pub(crate) mod metadata;
 pub(crate) mod names;
@@ -25,8 +23,10 @@ pub(crate) mod names;
 mod real_daemon;
 pub(crate) mod scan;
 pub(crate) mod tarstream;
+// The test-archive builders live in `crate::testutil::archive` (feature `testutil`); this path
+// stays for the unit tests beside the engine.
 #[cfg(test)]
-pub(crate) mod testutil;
+pub(crate) use crate::testutil::archive as testutil;
 mod to_model;
 
 pub use scan::{scan, scan_with};

@@ -4,7 +4,7 @@
 //! uncompressed blobs named by diffID; containerd layouts with gzip blobs. The entry list can be
 //! altered before it is written, to build broken archives.
 
-use super::SourceImage;
+use crate::archive::SourceImage;
 use crate::digest::{chain_ids, Digest};
 use crate::have::{HaveSet, Origin};
 use serde_json::{json, Value};
@@ -422,7 +422,8 @@ pub fn legacy(images: &[&TestImage], created: &str) -> Built {
     }
 }
 
-fn gzip(data: &[u8]) -> Vec<u8> {
+/// Gzip-compresses a blob (fast level, header mtime 0: deterministic).
+pub fn gzip(data: &[u8]) -> Vec<u8> {
     let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
     e.write_all(data).unwrap();
     e.finish().unwrap()

@@ -3,7 +3,7 @@
 //! test: run it by hand to (re)write the seeds into `$FUZZ_SEEDS_DIR` (default `fuzz/corpus`):
 //! `cargo test -p partial-common --lib write_fuzz_seeds -- --ignored`.
 
-use super::testutil::{self, End, NameStyle, TEntry};
+use super::archive::{self as testutil, End, NameStyle, TEntry};
 use crate::daemon::tests::sample_info;
 use crate::daemon::ImageMeta;
 use crate::digest::Digest;

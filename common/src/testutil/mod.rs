@@ -1,0 +1,12 @@
+//! Test helpers of the workspace, compiled only for the crate's own unit tests and with the
+//! `testutil` feature (which the end-to-end tests in `tests/` enable), so that no test code ships
+//! in the library and `tests/` does not keep near-copies of it.
+//!
+//! - [`archive`]: builders of `docker save` archives in all three layouts (legacy folders named by
+//!   the real v1id recipe, Docker ≥ 25 OCI layouts, containerd layouts with gzip blobs), a tar
+//!   writer that can also write broken archives, and a tar reader for checking outputs.
+//! - `fuzz_seeds` (unit tests only): writes the cargo-fuzz targets' seed inputs.
+
+pub mod archive;
+#[cfg(test)]
+mod fuzz_seeds;
