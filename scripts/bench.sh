@@ -21,12 +21,14 @@
 #   BENCH_SAVE, BENCH_LOAD  partial-save / partial-load binaries to measure instead of building
 #                   target/release/ (implies --no-build)
 #
-# Needs root and Debian's docker.io; installs debootstrap, zstd, pigz, time, python3 and
-# gnuplot-nox with apt-get when they are missing. Exit status: 0 when every step ran, 1 when a
+# Needs root; installs what is missing with apt-get (scripts/setup.sh bench: docker.io, zstd, pigz,
+# time, debootstrap, python3, ...; gnuplot-nox for the chart). Exit status: 0 when every step ran, 1 when a
 # step failed (the report marks it), 2 on bad usage. Missed targets do not change the exit status.
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
 ROOT=$PWD
+# shellcheck source=scripts/setup.sh
+. scripts/setup.sh
 # shellcheck source=scripts/daemons.sh
 . scripts/daemons.sh
 
@@ -64,26 +66,13 @@ CACHE=${BENCH_CACHE:-/var/cache/partial-bench}
 COMMAND="sudo scripts/bench.sh${ARGS[*]:+ ${ARGS[*]}}"
 ((TINY)) || [[ -z ${BENCH_APP_MB:-} ]] || COMMAND="BENCH_APP_MB=$APP_MB $COMMAND"
 
-require_docker_tools
 LOADAVG0=$(cut -d' ' -f1 /proc/loadavg)
 log() { printf '== %s\n' "$*" >&2; }
 
-# --- tools -----------------------------------------------------------------------------------
-APT_UPDATED=0
-ensure() { # ensure COMMAND PACKAGE: install PACKAGE with apt-get when COMMAND is missing
-  command -v "$1" >/dev/null 2>&1 && return 0
-  [[ $1 = /* && -x $1 ]] && return 0
-  command -v apt-get >/dev/null || { echo "error: $1 missing and no apt-get to install $2" >&2; return 1; }
-  log "installing $2"
-  if ((!APT_UPDATED)); then apt-get update -qq >/dev/null || true; APT_UPDATED=1; fi
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$2" >/dev/null
-}
-ensure /usr/bin/time time || exit 1
-ensure zstd zstd || exit 1
-ensure pigz pigz || exit 1
-ensure python3 python3 || exit 1
-((TINY)) || ensure debootstrap debootstrap || exit 1
-ensure gnuplot gnuplot-nox || echo "warning: no gnuplot; the chart will be missing" >&2
+# --- tools ---------------------------------------------------------------------------------
+setup_packages bench || exit 1
+require_docker_tools
+command -v gnuplot >/dev/null || setup_apt_install gnuplot-nox || echo "warning: no gnuplot; the chart will be missing" >&2
 
 # --- work folder, daemons --------------------------------------------------------------------
 if [[ -n ${BENCH_DIR:-} ]]; then
@@ -109,6 +98,7 @@ LOAD=${BENCH_LOAD:-$ROOT/target/release/partial-load}
 BUILD_NOTE=""
 if ((BUILD)); then
   log "building partial-save and partial-load (release)"
+  find_cargo || exit 1
   if ! cargo build --release -q -p partial-save -p partial-load >"$W/logs/cargo.log" 2>&1; then
     BUILD_NOTE="cargo build failed: $(grep -m1 -E '^error' "$W/logs/cargo.log" || tail -n1 "$W/logs/cargo.log")"
     echo "error: $BUILD_NOTE (the partial-save/partial-load steps will be marked failed)" >&2
