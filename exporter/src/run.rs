@@ -6,7 +6,6 @@ use crate::cli::SaveArgs;
 use crate::report;
 use crate::select::{self, InputArchive};
 use anyhow::{bail, Context, Result};
-use indicatif::ProgressBar;
 use partial_common::archive::{Filter, FilterObserver, SourceImage};
 use partial_common::codec::{self, Compression};
 use partial_common::daemon::{self, Daemon};
@@ -32,7 +31,7 @@ enum Input {
 /// Progress callbacks of the filter, shown on one line: bytes read, layers carried and left
 /// out, bytes written.
 struct Observer {
-    bar: ProgressBar,
+    bar: progress::Transfer,
     written: Arc<AtomicU64>,
     carried: Cell<(u64, u64)>,
     left_out: Cell<(u64, u64)>,
@@ -40,7 +39,7 @@ struct Observer {
 }
 
 impl Observer {
-    fn new(bar: ProgressBar, written: Arc<AtomicU64>) -> Self {
+    fn new(bar: progress::Transfer, written: Arc<AtomicU64>) -> Self {
         Observer {
             bar,
             written,
@@ -336,11 +335,15 @@ async fn filter<W: Write + Send + 'static>(
     idle_timeout: u64,
     written: Arc<AtomicU64>,
 ) -> Result<(Plan, W)> {
-    let bar = progress::bytes("", None);
+    let total = match &input {
+        Input::Live { daemon, names } => daemon.export_size(names).await,
+        Input::Files(inputs) => plain_size(inputs),
+    };
+    let bar = progress::transfer(total, "exporting");
     let observer = Observer::new(bar.clone(), written);
     let result = match input {
         Input::Live { daemon, names } => {
-            bar.set_message("· the daemon is preparing the export");
+            bar.wait("the daemon is preparing the export");
             let stream = daemon.export(&names);
             let reader = ChannelReader::spawn(stream, Duration::from_secs(idle_timeout));
             let label = format!("export of {} from {}", names.join(", "), daemon.host);
@@ -373,6 +376,21 @@ async fn filter<W: Write + Send + 'static>(
     };
     bar.finish_and_clear();
     result
+}
+
+/// The bytes the filter will read from `inputs` when they are all uncompressed tar files (their
+/// sizes), for the progress bar; `None` when one is compressed (its tar size is unknown).
+fn plain_size(inputs: &[InputArchive]) -> Option<u64> {
+    let mut total = 0;
+    for a in inputs {
+        let mut f = std::fs::File::open(&a.path).ok()?;
+        let (c, _) = codec::sniff(&mut f).ok()?;
+        if c != Compression::None {
+            return None;
+        }
+        total += f.metadata().ok()?.len();
+    }
+    Some(total)
 }
 
 /// `OUT` + suffix, e.g. `app.tgz.manifest.json`.
