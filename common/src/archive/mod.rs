@@ -15,7 +15,7 @@
 //! (entry roles, unsafe names), `legacy_id` (identifying `<v1id>/` folders from their `json`),
 //! `metadata` (manifest.json / index.json / OCI manifests → images; rewriting for a selection),
 //! `scan`, `filter` (streaming decisions), `finish` (decisions needing the whole archive, the
-//! plan), `testutil` (test-archive builders), `filter_tests`, `fuzz_seeds` (writes the fuzz targets' seed inputs), `real_daemon` (ignored checks
+//! plan), `testutil` (test-archive builders), `filter_tests`, `tarstream_big_tests` (entries over 8 GiB), `fuzz_seeds` (writes the fuzz targets' seed inputs), `real_daemon` (ignored checks
 //! against real `docker save` output).
 //!
 //! After an error from [`Filter::add_input`] the output is incomplete: abort the export.
@@ -33,6 +33,8 @@ mod names;
 mod real_daemon;
 mod scan;
 mod tarstream;
+#[cfg(test)]
+mod tarstream_big_tests;
 #[cfg(test)]
 pub(crate) mod testutil;
 
