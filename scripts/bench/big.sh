@@ -17,6 +17,14 @@ big_text() {
   while :; do cat "$cache"; done | head -c $((kb * 1024))
 }
 
+# big_report: (re)writes the Scale section of $OUT/benchmarks.md from the points measured so far.
+big_report() {
+  python3 "$ROOT/scripts/bench/scale.py" "$RESULTS" "$scale" "$OUT/benchmarks.md" \
+    --machine "$(nproc) CPUs, $(awk '/MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo) RAM, Docker $("${S[@]}" version -f '{{.Server.Version}}'); 1-minute load average $LOADAVG0 at the start, $(cut -d' ' -f1 /proc/loadavg) at the end" \
+    --date "$(date -u '+%Y-%m-%d %H:%M UTC')" --commit "$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null)" \
+    --command "$COMMAND" || FAILED=1
+}
+
 big_series() {
   local points=${BENCH_BIG_GIB:-0.6 2.5 10} gib tag mb files need avail bundle id ok fmt
   local scale=$W/scale.tsv
@@ -75,11 +83,9 @@ EOF
     rm -f "$O/big.tgz"* "$O/full.tar" "$O/raw.count"
     "${S[@]}" image rm -f "$tag" >/dev/null 2>&1
     "${A[@]}" image rm -f "$tag" >/dev/null 2>&1
+    big_report # after every point, so that an interrupted series still leaves its table
   done
-  python3 "$ROOT/scripts/bench/scale.py" "$RESULTS" "$scale" "$OUT/benchmarks.md" \
-    --machine "$(nproc) CPUs, $(awk '/MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo) RAM, Docker $("${S[@]}" version -f '{{.Server.Version}}'); 1-minute load average $LOADAVG0 at the start, $(cut -d' ' -f1 /proc/loadavg) at the end" \
-    --date "$(date -u '+%Y-%m-%d %H:%M UTC')" --commit "$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null)" \
-    --command "$COMMAND" || FAILED=1
+  big_report
   sed -n '/^## Scale/,/^## /p' "$OUT/benchmarks.md" | sed '$d'
   return "$FAILED"
 }
