@@ -12,8 +12,9 @@
 #   --big           instead of the image set: one image per size in BENCH_BIG_GIB, each the Debian
 #                   base plus one new layer of application files (the 10 GiB one has a layer over
 #                   8 GiB, whose tar size needs PAX/base-256, and ~170,000 files): raw save,
-#                   partial-save (gzip), verify, load and rehydrate, each once; replaces the
-#                   "Scale" section of benchmarks.md (the rest of the file is left alone)
+#                   partial-save (gzip), verify, load and rehydrate, each once; then a generated
+#                   archive whose layer is 8.25 GiB of zeros (holes: no disk), exported offline,
+#                   verified and loaded; replaces the "Scale" section of benchmarks.md
 #   --runs N        repeat every measurement N times, report the median wall time (default 3; tiny 1)
 #   --out DIR       where benchmarks.md and benchmarks.png go (default docs/, tiny: target/bench-tiny/)
 #   --no-build      use the binaries already in target/release instead of building them
@@ -23,6 +24,7 @@
 #   BENCH_APP_MB    size of each application layer in MiB (default 400)
 #   BENCH_RUNTIME_MB size of the runtime layer in MiB (default 100)
 #   BENCH_BIG_GIB   the image sizes of --big in GiB (default "0.6 2.5 10")
+#   BENCH_HUGE_GIB  the layer of zeros of --big's generated archive (default 8.25: over 8 GiB)
 #   BENCH_MIRROR    Debian mirror for debootstrap (default: the first Debian mirror in this
 #                   machine's apt sources)
 #   BENCH_CACHE     where the Debian rootfs tarball is cached (default /var/cache/partial-bench)

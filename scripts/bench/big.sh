@@ -14,7 +14,7 @@ big_text() {
   local kb=$1 cache=$W/big-text.cache
   if ((kb <= 262144)); then text_bytes "$kb" "$2"; return; fi
   [[ -s $cache ]] || text_bytes 262144 "$2" >"$cache"
-  while :; do cat "$cache"; done | head -c $((kb * 1024))
+  while cat "$cache"; do :; done | head -c $((kb * 1024)) # cat ends the loop at SIGPIPE
 }
 
 # big_report: (re)writes the Scale section of $OUT/benchmarks.md from the points measured so far.
@@ -23,6 +23,36 @@ big_report() {
     --machine "$(nproc) CPUs, $(awk '/MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo) RAM, Docker $("${S[@]}" version -f '{{.Server.Version}}'); 1-minute load average $LOADAVG0 at the start, $(cut -d' ' -f1 /proc/loadavg) at the end" \
     --date "$(date -u '+%Y-%m-%d %H:%M UTC')" --commit "$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null)" \
     --command "$COMMAND" || FAILED=1
+}
+
+# huge_point: an entry over 8 GiB without the disk for one: a generated archive (huge_archive.py)
+# whose only layer is 8.25 GiB of zeros stored as holes; partial-save --from-archive, verify
+# --offline, and load into the destination when it has the disk for the unpacked file.
+huge_point() {
+  local O=$W/out P=bighuge ok="partial-save failed" avail id gib=${BENCH_HUGE_GIB:-8.25}
+  log "an entry over 8 GiB: a generated archive whose layer is $gib GiB of zeros (holes on disk)"
+  python3 "$ROOT/scripts/bench/huge_archive.py" "$O/huge.tar" "$gib" >"$W/logs/huge.log" 2>&1 ||
+    { echo "error: huge_archive.py failed: $(tail -n1 "$W/logs/huge.log")" >&2; FAILED=1; return; }
+  EXTRA_NOTE="--from-archive"
+  if measure "$P-save" "partial-save --from-archive ($gib GiB layer)" big "$O/huge.tgz" none \
+    "$SAVE" --from-archive "$O/huge.tar" -o "$O/huge.tgz" --force "${KEY_ARGS[@]}"; then
+    measure "$P-verify" "partial-load verify --offline ($gib GiB layer)" big - none \
+      "$LOAD" verify "$O/huge.tgz" "${LOAD_KEY[@]}" --offline
+    ok="verified; not loaded (disk)"
+    avail=$(df -Pm "$W" | awk 'NR == 2 { print $4 }')
+    if ((avail > 20 * 1024)); then
+      measure "$P-load" "partial-load load ($gib GiB layer)" big - none \
+        "$LOAD" load "$O/huge.tgz" "${LOAD_KEY[@]}" -H "$airgap_HOST"
+      id=$("${A[@]}" image inspect -f '{{.Id}}' huge:1 2>/dev/null)
+      ok="image ID differs or missing after load"
+      [[ -n $id && $id == "sha256:$(awk '{ print $2 }' "$W/logs/huge.log" | cut -d: -f2)" ]] && ok="same image ID"
+      [[ $ok == same* ]] || FAILED=1
+      "${A[@]}" image rm -f huge:1 >/dev/null 2>&1
+    fi
+  fi
+  printf 'huge\t%s\t1\t-\t%s\t%s PAX size\n' "$(awk '{ print $4 }' "$W/logs/huge.log")" "$ok" \
+    "$(awk '{ print $4 }' "$W/logs/huge.log")" >>"$scale"
+  rm -f "$O/huge.tar" "$O/huge.tgz"*
 }
 
 big_series() {
@@ -85,6 +115,7 @@ EOF
     "${A[@]}" image rm -f "$tag" >/dev/null 2>&1
     big_report # after every point, so that an interrupted series still leaves its table
   done
+  huge_point
   big_report
   sed -n '/^## Scale/,/^## /p' "$OUT/benchmarks.md" | sed '$d'
   return "$FAILED"

@@ -7,8 +7,9 @@ min, wall max, CPU, daemon CPU, note), ids `big<GiB>-raw|save|verify|load|rehydr
 SCALE.tsv: GiB, image size (bytes), files, raw save bytes, "same image ID"/..., biggest layer
 "SIZE HOW" (HOW: PAX size, base-256 or octal). Standard library only.
 
-`scale.py --keep OLD.md NEW.md` copies the Scale section of OLD.md to the end of NEW.md (bench.sh
-uses it so that a normal run keeps the last --big table)."""
+`scale.py --keep OLD.md NEW.md` copies the Scale and Gzip levers sections of OLD.md into NEW.md
+(bench.sh uses it so that a normal run keeps the last --big table and the levers measured by
+hand)."""
 import argparse
 import csv
 import os
@@ -27,17 +28,21 @@ def num(v):
         return None
 
 
-def section(text):
-    """(start, end) of the Scale section in text, or None."""
-    m = re.search(r"^## Scale\b.*$", text, re.M)
+# Sections of benchmarks.md written by hand or by other runs; a normal run keeps them.
+KEPT = ("## Gzip levers", "## Scale")
+
+
+def section(text, heading=HEADING):
+    """(start, end) of the section under `heading` in text, or None."""
+    m = re.search(r"^" + re.escape(heading) + r"\b.*$", text, re.M)
     if not m:
         return None
     nxt = re.search(r"^## ", text[m.end():], re.M)
     return m.start(), (m.end() + nxt.start()) if nxt else len(text)
 
 
-def splice(text, new):
-    where = section(text)
+def splice(text, new, heading=HEADING):
+    where = section(text, heading)
     if where is None:
         return text.rstrip("\n") + "\n\n" + new
     a, b = where
@@ -48,12 +53,13 @@ def keep(old_path, new_path):
     if not os.path.exists(old_path):
         return 0
     old = open(old_path).read()
-    where = section(old)
-    if where is None:
-        return 0
-    a, b = where
     new = open(new_path).read()
-    open(new_path, "w").write(splice(new, old[a:b].rstrip("\n") + "\n"))
+    for heading in KEPT:
+        where = section(old, heading)
+        if where is not None:
+            a, b = where
+            new = splice(new, old[a:b].rstrip("\n") + "\n", heading)
+    open(new_path, "w").write(new)
     return 0
 
 
@@ -79,9 +85,9 @@ def main() -> int:
         r = rows.get(rid)
         return r[key] if r and r["ok"] else None
 
-    def secs(v):
+    def secs(v, rid=None):
         if v is None:
-            return "failed"
+            return "–" if rid is not None and rid not in rows else "failed"
         return f"{v:.1f} s" if v < 120 else f"{v:.0f} s ({v / 60:.1f} min)"
 
     def mib(kib):
@@ -110,6 +116,8 @@ def main() -> int:
                 continue
             _, size, files, raw_bytes, same, biggest = r[:6]
             p = f"big{gib}"
+            if gib == "huge":
+                p = "bighuge"
             raw, save = get(p + "-raw", "wall"), get(p + "-save", "wall")
             ratio = f"{save / raw:.2f}×" if raw and save else "–"
             bundle = get(p + "-save", "bytes")
@@ -120,10 +128,13 @@ def main() -> int:
             if len(parts) >= 2:
                 biggest = f"{int(parts[0]) / GIB:.2f} GiB ({' '.join(parts[1:])})"
             size_text = f"{int(size) / GIB:.2f} GiB" if size.isdigit() else f"{gib} GiB (not built)"
+            if gib == "huge":
+                size_text += " (generated archive, zeros, offline export)"
             files = f"{int(files):,}" if files.isdigit() else "–"
-            w(f"| {size_text} | {files} | {biggest} | {secs(raw)} | {secs(save)} | {ratio} "
+            w(f"| {size_text} | {files} | {biggest} | {secs(raw, p + '-raw')} | {secs(save)} | {ratio} "
               f"| {bsize} | {mib(get(p + '-save', 'rss'))} | {secs(get(p + '-verify', 'wall'))} "
-              f"| {secs(get(p + '-load', 'wall'))} | {secs(get(p + '-rehydrate', 'wall'))} "
+              f"| {secs(get(p + '-load', 'wall'), p + '-load')} "
+              f"| {secs(get(p + '-rehydrate', 'wall'), p + '-rehydrate')} "
               f"| {mib(max(load_rss) if load_rss else None)} | {same} |")
     w("")
     new = "\n".join(out) + "\n"
