@@ -3,7 +3,7 @@
 # scripts/demo.sh, scripts/test.sh, scripts/bench.sh and .ci/run.
 #
 #   sudo scripts/setup.sh demo     # docker.io, minisign, a C compiler
-#   sudo scripts/setup.sh test     # + zstd, pigz, time, skopeo, umoci, docker-registry
+#   sudo scripts/setup.sh test     # + zstd, pigz, time, skopeo, umoci, docker-registry, openssl
 #   sudo scripts/setup.sh bench    # the test list + debootstrap, python3
 #   scripts/setup.sh --check test  # only say what is missing (exit 4 when something is)
 #
@@ -35,6 +35,7 @@ SETUP_TEST=(
   "skopeo:skopeo"
   "umoci:umoci"
   "docker-registry:docker-registry"
+  "openssl:openssl"
 )
 SETUP_BENCH=(
   "${SETUP_TEST[@]}"
