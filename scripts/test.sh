@@ -2,8 +2,8 @@
 # The README's test command: `sudo scripts/test.sh`.
 #
 # As root: installs with apt-get what the tests need (scripts/setup.sh test: docker.io,
-# minisign, zstd, pigz, time, skopeo, umoci, docker-registry, openssl), makes the daemon and tool tests
-# mandatory (PARTIAL_REQUIRE_DAEMON=1 PARTIAL_REQUIRE_TOOLS=1: a test that cannot start its
+# minisign, zstd, pigz, time, skopeo, umoci, docker-registry, openssl), makes the daemon and
+# tool tests mandatory (PARTIAL_REQUIRE_DAEMON=1 PARTIAL_REQUIRE_TOOLS=1: a test that cannot start its
 # private dockerd or find its tool fails instead of skipping) and runs `cargo test --workspace`.
 # Without root: says what it would need, then runs what it can (the daemon tests print
 # `=== SKIPPED: … ===` and pass).
