@@ -4,9 +4,17 @@
 #
 #   sudo scripts/bench.sh            # full run: real Debian rootfs (debootstrap), ~400 MB app layer
 #   sudo scripts/bench.sh --tiny     # a few MB, no debootstrap; for CI, under a minute
+#   sudo scripts/bench.sh --big      # how cost grows: images of 0.6, 2.5 and 10 GiB (~1 hour,
+#                                    # ~60 GB free disk); the table goes into docs/benchmarks.md
 #
 # Options:
 #   --tiny          small generated image set (skips debootstrap); writes to target/bench-tiny/
+#   --big           instead of the image set: one image per size in BENCH_BIG_GIB, each the Debian
+#                   base plus one new layer of application files (the 10 GiB one has a layer over
+#                   8 GiB, whose tar size needs PAX/base-256, and ~170,000 files): raw save,
+#                   partial-save (gzip), verify, load and rehydrate, each once; then a generated
+#                   archive whose layer is 8.25 GiB of zeros (holes: no disk), exported offline,
+#                   verified and loaded; replaces the "Scale" section of benchmarks.md
 #   --runs N        repeat every measurement N times, report the median wall time (default 3; tiny 1)
 #   --out DIR       where benchmarks.md and benchmarks.png go (default docs/, tiny: target/bench-tiny/)
 #   --no-build      use the binaries already in target/release instead of building them
@@ -15,26 +23,31 @@
 #   BENCH_DIR       work folder (default: a new /tmp/partial-bench.XXXXXX, removed at the end)
 #   BENCH_APP_MB    size of each application layer in MiB (default 400)
 #   BENCH_RUNTIME_MB size of the runtime layer in MiB (default 100)
+#   BENCH_BIG_GIB   the image sizes of --big in GiB (default "0.6 2.5 10")
+#   BENCH_HUGE_GIB  the layer of zeros of --big's generated archive (default 8.25: over 8 GiB)
 #   BENCH_MIRROR    Debian mirror for debootstrap (default: the first Debian mirror in this
 #                   machine's apt sources)
 #   BENCH_CACHE     where the Debian rootfs tarball is cached (default /var/cache/partial-bench)
 #   BENCH_SAVE, BENCH_LOAD  partial-save / partial-load binaries to measure instead of building
 #                   target/release/ (implies --no-build)
 #
-# Needs root and Debian's docker.io; installs debootstrap, zstd, pigz, time, python3 and
-# gnuplot-nox with apt-get when they are missing. Exit status: 0 when every step ran, 1 when a
+# Needs root; installs what is missing with apt-get (scripts/setup.sh bench: docker.io, zstd, pigz,
+# time, debootstrap, python3, ...; gnuplot-nox for the chart). Exit status: 0 when every step ran, 1 when a
 # step failed (the report marks it), 2 on bad usage. Missed targets do not change the exit status.
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
 ROOT=$PWD
+# shellcheck source=scripts/setup.sh
+. scripts/setup.sh
 # shellcheck source=scripts/daemons.sh
 . scripts/daemons.sh
 
-TINY=0 RUNS="" OUT="" BUILD=1 KEEP=0
+TINY=0 BIG=0 RUNS="" OUT="" BUILD=1 KEEP=0
 ARGS=("$@")
 while (($#)); do
   case $1 in
     --tiny) TINY=1 ;;
+    --big) BIG=1 ;;
     --runs) RUNS=${2:?--runs needs a number}; shift ;;
     --out) OUT=${2:?--out needs a folder}; shift ;;
     --no-build) BUILD=0 ;;
@@ -44,7 +57,8 @@ while (($#)); do
   esac
   shift
 done
-[[ -z $RUNS ]] && RUNS=$((TINY ? 1 : 3))
+((TINY && BIG)) && { echo "error: --tiny and --big exclude each other" >&2; exit 2; }
+[[ -z $RUNS ]] && RUNS=$((TINY || BIG ? 1 : 3))
 [[ $RUNS =~ ^[1-9][0-9]*$ ]] || { echo "error: --runs wants a positive number" >&2; exit 2; }
 if ((TINY)); then
   APP_MB=${BENCH_APP_MB:-4} RUNTIME_MB=${BENCH_RUNTIME_MB:-2}
@@ -64,26 +78,13 @@ CACHE=${BENCH_CACHE:-/var/cache/partial-bench}
 COMMAND="sudo scripts/bench.sh${ARGS[*]:+ ${ARGS[*]}}"
 ((TINY)) || [[ -z ${BENCH_APP_MB:-} ]] || COMMAND="BENCH_APP_MB=$APP_MB $COMMAND"
 
-require_docker_tools
 LOADAVG0=$(cut -d' ' -f1 /proc/loadavg)
 log() { printf '== %s\n' "$*" >&2; }
 
-# --- tools -----------------------------------------------------------------------------------
-APT_UPDATED=0
-ensure() { # ensure COMMAND PACKAGE: install PACKAGE with apt-get when COMMAND is missing
-  command -v "$1" >/dev/null 2>&1 && return 0
-  [[ $1 = /* && -x $1 ]] && return 0
-  command -v apt-get >/dev/null || { echo "error: $1 missing and no apt-get to install $2" >&2; return 1; }
-  log "installing $2"
-  if ((!APT_UPDATED)); then apt-get update -qq >/dev/null || true; APT_UPDATED=1; fi
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$2" >/dev/null
-}
-ensure /usr/bin/time time || exit 1
-ensure zstd zstd || exit 1
-ensure pigz pigz || exit 1
-ensure python3 python3 || exit 1
-((TINY)) || ensure debootstrap debootstrap || exit 1
-ensure gnuplot gnuplot-nox || echo "warning: no gnuplot; the chart will be missing" >&2
+# --- tools ---------------------------------------------------------------------------------
+setup_packages bench || exit 1
+require_docker_tools
+command -v gnuplot >/dev/null || setup_apt_install gnuplot-nox || echo "warning: no gnuplot; the chart will be missing" >&2
 
 # --- work folder, daemons --------------------------------------------------------------------
 if [[ -n ${BENCH_DIR:-} ]]; then
@@ -109,6 +110,7 @@ LOAD=${BENCH_LOAD:-$ROOT/target/release/partial-load}
 BUILD_NOTE=""
 if ((BUILD)); then
   log "building partial-save and partial-load (release)"
+  find_cargo || exit 1
   if ! cargo build --release -q -p partial-save -p partial-load >"$W/logs/cargo.log" 2>&1; then
     BUILD_NOTE="cargo build failed: $(grep -m1 -E '^error' "$W/logs/cargo.log" || tail -n1 "$W/logs/cargo.log")"
     echo "error: $BUILD_NOTE (the partial-save/partial-load steps will be marked failed)" >&2
@@ -128,97 +130,7 @@ S=(docker -H "$source_HOST")
 # shellcheck disable=SC2154
 A=(docker -H "$airgap_HOST")
 
-# --- 2. the image set ------------------------------------------------------------------------
-# mixed_tree DIR MB SEED: MB MiB of application-like files: 35% incompressible blobs (media,
-# archives, compiled assets), 15% base64 text (minified/encoded assets), 40% log/JSON-like
-# text in large files and 10% of it as many ~6 KiB source-like files.
-mixed_tree() {
-  local dir=$1 kb=$(($2 * 1024)) seed=$3 left n i=0
-  local rnd=$((kb * 35 / 100)) enc=$((kb * 15 / 100)) small=$((kb * 10 / 100))
-  local txt=$((kb - rnd - enc - small))
-  mkdir -p "$dir/bin" "$dir/assets" "$dir/share" "$dir/src"
-  left=$rnd
-  while ((left > 0)); do
-    n=$((left < 32768 ? left : 32768))
-    head -c $((n * 1024)) /dev/urandom >"$dir/bin/blob$i.bin"
-    left=$((left - n)) i=$((i + 1))
-  done
-  head -c $((enc * 1024 * 3 / 4)) /dev/urandom | base64 -w 120 >"$dir/assets/bundle.min.js"
-  text_bytes "$txt" "$seed" | split -d -a 3 -b 64M - "$dir/share/events-"
-  text_bytes "$small" "$((seed + 7))" | split -d -a 5 -C 6k - "$dir/src/mod-"
-}
-# text_bytes KB SEED: KB KiB of log/JSON-like lines (compresses about 4-6x with gzip).
-text_bytes() {
-  awk -v kb="$1" -v seed="$2" 'BEGIN {
-    srand(seed); total = kb * 1024; n = 0
-    split("GET POST PUT DELETE PATCH", m, " "); split("orders users items carts payments search", s, " ")
-    split("200 200 200 201 204 304 400 404 500", st, " ")
-    while (n < total) {
-      line = sprintf("{\"ts\":\"2026-11-%02dT%02d:%02d:%02d.%03dZ\",\"level\":\"info\",\"svc\":\"%s\",\"method\":\"%s\",\"path\":\"/api/v1/%s/%d\",\"status\":%s,\"dur_ms\":%.1f,\"req\":\"%08x%08x\"}",
-        1 + int(rand() * 27), int(rand() * 24), int(rand() * 60), int(rand() * 60), int(rand() * 1000),
-        s[1 + int(rand() * 6)], m[1 + int(rand() * 5)], s[1 + int(rand() * 6)], int(rand() * 100000),
-        st[1 + int(rand() * 9)], rand() * 250, int(rand() * 2147483647), int(rand() * 2147483647))
-      print line; n += length(line) + 1
-    }
-  }' | head -c $(($1 * 1024))
-}
-
-BASE_DESC=""
-if ((TINY)); then
-  log "tiny mode: generated root filesystem"
-  R=$W/rootfs
-  mkdir -p "$R/etc" "$R/usr/bin" "$R/tmp"
-  printf 'PRETTY_NAME="bench tiny rootfs"\nID=bench\n' >"$R/etc/os-release"
-  mixed_tree "$R/usr/lib/base" 3 11
-  tar -C "$R" --numeric-owner -cf "$W/rootfs.tar" .
-  ROOTFS_TAR=$W/rootfs.tar
-  BASE_DESC="generated 3 MiB root filesystem (tiny mode)"
-else
-  ROOTFS_TAR=$CACHE/bookworm-minbase-v1.tar
-  if [[ ! -s $ROOTFS_TAR ]]; then
-    log "debootstrap --variant=minbase bookworm (cached in $CACHE for the next runs)"
-    mkdir -p "$CACHE"
-    if ! debootstrap --variant=minbase bookworm "$W/rootfs" "$MIRROR" >"$W/logs/debootstrap.log" 2>&1; then
-      echo "error: debootstrap failed; its log:" >&2; tail -n 20 "$W/logs/debootstrap.log" >&2; exit 1
-    fi
-    # what a published slim base image leaves out: downloaded packages and the apt lists
-    rm -rf "$W/rootfs/var/cache/apt/archives/"*.deb "$W/rootfs/var/lib/apt/lists/"*
-    tar -C "$W/rootfs" --numeric-owner -cf "$ROOTFS_TAR.part" . && mv "$ROOTFS_TAR.part" "$ROOTFS_TAR"
-    rm -rf "$W/rootfs"
-  fi
-  BASE_DESC="debootstrap --variant=minbase bookworm (from the machine's apt mirror), packages and apt lists removed"
-fi
-
-log "source daemon: debian:bench, runtime:bench, app:1, app:2, app:2-hotfix"
-"${S[@]}" import -c 'CMD ["/bin/sh"]' "$ROOTFS_TAR" debian:bench >/dev/null || exit 1
-build() { # build TAG CONTEXT DOCKERFILE-TEXT
-  printf '%b' "$3" >"$2/Dockerfile"
-  DOCKER_BUILDKIT=0 "${S[@]}" build -q -t "$1" "$2" >"$W/logs/build-$1.log" 2>&1 ||
-    { echo "error: docker build $1 failed:" >&2; cat "$W/logs/build-$1.log" >&2; exit 1; }
-}
-mixed_tree "$W/ctx/runtime/runtime" "$RUNTIME_MB" 21
-build runtime:bench "$W/ctx/runtime" 'FROM debian:bench\nCOPY runtime /opt/runtime\nENV PATH=/opt/runtime/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\n'
-mixed_tree "$W/ctx/app1/app" "$APP_MB" 31
-build app:1 "$W/ctx/app1" 'FROM runtime:bench\nCOPY app /srv/app\nWORKDIR /srv/app\nCMD ["/opt/runtime/bin/start"]\n'
-rm -rf "$W/ctx/app1"
-mixed_tree "$W/ctx/app2/app" "$APP_MB" 41
-build app:2 "$W/ctx/app2" 'FROM runtime:bench\nCOPY app /srv/app\nWORKDIR /srv/app\nCMD ["/opt/runtime/bin/start"]\n'
-rm -rf "$W/ctx/app2"
-mkdir -p "$W/ctx/hotfix/fix"
-text_bytes 256 51 >"$W/ctx/hotfix/fix/config.json"
-head -c $((512 * 1024)) /dev/urandom >"$W/ctx/hotfix/fix/libpatch.so"
-build app:2-hotfix "$W/ctx/hotfix" 'FROM app:2\nCOPY fix /srv/app/fix\n'
-rm -rf "$W/ctx"
-
-IMG=app:2-hotfix OLD=app:1
-log "air-gapped daemon gets debian:bench, runtime:bench and $OLD"
-"${S[@]}" save debian:bench runtime:bench "$OLD" | "${A[@]}" load >/dev/null || exit 1
-SRC_ID=$("${S[@]}" image inspect -f '{{.Id}}' "$IMG")
-
-mapfile -t OLD_LAYERS < <("${S[@]}" image inspect -f '{{range .RootFS.Layers}}{{println .}}{{end}}' "$OLD" | sed '/^$/d')
-mapfile -t NEW_LAYERS < <("${S[@]}" image inspect -f '{{range .RootFS.Layers}}{{println .}}{{end}}' "$IMG" | sed '/^$/d')
-
-# --- 3. measurements -------------------------------------------------------------------------
+# --- measuring ------------------------------------------------------------------------------
 # measure ID LABEL GROUP OUTFILE BEFORE-FUNCTION CMD...: runs CMD RUNS times under
 # /usr/bin/time (after BEFORE-FUNCTION, untimed) and appends to results.tsv: id, label, group,
 # status, median wall s, max peak RSS KiB, bytes of OUTFILE ("-": nothing measurable), fastest
@@ -277,6 +189,104 @@ measure() {
   return "$rc"
 }
 
+# --- 2. the image set ------------------------------------------------------------------------
+# mixed_tree DIR MB SEED: MB MiB of application-like files: 35% incompressible blobs (media,
+# archives, compiled assets), 15% base64 text (minified/encoded assets), 40% log/JSON-like
+# text in large files and 10% of it as many ~6 KiB source-like files. TEXT_BYTES names
+# another text generator (big.sh repeats a cached one).
+mixed_tree() {
+  local dir=$1 kb=$(($2 * 1024)) seed=$3 left n i=0
+  local rnd=$((kb * 35 / 100)) enc=$((kb * 15 / 100)) small=$((kb * 10 / 100))
+  local txt=$((kb - rnd - enc - small))
+  mkdir -p "$dir/bin" "$dir/assets" "$dir/share" "$dir/src"
+  left=$rnd
+  while ((left > 0)); do
+    n=$((left < 32768 ? left : 32768))
+    head -c $((n * 1024)) /dev/urandom >"$dir/bin/blob$i.bin"
+    left=$((left - n)) i=$((i + 1))
+  done
+  head -c $((enc * 1024 * 3 / 4)) /dev/urandom | base64 -w 120 >"$dir/assets/bundle.min.js"
+  "${TEXT_BYTES:-text_bytes}" "$txt" "$seed" | split -d -a 3 -b 64M - "$dir/share/events-"
+  "${TEXT_BYTES:-text_bytes}" "$small" "$((seed + 7))" | split -d -a 6 -C 6k - "$dir/src/mod-"
+}
+# text_bytes KB SEED: KB KiB of log/JSON-like lines (compresses about 4-6x with gzip).
+text_bytes() {
+  awk -v kb="$1" -v seed="$2" 'BEGIN {
+    srand(seed); total = kb * 1024; n = 0
+    split("GET POST PUT DELETE PATCH", m, " "); split("orders users items carts payments search", s, " ")
+    split("200 200 200 201 204 304 400 404 500", st, " ")
+    while (n < total) {
+      line = sprintf("{\"ts\":\"2026-11-%02dT%02d:%02d:%02d.%03dZ\",\"level\":\"info\",\"svc\":\"%s\",\"method\":\"%s\",\"path\":\"/api/v1/%s/%d\",\"status\":%s,\"dur_ms\":%.1f,\"req\":\"%08x%08x\"}",
+        1 + int(rand() * 27), int(rand() * 24), int(rand() * 60), int(rand() * 60), int(rand() * 1000),
+        s[1 + int(rand() * 6)], m[1 + int(rand() * 5)], s[1 + int(rand() * 6)], int(rand() * 100000),
+        st[1 + int(rand() * 9)], rand() * 250, int(rand() * 2147483647), int(rand() * 2147483647))
+      print line; n += length(line) + 1
+    }
+  }' | head -c $(($1 * 1024))
+}
+
+BASE_DESC=""
+if ((TINY)); then
+  log "tiny mode: generated root filesystem"
+  R=$W/rootfs
+  mkdir -p "$R/etc" "$R/usr/bin" "$R/tmp"
+  printf 'PRETTY_NAME="bench tiny rootfs"\nID=bench\n' >"$R/etc/os-release"
+  mixed_tree "$R/usr/lib/base" 3 11
+  tar -C "$R" --numeric-owner -cf "$W/rootfs.tar" .
+  ROOTFS_TAR=$W/rootfs.tar
+  BASE_DESC="generated 3 MiB root filesystem (tiny mode)"
+else
+  ROOTFS_TAR=$CACHE/bookworm-minbase-v1.tar
+  if [[ ! -s $ROOTFS_TAR ]]; then
+    log "debootstrap --variant=minbase bookworm (cached in $CACHE for the next runs)"
+    mkdir -p "$CACHE"
+    if ! debootstrap --variant=minbase bookworm "$W/rootfs" "$MIRROR" >"$W/logs/debootstrap.log" 2>&1; then
+      echo "error: debootstrap failed; its log:" >&2; tail -n 20 "$W/logs/debootstrap.log" >&2; exit 1
+    fi
+    # what a published slim base image leaves out: downloaded packages and the apt lists
+    rm -rf "$W/rootfs/var/cache/apt/archives/"*.deb "$W/rootfs/var/lib/apt/lists/"*
+    tar -C "$W/rootfs" --numeric-owner -cf "$ROOTFS_TAR.part" . && mv "$ROOTFS_TAR.part" "$ROOTFS_TAR"
+    rm -rf "$W/rootfs"
+  fi
+  BASE_DESC="debootstrap --variant=minbase bookworm (from the machine's apt mirror), packages and apt lists removed"
+fi
+
+log "source daemon: debian:bench, runtime:bench, app:1, app:2, app:2-hotfix"
+"${S[@]}" import -c 'CMD ["/bin/sh"]' "$ROOTFS_TAR" debian:bench >/dev/null || exit 1
+build() { # build TAG CONTEXT DOCKERFILE-TEXT
+  printf '%b' "$3" >"$2/Dockerfile"
+  DOCKER_BUILDKIT=0 "${S[@]}" build -q -t "$1" "$2" >"$W/logs/build-$1.log" 2>&1 ||
+    { echo "error: docker build $1 failed:" >&2; cat "$W/logs/build-$1.log" >&2; exit 1; }
+}
+if ((BIG)); then
+  # shellcheck source=scripts/bench/big.sh
+  . scripts/bench/big.sh
+  big_series
+  exit $?
+fi
+mixed_tree "$W/ctx/runtime/runtime" "$RUNTIME_MB" 21
+build runtime:bench "$W/ctx/runtime" 'FROM debian:bench\nCOPY runtime /opt/runtime\nENV PATH=/opt/runtime/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\n'
+mixed_tree "$W/ctx/app1/app" "$APP_MB" 31
+build app:1 "$W/ctx/app1" 'FROM runtime:bench\nCOPY app /srv/app\nWORKDIR /srv/app\nCMD ["/opt/runtime/bin/start"]\n'
+rm -rf "$W/ctx/app1"
+mixed_tree "$W/ctx/app2/app" "$APP_MB" 41
+build app:2 "$W/ctx/app2" 'FROM runtime:bench\nCOPY app /srv/app\nWORKDIR /srv/app\nCMD ["/opt/runtime/bin/start"]\n'
+rm -rf "$W/ctx/app2"
+mkdir -p "$W/ctx/hotfix/fix"
+text_bytes 256 51 >"$W/ctx/hotfix/fix/config.json"
+head -c $((512 * 1024)) /dev/urandom >"$W/ctx/hotfix/fix/libpatch.so"
+build app:2-hotfix "$W/ctx/hotfix" 'FROM app:2\nCOPY fix /srv/app/fix\n'
+rm -rf "$W/ctx"
+
+IMG=app:2-hotfix OLD=app:1
+log "air-gapped daemon gets debian:bench, runtime:bench and $OLD"
+"${S[@]}" save debian:bench runtime:bench "$OLD" | "${A[@]}" load >/dev/null || exit 1
+SRC_ID=$("${S[@]}" image inspect -f '{{.Id}}' "$IMG")
+
+mapfile -t OLD_LAYERS < <("${S[@]}" image inspect -f '{{range .RootFS.Layers}}{{println .}}{{end}}' "$OLD" | sed '/^$/d')
+mapfile -t NEW_LAYERS < <("${S[@]}" image inspect -f '{{range .RootFS.Layers}}{{println .}}{{end}}' "$IMG" | sed '/^$/d')
+
+# --- 3. measurements -------------------------------------------------------------------------
 O=$W/out
 SH="${S[*]}"
 log "warming the page cache (one untimed docker save)"
@@ -376,10 +386,13 @@ MACHINE="$(nproc) CPUs (${CPU:-unknown}), $MEM RAM, Linux $(uname -r), \
 Docker $("${S[@]}" version -f '{{.Server.Version}}') daemon (storage driver $("${S[@]}" info -f '{{.Driver}}'), \
 CLI $("${S[@]}" version -f '{{.Client.Version}}')), work folder on $(df -T "$W" | awk 'NR == 2 { print $2 }'); \
 1-minute load average $LOADAVG0 at the start, $(cut -d' ' -f1 /proc/loadavg) at the end (other work on the machine adds noise)"
+# the Scale section of a --big run is kept
+[[ -f $OUT/benchmarks.md ]] && cp "$OUT/benchmarks.md" "$W/benchmarks.old.md"
 python3 scripts/bench/report.py "$RESULTS" "$OUT/benchmarks.md" "$OUT/benchmarks.dat" \
   --machine "$MACHINE" --date "$(date -u '+%Y-%m-%d %H:%M UTC')" --command "$COMMAND" \
   --runs "$RUNS" --layers "$LAYERS_MD" --base "$BASE_DESC" --image "$IMG" --old "$OLD" \
   --app-mb "$APP_MB" --runtime-mb "$RUNTIME_MB" --tiny "$TINY" --commit "$(git rev-parse --short HEAD 2>/dev/null)" || FAILED=1
+[[ -f $W/benchmarks.old.md ]] && { python3 scripts/bench/scale.py --keep "$W/benchmarks.old.md" "$OUT/benchmarks.md" || FAILED=1; }
 if command -v gnuplot >/dev/null; then
   gnuplot -e "datafile='$OUT/benchmarks.dat'; outfile='$OUT/benchmarks.png'" scripts/bench/chart.gp \
     2>"$W/logs/gnuplot.log" || { echo "warning: gnuplot failed:" >&2; cat "$W/logs/gnuplot.log" >&2; }

@@ -4,10 +4,20 @@
 #   "air-gapped" daemon: already has base and app:1;
 #   inventory the air-gapped side, export app:2 against that inventory with a fresh key,
 #   verify and load on the air-gapped side, and compare with a full save.
-# Needs root and Debian's docker.io (dockerd + docker CLI). Cleans up after itself.
+# The README's first command, `sudo scripts/demo.sh`: as root on Debian it installs what is missing
+# with apt-get (scripts/setup.sh demo: docker.io, minisign, a C compiler; no system-wide dockerd
+# is started), builds the tools (Rust from rustup is expected) and runs. Cleans up after itself.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/setup.sh
 . scripts/daemons.sh
+if [[ $(id -u) != 0 ]]; then
+  echo "error: the demo needs root: it installs Debian's docker.io when missing and starts two private dockerd daemons; run: sudo scripts/demo.sh" >&2
+  setup_packages --check demo || true
+  exit 1
+fi
+setup_packages demo
+find_cargo
 require_docker_tools
 
 echo "== building partial-save and partial-load (release)"

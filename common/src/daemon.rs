@@ -228,6 +228,33 @@ impl Daemon {
         }
     }
 
+    /// About how many bytes an export of `names` streams, for a progress bar: the images' sizes
+    /// as inspect reports them (the sum of their layers), an image counted once, and an image
+    /// whose layers all belong to another named image not at all. Layers shared otherwise are
+    /// counted twice, and tar headers not at all; `None` when the daemon does not say.
+    pub async fn export_size(&self, names: &[String]) -> Option<u64> {
+        let mut images: Vec<(Vec<String>, u64)> = Vec::new();
+        for name in names {
+            let img = self.docker.inspect_image(name).await.ok()?;
+            let layers = img.root_fs.and_then(|r| r.layers).unwrap_or_default();
+            let size = u64::try_from(img.size?).ok()?;
+            if !images.iter().any(|(l, _)| *l == layers) {
+                images.push((layers, size));
+            }
+        }
+        let contained = |l: &Vec<String>| {
+            images
+                .iter()
+                .any(|(other, _)| other.len() > l.len() && other.starts_with(l))
+        };
+        let total = images
+            .iter()
+            .filter(|(l, _)| !contained(l))
+            .map(|(_, s)| s)
+            .sum();
+        (total > 0).then_some(total)
+    }
+
     /// Inspects one image that must exist.
     pub async fn require(&self, name: &str) -> Result<ImageMeta, DaemonError> {
         self.inspect(name)

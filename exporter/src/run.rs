@@ -7,7 +7,6 @@ use crate::ledger_cmd::ExportLedger;
 use crate::report;
 use crate::select;
 use anyhow::{bail, Context, Result};
-use indicatif::ProgressBar;
 use partial_common::archive::ArchiveError;
 use partial_common::codec::{self, Compression};
 use partial_common::daemon;
@@ -35,12 +34,14 @@ struct Gathered {
     desc: manifest::Source,
     /// Errors of the stream are the daemon's (exit 5) rather than bad input (exit 3).
     live: bool,
+    /// The bytes the sources will stream, when known in advance (for the progress bar).
+    total: Option<u64>,
 }
 
 /// Progress callbacks of the filter, shown on one line: bytes read, layers carried and left
 /// out, bytes written.
 struct Observer {
-    bar: ProgressBar,
+    bar: progress::Transfer,
     written: Arc<AtomicU64>,
     carried: Cell<(u64, u64)>,
     left_out: Cell<(u64, u64)>,
@@ -48,7 +49,7 @@ struct Observer {
 }
 
 impl Observer {
-    fn new(bar: ProgressBar, written: Arc<AtomicU64>) -> Self {
+    fn new(bar: progress::Transfer, written: Arc<AtomicU64>) -> Self {
         Observer {
             bar,
             written,
@@ -245,6 +246,7 @@ async fn gather(args: &SaveArgs) -> Result<(Gathered, Option<ExportLedger>)> {
             have,
             desc: manifest::Source::Archives { files },
             live: false,
+            total: plain_size(&args.from_archive, &args.from_oci),
         };
         return Ok((g, ledger));
     }
@@ -259,6 +261,7 @@ async fn gather(args: &SaveArgs) -> Result<(Gathered, Option<ExportLedger>)> {
         host: daemon.host.clone(),
         daemon: info,
     };
+    let total = daemon.export_size(&args.images).await;
     let source = select::open_daemon(daemon, &args.images, args.idle_timeout).await?;
     let wanted = source.images().to_vec();
     let g = Gathered {
@@ -267,6 +270,7 @@ async fn gather(args: &SaveArgs) -> Result<(Gathered, Option<ExportLedger>)> {
         have,
         desc,
         live: true,
+        total,
     };
     Ok((g, ledger))
 }
@@ -292,10 +296,10 @@ async fn export<W: Write + Send + 'static>(
     out: W,
     written: Arc<AtomicU64>,
 ) -> Result<(Plan, W)> {
-    let bar = progress::bytes("", None);
+    let bar = progress::transfer(g.total, "exporting");
     let observer = Observer::new(bar.clone(), written);
     if g.live {
-        bar.set_message("· the daemon is preparing the export");
+        bar.wait("the daemon is preparing the export");
     }
     let result = tokio::task::spawn_blocking(move || -> Result<(Plan, W)> {
         let Gathered {
@@ -413,6 +417,24 @@ fn write_and_commit(
         files.push(sig_path.display().to_string());
     }
     Ok(files)
+}
+
+/// The bytes an offline export reads: the sum of the archive files' sizes when every input is an
+/// uncompressed archive file; unknown otherwise (compressed files, OCI layout directories).
+fn plain_size(archives: &[PathBuf], oci_dirs: &[PathBuf]) -> Option<u64> {
+    if !oci_dirs.is_empty() {
+        return None;
+    }
+    let mut total = 0;
+    for path in archives {
+        let mut f = std::fs::File::open(path).ok()?;
+        let (c, _) = codec::sniff(&mut f).ok()?;
+        if c != Compression::None {
+            return None;
+        }
+        total += f.metadata().ok()?.len();
+    }
+    Some(total)
 }
 
 fn file_name(p: &Path) -> Result<String> {

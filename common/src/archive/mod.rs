@@ -12,7 +12,7 @@
 //! Modules: `tarstream` (strict tar reader/writer), `names` (entry roles, unsafe names),
 //! `legacy_id` (identifying `<v1id>/` folders from their `json`), `metadata` (manifest.json /
 //! index.json / OCI manifests → images), `scan`, `to_model` (index → model images),
-//! `real_daemon` (ignored checks against real `docker save` output). The test-archive builders
+//! `tarstream_big_tests` (entries over 8 GiB), `real_daemon` (ignored checks against real `docker save` output). The test-archive builders
 //! and the fuzz seeds live in `crate::testutil` (feature `testutil`).
 
 pub mod entries;
@@ -27,6 +27,8 @@ pub(crate) mod tarstream;
 // stays for the unit tests beside the engine.
 #[cfg(test)]
 pub(crate) use crate::testutil::archive as testutil;
+#[cfg(test)]
+mod tarstream_big_tests;
 mod to_model;
 
 pub use scan::{scan, scan_with};

@@ -41,7 +41,8 @@ pub async fn run(args: RehydrateArgs) -> Result<()> {
     }
     let daemon = connect(&args.daemon).await?;
     let local = base::check(&daemon, &bundle.manifest).await?;
-    let bar = progress::bytes("rehydrating", None);
+    // Both passes over the bundle move the bar (the daemon's export between them does not).
+    let bar = progress::bytes("rehydrating", Some(2 * bundle.manifest.bundle.size));
     build(&daemon, &bundle, &local, &args.output, &bar).await?;
     bar.finish_and_clear();
     eprintln!(

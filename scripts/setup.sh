@@ -1,0 +1,168 @@
+#!/usr/bin/env bash
+# What a fresh Debian machine needs, installed with apt-get: one list per purpose, shared by
+# scripts/demo.sh, scripts/test.sh, scripts/bench.sh and .ci/run.
+#
+#   sudo scripts/setup.sh demo     # docker.io, minisign, a C compiler
+#   sudo scripts/setup.sh test     # + zstd, pigz, time, skopeo, umoci, docker-registry, openssl,
+#                                  #   python3 with pip and PyPI's helm-python-sdk (renders Helm
+#                                  #   charts for the chart tests; the tools never need Python)
+#   sudo scripts/setup.sh bench    # the test list + debootstrap, python3
+#   scripts/setup.sh --check test  # only say what is missing (exit 4 when something is)
+#
+# Only what is missing is installed (idempotent; `apt-get update` runs only then). Package
+# scripts are kept from starting system-wide services (dockerd, containerd, docker-registry):
+# a temporary /usr/sbin/policy-rc.d that exits 101 while apt runs; the tests and scripts start
+# private daemons of their own. Rust is not installed: it is expected from rustup
+# (https://rustup.rs); `find_cargo` finds it, also under sudo.
+#
+# Exit status: 0 everything present, 1 the install failed, 2 usage, 4 something is missing and
+# cannot be installed here (not root, or no apt-get): the message names the packages.
+#
+# Source it to get `setup_packages PURPOSE` and `find_cargo` without running anything.
+
+# The packages of each purpose, each as "package:command-or-path[,command...]": the package is
+# installed when one of its commands or paths is missing.
+SETUP_DEMO=(
+  "docker.io:dockerd,docker"
+  "minisign:minisign"
+  "gzip:gzip"
+  "gcc:cc"
+  "libc6-dev:/usr/include/stdio.h"
+)
+SETUP_TEST=(
+  "${SETUP_DEMO[@]}"
+  "zstd:zstd"
+  "pigz:pigz"
+  "time:/usr/bin/time"
+  "skopeo:skopeo"
+  "umoci:umoci"
+  "docker-registry:docker-registry"
+  "openssl:openssl"
+  "python3:python3"
+)
+SETUP_BENCH=(
+  "${SETUP_TEST[@]}"
+  "debootstrap:debootstrap"
+  "python3:python3"
+)
+
+# setup_missing PURPOSE: prints the missing packages of PURPOSE, one per line.
+setup_missing() {
+  local -n list="SETUP_${1^^}"
+  local entry pkg checks c
+  for entry in "${list[@]}"; do
+    pkg=${entry%%:*} checks=${entry#*:}
+    for c in ${checks//,/ }; do
+      if [[ $c == /* ]]; then
+        [[ -e $c ]] && continue
+      else
+        # /usr/sbin is not on a normal user's PATH (dockerd lives there)
+        command -v "$c" >/dev/null 2>&1 || [[ -x /usr/sbin/$c || -x /usr/local/sbin/$c ]] && continue
+      fi
+      echo "$pkg"
+      break
+    done
+  done
+}
+
+# setup_apt_install PACKAGE...: apt-get install with services kept from starting.
+setup_apt_install() {
+  local created=0 rc=0 log
+  log=$(mktemp /tmp/partial-setup.XXXXXX)
+  if [[ ! -e /usr/sbin/policy-rc.d ]]; then
+    printf '#!/bin/sh\n# partial-save setup: no service starts while apt-get runs\nexit 101\n' >/usr/sbin/policy-rc.d
+    chmod 755 /usr/sbin/policy-rc.d
+    created=1
+  fi
+  echo "setup: installing with apt-get: $* (a minute or two)" >&2
+  DEBIAN_FRONTEND=noninteractive apt-get update -qq </dev/null >"$log" 2>&1 || rc=$?
+  if ((rc == 0)); then
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" </dev/null >>"$log" 2>&1 || rc=$?
+  fi
+  ((created)) && rm -f /usr/sbin/policy-rc.d
+  ((rc == 0)) || { echo "setup: apt-get failed (exit $rc); its last lines:" >&2; tail -n 15 "$log" >&2; }
+  rm -f "$log"
+  return "$rc"
+}
+
+# setup_packages [--check] PURPOSE: installs what PURPOSE (demo, test, bench) lacks; see the top.
+setup_packages() {
+  local check=0
+  if [[ ${1:-} == --check ]]; then check=1; shift; fi
+  local purpose=${1:-}
+  case $purpose in
+    demo|test|bench) ;;
+    *) echo "usage: scripts/setup.sh [--check] demo|test|bench" >&2; return 2 ;;
+  esac
+  local missing
+  mapfile -t missing < <(setup_missing "$purpose")
+  ((${#missing[@]} == 0)) && return 0
+  if ((check)); then
+    echo "setup: missing for $purpose: ${missing[*]} (install: sudo scripts/setup.sh $purpose)" >&2
+    return 4
+  fi
+  if [[ $(id -u) != 0 ]]; then
+    echo "setup: $purpose needs these Debian packages: ${missing[*]}; run as root to install them (sudo scripts/setup.sh $purpose)" >&2
+    return 4
+  fi
+  if ! command -v apt-get >/dev/null 2>&1; then
+    echo "setup: $purpose needs ${missing[*]}, and there is no apt-get here to install them (this script knows Debian)" >&2
+    return 4
+  fi
+  setup_apt_install "${missing[@]}" || return 1
+  mapfile -t missing < <(setup_missing "$purpose")
+  if ((${#missing[@]})); then
+    echo "setup: still missing after apt-get: ${missing[*]}" >&2
+    return 1
+  fi
+}
+
+# The test-only Helm renderer (tests/helm/helm) runs on PyPI's helm-python-sdk.
+SETUP_HELM_SDK="helm-python-sdk==0.2.2"
+
+# setup_python_test: installs pip (Debian's python3-pip) when python3 has none, then
+# helm-python-sdk when it cannot be imported. Root only; a no-op when both are there.
+setup_python_test() {
+  python3 -c 'import helm_python' >/dev/null 2>&1 && return 0
+  if [[ $(id -u) != 0 ]]; then
+    echo "setup: the chart tests need PyPI's $SETUP_HELM_SDK (sudo scripts/setup.sh test)" >&2
+    return 4
+  fi
+  if ! python3 -m pip --version >/dev/null 2>&1; then
+    setup_apt_install python3-pip || return 1
+  fi
+  echo "setup: installing $SETUP_HELM_SDK with pip" >&2
+  # Debian's own python3 refuses system-wide pip installs (PEP 668) unless told.
+  python3 -m pip install -q "$SETUP_HELM_SDK" </dev/null ||
+    python3 -m pip install -q --break-system-packages "$SETUP_HELM_SDK" </dev/null || return 1
+  python3 -c 'import helm_python' >/dev/null 2>&1 || {
+    echo "setup: $SETUP_HELM_SDK installed but cannot be imported by python3" >&2
+    return 1
+  }
+}
+
+# find_cargo: puts rustup's cargo on PATH when it is not (a login shell's ~/.cargo/env, or under
+# sudo the invoking user's toolchain); fails with a hint when there is none.
+find_cargo() {
+  command -v cargo >/dev/null 2>&1 && return 0
+  # shellcheck disable=SC1091
+  [[ -f $HOME/.cargo/env ]] && . "$HOME/.cargo/env"
+  command -v cargo >/dev/null 2>&1 && return 0
+  if [[ -n ${SUDO_USER:-} ]]; then
+    local home
+    home=$(getent passwd "$SUDO_USER" | cut -d: -f6)
+    if [[ -x $home/.cargo/bin/cargo ]]; then
+      export CARGO_HOME=${CARGO_HOME:-$home/.cargo} RUSTUP_HOME=${RUSTUP_HOME:-$home/.rustup}
+      export PATH=$home/.cargo/bin:$PATH
+      return 0
+    fi
+  fi
+  echo "error: cargo not found: install Rust with rustup (https://rustup.rs), then run this again" >&2
+  return 1
+}
+
+if [[ ${BASH_SOURCE[0]} == "$0" ]]; then
+  set -uo pipefail
+  setup_packages "$@" || exit
+  if [[ ${*: -1} == test && ${1:-} != --check ]]; then setup_python_test; fi
+fi

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# The README's test command: `sudo scripts/test.sh`.
+#
+# As root: installs with apt-get what the tests need (scripts/setup.sh test: docker.io,
+# minisign, zstd, pigz, time, skopeo, umoci, docker-registry, openssl; helm-python-sdk from
+# PyPI for the chart tests' renderer), makes the daemon and
+# tool tests mandatory (PARTIAL_REQUIRE_DAEMON=1 PARTIAL_REQUIRE_TOOLS=1: a test that cannot start its
+# private dockerd or find its tool fails instead of skipping) and runs `cargo test --workspace`.
+# Without root: says what it would need, then runs what it can (the daemon tests print
+# `=== SKIPPED: … ===` and pass).
+#
+# Arguments replace `--workspace`: `sudo scripts/test.sh -p partial-tests --test export_e2e`.
+# Rust comes from rustup (https://rustup.rs); it is not installed here.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+# shellcheck source=scripts/setup.sh
+. scripts/setup.sh
+
+find_cargo
+if [[ $(id -u) == 0 ]]; then
+  setup_packages test
+  setup_python_test
+  export PARTIAL_REQUIRE_DAEMON=1 PARTIAL_REQUIRE_TOOLS=1
+  echo "test.sh: daemon and tool tests are mandatory (PARTIAL_REQUIRE_DAEMON=1 PARTIAL_REQUIRE_TOOLS=1)" >&2
+else
+  setup_packages --check test || true
+  echo "test.sh: not root: the tests that start private dockerd daemons will be SKIPPED;" \
+    "run 'sudo scripts/test.sh' to install what they need and run them all" >&2
+fi
+if (($#)); then
+  exec cargo test "$@"
+fi
+exec cargo test --workspace
