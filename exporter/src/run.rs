@@ -13,7 +13,7 @@ use partial_common::codec::{self, Compression};
 use partial_common::daemon;
 use partial_common::engine::{Engine, EngineObserver};
 use partial_common::have::HaveSet;
-use partial_common::image::Image;
+use partial_common::image::{Image, Platform};
 use partial_common::manifest::{self, BundleManifest, FileEntry, ToolInfo};
 use partial_common::output::{self, naming};
 use partial_common::plan::Plan;
@@ -35,6 +35,9 @@ struct Gathered {
     desc: manifest::Source,
     /// Errors of the stream are the daemon's (exit 5) rather than bad input (exit 3).
     live: bool,
+    /// The platform followed in the streams' multi-platform indexes (offline inputs: the one
+    /// the sources were opened with, so the engine reads the same image they resolved).
+    platform: Option<Platform>,
 }
 
 /// Progress callbacks of the filter, shown on one line: bytes read, layers carried and left
@@ -245,6 +248,7 @@ async fn gather(args: &SaveArgs) -> Result<(Gathered, Option<ExportLedger>)> {
             have,
             desc: manifest::Source::Archives { files },
             live: false,
+            platform: Some(platform),
         };
         return Ok((g, ledger));
     }
@@ -267,6 +271,7 @@ async fn gather(args: &SaveArgs) -> Result<(Gathered, Option<ExportLedger>)> {
         have,
         desc,
         live: true,
+        platform: None,
     };
     Ok((g, ledger))
 }
@@ -303,10 +308,12 @@ async fn export<W: Write + Send + 'static>(
             wanted,
             have,
             live,
+            platform,
             ..
         } = g;
         let mut engine = Engine::new(out, wanted.clone(), have);
         engine.set_observer(Box::new(observer));
+        engine.set_platform(platform);
         let mut labels = Vec::new();
         for src in &sources {
             let mine: Vec<Image> = wanted.iter().filter(|w| src.holds(w)).cloned().collect();

@@ -90,13 +90,20 @@ impl<W: Write> Engine<W> {
         Ok(out)
     }
 
-    /// For each wanted image, the first found image it names, with the same diffIDs.
+    /// For each wanted image, the found image with its ID, else the first one an alias of it
+    /// names (the containerd store names images by manifest or index digest), with the same
+    /// diffIDs. The ID comes first: an index digest names every platform's image below it.
     fn match_wanted(&self, found: &[Found]) -> Result<Vec<usize>, ArchiveError> {
         let mut out = Vec::new();
         for w in &self.wanted {
             let hit = found
                 .iter()
-                .position(|f| f.img.named_by(&w.id) || w.aliases.iter().any(|a| f.img.named_by(a)));
+                .position(|f| f.img.source.id == w.id)
+                .or_else(|| {
+                    found.iter().position(|f| {
+                        f.img.named_by(&w.id) || w.aliases.iter().any(|a| f.img.named_by(a))
+                    })
+                });
             let Some(k) = hit else {
                 return Err(ArchiveError::ImageNotFound(w.name()));
             };
@@ -176,6 +183,10 @@ impl<W: Write> Engine<W> {
             };
             check(&sp.name, &named, &diff, got)?;
             self.report_layer(&sp.name, sp.size, true);
+            if let Some(size) = sp.unpacked {
+                self.write_unpacked(diff, sp.file, size)?;
+                continue;
+            }
             self.out
                 .write_blob(&sp.blob, sp.size, &mut sp.file, |_| {})
                 .map_err(|e| match e {

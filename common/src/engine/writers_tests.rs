@@ -318,6 +318,7 @@ fn oci_archive_and_directory_with_gzip_and_zstd_layers() {
             out.contains_key("manifest.json"),
             "inputs without one get one"
         );
+        // The zstd layer is written decompressed (Docker < 23 cannot load zstd), gzip as is.
         let kinds: Vec<_> = plan.images[0].layers[1..3]
             .iter()
             .map(|l| l.blob.as_ref().unwrap().compression)
@@ -325,9 +326,85 @@ fn oci_archive_and_directory_with_gzip_and_zstd_layers() {
         assert_eq!(
             kinds,
             vec![
-                crate::codec::Compression::Zstd,
+                crate::codec::Compression::None,
                 crate::codec::Compression::Gzip
             ]
+        );
+        let b = w.app.layers[1].diff.clone();
+        assert!(layer_blobs(&out).contains(&format!("blobs/sha256/{}", b.hex())));
+        assert_eq!(plan.layout, crate::plan::Layout::Containerd, "gzip kept");
+    }
+}
+
+/// All of `app`'s layers zstd, as an `oci-archive` tar (blobs first, `index.json` last).
+fn zstd_archive(w: &World) -> Vec<u8> {
+    as_tar(&oci_layout(&[&w.app], &|_| Some(false), &|t| t.to_string()))
+}
+
+#[test]
+fn zstd_layers_are_written_decompressed_named_by_diff_id() {
+    let w = world();
+    let tar = zstd_archive(&w);
+    let ix = crate::archive::scan(&tar[..]).unwrap();
+    // Scanned (an archive file: layers known when they arrive) and one pass without an index
+    // (a daemon stream: the layers arrive before the manifest that names them, so are spooled).
+    for indexed in [true, false] {
+        let img = match indexed {
+            true => ix.model(&ix.images[0]),
+            false => Image::from_diff_ids(w.app.id.clone(), w.app.tags.clone(), &w.app.diffs()),
+        };
+        let mut e = Engine::new(Vec::new(), vec![img], have(&[&w.base]));
+        e.add_input(&tar[..], "zstd", indexed.then(|| ix.clone()))
+            .unwrap();
+        let (plan, out) = e.finish().unwrap();
+        check_bundle(&out, &plan);
+        assert_eq!(decisions(&plan, 0), vec![false, true, true, true]);
+        let want: std::collections::BTreeSet<String> = app_layers(&w)
+            .iter()
+            .map(|d| format!("blobs/sha256/{}", d.hex()))
+            .collect();
+        assert_eq!(layer_blobs(&read_tar(&out)), want, "indexed={indexed}");
+        for l in &plan.images[0].layers[1..] {
+            let b = l.blob.as_ref().unwrap();
+            assert_eq!(b.compression, crate::codec::Compression::None);
+            assert_eq!(b.digest, l.diff_id);
+            assert_eq!(b.media_type, crate::image::layer_media_type(b.compression));
+        }
+        assert_eq!(
+            plan.layout,
+            crate::plan::Layout::Oci,
+            "nothing compressed written"
+        );
+        // What was carried: the uncompressed tars' sizes.
+        let sizes: u64 = w.app.layers[1..3].iter().map(|l| l.data.len() as u64).sum();
+        assert_eq!(plan.bytes_carried, sizes);
+    }
+}
+
+#[test]
+fn a_corrupt_zstd_layer_is_refused_naming_it() {
+    let w = world();
+    let mut tar = zstd_archive(&w);
+    let needle = zst(&w.app.layers[1].data);
+    let at = tar.windows(needle.len()).position(|x| x == needle).unwrap();
+    tar[at + needle.len() / 2] ^= 0x55;
+    let ix = crate::archive::scan(&tar[..]).unwrap();
+    for indexed in [true, false] {
+        let img = Image::from_diff_ids(w.app.id.clone(), w.app.tags.clone(), &w.app.diffs());
+        let img = match indexed {
+            true => ix.model(&ix.images[0]),
+            false => img,
+        };
+        let mut e = Engine::new(Vec::new(), vec![img], HaveSet::new());
+        let err = e
+            .add_input(&tar[..], "zstd", indexed.then(|| ix.clone()))
+            .err()
+            .or_else(|| e.finish().err())
+            .expect("corruption found");
+        let blob = Digest::of_bytes(&needle);
+        assert!(
+            err.to_string().contains(blob.hex()),
+            "indexed={indexed}: {err}"
         );
     }
 }
