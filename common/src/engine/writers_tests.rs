@@ -502,3 +502,62 @@ fn compressed_layers_named_by_no_digest_are_hashed_by_the_scan() {
     assert_eq!(decisions(&plan, 0), vec![false, true, true, true]);
     assert_eq!(layer_blobs(&read_tar(&out)).len(), 2);
 }
+
+/// `app:1` as one tag of a multi-platform index (nested in `index.json`): `app` for linux/amd64,
+/// `other` (other layers, another config) for linux/arm64.
+fn multi_platform_layout(w: &World) -> Vec<(String, Vec<u8>)> {
+    let mut files = oci_layout(&[&w.app, &w.other], &|_| Some(true), &|t| t.to_string());
+    let at = files.iter().position(|(n, _)| n == "index.json").unwrap();
+    let ix: serde_json::Value = serde_json::from_slice(&files[at].1).unwrap();
+    let mut descs = ix["manifests"].as_array().unwrap().clone();
+    for (d, arch) in descs.iter_mut().zip(["amd64", "arm64"]) {
+        d.as_object_mut().unwrap().remove("annotations");
+        d["platform"] = json!({"os": "linux", "architecture": arch});
+    }
+    let media = "application/vnd.oci.image.index.v1+json";
+    let list =
+        serde_json::to_vec(&json!({"schemaVersion": 2, "mediaType": media, "manifests": descs}))
+            .unwrap();
+    let ld = Digest::of_bytes(&list);
+    files.push((format!("blobs/sha256/{}", ld.hex()), list.clone()));
+    files[at].1 = serde_json::to_vec(&json!({"schemaVersion": 2, "manifests": [
+        {"mediaType": media, "digest": ld.to_string(), "size": list.len(),
+         "annotations": {"org.opencontainers.image.ref.name": "app:1"}}]}))
+    .unwrap();
+    files
+}
+
+#[test]
+fn the_platform_holds_wherever_a_tag_is_resolved() {
+    let w = world();
+    let dir = tempfile::tempdir().unwrap();
+    let files = multi_platform_layout(&w);
+    let archive = write_file(dir.path(), "multi.oci.tar", &as_tar(&files));
+    let layout = dir.path().join("multi");
+    write_dir(&layout, &files);
+    for (arch, want) in [("amd64", &w.app), ("arm64", &w.other)] {
+        let p = Platform::parse(&format!("linux/{arch}")).unwrap();
+        let sources: Vec<Box<dyn Source>> = vec![
+            Box::new(ArchiveSource::open(&archive, Some(&p)).unwrap()),
+            Box::new(OciDirSource::open(&layout, Some(&p)).unwrap()),
+        ];
+        for src in &sources {
+            let img = src.find("app:1").unwrap();
+            assert_eq!(img.id, want.id, "{arch}");
+            // The index digest names both platforms' images: the engine must still take the
+            // wanted one, following the platform or not.
+            for followed in [Some(p.clone()), None] {
+                let mut e = Engine::new(Vec::new(), vec![img.clone()], HaveSet::new());
+                e.set_platform(followed.clone());
+                src.stream(&[img.clone()], &mut e).unwrap();
+                let (plan, out) = e.finish().unwrap_or_else(|err| {
+                    panic!("{arch} {} following {followed:?}: {err}", src.label())
+                });
+                check_bundle(&out, &plan);
+                assert_eq!(plan.images[0].id, want.id, "{arch}");
+                assert_eq!(plan.images[0].tags, vec!["app:1".to_string()]);
+                assert_eq!(plan.images[0].layers.len(), want.layers.len());
+            }
+        }
+    }
+}
