@@ -299,8 +299,9 @@ fn oci_archive_and_directory_with_gzip_and_zstd_layers() {
     let base_dir = dir.path().join("base");
     write_dir(&base_dir, &base_files);
     let base = OciDirSource::open(&base_dir, None).unwrap();
-    // A bare ref name is a tag of the layout: found as `1`, or as `NAME:1`.
-    assert!(base.find("1").unwrap().tags.is_empty());
+    // A bare ref name is a tag of the layout: found as `1`, or as `NAME:1`. `1` is a valid
+    // repository name on its own, so it tags the image `1:latest`, as Docker names it.
+    assert_eq!(base.find("1").unwrap().tags, vec!["1:latest".to_string()]);
     assert_eq!(
         base.find("mybase:1").unwrap().tags,
         vec!["mybase:1".to_string()]
@@ -559,5 +560,55 @@ fn the_platform_holds_wherever_a_tag_is_resolved() {
                 assert_eq!(plan.images[0].layers.len(), want.layers.len());
             }
         }
+    }
+}
+
+#[test]
+fn bare_ref_names_tag_images_as_docker_would() {
+    let w = world();
+    let dir = tempfile::tempdir().unwrap();
+    // umoci-style bare ref names: `app1` is a valid repository name, `Other1` is not.
+    let files = oci_layout(&[&w.app, &w.other], &|_| Some(true), &|t| match t {
+        "app:1" => "app1".to_string(),
+        _ => "Other1".to_string(),
+    });
+    let archive = write_file(dir.path(), "bare.oci.tar", &as_tar(&files));
+    let layout = dir.path().join("bare");
+    write_dir(&layout, &files);
+    let sources: Vec<Box<dyn Source>> = vec![
+        Box::new(ArchiveSource::open(&archive, None).unwrap()),
+        Box::new(OciDirSource::open(&layout, None).unwrap()),
+    ];
+    let tags = |img: Option<Image>| img.expect("found").tags;
+    for src in &sources {
+        assert_eq!(tags(src.find("app1")), vec!["app1:latest".to_string()]);
+        assert_eq!(
+            tags(src.find("app1:latest")),
+            vec!["app1:latest".to_string()]
+        );
+        assert_eq!(tags(src.find("mine:app1")), vec!["mine:app1".to_string()]);
+        assert!(tags(src.find("Other1")).is_empty());
+        assert_eq!(tags(src.find("x/y:Other1")), vec!["x/y:Other1".to_string()]);
+        // Everything, without -i: the valid name tags its image, the other stays untagged and
+        // the plan says so.
+        let all = src.images().to_vec();
+        let by_id = |id: &Digest| all.iter().find(|i| i.id == *id).unwrap().tags.clone();
+        assert_eq!(by_id(&w.app.id), vec!["app1:latest".to_string()]);
+        assert!(by_id(&w.other.id).is_empty());
+        let mut e = Engine::new(Vec::new(), all.clone(), HaveSet::new());
+        src.stream(&all, &mut e).unwrap();
+        let (plan, out) = e.finish().unwrap();
+        check_bundle(&out, &plan);
+        assert_eq!(plan.warnings.len(), 1, "{:?}", plan.warnings);
+        assert!(plan.warnings[0].contains("Other1"), "{:?}", plan.warnings);
+        assert!(
+            plan.warnings[0].contains(w.other.id.as_str()),
+            "{:?}",
+            plan.warnings
+        );
+        // Selected by its bare name: tagged, no warning.
+        let (plan, _) = export(src.as_ref(), "app1", HaveSet::new());
+        assert_eq!(plan.images[0].tags, vec!["app1:latest".to_string()]);
+        assert!(plan.warnings.is_empty(), "{:?}", plan.warnings);
     }
 }
