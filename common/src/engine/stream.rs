@@ -250,10 +250,10 @@ impl<W: Write> Engine<W> {
                 return self.spool(r, input, name.to_string(), head, &prefix, base);
             }
         };
-        if unpack::unpacked(c) {
-            return self.layer_unpacked(r, name, head, &prefix, &digest, k.diff, base);
-        }
         self.report_layer(name, head.size, true);
+        if unpack::unpacked(c) {
+            return self.layer_unpacked(r, name, &prefix, &digest, k.diff, base);
+        }
         let mut v = Verifier::new(c).map_err(ArchiveError::Io)?;
         let start = base + r.position();
         let mut data = std::io::Cursor::new(prefix).chain(r.data());
@@ -284,18 +284,15 @@ impl<W: Write> Engine<W> {
 
     /// A carried layer that is written decompressed ([`unpack`](super::unpack)): decompressed
     /// to a temporary file, checked, then written as the uncompressed tar named by its diffID.
-    #[allow(clippy::too_many_arguments)]
     fn layer_unpacked<R: Read>(
         &mut self,
         r: &mut TarReader<R>,
         name: &str,
-        head: &EntryHead,
         prefix: &[u8],
         digest: &Digest,
         diff: Digest,
         base: u64,
     ) -> Result<(), ArchiveError> {
-        self.report_layer(name, head.size, true);
         let mut u = Unpacker::new()?;
         u.update(prefix)?;
         self.copy_entry(r, base, |chunk| u.update(chunk))?;

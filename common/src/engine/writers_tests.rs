@@ -550,7 +550,7 @@ fn the_platform_holds_wherever_a_tag_is_resolved() {
             for followed in [Some(p.clone()), None] {
                 let mut e = Engine::new(Vec::new(), vec![img.clone()], HaveSet::new());
                 e.set_platform(followed.clone());
-                src.stream(&[img.clone()], &mut e).unwrap();
+                src.stream(std::slice::from_ref(&img), &mut e).unwrap();
                 let (plan, out) = e.finish().unwrap_or_else(|err| {
                     panic!("{arch} {} following {followed:?}: {err}", src.label())
                 });
