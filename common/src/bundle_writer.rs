@@ -1,7 +1,8 @@
 //! The bundle writer: a docker-loadable archive in the Docker ≥ 25 shape, written from the
 //! [image model](crate::image) only. `blobs/sha256/<hex>` holds each config and each carried
-//! layer blob once (layers as the source stores them: uncompressed tars named by diffID, or
-//! compressed blobs named by their digest, which `docker load` decompresses itself); then one OCI
+//! layer blob once (layers as the engine hands them over: uncompressed tars named by diffID, or
+//! gzip blobs named by their digest, which every `docker load` decompresses itself; the engine
+//! decompresses zstd layers first, which Docker < 23 cannot read); then one OCI
 //! manifest per image, `index.json`, `manifest.json` (`Config`, `RepoTags`, `Layers` for every
 //! position, carried or not: `docker load` never opens the file of a chain it already has; a
 //! left-out position names `blobs/sha256/<diffID>`, so tools that complete the bundle from a

@@ -42,6 +42,47 @@ pub fn qualified(tag: &str) -> String {
     }
 }
 
+/// The tag a bare OCI ref name (`app2`: no repository, no tag, as umoci and `skopeo oci:DIR:NAME`
+/// write `org.opencontainers.image.ref.name`) gives its image, deciding as Docker does (its
+/// containerd loader parses the ref name as a reference): `app2` → `app2:latest`, `1.0` →
+/// `1.0:latest`. `None` when the name is not a valid repository name on its own (`V1`, `1.0-`,
+/// `a..b`) or looks like an image ID: such an image stays untagged.
+pub fn tag_of_bare_name(name: &str) -> Option<String> {
+    let n = name.trim();
+    if n.len() > 255 || !is_path_component(n) {
+        return None;
+    }
+    familiar(n)
+}
+
+/// A repository path component of Docker's reference grammar: lowercase letters and digits,
+/// separated by one `.`, one `_`, `__`, or a run of `-`.
+fn is_path_component(s: &str) -> bool {
+    let b = s.as_bytes();
+    let alnum = |c: u8| c.is_ascii_lowercase() || c.is_ascii_digit();
+    match (b.first(), b.last()) {
+        (Some(f), Some(l)) if alnum(*f) && alnum(*l) => {}
+        _ => return false,
+    }
+    let mut i = 0;
+    while i < b.len() {
+        if alnum(b[i]) {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        while i < b.len() && !alnum(b[i]) {
+            i += 1;
+        }
+        let sep = &b[start..i];
+        let ok = matches!(sep, b"." | b"_" | b"__") || sep.iter().all(|c| *c == b'-');
+        if !ok {
+            return false;
+        }
+    }
+    true
+}
+
 /// Whether `s` looks like an image ID or an ID prefix: 12 to 64 lowercase hex digits.
 pub fn is_hex_id(s: &str) -> bool {
     (12..=64).contains(&s.len()) && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
@@ -83,6 +124,34 @@ mod tests {
         assert_eq!(familiar("0123456789abcdef"), None);
         assert_eq!(familiar("app@sha256:00"), None);
         assert_eq!(familiar(""), None);
+    }
+
+    #[test]
+    fn bare_ref_names_become_tags_when_docker_would_take_them() {
+        for (n, t) in [
+            ("app2", "app2:latest"),
+            ("1.0", "1.0:latest"),
+            ("my-app__x.y", "my-app__x.y:latest"),
+            ("a---b", "a---b:latest"),
+        ] {
+            assert_eq!(tag_of_bare_name(n).as_deref(), Some(t), "{n}");
+        }
+        for n in [
+            "",
+            "V1",
+            "1.0-",
+            "-a",
+            "a..b",
+            "a___b",
+            "a-_b",
+            "app 2",
+            "äpp",
+            "0123456789abcdef",
+        ] {
+            assert_eq!(tag_of_bare_name(n), None, "{n:?}");
+        }
+        assert_eq!(tag_of_bare_name(&"a".repeat(256)), None);
+        assert!(tag_of_bare_name(&"a".repeat(255)).is_some());
     }
 
     #[test]

@@ -12,7 +12,7 @@ use partial_common::codec::{self, Compression};
 use partial_common::daemon;
 use partial_common::engine::{Engine, EngineObserver};
 use partial_common::have::HaveSet;
-use partial_common::image::Image;
+use partial_common::image::{Image, Platform};
 use partial_common::manifest::{self, BundleManifest, FileEntry, ToolInfo};
 use partial_common::output::{self, naming};
 use partial_common::plan::Plan;
@@ -36,6 +36,9 @@ struct Gathered {
     live: bool,
     /// The bytes the sources will stream, when known in advance (for the progress bar).
     total: Option<u64>,
+    /// The platform followed in the streams' multi-platform indexes (offline inputs: the one
+    /// the sources were opened with, so the engine reads the same image they resolved).
+    platform: Option<Platform>,
 }
 
 /// Progress callbacks of the filter, shown on one line: bytes read, layers carried and left
@@ -247,6 +250,7 @@ async fn gather(args: &SaveArgs) -> Result<(Gathered, Option<ExportLedger>)> {
             desc: manifest::Source::Archives { files },
             live: false,
             total: plain_size(&args.from_archive, &args.from_oci),
+            platform: Some(platform),
         };
         return Ok((g, ledger));
     }
@@ -271,6 +275,7 @@ async fn gather(args: &SaveArgs) -> Result<(Gathered, Option<ExportLedger>)> {
         desc,
         live: true,
         total,
+        platform: None,
     };
     Ok((g, ledger))
 }
@@ -307,10 +312,12 @@ async fn export<W: Write + Send + 'static>(
             wanted,
             have,
             live,
+            platform,
             ..
         } = g;
         let mut engine = Engine::new(out, wanted.clone(), have);
         engine.set_observer(Box::new(observer));
+        engine.set_platform(platform);
         let mut labels = Vec::new();
         for src in &sources {
             let mine: Vec<Image> = wanted.iter().filter(|w| src.holds(w)).cloned().collect();

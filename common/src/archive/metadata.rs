@@ -8,7 +8,7 @@ use super::{ArchiveError, IndexedImage, SourceImage};
 use crate::digest::Digest;
 use crate::image::Platform;
 use crate::plan::Layout;
-use crate::reference::familiar;
+use crate::reference::{familiar, tag_of_bare_name};
 use serde_json::Value;
 use std::collections::{BTreeMap, HashMap};
 use std::rc::Rc;
@@ -78,7 +78,8 @@ pub(crate) fn blob_entry(d: &Digest) -> String {
 }
 
 /// What an index descriptor's annotations name: a full reference (a tag), or a bare
-/// `org.opencontainers.image.ref.name` such as `1.0` (a tag of the layout, no repository).
+/// `org.opencontainers.image.ref.name` such as `app2` or `1.0` (a tag of the layout, no
+/// repository), which also gives the tag [`tag_of_bare_name`] when it is a valid name.
 enum RefName {
     Tag(String),
     Bare(String),
@@ -322,9 +323,10 @@ impl Collected {
             }
             let mut found = BTreeMap::new();
             self.walk(desc, &mut Vec::new(), &mut found, 0, &mut st);
+            // A bare ref name is also a tag when Docker would take it as one (`app2`).
             let (tag, bare) = match ref_name_of(desc) {
                 Some(RefName::Tag(t)) => (Some(t), None),
-                Some(RefName::Bare(b)) => (None, Some(b)),
+                Some(RefName::Bare(b)) => (tag_of_bare_name(&b), Some(b)),
                 None => (None, None),
             };
             for (cfg, (mdigest, parents)) in found {

@@ -84,8 +84,10 @@ pub struct IndexedImage {
     pub manifest_digest: Option<Digest>,
     /// OCI image indexes (nested in `index.json`) leading to the image's manifest, outermost first.
     pub index_digests: Vec<Digest>,
-    /// Bare `org.opencontainers.image.ref.name` annotations (`1.0`): tags of the layout that name
-    /// no repository. `-i 1.0` and `-i NAME:1.0` select the image.
+    /// Bare `org.opencontainers.image.ref.name` annotations (`app2`, `1.0`): tags of the layout
+    /// that name no repository. `-i app2` and `-i NAME:app2` select the image; a bare name that
+    /// is a valid repository name is also in `source.tags` as `app2:latest`
+    /// ([`tag_of_bare_name`](crate::reference::tag_of_bare_name)).
     pub ref_names: Vec<String>,
 }
 

@@ -12,6 +12,7 @@ use crate::codec::Compression;
 use crate::digest::Digest;
 use crate::image::{Image, Layer};
 use crate::plan::{Decision, Layout, Plan, PlannedImage, PlannedLayer};
+use crate::reference::tag_of_bare_name;
 use std::collections::{BTreeSet, HashMap};
 use std::io::Write;
 
@@ -33,6 +34,7 @@ impl<W: Write> Engine<W> {
     pub fn finish(mut self) -> Result<(Plan, W), ArchiveError> {
         let found = self.found_images()?;
         let matched = self.match_wanted(&found)?;
+        self.warn_untagged(&found, &matched);
         self.check_identification(&found, &matched)?;
         self.decide_spooled(&found)?;
         let (plan_images, images) = self.plan_images(&found, &matched)?;
@@ -90,13 +92,20 @@ impl<W: Write> Engine<W> {
         Ok(out)
     }
 
-    /// For each wanted image, the first found image it names, with the same diffIDs.
+    /// For each wanted image, the found image with its ID, else the first one an alias of it
+    /// names (the containerd store names images by manifest or index digest), with the same
+    /// diffIDs. The ID comes first: an index digest names every platform's image below it.
     fn match_wanted(&self, found: &[Found]) -> Result<Vec<usize>, ArchiveError> {
         let mut out = Vec::new();
         for w in &self.wanted {
             let hit = found
                 .iter()
-                .position(|f| f.img.named_by(&w.id) || w.aliases.iter().any(|a| f.img.named_by(a)));
+                .position(|f| f.img.source.id == w.id)
+                .or_else(|| {
+                    found.iter().position(|f| {
+                        f.img.named_by(&w.id) || w.aliases.iter().any(|a| f.img.named_by(a))
+                    })
+                });
             let Some(k) = hit else {
                 return Err(ArchiveError::ImageNotFound(w.name()));
             };
@@ -111,6 +120,29 @@ impl<W: Write> Engine<W> {
             out.push(k);
         }
         Ok(out)
+    }
+
+    /// A wanted image left untagged whose layout names it only by bare ref names that are no
+    /// valid repository names (`V1`): it loads with its ID only, which the plan says.
+    fn warn_untagged(&mut self, found: &[Found], matched: &[usize]) {
+        for (w, k) in self.wanted.iter().zip(matched) {
+            let invalid: Vec<&str> = found[*k]
+                .img
+                .ref_names
+                .iter()
+                .filter(|r| tag_of_bare_name(r).is_none())
+                .map(String::as_str)
+                .collect();
+            if w.tags.is_empty() && !invalid.is_empty() {
+                self.warnings.push(format!(
+                    "image {}: its OCI ref name {} is not a valid repository name, so it is carried \
+                     untagged (after the load it has only its ID; -i NAME:{} would tag it)",
+                    w.name(),
+                    invalid.join(", "),
+                    invalid[0]
+                ));
+            }
+        }
     }
 
     /// Legacy folders identified from their `json` must sit where `manifest.json` puts them.
@@ -176,6 +208,10 @@ impl<W: Write> Engine<W> {
             };
             check(&sp.name, &named, &diff, got)?;
             self.report_layer(&sp.name, sp.size, true);
+            if let Some(size) = sp.unpacked {
+                self.write_unpacked(diff, sp.file, size)?;
+                continue;
+            }
             self.out
                 .write_blob(&sp.blob, sp.size, &mut sp.file, |_| {})
                 .map_err(|e| match e {

@@ -10,13 +10,18 @@
 //! when its role is not known yet (a one-pass daemon stream whose `manifest.json` comes last),
 //! spooled to a temporary file and decided in [`Engine::finish`] (`finish.rs`).
 //!
+//! A carried zstd layer is written decompressed (`docker load` before Docker 23 cannot read zstd
+//! layers): see `unpack`.
+//!
 //! Modules: `stream` (one input, entry by entry), `finish` (matching, checks, the plan, the
-//! bundle's metadata), `verify` (hashing on the side), `tests`.
+//! bundle's metadata), `verify` (hashing on the side), `unpack` (zstd layers written as
+//! uncompressed tars), `tests`, `writers_tests`.
 
 mod finish;
 mod stream;
 #[cfg(test)]
 mod tests;
+mod unpack;
 mod verify;
 #[cfg(test)]
 mod writers_tests;
@@ -45,7 +50,10 @@ struct Spooled {
     input: usize,
     name: String,
     file: File,
+    /// The stored size.
     size: u64,
+    /// The size of the file when it holds the blob decompressed ([`unpack`]).
+    unpacked: Option<u64>,
     compression: Compression,
     blob: Digest,
     /// Its decompressed sha256, or why it does not decompress.

@@ -1,6 +1,7 @@
 //! One input, entry by entry: metadata is collected, legacy folders are identified from their
 //! `json`, each layer file is written (checked), skipped, or spooled when its role is not known.
 
+use super::unpack::{self, Unpacker};
 use super::verify::Verifier;
 use super::{Engine, Input, Spooled};
 use crate::archive::legacy_id::V1Json;
@@ -172,7 +173,7 @@ impl<W: Write> Engine<W> {
         if inp.index.is_some() {
             return self.drain(r, base);
         }
-        self.spool(r, input_no, name, head, &prefix)
+        self.spool(r, input_no, name, head, &prefix, base)
     }
 
     /// Learns blob → diffID from an OCI manifest read while streaming (containerd layout).
@@ -244,9 +245,15 @@ impl<W: Write> Engine<W> {
             (Compression::None, _) => k.diff.clone(),
             (_, Some(b)) => b,
             // A compressed file whose digest nothing names: hash it first.
-            (_, None) => return self.spool(r, self.inputs.len(), name.to_string(), head, &prefix),
+            (_, None) => {
+                let input = self.inputs.len();
+                return self.spool(r, input, name.to_string(), head, &prefix, base);
+            }
         };
         self.report_layer(name, head.size, true);
+        if unpack::unpacked(c) {
+            return self.layer_unpacked(r, name, &prefix, &digest, k.diff, base);
+        }
         let mut v = Verifier::new(c).map_err(ArchiveError::Io)?;
         let start = base + r.position();
         let mut data = std::io::Cursor::new(prefix).chain(r.data());
@@ -275,8 +282,37 @@ impl<W: Write> Engine<W> {
         Ok(())
     }
 
+    /// A carried layer that is written decompressed ([`unpack`](super::unpack)): decompressed
+    /// to a temporary file, checked, then written as the uncompressed tar named by its diffID.
+    fn layer_unpacked<R: Read>(
+        &mut self,
+        r: &mut TarReader<R>,
+        name: &str,
+        prefix: &[u8],
+        digest: &Digest,
+        diff: Digest,
+        base: u64,
+    ) -> Result<(), ArchiveError> {
+        let mut u = Unpacker::new()?;
+        u.update(prefix)?;
+        self.copy_entry(r, base, |chunk| u.update(chunk))?;
+        let done = u.finish()?;
+        check(name, digest, &diff, done.got)?;
+        self.write_unpacked(diff, done.file, done.size)
+    }
+
     /// Reads past the current entry's data, reporting progress.
     fn drain<R: Read>(&self, r: &mut TarReader<R>, base: u64) -> Result<(), ArchiveError> {
+        self.copy_entry(r, base, |_| Ok(()))
+    }
+
+    /// Hands the rest of the current entry's data to `each`, chunk by chunk, reporting progress.
+    fn copy_entry<R: Read>(
+        &self,
+        r: &mut TarReader<R>,
+        base: u64,
+        mut each: impl FnMut(&[u8]) -> Result<(), ArchiveError>,
+    ) -> Result<(), ArchiveError> {
         let mut buf = vec![0u8; 256 * 1024];
         let mut since = 0u64;
         loop {
@@ -284,6 +320,7 @@ impl<W: Write> Engine<W> {
             if n == 0 {
                 return Ok(());
             }
+            each(&buf[..n])?;
             since += n as u64;
             if since >= 8 << 20 {
                 since = 0;
@@ -293,7 +330,8 @@ impl<W: Write> Engine<W> {
     }
 
     /// Spools the current entry to a temporary file, hashing it (and its content, when
-    /// compressed) on the way.
+    /// compressed) on the way; a blob written decompressed when carried
+    /// ([`unpack`](super::unpack)) is spooled decompressed.
     fn spool<R: Read>(
         &mut self,
         r: &mut TarReader<R>,
@@ -301,30 +339,35 @@ impl<W: Write> Engine<W> {
         name: String,
         head: &EntryHead,
         prefix: &[u8],
+        base: u64,
     ) -> Result<(), ArchiveError> {
         // A one-pass stream names layers by what the metadata at its end will say; memory must
         // stay bounded, so they wait on disk.
         let compression = codec::detect(prefix);
-        let mut v = Verifier::new(compression).map_err(ArchiveError::Spool)?;
-        let mut file = tempfile::tempfile().map_err(ArchiveError::Spool)?;
-        v.update(prefix);
-        file.write_all(prefix).map_err(ArchiveError::Spool)?;
-        let mut buf = vec![0u8; 256 * 1024];
-        loop {
-            let n = r.data().read(&mut buf).map_err(|e| r.map_data_err(e))?;
-            if n == 0 {
-                break;
-            }
-            v.update(&buf[..n]);
-            file.write_all(&buf[..n]).map_err(ArchiveError::Spool)?;
-        }
-        file.seek(SeekFrom::Start(0)).map_err(ArchiveError::Spool)?;
-        let done = v.finish();
+        let (file, unpacked, done) = if unpack::unpacked(compression) {
+            let mut u = Unpacker::new()?;
+            u.update(prefix)?;
+            self.copy_entry(r, base, |chunk| u.update(chunk))?;
+            let done = u.finish()?;
+            (done.file, Some(done.size), done.got)
+        } else {
+            let mut v = Verifier::new(compression).map_err(ArchiveError::Spool)?;
+            let mut file = tempfile::tempfile().map_err(ArchiveError::Spool)?;
+            v.update(prefix);
+            file.write_all(prefix).map_err(ArchiveError::Spool)?;
+            self.copy_entry(r, base, |chunk| {
+                v.update(chunk);
+                file.write_all(chunk).map_err(ArchiveError::Spool)
+            })?;
+            file.seek(SeekFrom::Start(0)).map_err(ArchiveError::Spool)?;
+            (file, None, v.finish())
+        };
         self.spooled.push(Spooled {
             input,
             name,
             file,
             size: head.size,
+            unpacked,
             compression,
             blob: done.blob,
             diff: done.diff,

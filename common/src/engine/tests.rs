@@ -137,8 +137,25 @@ pub(super) fn check_bundle(bundle: &[u8], plan: &Plan) {
         .filter(|l| l.decision.is_carried())
         .map(|l| &l.diff_id)
         .collect();
+    // Image ID → the layer descriptors of its OCI manifest.
+    let ix: Value = serde_json::from_slice(&file("index.json").unwrap()).unwrap();
+    let mut oci_layers: std::collections::BTreeMap<String, Vec<Value>> = Default::default();
+    for d in ix["manifests"].as_array().unwrap() {
+        let m: Value = serde_json::from_slice(
+            &file(&format!(
+                "blobs/sha256/{}",
+                Digest::parse(d["digest"].as_str().unwrap()).unwrap().hex()
+            ))
+            .expect("OCI manifest present"),
+        )
+        .unwrap();
+        let id = m["config"]["digest"].as_str().unwrap().to_string();
+        oci_layers.insert(id, m["layers"].as_array().unwrap().clone());
+    }
     let mut expected_blobs: BTreeSet<String> = BTreeSet::new();
     for (img, item) in plan.images.iter().zip(&m) {
+        let descs = &oci_layers[img.id.as_str()];
+        assert_eq!(descs.len(), img.layers.len());
         let cfg = item["Config"].as_str().unwrap();
         assert_eq!(cfg, blob_path(&img.id));
         assert_eq!(sha(&file(cfg).expect("config present")), img.id);
@@ -147,14 +164,24 @@ pub(super) fn check_bundle(bundle: &[u8], plan: &Plan) {
         assert_eq!(tags, img.tags);
         let layers = item["Layers"].as_array().unwrap();
         assert_eq!(layers.len(), img.layers.len());
-        for (l, path) in img.layers.iter().zip(layers) {
+        for ((l, path), desc) in img.layers.iter().zip(layers).zip(descs) {
             let path = path.as_str().unwrap();
             let data = file(path);
             if l.decision.is_carried() || carried_diffs.contains(&l.diff_id) {
                 let data = data.unwrap_or_else(|| panic!("carried layer {path} missing"));
                 assert_eq!(format!("blobs/sha256/{}", sha(&data).hex()), path);
                 assert_eq!(sha(&uncompressed(&data)), l.diff_id, "{path}");
-                assert_eq!(l.blob.as_ref().map(|b| &b.digest), Some(&sha(&data)));
+                // Docker < 23 cannot load zstd layers: they are written decompressed.
+                let c = crate::codec::detect(&data);
+                assert_ne!(c, crate::codec::Compression::Zstd, "{path} is zstd");
+                // The plan, manifest.json and the OCI manifest say what was written.
+                let b = l.blob.as_ref().expect("a carried layer has its blob");
+                assert_eq!(b.digest, sha(&data), "{path}");
+                assert_eq!(b.compression, c, "{path}");
+                assert_eq!(b.size, Some(data.len() as u64), "{path}");
+                assert_eq!(desc["digest"].as_str(), Some(b.digest.as_str()), "{path}");
+                assert_eq!(desc["size"].as_u64(), Some(data.len() as u64), "{path}");
+                assert_eq!(desc["mediaType"].as_str(), Some(b.media_type.as_str()));
                 expected_blobs.insert(path.to_string());
             } else {
                 assert!(data.is_none(), "left-out layer {path} is in the bundle");

@@ -299,8 +299,9 @@ fn oci_archive_and_directory_with_gzip_and_zstd_layers() {
     let base_dir = dir.path().join("base");
     write_dir(&base_dir, &base_files);
     let base = OciDirSource::open(&base_dir, None).unwrap();
-    // A bare ref name is a tag of the layout: found as `1`, or as `NAME:1`.
-    assert!(base.find("1").unwrap().tags.is_empty());
+    // A bare ref name is a tag of the layout: found as `1`, or as `NAME:1`. `1` is a valid
+    // repository name on its own, so it tags the image `1:latest`, as Docker names it.
+    assert_eq!(base.find("1").unwrap().tags, vec!["1:latest".to_string()]);
     assert_eq!(
         base.find("mybase:1").unwrap().tags,
         vec!["mybase:1".to_string()]
@@ -318,6 +319,7 @@ fn oci_archive_and_directory_with_gzip_and_zstd_layers() {
             out.contains_key("manifest.json"),
             "inputs without one get one"
         );
+        // The zstd layer is written decompressed (Docker < 23 cannot load zstd), gzip as is.
         let kinds: Vec<_> = plan.images[0].layers[1..3]
             .iter()
             .map(|l| l.blob.as_ref().unwrap().compression)
@@ -325,9 +327,85 @@ fn oci_archive_and_directory_with_gzip_and_zstd_layers() {
         assert_eq!(
             kinds,
             vec![
-                crate::codec::Compression::Zstd,
+                crate::codec::Compression::None,
                 crate::codec::Compression::Gzip
             ]
+        );
+        let b = w.app.layers[1].diff.clone();
+        assert!(layer_blobs(&out).contains(&format!("blobs/sha256/{}", b.hex())));
+        assert_eq!(plan.layout, crate::plan::Layout::Containerd, "gzip kept");
+    }
+}
+
+/// All of `app`'s layers zstd, as an `oci-archive` tar (blobs first, `index.json` last).
+fn zstd_archive(w: &World) -> Vec<u8> {
+    as_tar(&oci_layout(&[&w.app], &|_| Some(false), &|t| t.to_string()))
+}
+
+#[test]
+fn zstd_layers_are_written_decompressed_named_by_diff_id() {
+    let w = world();
+    let tar = zstd_archive(&w);
+    let ix = crate::archive::scan(&tar[..]).unwrap();
+    // Scanned (an archive file: layers known when they arrive) and one pass without an index
+    // (a daemon stream: the layers arrive before the manifest that names them, so are spooled).
+    for indexed in [true, false] {
+        let img = match indexed {
+            true => ix.model(&ix.images[0]),
+            false => Image::from_diff_ids(w.app.id.clone(), w.app.tags.clone(), &w.app.diffs()),
+        };
+        let mut e = Engine::new(Vec::new(), vec![img], have(&[&w.base]));
+        e.add_input(&tar[..], "zstd", indexed.then(|| ix.clone()))
+            .unwrap();
+        let (plan, out) = e.finish().unwrap();
+        check_bundle(&out, &plan);
+        assert_eq!(decisions(&plan, 0), vec![false, true, true, true]);
+        let want: std::collections::BTreeSet<String> = app_layers(&w)
+            .iter()
+            .map(|d| format!("blobs/sha256/{}", d.hex()))
+            .collect();
+        assert_eq!(layer_blobs(&read_tar(&out)), want, "indexed={indexed}");
+        for l in &plan.images[0].layers[1..] {
+            let b = l.blob.as_ref().unwrap();
+            assert_eq!(b.compression, crate::codec::Compression::None);
+            assert_eq!(b.digest, l.diff_id);
+            assert_eq!(b.media_type, crate::image::layer_media_type(b.compression));
+        }
+        assert_eq!(
+            plan.layout,
+            crate::plan::Layout::Oci,
+            "nothing compressed written"
+        );
+        // What was carried: the uncompressed tars' sizes.
+        let sizes: u64 = w.app.layers[1..3].iter().map(|l| l.data.len() as u64).sum();
+        assert_eq!(plan.bytes_carried, sizes);
+    }
+}
+
+#[test]
+fn a_corrupt_zstd_layer_is_refused_naming_it() {
+    let w = world();
+    let mut tar = zstd_archive(&w);
+    let needle = zst(&w.app.layers[1].data);
+    let at = tar.windows(needle.len()).position(|x| x == needle).unwrap();
+    tar[at + needle.len() / 2] ^= 0x55;
+    let ix = crate::archive::scan(&tar[..]).unwrap();
+    for indexed in [true, false] {
+        let img = Image::from_diff_ids(w.app.id.clone(), w.app.tags.clone(), &w.app.diffs());
+        let img = match indexed {
+            true => ix.model(&ix.images[0]),
+            false => img,
+        };
+        let mut e = Engine::new(Vec::new(), vec![img], HaveSet::new());
+        let err = e
+            .add_input(&tar[..], "zstd", indexed.then(|| ix.clone()))
+            .err()
+            .or_else(|| e.finish().err())
+            .expect("corruption found");
+        let blob = Digest::of_bytes(&needle);
+        assert!(
+            err.to_string().contains(blob.hex()),
+            "indexed={indexed}: {err}"
         );
     }
 }
@@ -424,4 +502,113 @@ fn compressed_layers_named_by_no_digest_are_hashed_by_the_scan() {
     let (plan, out) = export(&src, "app:1", crate::archive::testutil::have(&[&w.base]));
     assert_eq!(decisions(&plan, 0), vec![false, true, true, true]);
     assert_eq!(layer_blobs(&read_tar(&out)).len(), 2);
+}
+
+/// `app:1` as one tag of a multi-platform index (nested in `index.json`): `app` for linux/amd64,
+/// `other` (other layers, another config) for linux/arm64.
+fn multi_platform_layout(w: &World) -> Vec<(String, Vec<u8>)> {
+    let mut files = oci_layout(&[&w.app, &w.other], &|_| Some(true), &|t| t.to_string());
+    let at = files.iter().position(|(n, _)| n == "index.json").unwrap();
+    let ix: serde_json::Value = serde_json::from_slice(&files[at].1).unwrap();
+    let mut descs = ix["manifests"].as_array().unwrap().clone();
+    for (d, arch) in descs.iter_mut().zip(["amd64", "arm64"]) {
+        d.as_object_mut().unwrap().remove("annotations");
+        d["platform"] = json!({"os": "linux", "architecture": arch});
+    }
+    let media = "application/vnd.oci.image.index.v1+json";
+    let list =
+        serde_json::to_vec(&json!({"schemaVersion": 2, "mediaType": media, "manifests": descs}))
+            .unwrap();
+    let ld = Digest::of_bytes(&list);
+    files.push((format!("blobs/sha256/{}", ld.hex()), list.clone()));
+    files[at].1 = serde_json::to_vec(&json!({"schemaVersion": 2, "manifests": [
+        {"mediaType": media, "digest": ld.to_string(), "size": list.len(),
+         "annotations": {"org.opencontainers.image.ref.name": "app:1"}}]}))
+    .unwrap();
+    files
+}
+
+#[test]
+fn the_platform_holds_wherever_a_tag_is_resolved() {
+    let w = world();
+    let dir = tempfile::tempdir().unwrap();
+    let files = multi_platform_layout(&w);
+    let archive = write_file(dir.path(), "multi.oci.tar", &as_tar(&files));
+    let layout = dir.path().join("multi");
+    write_dir(&layout, &files);
+    for (arch, want) in [("amd64", &w.app), ("arm64", &w.other)] {
+        let p = Platform::parse(&format!("linux/{arch}")).unwrap();
+        let sources: Vec<Box<dyn Source>> = vec![
+            Box::new(ArchiveSource::open(&archive, Some(&p)).unwrap()),
+            Box::new(OciDirSource::open(&layout, Some(&p)).unwrap()),
+        ];
+        for src in &sources {
+            let img = src.find("app:1").unwrap();
+            assert_eq!(img.id, want.id, "{arch}");
+            // The index digest names both platforms' images: the engine must still take the
+            // wanted one, following the platform or not.
+            for followed in [Some(p.clone()), None] {
+                let mut e = Engine::new(Vec::new(), vec![img.clone()], HaveSet::new());
+                e.set_platform(followed.clone());
+                src.stream(std::slice::from_ref(&img), &mut e).unwrap();
+                let (plan, out) = e.finish().unwrap_or_else(|err| {
+                    panic!("{arch} {} following {followed:?}: {err}", src.label())
+                });
+                check_bundle(&out, &plan);
+                assert_eq!(plan.images[0].id, want.id, "{arch}");
+                assert_eq!(plan.images[0].tags, vec!["app:1".to_string()]);
+                assert_eq!(plan.images[0].layers.len(), want.layers.len());
+            }
+        }
+    }
+}
+
+#[test]
+fn bare_ref_names_tag_images_as_docker_would() {
+    let w = world();
+    let dir = tempfile::tempdir().unwrap();
+    // umoci-style bare ref names: `app1` is a valid repository name, `Other1` is not.
+    let files = oci_layout(&[&w.app, &w.other], &|_| Some(true), &|t| match t {
+        "app:1" => "app1".to_string(),
+        _ => "Other1".to_string(),
+    });
+    let archive = write_file(dir.path(), "bare.oci.tar", &as_tar(&files));
+    let layout = dir.path().join("bare");
+    write_dir(&layout, &files);
+    let sources: Vec<Box<dyn Source>> = vec![
+        Box::new(ArchiveSource::open(&archive, None).unwrap()),
+        Box::new(OciDirSource::open(&layout, None).unwrap()),
+    ];
+    let tags = |img: Option<Image>| img.expect("found").tags;
+    for src in &sources {
+        assert_eq!(tags(src.find("app1")), vec!["app1:latest".to_string()]);
+        assert_eq!(
+            tags(src.find("app1:latest")),
+            vec!["app1:latest".to_string()]
+        );
+        assert_eq!(tags(src.find("mine:app1")), vec!["mine:app1".to_string()]);
+        assert!(tags(src.find("Other1")).is_empty());
+        assert_eq!(tags(src.find("x/y:Other1")), vec!["x/y:Other1".to_string()]);
+        // Everything, without -i: the valid name tags its image, the other stays untagged and
+        // the plan says so.
+        let all = src.images().to_vec();
+        let by_id = |id: &Digest| all.iter().find(|i| i.id == *id).unwrap().tags.clone();
+        assert_eq!(by_id(&w.app.id), vec!["app1:latest".to_string()]);
+        assert!(by_id(&w.other.id).is_empty());
+        let mut e = Engine::new(Vec::new(), all.clone(), HaveSet::new());
+        src.stream(&all, &mut e).unwrap();
+        let (plan, out) = e.finish().unwrap();
+        check_bundle(&out, &plan);
+        assert_eq!(plan.warnings.len(), 1, "{:?}", plan.warnings);
+        assert!(plan.warnings[0].contains("Other1"), "{:?}", plan.warnings);
+        assert!(
+            plan.warnings[0].contains(w.other.id.as_str()),
+            "{:?}",
+            plan.warnings
+        );
+        // Selected by its bare name: tagged, no warning.
+        let (plan, _) = export(src.as_ref(), "app1", HaveSet::new());
+        assert_eq!(plan.images[0].tags, vec!["app1:latest".to_string()]);
+        assert!(plan.warnings.is_empty(), "{:?}", plan.warnings);
+    }
 }

@@ -6,7 +6,7 @@
 //!
 //! References: a tag (`app:1`, `docker.io/library/app:1`), a full or 12+-hex-digit prefix of an
 //! image ID, an OCI manifest or index digest, or (OCI layouts and `oci-archive` files) a bare
-//! `org.opencontainers.image.ref.name` such as `1.0`, also written `NAME:1.0`.
+//! `org.opencontainers.image.ref.name` such as `app2`, also written `NAME:app2`.
 
 mod archive_file;
 mod daemon;
@@ -61,15 +61,21 @@ pub trait Source: Send {
 }
 
 /// The image `reference` names in an index, in the model, tagged as the reference says: a tag
-/// reference keeps only that tag; an ID keeps all the image's tags; a bare layout tag
-/// (`1.0`) gives no tag, `NAME:1.0` gives `NAME:1.0`.
+/// reference keeps only that tag; an ID keeps all the image's tags; a bare layout tag (`app2`)
+/// gives the tag Docker would (`app2:latest`, see
+/// [`tag_of_bare_name`](crate::reference::tag_of_bare_name)), or none when it is not a valid
+/// repository name (`V1`); `NAME:app2` gives `NAME:app2`.
 pub(crate) fn find_in_index(ix: &ArchiveIndex, reference: &str) -> Option<Image> {
     let hit = ix.find(reference)?;
     let mut img = ix.model(hit);
     let tag = crate::reference::familiar(reference);
     match tag {
         Some(t) if hit.source.tags.contains(&t) => img.tags = vec![t],
-        _ if hit.ref_names.iter().any(|r| r == reference.trim()) => img.tags.clear(),
+        _ if hit.ref_names.iter().any(|r| r == reference.trim()) => {
+            img.tags = crate::reference::tag_of_bare_name(reference)
+                .into_iter()
+                .collect()
+        }
         Some(t) => img.tags = vec![t],
         None => {}
     }
