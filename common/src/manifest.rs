@@ -38,6 +38,15 @@ pub enum Source {
     Daemon { host: String, daemon: DaemonInfo },
     /// Existing `docker save` archives (offline mode).
     Archives { files: Vec<String> },
+    /// Registries, no daemon (`-i docker://…`): each reference pinned to the manifest digest
+    /// it resolved to (`HOST/REPO:TAG@sha256:…`).
+    Registry { references: Vec<String> },
+    /// A live daemon and registries in one run (daemon `-i` images mixed with `docker://` ones).
+    DaemonAndRegistry {
+        host: String,
+        daemon: DaemonInfo,
+        references: Vec<String>,
+    },
 }
 
 /// One file of the bundle (the whole bundle, or one split volume).
