@@ -198,7 +198,10 @@ fn registry_errors_name_the_registry_and_the_credentials() {
     let stderr = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(5), "{stderr}");
     assert!(stderr.contains("HTTP 401"), "{stderr}");
-    assert!(stderr.contains("credentials tried: --username alice"), "{stderr}");
+    assert!(
+        stderr.contains("credentials tried: --username alice"),
+        "{stderr}"
+    );
     assert!(!out.exists());
 
     // No credentials at all (an empty Docker config): exit 5, naming config.json.

@@ -133,7 +133,12 @@ fn model(
     let tags = reference
         .tag
         .as_ref()
-        .and_then(|t| familiar(&format!("{}/{}:{t}", reference.registry, reference.repository)))
+        .and_then(|t| {
+            familiar(&format!(
+                "{}/{}:{t}",
+                reference.registry, reference.repository
+            ))
+        })
         .into_iter()
         .collect();
     let mut aliases = vec![resolved.raw.digest.clone()];
