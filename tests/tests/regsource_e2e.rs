@@ -221,3 +221,59 @@ fn registry_errors_name_the_registry_and_the_credentials() {
         .expect_code(5)
         .stderr_has("config.json");
 }
+
+/// Not a timed test: prints the export time from the registry against the same image from the
+/// daemon (base:1 left out either way), best of three each. `PARTIAL_SAVE_BIN` names the binary
+/// to time (e.g. `target/release/partial-save`).
+/// `cargo test -p partial-tests --test regsource_e2e measure -- --ignored --nocapture`
+#[test]
+#[ignore]
+fn measure_registry_against_daemon() {
+    let Some(reg) = require_registry(RegistryOptions::default()) else {
+        return;
+    };
+    let pair = require_daemons!();
+    let scene = build_writer_scene(&pair, false).expect("scene");
+    let r = &reg.addr;
+    for name in ["base:1", "app:2"] {
+        let target = format!("{r}/{name}");
+        pair.source.docker(&["tag", name, &target]).unwrap();
+        pair.source.docker(&["push", &target]).unwrap();
+    }
+    let bin = std::env::var_os("PARTIAL_SAVE_BIN")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| partial_tests::bin("partial-save"));
+    let out = scene.dir.path().join("m.tgz");
+    let time = |args: &[String]| {
+        let mut best = f64::MAX;
+        for _ in 0..3 {
+            let t = std::time::Instant::now();
+            let mut cmd = std::process::Command::new(&bin);
+            cmd.args(args)
+                .args(["--force", "-o", out.to_str().unwrap()])
+                .env_remove("DOCKER_HOST");
+            partial_tests::cli::run_cmd(cmd).ok();
+            best = best.min(t.elapsed().as_secs_f64());
+        }
+        best
+    };
+    let host = pair.source.host();
+    let daemon = time(&[
+        "-i".into(),
+        "app:2".into(),
+        "-e".into(),
+        "base:1".into(),
+        "-H".into(),
+        host,
+    ]);
+    let registry = time(&[
+        "-i".into(),
+        format!("docker://{r}/app:2"),
+        "-e".into(),
+        format!("docker://{r}/base:1"),
+    ]);
+    eprintln!(
+        "app:2 without base:1: daemon {daemon:.3} s, registry {registry:.3} s ({:.2}x)",
+        registry / daemon
+    );
+}
