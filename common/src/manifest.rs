@@ -431,6 +431,18 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn registry_sources_round_trip() {
+        let mut m = sample();
+        m.source = Source::Registry {
+            references: vec!["127.0.0.1:5000/app:2@sha256:00".into()],
+        };
+        let bytes = m.to_bytes();
+        let v: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(v["source"]["kind"], "registry");
+        assert_eq!(BundleManifest::parse(&bytes, "m.json").unwrap(), m);
+    }
+
+    #[test]
     fn refuses_other_schema_newer_version_and_inconsistency() {
         let m = sample();
         let mut v: serde_json::Value = serde_json::from_slice(&m.to_bytes()).unwrap();

@@ -233,7 +233,8 @@ pub fn registry_options(args: &RegistryArgs, idle: u64) -> Result<RegistryOption
     })
 }
 
-/// Resolves `docker://` references in their registries (`what` names the flag for messages).
+/// Resolves `docker://` references in their registries (`what`, e.g. `-i`, names the flag in
+/// messages).
 pub async fn open_registry(
     refs: &[String],
     opts: &RegistryOptions,
@@ -243,7 +244,9 @@ pub async fn open_registry(
 ) -> Result<RegistrySource> {
     RegistrySource::open(refs, opts, platform, Duration::from_secs(idle))
         .await
-        .map_err(|e| crate::registry_failure(e).context(what.to_string()))
+        .map_err(|e| {
+            crate::registry_failure(e).context(format!("resolving {what} {}", refs.join(" ")))
+        })
 }
 
 /// Adds the `-e docker://…` images, resolved in `src`, to `have`.
