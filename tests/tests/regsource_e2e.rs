@@ -235,7 +235,21 @@ fn measure_registry_against_daemon() {
     let pair = require_daemons!();
     let scene = build_writer_scene(&pair, false).expect("scene");
     let r = &reg.addr;
-    for name in ["base:1", "app:2"] {
+    // And a bigger one: 48 MiB of new random layers on base:1.
+    pair.source
+        .build(
+            "big:1",
+            "base:1",
+            &[partial_tests::layer_files(
+                46,
+                "big",
+                4,
+                12 << 20,
+                partial_tests::Content::Random,
+            )],
+        )
+        .unwrap();
+    for name in ["base:1", "app:2", "big:1"] {
         let target = format!("{r}/{name}");
         pair.source.docker(&["tag", name, &target]).unwrap();
         pair.source.docker(&["push", &target]).unwrap();
@@ -258,22 +272,24 @@ fn measure_registry_against_daemon() {
         best
     };
     let host = pair.source.host();
-    let daemon = time(&[
-        "-i".into(),
-        "app:2".into(),
-        "-e".into(),
-        "base:1".into(),
-        "-H".into(),
-        host,
-    ]);
-    let registry = time(&[
-        "-i".into(),
-        format!("docker://{r}/app:2"),
-        "-e".into(),
-        format!("docker://{r}/base:1"),
-    ]);
-    eprintln!(
-        "app:2 without base:1: daemon {daemon:.3} s, registry {registry:.3} s ({:.2}x)",
-        registry / daemon
-    );
+    for image in ["app:2", "big:1"] {
+        let daemon = time(&[
+            "-i".into(),
+            image.into(),
+            "-e".into(),
+            "base:1".into(),
+            "-H".into(),
+            host.clone(),
+        ]);
+        let registry = time(&[
+            "-i".into(),
+            format!("docker://{r}/{image}"),
+            "-e".into(),
+            format!("docker://{r}/base:1"),
+        ]);
+        eprintln!(
+            "{image} without base:1: daemon {daemon:.3} s, registry {registry:.3} s ({:.2}x)",
+            registry / daemon
+        );
+    }
 }
