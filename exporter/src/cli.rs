@@ -150,8 +150,8 @@ pub struct SaveArgs {
     /// The destination has every image in this OCI layout directory; repeatable.
     #[arg(long = "exclude-oci", value_name = "DIR")]
     pub exclude_oci: Vec<PathBuf>,
-    /// In multi-platform archives and layouts, export this platform's image (default: this
-    /// machine's, e.g. linux/amd64).
+    /// In multi-platform archives, layouts and registry indexes, export this platform's image
+    /// (default: this machine's, e.g. linux/amd64).
     #[arg(long, value_name = "OS/ARCH[/VARIANT]")]
     pub platform: Option<String>,
     /// Compression of the bundle: gzip (loads with plain `docker load`), zstd, none.

@@ -33,7 +33,8 @@ struct Gathered {
     wanted: Vec<Image>,
     have: HaveSet,
     desc: manifest::Source,
-    /// Errors of the stream are the daemon's (exit 5) rather than bad input (exit 3).
+    /// Errors of the stream are the daemon's or a registry's (exit 5) rather than bad input
+    /// (exit 3).
     live: bool,
 }
 
@@ -351,7 +352,10 @@ async fn export<W: Write + Send + 'static>(
 ) -> Result<(Plan, W)> {
     let bar = progress::bytes("", None);
     let observer = Observer::new(bar.clone(), written);
-    if g.live {
+    if matches!(
+        g.desc,
+        manifest::Source::Daemon { .. } | manifest::Source::DaemonAndRegistry { .. }
+    ) {
         bar.set_message("· the daemon is preparing the export");
     }
     let result = tokio::task::spawn_blocking(move || -> Result<(Plan, W)> {
