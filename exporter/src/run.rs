@@ -18,7 +18,7 @@ use partial_common::manifest::{self, BundleManifest, FileEntry, ToolInfo};
 use partial_common::output::{self, naming};
 use partial_common::plan::Plan;
 use partial_common::progress;
-use partial_common::source::{RegistrySource, Source};
+use partial_common::source::{RegistrySource, Source, SCHEME};
 use std::cell::Cell;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -330,13 +330,23 @@ async fn open_registries(
 }
 
 /// An engine error as the binary reports it: a write error is ours (exit 1), the daemon's
-/// stream failing is the daemon's (exit 5), anything else in an input file is bad input (3).
+/// stream failing is the daemon's (exit 5), a registry that fails or stalls mid-blob is the
+/// registry's (exit 5), anything else in an input file or a registry's blobs is bad input (3).
 fn classify(e: ArchiveError, label: &str, live: bool) -> anyhow::Error {
     let write = matches!(e, ArchiveError::Write(_) | ArchiveError::Spool(_));
     let e = crate::maybe_registry_failure(anyhow::Error::new(e).context(label.to_string()));
-    if live {
+    let registry = label.starts_with(SCHEME);
+    if live && !registry {
+        return crate::maybe_daemon_failure(e);
+    }
+    // A registry blob stream that stalled is a `Stalled` error, as a daemon's.
+    let e = if registry {
         crate::maybe_daemon_failure(e)
-    } else if write {
+    } else {
+        e
+    };
+    let coded = e.chain().any(|c| c.is::<partial_common::exit::Coded>());
+    if write || coded {
         e
     } else {
         crate::bad_input(e)

@@ -5,7 +5,8 @@
 //! touches a daemon (a bogus `-H`), fetches only the carried blobs (the registry's access log),
 //! and `partial-load load` on the air-gapped daemon holding base:1 gives the very image (same ID:
 //! `docker push` keeps the config bytes). Also: digest references, a missing tag, a daemon image
-//! mixed with a registry one, and the errors of an unreachable registry and a wrong password.
+//! mixed with a registry one, a corrupted blob, and the errors of an unreachable registry and a
+//! wrong password.
 
 use partial_tests::cli::save;
 use partial_tests::roundtrip::{build_writer_scene, round_trip, Expect};
@@ -140,6 +141,42 @@ fn exports_from_a_registry_without_a_daemon() {
     assert_eq!(ids, want);
     assert!(facts.images.iter().all(|i| i.carried.iter().all(|c| *c)));
     check_manifest_source(&mixed, "daemon_and_registry");
+
+    // 5. A carried blob the registry serves corrupted (one byte flipped in its storage): exit 3
+    //    naming the blob, no bundle left behind.
+    let m: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(partial_tests::bundle_check::manifest_path(&out)).unwrap(),
+    )
+    .unwrap();
+    let top = m["images"][0]["layers"].as_array().unwrap().last().unwrap()["blob"]["digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let hex = top.trim_start_matches("sha256:");
+    let data = reg
+        .dir()
+        .join("data/docker/registry/v2/blobs/sha256")
+        .join(&hex[..2])
+        .join(hex)
+        .join("data");
+    let mut bytes = std::fs::read(&data).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0xff;
+    std::fs::write(&data, &bytes).unwrap();
+    let bad = scene.dir.path().join("bad.tgz");
+    save(&[
+        "-i",
+        &format!("docker://{r}/app:2"),
+        "-e",
+        &format!("docker://{r}/base:1"),
+        "-H",
+        NO_DAEMON,
+        "-o",
+        bad.to_str().unwrap(),
+    ])
+    .expect_code(3)
+    .stderr_has(hex);
+    assert!(!bad.exists());
 }
 
 #[test]
