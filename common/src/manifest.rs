@@ -38,6 +38,15 @@ pub enum Source {
     Daemon { host: String, daemon: DaemonInfo },
     /// Existing `docker save` archives (offline mode).
     Archives { files: Vec<String> },
+    /// Registries, no daemon (`-i docker://…`): each reference pinned to the manifest digest
+    /// it resolved to (`HOST/REPO:TAG@sha256:…`).
+    Registry { references: Vec<String> },
+    /// A live daemon and registries in one run (daemon `-i` images mixed with `docker://` ones).
+    DaemonAndRegistry {
+        host: String,
+        daemon: DaemonInfo,
+        references: Vec<String>,
+    },
 }
 
 /// One file of the bundle (the whole bundle, or one split volume).
@@ -419,6 +428,18 @@ pub(crate) mod tests {
         let bytes = m.to_bytes();
         let back = BundleManifest::parse(&bytes, "m.json").unwrap();
         assert_eq!(back, m);
+    }
+
+    #[test]
+    fn registry_sources_round_trip() {
+        let mut m = sample();
+        m.source = Source::Registry {
+            references: vec!["127.0.0.1:5000/app:2@sha256:00".into()],
+        };
+        let bytes = m.to_bytes();
+        let v: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(v["source"]["kind"], "registry");
+        assert_eq!(BundleManifest::parse(&bytes, "m.json").unwrap(), m);
     }
 
     #[test]

@@ -8,6 +8,7 @@ pub const AFTER_HELP: &str = "\
 Examples:
   partial-save -i app:2 -e app:1 -o app.tgz --sign-key team.key
   partial-save -i app:2 --have airgap-inventory.json -o app.tgz --sign-key team.key
+  partial-save -i docker://registry.local:5000/app:2 -e docker://registry.local:5000/app:1 -o app.tgz
   partial-save --from-archive full.tar --exclude-archive base.tar -o app.tgz
   partial-save -i app:3 --ledger site-a.json -o app3.tgz --sign-key team.key
   partial-save ledger show site-a.json
@@ -17,7 +18,8 @@ Examples:
   partial-save keygen -o team
 
 Exit codes: 0 success; 1 failure; 2 usage; 3 bad input (archive, inventory or ledger does
-not verify); 5 Docker daemon unreachable or daemon error (also: it died or hung mid-export);
+not verify; a registry blob or manifest that does not match its digest); 5 Docker daemon or
+registry unreachable, failing or refusing access (also: it died or hung mid-export);
 130 interrupted.
 
 Environment: PARTIAL_PING_TIMEOUT=SECS bounds the first ping of the daemon (default 30).";
@@ -98,10 +100,12 @@ pub struct KeygenArgs {
 
 #[derive(Args, Debug)]
 pub struct SaveArgs {
-    /// Image to save (name:tag or ID); repeatable.
+    /// Image to save (name:tag or ID on the daemon; `docker://HOST[:PORT]/REPO[:TAG|@sha256:…]`
+    /// read from a registry, no daemon needed); repeatable.
     #[arg(short = 'i', long = "image", value_name = "IMAGE")]
     pub images: Vec<String>,
-    /// Image the destination already has; its layers are left out. Repeatable.
+    /// Image the destination already has (on the daemon, in the inputs, or `docker://…` in a
+    /// registry); its layers are left out. Repeatable.
     #[arg(short = 'e', long = "exclude", value_name = "IMAGE")]
     pub exclude: Vec<String>,
     #[command(flatten)]
@@ -146,8 +150,8 @@ pub struct SaveArgs {
     /// The destination has every image in this OCI layout directory; repeatable.
     #[arg(long = "exclude-oci", value_name = "DIR")]
     pub exclude_oci: Vec<PathBuf>,
-    /// In multi-platform archives and layouts, export this platform's image (default: this
-    /// machine's, e.g. linux/amd64).
+    /// In multi-platform archives, layouts and registry indexes, export this platform's image
+    /// (default: this machine's, e.g. linux/amd64).
     #[arg(long, value_name = "OS/ARCH[/VARIANT]")]
     pub platform: Option<String>,
     /// Compression of the bundle: gzip (loads with plain `docker load`), zstd, none.
@@ -172,6 +176,8 @@ pub struct SaveArgs {
     /// Overwrite existing output files.
     #[arg(long)]
     pub force: bool,
+    #[command(flatten)]
+    pub registry: RegistryArgs,
     /// Seconds to wait for the daemon to start sending the export (it stages the whole export
     /// first).
     #[arg(long, value_name = "SECS", default_value_t = 6 * 3600)]
@@ -179,4 +185,23 @@ pub struct SaveArgs {
     /// Seconds without any data from the daemon, once the export has started, before giving up.
     #[arg(long, value_name = "SECS", default_value_t = 600)]
     pub idle_timeout: u64,
+}
+
+/// How `docker://` references reach their registry.
+#[derive(Args, Debug, Clone, Default)]
+pub struct RegistryArgs {
+    /// Registries: accept an unverified certificate, or plain http (loopback registries may
+    /// always use http, as with Docker).
+    #[arg(long)]
+    pub insecure: bool,
+    /// Registries: an extra CA certificate (PEM) besides the system roots and
+    /// /etc/docker/certs.d/HOST/; repeatable.
+    #[arg(long = "ca-file", value_name = "PEM")]
+    pub ca_files: Vec<PathBuf>,
+    /// Registries: user name (password with --password-stdin); default: Docker's config.json.
+    #[arg(long, value_name = "USER", requires = "password_stdin")]
+    pub username: Option<String>,
+    /// Registries: read the password for --username from standard input.
+    #[arg(long, requires = "username")]
+    pub password_stdin: bool,
 }

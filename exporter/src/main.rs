@@ -43,6 +43,31 @@ pub fn maybe_daemon_failure(e: anyhow::Error) -> anyhow::Error {
     }
 }
 
+/// A registry error with the exit code it maps to (5 unreachable/refused, 3 bad data, 1 missing).
+pub fn registry_failure(e: partial_common::registry::RegistryError) -> anyhow::Error {
+    let code = e.exit_code();
+    anyhow::Error::new(Coded::new(code, e))
+}
+
+/// Gives an error the exit code of a registry error in its chain (also one that reached the
+/// archive reader inside an `io::Error`, from a blob stream); others are returned unchanged.
+pub fn maybe_registry_failure(e: anyhow::Error) -> anyhow::Error {
+    use partial_common::registry::RegistryError;
+    let code = e.chain().find_map(|c| {
+        c.downcast_ref::<RegistryError>()
+            .or_else(|| {
+                c.downcast_ref::<std::io::Error>()
+                    .and_then(|io| io.get_ref())
+                    .and_then(|inner| inner.downcast_ref::<RegistryError>())
+            })
+            .map(RegistryError::exit_code)
+    });
+    match code {
+        Some(code) => anyhow::Error::new(Coded::new(code, e)),
+        None => e,
+    }
+}
+
 /// Marks an error as bad input (exit code 3): an archive or file that does not verify.
 pub fn bad_input(e: anyhow::Error) -> anyhow::Error {
     anyhow::Error::new(Coded::new(exit::VERIFY, e))

@@ -17,7 +17,7 @@ use partial_common::manifest::{self, BundleManifest, FileEntry, ToolInfo};
 use partial_common::output::{self, naming};
 use partial_common::plan::Plan;
 use partial_common::progress;
-use partial_common::source::Source;
+use partial_common::source::{RegistrySource, Source, SCHEME};
 use std::cell::Cell;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -32,7 +32,8 @@ struct Gathered {
     wanted: Vec<Image>,
     have: HaveSet,
     desc: manifest::Source,
-    /// Errors of the stream are the daemon's (exit 5) rather than bad input (exit 3).
+    /// Errors of the stream are the daemon's or a registry's (exit 5) rather than bad input
+    /// (exit 3).
     live: bool,
     /// The bytes the sources will stream, when known in advance (for the progress bar).
     total: Option<u64>,
@@ -226,17 +227,28 @@ fn check_args(args: &SaveArgs) -> Result<Option<u64>> {
 }
 
 /// Opens the source(s), resolves the images to export and fills the have-set (and opens the
-/// send ledger, which feeds it and is held, locked, until the bundle is recorded).
+/// send ledger, which feeds it and is held, locked, until the bundle is recorded). `docker://`
+/// references are read from their registries; the daemon is connected to only when some `-i`
+/// or `-e` image is not one.
 async fn gather(args: &SaveArgs) -> Result<(Gathered, Option<ExportLedger>)> {
     let platform = select::platform(args)?;
     let mut have = HaveSet::new();
     select::add_inventories(&args.have, &mut have)?;
     let ledger = ExportLedger::open(args, &mut have)?; // --ledger (issue 14)
     select::add_bases(&args.exclude_archive, &args.exclude_oci, &mut have)?;
+    let (reg_images, images) = select::split_registry(&args.images);
+    let (reg_excludes, excludes) = select::split_registry(&args.exclude);
+    let registry = open_registries(args, &platform, &reg_images, &reg_excludes, &mut have).await?;
     if select::offline(args) {
+        if registry.is_some() {
+            bail!(
+                "-i docker://… cannot be combined with --from-archive/--from-oci (use -e docker://… \
+                 to leave out a registry image's layers)"
+            );
+        }
         let sources = select::open_files(args, &platform)?;
-        let excluded = select::offline_excludes(&sources, &args.exclude, &mut have)?;
-        let wanted = select::offline_wanted(&sources, &args.images, &excluded, &platform)?;
+        let excluded = select::offline_excludes(&sources, &excludes, &mut have)?;
+        let wanted = select::offline_wanted(&sources, &images, &excluded, &platform)?;
         let mut files: Vec<String> = args
             .from_archive
             .iter()
@@ -254,22 +266,49 @@ async fn gather(args: &SaveArgs) -> Result<(Gathered, Option<ExportLedger>)> {
         };
         return Ok((g, ledger));
     }
-    let daemon = daemon::connect(args.host.as_deref(), Duration::from_secs(args.timeout))
-        .await
-        .map_err(crate::daemon_failure)?;
-    let info = daemon.info().await.map_err(crate::daemon_failure)?;
-    select::live_excludes(&daemon, &args.exclude, &mut have)
-        .await
-        .map_err(crate::maybe_daemon_failure)?;
-    let desc = manifest::Source::Daemon {
-        host: daemon.host.clone(),
-        daemon: info,
+    let mut sources: Vec<Box<dyn Source>> = Vec::new();
+    let mut wanted: Vec<Image> = Vec::new();
+    // The daemon's estimate of its export, for the progress bar (unknown with registry images).
+    let mut total = None;
+    let references = registry.as_ref().map(|r| r.pinned()).unwrap_or_default();
+    let desc = if images.is_empty() && excludes.is_empty() {
+        // Registry images only: no daemon at all.
+        manifest::Source::Registry { references }
+    } else {
+        let daemon = daemon::connect(args.host.as_deref(), Duration::from_secs(args.timeout))
+            .await
+            .map_err(crate::daemon_failure)?;
+        let info = daemon.info().await.map_err(crate::daemon_failure)?;
+        select::live_excludes(&daemon, &excludes, &mut have)
+            .await
+            .map_err(crate::maybe_daemon_failure)?;
+        let host = daemon.host.clone();
+        if !images.is_empty() {
+            if registry.is_none() {
+                total = daemon.export_size(&images).await;
+            }
+            let source = select::open_daemon(daemon, &images, args.idle_timeout).await?;
+            wanted.extend(source.images().iter().cloned());
+            sources.push(Box::new(source));
+        }
+        if references.is_empty() {
+            manifest::Source::Daemon { host, daemon: info }
+        } else {
+            manifest::Source::DaemonAndRegistry {
+                host,
+                daemon: info,
+                references,
+            }
+        }
     };
-    let total = daemon.export_size(&args.images).await;
-    let source = select::open_daemon(daemon, &args.images, args.idle_timeout).await?;
-    let wanted = source.images().to_vec();
+    if let Some(r) = registry {
+        r.images()
+            .iter()
+            .for_each(|img| select::merge(&mut wanted, img.clone()));
+        sources.push(Box::new(r));
+    }
     let g = Gathered {
-        sources: vec![Box::new(source)],
+        sources,
         wanted,
         have,
         desc,
@@ -280,14 +319,47 @@ async fn gather(args: &SaveArgs) -> Result<(Gathered, Option<ExportLedger>)> {
     Ok((g, ledger))
 }
 
+/// Resolves the `-e docker://…` images into `have` and opens the `-i docker://…` ones (if any).
+async fn open_registries(
+    args: &SaveArgs,
+    platform: &partial_common::image::Platform,
+    images: &[String],
+    excludes: &[String],
+    have: &mut HaveSet,
+) -> Result<Option<RegistrySource>> {
+    if images.is_empty() && excludes.is_empty() {
+        return Ok(None);
+    }
+    let opts = select::registry_options(&args.registry, args.idle_timeout)?;
+    if !excludes.is_empty() {
+        let src = select::open_registry(excludes, &opts, platform, args.idle_timeout, "-e").await?;
+        select::registry_excludes(&src, excludes, have)?;
+    }
+    if images.is_empty() {
+        return Ok(None);
+    }
+    let src = select::open_registry(images, &opts, platform, args.idle_timeout, "-i").await?;
+    Ok(Some(src))
+}
+
 /// An engine error as the binary reports it: a write error is ours (exit 1), the daemon's
-/// stream failing is the daemon's (exit 5), anything else in an input file is bad input (3).
+/// stream failing is the daemon's (exit 5), a registry that fails or stalls mid-blob is the
+/// registry's (exit 5), anything else in an input file or a registry's blobs is bad input (3).
 fn classify(e: ArchiveError, label: &str, live: bool) -> anyhow::Error {
     let write = matches!(e, ArchiveError::Write(_) | ArchiveError::Spool(_));
-    let e = anyhow::Error::new(e).context(label.to_string());
-    if live {
+    let e = crate::maybe_registry_failure(anyhow::Error::new(e).context(label.to_string()));
+    let registry = label.starts_with(SCHEME);
+    if live && !registry {
+        return crate::maybe_daemon_failure(e);
+    }
+    // A registry blob stream that stalled is a `Stalled` error, as a daemon's.
+    let e = if registry {
         crate::maybe_daemon_failure(e)
-    } else if write {
+    } else {
+        e
+    };
+    let coded = e.chain().any(|c| c.is::<partial_common::exit::Coded>());
+    if write || coded {
         e
     } else {
         crate::bad_input(e)
@@ -303,7 +375,10 @@ async fn export<W: Write + Send + 'static>(
 ) -> Result<(Plan, W)> {
     let bar = progress::transfer(g.total, "exporting");
     let observer = Observer::new(bar.clone(), written);
-    if g.live {
+    if matches!(
+        g.desc,
+        manifest::Source::Daemon { .. } | manifest::Source::DaemonAndRegistry { .. }
+    ) {
         bar.wait("the daemon is preparing the export");
     }
     let result = tokio::task::spawn_blocking(move || -> Result<(Plan, W)> {
@@ -319,11 +394,18 @@ async fn export<W: Write + Send + 'static>(
         engine.set_observer(Box::new(observer));
         engine.set_platform(platform);
         let mut labels = Vec::new();
+        let mut streamed = std::collections::HashSet::new();
         for src in &sources {
-            let mine: Vec<Image> = wanted.iter().filter(|w| src.holds(w)).cloned().collect();
+            // An image two sources hold (a daemon and a registry) is read from the first.
+            let mine: Vec<Image> = wanted
+                .iter()
+                .filter(|w| src.holds(w) && !streamed.contains(&w.id))
+                .cloned()
+                .collect();
             if mine.is_empty() {
                 continue;
             }
+            streamed.extend(mine.iter().map(|w| w.id.clone()));
             let label = src.label();
             src.stream(&mine, &mut engine)
                 .map_err(|e| classify(e, &label, live))?;

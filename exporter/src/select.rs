@@ -5,13 +5,16 @@
 //! inputs), inventories (`--have`) and base archives or layouts (`--exclude-archive`,
 //! `--exclude-oci`).
 
-use crate::cli::SaveArgs;
+use crate::cli::{RegistryArgs, SaveArgs};
 use anyhow::{bail, Context, Result};
 use partial_common::daemon::Daemon;
 use partial_common::have::{HaveSet, Origin};
 use partial_common::image::{Image, Platform};
 use partial_common::inventory::Inventory;
-use partial_common::source::{ArchiveSource, DaemonSource, OciDirSource, Source};
+use partial_common::registry::{Credentials, RegistryOptions, TransportOptions};
+use partial_common::source::{
+    strip_scheme, ArchiveSource, DaemonSource, OciDirSource, RegistrySource, Source,
+};
 use partial_common::Digest;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -130,7 +133,7 @@ pub fn offline_wanted(
 }
 
 /// Adds `img` to `out`, or its tags to the same image already there.
-fn merge(out: &mut Vec<Image>, img: Image) {
+pub fn merge(out: &mut Vec<Image>, img: Image) {
     match out.iter_mut().find(|o| o.id == img.id) {
         Some(o) => img.tags.iter().for_each(|t| o.add_tag(t)),
         None => out.push(img),
@@ -192,6 +195,73 @@ pub fn add_bases(archives: &[PathBuf], layouts: &[PathBuf], have: &mut HaveSet) 
             .with_context(|| format!("--exclude-oci {}", dir.display()))
             .map_err(crate::bad_input)?;
         add(dir, &src, have);
+    }
+    Ok(())
+}
+
+/// Splits references into registry ones (`docker://…`) and the others, keeping their order.
+pub fn split_registry(refs: &[String]) -> (Vec<String>, Vec<String>) {
+    refs.iter()
+        .cloned()
+        .partition(|r| strip_scheme(r).is_some())
+}
+
+/// The registry client options of the flags: `--username` with the password read from standard
+/// input, else Docker's `config.json` (read by the client).
+pub fn registry_options(args: &RegistryArgs, idle: u64) -> Result<RegistryOptions> {
+    let credentials = match &args.username {
+        Some(user) => {
+            let mut password = String::new();
+            std::io::Read::read_to_string(&mut std::io::stdin(), &mut password)
+                .context("--password-stdin: reading the password from standard input")?;
+            let password = password.trim_end_matches(['\n', '\r']);
+            if password.is_empty() {
+                bail!("--password-stdin: standard input held no password");
+            }
+            Some(Credentials::explicit(user, password))
+        }
+        None => None,
+    };
+    Ok(RegistryOptions {
+        transport: TransportOptions {
+            insecure: args.insecure,
+            ca_files: args.ca_files.clone(),
+            idle_timeout: Duration::from_secs(idle),
+            ..TransportOptions::default()
+        },
+        credentials,
+    })
+}
+
+/// Resolves `docker://` references in their registries (`what`, e.g. `-i`, names the flag in
+/// messages).
+pub async fn open_registry(
+    refs: &[String],
+    opts: &RegistryOptions,
+    platform: &Platform,
+    idle: u64,
+    what: &str,
+) -> Result<RegistrySource> {
+    RegistrySource::open(refs, opts, platform, Duration::from_secs(idle))
+        .await
+        .map_err(|e| {
+            crate::registry_failure(e).context(format!("resolving {what} {}", refs.join(" ")))
+        })
+}
+
+/// Adds the `-e docker://…` images, resolved in `src`, to `have`.
+pub fn registry_excludes(src: &RegistrySource, names: &[String], have: &mut HaveSet) -> Result<()> {
+    for name in names {
+        let Some(img) = src.find(name) else {
+            bail!("-e {name}: not resolved in its registry");
+        };
+        have.add_image(
+            &img.diff_ids(),
+            &Origin::Image {
+                name: strip_scheme(name).unwrap_or(name).to_string(),
+                image_id: img.id.clone(),
+            },
+        );
     }
     Ok(())
 }

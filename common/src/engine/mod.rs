@@ -148,7 +148,7 @@ impl<W: Write> Engine<W> {
     }
 
     /// Whether some carried wanted position uses `diff`.
-    fn diff_needed(&self, diff: &Digest) -> bool {
+    pub(crate) fn diff_needed(&self, diff: &Digest) -> bool {
         self.diff_needed.get(diff).copied().unwrap_or(false)
     }
 

@@ -2,7 +2,8 @@
 //! its images, and streams what the engine needs into a [`Sink`] (the engine, which knows
 //! nothing of where its input comes from). Implementations: [`DaemonSource`] (a live daemon's
 //! `docker save` stream), [`ArchiveSource`] (archive files of every writer, plain, gzip or zstd,
-//! auto-detected) and [`OciDirSource`] (OCI image layout directories).
+//! auto-detected), [`OciDirSource`] (OCI image layout directories) and [`RegistrySource`]
+//! (`docker://` references read from a registry, no daemon).
 //!
 //! References: a tag (`app:1`, `docker.io/library/app:1`), a full or 12+-hex-digit prefix of an
 //! image ID, an OCI manifest or index digest, or (OCI layouts and `oci-archive` files) a bare
@@ -11,12 +12,15 @@
 mod archive_file;
 mod daemon;
 mod oci_dir;
+mod registry;
 
 pub use archive_file::ArchiveSource;
 pub use daemon::DaemonSource;
 pub use oci_dir::OciDirSource;
+pub use registry::{strip_scheme, RegistrySource, SCHEME};
 
 use crate::archive::{ArchiveError, ArchiveIndex};
+use crate::digest::Digest;
 use crate::engine::Engine;
 use crate::image::Image;
 use std::io::{Read, Write};
@@ -29,6 +33,12 @@ pub trait Sink {
         label: &str,
         index: Option<ArchiveIndex>,
     ) -> Result<(), ArchiveError>;
+
+    /// Whether the bundle needs the layer of `diff_id` (some wanted position using it is a chain
+    /// the destination lacks). Sources that fetch blobs one by one (registries) skip the rest.
+    fn needs(&self, _diff_id: &Digest) -> bool {
+        true
+    }
 }
 
 impl<W: Write> Sink for Engine<W> {
@@ -39,6 +49,10 @@ impl<W: Write> Sink for Engine<W> {
         index: Option<ArchiveIndex>,
     ) -> Result<(), ArchiveError> {
         self.add_input(tar, label, index)
+    }
+
+    fn needs(&self, diff_id: &Digest) -> bool {
+        self.diff_needed(diff_id)
     }
 }
 

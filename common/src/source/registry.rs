@@ -1,0 +1,571 @@
+//! [`RegistrySource`]: images read from a registry by `docker://HOST[:PORT]/REPO[:TAG|@sha256:…]`
+//! references, with no daemon. Opening resolves each reference (an index or manifest list picks
+//! the platform), reads its manifest and config (raw bytes kept, digests checked by the client)
+//! and builds the model from the config's diffIDs and the manifest's layer descriptors. To stream,
+//! the wanted images become a generated OCI layout tar (`oci-layout`, `index.json`, manifests,
+//! configs) followed by only the layer blobs the bundle needs, each fetched from the registry as
+//! it is reached, compressed as stored and named by its digest; the engine checks each blob's
+//! digest and diffID as it reads it, so nothing is held in memory but a few chunks.
+
+use super::{Sink, Source};
+use crate::archive::ArchiveError;
+use crate::codec::Compression;
+use crate::digest::{chain_ids, Digest};
+use crate::image::{layer_media_type, Blob, Image, Layer, Platform, MEDIA_INDEX};
+use crate::reference::{familiar, id_hex, qualified};
+use crate::registry::manifest::Platform as RegistryPlatform;
+use crate::registry::{
+    Descriptor, RawManifest, Reference, Registry, RegistryError, RegistryOptions, ResolvedImage,
+};
+use crate::stream::ChannelReader;
+use bytes::Bytes;
+use futures_util::{StreamExt, TryStreamExt};
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::io::{self, Read};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The prefix that makes a reference a registry one: `docker://127.0.0.1:5000/app:2`.
+pub const SCHEME: &str = "docker://";
+
+/// The reference after `docker://`, when it has the prefix.
+pub fn strip_scheme(reference: &str) -> Option<&str> {
+    reference.trim().strip_prefix(SCHEME)
+}
+
+/// What was fetched for one image of the registry.
+struct Remote {
+    registry: Arc<Registry>,
+    repository: String,
+    /// The references (without `docker://`) that resolved to it.
+    names: Vec<String>,
+    manifest: RawManifest,
+    config: Bytes,
+    layers: Vec<Descriptor>,
+}
+
+/// Images of one or more registries; see the module documentation.
+pub struct RegistrySource {
+    remotes: Vec<Remote>,
+    /// Parallel to `remotes`.
+    images: Vec<Image>,
+    idle: Duration,
+}
+
+/// The compression a layer media type says (Docker and OCI names); `None`: not a layer type.
+fn compression_of(media_type: &str) -> Option<Compression> {
+    let mt = media_type.trim();
+    if mt.ends_with("+gzip") || mt.ends_with(".tar.gzip") {
+        Some(Compression::Gzip)
+    } else if mt.ends_with("+zstd") || mt.ends_with(".tar.zstd") {
+        Some(Compression::Zstd)
+    } else if mt.ends_with(".tar") {
+        Some(Compression::None)
+    } else {
+        None
+    }
+}
+
+/// `rootfs.diff_ids` of a config.
+fn diff_ids_of(config: &[u8]) -> Result<Vec<Digest>, String> {
+    let v: serde_json::Value =
+        serde_json::from_slice(config).map_err(|e| format!("not JSON: {e}"))?;
+    let list = v
+        .get("rootfs")
+        .and_then(|r| r.get("diff_ids"))
+        .and_then(|d| d.as_array())
+        .ok_or("no rootfs.diff_ids")?;
+    list.iter()
+        .map(|d| {
+            d.as_str()
+                .and_then(|s| Digest::parse(s).ok())
+                .ok_or_else(|| format!("bad diffID {d}"))
+        })
+        .collect()
+}
+
+/// The model image of a resolved manifest and its config.
+fn model(
+    registry: &str,
+    reference: &Reference,
+    resolved: &ResolvedImage,
+    config: &[u8],
+) -> Result<Image, RegistryError> {
+    let protocol = |reason: String| RegistryError::Protocol {
+        registry: registry.to_string(),
+        what: format!("image {reference}"),
+        reason,
+    };
+    let diff_ids = diff_ids_of(config).map_err(|r| protocol(format!("its config: {r}")))?;
+    let descs = &resolved.manifest.layers;
+    if descs.len() != diff_ids.len() {
+        return Err(protocol(format!(
+            "its manifest lists {} layers but its config {} diffIDs",
+            descs.len(),
+            diff_ids.len()
+        )));
+    }
+    let mut layers = Vec::new();
+    for ((d, chain), desc) in diff_ids.iter().zip(chain_ids(&diff_ids)).zip(descs) {
+        let c = compression_of(&desc.media_type).ok_or_else(|| {
+            protocol(format!(
+                "layer {} has media type {:?}, not a layer this tool reads",
+                desc.digest, desc.media_type
+            ))
+        })?;
+        if c == Compression::None && desc.digest != *d {
+            return Err(protocol(format!(
+                "uncompressed layer {} is not its diffID {d}",
+                desc.digest
+            )));
+        }
+        layers.push(Layer {
+            diff_id: d.clone(),
+            chain_id: chain,
+            blob: Blob {
+                digest: desc.digest.clone(),
+                media_type: layer_media_type(c).to_string(),
+                size: Some(desc.size),
+                compression: c,
+            },
+        });
+    }
+    let tags = reference
+        .tag
+        .as_ref()
+        .and_then(|t| {
+            familiar(&format!(
+                "{}/{}:{t}",
+                reference.registry, reference.repository
+            ))
+        })
+        .into_iter()
+        .collect();
+    let mut aliases = vec![resolved.raw.digest.clone()];
+    aliases.extend(resolved.index.iter().map(|i| i.digest.clone()));
+    Ok(Image {
+        id: Digest::of_bytes(config),
+        config: Some(config.to_vec()),
+        tags,
+        layers,
+        aliases,
+    })
+}
+
+impl RegistrySource {
+    /// Resolves every reference (with or without `docker://`): one connection per registry, the
+    /// image manifest for `platform` and its config. Several references to one image make one
+    /// image with all their tags. `idle` bounds silence while a blob streams.
+    pub async fn open(
+        references: &[String],
+        opts: &RegistryOptions,
+        platform: &Platform,
+        idle: Duration,
+    ) -> Result<Self, RegistryError> {
+        let wanted = RegistryPlatform::parse(&platform.to_string()).unwrap_or_else(|| {
+            RegistryPlatform::host() // unreachable: a model platform always parses
+        });
+        let mut conns: HashMap<String, Arc<Registry>> = HashMap::new();
+        let mut src = RegistrySource {
+            remotes: Vec::new(),
+            images: Vec::new(),
+            idle,
+        };
+        for given in references {
+            let text = strip_scheme(given).unwrap_or(given.trim());
+            let r = Reference::parse(text)?;
+            let reg = match conns.get(&r.registry) {
+                Some(c) => Arc::clone(c),
+                None => {
+                    let c = Arc::new(Registry::connect(&r.registry, opts).await?);
+                    conns.insert(r.registry.clone(), Arc::clone(&c));
+                    c
+                }
+            };
+            let resolved = reg.get_image(&r.repository, &r.target(), &wanted).await?;
+            let config = reg
+                .get_blob_bytes(&r.repository, &resolved.manifest.config.digest)
+                .await?;
+            let img = model(reg.name(), &r, &resolved, &config)?;
+            if let Some(k) = src.images.iter().position(|i| i.id == img.id) {
+                img.tags.iter().for_each(|t| src.images[k].add_tag(t));
+                src.remotes[k].names.push(text.to_string());
+                continue;
+            }
+            src.remotes.push(Remote {
+                registry: reg,
+                repository: r.repository.clone(),
+                names: vec![text.to_string()],
+                manifest: resolved.raw,
+                config,
+                layers: resolved.manifest.layers,
+            });
+            src.images.push(img);
+        }
+        Ok(src)
+    }
+
+    /// The references each image was resolved from, pinned to its manifest digest
+    /// (`HOST/REPO:TAG@sha256:…`), for the bundle manifest.
+    pub fn pinned(&self) -> Vec<String> {
+        self.remotes
+            .iter()
+            .flat_map(|r| {
+                r.names.iter().map(move |n| {
+                    let base = n.split('@').next().unwrap_or(n);
+                    format!("{base}@{}", r.manifest.digest)
+                })
+            })
+            .collect()
+    }
+
+    /// The generated tar's parts for `wanted`: metadata, then the layer blobs `sink` needs.
+    fn parts(&self, wanted: &[Image], sink: &dyn Sink) -> VecDeque<Part> {
+        let mut meta = VecDeque::new();
+        let mut layers = VecDeque::new();
+        let mut descriptors = Vec::new();
+        let mut seen: HashSet<Digest> = HashSet::new();
+        let mem = |seen: &mut HashSet<Digest>, parts: &mut VecDeque<Part>, d: &Digest, b: Bytes| {
+            if seen.insert(d.clone()) {
+                parts.push_back(Part::mem(&format!("blobs/sha256/{}", d.hex()), b));
+            }
+        };
+        for (img, rem) in self.images.iter().zip(&self.remotes) {
+            if !wanted.iter().any(|w| w.id == img.id) {
+                continue;
+            }
+            let m = &rem.manifest;
+            let desc = |tag: Option<&String>| {
+                let mut d = serde_json::json!({
+                    "mediaType": m.media_type, "digest": m.digest, "size": m.bytes.len(),
+                });
+                if let Some(t) = tag {
+                    let short = t.rsplit_once(':').map(|(_, s)| s).unwrap_or(t);
+                    d["annotations"] = serde_json::json!({
+                        "io.containerd.image.name": qualified(t),
+                        "org.opencontainers.image.ref.name": short,
+                    });
+                }
+                d
+            };
+            if img.tags.is_empty() {
+                descriptors.push(desc(None));
+            }
+            descriptors.extend(img.tags.iter().map(|t| desc(Some(t))));
+            mem(&mut seen, &mut meta, &m.digest, m.bytes.clone());
+            mem(&mut seen, &mut meta, &img.id, rem.config.clone());
+            for (l, d) in img.layers.iter().zip(&rem.layers) {
+                if sink.needs(&l.diff_id) && seen.insert(d.digest.clone()) {
+                    layers.push_back(Part {
+                        name: format!("blobs/sha256/{}", d.digest.hex()),
+                        size: d.size,
+                        body: Body::Remote {
+                            registry: Arc::clone(&rem.registry),
+                            repository: rem.repository.clone(),
+                            digest: d.digest.clone(),
+                        },
+                    });
+                }
+            }
+        }
+        let index = serde_json::json!({
+            "schemaVersion": 2, "mediaType": MEDIA_INDEX, "manifests": descriptors,
+        });
+        let mut parts = VecDeque::new();
+        parts.push_back(Part::mem(
+            "oci-layout",
+            Bytes::from_static(br#"{"imageLayoutVersion":"1.0.0"}"#),
+        ));
+        parts.push_back(Part::mem("index.json", Bytes::from(index.to_string())));
+        parts.extend(meta);
+        parts.extend(layers);
+        parts
+    }
+}
+
+impl Source for RegistrySource {
+    fn label(&self) -> String {
+        let names: Vec<&str> = self
+            .remotes
+            .iter()
+            .flat_map(|r| r.names.iter().map(String::as_str))
+            .collect();
+        format!("{SCHEME}{}", names.join(", "))
+    }
+
+    fn images(&self) -> &[Image] {
+        &self.images
+    }
+
+    fn find(&self, reference: &str) -> Option<Image> {
+        let text = strip_scheme(reference).unwrap_or(reference.trim());
+        if let Some(k) = self
+            .remotes
+            .iter()
+            .position(|r| r.names.iter().any(|n| n == text))
+        {
+            return Some(self.images[k].clone());
+        }
+        let d = Digest::parse(text.rsplit('@').next().unwrap_or(text)).ok();
+        if let Some(img) = d.and_then(|d| self.images.iter().find(|i| i.is_named_by(&d))) {
+            return Some(img.clone());
+        }
+        let hex = id_hex(text)?;
+        self.images
+            .iter()
+            .find(|i| i.id.hex().starts_with(hex))
+            .cloned()
+    }
+
+    /// Must run inside the tokio runtime (e.g. on a `spawn_blocking` thread): each blob is read
+    /// by a task of the runtime.
+    fn stream(&self, wanted: &[Image], sink: &mut dyn Sink) -> Result<(), ArchiveError> {
+        let mut tar = GenTar {
+            parts: self.parts(wanted, sink),
+            current: None,
+            pending: Vec::new(),
+            pos: 0,
+            ended: false,
+            idle: self.idle,
+        };
+        sink.input(&mut tar, &self.label(), None)
+    }
+}
+
+/// One entry of the generated tar.
+struct Part {
+    name: String,
+    size: u64,
+    body: Body,
+}
+
+enum Body {
+    Mem(Bytes),
+    Remote {
+        registry: Arc<Registry>,
+        repository: String,
+        digest: Digest,
+    },
+}
+
+impl Part {
+    fn mem(name: &str, bytes: Bytes) -> Part {
+        Part {
+            name: name.to_string(),
+            size: bytes.len() as u64,
+            body: Body::Mem(bytes),
+        }
+    }
+}
+
+/// The entry being sent: its reader, bytes left, size and name.
+struct Current {
+    reader: Box<dyn Read>,
+    left: u64,
+    size: u64,
+    name: String,
+}
+
+/// A tar stream of parts, generated as it is read; a remote blob is requested when reached.
+struct GenTar {
+    parts: VecDeque<Part>,
+    current: Option<Current>,
+    pending: Vec<u8>,
+    pos: usize,
+    ended: bool,
+    idle: Duration,
+}
+
+impl GenTar {
+    /// Queues the next header (or the end of the archive); `false` when all is sent.
+    fn next_part(&mut self) -> io::Result<bool> {
+        let Some(part) = self.parts.pop_front() else {
+            if self.ended {
+                return Ok(false);
+            }
+            self.ended = true;
+            self.pending = vec![0u8; 1024];
+            self.pos = 0;
+            return Ok(true);
+        };
+        let mut h = tar::Header::new_gnu();
+        h.set_size(part.size);
+        h.set_mode(0o644);
+        h.set_mtime(0);
+        h.set_entry_type(tar::EntryType::Regular);
+        h.set_path(&part.name)?;
+        h.set_cksum();
+        self.pending = h.as_bytes().to_vec();
+        self.pos = 0;
+        let reader: Box<dyn Read> = match part.body {
+            Body::Mem(b) => Box::new(io::Cursor::new(b)),
+            Body::Remote {
+                registry,
+                repository,
+                digest,
+            } => {
+                let blob = futures_util::stream::once(async move {
+                    registry.get_blob(&repository, &digest).await
+                })
+                .try_flatten()
+                .boxed();
+                Box::new(ChannelReader::spawn(blob, self.idle))
+            }
+        };
+        self.current = Some(Current {
+            reader,
+            left: part.size,
+            size: part.size,
+            name: part.name,
+        });
+        Ok(true)
+    }
+}
+
+impl Read for GenTar {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        loop {
+            if self.pos < self.pending.len() {
+                let n = buf.len().min(self.pending.len() - self.pos);
+                buf[..n].copy_from_slice(&self.pending[self.pos..self.pos + n]);
+                self.pos += n;
+                return Ok(n);
+            }
+            if let Some(c) = &mut self.current {
+                if c.left > 0 {
+                    let max = buf.len().min(c.left as usize);
+                    let n = c.reader.read(&mut buf[..max])?;
+                    if n == 0 {
+                        return Err(io::Error::new(
+                            io::ErrorKind::UnexpectedEof,
+                            format!(
+                                "{} ended after {} of the {} bytes its manifest states",
+                                c.name,
+                                c.size - c.left,
+                                c.size
+                            ),
+                        ));
+                    }
+                    c.left -= n as u64;
+                    return Ok(n);
+                }
+                // Read to the end, where a remote blob reports a digest mismatch.
+                let mut probe = [0u8; 1];
+                if c.reader.read(&mut probe)? != 0 {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        format!(
+                            "{} is longer than the {} bytes its manifest states",
+                            c.name, c.size
+                        ),
+                    ));
+                }
+                self.pending = vec![0u8; ((512 - c.size % 512) % 512) as usize];
+                self.pos = 0;
+                self.current = None;
+                continue;
+            }
+            if !self.next_part()? {
+                return Ok(0);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layer_media_types() {
+        let c = |m: &str| compression_of(m);
+        assert_eq!(
+            c("application/vnd.docker.image.rootfs.diff.tar.gzip"),
+            Some(Compression::Gzip)
+        );
+        assert_eq!(
+            c("application/vnd.oci.image.layer.v1.tar+gzip"),
+            Some(Compression::Gzip)
+        );
+        assert_eq!(
+            c("application/vnd.oci.image.layer.v1.tar+zstd"),
+            Some(Compression::Zstd)
+        );
+        assert_eq!(
+            c("application/vnd.oci.image.layer.v1.tar"),
+            Some(Compression::None)
+        );
+        assert_eq!(c("application/vnd.oci.image.config.v1+json"), None);
+        assert_eq!(strip_scheme(" docker://r:5000/a:1"), Some("r:5000/a:1"));
+        assert_eq!(strip_scheme("a:1"), None);
+    }
+
+    #[test]
+    fn generated_tar_reads_back() {
+        let parts = VecDeque::from(vec![
+            Part::mem("oci-layout", Bytes::from_static(b"{}")),
+            Part::mem("blobs/sha256/x", Bytes::from(vec![7u8; 1000])),
+        ]);
+        let mut tar = GenTar {
+            parts,
+            current: None,
+            pending: Vec::new(),
+            pos: 0,
+            ended: false,
+            idle: Duration::from_secs(1),
+        };
+        let mut all = Vec::new();
+        tar.read_to_end(&mut all).unwrap();
+        let mut a = tar::Archive::new(io::Cursor::new(all));
+        let got: Vec<(String, u64)> = a
+            .entries()
+            .unwrap()
+            .map(|e| {
+                let e = e.unwrap();
+                (e.path().unwrap().display().to_string(), e.size())
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("oci-layout".to_string(), 2),
+                ("blobs/sha256/x".to_string(), 1000)
+            ]
+        );
+    }
+
+    #[test]
+    fn models_need_matching_layers() {
+        let diff = Digest::of_bytes(b"layer");
+        let config = serde_json::to_vec(&serde_json::json!({
+            "rootfs": {"type": "layers", "diff_ids": [diff.to_string()]}
+        }))
+        .unwrap();
+        let manifest = crate::registry::ImageManifest {
+            schema_version: 2,
+            media_type: None,
+            config: Descriptor::new("x", Digest::of_bytes(&config), config.len() as u64),
+            layers: vec![Descriptor::new(
+                "application/vnd.docker.image.rootfs.diff.tar.gzip",
+                Digest::of_bytes(b"gz"),
+                2,
+            )],
+            annotations: None,
+        };
+        let resolved = ResolvedImage {
+            raw: RawManifest::new("x", Bytes::from_static(b"{}")),
+            manifest: manifest.clone(),
+            index: None,
+        };
+        let r = Reference::parse("127.0.0.1:5000/app:2").unwrap();
+        let img = model("127.0.0.1:5000", &r, &resolved, &config).unwrap();
+        assert_eq!(img.tags, ["127.0.0.1:5000/app:2"]);
+        assert_eq!(img.id, Digest::of_bytes(&config));
+        assert_eq!(img.layers[0].blob.compression, Compression::Gzip);
+        assert!(img.is_named_by(&resolved.raw.digest));
+        let mut two = resolved.clone();
+        two.manifest.layers.push(manifest.layers[0].clone());
+        let e = model("127.0.0.1:5000", &r, &two, &config).unwrap_err();
+        assert!(e.to_string().contains("2 layers"), "{e}");
+    }
+}
