@@ -1,0 +1,249 @@
+//! Issue 10 (destination) end to end: `partial-load push` into a private docker-registry seeded
+//! with `app:1` by `docker push`. A bundle of app:2 made against app:1 is pushed; `docker pull`
+//! into the air-gapped daemon gives the source's image ID; the access log shows that only the
+//! carried blobs were uploaded, none of the base's, and that a rerun uploads nothing. A bundle
+//! whose base is not in the registry gives exit 4 naming it and pushes no manifest; a tampered
+//! bundle gives exit 3 and pushes no manifest. `inventory --registry` feeds `partial-save --have`.
+//! One daemon pair and one registry for all of it (2 cores).
+
+use partial_tests::cli::{keygen, load, save, Run};
+use partial_tests::scenario::build_standard;
+use partial_tests::{layer_files, require_daemons, require_registry, Content, RegistryOptions};
+use std::path::{Path, PathBuf};
+
+fn s(p: &Path) -> String {
+    p.to_string_lossy().into_owned()
+}
+
+/// `partial-save` of `image` against `base` on the source daemon, signed; returns the bundle.
+fn export(host: &str, dir: &Path, name: &str, image: &str, base_flag: &[&str]) -> PathBuf {
+    let out = dir.join(name);
+    let mut args: Vec<String> = vec!["-H".into(), host.into(), "-i".into(), image.into()];
+    args.extend(base_flag.iter().map(|a| a.to_string()));
+    args.extend([
+        "-o".into(),
+        s(&out),
+        "--sign-key".into(),
+        s(&dir.join("team.key")),
+    ]);
+    save(&args).ok();
+    out
+}
+
+fn push(bundle: &Path, dir: &Path, to: &str, state: &str) -> Run {
+    load(&[
+        "push".to_string(),
+        s(bundle),
+        "--key".into(),
+        s(&dir.join("team.pub")),
+        "--to".into(),
+        to.into(),
+        "--state".into(),
+        s(&dir.join(state)),
+    ])
+}
+
+/// The bundle manifest's carried-layer count of its single image.
+fn carried(bundle: &Path) -> usize {
+    layers(bundle)
+        .iter()
+        .filter(|l| l["carried"] == true)
+        .count()
+}
+
+/// The layers of the bundle manifest's single image.
+fn layers(bundle: &Path) -> Vec<serde_json::Value> {
+    let m: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(format!("{}.manifest.json", bundle.display())).unwrap(),
+    )
+    .unwrap();
+    m["images"][0]["layers"].as_array().unwrap().clone()
+}
+
+/// Digests (hex) of the layers of `image` as `docker push` stored them, and of their diffIDs.
+fn base_blobs(registry: &str, repo_tag: &str) -> Vec<String> {
+    let raw = std::process::Command::new("skopeo")
+        .args([
+            "inspect",
+            "--tls-verify=false",
+            &format!("docker://{registry}/{repo_tag}"),
+        ])
+        .output()
+        .expect("skopeo");
+    assert!(
+        raw.status.success(),
+        "{}",
+        String::from_utf8_lossy(&raw.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&raw.stdout).unwrap();
+    v["Layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| {
+            d.as_str()
+                .unwrap()
+                .trim_start_matches("sha256:")
+                .to_string()
+        })
+        .collect()
+}
+
+#[test]
+fn push_into_a_registry_holding_the_base() {
+    let Some(pair) = require_daemons() else {
+        return;
+    };
+    if !partial_tests::require_tool("skopeo") {
+        return;
+    }
+    let Some(server) = require_registry(RegistryOptions::default()) else {
+        return;
+    };
+    let addr = server.addr.clone();
+    let scene = build_standard(&pair);
+    let src = &pair.source;
+    // Seed the registry with app:1 the ordinary way.
+    src.docker(&["tag", "app:1", &format!("{addr}/app:1")])
+        .unwrap();
+    src.docker(&["push", &format!("{addr}/app:1")]).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    keygen(d, "team");
+    // inventory --registry (before app:2 is there) feeds partial-save --have: app:1's layers
+    // are left out.
+    let have = d.join("have.json");
+    load(&[
+        "inventory",
+        "--registry",
+        &addr,
+        "--repo",
+        "app",
+        "-o",
+        &s(&have),
+    ])
+    .ok();
+    let planned = export(
+        &src.host(),
+        d,
+        "app2-have.tgz",
+        "app:2",
+        &["--have", &s(&have)],
+    );
+    assert_eq!(
+        carried(&planned),
+        2,
+        "the inventory left out app:1's layers"
+    );
+    let bundle = export(&src.host(), d, "app2.tgz", "app:2", &["-e", "app:1"]);
+    assert_eq!(carried(&bundle), 2, "app:2 carries its two own layers");
+
+    // Push: only the two carried layers and the config go up.
+    let before = server.blob_uploads();
+    let mark = server.settled_log().len();
+    let run = push(&bundle, d, &addr, "state.json").ok();
+    assert!(
+        run.stderr.contains(&format!("{addr}/app:2")),
+        "{}",
+        run.stderr
+    );
+    let log = server.settled_log();
+    let uploads: Vec<&str> = log[mark..]
+        .lines()
+        .filter(|l| l.contains("\"PUT /v2/") && l.contains("/blobs/uploads/"))
+        .collect();
+    assert_eq!(server.blob_uploads() - before, 3, "{uploads:#?}");
+    for hex in base_blobs(&addr, "app:1") {
+        assert!(
+            !uploads.iter().any(|l| l.contains(&hex)),
+            "base layer {hex} was uploaded: {uploads:#?}"
+        );
+    }
+
+    // docker pull gives the source's image ID.
+    pair.airgap
+        .docker(&["pull", &format!("{addr}/app:2")])
+        .unwrap();
+    assert_eq!(
+        pair.airgap.image_id(&format!("{addr}/app:2")).unwrap(),
+        scene.app2
+    );
+
+    // A rerun uploads nothing.
+    let before = server.blob_uploads();
+    push(&bundle, d, &addr, "state-rerun.json").ok();
+    assert_eq!(server.blob_uploads(), before, "a rerun uploaded blobs");
+
+    // Under a prefix: base layers mounted from app, carried blobs uploaded once more.
+    let before = server.blob_uploads();
+    push(&bundle, d, &format!("{addr}/mirror"), "state-mirror.json").ok();
+    assert_eq!(server.blob_uploads() - before, 3);
+    let mounts: Vec<String> = server
+        .settled_log()
+        .lines()
+        .filter(|l| l.contains("mount="))
+        .map(str::to_string)
+        .collect();
+    let left_out = layers(&bundle).len() - carried(&bundle);
+    assert!(left_out >= 1);
+    assert_eq!(
+        mounts
+            .iter()
+            .filter(
+                |l| l.contains("\"POST /v2/mirror/app/blobs/uploads/?mount=")
+                    && l.contains("&from=app ")
+            )
+            .count(),
+        left_out,
+        "every base layer mounted from app: {mounts:#?}"
+    );
+    pair.airgap
+        .docker(&["pull", &format!("{addr}/mirror/app:2")])
+        .unwrap();
+    assert_eq!(
+        pair.airgap
+            .image_id(&format!("{addr}/mirror/app:2"))
+            .unwrap(),
+        scene.app2
+    );
+
+    // A tampered bundle: exit 3, no manifest pushed.
+    let bad_dir = d.join("bad");
+    std::fs::create_dir(&bad_dir).unwrap();
+    for f in [
+        "app2.tgz",
+        "app2.tgz.manifest.json",
+        "app2.tgz.manifest.json.minisig",
+    ] {
+        std::fs::copy(d.join(f), bad_dir.join(f)).unwrap();
+    }
+    let bad = bad_dir.join("app2.tgz");
+    let mut bytes = std::fs::read(&bad).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x40;
+    std::fs::write(&bad, bytes).unwrap();
+    push(&bad, d, &format!("{addr}/tampered"), "state-bad.json").expect_code(3);
+    assert_eq!(
+        server.count_requests("PUT", "/v2/tampered/app/manifests/"),
+        0
+    );
+
+    // A base the registry lacks: exit 4 naming it, no manifest.
+    src.import_rootfs("other:1", 31, &[50_000], Content::Random)
+        .unwrap();
+    src.build(
+        "other:2",
+        "other:1",
+        &[layer_files(32, "x", 1, 10_000, Content::Random)],
+    )
+    .unwrap();
+    let other = export(&src.host(), d, "other.tgz", "other:2", &["-e", "other:1"]);
+    push(&other, d, &addr, "state-other.json")
+        .expect_code(4)
+        .stderr_has("other:1");
+    assert_eq!(server.count_requests("PUT", "/v2/other/manifests/"), 0);
+
+    // The catalog is used without --repo.
+    let all = load(&["inventory", "--registry", &addr]).ok();
+    assert!(all.stdout.contains("mirror/app:2"), "{}", all.stdout);
+}
