@@ -246,4 +246,68 @@ fn push_into_a_registry_holding_the_base() {
     // The catalog is used without --repo.
     let all = load(&["inventory", "--registry", &addr]).ok();
     assert!(all.stdout.contains("mirror/app:2"), "{}", all.stdout);
+
+    // An unreachable registry: exit 5 naming it.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let gone = format!("127.0.0.1:{port}");
+    push(&bundle, d, &gone, "state-gone.json")
+        .expect_code(5)
+        .stderr_has(&gone);
+
+    // htpasswd: a wrong password is exit 5 naming the credentials tried; the right one gets
+    // through to the base check (this registry has no app:1: exit 4).
+    let Some(authed) = require_registry(RegistryOptions {
+        basic_auth: Some(("pusher".into(), "s3cret".into())),
+        ..Default::default()
+    }) else {
+        return;
+    };
+    let empty_config = d.join("docker-config");
+    std::fs::create_dir(&empty_config).unwrap();
+    let with_password = |password: &str, state: &str| {
+        let mut cmd = std::process::Command::new(partial_tests::bin("partial-load"));
+        cmd.args([
+            "push".to_string(),
+            s(&bundle),
+            "--key".into(),
+            s(&d.join("team.pub")),
+            "--to".into(),
+            authed.addr.clone(),
+            "--state".into(),
+            s(&d.join(state)),
+            "--username".into(),
+            "pusher".into(),
+            "--password-stdin".into(),
+        ])
+        .env("DOCKER_CONFIG", &empty_config)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+        let mut child = cmd.spawn().unwrap();
+        use std::io::Write;
+        let mut stdin = child.stdin.take().unwrap();
+        writeln!(stdin, "{password}").unwrap();
+        drop(stdin);
+        let out = child.wait_with_output().unwrap();
+        Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    };
+    with_password("wrong", "state-auth1.json")
+        .expect_code(5)
+        .stderr_has("--username pusher");
+    with_password("s3cret", "state-auth2.json")
+        .expect_code(4)
+        .stderr_has("app:1");
+    assert_eq!(
+        authed.count_requests("PUT", "/v2/"),
+        0,
+        "nothing was pushed"
+    );
 }
