@@ -3,7 +3,9 @@
 //! into the air-gapped daemon gives the source's image ID; the access log shows that only the
 //! carried blobs were uploaded, none of the base's, and that a rerun uploads nothing. A bundle
 //! whose base is not in the registry gives exit 4 naming it and pushes no manifest; a tampered
-//! bundle gives exit 3 and pushes no manifest. `inventory --registry` feeds `partial-save --have`.
+//! bundle gives exit 3 and pushes no manifest. A split zstd bundle pushes the same way.
+//! `inventory --registry` feeds `partial-save --have`; an unreachable registry and a wrong
+//! password are exit 5.
 //! One daemon pair and one registry for all of it (2 cores).
 
 use partial_tests::cli::{keygen, load, save, Run};
@@ -204,6 +206,24 @@ fn push_into_a_registry_holding_the_base() {
         pair.airgap
             .image_id(&format!("{addr}/mirror/app:2"))
             .unwrap(),
+        scene.app2
+    );
+
+    // A zstd bundle split into volumes reads the same way.
+    let split = export(
+        &src.host(),
+        d,
+        "app2.zst",
+        "app:2",
+        &["-e", "app:1", "--compression", "zstd", "--split", "100K"],
+    );
+    assert!(d.join("app2.zst.002").exists(), "the bundle is split");
+    push(&split, d, &format!("{addr}/zs"), "state-zs.json").ok();
+    pair.airgap
+        .docker(&["pull", &format!("{addr}/zs/app:2")])
+        .unwrap();
+    assert_eq!(
+        pair.airgap.image_id(&format!("{addr}/zs/app:2")).unwrap(),
         scene.app2
     );
 
