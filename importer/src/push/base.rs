@@ -48,17 +48,22 @@ fn needed(manifest: &BundleManifest) -> BTreeSet<&Digest> {
         .collect()
 }
 
-/// The repositories to look in first when no `--base-repo` is given.
-fn default_repos(manifest: &BundleManifest, dest: &Destination) -> Vec<String> {
+/// The repositories to look in first when no `--base-repo` is given: those the bundle's `tags`
+/// go to, then those of the base images it was made against (`origins`), with and without the
+/// destination's prefix.
+fn default_repos<'a>(
+    tags: impl Iterator<Item = &'a str>,
+    origins: impl Iterator<Item = &'a str>,
+    dest: &Destination,
+) -> Vec<String> {
     let mut repos = Vec::new();
-    let tags = manifest.images.iter().flat_map(|i| i.tags.iter());
     for t in tags {
         if let Ok(t) = target_of(dest, t) {
             repos.push(t.repository);
         }
     }
-    for r in &manifest.required_base {
-        if let Some((path, _)) = repository_path(r.origin.image()) {
+    for o in origins {
+        if let Some((path, _)) = repository_path(o) {
             repos.push(dest.repository_for(&path));
             repos.push(path);
         }
@@ -99,13 +104,10 @@ pub async fn check(
         return Ok(index);
     }
     if base_repos.is_empty() {
-        search(
-            registry,
-            &default_repos(manifest, dest),
-            &needed,
-            &mut index,
-        )
-        .await?;
+        let tags = manifest.images.iter().flat_map(|i| i.tags.iter());
+        let origins = manifest.required_base.iter().map(|r| r.origin.image());
+        let repos = default_repos(tags.map(String::as_str), origins, dest);
+        search(registry, &repos, &needed, &mut index).await?;
         if needed.iter().any(|c| !index.chains.contains_key(*c)) {
             if let Some(all) = registry_images::catalog(registry).await? {
                 search(registry, &all, &needed, &mut index).await?;
@@ -153,4 +155,29 @@ fn missing_error(
         registry.name()
     ));
     anyhow::Error::new(Coded::new(exit::BASE_MISSING, msg))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bases_are_looked_for_where_the_images_go_and_where_their_bases_are() {
+        let dest = Destination::parse("127.0.0.1:5000/mirror").unwrap();
+        let repos = default_repos(
+            ["app:2", "app:latest", "team/svc:1"].into_iter(),
+            ["app:1", "base:1"].into_iter(),
+            &dest,
+        );
+        assert_eq!(
+            repos,
+            [
+                "mirror/app",
+                "mirror/team/svc",
+                "app",
+                "mirror/base",
+                "base"
+            ]
+        );
+    }
 }
