@@ -33,7 +33,11 @@ fn export(host: &str, dir: &Path, name: &str, image: &str, base_flag: &[&str]) -
 }
 
 fn push(bundle: &Path, dir: &Path, to: &str, state: &str) -> Run {
-    load(&[
+    push_with(bundle, dir, to, state, &[])
+}
+
+fn push_with(bundle: &Path, dir: &Path, to: &str, state: &str, extra: &[&str]) -> Run {
+    let mut args = vec![
         "push".to_string(),
         s(bundle),
         "--key".into(),
@@ -42,7 +46,9 @@ fn push(bundle: &Path, dir: &Path, to: &str, state: &str) -> Run {
         to.into(),
         "--state".into(),
         s(&dir.join(state)),
-    ])
+    ];
+    args.extend(extra.iter().map(|a| a.to_string()));
+    load(&args)
 }
 
 /// The bundle manifest's carried-layer count of its single image.
@@ -125,6 +131,11 @@ fn push_into_a_registry_holding_the_base() {
         &s(&have),
     ])
     .ok();
+    let inv = std::fs::read_to_string(&have).unwrap();
+    assert!(
+        inv.contains(&scene.app1) && inv.contains(&format!("{addr}/app:1")),
+        "{inv}"
+    );
     let planned = export(
         &src.host(),
         d,
@@ -173,8 +184,16 @@ fn push_into_a_registry_holding_the_base() {
 
     // A rerun uploads nothing.
     let before = server.blob_uploads();
-    push(&bundle, d, &addr, "state-rerun.json").ok();
+    let rerun = push_with(&bundle, d, &addr, "state-rerun.json", &["--json"]).ok();
     assert_eq!(server.blob_uploads(), before, "a rerun uploaded blobs");
+    let out: serde_json::Value = serde_json::from_str(&rerun.stdout).unwrap();
+    assert_eq!(out["uploaded_blobs"], 0, "{out}");
+    assert_eq!(out["images"][0]["id"], scene.app2.as_str(), "{out}");
+    assert_eq!(
+        out["images"][0]["references"][0],
+        format!("{addr}/app:2").as_str(),
+        "{out}"
+    );
 
     // Under a prefix: base layers mounted from app, carried blobs uploaded once more.
     let before = server.blob_uploads();
