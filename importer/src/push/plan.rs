@@ -1,6 +1,7 @@
 //! What the registry lacks before the bundle is read: each config and carried layer blob is
 //! HEADed in every repository an image goes to (present ones are never sent again, so a rerun
-//! uploads nothing), and each base layer is made present in the target repository (HEAD, else a
+//! uploads nothing; absent ones are mounted when a repository of the base images has them, e.g.
+//! from an earlier push under another prefix), and each base layer is made present in the target repository (HEAD, else a
 //! cross-repository mount from the repository whose image holds it). `--jobs` requests at a
 //! time.
 
@@ -11,7 +12,7 @@ use crate::registry_connect::registry_err;
 use anyhow::{anyhow, Result};
 use futures_util::{StreamExt, TryStreamExt};
 use partial_common::manifest::BundleManifest;
-use partial_common::registry::{BlobOutcome, Registry};
+use partial_common::registry::{BlobOutcome, MountOutcome, Registry};
 use partial_common::Digest;
 use std::collections::{BTreeSet, HashMap, HashSet};
 
@@ -21,7 +22,7 @@ pub struct Plan {
     pub expected: HashSet<Digest>,
     /// Those some target repository lacks, with the repositories lacking them.
     pub missing: HashMap<Digest, Vec<String>>,
-    /// Base layers mounted into a target repository.
+    /// Blobs mounted into a target repository (base layers, and carried blobs found elsewhere).
     pub mounted: usize,
 }
 
@@ -58,19 +59,60 @@ pub async fn plan(
         .try_collect()
         .await
         .map_err(registry_err)?;
+    let holders: BTreeSet<&str> = base
+        .chains
+        .values()
+        .map(|b| b.repository.as_str())
+        .collect();
+    let tried: Vec<Option<(String, Digest)>> = futures_util::stream::iter(absent)
+        .map(|(repo, digest)| {
+            let holders = &holders;
+            async move {
+                let mounted = mount_from_any(registry, &repo, &digest, holders).await?;
+                Ok::<_, anyhow::Error>((!mounted).then_some((repo, digest)))
+            }
+        })
+        .buffer_unordered(jobs)
+        .try_collect()
+        .await?;
+    let mut mounted = 0;
     let mut missing: HashMap<Digest, Vec<String>> = HashMap::new();
-    for (repo, digest) in absent {
-        missing.entry(digest).or_default().push(repo);
+    for t in tried {
+        match t {
+            Some((repo, digest)) => missing.entry(digest).or_default().push(repo),
+            None => mounted += 1,
+        }
     }
     for repos in missing.values_mut() {
         repos.sort();
     }
-    let mounted = mount_bases(registry, base, based, jobs).await?;
+    mounted += mount_bases(registry, base, based, jobs).await?;
     Ok(Plan {
         expected,
         missing,
         mounted,
     })
+}
+
+/// Tries to mount `digest` into `repo` from each repository of the registry's base images (a
+/// carried layer or config pushed there before, e.g. under another prefix); true when one did.
+async fn mount_from_any(
+    registry: &Registry,
+    repo: &str,
+    digest: &Digest,
+    holders: &BTreeSet<&str>,
+) -> Result<bool> {
+    for from in holders.iter().filter(|h| **h != repo) {
+        match registry
+            .mount_blob(repo, digest, from)
+            .await
+            .map_err(registry_err)?
+        {
+            MountOutcome::Mounted => return Ok(true),
+            MountOutcome::NotMounted(session) => registry.cancel_upload(session).await,
+        }
+    }
+    Ok(false)
 }
 
 /// Makes every base layer present in the repositories that reference it; returns how many were
