@@ -10,8 +10,8 @@ Exit codes:
   2  usage error
   3  verification failed (signature, hash, size, manifest; a bundle older than the last
      one loaded from its site)
-  4  base layers missing on the daemon
-  5  Docker daemon unreachable or daemon error (also: it died or hung mid-load)
+  4  base layers missing on the daemon (or in the registry, for push)
+  5  Docker daemon or registry unreachable or failing (also: it died or hung mid-load)
   130 interrupted
 
 Environment: PARTIAL_PING_TIMEOUT=SECS bounds the first ping of the daemon (default 30).
@@ -20,7 +20,9 @@ Examples:
   partial-load verify app.tgz --key team.pub --offline
   partial-load load app.tgz --key team.pub
   partial-load inventory -o have.json
-  partial-load rehydrate app.tgz --key team.pub -o app-full.tar";
+  partial-load rehydrate app.tgz --key team.pub -o app-full.tar
+  partial-load push app.tgz --key team.pub --to registry.example:5000/mirror
+  partial-load inventory --registry registry.example:5000 --repo mirror/app -o have.json";
 
 /// Verify and load partial-save bundles on an air-gapped Docker host.
 #[derive(Parser, Debug)]
@@ -40,6 +42,9 @@ pub enum Command {
     Inventory(InventoryArgs),
     /// Rebuild a complete `docker save` archive from the bundle plus this daemon's base layers.
     Rehydrate(RehydrateArgs),
+    /// Push the bundle's images into a registry: signature, base layers in the registry, content
+    /// hashes, only missing blobs uploaded, one manifest per image, read back.
+    Push(PushArgs),
 }
 
 #[derive(Args, Debug, Clone)]
@@ -117,6 +122,53 @@ pub struct InventoryArgs {
     pub output: Option<PathBuf>,
     #[command(flatten)]
     pub daemon: DaemonArgs,
+    /// Take the inventory of this registry (HOST[:PORT]) instead of a daemon.
+    #[arg(long, value_name = "REGISTRY")]
+    pub registry: Option<String>,
+    /// With --registry: the repositories to list (repeatable; default: the catalog).
+    #[arg(long = "repo", value_name = "REPO", requires = "registry")]
+    pub repos: Vec<String>,
+    #[command(flatten)]
+    pub connection: RegistryArgs,
+}
+
+/// How to reach a registry: TLS and credentials.
+#[derive(Args, Debug, Clone)]
+pub struct RegistryArgs {
+    /// Accept plain http or an unverified certificate from the registry.
+    #[arg(long)]
+    pub insecure: bool,
+    /// A CA certificate (PEM) to trust for the registry, besides the system roots and
+    /// /etc/docker/certs.d/HOST/; repeatable.
+    #[arg(long = "ca-file", value_name = "PEM")]
+    pub ca_files: Vec<PathBuf>,
+    /// User name for the registry (password from --password-stdin); default: Docker's
+    /// config.json (DOCKER_CONFIG).
+    #[arg(long, value_name = "USER", requires = "password_stdin")]
+    pub username: Option<String>,
+    /// Read the registry password from stdin (with --username).
+    #[arg(long, requires = "username")]
+    pub password_stdin: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct PushArgs {
+    #[command(flatten)]
+    pub bundle: BundleArgs,
+    #[command(flatten)]
+    pub sequence: SequenceArgs,
+    /// The registry, with an optional repository prefix: HOST[:PORT][/PREFIX].
+    #[arg(long, value_name = "REGISTRY[/PREFIX]")]
+    pub to: String,
+    /// Repositories of the registry to find the base images in (repeatable; default: the
+    /// repositories the images go to and those of their base images, else the catalog).
+    #[arg(long = "base-repo", value_name = "REPO")]
+    pub base_repos: Vec<String>,
+    /// Blobs checked or mounted at a time.
+    #[arg(long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub jobs: u16,
+    #[command(flatten)]
+    pub connection: RegistryArgs,
 }
 
 #[derive(Args, Debug)]

@@ -1,28 +1,82 @@
-//! `partial-load inventory`: what this daemon holds, as the JSON that `partial-save --have`
-//! reads (schema in `partial_common::inventory`).
+//! `partial-load inventory`: what this daemon (or, with `--registry`, that registry) holds, as
+//! the JSON that `partial-save --have` reads (schema in `partial_common::inventory`).
 
 use crate::cli::InventoryArgs;
 use crate::connect::connect;
+use crate::registry_images;
 use anyhow::{Context, Result};
+use partial_common::daemon::DaemonInfo;
 use partial_common::exit::{self, Coded};
 use partial_common::inventory::Inventory;
 use partial_common::manifest::ToolInfo;
+use partial_common::registry::Platform;
 use std::io::Write;
 
 pub async fn run(args: InventoryArgs) -> Result<()> {
+    let inv = match &args.registry {
+        Some(name) => of_registry(name, &args).await?,
+        None => of_daemon(&args).await?,
+    };
+    write(&args, &inv)
+}
+
+async fn of_daemon(args: &InventoryArgs) -> Result<Inventory> {
     let daemon = connect(&args.daemon).await?;
     let dmn = |e| anyhow::Error::new(Coded::new(exit::DAEMON, e));
     let info = daemon.info().await.map_err(dmn)?;
     let images = daemon.all_images().await.map_err(dmn)?;
-    let inv = Inventory::new(
-        ToolInfo {
-            name: "partial-load".into(),
-            version: env!("CARGO_PKG_VERSION").into(),
-        },
-        daemon.host.clone(),
+    Ok(Inventory::new(tool(), daemon.host.clone(), info, images))
+}
+
+fn tool() -> ToolInfo {
+    ToolInfo {
+        name: "partial-load".into(),
+        version: env!("CARGO_PKG_VERSION").into(),
+    }
+}
+
+/// Every image tagged in the repositories given (else the catalog's), for this machine's
+/// platform. The inventory's `daemon` record describes the registry (`storage_driver`
+/// "registry").
+async fn of_registry(name: &str, args: &InventoryArgs) -> Result<Inventory> {
+    let registry = crate::registry_connect::connect(name, &args.connection).await?;
+    let repos = if args.repos.is_empty() {
+        registry_images::catalog(&registry).await?.ok_or_else(|| {
+            anyhow::Error::new(Coded::new(
+                exit::DAEMON,
+                format!(
+                    "the registry {name} does not allow listing its repositories: name them \
+                     with --repo"
+                ),
+            ))
+        })?
+    } else {
+        args.repos.clone()
+    };
+    let mut images = Vec::new();
+    for repo in &repos {
+        for image in registry_images::images_of(&registry, repo).await? {
+            images.push(image.meta(registry.name()));
+        }
+    }
+    let platform = Platform::host();
+    let info = DaemonInfo {
+        version: "registry".into(),
+        api_version: "v2".into(),
+        os: platform.os,
+        arch: platform.architecture,
+        storage_driver: "registry".into(),
+        containerd_store: false,
+    };
+    Ok(Inventory::new(
+        tool(),
+        registry.name().to_string(),
         info,
         images,
-    );
+    ))
+}
+
+fn write(args: &InventoryArgs, inv: &Inventory) -> Result<()> {
     let bytes = inv.to_bytes();
     match &args.output {
         Some(path) => {
@@ -38,7 +92,7 @@ pub async fn run(args: InventoryArgs) -> Result<()> {
                 path.display(),
                 inv.images.len(),
                 layers,
-                daemon.host
+                inv.host
             );
         }
         None => {

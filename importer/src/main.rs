@@ -1,5 +1,6 @@
 //! `partial-load`: verifies partial-save bundles (signature, manifest, hashes, base layers) and
-//! loads them into the air-gapped daemon; writes its inventory; rebuilds complete archives.
+//! loads them into the air-gapped daemon or pushes them into its registry; writes the inventory
+//! of either; rebuilds complete archives.
 
 mod base;
 mod bundle;
@@ -9,6 +10,9 @@ mod connect;
 mod errors;
 mod inventory;
 mod load;
+mod push;
+mod registry_connect;
+mod registry_images;
 mod rehydrate;
 mod state;
 mod upload;
@@ -39,6 +43,7 @@ fn main() -> ExitCode {
             cli::Command::Verify(a) => load::run_verify(a).await,
             cli::Command::Inventory(a) => inventory::run(a).await,
             cli::Command::Rehydrate(a) => rehydrate::run(a).await,
+            cli::Command::Push(a) => push::run(a).await,
         }
     });
     match result {

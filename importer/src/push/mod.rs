@@ -1,0 +1,130 @@
+//! `partial-load push`: the checked load, into a registry. In order: signature and volumes
+//! (`bundle::open`), the rollback check (`state::check`), the base check against the registry
+//! ([`base`]), the blobs the registry lacks ([`plan`]: HEAD in each target repository; base
+//! layers mounted from the repository holding them), one pass over the bundle uploading what is
+//! missing while every hash is checked ([`stream`]), then one manifest per image under every tag,
+//! each read back ([`manifests`]); the state file is written only after all of it.
+
+mod base;
+mod manifests;
+mod plan;
+mod stream;
+mod target;
+
+use crate::bundle::{self, Bundle};
+use crate::cli::PushArgs;
+use crate::registry_connect::{connect, registry_err};
+use anyhow::Result;
+use partial_common::progress;
+use partial_common::registry::{Destination, Registry};
+use target::{target_of, Target};
+
+#[derive(serde::Serialize)]
+struct Outcome {
+    manifest: String,
+    registry: String,
+    images: Vec<PushedImage>,
+    uploaded_blobs: usize,
+    uploaded_bytes: u64,
+    mounted_blobs: usize,
+}
+
+#[derive(serde::Serialize)]
+struct PushedImage {
+    id: String,
+    manifest_digest: String,
+    references: Vec<String>,
+}
+
+pub async fn run(args: PushArgs) -> Result<()> {
+    let dest = Destination::parse(&args.to).map_err(registry_err)?;
+    let bundle = bundle::open(&args.bundle)?;
+    let series = crate::state::check(&args.sequence, &bundle)?;
+    let registry = connect(&dest.registry, &args.connection).await?;
+    let targets = targets(&bundle, &dest)?;
+    let index = base::check(&registry, &bundle.manifest, &dest, &args.base_repos)
+        .await
+        .map_err(|e| series.explain(e))?;
+    let jobs = usize::from(args.jobs);
+    let planned = plan::plan(&registry, &bundle.manifest, &targets, &index, jobs).await?;
+    let bar = progress::bytes("pushing", Some(bundle.manifest.bundle.size));
+    let pass = stream::pass(
+        &registry,
+        &bundle,
+        planned.expected,
+        planned.missing,
+        bar.clone(),
+    )
+    .await;
+    bar.finish_and_clear();
+    let pass = pass?;
+    let mut images = Vec::new();
+    for (image, targets) in bundle.manifest.images.iter().zip(&targets) {
+        let manifest = manifests::build(image, &pass.sizes, &index)?;
+        for t in targets {
+            manifests::put_and_confirm(&registry, t, &manifest).await?;
+        }
+        images.push(PushedImage {
+            id: image.id.to_string(),
+            manifest_digest: manifest.digest.to_string(),
+            references: targets
+                .iter()
+                .map(|t| format!("{}/{}:{}", registry.name(), t.repository, t.tag))
+                .collect(),
+        });
+    }
+    series.record()?; // only after a successful push
+    let out = Outcome {
+        manifest: bundle.manifest_path.display().to_string(),
+        registry: registry.name().to_string(),
+        images,
+        uploaded_blobs: pass.uploaded_blobs,
+        uploaded_bytes: pass.uploaded_bytes,
+        mounted_blobs: planned.mounted,
+    };
+    report(&args, &bundle, &registry, &out)
+}
+
+/// Where each image goes (one entry per tag); an untagged image cannot be pushed.
+fn targets(bundle: &Bundle, dest: &Destination) -> Result<Vec<Vec<Target>>> {
+    bundle
+        .manifest
+        .images
+        .iter()
+        .map(|img| {
+            if img.tags.is_empty() {
+                return Err(anyhow::anyhow!(
+                    "image {} of the bundle has no tag: a registry keeps images by repository and \
+                     tag",
+                    img.id
+                ));
+            }
+            img.tags.iter().map(|t| target_of(dest, t)).collect()
+        })
+        .collect()
+}
+
+fn report(args: &PushArgs, bundle: &Bundle, registry: &Registry, out: &Outcome) -> Result<()> {
+    if args.bundle.json {
+        println!("{}", serde_json::to_string_pretty(out)?);
+        return Ok(());
+    }
+    for img in &out.images {
+        eprintln!(
+            "pushed {} ({}, manifest {})",
+            img.references.join(", "),
+            img.id,
+            img.manifest_digest
+        );
+    }
+    eprintln!(
+        "verified {} and pushed {} image(s) to {}: {} blob(s) uploaded ({}), {} mounted",
+        bundle.name(),
+        out.images.len(),
+        registry.name(),
+        out.uploaded_blobs,
+        progress::human_bytes(out.uploaded_bytes),
+        out.mounted_blobs
+    );
+    Ok(())
+}

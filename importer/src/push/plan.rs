@@ -1,0 +1,151 @@
+//! What the registry lacks before the bundle is read: each config and carried layer blob is
+//! HEADed in every repository an image goes to (present ones are never sent again, so a rerun
+//! uploads nothing; absent ones are mounted when a repository of the base images has them, e.g.
+//! from an earlier push under another prefix), and each base layer is made present in the target repository (HEAD, else a
+//! cross-repository mount from the repository whose image holds it). `--jobs` requests at a
+//! time.
+
+use super::base::BaseIndex;
+use super::manifests::carried_blob;
+use super::target::Target;
+use crate::registry_connect::registry_err;
+use anyhow::{anyhow, Result};
+use futures_util::{StreamExt, TryStreamExt};
+use partial_common::manifest::BundleManifest;
+use partial_common::registry::{BlobOutcome, MountOutcome, Registry};
+use partial_common::Digest;
+use std::collections::{BTreeSet, HashMap, HashSet};
+
+/// The blobs to read from the bundle and the ones to upload.
+pub struct Plan {
+    /// Every config and carried layer blob (hashed during the pass).
+    pub expected: HashSet<Digest>,
+    /// Those some target repository lacks, with the repositories lacking them.
+    pub missing: HashMap<Digest, Vec<String>>,
+    /// Blobs mounted into a target repository (base layers, and carried blobs found elsewhere).
+    pub mounted: usize,
+}
+
+pub async fn plan(
+    registry: &Registry,
+    manifest: &BundleManifest,
+    targets: &[Vec<Target>],
+    base: &BaseIndex,
+    jobs: usize,
+) -> Result<Plan> {
+    let mut own = BTreeSet::new(); // (repository, blob) from the bundle
+    let mut based = BTreeSet::new(); // (repository, chain) from the registry
+    for (image, targets) in manifest.images.iter().zip(targets) {
+        let repos: BTreeSet<&str> = targets.iter().map(|t| t.repository.as_str()).collect();
+        for repo in repos {
+            own.insert((repo.to_string(), image.id.clone()));
+            for layer in &image.layers {
+                if layer.carried {
+                    own.insert((repo.to_string(), carried_blob(layer).0));
+                } else {
+                    based.insert((repo.to_string(), layer.chain_id.clone()));
+                }
+            }
+        }
+    }
+    let expected = own.iter().map(|(_, d)| d.clone()).collect();
+    let absent: Vec<(String, Digest)> = futures_util::stream::iter(own)
+        .map(|(repo, digest)| async move {
+            let found = registry.blob_exists(&repo, &digest).await;
+            found.map(|f| f.is_none().then_some((repo, digest)))
+        })
+        .buffer_unordered(jobs)
+        .try_filter_map(|x| async move { Ok(x) })
+        .try_collect()
+        .await
+        .map_err(registry_err)?;
+    let holders: BTreeSet<&str> = base
+        .chains
+        .values()
+        .map(|b| b.repository.as_str())
+        .collect();
+    let tried: Vec<Option<(String, Digest)>> = futures_util::stream::iter(absent)
+        .map(|(repo, digest)| {
+            let holders = &holders;
+            async move {
+                let mounted = mount_from_any(registry, &repo, &digest, holders).await?;
+                Ok::<_, anyhow::Error>((!mounted).then_some((repo, digest)))
+            }
+        })
+        .buffer_unordered(jobs)
+        .try_collect()
+        .await?;
+    let mut mounted = 0;
+    let mut missing: HashMap<Digest, Vec<String>> = HashMap::new();
+    for t in tried {
+        match t {
+            Some((repo, digest)) => missing.entry(digest).or_default().push(repo),
+            None => mounted += 1,
+        }
+    }
+    for repos in missing.values_mut() {
+        repos.sort();
+    }
+    mounted += mount_bases(registry, base, based, jobs).await?;
+    Ok(Plan {
+        expected,
+        missing,
+        mounted,
+    })
+}
+
+/// Tries to mount `digest` into `repo` from each repository of the registry's base images (a
+/// carried layer or config pushed there before, e.g. under another prefix); true when one did.
+async fn mount_from_any(
+    registry: &Registry,
+    repo: &str,
+    digest: &Digest,
+    holders: &BTreeSet<&str>,
+) -> Result<bool> {
+    for from in holders.iter().filter(|h| **h != repo) {
+        match registry
+            .mount_blob(repo, digest, from)
+            .await
+            .map_err(registry_err)?
+        {
+            MountOutcome::Mounted => return Ok(true),
+            MountOutcome::NotMounted(session) => registry.cancel_upload(session).await,
+        }
+    }
+    Ok(false)
+}
+
+/// Makes every base layer present in the repositories that reference it; returns how many were
+/// mounted.
+async fn mount_bases(
+    registry: &Registry,
+    base: &BaseIndex,
+    based: BTreeSet<(String, Digest)>,
+    jobs: usize,
+) -> Result<usize> {
+    let outcomes: Vec<BlobOutcome> = futures_util::stream::iter(based)
+        .map(|(repo, chain)| async move {
+            let found = base
+                .chains
+                .get(&chain)
+                .ok_or_else(|| anyhow!("chain {chain} was not found in the registry"))?;
+            let d = &found.descriptor;
+            let from = [found.repository.as_str()];
+            registry
+                .ensure_blob(&repo, &d.digest, Some(d.size), &from, || async {
+                    Err::<tokio::io::Empty, _>(std::io::Error::other(format!(
+                        "base layer {} is in {} but the registry would not mount it into {repo}",
+                        d.digest, found.repository
+                    )))
+                })
+                .await
+                .map_err(registry_err)
+        })
+        .buffer_unordered(jobs)
+        .try_collect()
+        .await?;
+    Ok(outcomes
+        .iter()
+        .filter(|o| matches!(o, BlobOutcome::Mounted { .. }))
+        .count())
+}

@@ -1,0 +1,33 @@
+//! Connecting to a registry from the `--insecure`, `--ca-file`, `--username` and
+//! `--password-stdin` flags (else Docker's `config.json`); registry errors become anyhow errors
+//! carrying the exit code the registry client assigns them (5 unreachable or refusing, 3 bad
+//! data, 2 bad reference).
+
+use crate::cli::RegistryArgs;
+use anyhow::{Context, Result};
+use partial_common::exit::Coded;
+use partial_common::registry::{Credentials, Registry, RegistryError, RegistryOptions};
+use std::io::Read;
+
+/// A registry error with its own exit code.
+pub fn registry_err(e: RegistryError) -> anyhow::Error {
+    anyhow::Error::new(Coded::new(e.exit_code(), e))
+}
+
+/// Connects to `registry` (`HOST[:PORT]`) as the flags say.
+pub async fn connect(registry: &str, args: &RegistryArgs) -> Result<Registry> {
+    let mut opts = RegistryOptions::default();
+    opts.transport.insecure = args.insecure;
+    opts.transport.ca_files = args.ca_files.clone();
+    if let Some(user) = &args.username {
+        let mut password = String::new();
+        std::io::stdin()
+            .read_to_string(&mut password)
+            .context("reading the registry password from stdin (--password-stdin)")?;
+        let password = password.trim_end_matches(['\n', '\r']);
+        opts.credentials = Some(Credentials::explicit(user, password));
+    }
+    Registry::connect(registry, &opts)
+        .await
+        .map_err(registry_err)
+}

@@ -1,0 +1,114 @@
+//! What a registry holds, image by image: for each tag of the repositories looked at, the image
+//! manifest (for this machine's platform), its config's diffIDs and their chain IDs. Used by the
+//! base check of `push` (which chains the registry has, and the blob descriptors to reference)
+//! and by `inventory --registry`.
+
+use crate::registry_connect::registry_err;
+use anyhow::Result;
+use partial_common::daemon::ImageMeta;
+use partial_common::registry::{ImageManifest, Platform, Registry, RegistryError};
+use partial_common::Digest;
+
+/// One image of the registry.
+#[derive(Debug, Clone)]
+pub struct RegistryImage {
+    pub repository: String,
+    pub tag: String,
+    pub manifest: ImageManifest,
+    pub diff_ids: Vec<Digest>,
+    pub chain_ids: Vec<Digest>,
+}
+
+impl RegistryImage {
+    /// The image as an inventory entry (`REGISTRY/REPO:TAG`).
+    pub fn meta(&self, registry: &str) -> ImageMeta {
+        ImageMeta::new(
+            self.manifest.config.digest.clone(),
+            vec![format!("{registry}/{}:{}", self.repository, self.tag)],
+            self.diff_ids.clone(),
+        )
+    }
+}
+
+/// The diffIDs of an image config.
+fn diff_ids(config: &[u8]) -> Result<Vec<Digest>, String> {
+    #[derive(serde::Deserialize)]
+    struct RootFs {
+        #[serde(default)]
+        diff_ids: Vec<Digest>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Config {
+        rootfs: RootFs,
+    }
+    serde_json::from_slice::<Config>(config)
+        .map(|c| c.rootfs.diff_ids)
+        .map_err(|e| e.to_string())
+}
+
+/// Every image tagged in `repository`; a repository that does not exist holds none.
+pub async fn images_of(registry: &Registry, repository: &str) -> Result<Vec<RegistryImage>> {
+    let tags = match registry.list_tags(repository).await {
+        Ok(t) => t,
+        Err(RegistryError::NoRepository { .. }) => return Ok(Vec::new()),
+        Err(e) => return Err(registry_err(e)),
+    };
+    let platform = Platform::host();
+    let mut out = Vec::new();
+    for tag in tags {
+        let image = match registry.get_image(repository, &tag, &platform).await {
+            Ok(i) => i,
+            // Another platform only, or a manifest type this tool does not read: not a base.
+            Err(RegistryError::NoPlatform { .. } | RegistryError::UnsupportedManifest { .. }) => {
+                continue
+            }
+            Err(e) => return Err(registry_err(e)),
+        };
+        let config = registry
+            .get_blob_bytes(repository, &image.manifest.config.digest)
+            .await
+            .map_err(registry_err)?;
+        let diff_ids = diff_ids(&config).map_err(|reason| {
+            registry_err(RegistryError::Protocol {
+                registry: registry.name().to_string(),
+                what: format!("config of {repository}:{tag}"),
+                reason,
+            })
+        })?;
+        if diff_ids.len() != image.manifest.layers.len() {
+            continue; // not a layered image this tool can pair with blobs
+        }
+        out.push(RegistryImage {
+            repository: repository.to_string(),
+            tag,
+            manifest: image.manifest,
+            chain_ids: partial_common::digest::chain_ids(&diff_ids),
+            diff_ids,
+        });
+    }
+    Ok(out)
+}
+
+/// The repositories of the catalog, or `None` when the registry does not allow listing them.
+pub async fn catalog(registry: &Registry) -> Result<Option<Vec<String>>> {
+    match registry.catalog().await {
+        Ok(repos) => Ok(Some(repos)),
+        Err(RegistryError::CatalogNotAllowed { .. }) => Ok(None),
+        Err(e) => Err(registry_err(e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn diff_ids_come_from_the_config_rootfs() {
+        let d = Digest::of_bytes(b"x");
+        let cfg = format!(
+            r#"{{"architecture":"amd64","rootfs":{{"type":"layers","diff_ids":["{d}"]}}}}"#
+        );
+        assert_eq!(diff_ids(cfg.as_bytes()).unwrap(), vec![d]);
+        assert!(diff_ids(b"{}").is_err());
+    }
+}
