@@ -23,10 +23,6 @@ pub(crate) mod names;
 mod real_daemon;
 pub(crate) mod scan;
 pub(crate) mod tarstream;
-// The test-archive builders live in `crate::testutil::archive` (feature `testutil`); this path
-// stays for the unit tests beside the engine.
-#[cfg(test)]
-pub(crate) use crate::testutil::archive as testutil;
 #[cfg(test)]
 mod tarstream_big_tests;
 mod to_model;

@@ -122,7 +122,7 @@ fn real_archive_write_filtered() {
 #[test]
 #[ignore]
 fn synthetic_archives_for_docker_load() {
-    use super::testutil::*;
+    use crate::testutil::archive::*;
     let dir = std::env::var("PARTIAL_SYNTH_DIR").expect("set PARTIAL_SYNTH_DIR");
     let a = layer("a.txt", b"layer a");
     let b = layer("b.txt", b"layer b");

@@ -4,11 +4,11 @@
 //! and the plan agree (see [`check_bundle`]).
 
 use super::*;
-use crate::archive::testutil::*;
 use crate::archive::{scan, ArchiveError, ArchiveIndex};
 use crate::bundle_writer::blob_path;
 use crate::digest::Digest;
 use crate::plan::{Decision, Layout, Plan};
+use crate::testutil::archive::*;
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Read;

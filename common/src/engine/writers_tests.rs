@@ -8,12 +8,12 @@
 
 use super::tests::{check_bundle, decisions, layer_blobs, world, World};
 use super::Engine;
-use crate::archive::testutil::*;
 use crate::digest::Digest;
 use crate::have::HaveSet;
 use crate::image::{Image, Platform};
 use crate::plan::Plan;
 use crate::source::{ArchiveSource, OciDirSource, Source};
+use crate::testutil::archive::*;
 use serde_json::json;
 use std::io::Write;
 use std::path::Path;
@@ -499,7 +499,7 @@ fn compressed_layers_named_by_no_digest_are_hashed_by_the_scan() {
         img.layers[1].blob.digest,
         Digest::of_bytes(&gz(&w.app.layers[1].data))
     );
-    let (plan, out) = export(&src, "app:1", crate::archive::testutil::have(&[&w.base]));
+    let (plan, out) = export(&src, "app:1", crate::testutil::archive::have(&[&w.base]));
     assert_eq!(decisions(&plan, 0), vec![false, true, true, true]);
     assert_eq!(layer_blobs(&read_tar(&out)).len(), 2);
 }
