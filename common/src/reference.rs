@@ -168,9 +168,7 @@ pub fn check_registry(registry: &str) -> Result<(), String> {
         Some(v6) => !v6.is_empty() && v6.bytes().all(|b| b.is_ascii_hexdigit() || b == b':'),
         None => host.split('.').all(label_ok),
     };
-    let port_ok = port.map_or(true, |p| {
-        !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit())
-    });
+    let port_ok = port.is_none_or(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
     if host_ok && port_ok {
         Ok(())
     } else {
