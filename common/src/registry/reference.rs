@@ -1,6 +1,6 @@
 //! Registry destinations `HOST[:PORT][/PREFIX]` and Docker Hub's registry-specific names (API
 //! host, credentials key). Image references themselves are parsed by [`crate::reference`]; this
-//! module re-exports its [`ImageRef`] as [`Reference`] and maps its errors to
+//! module re-exports its [`ImageRef`](crate::reference::ImageRef) as [`Reference`] and maps its errors to
 //! [`RegistryError::BadReference`].
 
 use super::error::RegistryError;
