@@ -11,6 +11,7 @@
 
 mod archive_file;
 mod daemon;
+mod gen_tar;
 mod oci_dir;
 mod registry;
 

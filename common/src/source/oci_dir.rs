@@ -4,13 +4,14 @@
 //! and of the layer blobs of the wanted images, generated on the fly, so the engine reads it
 //! like an `oci-archive`.
 
+use super::gen_tar::{Entry, GenTar};
 use super::{find_in_index, Sink, Source};
 use crate::archive::metadata::{Collected, MAX_JSON};
 use crate::archive::scan::index_of;
 use crate::archive::{ArchiveError, ArchiveIndex, EntryInfo};
 use crate::codec;
 use crate::image::{Image, Platform};
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
@@ -140,89 +141,17 @@ impl Source for OciDirSource {
                 );
             }
         }
-        let mut files = VecDeque::new();
-        for n in names {
-            let path = self.dir.join(&n);
+        let mut entries = Vec::new();
+        for name in names {
+            let path = self.dir.join(&name);
             let size = std::fs::metadata(&path)?.len();
-            files.push_back((n, path, size));
+            entries.push(Entry {
+                name,
+                size,
+                open: Box::new(move || Ok(Box::new(File::open(path)?) as Box<dyn Read>)),
+            });
         }
-        let mut tar = DirTar {
-            files,
-            current: None,
-            pending: Vec::new(),
-            pos: 0,
-            ended: false,
-        };
+        let mut tar = GenTar::new(entries);
         sink.input(&mut tar, &self.label(), Some(self.index.clone()))
-    }
-}
-
-/// A tar stream of files, generated as it is read.
-struct DirTar {
-    files: VecDeque<(String, PathBuf, u64)>,
-    /// The file being sent: its reader, bytes left, size and name.
-    current: Option<(io::Take<File>, u64, u64, String)>,
-    /// Header or padding bytes waiting to be read.
-    pending: Vec<u8>,
-    pos: usize,
-    ended: bool,
-}
-
-impl DirTar {
-    /// Queues the next header (or the end of the archive); `false` when all is sent.
-    fn next_file(&mut self) -> io::Result<bool> {
-        let Some((name, path, size)) = self.files.pop_front() else {
-            if self.ended {
-                return Ok(false);
-            }
-            self.ended = true;
-            self.pending = vec![0u8; 1024];
-            self.pos = 0;
-            return Ok(true);
-        };
-        let mut h = tar::Header::new_gnu();
-        h.set_size(size);
-        h.set_mode(0o644);
-        h.set_mtime(0);
-        h.set_entry_type(tar::EntryType::Regular);
-        h.set_path(&name)?;
-        h.set_cksum();
-        self.pending = h.as_bytes().to_vec();
-        self.pos = 0;
-        self.current = Some((File::open(&path)?.take(size), size, size, name));
-        Ok(true)
-    }
-}
-
-impl Read for DirTar {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        loop {
-            if self.pos < self.pending.len() {
-                let n = buf.len().min(self.pending.len() - self.pos);
-                buf[..n].copy_from_slice(&self.pending[self.pos..self.pos + n]);
-                self.pos += n;
-                return Ok(n);
-            }
-            if let Some((f, left, size, name)) = &mut self.current {
-                if *left > 0 {
-                    let n = f.read(buf)?;
-                    if n == 0 {
-                        return Err(io::Error::new(
-                            io::ErrorKind::UnexpectedEof,
-                            format!("{name} shrank while it was read"),
-                        ));
-                    }
-                    *left -= n as u64;
-                    return Ok(n);
-                }
-                self.pending = vec![0u8; ((512 - *size % 512) % 512) as usize];
-                self.pos = 0;
-                self.current = None;
-                continue;
-            }
-            if !self.next_file()? {
-                return Ok(0);
-            }
-        }
     }
 }

@@ -7,6 +7,7 @@
 //! it is reached, compressed as stored and named by its digest; the engine checks each blob's
 //! digest and diffID as it reads it, so nothing is held in memory but a few chunks.
 
+use super::gen_tar::{Entry, GenTar};
 use super::{Sink, Source};
 use crate::archive::ArchiveError;
 use crate::codec::Compression;
@@ -21,7 +22,7 @@ use crate::stream::ChannelReader;
 use bytes::Bytes;
 use futures_util::{StreamExt, TryStreamExt};
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::io::{self, Read};
+use std::io::Read;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -320,14 +321,9 @@ impl Source for RegistrySource {
     /// Must run inside the tokio runtime (e.g. on a `spawn_blocking` thread): each blob is read
     /// by a task of the runtime.
     fn stream(&self, wanted: &[Image], sink: &mut dyn Sink) -> Result<(), ArchiveError> {
-        let mut tar = GenTar {
-            parts: self.parts(wanted, sink),
-            current: None,
-            pending: Vec::new(),
-            pos: 0,
-            ended: false,
-            idle: self.idle,
-        };
+        let idle = self.idle;
+        let parts = self.parts(wanted, sink);
+        let mut tar = GenTar::new(parts.into_iter().map(move |p| p.into_entry(idle)));
         sink.input(&mut tar, &self.label(), None)
     }
 }
@@ -356,118 +352,27 @@ impl Part {
             body: Body::Mem(bytes),
         }
     }
-}
 
-/// The entry being sent: its reader, bytes left, size and name.
-struct Current {
-    reader: Box<dyn Read>,
-    left: u64,
-    size: u64,
-    name: String,
-}
-
-/// A tar stream of parts, generated as it is read; a remote blob is requested when reached.
-struct GenTar {
-    parts: VecDeque<Part>,
-    current: Option<Current>,
-    pending: Vec<u8>,
-    pos: usize,
-    ended: bool,
-    idle: Duration,
-}
-
-impl GenTar {
-    /// Queues the next header (or the end of the archive); `false` when all is sent.
-    fn next_part(&mut self) -> io::Result<bool> {
-        let Some(part) = self.parts.pop_front() else {
-            if self.ended {
-                return Ok(false);
-            }
-            self.ended = true;
-            self.pending = vec![0u8; 1024];
-            self.pos = 0;
-            return Ok(true);
-        };
-        let mut h = tar::Header::new_gnu();
-        h.set_size(part.size);
-        h.set_mode(0o644);
-        h.set_mtime(0);
-        h.set_entry_type(tar::EntryType::Regular);
-        h.set_path(&part.name)?;
-        h.set_cksum();
-        self.pending = h.as_bytes().to_vec();
-        self.pos = 0;
-        let reader: Box<dyn Read> = match part.body {
-            Body::Mem(b) => Box::new(io::Cursor::new(b)),
+    /// The tar entry of the part; a remote blob is requested when the stream reaches it.
+    fn into_entry(self, idle: Duration) -> Entry {
+        match self.body {
+            Body::Mem(b) => Entry::bytes(&self.name, b),
             Body::Remote {
                 registry,
                 repository,
                 digest,
-            } => {
-                let blob = futures_util::stream::once(async move {
-                    registry.get_blob(&repository, &digest).await
-                })
-                .try_flatten()
-                .boxed();
-                Box::new(ChannelReader::spawn(blob, self.idle))
-            }
-        };
-        self.current = Some(Current {
-            reader,
-            left: part.size,
-            size: part.size,
-            name: part.name,
-        });
-        Ok(true)
-    }
-}
-
-impl Read for GenTar {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        loop {
-            if self.pos < self.pending.len() {
-                let n = buf.len().min(self.pending.len() - self.pos);
-                buf[..n].copy_from_slice(&self.pending[self.pos..self.pos + n]);
-                self.pos += n;
-                return Ok(n);
-            }
-            if let Some(c) = &mut self.current {
-                if c.left > 0 {
-                    let max = buf.len().min(c.left as usize);
-                    let n = c.reader.read(&mut buf[..max])?;
-                    if n == 0 {
-                        return Err(io::Error::new(
-                            io::ErrorKind::UnexpectedEof,
-                            format!(
-                                "{} ended after {} of the {} bytes its manifest states",
-                                c.name,
-                                c.size - c.left,
-                                c.size
-                            ),
-                        ));
-                    }
-                    c.left -= n as u64;
-                    return Ok(n);
-                }
-                // Read to the end, where a remote blob reports a digest mismatch.
-                let mut probe = [0u8; 1];
-                if c.reader.read(&mut probe)? != 0 {
-                    return Err(io::Error::new(
-                        io::ErrorKind::InvalidData,
-                        format!(
-                            "{} is longer than the {} bytes its manifest states",
-                            c.name, c.size
-                        ),
-                    ));
-                }
-                self.pending = vec![0u8; ((512 - c.size % 512) % 512) as usize];
-                self.pos = 0;
-                self.current = None;
-                continue;
-            }
-            if !self.next_part()? {
-                return Ok(0);
-            }
+            } => Entry {
+                name: self.name,
+                size: self.size,
+                open: Box::new(move || {
+                    let blob = futures_util::stream::once(async move {
+                        registry.get_blob(&repository, &digest).await
+                    })
+                    .try_flatten()
+                    .boxed();
+                    Ok(Box::new(ChannelReader::spawn(blob, idle)) as Box<dyn Read>)
+                }),
+            },
         }
     }
 }
@@ -498,40 +403,6 @@ mod tests {
         assert_eq!(c("application/vnd.oci.image.config.v1+json"), None);
         assert_eq!(strip_scheme(" docker://r:5000/a:1"), Some("r:5000/a:1"));
         assert_eq!(strip_scheme("a:1"), None);
-    }
-
-    #[test]
-    fn generated_tar_reads_back() {
-        let parts = VecDeque::from(vec![
-            Part::mem("oci-layout", Bytes::from_static(b"{}")),
-            Part::mem("blobs/sha256/x", Bytes::from(vec![7u8; 1000])),
-        ]);
-        let mut tar = GenTar {
-            parts,
-            current: None,
-            pending: Vec::new(),
-            pos: 0,
-            ended: false,
-            idle: Duration::from_secs(1),
-        };
-        let mut all = Vec::new();
-        tar.read_to_end(&mut all).unwrap();
-        let mut a = tar::Archive::new(io::Cursor::new(all));
-        let got: Vec<(String, u64)> = a
-            .entries()
-            .unwrap()
-            .map(|e| {
-                let e = e.unwrap();
-                (e.path().unwrap().display().to_string(), e.size())
-            })
-            .collect();
-        assert_eq!(
-            got,
-            [
-                ("oci-layout".to_string(), 2),
-                ("blobs/sha256/x".to_string(), 1000)
-            ]
-        );
     }
 
     #[test]
