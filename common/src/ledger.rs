@@ -376,6 +376,7 @@ mod tests {
                 size: Some(1),
                 carried: true,
                 blob: None,
+                delta: None,
             })
             .collect();
         m.required_base.clear();

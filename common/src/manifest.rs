@@ -12,7 +12,11 @@ use crate::plan::{Decision, Layout, Plan};
 use serde::{Deserialize, Serialize};
 
 pub const SCHEMA: &str = "partial-save/bundle-manifest";
-pub const VERSION: u32 = 1;
+/// The newest version this tool reads and writes: 2 when some layer is a delta (an importer
+/// that predates deltas must refuse such a bundle rather than load it half), else 1.
+pub const VERSION: u32 = 2;
+/// The version of manifests without delta layers.
+pub const VERSION_PLAIN: u32 = 1;
 
 /// Errors reading a manifest.
 #[derive(Debug, thiserror::Error)]
@@ -92,6 +96,10 @@ pub struct Layer {
     /// Optional: absent in manifests of earlier versions.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub blob: Option<crate::image::Blob>,
+    /// The layer travels as a delta against a reference layer the destination holds (`blob` is
+    /// then the layer as rebuilt); absent for whole layers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delta: Option<crate::plan::LayerDelta>,
 }
 
 /// One image in the bundle.
@@ -154,6 +162,10 @@ pub struct BundleManifest {
     pub totals: Totals,
     #[serde(default)]
     pub warnings: Vec<String>,
+    /// False when some layer is a delta: a plain `docker load` cannot read the bundle, only
+    /// `partial-load` (which rebuilds the layers from the daemon's own) or its `rehydrate`.
+    #[serde(default = "yes", skip_serializing_if = "is_true")]
+    pub docker_loadable: bool,
     /// The Helm charts the images were discovered in (`--chart`, `--exclude-chart`); absent
     /// when none were given.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -173,6 +185,44 @@ pub struct ChartEntry {
     /// Given with `--exclude-chart`: its images are what the destination already has.
     #[serde(default)]
     pub excluded: bool,
+}
+
+/// A delta layer is carried, rebuilds the uncompressed layer named by its diffID, and its
+/// reference is a required base.
+fn check_delta(
+    img: &Image,
+    i: usize,
+    l: &Layer,
+    d: &crate::plan::LayerDelta,
+    required: &std::collections::BTreeSet<&Digest>,
+) -> Result<(), String> {
+    let at = format!("image {} layer {i}", img.id);
+    if !l.carried {
+        return Err(format!("{at} is a delta but not carried"));
+    }
+    match &l.blob {
+        Some(b) if b.digest == l.diff_id && b.compression == crate::codec::Compression::None => {}
+        _ => {
+            return Err(format!(
+                "{at} is a delta, but its blob is not the uncompressed layer named by its diffID"
+            ))
+        }
+    }
+    if !required.contains(&d.reference_chain_id) {
+        return Err(format!(
+            "{at}: the delta's reference chain {} is not a required base",
+            d.reference_chain_id
+        ));
+    }
+    Ok(())
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn is_true(b: &bool) -> bool {
+    *b
 }
 
 /// Now, as RFC 3339 in UTC.
@@ -200,6 +250,7 @@ impl BundleManifest {
                         size: l.size,
                         carried: matches!(l.decision, Decision::Carried),
                         blob: l.blob.clone(),
+                        delta: l.delta.clone(),
                     })
                     .collect(),
             })
@@ -213,9 +264,10 @@ impl BundleManifest {
                 origin,
             })
             .collect();
+        let deltas = !plan.deltas().is_empty();
         BundleManifest {
             schema: SCHEMA.to_string(),
-            version: VERSION,
+            version: if deltas { VERSION } else { VERSION_PLAIN },
             tool,
             created: now_rfc3339(),
             site: None,
@@ -233,6 +285,7 @@ impl BundleManifest {
                 full_save_bytes: plan.input_bytes,
             },
             warnings: plan.warnings.clone(),
+            docker_loadable: !deltas,
             charts: Vec::new(),
         }
     }
@@ -277,7 +330,21 @@ impl BundleManifest {
                         img.id
                     )));
                 }
+                if let Some(d) = &l.delta {
+                    check_delta(img, i, l, d, &required).map_err(&bad)?;
+                }
             }
+        }
+        let deltas = self
+            .images
+            .iter()
+            .flat_map(|i| &i.layers)
+            .any(|l| l.delta.is_some());
+        if deltas && (self.docker_loadable || self.version < VERSION) {
+            return Err(bad(format!(
+                "delta layers in a manifest of version {} that says docker_loadable: {}",
+                self.version, self.docker_loadable
+            )));
         }
         // Checked: hostile sizes must not overflow (nor wrap around to the bundle size).
         let sum = self
@@ -306,6 +373,22 @@ impl BundleManifest {
             }
         }
         Ok(())
+    }
+
+    /// The carried layers that travel as deltas, once per delta blob.
+    pub fn deltas(&self) -> Vec<&crate::plan::LayerDelta> {
+        let mut out: Vec<&crate::plan::LayerDelta> = Vec::new();
+        for d in self
+            .images
+            .iter()
+            .flat_map(|i| &i.layers)
+            .filter_map(|l| l.delta.as_ref())
+        {
+            if !out.iter().any(|o| o.digest == d.digest) {
+                out.push(d);
+            }
+        }
+        out
     }
 
     /// The series fields go together: a site and a sequence of at least 1, and a `previous` hash
@@ -367,6 +450,7 @@ pub(crate) mod tests {
                 size: Some(100 * i as u64),
                 entry: Some(format!("blobs/sha256/{}", d[i].hex())),
                 blob: None,
+                delta: None,
                 decision: if i < 2 {
                     Decision::AtDestination {
                         origin: origin.clone(),

@@ -64,8 +64,32 @@ pub struct PlannedLayer {
     /// `blobs/sha256/<digest>`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub blob: Option<Blob>,
+    /// With `--delta`: the carried layer travels as a delta against a layer the destination
+    /// holds (then `blob` is the layer as rebuilt: the uncompressed tar named by its diffID).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delta: Option<LayerDelta>,
     #[serde(flatten)]
     pub decision: Decision,
+}
+
+/// A carried layer shipped as a delta (see `crate::delta`): the bundle holds the delta at
+/// `blobs/sha256/<digest hex>`, which rebuilds, with the reference layer the destination holds,
+/// the uncompressed layer that `manifest.json` names `blobs/sha256/<diffID hex>`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LayerDelta {
+    /// How the delta's body rebuilds the layer: `chunks` or `zstd-patch`.
+    pub encoding: String,
+    /// The delta blob in the bundle.
+    pub digest: Digest,
+    /// Its size in bytes.
+    pub size: u64,
+    /// The layer it was made against: its diffID and a chain the destination holds it under.
+    pub reference_diff_id: Digest,
+    pub reference_chain_id: Digest,
+    /// Which `-e` image, inventory or base archive said the destination holds that chain.
+    pub reference_origin: Origin,
+    /// Size of the rebuilt layer (the uncompressed tar).
+    pub target_size: u64,
 }
 
 /// One image of the plan.
@@ -84,7 +108,7 @@ pub struct Plan {
     pub images: Vec<PlannedImage>,
     /// Layer blobs written to the bundle (each blob counted once).
     pub blobs_carried: u64,
-    /// Bytes of layer blobs written (each blob counted once).
+    /// Bytes of layer blobs written (each blob counted once; a delta layer counts its delta).
     pub bytes_carried: u64,
     /// Layer blobs left out (each blob counted once).
     pub blobs_left_out: u64,
@@ -101,7 +125,21 @@ pub struct Plan {
 }
 
 impl Plan {
-    /// Every chain the destination must already hold, once each, with the origin that said so.
+    /// The carried layers that travel as deltas, once per delta blob.
+    pub fn deltas(&self) -> Vec<&LayerDelta> {
+        let mut out: Vec<&LayerDelta> = Vec::new();
+        for l in self.images.iter().flat_map(|i| &i.layers) {
+            if let Some(d) = &l.delta {
+                if !out.iter().any(|o| o.digest == d.digest) {
+                    out.push(d);
+                }
+            }
+        }
+        out
+    }
+
+    /// Every chain the destination must already hold, once each, with the origin that said so:
+    /// the positions left out, and the references of delta layers.
     pub fn required_base(&self) -> Vec<(Digest, Digest, Origin)> {
         let mut seen = std::collections::BTreeMap::new();
         for img in &self.images {
@@ -109,6 +147,11 @@ impl Plan {
                 if let Decision::AtDestination { origin } = &l.decision {
                     seen.entry(l.chain_id.clone())
                         .or_insert_with(|| (l.diff_id.clone(), origin.clone()));
+                }
+                if let Some(d) = &l.delta {
+                    seen.entry(d.reference_chain_id.clone()).or_insert_with(|| {
+                        (d.reference_diff_id.clone(), d.reference_origin.clone())
+                    });
                 }
             }
         }

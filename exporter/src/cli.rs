@@ -170,6 +170,13 @@ pub struct SaveArgs {
     /// Print the plan (per image and layer: carried or left out, size, why) and write nothing.
     #[arg(long)]
     pub dry_run: bool,
+    /// Ship a carried layer as a delta against a layer the destination holds, when smaller
+    /// (references: the -e images, --exclude-archive images, and source-daemon images of the
+    /// same repositories holding chains an inventory or ledger names). The bundle then loads
+    /// only with `partial-load` (which rebuilds the layers from its daemon's own), not with a
+    /// plain `docker load`; `partial-load rehydrate` makes a plain archive of it.
+    #[arg(long)]
+    pub delta: bool,
     /// Print the plan or the result as JSON on stdout.
     #[arg(long)]
     pub json: bool,

@@ -159,6 +159,11 @@ impl ArchiveIndex {
 pub enum ArchiveError {
     #[error("I/O error reading the archive: {0}")]
     Io(#[from] std::io::Error),
+    #[error("the delta of layer {layer}: {source}")]
+    Delta {
+        layer: crate::digest::Digest,
+        source: crate::delta::DeltaError,
+    },
     #[error("{0}")]
     NotALayout(String),
     #[error("reading the archive failed after {after}: {source}")]

@@ -22,6 +22,32 @@ struct Found {
     img: IndexedImage,
 }
 
+/// A spooled blob as the uncompressed layer: the spool itself when it is plain, else decompressed
+/// into another temporary file.
+fn unpack_spooled(sp: &mut super::Spooled) -> Result<(std::fs::File, u64), ArchiveError> {
+    if sp.compression == Compression::None {
+        let f = sp.file.try_clone().map_err(ArchiveError::Spool)?;
+        return Ok((f, sp.size));
+    }
+    let mut u = super::unpack::Unpacker::of(sp.compression)?;
+    let mut buf = vec![0u8; 256 * 1024];
+    loop {
+        let n = std::io::Read::read(&mut sp.file, &mut buf).map_err(ArchiveError::Spool)?;
+        if n == 0 {
+            break;
+        }
+        u.update(&buf[..n])?;
+    }
+    let done = u.finish()?;
+    if let Err(e) = done.got.diff {
+        return Err(ArchiveError::BadMetadata {
+            entry: sp.name.clone(),
+            message: format!("the layer does not decompress: {e}"),
+        });
+    }
+    Ok((done.file, done.size))
+}
+
 fn short_list(v: &[Digest]) -> String {
     v.iter()
         .map(|d| d.short().to_string())
@@ -52,10 +78,12 @@ impl<W: Write> Engine<W> {
         } else {
             Layout::Oci
         };
-        let (bc, by) = (
-            self.written.len() as u64,
-            self.written.values().filter_map(|b| b.size).sum(),
-        );
+        let by = self
+            .written
+            .iter()
+            .filter_map(|(d, b)| self.deltas.get(d).map(|x| x.size).or(b.size))
+            .sum();
+        let bc = self.written.len() as u64;
         let left: BTreeSet<&Digest> = self
             .wanted
             .iter()
@@ -212,6 +240,12 @@ impl<W: Write> Engine<W> {
                 self.write_unpacked(diff, sp.file, size)?;
                 continue;
             }
+            if self.hook.is_some() {
+                // The hook sees layers uncompressed.
+                let (file, size) = unpack_spooled(&mut sp)?;
+                self.write_unpacked(diff, file, size)?;
+                continue;
+            }
             self.out
                 .write_blob(&sp.blob, sp.size, &mut sp.file, |_| {})
                 .map_err(|e| match e {
@@ -262,6 +296,7 @@ impl<W: Write> Engine<W> {
                     size: blob.size,
                     entry,
                     blob: Some(blob.clone()),
+                    delta: self.deltas.get(&l.diff_id).cloned(),
                     decision: match origin {
                         None => Decision::Carried,
                         Some(origin) => Decision::AtDestination { origin },

@@ -11,7 +11,8 @@
 //! spooled to a temporary file and decided in [`Engine::finish`] (`finish.rs`).
 //!
 //! A carried zstd layer is written decompressed (`docker load` before Docker 23 cannot read zstd
-//! layers): see `unpack`.
+//! layers): see `unpack`. A [`CarriedLayers`] hook (`--delta`) sees every carried layer
+//! uncompressed, in a file, and may give a replacement (a delta) to write instead.
 //!
 //! Modules: `stream` (one input, entry by entry), `finish` (matching, checks, the plan, the
 //! bundle's metadata), `verify` (hashing on the side), `unpack` (zstd layers written as
@@ -27,12 +28,13 @@ mod verify;
 mod writers_tests;
 
 use crate::archive::metadata::Collected;
-use crate::archive::ArchiveIndex;
+use crate::archive::{ArchiveError, ArchiveIndex};
 use crate::bundle_writer::BundleWriter;
 use crate::codec::Compression;
 use crate::digest::Digest;
 use crate::have::HaveSet;
 use crate::image::{Blob, Image, Platform};
+use crate::plan::LayerDelta;
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::Write;
@@ -43,6 +45,27 @@ pub trait EngineObserver: Send {
     fn bytes_read(&self, _total: u64) {}
     /// A layer blob was decided: `kept` if written to the bundle.
     fn layer(&self, _entry: &str, _size: u64, _kept: bool) {}
+}
+
+/// Offered every carried layer before it is written: uncompressed, checked against its diffID,
+/// in a temporary file at its start. `partial-save --delta` answers with a delta against a layer
+/// the destination holds; the engine knows nothing of how it is made.
+pub trait CarriedLayers: Send {
+    /// A replacement to write instead of the layer `diff_id` (of `size` bytes), or `None` to
+    /// write the layer itself. `layer` may be read to its end.
+    fn offer(
+        &mut self,
+        diff_id: &Digest,
+        layer: &mut File,
+        size: u64,
+    ) -> Result<Option<Replacement>, ArchiveError>;
+}
+
+/// What a [`CarriedLayers`] hook gives instead of a layer: the delta blob (a temporary file) and
+/// its description, which the plan records.
+pub struct Replacement {
+    pub file: File,
+    pub delta: LayerDelta,
 }
 
 /// A blob whose role was unknown when it streamed by, kept in a temporary file.
@@ -77,6 +100,9 @@ pub struct Engine<W: Write> {
     have: HaveSet,
     platform: Option<Platform>,
     observer: Option<Box<dyn EngineObserver>>,
+    hook: Option<Box<dyn CarriedLayers>>,
+    /// Carried layers the hook replaced, by diffID.
+    deltas: HashMap<Digest, LayerDelta>,
     /// Chain ID → diffID of every wanted position.
     chain_diff: HashMap<Digest, Digest>,
     /// Distinct chain IDs of the wanted images (candidates for legacy folder identification).
@@ -123,6 +149,8 @@ impl<W: Write> Engine<W> {
             have,
             platform: None,
             observer: None,
+            hook: None,
+            deltas: HashMap::new(),
             chain_diff,
             candidates,
             diff_needed,
@@ -140,6 +168,11 @@ impl<W: Write> Engine<W> {
     /// Sets the progress observer.
     pub fn set_observer(&mut self, obs: Box<dyn EngineObserver>) {
         self.observer = Some(obs);
+    }
+
+    /// Sets the hook offered every carried layer (see [`CarriedLayers`]).
+    pub fn set_hook(&mut self, hook: Box<dyn CarriedLayers>) {
+        self.hook = Some(hook);
     }
 
     /// In multi-platform indexes of the streams, follow only `platform`'s images.

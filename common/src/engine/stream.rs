@@ -251,8 +251,8 @@ impl<W: Write> Engine<W> {
             }
         };
         self.report_layer(name, head.size, true);
-        if unpack::unpacked(c) {
-            return self.layer_unpacked(r, name, &prefix, &digest, k.diff, base);
+        if self.hook.is_some() || unpack::unpacked(c) {
+            return self.layer_unpacked(r, name, c, &prefix, &digest, k.diff, base);
         }
         let mut v = Verifier::new(c).map_err(ArchiveError::Io)?;
         let start = base + r.position();
@@ -283,17 +283,20 @@ impl<W: Write> Engine<W> {
     }
 
     /// A carried layer that is written decompressed ([`unpack`](super::unpack)): decompressed
-    /// to a temporary file, checked, then written as the uncompressed tar named by its diffID.
+    /// to a temporary file, checked, then written as the uncompressed tar named by its diffID
+    /// (or replaced by the hook's delta).
+    #[allow(clippy::too_many_arguments)]
     fn layer_unpacked<R: Read>(
         &mut self,
         r: &mut TarReader<R>,
         name: &str,
+        c: Compression,
         prefix: &[u8],
         digest: &Digest,
         diff: Digest,
         base: u64,
     ) -> Result<(), ArchiveError> {
-        let mut u = Unpacker::new()?;
+        let mut u = Unpacker::of(c)?;
         u.update(prefix)?;
         self.copy_entry(r, base, |chunk| u.update(chunk))?;
         let done = u.finish()?;

@@ -4,6 +4,10 @@
 //! A tar entry needs its size before its data, so the layer is decompressed into a temporary
 //! file (bounded memory), hashing the stored bytes (the blob digest) and the decompressed ones
 //! (the diffID) on the way; then it is written as `blobs/sha256/<diffID>`.
+//!
+//! With a [`CarriedLayers`](super::CarriedLayers) hook (deltas), every carried layer takes this
+//! path whatever its compression, so the hook sees the uncompressed layer in a file before it
+//! is written; the hook may give a replacement to write instead.
 
 use super::verify::Verified;
 use super::Engine;
@@ -15,9 +19,59 @@ use sha2::{Digest as _, Sha256};
 use std::fs::File;
 use std::io::{self, BufWriter, Seek, SeekFrom, Write};
 
-/// Whether a carried layer stored with `c` is decompressed before it is written.
+/// Whether a carried layer stored with `c` is decompressed before it is written (without a
+/// hook; with one, every carried layer is).
 pub(crate) fn unpacked(c: Compression) -> bool {
     c == Compression::Zstd
+}
+
+/// The decoder in front of the temporary file.
+enum Dec {
+    Plain(Tee),
+    Gzip(Box<flate2::write::MultiGzDecoder<Tee>>),
+    Zstd(Box<zstd::stream::write::Decoder<'static, Tee>>),
+}
+
+impl Dec {
+    fn new(c: Compression, tee: Tee) -> io::Result<Dec> {
+        Ok(match c {
+            Compression::None => Dec::Plain(tee),
+            Compression::Gzip => Dec::Gzip(Box::new(flate2::write::MultiGzDecoder::new(tee))),
+            Compression::Zstd => Dec::Zstd(Box::new(zstd::stream::write::Decoder::new(tee)?)),
+        })
+    }
+
+    fn write_all(&mut self, b: &[u8]) -> io::Result<()> {
+        match self {
+            Dec::Plain(t) => t.write_all(b),
+            Dec::Gzip(d) => d.write_all(b),
+            Dec::Zstd(d) => d.write_all(b),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Dec::Plain(_) => Ok(()),
+            Dec::Gzip(d) => d.try_finish(),
+            Dec::Zstd(d) => d.flush(),
+        }
+    }
+
+    fn tee_mut(&mut self) -> &mut Tee {
+        match self {
+            Dec::Plain(t) => t,
+            Dec::Gzip(d) => d.get_mut(),
+            Dec::Zstd(d) => d.get_mut(),
+        }
+    }
+
+    fn into_tee(self) -> io::Result<Tee> {
+        match self {
+            Dec::Plain(t) => Ok(t),
+            Dec::Gzip(d) => d.finish(),
+            Dec::Zstd(d) => Ok(d.into_inner()),
+        }
+    }
 }
 
 /// The temporary file the decompressed bytes go to, hashed and counted.
@@ -45,11 +99,10 @@ impl Write for Tee {
     }
 }
 
-/// Decompresses a zstd blob fed chunk by chunk into a temporary file; see the module
-/// documentation.
+/// Decompresses a blob fed chunk by chunk into a temporary file; see the module documentation.
 pub(crate) struct Unpacker {
     blob: Sha256,
-    dec: zstd::stream::write::Decoder<'static, Tee>,
+    dec: Dec,
     /// The first decoding error: the blob is not valid zstd.
     error: Option<String>,
 }
@@ -62,7 +115,13 @@ pub(crate) struct Unpacked {
 }
 
 impl Unpacker {
+    /// A zstd blob.
     pub fn new() -> Result<Self, ArchiveError> {
+        Self::of(Compression::Zstd)
+    }
+
+    /// A blob stored with `c`.
+    pub fn of(c: Compression) -> Result<Self, ArchiveError> {
         let file = tempfile::tempfile().map_err(ArchiveError::Spool)?;
         let tee = Tee {
             file: BufWriter::with_capacity(256 * 1024, file),
@@ -72,7 +131,7 @@ impl Unpacker {
         };
         Ok(Unpacker {
             blob: Sha256::new(),
-            dec: zstd::stream::write::Decoder::new(tee).map_err(ArchiveError::Spool)?,
+            dec: Dec::new(c, tee).map_err(ArchiveError::Spool)?,
             error: None,
         })
     }
@@ -90,7 +149,7 @@ impl Unpacker {
 
     fn settle(&mut self, r: io::Result<()>) -> Result<(), ArchiveError> {
         if let Err(e) = r {
-            if let Some(f) = self.dec.get_mut().failed.take() {
+            if let Some(f) = self.dec.tee_mut().failed.take() {
                 return Err(ArchiveError::Spool(f));
             }
             self.error = Some(e.to_string());
@@ -104,7 +163,13 @@ impl Unpacker {
             self.settle(r)?;
         }
         let blob = Digest::from_sha256(self.blob.finalize().into());
-        let tee = self.dec.into_inner();
+        let mut tee = match self.dec.into_tee() {
+            Ok(t) => t,
+            Err(e) => return Err(ArchiveError::Spool(e)),
+        };
+        if let Some(f) = tee.failed.take() {
+            return Err(ArchiveError::Spool(f));
+        }
         let mut file = tee
             .file
             .into_inner()
@@ -123,13 +188,20 @@ impl Unpacker {
 }
 
 impl<W: Write> Engine<W> {
-    /// Writes a decompressed layer (checked) as `blobs/sha256/<diff>` and records it.
+    /// Writes a decompressed layer (checked) as `blobs/sha256/<diff>` and records it; with a
+    /// hook, writes its replacement instead when it gives one.
     pub(super) fn write_unpacked(
         &mut self,
         diff: Digest,
         mut file: File,
         size: u64,
     ) -> Result<(), ArchiveError> {
+        if let Some(hook) = self.hook.as_mut() {
+            if let Some(r) = hook.offer(&diff, &mut file, size)? {
+                return self.write_replacement(diff, r, size);
+            }
+            file.seek(SeekFrom::Start(0)).map_err(ArchiveError::Spool)?;
+        }
         self.out
             .write_blob(&diff, size, &mut file, |_| {})
             .map_err(|e| match e {
@@ -139,6 +211,41 @@ impl<W: Write> Engine<W> {
         let blob = Blob::uncompressed(&diff, Some(size));
         self.seen.insert(diff.clone(), blob.clone());
         self.written.insert(diff, blob);
+        Ok(())
+    }
+
+    /// Writes a hook's replacement of the layer `diff` (checked against the digest it states);
+    /// the layer is recorded as it will be rebuilt: uncompressed, named by its diffID.
+    fn write_replacement(
+        &mut self,
+        diff: Digest,
+        mut r: super::Replacement,
+        size: u64,
+    ) -> Result<(), ArchiveError> {
+        r.file
+            .seek(SeekFrom::Start(0))
+            .map_err(ArchiveError::Spool)?;
+        let mut sha = Sha256::new();
+        self.out
+            .write_blob(&r.delta.digest, r.delta.size, &mut r.file, |c| {
+                sha.update(c)
+            })
+            .map_err(|e| match e {
+                ArchiveError::Io(io) => ArchiveError::Spool(io),
+                e => e,
+            })?;
+        let got = Digest::from_sha256(sha.finalize().into());
+        if got != r.delta.digest {
+            return Err(ArchiveError::DigestMismatch {
+                entry: format!("the delta of layer {diff}"),
+                expected: r.delta.digest.clone(),
+                actual: got,
+            });
+        }
+        let blob = Blob::uncompressed(&diff, Some(size));
+        self.seen.insert(diff.clone(), blob.clone());
+        self.written.insert(diff.clone(), blob);
+        self.deltas.insert(diff, r.delta);
         Ok(())
     }
 }

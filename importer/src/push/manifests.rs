@@ -128,6 +128,7 @@ mod tests {
                     size: None,
                     carried: false,
                     blob: None,
+                    delta: None,
                 },
                 Layer {
                     diff_id: top_diff.clone(),
@@ -135,6 +136,7 @@ mod tests {
                     size: None,
                     carried: true,
                     blob: None,
+                    delta: None,
                 },
             ],
         };
