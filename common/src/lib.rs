@@ -11,6 +11,7 @@ pub mod chart;
 pub mod codec;
 pub mod daemon;
 pub mod delta;
+pub mod delta_coder;
 pub mod digest;
 pub mod engine;
 pub mod exit;

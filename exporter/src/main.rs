@@ -3,6 +3,7 @@
 
 mod charts;
 mod cli;
+mod deltas;
 mod keygen;
 mod ledger_cmd;
 mod report;

@@ -22,9 +22,16 @@ pub fn plan_text(plan: &Plan) -> String {
         let _ = writeln!(s, "{name} ({})", img.id);
         for l in &img.layers {
             let size = l.size.map(human_bytes).unwrap_or_else(|| "?".into());
-            let why = match &l.decision {
-                Decision::Carried => "carried".to_string(),
-                Decision::AtDestination { origin } => {
+            let why = match (&l.decision, &l.delta) {
+                (Decision::Carried, Some(d)) => format!(
+                    "carried as a {} delta of {} against layer {} ({})",
+                    d.encoding,
+                    human_bytes(d.size),
+                    d.reference_diff_id.short(),
+                    d.reference_origin
+                ),
+                (Decision::Carried, None) => "carried".to_string(),
+                (Decision::AtDestination { origin }, _) => {
                     format!("left out: destination has it ({origin})")
                 }
             };
@@ -49,7 +56,25 @@ pub fn plan_text(plan: &Plan) -> String {
         plan.blobs_left_out,
         human_bytes(plan.bytes_left_out)
     );
+    s.push_str(&delta_text(plan));
     s
+}
+
+/// With delta layers: what they replace, and that the bundle needs `partial-load`.
+fn delta_text(plan: &Plan) -> String {
+    let deltas = plan.deltas();
+    if deltas.is_empty() {
+        return String::new();
+    }
+    let sent: u64 = deltas.iter().map(|d| d.size).sum();
+    let whole: u64 = deltas.iter().map(|d| d.target_size).sum();
+    format!(
+        "{} layer(s) as deltas: {} instead of {} of layers ({:.2}% of their size, before the          bundle's compression); the bundle loads with partial-load only (a plain docker load          cannot rebuild delta layers; partial-load rehydrate writes a plain archive)\n",
+        deltas.len(),
+        human_bytes(sent),
+        human_bytes(whole),
+        100.0 * sent as f64 / whole.max(1) as f64
+    )
 }
 
 /// The one-paragraph summary after a real export.
@@ -70,5 +95,5 @@ pub fn summary_text(plan: &Plan, bundle_bytes: u64, files: &[String]) -> String 
         files.join(", "),
         human_bytes(plan.input_bytes),
         saved
-    )
+    ) + &delta_text(plan)
 }

@@ -40,6 +40,9 @@ struct Gathered {
     /// The platform followed in the streams' multi-platform indexes (offline inputs: the one
     /// the sources were opened with, so the engine reads the same image they resolved).
     platform: Option<Platform>,
+    /// With `--delta`: the images whose layers may serve as delta references, and the sources
+    /// holding them besides `sources` (see `crate::deltas`).
+    references: Option<crate::deltas::ReferenceImages>,
 }
 
 /// Progress callbacks of the filter, shown on one line: bytes read, layers carried and left
@@ -255,6 +258,7 @@ async fn gather(args: &SaveArgs) -> Result<(Gathered, Option<ExportLedger>)> {
             .map(|p| p.display().to_string())
             .collect();
         files.extend(args.from_oci.iter().map(|p| p.display().to_string()));
+        let references = crate::deltas::offline(args, &sources, &excluded)?;
         let g = Gathered {
             sources,
             wanted,
@@ -263,6 +267,7 @@ async fn gather(args: &SaveArgs) -> Result<(Gathered, Option<ExportLedger>)> {
             live: false,
             total: plain_size(&args.from_archive, &args.from_oci),
             platform: Some(platform),
+            references,
         };
         return Ok((g, ledger));
     }
@@ -271,6 +276,7 @@ async fn gather(args: &SaveArgs) -> Result<(Gathered, Option<ExportLedger>)> {
     // The daemon's estimate of its export, for the progress bar (unknown with registry images).
     let mut total = None;
     let references = registry.as_ref().map(|r| r.pinned()).unwrap_or_default();
+    let mut delta_refs = None;
     let desc = if images.is_empty() && excludes.is_empty() {
         // Registry images only: no daemon at all.
         manifest::Source::Registry { references }
@@ -287,9 +293,13 @@ async fn gather(args: &SaveArgs) -> Result<(Gathered, Option<ExportLedger>)> {
             if registry.is_none() {
                 total = daemon.export_size(&images).await;
             }
-            let source = select::open_daemon(daemon, &images, args.idle_timeout).await?;
+            let source = select::open_daemon(daemon.clone(), &images, args.idle_timeout).await?;
             wanted.extend(source.images().iter().cloned());
             sources.push(Box::new(source));
+            if args.delta {
+                let r = crate::deltas::live(args, &daemon, &wanted, &excludes, &have).await?;
+                delta_refs = Some(r);
+            }
         }
         if references.is_empty() {
             manifest::Source::Daemon { host, daemon: info }
@@ -307,6 +317,10 @@ async fn gather(args: &SaveArgs) -> Result<(Gathered, Option<ExportLedger>)> {
             .for_each(|img| select::merge(&mut wanted, img.clone()));
         sources.push(Box::new(r));
     }
+    let references = match delta_refs {
+        Some(r) => Some(r),
+        None => crate::deltas::offline(args, &[], &[])?,
+    };
     let g = Gathered {
         sources,
         wanted,
@@ -315,6 +329,7 @@ async fn gather(args: &SaveArgs) -> Result<(Gathered, Option<ExportLedger>)> {
         live: true,
         total,
         platform: None,
+        references,
     };
     Ok((g, ledger))
 }
@@ -345,7 +360,7 @@ async fn open_registries(
 /// An engine error as the binary reports it: a write error is ours (exit 1), the daemon's
 /// stream failing is the daemon's (exit 5), a registry that fails or stalls mid-blob is the
 /// registry's (exit 5), anything else in an input file or a registry's blobs is bad input (3).
-fn classify(e: ArchiveError, label: &str, live: bool) -> anyhow::Error {
+pub(crate) fn classify(e: ArchiveError, label: &str, live: bool) -> anyhow::Error {
     let write = matches!(e, ArchiveError::Write(_) | ArchiveError::Spool(_));
     let e = crate::maybe_registry_failure(anyhow::Error::new(e).context(label.to_string()));
     let registry = label.starts_with(SCHEME);
@@ -388,11 +403,19 @@ async fn export<W: Write + Send + 'static>(
             have,
             live,
             platform,
+            references,
             ..
         } = g;
+        let coder = match references {
+            Some(r) => Some(crate::deltas::coder(r, &sources, &wanted, &have, live)?),
+            None => None,
+        };
         let mut engine = Engine::new(out, wanted.clone(), have);
         engine.set_observer(Box::new(observer));
         engine.set_platform(platform);
+        if let Some(c) = coder {
+            engine.set_hook(Box::new(c));
+        }
         let mut labels = Vec::new();
         let mut streamed = std::collections::HashSet::new();
         for src in &sources {

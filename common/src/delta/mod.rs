@@ -26,7 +26,7 @@ pub mod format;
 mod index;
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 pub use decode::{decode, read_header, DecodeSummary};
 pub use encode::{encode, EncodeOptions, EncodeSummary, Encoded};

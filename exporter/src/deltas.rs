@@ -1,0 +1,140 @@
+//! `--delta` in the exporter: which images may serve as delta references (the `-e` images,
+//! `--exclude-archive` images, and source-daemon images of the exported repositories that hold
+//! chains an inventory or ledger names), opened as sources, and the engine hook built from them
+//! (`partial_common::delta_coder`).
+
+use crate::cli::SaveArgs;
+use crate::select;
+use anyhow::{Context, Result};
+use partial_common::daemon::Daemon;
+use partial_common::delta_coder::{index_references, DeltaCoder};
+use partial_common::have::HaveSet;
+use partial_common::image::Image;
+use partial_common::progress;
+use partial_common::reference::ImageRef;
+use partial_common::source::{ArchiveSource, Source};
+use partial_common::Digest;
+use std::collections::BTreeSet;
+
+/// The reference images, and the sources holding them besides the export's own.
+pub struct ReferenceImages {
+    pub sources: Vec<Box<dyn Source>>,
+    pub images: Vec<Image>,
+}
+
+/// Offline (and for `--exclude-archive` in every mode): the `-e` images among the inputs
+/// (`excluded`, by ID, held by `inputs`) and every image of the base archives. `None` without
+/// `--delta`.
+pub fn offline(
+    args: &SaveArgs,
+    inputs: &[Box<dyn Source>],
+    excluded: &[Digest],
+) -> Result<Option<ReferenceImages>> {
+    if !args.delta {
+        return Ok(None);
+    }
+    let mut images: Vec<Image> = Vec::new();
+    for src in inputs {
+        for img in src.images() {
+            if excluded.contains(&img.id) && !images.iter().any(|i| i.id == img.id) {
+                images.push(img.clone());
+            }
+        }
+    }
+    let mut sources: Vec<Box<dyn Source>> = Vec::new();
+    for path in &args.exclude_archive {
+        let src = ArchiveSource::open(path, None)
+            .with_context(|| format!("--exclude-archive {}", path.display()))
+            .map_err(crate::bad_input)?;
+        images.extend(src.images().iter().cloned());
+        sources.push(Box::new(src));
+    }
+    Ok(Some(ReferenceImages { sources, images }))
+}
+
+/// With a daemon: the `-e` images, the daemon's images of the exported repositories that hold
+/// a chain the destination has (an inventory's or ledger's), and the base archives.
+pub async fn live(
+    args: &SaveArgs,
+    daemon: &Daemon,
+    wanted: &[Image],
+    excludes: &[String],
+    have: &HaveSet,
+) -> Result<ReferenceImages> {
+    let mut refs = offline(args, &[], &[])?.unwrap_or(ReferenceImages {
+        sources: Vec::new(),
+        images: Vec::new(),
+    });
+    let mut names: Vec<String> = excludes.to_vec();
+    names.extend(same_repository_holders(daemon, wanted, excludes, have).await?);
+    if !names.is_empty() {
+        let src = select::open_daemon(daemon.clone(), &names, args.idle_timeout).await?;
+        refs.images.extend(src.images().iter().cloned());
+        refs.sources.push(Box::new(src));
+    }
+    Ok(refs)
+}
+
+/// IDs of the daemon's images (neither exported nor among `excludes`) tagged in a repository of
+/// `wanted` that hold a chain `have` names.
+async fn same_repository_holders(
+    daemon: &Daemon,
+    wanted: &[Image],
+    excludes: &[String],
+    have: &HaveSet,
+) -> Result<Vec<String>> {
+    let repo = |t: &str| ImageRef::parse(t).ok().map(|r| (r.registry, r.repository));
+    let repos: BTreeSet<_> = wanted
+        .iter()
+        .flat_map(|w| w.tags.iter().filter_map(|t| repo(t)))
+        .collect();
+    let excluded: BTreeSet<_> = excludes.iter().cloned().collect();
+    let all = daemon.all_images().await.map_err(crate::daemon_failure)?;
+    Ok(all
+        .into_iter()
+        .filter(|m| !wanted.iter().any(|w| w.id == m.id))
+        .filter(|m| !m.tags.iter().any(|t| excluded.contains(t)))
+        .filter(|m| {
+            m.tags
+                .iter()
+                .any(|t| repo(t).is_some_and(|r| repos.contains(&r)))
+        })
+        .filter(|m| m.chain_ids.iter().any(|c| have.contains(c)))
+        .map(|m| m.id.to_string())
+        .collect())
+}
+
+/// Indexes the reference layers (streamed from `refs`' sources, or the export's own `inputs`)
+/// and builds the hook. Runs on the export's blocking thread.
+pub fn coder(
+    refs: ReferenceImages,
+    inputs: &[Box<dyn Source>],
+    wanted: &[Image],
+    have: &HaveSet,
+    live: bool,
+) -> Result<DeltaCoder> {
+    let bar = progress::transfer(None, "indexing delta references");
+    let sources: Vec<&dyn Source> = refs
+        .sources
+        .iter()
+        .chain(inputs.iter())
+        .map(|s| s.as_ref())
+        .collect();
+    let indexed = index_references(&sources, &refs.images, have).map_err(|e| {
+        let e = anyhow::Error::new(e).context("reading the delta reference layers");
+        if live {
+            crate::maybe_daemon_failure(e)
+        } else {
+            crate::bad_input(e)
+        }
+    });
+    bar.finish_and_clear();
+    let indexed = indexed?;
+    if indexed.is_empty() {
+        eprintln!(
+            "warning: --delta: no layer the destination holds can be read here (name the \
+             destination's images with -e, or give --exclude-archive); every layer travels whole"
+        );
+    }
+    Ok(DeltaCoder::new(indexed, wanted))
+}
