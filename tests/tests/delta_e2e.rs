@@ -234,3 +234,169 @@ fn moved_files_share_bytes_and_an_unrelated_layer_travels_whole() {
         pair.source.image_id("app:other").unwrap()
     );
 }
+
+/// Rewrites bundle `dir/NAME` with one byte of its delta changed, the delta's digest and the
+/// bundle's hashes updated in the manifest (so only the rebuild can tell), and its signature
+/// removed (loaded with `--allow-unsigned`).
+fn tamper(dir: &Path, name: &str) {
+    use std::io::{Read, Write};
+    let path = dir.join(name);
+    let mpath = dir.join(format!("{name}.manifest.json"));
+    let mut m: Value = serde_json::from_slice(&std::fs::read(&mpath).unwrap()).unwrap();
+    let pos = m["images"][0]["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .position(|l| l.get("delta").is_some())
+        .expect("a delta layer");
+    let old = m["images"][0]["layers"][pos]["delta"]["digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mut raw = Vec::new();
+    flate2::read::MultiGzDecoder::new(std::fs::File::open(&path).unwrap())
+        .read_to_end(&mut raw)
+        .unwrap();
+    let mut out = tar::Builder::new(Vec::new());
+    let mut new_digest = None;
+    for e in tar::Archive::new(&raw[..]).entries().unwrap() {
+        let mut e = e.unwrap();
+        let mut h = e.header().clone();
+        let mut data = Vec::new();
+        e.read_to_end(&mut data).unwrap();
+        let name = e.path().unwrap().to_string_lossy().into_owned();
+        if name == format!("blobs/sha256/{}", old.trim_start_matches("sha256:")) {
+            // A byte in the middle of the body (past the 92-byte header).
+            let i = 92 + (data.len() - 92) / 2;
+            data[i] ^= 0x5a;
+            let d = partial_tests::sha256_digest(&data);
+            h.set_path(format!("blobs/sha256/{}", d.trim_start_matches("sha256:")))
+                .unwrap();
+            h.set_cksum();
+            new_digest = Some(d);
+        }
+        out.append(&h, &data[..]).unwrap();
+    }
+    let tar = out.into_inner().unwrap();
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(&tar).unwrap();
+    let bytes = gz.finish().unwrap();
+    std::fs::write(&path, &bytes).unwrap();
+    let (sha, b3) = (
+        partial_tests::sha256_digest(&bytes),
+        blake3::hash(&bytes).to_hex().to_string(),
+    );
+    let d = new_digest.expect("the delta entry");
+    for l in m["images"][0]["layers"].as_array_mut().unwrap() {
+        if l.get("delta").is_some() {
+            l["delta"]["digest"] = Value::String(d.clone());
+        }
+    }
+    let set = |v: &mut Value| {
+        v["size"] = bytes.len().into();
+        v["sha256"] = Value::String(sha.clone());
+        v["blake3"] = Value::String(b3.clone());
+    };
+    set(&mut m["bundle"]);
+    set(&mut m["bundle"]["volumes"][0]);
+    m["bundle"]["tar_size"] = tar.len().into();
+    std::fs::write(&mpath, serde_json::to_vec_pretty(&m).unwrap()).unwrap();
+    let _ = std::fs::remove_file(dir.join(format!("{name}.manifest.json.minisig")));
+}
+
+#[test]
+fn a_tampered_delta_or_a_missing_reference_loads_nothing() {
+    let pair = require_daemons!();
+    scene(&pair, 96, 256 << 10);
+    let dir = tempfile::tempdir().unwrap();
+    keygen(dir.path(), "team");
+    export(&pair, dir.path(), "app:2", "app2.tgz", &[]).ok();
+    for f in ["app2.tgz", "app2.tgz.manifest.json"] {
+        std::fs::copy(dir.path().join(f), dir.path().join(format!("t-{f}"))).unwrap();
+    }
+
+    // The destination holds the base but not app:1, the delta's reference: exit 4, naming it,
+    // before anything is read.
+    let tar = pair.source.save(&["base:1"]).unwrap();
+    pair.airgap.load(&tar).unwrap();
+    let r = pl(&pair, dir.path(), "load", "app2.tgz", &[]).expect_code(4);
+    let app1 = pair.source.image_id("app:1").unwrap();
+    assert!(
+        r.stderr.contains("app:1"),
+        "names the reference's image: {}",
+        r.stderr
+    );
+    assert!(!pair.airgap.has_image("app:2"));
+    let _ = app1;
+
+    // With the reference: a tampered delta is refused (exit 3) and nothing is loaded.
+    let tar = pair.source.save(&["app:1"]).unwrap();
+    pair.airgap.load(&tar).unwrap();
+    tamper(dir.path(), "t-app2.tgz");
+    let r = pl(
+        &pair,
+        dir.path(),
+        "load",
+        "t-app2.tgz",
+        &["--allow-unsigned"],
+    )
+    .expect_code(3);
+    assert!(
+        !pair.airgap.has_image("app:2"),
+        "nothing loaded: {}",
+        r.stderr
+    );
+    pl(
+        &pair,
+        dir.path(),
+        "verify",
+        "t-app2.tgz",
+        &["--allow-unsigned"],
+    )
+    .expect_code(3);
+
+    // Interrupted loads (SIGINT at several points) leave no temporary file, and either nothing
+    // or the whole image.
+    let tmp = tempfile::tempdir().unwrap();
+    for ms in [150u64, 400, 900] {
+        let mut child = std::process::Command::new(partial_tests::bin("partial-load"))
+            .args(["load", &path_str(&dir.path().join("app2.tgz")), "--key"])
+            .arg(dir.path().join("team.pub"))
+            .args(["-H", &pair.airgap.host()])
+            .env("TMPDIR", tmp.path())
+            .env_remove("DOCKER_HOST")
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(ms));
+        unsafe {
+            libc::kill(child.id() as i32, libc::SIGINT);
+        }
+        let _ = child.wait();
+        assert!(
+            files_in(tmp.path()).is_empty(),
+            "TMPDIR after SIGINT at {ms} ms: {:?}",
+            files_in(tmp.path())
+        );
+        let left: Vec<String> = files_in(dir.path())
+            .into_iter()
+            .filter(|f| f.starts_with('.'))
+            .collect();
+        assert!(
+            left.is_empty(),
+            "bundle folder after SIGINT at {ms} ms: {left:?}"
+        );
+        if pair.airgap.has_image("app:2") {
+            assert_eq!(
+                pair.airgap.image_id("app:2").unwrap(),
+                pair.source.image_id("app:2").unwrap()
+            );
+            pair.airgap.docker(&["image", "rm", "app:2"]).unwrap();
+        }
+    }
+    pl(&pair, dir.path(), "load", "app2.tgz", &[]).ok();
+    assert_eq!(
+        pair.airgap.image_id("app:2").unwrap(),
+        pair.source.image_id("app:2").unwrap()
+    );
+}
