@@ -251,7 +251,7 @@ else
   BASE_DESC="debootstrap --variant=minbase bookworm (from the machine's apt mirror), packages and apt lists removed"
 fi
 
-log "source daemon: debian:bench, runtime:bench, app:1, app:2, app:2-hotfix"
+log "source daemon: debian:bench, runtime:bench, app:1, app:1-rebuild, app:2, app:2-hotfix"
 "${S[@]}" import -c 'CMD ["/bin/sh"]' "$ROOTFS_TAR" debian:bench >/dev/null || exit 1
 build() { # build TAG CONTEXT DOCKERFILE-TEXT
   printf '%b' "$3" >"$2/Dockerfile"
@@ -268,6 +268,10 @@ mixed_tree "$W/ctx/runtime/runtime" "$RUNTIME_MB" 21
 build runtime:bench "$W/ctx/runtime" 'FROM debian:bench\nCOPY runtime /opt/runtime\nENV PATH=/opt/runtime/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\n'
 mixed_tree "$W/ctx/app1/app" "$APP_MB" 31
 build app:1 "$W/ctx/app1" 'FROM runtime:bench\nCOPY app /srv/app\nWORKDIR /srv/app\nCMD ["/opt/runtime/bin/start"]\n'
+# app:1-rebuild: the same application tree with one small file changed (the --delta case)
+f=$(find "$W/ctx/app1/app/src" -type f | sort | head -n 1)
+printf 'rebuilt: one changed line\n' >>"$f"
+build app:1-rebuild "$W/ctx/app1" 'FROM runtime:bench\nCOPY app /srv/app\nWORKDIR /srv/app\nCMD ["/opt/runtime/bin/start"]\n'
 rm -rf "$W/ctx/app1"
 mixed_tree "$W/ctx/app2/app" "$APP_MB" 41
 build app:2 "$W/ctx/app2" 'FROM runtime:bench\nCOPY app /srv/app\nWORKDIR /srv/app\nCMD ["/opt/runtime/bin/start"]\n'
@@ -363,6 +367,11 @@ for c in gzip none zstd; do
     check_loaded
   fi
 done
+
+# layer deltas (issue 12): scripts/bench/delta.sh
+# shellcheck source=scripts/bench/delta.sh
+. scripts/bench/delta.sh
+delta_series
 
 # --- 4. report -------------------------------------------------------------------------------
 log "writing $OUT/benchmarks.md and $OUT/benchmarks.png"

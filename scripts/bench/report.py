@@ -125,18 +125,34 @@ def main() -> int:
         if r["group"] != "load":
             continue
         codec = rid.split("-", 1)[1]
-        ref = get("dl-" + codec, "wall")
+        ref = get("pl-gzip", "wall") if rid == "pl-delta" else get("dl-" + codec, "wall")
         status = "ok" if r["ok"] else "**failed**"
         rss = "–" if r["rss"] is None else f"{r['rss']:.1f}"
         note = cell(r["note"])
         if rid == "pl-zstd":
             note = (note + "; " if note else "") + "Docker 20.10 cannot load zstd, so no plain load to compare"
+        if rid == "pl-delta":
+            note = (note + "; " if note else "") + "ratio against `partial-load load` of the gzip bundle"
         w(f"| `{cell(r['label'])}` | {wall(r)} | {fmt_ratio(r['wall'], ref) if rid.startswith('pl-') else '1.00×' if r['ok'] else '–'} "
           f"| {cpus(r)} | {rss} | {status} | {note} |")
     w("")
 
+    w("### Layer deltas (`--delta`)\n")
+    w("`app:1-rebuild` is `app:1` built again with one small file of its application tree changed; "
+      "the air-gapped side holds `app:1`. Loads are checked for the source's image ID.\n")
+    w("| Method | Wall (s) | Peak RSS (MiB) | Bundle | Status | Notes |")
+    w("|---|---:|---:|---:|---|---|")
+    for rid in order:
+        r = rows[rid]
+        if r["group"] != "delta":
+            continue
+        rss = "–" if r["rss"] is None else f"{r['rss']:.1f}"
+        w(f"| `{cell(r['label'])}` | {wall(r)} | {rss} | {fmt_bytes(r['bytes'])} "
+          f"| {'ok' if r['ok'] else '**failed**'} | {cell(r['note'])} |")
+    w("")
+
     # target checks (issues 4 and 5)
-    w("## Targets (issues 4 and 5)\n")
+    w("## Targets (issues 4, 5 and 12)\n")
     w("| Target | Measured | Result |")
     w("|---|---|---|")
 
@@ -170,6 +186,23 @@ def main() -> int:
     rss = [x for x in rss if x is not None]
     check("`partial-load load` peak RSS ≤ 64 MiB (every run)",
           f"max {max(rss):.1f} MiB" if rss else "–", max(rss) <= 64 if rss else None)
+    # layer deltas (issue 12)
+    b, p = get("ps-delta", "bytes"), get("ps-gzip", "bytes")
+    check("`--delta`, unrelated new layers: bundle ≤ 1.01× the bundle without `--delta`",
+          "–" if b is None or not p else f"{fmt_bytes(b)} vs {fmt_bytes(p)} = {b / p:.4f}×",
+          None if b is None or not p else b <= 1.01 * p)
+    d, p = get("ps-delta", "wall"), get("ps-gzip", "wall")
+    check("`--delta`, unrelated new layers: export ≤ 2× without `--delta`",
+          f"{fmt_s(d)} s vs {fmt_s(p)} s = {fmt_ratio(d, p)}",
+          None if d is None or p is None else d <= 2 * p)
+    d, p = get("pl-delta", "wall"), get("pl-gzip", "wall")
+    check("`partial-load load` of a `--delta` bundle ≤ 2× a plain one",
+          f"{fmt_s(d)} s vs {fmt_s(p)} s = {fmt_ratio(d, p)}",
+          None if d is None or p is None else d <= 2 * p)
+    b, p = get("ps-rebuild-delta", "bytes"), get("ps-rebuild", "bytes")
+    check("`--delta`, one file of the application layer changed: bundle ≤ 1 MB",
+          "–" if b is None else f"{fmt_bytes(b)} (without `--delta`: {fmt_bytes(p)})",
+          None if b is None else b <= 1_000_000)
     w("")
 
     w("## Image set\n")
