@@ -1,6 +1,7 @@
 //! What `partial-save` tells people: the plan per image and layer (`--dry-run`), and the final
 //! summary (images, layers carried and left out, bytes written, savings against a full save).
 
+use partial_common::delta_coder::DeltaNote;
 use partial_common::plan::{Decision, Layout, Plan};
 use partial_common::progress::human_bytes;
 use std::fmt::Write as _;
@@ -96,4 +97,28 @@ pub fn summary_text(plan: &Plan, bundle_bytes: u64, files: &[String]) -> String 
         human_bytes(plan.input_bytes),
         saved
     ) + &delta_text(plan)
+}
+
+/// With `--delta`: each carried layer that travels whole, and why.
+pub fn delta_notes(notes: &[DeltaNote]) -> String {
+    let mut s = String::new();
+    for n in notes.iter().filter(|n| n.whole_because.is_some()) {
+        let why = n.whole_because.as_deref().unwrap_or_default();
+        let tried = match (&n.reference, n.delta_size) {
+            (Some((r, share)), Some(size)) => format!(
+                " (against layer {}, which shares about {:.0}%: a delta of {})",
+                r.short(),
+                share * 100.0,
+                human_bytes(size)
+            ),
+            _ => String::new(),
+        };
+        let _ = writeln!(
+            s,
+            "delta: layer {} ({}) travels whole: {why}{tried}",
+            n.diff_id.short(),
+            human_bytes(n.size)
+        );
+    }
+    s
 }

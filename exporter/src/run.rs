@@ -10,6 +10,7 @@ use anyhow::{bail, Context, Result};
 use partial_common::archive::ArchiveError;
 use partial_common::codec::{self, Compression};
 use partial_common::daemon;
+use partial_common::delta_coder::DeltaNote;
 use partial_common::engine::{Engine, EngineObserver};
 use partial_common::have::HaveSet;
 use partial_common::image::{Image, Platform};
@@ -140,11 +141,12 @@ pub async fn run(mut args: SaveArgs) -> Result<()> {
 
     if args.dry_run {
         let written = Arc::new(AtomicU64::new(0));
-        let (plan, _) = export(g, std::io::sink(), written).await?;
+        let (plan, _, notes) = export(g, std::io::sink(), written).await?;
         if args.json {
             println!("{}", serde_json::to_string_pretty(&plan)?);
         } else {
             print!("{}", report::plan_text(&plan));
+            print!("{}", report::delta_notes(&notes));
         }
         return Ok(());
     }
@@ -159,7 +161,7 @@ pub async fn run(mut args: SaveArgs) -> Result<()> {
     let encoder = codec::compress(sink, compression, args.level)
         .with_context(|| format!("starting {compression} compression"))?;
     let desc = g.desc.clone();
-    let (plan, encoder) = export(g, encoder, written).await?;
+    let (plan, encoder, notes) = export(g, encoder, written).await?;
     let sink = encoder
         .finish()
         .with_context(|| format!("writing {}", args.output.display()))?
@@ -182,6 +184,7 @@ pub async fn run(mut args: SaveArgs) -> Result<()> {
         println!("{}", serde_json::to_string_pretty(&out)?);
     } else {
         eprint!("{}", report::summary_text(&plan, m.bundle.size, &files));
+        eprint!("{}", report::delta_notes(&notes));
     }
     for w in &plan.warnings {
         eprintln!("warning: {w}");
@@ -387,7 +390,7 @@ async fn export<W: Write + Send + 'static>(
     g: Gathered,
     out: W,
     written: Arc<AtomicU64>,
-) -> Result<(Plan, W)> {
+) -> Result<(Plan, W, Vec<DeltaNote>)> {
     let bar = progress::transfer(g.total, "exporting");
     let observer = Observer::new(bar.clone(), written);
     if matches!(
@@ -396,7 +399,7 @@ async fn export<W: Write + Send + 'static>(
     ) {
         bar.wait("the daemon is preparing the export");
     }
-    let result = tokio::task::spawn_blocking(move || -> Result<(Plan, W)> {
+    let result = tokio::task::spawn_blocking(move || -> Result<(Plan, W, Vec<DeltaNote>)> {
         let Gathered {
             sources,
             wanted,
@@ -413,6 +416,7 @@ async fn export<W: Write + Send + 'static>(
         let mut engine = Engine::new(out, wanted.clone(), have);
         engine.set_observer(Box::new(observer));
         engine.set_platform(platform);
+        let notes = coder.as_ref().map(|c| c.notes());
         if let Some(c) = coder {
             engine.set_hook(Box::new(c));
         }
@@ -434,9 +438,13 @@ async fn export<W: Write + Send + 'static>(
                 .map_err(|e| classify(e, &label, live))?;
             labels.push(label);
         }
-        engine
+        let (plan, w) = engine
             .finish()
-            .map_err(|e| classify(e, &labels.join(", "), live))
+            .map_err(|e| classify(e, &labels.join(", "), live))?;
+        let notes = notes
+            .map(|n| std::mem::take(&mut *n.lock().unwrap_or_else(|p| p.into_inner())))
+            .unwrap_or_default();
+        Ok((plan, w, notes))
     })
     .await
     .context("the export thread failed")?;

@@ -226,6 +226,23 @@ fn moved_files_share_bytes_and_an_unrelated_layer_travels_whole() {
     let m = manifest(&other);
     assert!(deltas(&m).is_empty(), "unrelated: no delta: {m:#}");
     assert!(m.get("docker_loadable").is_none() && m["version"] == 1);
+    let dry = save(&[
+        "-H",
+        &pair.source.host(),
+        "-i",
+        "app:other",
+        "-e",
+        "app:1",
+        "--delta",
+        "--dry-run",
+    ])
+    .ok();
+    assert!(
+        dry.stdout
+            .contains("travels whole: no reference layer shares its content"),
+        "{}",
+        dry.stdout
+    );
     // Without a delta the bundle is a plain docker-loadable one.
     let plain = dir.path().join("other.tgz");
     pair.airgap.load(&plain).unwrap();
