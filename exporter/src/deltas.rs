@@ -1,5 +1,5 @@
-//! `--delta` in the exporter: which images may serve as delta references (the `-e` images,
-//! `--exclude-archive` images, and source-daemon images of the exported repositories that hold
+//! `--delta` in the exporter: which images may serve as delta references (the `-e` images, from
+//! the daemon, the inputs or a registry, `--exclude-archive` images, and source-daemon images of the exported repositories that hold
 //! chains an inventory or ledger names), opened as sources, and the engine hook built from them
 //! (`partial_common::delta_coder`).
 
@@ -20,6 +20,14 @@ use std::collections::BTreeSet;
 pub struct ReferenceImages {
     pub sources: Vec<Box<dyn Source>>,
     pub images: Vec<Image>,
+}
+
+impl ReferenceImages {
+    /// Adds every image of `src` (e.g. the `-e docker://…` images' registry source).
+    pub fn add(&mut self, src: Box<dyn Source>) {
+        self.images.extend(src.images().iter().cloned());
+        self.sources.push(src);
+    }
 }
 
 /// Offline (and for `--exclude-archive` in every mode): the `-e` images among the inputs
@@ -47,7 +55,7 @@ pub fn offline(
             .with_context(|| format!("--exclude-archive {}", path.display()))
             .map_err(crate::bad_input)?;
         images.extend(src.images().iter().cloned());
-        sources.push(Box::new(src));
+        sources.push(Box::new(src) as Box<dyn Source>);
     }
     Ok(Some(ReferenceImages { sources, images }))
 }
@@ -69,8 +77,7 @@ pub async fn live(
     names.extend(same_repository_holders(daemon, wanted, excludes, have).await?);
     if !names.is_empty() {
         let src = select::open_daemon(daemon.clone(), &names, args.idle_timeout).await?;
-        refs.images.extend(src.images().iter().cloned());
-        refs.sources.push(Box::new(src));
+        refs.add(Box::new(src));
     }
     Ok(refs)
 }

@@ -244,7 +244,8 @@ async fn gather(args: &SaveArgs) -> Result<(Gathered, Option<ExportLedger>)> {
     select::add_bases(&args.exclude_archive, &args.exclude_oci, &mut have)?;
     let (reg_images, images) = select::split_registry(&args.images);
     let (reg_excludes, excludes) = select::split_registry(&args.exclude);
-    let registry = open_registries(args, &platform, &reg_images, &reg_excludes, &mut have).await?;
+    let (registry, reg_refs) =
+        open_registries(args, &platform, &reg_images, &reg_excludes, &mut have).await?;
     if select::offline(args) {
         if registry.is_some() {
             bail!(
@@ -320,10 +321,13 @@ async fn gather(args: &SaveArgs) -> Result<(Gathered, Option<ExportLedger>)> {
             .for_each(|img| select::merge(&mut wanted, img.clone()));
         sources.push(Box::new(r));
     }
-    let references = match delta_refs {
+    let mut references = match delta_refs {
         Some(r) => Some(r),
         None => crate::deltas::offline(args, &[], &[])?,
     };
+    if let (Some(r), Some(src)) = (references.as_mut(), reg_refs) {
+        r.add(Box::new(src));
+    }
     let g = Gathered {
         sources,
         wanted,
@@ -337,27 +341,30 @@ async fn gather(args: &SaveArgs) -> Result<(Gathered, Option<ExportLedger>)> {
     Ok((g, ledger))
 }
 
-/// Resolves the `-e docker://…` images into `have` and opens the `-i docker://…` ones (if any).
+/// Resolves the `-e docker://…` images into `have` and opens the `-i docker://…` ones (if any);
+/// with `--delta`, also returns the `-e` registry source (its layers may serve as references).
 async fn open_registries(
     args: &SaveArgs,
     platform: &partial_common::image::Platform,
     images: &[String],
     excludes: &[String],
     have: &mut HaveSet,
-) -> Result<Option<RegistrySource>> {
+) -> Result<(Option<RegistrySource>, Option<RegistrySource>)> {
     if images.is_empty() && excludes.is_empty() {
-        return Ok(None);
+        return Ok((None, None));
     }
     let opts = select::registry_options(&args.registry, args.idle_timeout)?;
+    let mut refs = None;
     if !excludes.is_empty() {
         let src = select::open_registry(excludes, &opts, platform, args.idle_timeout, "-e").await?;
         select::registry_excludes(&src, excludes, have)?;
+        refs = args.delta.then_some(src);
     }
     if images.is_empty() {
-        return Ok(None);
+        return Ok((None, refs));
     }
     let src = select::open_registry(images, &opts, platform, args.idle_timeout, "-i").await?;
-    Ok(Some(src))
+    Ok((Some(src), refs))
 }
 
 /// An engine error as the binary reports it: a write error is ours (exit 1), the daemon's
