@@ -122,3 +122,49 @@ pub fn delta_notes(notes: &[DeltaNote]) -> String {
     }
     s
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use partial_common::Digest;
+
+    #[test]
+    fn delta_notes_name_the_whole_layers_and_why() {
+        let d = Digest::of_bytes(b"layer");
+        let r = Digest::of_bytes(b"reference");
+        let notes = vec![
+            DeltaNote {
+                diff_id: d.clone(),
+                size: 3 << 20,
+                delta_size: None,
+                reference: None,
+                whole_because: Some("no reference layer shares its content".into()),
+            },
+            DeltaNote {
+                diff_id: d.clone(),
+                size: 3 << 20,
+                delta_size: Some(2 << 20),
+                reference: Some((r.clone(), 0.25)),
+                whole_because: Some("the delta would not be smaller".into()),
+            },
+            DeltaNote {
+                diff_id: r.clone(),
+                size: 1,
+                delta_size: Some(1),
+                reference: Some((d.clone(), 0.9)),
+                whole_because: None,
+            },
+        ];
+        let s = delta_notes(&notes);
+        assert_eq!(s.lines().count(), 2, "{s}");
+        assert!(s.contains(&format!(
+            "layer {} (3.00 MiB) travels whole: no reference",
+            d.short()
+        )));
+        assert!(s.contains(&format!(
+            "against layer {}, which shares about 25%",
+            r.short()
+        )));
+        assert!(delta_notes(&[]).is_empty());
+    }
+}
