@@ -1,12 +1,13 @@
 //! The base check: every chain the bundle expects at the destination must exist on this daemon
 //! (chains computed from all local images). Missing ones are listed with the image they came from
-//! and what to do about it.
+//! and what to do about it (and, for the reference of a delta layer, which layer needs it).
 
 use anyhow::Result;
 use partial_common::daemon::{Daemon, ImageMeta};
 use partial_common::exit::{self, Coded};
 use partial_common::manifest::{BundleManifest, RequiredBase};
-use std::collections::BTreeSet;
+use partial_common::Digest;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// The required base chains the daemon lacks.
 pub fn missing<'a>(manifest: &'a BundleManifest, local: &[ImageMeta]) -> Vec<&'a RequiredBase> {
@@ -15,6 +16,20 @@ pub fn missing<'a>(manifest: &'a BundleManifest, local: &[ImageMeta]) -> Vec<&'a
         .required_base
         .iter()
         .filter(|r| !have.contains(&r.chain_id))
+        .collect()
+}
+
+/// Reference chain → a layer rebuilt from it (a delta layer), for messages.
+fn delta_targets(manifest: &BundleManifest) -> BTreeMap<&Digest, &Digest> {
+    manifest
+        .images
+        .iter()
+        .flat_map(|i| &i.layers)
+        .filter_map(|l| {
+            l.delta
+                .as_ref()
+                .map(|d| (&d.reference_chain_id, &l.diff_id))
+        })
         .collect()
 }
 
@@ -38,10 +53,17 @@ pub async fn check(daemon: &Daemon, manifest: &BundleManifest) -> Result<Vec<Ima
         missing.len(),
         daemon.host
     );
+    let deltas = delta_targets(manifest);
     for r in &missing {
         msg.push_str(&format!(
-            "  chain {} (layer {}) from {}\n",
-            r.chain_id, r.diff_id, r.origin
+            "  chain {} (layer {}) from {}{}\n",
+            r.chain_id,
+            r.diff_id,
+            r.origin,
+            match deltas.get(&r.chain_id) {
+                Some(target) => format!(", the reference of delta layer {target}"),
+                None => String::new(),
+            }
         ));
     }
     let uniq: BTreeSet<&str> = missing.iter().map(|r| r.origin.image()).collect();
@@ -51,4 +73,30 @@ pub async fn check(daemon: &Daemon, manifest: &BundleManifest) -> Result<Vec<Ima
         uniq.into_iter().collect::<Vec<_>>().join(", ")
     ));
     Err(anyhow::Error::new(Coded::new(exit::BASE_MISSING, msg)))
+}
+
+/// Local images that together hold every chain of `chains` (one per chain, reusing choices, the
+/// one with the fewest layers above the chain: less to export). Their IDs, for `daemon.export`.
+pub fn images_holding<'a>(
+    chains: impl IntoIterator<Item = &'a Digest>,
+    local: &[ImageMeta],
+) -> Result<Vec<String>> {
+    let mut chosen: Vec<&ImageMeta> = Vec::new();
+    for chain in chains {
+        if chosen.iter().any(|i| i.chain_ids.contains(chain)) {
+            continue;
+        }
+        let best = local
+            .iter()
+            .filter(|i| i.chain_ids.contains(chain))
+            .min_by_key(|i| i.chain_ids.len())
+            .ok_or_else(|| {
+                anyhow::Error::new(Coded::new(
+                    exit::BASE_MISSING,
+                    format!("no local image holds chain {chain}"),
+                ))
+            })?;
+        chosen.push(best);
+    }
+    Ok(chosen.iter().map(|i| i.id.to_string()).collect())
 }

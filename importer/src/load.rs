@@ -9,7 +9,8 @@ use crate::bundle::{self, Bundle};
 use crate::bundle_reader;
 use crate::cli::{LoadArgs, VerifyArgs};
 use crate::connect::connect;
-use crate::errors::daemon_err;
+use crate::errors::{daemon_err, verify_failed};
+use crate::rebuild::{self, References};
 use crate::upload::upload;
 use anyhow::{anyhow, Context, Result};
 use indicatif::ProgressBar;
@@ -58,6 +59,12 @@ struct Outcome<'a> {
     /// The Helm charts the images were discovered in (manifest `charts`), when any.
     #[serde(skip_serializing_if = "<[_]>::is_empty")]
     charts: &'a [partial_common::manifest::ChartEntry],
+    /// Delta layers rebuilt from this daemon's reference layers and checked (delta bundles).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    deltas_rebuilt: Option<usize>,
+    /// Delta layers not rebuilt (`verify --offline`: no daemon to read the references from).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    deltas_not_rebuilt: Option<usize>,
 }
 
 #[derive(serde::Serialize)]
@@ -84,7 +91,8 @@ pub async fn run_load(args: LoadArgs) -> Result<()> {
     let local = base::check(&daemon, &bundle.manifest)
         .await
         .map_err(|e| series.explain(e))?; // names a missing bundle of the series (issue 14)
-    let loaded = send(&daemon, &bundle, &local).await?;
+    let refs = rebuild::spool(&daemon, &bundle.manifest, &local).await?;
+    let loaded = send(&daemon, &bundle, &local, refs).await?;
     confirm(&daemon, &bundle).await?;
     series.record()?; // only after a successful load (issue 14)
     report_load(&args, &bundle, &daemon, loaded)
@@ -92,11 +100,23 @@ pub async fn run_load(args: LoadArgs) -> Result<()> {
 
 /// Uploads the verified bundle; on a daemon with the containerd image store, which cannot take
 /// a partial archive (see the docs), the bundle rehydrated with this daemon's own base layers.
-async fn send(daemon: &Daemon, bundle: &Bundle, local: &[ImageMeta]) -> Result<Vec<String>> {
+/// A delta bundle is uploaded as its rebuilt stream (uncompressed), the delta layers rebuilt from
+/// `refs` and checked on the way: a mismatch aborts the upload.
+async fn send(
+    daemon: &Daemon,
+    bundle: &Bundle,
+    local: &[ImageMeta],
+    refs: References,
+) -> Result<Vec<String>> {
     let info = daemon.info().await.map_err(daemon_err)?;
     let bar = progress::bytes("uploading", Some(bundle.manifest.bundle.size));
+    let deltas = rebuild::delta_layers(&bundle.manifest)?;
     let loaded = if info.containerd_store {
-        send_rehydrated(daemon, bundle, local, &bar).await?
+        send_rehydrated(daemon, bundle, local, refs, &bar).await?
+    } else if !deltas.is_empty() {
+        let stream = bundle_reader::tar_stream(bundle, bar.clone())?;
+        let stream = rebuild::rebuilt_stream(stream, bundle.name(), deltas, refs)?;
+        upload(daemon, stream, bar.clone()).await?
     } else {
         let stream = bundle_reader::daemon_stream(bundle, bar.clone())?;
         upload(daemon, stream, bar.clone()).await?
@@ -109,6 +129,7 @@ async fn send_rehydrated(
     daemon: &Daemon,
     bundle: &Bundle,
     local: &[ImageMeta],
+    refs: References,
     bar: &ProgressBar,
 ) -> Result<Vec<String>> {
     bar.set_message("rehydrating");
@@ -122,7 +143,7 @@ async fn send_rehydrated(
         .suffix(".tar")
         .tempfile_in(dir)
         .context("creating a temporary file for the complete archive")?;
-    crate::rehydrate::build(daemon, bundle, local, tmp.path(), bar).await?;
+    crate::rehydrate::build(daemon, bundle, local, refs, tmp.path(), bar).await?;
     let f = std::fs::File::open(tmp.path()).context("reopening the complete archive")?;
     upload(daemon, Box::new(io::BufReader::new(f)), bar.clone()).await
 }
@@ -141,6 +162,8 @@ fn report_load(
             loaded,
             verified: true,
             charts: &bundle.manifest.charts,
+            deltas_rebuilt: Some(bundle.manifest.deltas().len()).filter(|n| *n > 0),
+            deltas_not_rebuilt: None,
         };
         println!("{}", serde_json::to_string_pretty(&out)?);
         return Ok(());
@@ -168,14 +191,71 @@ fn report_load(
 pub async fn run_verify(args: VerifyArgs) -> Result<()> {
     let bundle = bundle::open(&args.bundle)?;
     let series = crate::state::check(&args.sequence, &bundle)?; // read-only (issue 14)
+    let deltas = rebuild::delta_layers(&bundle.manifest)?;
+    let mut refs = None;
     if !args.offline {
         let daemon = connect(&args.daemon).await?;
-        base::check(&daemon, &bundle.manifest)
+        let local = base::check(&daemon, &bundle.manifest)
             .await
             .map_err(|e| series.explain(e))?; // (issue 14)
+        refs = Some(rebuild::spool(&daemon, &bundle.manifest, &local).await?);
     }
-    let bundle = verify_content(bundle).await?;
-    report_verify(&args, &bundle)
+    let n = deltas.len();
+    let deltas = match refs {
+        Some(refs) if n > 0 => {
+            verify_rebuilt(&bundle, deltas, refs).await?;
+            Deltas {
+                rebuilt: n,
+                not_rebuilt: 0,
+            }
+        }
+        _ => {
+            let not_rebuilt = n;
+            let b = verify_content(bundle).await?;
+            if not_rebuilt > 0 {
+                eprintln!(
+                    "{not_rebuilt} delta layer(s) were not rebuilt (no daemon: --offline); only \
+                     the hashes of their deltas were checked"
+                );
+            }
+            return report_verify(
+                &args,
+                &b,
+                Deltas {
+                    rebuilt: 0,
+                    not_rebuilt,
+                },
+            );
+        }
+    };
+    report_verify(&args, &bundle, deltas)
+}
+
+/// How many delta layers `verify` rebuilt, and left alone.
+struct Deltas {
+    rebuilt: usize,
+    not_rebuilt: usize,
+}
+
+/// Reads the whole bundle through the rebuilt stream (every volume checked, every delta layer
+/// rebuilt from `refs` and checked against its diffID), discarding it.
+async fn verify_rebuilt(
+    bundle: &Bundle,
+    deltas: Vec<rebuild::DeltaLayer>,
+    refs: References,
+) -> Result<()> {
+    let bar = progress::bytes("verifying", Some(bundle.manifest.bundle.size));
+    let stream = bundle_reader::tar_stream(bundle, bar.clone())?;
+    let mut stream = rebuild::rebuilt_stream(stream, bundle.name(), deltas, refs)?;
+    let result = tokio::task::spawn_blocking(move || io::copy(&mut stream, &mut io::sink()))
+        .await
+        .context("the verify thread failed")?;
+    bar.finish_and_clear();
+    match result {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::InvalidData => Err(verify_failed(e.to_string())),
+        Err(e) => Err(anyhow!(e).context("rebuilding the delta layers")),
+    }
 }
 
 /// Reads every volume through the verifying reader (on a blocking thread).
@@ -191,7 +271,7 @@ async fn verify_content(bundle: Bundle) -> Result<Bundle> {
     result
 }
 
-fn report_verify(args: &VerifyArgs, bundle: &Bundle) -> Result<()> {
+fn report_verify(args: &VerifyArgs, bundle: &Bundle, deltas: Deltas) -> Result<()> {
     if args.bundle.json {
         let out = Outcome {
             manifest: bundle.manifest_path.display().to_string(),
@@ -200,6 +280,8 @@ fn report_verify(args: &VerifyArgs, bundle: &Bundle) -> Result<()> {
             loaded: vec![],
             verified: true,
             charts: &bundle.manifest.charts,
+            deltas_rebuilt: Some(deltas.rebuilt).filter(|n| *n > 0),
+            deltas_not_rebuilt: Some(deltas.not_rebuilt).filter(|n| *n > 0),
         };
         println!("{}", serde_json::to_string_pretty(&out)?);
         return Ok(());
@@ -218,6 +300,13 @@ fn report_verify(args: &VerifyArgs, bundle: &Bundle) -> Result<()> {
             "; the daemon has every base layer"
         }
     );
+    if deltas.rebuilt > 0 {
+        eprintln!(
+            "{} delta layer(s) rebuilt from this daemon's reference layers and checked against \
+             their diffIDs",
+            deltas.rebuilt
+        );
+    }
     for c in &bundle.manifest.charts {
         eprintln!("{}", chart_line(c));
     }

@@ -11,6 +11,7 @@ mod errors;
 mod inventory;
 mod load;
 mod push;
+mod rebuild;
 mod registry_connect;
 mod registry_images;
 mod rehydrate;

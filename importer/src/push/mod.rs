@@ -3,7 +3,8 @@
 //! ([`base`]), the blobs the registry lacks ([`plan`]: HEAD in each target repository; base
 //! layers mounted from the repository holding them), one pass over the bundle uploading what is
 //! missing while every hash is checked ([`stream`]), then one manifest per image under every tag,
-//! each read back ([`manifests`]); the state file is written only after all of it.
+//! each read back ([`manifests`]); the state file is written only after all of it. A bundle with
+//! delta layers is refused up front (its layers are rebuilt from a daemon's, not a registry's).
 
 mod base;
 mod manifests;
@@ -15,6 +16,7 @@ use crate::bundle::{self, Bundle};
 use crate::cli::PushArgs;
 use crate::registry_connect::{connect, registry_err};
 use anyhow::Result;
+use partial_common::exit::{self, Coded};
 use partial_common::progress;
 use partial_common::registry::{Destination, Registry};
 use target::{target_of, Target};
@@ -36,9 +38,29 @@ struct PushedImage {
     references: Vec<String>,
 }
 
+/// A delta bundle cannot be pushed: its layers are rebuilt from reference layers a daemon holds,
+/// and a registry gives no such layers here. Refused before anything is contacted or uploaded.
+fn refuse_deltas(bundle: &Bundle) -> Result<()> {
+    let n = bundle.manifest.deltas().len();
+    if n == 0 {
+        return Ok(());
+    }
+    Err(anyhow::Error::new(Coded::new(
+        exit::USAGE,
+        format!(
+            "{} carries {n} delta layer(s); push needs every layer whole, and rebuilding a delta \
+             needs its reference layer from a daemon: load it into a daemon (`partial-load load`), \
+             or rehydrate it there (`partial-load rehydrate`) and push the images from that daemon, \
+             or export again without --delta",
+            bundle.name()
+        ),
+    )))
+}
+
 pub async fn run(args: PushArgs) -> Result<()> {
     let dest = Destination::parse(&args.to).map_err(registry_err)?;
     let bundle = bundle::open(&args.bundle)?;
+    refuse_deltas(&bundle)?;
     let series = crate::state::check(&args.sequence, &bundle)?;
     let registry = connect(&dest.registry, &args.connection).await?;
     let targets = targets(&bundle, &dest)?;

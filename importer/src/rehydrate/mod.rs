@@ -5,7 +5,8 @@
 //! ([`read`], [`needed`]); read the daemon's own export of the images holding those chains once,
 //! spooling only the layers that fill them, checked against their digests ([`spool`]); copy the
 //! bundle entry by entry and add the missing layers under the names its `manifest.json` expects
-//! ([`write`]). Every bundle shape is handled: legacy folders, Docker ≥ 25 blobs uncompressed
+//! ([`write`]); the layers of a delta bundle are rebuilt on the way (`crate::rebuild`: pass 1
+//! counts them as present, pass 2 reads the rebuilt stream). Every bundle shape is handled: legacy folders, Docker ≥ 25 blobs uncompressed
 //! (named by diffID) or compressed (gzip or zstd, named by their own digest).
 
 mod needed;
@@ -20,7 +21,8 @@ use crate::bundle::{self, Bundle};
 use crate::bundle_reader::tar_stream;
 use crate::cli::RehydrateArgs;
 use crate::connect::connect;
-use anyhow::{anyhow, bail, Context, Result};
+use crate::rebuild::{self, References};
+use anyhow::{bail, Context, Result};
 use indicatif::ProgressBar;
 use needed::Needed;
 use partial_common::daemon::{Daemon, ImageMeta};
@@ -41,9 +43,10 @@ pub async fn run(args: RehydrateArgs) -> Result<()> {
     }
     let daemon = connect(&args.daemon).await?;
     let local = base::check(&daemon, &bundle.manifest).await?;
+    let refs = rebuild::spool(&daemon, &bundle.manifest, &local).await?;
     // Both passes over the bundle move the bar (the daemon's export between them does not).
     let bar = progress::bytes("rehydrating", Some(2 * bundle.manifest.bundle.size));
-    build(&daemon, &bundle, &local, &args.output, &bar).await?;
+    build(&daemon, &bundle, &local, refs, &args.output, &bar).await?;
     bar.finish_and_clear();
     eprintln!(
         "wrote {}: a complete archive of {} image(s) that loads into a daemon without the base",
@@ -54,15 +57,18 @@ pub async fn run(args: RehydrateArgs) -> Result<()> {
 }
 
 /// Writes the complete archive to `out_path` (atomically). `local` is the daemon's images as
-/// the base check (`base::check`) returned them, which must have passed.
+/// the base check (`base::check`) returned them, which must have passed; `refs` the reference
+/// layers of the bundle's deltas (`rebuild::spool`), whose layers are rebuilt on the way.
 pub async fn build(
     daemon: &Daemon,
     bundle: &Bundle,
     local: &[ImageMeta],
+    refs: References,
     out_path: &Path,
     bar: &ProgressBar,
 ) -> Result<()> {
-    let needed = missing_layers(bundle, bar).await?;
+    let deltas = rebuild::delta_layers(&bundle.manifest)?;
+    let needed = missing_layers(bundle, &deltas, bar).await?;
     let spool = tempfile::Builder::new()
         .prefix(".partial-load-spool-")
         .tempdir_in(
@@ -73,7 +79,10 @@ pub async fn build(
         )
         .context("creating a spool folder")?;
     let found = spool_base_layers(daemon, bundle, local, &needed, spool.path()).await?;
-    let stream = tar_stream(bundle, bar.clone())?;
+    let mut stream = tar_stream(bundle, bar.clone())?;
+    if !deltas.is_empty() {
+        stream = rebuild::rebuilt_stream(stream, bundle.name(), deltas, refs)?;
+    }
     let (label, out_path) = (bundle.name(), out_path.to_path_buf());
     tokio::task::spawn_blocking(move || {
         write::write_complete(stream, &label, &out_path, spool.path(), &needed, &found)
@@ -82,13 +91,20 @@ pub async fn build(
     .context("the writer thread failed")?
 }
 
-/// Pass 1 over the (verified) bundle: the layer entries it lacks.
-async fn missing_layers(bundle: &Bundle, bar: &ProgressBar) -> Result<Needed> {
+/// Pass 1 over the (verified) bundle: the layer entries it lacks. The layers of its `deltas`
+/// count as present: pass 2 rebuilds them (they are not taken from the daemon).
+async fn missing_layers(
+    bundle: &Bundle,
+    deltas: &[rebuild::DeltaLayer],
+    bar: &ProgressBar,
+) -> Result<Needed> {
     let stream = tar_stream(bundle, bar.clone())?;
     let label = bundle.name();
-    let (index, present) = tokio::task::spawn_blocking(move || read::read_bundle(stream, &label))
-        .await
-        .context("the scan thread failed")??;
+    let (index, mut present) =
+        tokio::task::spawn_blocking(move || read::read_bundle(stream, &label))
+            .await
+            .context("the scan thread failed")??;
+    present.extend(needed::rebuilt_entries(deltas));
     Ok(needed::missing_entries(&index, &present))
 }
 
@@ -104,7 +120,14 @@ async fn spool_base_layers(
     if needed.is_empty() {
         return Ok(BTreeSet::new());
     }
-    let names = images_holding(&bundle.manifest.required_base, local)?;
+    // Only the chains of the missing layers (a delta's reference chain alone is not needed here).
+    let chains = bundle
+        .manifest
+        .required_base
+        .iter()
+        .filter(|r| needed.values().any(|w| w.diff_id == r.diff_id))
+        .map(|r| &r.chain_id);
+    let names = base::images_holding(chains, local)?;
     let reader = ChannelReader::spawn(daemon.export(&names), EXPORT_IDLE);
     let (dir2, needed2) = (dir.to_path_buf(), needed.clone());
     let found = tokio::task::spawn_blocking(move || spool::spool_layers(reader, &dir2, &needed2))
@@ -122,24 +145,3 @@ async fn spool_base_layers(
 
 /// Silence that ends the read of the daemon's export (as `partial-save`'s `--idle-timeout`).
 const EXPORT_IDLE: Duration = Duration::from_secs(600);
-
-/// Local images that together hold every required chain (one per chain, reusing choices).
-fn images_holding(
-    required: &[partial_common::manifest::RequiredBase],
-    local: &[ImageMeta],
-) -> Result<Vec<String>> {
-    let mut chosen: Vec<&ImageMeta> = Vec::new();
-    for r in required {
-        if chosen.iter().any(|i| i.chain_ids.contains(&r.chain_id)) {
-            continue;
-        }
-        // Prefer the image with the fewest layers above the chain (less to export).
-        let best = local
-            .iter()
-            .filter(|i| i.chain_ids.contains(&r.chain_id))
-            .min_by_key(|i| i.chain_ids.len())
-            .ok_or_else(|| anyhow!("no local image holds chain {}", r.chain_id))?;
-        chosen.push(best);
-    }
-    Ok(chosen.iter().map(|i| i.id.to_string()).collect())
-}

@@ -67,6 +67,14 @@ pub fn missing_entries(index: &ArchiveIndex, present: &BTreeSet<String>) -> Need
     out
 }
 
+/// The entries the rebuilt stream adds for the layers of `deltas` (not to be taken from the
+/// daemon: they are rebuilt from their deltas).
+pub fn rebuilt_entries(deltas: &[crate::rebuild::DeltaLayer]) -> impl Iterator<Item = String> + '_ {
+    deltas
+        .iter()
+        .map(|d| format!("blobs/sha256/{}", d.target.hex()))
+}
+
 /// Whether every entry of `needed` can be filled from `found`; else the first that cannot.
 pub fn first_unfilled<'a>(
     needed: &'a Needed,

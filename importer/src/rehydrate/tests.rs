@@ -319,3 +319,77 @@ fn a_daemon_export_that_fails_midway_is_a_daemon_failure() {
     assert_eq!(exit::code_of(e.chain()), exit::DAEMON, "{e:#}");
     assert!(format!("{e:#}").contains("layer vanished"), "{e:#}");
 }
+
+#[test]
+fn a_delta_bundle_is_completed_with_its_layers_rebuilt() {
+    use crate::rebuild::tests::{blob, case, entries_of as all_entries, refs_of, tar_of};
+    let c = case();
+    let bundle = tar_of(&c.entries);
+    let deltas = vec![c.layer.clone()];
+    // Pass 1: the delta's layer counts as present; only the base is taken from the daemon.
+    let (index, mut present) =
+        read_bundle(Box::new(std::io::Cursor::new(bundle.clone())), "b").unwrap();
+    present.extend(super::needed::rebuilt_entries(&deltas));
+    let needed = missing_entries(&index, &present);
+    assert_eq!(needed.keys().collect::<Vec<_>>(), [&blob(&c.base.diff)]);
+    let export = tar_of(&[partial_common::testutil::archive::TEntry::file(
+        &format!("{}/layer.tar", "d".repeat(64)),
+        c.base.data.clone(),
+    )]);
+    let dir = tempfile::tempdir().unwrap();
+    let found = spool_layers(&export[..], dir.path(), &needed).unwrap();
+    // Pass 2 reads the rebuilt stream.
+    let stream = crate::rebuild::rebuilt_stream(
+        Box::new(std::io::Cursor::new(bundle)),
+        "b".into(),
+        deltas,
+        refs_of(&[&c.old]),
+    )
+    .unwrap();
+    let out = dir.path().join("full.tar");
+    write_complete(stream, "b", &out, dir.path(), &needed, &found).unwrap();
+    let full = std::fs::read(&out).unwrap();
+    // The plain archive, every entry (the metadata moved last).
+    let got = all_entries(&full);
+    let want = all_entries(&tar_of(&c.full));
+    assert_eq!(got, want);
+    assert!(archive::scan(&full[..]).is_ok());
+}
+
+#[test]
+fn a_tampered_delta_leaves_no_complete_archive() {
+    use crate::rebuild::tests::{blob, case, refs_of, tar_of};
+    let c = case();
+    let name = blob(&c.layer.delta.digest);
+    let mut entries = c.entries.clone();
+    entries.retain(|e| e.name != name);
+    let mut bad = c.delta.clone();
+    let n = bad.len();
+    bad[n / 2] ^= 1;
+    entries.push(partial_common::testutil::archive::TEntry::file(&name, bad));
+    let stream = crate::rebuild::rebuilt_stream(
+        Box::new(std::io::Cursor::new(tar_of(&entries))),
+        "b".into(),
+        vec![c.layer.clone()],
+        refs_of(&[&c.old]),
+    )
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("full.tar");
+    let e = write_complete(
+        stream,
+        "b",
+        &out,
+        dir.path(),
+        &Default::default(),
+        &Default::default(),
+    )
+    .unwrap_err();
+    assert_eq!(exit::code_of(e.chain()), exit::VERIFY, "{e:#}");
+    assert!(!out.exists());
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        0,
+        "temporary files left"
+    );
+}
