@@ -169,14 +169,16 @@ where
 
 /// Whether a delta is worth shipping instead of the plain layer.
 ///
-/// A chunk encoding that copies nothing is just the layer compressed, and a patch must beat it by
-/// 10% to show the reference helps; any delta must be smaller than the layer itself and than the
-/// caller's `max_delta_size`.
+/// A chunk encoding that copies less than one smallest chunk (a tar's end-of-archive blocks, a
+/// few identical headers) is just the layer compressed, and a patch must beat it by 10% to show
+/// the reference helps; any delta must be smaller than the layer itself and than the caller's
+/// `max_delta_size`.
 fn gains(s: &EncodeSummary, opts: &EncodeOptions) -> bool {
     if s.delta_size >= s.target_size || opts.max_delta_size.is_some_and(|m| s.delta_size >= m) {
         return false;
     }
-    s.copied_bytes > 0 || s.patch_size.is_some_and(|p| p * 10 < s.chunks_size * 9)
+    s.copied_bytes >= super::index::MIN_CHUNK as u64
+        || s.patch_size.is_some_and(|p| p * 10 < s.chunks_size * 9)
 }
 
 /// Chunks the new layer and writes a COPY for each chunk the index has, literals for the rest.

@@ -1,13 +1,14 @@
 //! Content-defined chunking of layers: the chunk index of a reference and sampled sketches.
 //!
-//! Chunk boundaries depend only on the bytes around them (FastCDC 2020, 16/64/256 KiB), so a file
-//! that moved inside a tar, or a tar with one file changed, still cuts into mostly the same chunks.
+//! Chunk boundaries depend only on the bytes around them (FastCDC 2020, 16/64/256 KiB, and the
+//! start and end of each large file's content in a tar: `tarcut`), so a file that moved inside a
+//! tar, or a tar with one file changed, still cuts into mostly the same chunks.
 //! The index maps the BLAKE3 hash of each reference chunk to its offset and length, and keeps no
 //! data: its size is bounded by the number of chunks (capped at [`MAX_INDEX_CHUNKS`]).
 
 use super::error::DeltaError;
 use crate::Digest;
-use fastcdc::v2020::{ChunkData, StreamCDC};
+use fastcdc::v2020::ChunkData;
 use sha2::{Digest as _, Sha256};
 use std::collections::HashMap;
 use std::io::{self, Read};
@@ -33,9 +34,10 @@ pub(crate) struct ChunkLoc {
     pub len: u32,
 }
 
-/// Chunks a stream; I/O errors are the stream's.
+/// Chunks a stream, cutting also around large file contents when it is a tar (see `tarcut`);
+/// I/O errors are the stream's.
 pub(crate) fn chunks<R: Read>(r: R) -> impl Iterator<Item = io::Result<ChunkData>> {
-    StreamCDC::new(r, MIN_CHUNK, AVG_CHUNK, MAX_CHUNK).map(|c| c.map_err(io::Error::from))
+    super::tarcut::TarChunks::new(r, MIN_CHUNK, AVG_CHUNK, MAX_CHUNK)
 }
 
 /// Whether a chunk, known by its gear hash at the cut point, is sampled into sketches. The gear

@@ -24,6 +24,7 @@ mod encode;
 mod error;
 pub mod format;
 mod index;
+mod tarcut;
 
 #[cfg(test)]
 pub(crate) mod tests;

@@ -237,14 +237,13 @@ fn unrelated_layer_reports_no_gain_and_writes_nothing() {
             panic!("gain claimed on unrelated data: {encoded:?}")
         };
         assert!(delta.is_empty());
-        assert_eq!(summary.copied_bytes, 0);
+        // At most the tar's end-of-archive blocks, which every tar shares.
+        assert!(summary.copied_bytes <= 1024, "{summary:?}");
         assert_eq!(summary.target_diff_id, Digest::of_bytes(&new));
 
         let index = ChunkIndex::build(&old[..]).unwrap();
-        assert_eq!(
-            index.estimate(&Sketch::of_layer(&new[..]).unwrap()),
-            Some(0.0)
-        );
+        let share = index.estimate(&Sketch::of_layer(&new[..]).unwrap());
+        assert!(share.is_some_and(|s| s < 0.01), "{share:?}");
     }
 }
 
