@@ -16,6 +16,19 @@ use std::sync::{Arc, Mutex};
 /// (unrelated layers cost one sketching pass, not an encoding).
 pub const MIN_SHARED: f64 = 0.02;
 
+/// A delta must save at least this share of the layer's compressed size: a bundle with a delta
+/// no longer loads with a plain `docker load`, which a few saved bytes do not justify.
+pub const MIN_SAVING: f64 = 0.10;
+
+/// Whether a delta saves at least [`MIN_SAVING`] of the plain layer compressed. The plain
+/// layer's compressed size is estimated from the delta itself: its literals are the layer's
+/// other bytes compressed, so the copied bytes would compress at about the same ratio.
+fn worth_it(s: &delta::EncodeSummary) -> bool {
+    let ratio = (s.delta_size as f64 / s.literal_bytes.max(1) as f64).min(1.0);
+    let saved = s.copied_bytes as f64 * ratio;
+    saved >= MIN_SAVING * (s.delta_size as f64 + saved)
+}
+
 /// What happened to one carried layer, for the report.
 #[derive(Clone, Debug, PartialEq)]
 pub struct DeltaNote {
@@ -169,6 +182,14 @@ impl CarriedLayers for DeltaCoder {
             self.note(note);
             return Ok(None);
         };
+        if !worth_it(&s) {
+            note.whole_because = Some(format!(
+                "the delta would save less than {:.0}% of the compressed layer",
+                MIN_SAVING * 100.0
+            ));
+            self.note(note);
+            return Ok(None);
+        }
         self.note(note);
         let r = &self.refs.layers[i];
         Ok(Some(Replacement {
@@ -183,5 +204,35 @@ impl CarriedLayers for DeltaCoder {
                 target_size: s.target_size,
             },
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn summary(delta_size: u64, copied: u64, literal: u64) -> delta::EncodeSummary {
+        delta::EncodeSummary {
+            encoding: delta::Encoding::Chunks,
+            delta_size,
+            chunks_size: delta_size,
+            patch_size: None,
+            target_diff_id: Digest::of_bytes(b"x"),
+            target_size: copied + literal,
+            copied_bytes: copied,
+            literal_bytes: literal,
+        }
+    }
+
+    #[test]
+    fn a_delta_must_save_a_tenth_of_the_compressed_layer() {
+        // One file of a 160 MiB tree changed: a few KB of literals.
+        assert!(worth_it(&summary(20_000, 160 << 20, 30_000)));
+        // Unrelated random content sharing only some tar headers.
+        assert!(!worth_it(&summary(6_292_646, 20_000, 6_293_000)));
+        // Half of a compressible layer shared: worth it.
+        assert!(worth_it(&summary(1 << 20, 10 << 20, 4 << 20)));
+        // 5 % of an incompressible layer shared: not worth it.
+        assert!(!worth_it(&summary(95 << 20, 5 << 20, 95 << 20)));
     }
 }

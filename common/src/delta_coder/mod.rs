@@ -9,14 +9,15 @@
 //! - [`coder`]: the [`CarriedLayers`](crate::engine::CarriedLayers) hook. For each carried layer
 //!   it picks a reference, by position first (the same index in a reference image of the same
 //!   repository), else by shared content (sampled chunk hashes), encodes against it and gives the
-//!   delta when it is smaller than the layer; else the layer travels whole.
+//!   delta when it saves at least a tenth of the layer compressed (a delta bundle no longer
+//!   loads with a plain `docker load`); else the layer travels whole.
 //!
 //! It knows the engine and the delta codec; neither knows it.
 
 mod coder;
 mod references;
 
-pub use coder::{DeltaCoder, DeltaNote, MIN_SHARED};
+pub use coder::{DeltaCoder, DeltaNote, MIN_SAVING, MIN_SHARED};
 pub use references::{index_references, Reference, References};
 
 #[cfg(test)]
