@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # Benchmark of issue 6: partial-save / partial-load side by side with docker save, gzip, zstd and
-# docker load, on two private daemons (no registry needed). Not a test: it measures and reports.
+# docker load, on two private daemons; and of issue 10: `partial-load push` into a private
+# docker-registry holding the old version against `skopeo copy` of the whole image, and
+# `partial-save` from that registry against from the daemon (scripts/bench/registry.sh). Not a
+# test: it measures and reports.
 #
 #   sudo scripts/bench.sh            # full run: real Debian rootfs (debootstrap), ~400 MB app layer
 #   sudo scripts/bench.sh --tiny     # a few MB, no debootstrap; for CI, under a minute
@@ -41,6 +44,8 @@ ROOT=$PWD
 . scripts/setup.sh
 # shellcheck source=scripts/daemons.sh
 . scripts/daemons.sh
+# shellcheck source=scripts/bench/registry.sh
+. scripts/bench/registry.sh
 
 TINY=0 BIG=0 RUNS="" OUT="" BUILD=1 KEEP=0
 ARGS=("$@")
@@ -93,6 +98,7 @@ else
   W=$(mktemp -d /tmp/partial-bench.XXXXXX)
 fi
 cleanup() {
+  stop_registries
   stop_daemons
   if ((KEEP)); then echo "work folder kept: $W" >&2; else rm -rf "$W"; fi
 }
@@ -367,6 +373,14 @@ for c in gzip none zstd; do
     check_loaded
   fi
 done
+
+# --- 3b. registries (issue 10) ----------------------------------------------------------------
+if [[ -z $BUILD_NOTE ]]; then
+  registry_section || FAILED=1
+else
+  printf 'reg-push\tpartial-load push\tregistry\tfailed\t-\t-\t-\t-\t-\t-\t-\t%s\n' "$BUILD_NOTE" >>"$RESULTS"
+  FAILED=1
+fi
 
 # layer deltas (issue 12): scripts/bench/delta.sh
 # shellcheck source=scripts/bench/delta.sh

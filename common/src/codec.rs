@@ -196,6 +196,26 @@ pub fn compress_with_threads<W: Write + Send + 'static>(
     Ok(Encoder { inner })
 }
 
+/// A gzip writer whose output depends only on the input and `level`, never on `threads` (at
+/// least one worker is used): independent gzip members of [`GZIP_CHUNK`] input bytes each, with
+/// libdeflate's fixed header (no name, no time). Used where the compressed bytes name a blob (a
+/// layer pushed to a registry), so that compressing the same layer again gives the same digest.
+pub fn gzip_deterministic<W: Write + Send + 'static>(
+    w: W,
+    level: Option<i32>,
+    threads: usize,
+) -> Result<Encoder<W>, CodecError> {
+    let level = Compression::Gzip.check_level(level)?;
+    Ok(Encoder {
+        inner: Inner::GzipParallel(ParGzEncoder::new(
+            w,
+            level as u32,
+            threads.max(1),
+            GZIP_CHUNK,
+        )),
+    })
+}
+
 impl<W: Write + Send + 'static> Encoder<W> {
     /// Writes what is buffered and the stream's trailer, and returns the inner writer (not
     /// flushed beyond what the codec writes; flush or commit it yourself).
@@ -663,6 +683,25 @@ mod tests {
                 round_trip(c, threads, &data);
             }
         }
+    }
+
+    #[test]
+    fn deterministic_gzip_is_the_same_whatever_the_threads() {
+        let mut data = sample(GZIP_CHUNK * 3 + 12345);
+        data.extend(random(GZIP_CHUNK));
+        let pack = |threads| {
+            let mut enc = gzip_deterministic(Vec::new(), None, threads).unwrap();
+            enc.write_all(&data).unwrap();
+            enc.finish().unwrap()
+        };
+        let one = pack(1);
+        assert_eq!(one, pack(3));
+        assert_eq!(one, pack(1), "the same bytes again");
+        let mut out = Vec::new();
+        flate2::read::MultiGzDecoder::new(&one[..])
+            .read_to_end(&mut out)
+            .unwrap();
+        assert!(out == data);
     }
 
     #[test]

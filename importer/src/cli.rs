@@ -1,6 +1,6 @@
 //! Command line of `partial-load` (clap derive).
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
 pub const AFTER_HELP: &str = "\
@@ -164,11 +164,23 @@ pub struct PushArgs {
     /// repositories the images go to and those of their base images, else the catalog).
     #[arg(long = "base-repo", value_name = "REPO")]
     pub base_repos: Vec<String>,
-    /// Blobs checked or mounted at a time.
+    /// Blobs checked, mounted or uploaded at a time.
     #[arg(long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub jobs: u16,
+    /// How carried layers the bundle holds uncompressed are pushed: gzip (compressed on the way,
+    /// the same bytes every time) or none (as the bundle holds them). Layers the bundle holds
+    /// compressed are pushed as they are.
+    #[arg(long, value_name = "CODEC", value_enum, default_value_t = LayerCompression::Gzip)]
+    pub layer_compression: LayerCompression,
     #[command(flatten)]
     pub connection: RegistryArgs,
+}
+
+/// The compression of uncompressed carried layers pushed to a registry.
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LayerCompression {
+    Gzip,
+    None,
 }
 
 #[derive(Args, Debug)]

@@ -5,7 +5,7 @@
 //! /etc/docker/registry. The log holds the access log, to count the requests a client made.
 
 use anyhow::{bail, Context, Result};
-use std::fs::File;
+use std::fs::OpenOptions;
 use std::net::{TcpListener, TcpStream};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -99,7 +99,11 @@ impl RegistryServer {
     fn spawn(&mut self) -> Result<()> {
         let config = self.dir.path().join("config.yml");
         std::fs::write(&config, self.config())?;
-        let log = File::create(self.log_path())?;
+        // Appended to, so that a restart keeps what the registry logged before.
+        let log = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.log_path())?;
         let mut cmd = Command::new("docker-registry");
         cmd.arg("serve")
             .arg(&config)
@@ -232,6 +236,13 @@ impl RegistryServer {
             let _ = c.kill();
             let _ = c.wait();
         }
+    }
+
+    /// Starts the registry again (killing it first if it runs) on the same address, storage,
+    /// certificates and log.
+    pub fn restart(&mut self) -> Result<()> {
+        self.kill();
+        self.spawn()
     }
 
     /// The test's temp dir of this registry (config, data, log, certificates).

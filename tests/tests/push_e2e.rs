@@ -1,7 +1,8 @@
 //! Issue 10 (destination) end to end: `partial-load push` into a private docker-registry seeded
 //! with `app:1` by `docker push`. A bundle of app:2 made against app:1 is pushed; `docker pull`
 //! into the air-gapped daemon gives the source's image ID; the access log shows that only the
-//! carried blobs were uploaded, none of the base's, and that a rerun uploads nothing. A bundle
+//! carried blobs were uploaded (gzip-compressed), none of the base's, and that a rerun uploads
+//! nothing, also when the manifest was deleted in between. A bundle
 //! whose base is not in the registry gives exit 4 naming it and pushes no manifest; a tampered
 //! bundle gives exit 3 and pushes no manifest. A split zstd bundle pushes the same way.
 //! `inventory --registry` feeds `partial-save --have`; an unreachable registry and a wrong
@@ -97,6 +98,25 @@ fn base_blobs(registry: &str, repo_tag: &str) -> Vec<String> {
         .collect()
 }
 
+/// The manifest of `repo_tag` as the registry serves it.
+fn raw_manifest(registry: &str, repo_tag: &str) -> serde_json::Value {
+    let raw = std::process::Command::new("skopeo")
+        .args([
+            "inspect",
+            "--raw",
+            "--tls-verify=false",
+            &format!("docker://{registry}/{repo_tag}"),
+        ])
+        .output()
+        .expect("skopeo");
+    assert!(
+        raw.status.success(),
+        "{}",
+        String::from_utf8_lossy(&raw.stderr)
+    );
+    serde_json::from_slice(&raw.stdout).unwrap()
+}
+
 #[test]
 fn push_into_a_registry_holding_the_base() {
     let Some(pair) = require_daemons() else {
@@ -182,6 +202,32 @@ fn push_into_a_registry_holding_the_base() {
         scene.app2
     );
 
+    // The carried layers went up gzip-compressed (the bundle holds them uncompressed, named by
+    // their diffIDs): the manifest references the gzip blobs; random content is stored, no
+    // bigger but for the gzip framing; the compressible top layer shrinks.
+    let pushed = raw_manifest(&addr, "app:2");
+    let bundle_layers = layers(&bundle);
+    let manifest_layers = pushed["layers"].as_array().unwrap();
+    assert_eq!(manifest_layers.len(), bundle_layers.len(), "{pushed}");
+    for (m, b) in manifest_layers.iter().zip(&bundle_layers) {
+        if b["carried"] == true {
+            assert_eq!(
+                m["mediaType"], "application/vnd.oci.image.layer.v1.tar+gzip",
+                "{pushed}"
+            );
+            assert_ne!(m["digest"], b["diff_id"], "{pushed}");
+            let size = b["size"].as_u64().unwrap();
+            assert!(m["size"].as_u64().unwrap() <= size + 1024, "{m} vs {b}");
+        }
+    }
+    let top = manifest_layers.last().unwrap()["size"].as_u64().unwrap();
+    let top_tar = bundle_layers.last().unwrap()["size"].as_u64().unwrap();
+    assert!(
+        top < top_tar / 2,
+        "top layer {top} bytes gzipped, {top_tar} as a tar"
+    );
+    assert_eq!(pushed["config"]["digest"], scene.app2.as_str(), "{pushed}");
+
     // A rerun uploads nothing.
     let before = server.blob_uploads();
     let rerun = push_with(&bundle, d, &addr, "state-rerun.json", &["--json"]).ok();
@@ -194,6 +240,30 @@ fn push_into_a_registry_holding_the_base() {
         format!("{addr}/app:2").as_str(),
         "{out}"
     );
+    assert_eq!(out["images"][0]["already_there"], true, "{out}");
+    let first_digest = out["images"][0]["manifest_digest"].clone();
+
+    // Without the manifest, a rerun compresses the layers again and finds the same gzip blobs
+    // (the compression is deterministic): nothing uploaded, the same manifest pushed.
+    let deleted = std::process::Command::new("skopeo")
+        .args([
+            "delete",
+            "--tls-verify=false",
+            &format!("docker://{addr}/app:2"),
+        ])
+        .output()
+        .expect("skopeo");
+    assert!(
+        deleted.status.success(),
+        "{}",
+        String::from_utf8_lossy(&deleted.stderr)
+    );
+    let before = server.blob_uploads();
+    let again = push_with(&bundle, d, &addr, "state-again.json", &["--json"]).ok();
+    assert_eq!(server.blob_uploads(), before, "a rerun uploaded blobs");
+    let out: serde_json::Value = serde_json::from_str(&again.stdout).unwrap();
+    assert_eq!(out["images"][0]["already_there"], false, "{out}");
+    assert_eq!(out["images"][0]["manifest_digest"], first_digest, "{out}");
 
     // Under a prefix: every blob mounted from app (the base's repository, which now also holds
     // the carried blobs), nothing uploaded.
@@ -250,6 +320,29 @@ fn push_into_a_registry_holding_the_base() {
         pair.airgap.image_id(&format!("{addr}/zs/app:2")).unwrap(),
         scene.app2
     );
+
+    // --layer-compression none: the carried layers go up as the bundle holds them, named by
+    // their diffIDs.
+    push_with(
+        &bundle,
+        d,
+        &format!("{addr}/plain"),
+        "state-plain.json",
+        &["--layer-compression", "none"],
+    )
+    .ok();
+    let plain = raw_manifest(&addr, "plain/app:2");
+    for (m, b) in plain["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .zip(&bundle_layers)
+    {
+        if b["carried"] == true {
+            assert_eq!(m["mediaType"], "application/vnd.oci.image.layer.v1.tar");
+            assert_eq!(m["digest"], b["diff_id"], "{plain}");
+        }
+    }
 
     // A tampered bundle: exit 3, no manifest pushed.
     let bad_dir = d.join("bad");

@@ -1,6 +1,7 @@
 //! The manifests `push` writes: one OCI image manifest per image, whose config is the bundle's
 //! config (pushed byte for byte, so the image ID is unchanged), whose carried layers are the
-//! bundle's blobs as stored (uncompressed `…layer.v1.tar` named by the diffID, or gzip/zstd by
+//! blobs pushed (gzip made on the way from an uncompressed layer, `…layer.v1.tar+gzip`; else the
+//! bundle's blob as stored: uncompressed `…layer.v1.tar` named by the diffID, or gzip/zstd by
 //! their digest) and whose other layers are the blob descriptors of the registry's own base
 //! image (Docker layer media types given their OCI names). Each is put under every tag and read
 //! back to confirm its digest.
@@ -33,6 +34,14 @@ pub fn carried_blob(layer: &Layer) -> (Digest, &'static str) {
     }
 }
 
+/// Whether the bundle holds a carried layer uncompressed (its blob is then named by the diffID).
+pub fn stored_uncompressed(layer: &Layer) -> bool {
+    layer
+        .blob
+        .as_ref()
+        .is_none_or(|b| b.compression == Compression::None)
+}
+
 /// The OCI name of a layer media type.
 fn oci_layer_type(media_type: &str) -> &str {
     match media_type {
@@ -42,8 +51,14 @@ fn oci_layer_type(media_type: &str) -> &str {
     }
 }
 
-/// The manifest of `image`; `sizes` has every config and carried blob (from the bundle pass).
-pub fn build(image: &Image, sizes: &HashMap<Digest, u64>, base: &BaseIndex) -> Result<RawManifest> {
+/// The manifest of `image`; `sizes` has every config and carried blob (from the bundle pass),
+/// `gzipped` the digest and size of those pushed compressed, by their bundle digest.
+pub fn build(
+    image: &Image,
+    sizes: &HashMap<Digest, u64>,
+    gzipped: &HashMap<Digest, (Digest, u64)>,
+    base: &BaseIndex,
+) -> Result<RawManifest> {
     let size_of = |d: &Digest| {
         sizes
             .get(d)
@@ -54,7 +69,10 @@ pub fn build(image: &Image, sizes: &HashMap<Digest, u64>, base: &BaseIndex) -> R
     for layer in &image.layers {
         let desc = if layer.carried {
             let (digest, media_type) = carried_blob(layer);
-            Descriptor::new(media_type, digest.clone(), size_of(&digest)?)
+            match gzipped.get(&digest) {
+                Some((gz, size)) => Descriptor::new(OCI_LAYER_GZIP, gz.clone(), *size),
+                None => Descriptor::new(media_type, digest.clone(), size_of(&digest)?),
+            }
         } else {
             let found = base.chains.get(&layer.chain_id).ok_or_else(|| {
                 anyhow!(
@@ -150,13 +168,22 @@ mod tests {
             },
         );
         let sizes = HashMap::from([(id.clone(), 6), (top_diff.clone(), 3)]);
-        let raw = build(&image, &sizes, &base).unwrap();
+        let none = HashMap::new();
+        let raw = build(&image, &sizes, &none, &base).unwrap();
+        let m: ImageManifest = serde_json::from_slice(&raw.bytes).unwrap();
+        assert_eq!(m.config, Descriptor::new(OCI_CONFIG, id.clone(), 6));
+        assert_eq!(m.layers[0], Descriptor::new(OCI_LAYER_GZIP, gz.clone(), 7));
+        assert_eq!(m.layers[1], Descriptor::new(OCI_LAYER, top_diff.clone(), 3));
+        assert_eq!(raw.digest, Digest::of_bytes(&raw.bytes));
+        // Pushed compressed: the gzip blob, not the bundle's.
+        let top_gz = Digest::of_bytes(b"top.gz");
+        let gzipped = HashMap::from([(top_diff, (top_gz.clone(), 2))]);
+        let raw = build(&image, &sizes, &gzipped, &base).unwrap();
         let m: ImageManifest = serde_json::from_slice(&raw.bytes).unwrap();
         assert_eq!(m.config, Descriptor::new(OCI_CONFIG, id, 6));
         assert_eq!(m.layers[0], Descriptor::new(OCI_LAYER_GZIP, gz, 7));
-        assert_eq!(m.layers[1], Descriptor::new(OCI_LAYER, top_diff, 3));
-        assert_eq!(raw.digest, Digest::of_bytes(&raw.bytes));
+        assert_eq!(m.layers[1], Descriptor::new(OCI_LAYER_GZIP, top_gz, 2));
         // A carried blob of unknown size is an error, not a guess.
-        assert!(build(&image, &HashMap::new(), &base).is_err());
+        assert!(build(&image, &HashMap::new(), &none, &base).is_err());
     }
 }

@@ -1,10 +1,12 @@
 //! `partial-load push`: the checked load, into a registry. In order: signature and volumes
 //! (`bundle::open`), the rollback check (`state::check`), the base check against the registry
-//! ([`base`]), the blobs the registry lacks ([`plan`]: HEAD in each target repository; base
-//! layers mounted from the repository holding them), one pass over the bundle uploading what is
-//! missing while every hash is checked ([`stream`]), then one manifest per image under every tag,
-//! each read back ([`manifests`]); the state file is written only after all of it. A bundle with
-//! delta layers is refused up front (its layers are rebuilt from a daemon's, not a registry's).
+//! ([`base`]), the blobs the registry lacks ([`plan`]: images already there left alone, HEAD in
+//! each target repository; base layers mounted from the repository holding them), one pass over
+//! the bundle uploading what is missing (uncompressed layers gzip-compressed on the way,
+//! `--jobs` uploads at a time) while every hash is checked ([`stream`]), then one manifest per
+//! image under every tag, each read back ([`manifests`]); the state file is written only after
+//! all of it. A bundle with delta layers is refused up front (its layers are rebuilt from a
+//! daemon's, not a registry's).
 
 mod base;
 mod manifests;
@@ -13,7 +15,7 @@ mod stream;
 mod target;
 
 use crate::bundle::{self, Bundle};
-use crate::cli::PushArgs;
+use crate::cli::{LayerCompression, PushArgs};
 use crate::registry_connect::{connect, registry_err};
 use anyhow::Result;
 use partial_common::exit::{self, Coded};
@@ -35,6 +37,8 @@ struct Outcome {
 struct PushedImage {
     id: String,
     manifest_digest: String,
+    /// Every tag named a manifest of this image already: nothing was pushed for it.
+    already_there: bool,
     references: Vec<String>,
 }
 
@@ -68,27 +72,34 @@ pub async fn run(args: PushArgs) -> Result<()> {
         .await
         .map_err(|e| series.explain(e))?;
     let jobs = usize::from(args.jobs);
-    let planned = plan::plan(&registry, &bundle.manifest, &targets, &index, jobs).await?;
+    let gzip = args.layer_compression == LayerCompression::Gzip;
+    let planned = plan::plan(&registry, &bundle.manifest, &targets, &index, jobs, gzip).await?;
     let bar = progress::bytes("pushing", Some(bundle.manifest.bundle.size));
-    let pass = stream::pass(
-        &registry,
-        &bundle,
-        planned.expected,
-        planned.missing,
-        bar.clone(),
-    )
-    .await;
+    let pass = stream::pass(&registry, &bundle, &planned, jobs, bar.clone()).await;
     bar.finish_and_clear();
     let pass = pass?;
     let mut images = Vec::new();
-    for (image, targets) in bundle.manifest.images.iter().zip(&targets) {
-        let manifest = manifests::build(image, &pass.sizes, &index)?;
-        for t in targets {
-            manifests::put_and_confirm(&registry, t, &manifest).await?;
-        }
+    let all = bundle
+        .manifest
+        .images
+        .iter()
+        .zip(&targets)
+        .zip(&planned.present);
+    for ((image, targets), present) in all {
+        let digest = match present {
+            Some(digest) => digest.clone(),
+            None => {
+                let manifest = manifests::build(image, &pass.sizes, &pass.gzipped, &index)?;
+                for t in targets {
+                    manifests::put_and_confirm(&registry, t, &manifest).await?;
+                }
+                manifest.digest
+            }
+        };
         images.push(PushedImage {
             id: image.id.to_string(),
-            manifest_digest: manifest.digest.to_string(),
+            manifest_digest: digest.to_string(),
+            already_there: present.is_some(),
             references: targets
                 .iter()
                 .map(|t| format!("{}/{}:{}", registry.name(), t.repository, t.tag))
@@ -102,7 +113,7 @@ pub async fn run(args: PushArgs) -> Result<()> {
         images,
         uploaded_blobs: pass.uploaded_blobs,
         uploaded_bytes: pass.uploaded_bytes,
-        mounted_blobs: planned.mounted,
+        mounted_blobs: planned.mounted + pass.mounted_blobs,
     };
     report(&args, &bundle, &registry, &out)
 }
@@ -133,7 +144,12 @@ fn report(args: &PushArgs, bundle: &Bundle, registry: &Registry, out: &Outcome) 
     }
     for img in &out.images {
         eprintln!(
-            "pushed {} ({}, manifest {})",
+            "{} {} ({}, manifest {})",
+            if img.already_there {
+                "already there:"
+            } else {
+                "pushed"
+            },
             img.references.join(", "),
             img.id,
             img.manifest_digest

@@ -1,18 +1,21 @@
-//! What the registry lacks before the bundle is read: each config and carried layer blob is
-//! HEADed in every repository an image goes to (present ones are never sent again, so a rerun
-//! uploads nothing; absent ones are mounted when a repository of the base images has them, e.g.
-//! from an earlier push under another prefix), and each base layer is made present in the target repository (HEAD, else a
-//! cross-repository mount from the repository whose image holds it). `--jobs` requests at a
-//! time.
+//! What the registry lacks before the bundle is read. An image whose every tag already names a
+//! manifest of it (its config, as many layers) is there: nothing is pushed for it (so a rerun
+//! uploads nothing and compresses nothing). For the others, each config and carried layer blob
+//! pushed as stored is HEADed in every repository an image goes to (present ones are never sent
+//! again; absent ones are mounted when a repository of the base images has them, e.g. from an
+//! earlier push under another prefix); carried layers pushed compressed are HEADed only once
+//! compressed, their digest being unknown until then; and each base layer is made present in the
+//! target repository (HEAD, else a cross-repository mount from the repository whose image holds
+//! it). `--jobs` requests at a time.
 
 use super::base::BaseIndex;
-use super::manifests::carried_blob;
+use super::manifests::{carried_blob, stored_uncompressed};
 use super::target::Target;
 use crate::registry_connect::registry_err;
 use anyhow::{anyhow, Result};
 use futures_util::{StreamExt, TryStreamExt};
-use partial_common::manifest::BundleManifest;
-use partial_common::registry::{BlobOutcome, MountOutcome, Registry};
+use partial_common::manifest::{BundleManifest, Image};
+use partial_common::registry::{BlobOutcome, Manifest, MountOutcome, Registry, RegistryError};
 use partial_common::Digest;
 use std::collections::{BTreeSet, HashMap, HashSet};
 
@@ -20,8 +23,15 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 pub struct Plan {
     /// Every config and carried layer blob (hashed during the pass).
     pub expected: HashSet<Digest>,
-    /// Those some target repository lacks, with the repositories lacking them.
+    /// Those pushed as stored that some target repository lacks, with the repositories lacking
+    /// them.
     pub missing: HashMap<Digest, Vec<String>>,
+    /// Uncompressed carried layers pushed gzip-compressed, with every repository they go to.
+    pub compress: HashMap<Digest, Vec<String>>,
+    /// Per image: the digest of the manifest its tags already name when it is in the registry.
+    pub present: Vec<Option<Digest>>,
+    /// Repositories of the registry's base images (to mount compressed layers from).
+    pub holders: Vec<String>,
     /// Blobs mounted into a target repository (base layers, and carried blobs found elsewhere).
     pub mounted: usize,
 }
@@ -32,23 +42,41 @@ pub async fn plan(
     targets: &[Vec<Target>],
     base: &BaseIndex,
     jobs: usize,
+    compress_layers: bool,
 ) -> Result<Plan> {
-    let mut own = BTreeSet::new(); // (repository, blob) from the bundle
+    let present: Vec<Option<Digest>> =
+        futures_util::stream::iter(manifest.images.iter().zip(targets))
+            .map(|(image, targets)| already_there(registry, image, targets))
+            .buffered(jobs)
+            .try_collect()
+            .await?;
+    let mut expected = HashSet::new();
+    let mut own = BTreeSet::new(); // (repository, blob) from the bundle, pushed as stored
     let mut based = BTreeSet::new(); // (repository, chain) from the registry
-    for (image, targets) in manifest.images.iter().zip(targets) {
+    let mut compress: HashMap<Digest, BTreeSet<String>> = HashMap::new();
+    for ((image, targets), present) in manifest.images.iter().zip(targets).zip(&present) {
+        expected.insert(image.id.clone());
+        for layer in image.layers.iter().filter(|l| l.carried) {
+            expected.insert(carried_blob(layer).0);
+        }
+        if present.is_some() {
+            continue;
+        }
         let repos: BTreeSet<&str> = targets.iter().map(|t| t.repository.as_str()).collect();
         for repo in repos {
             own.insert((repo.to_string(), image.id.clone()));
             for layer in &image.layers {
-                if layer.carried {
-                    own.insert((repo.to_string(), carried_blob(layer).0));
-                } else {
+                if !layer.carried {
                     based.insert((repo.to_string(), layer.chain_id.clone()));
+                } else if compress_layers && stored_uncompressed(layer) {
+                    let repos = compress.entry(carried_blob(layer).0).or_default();
+                    repos.insert(repo.to_string());
+                } else {
+                    own.insert((repo.to_string(), carried_blob(layer).0));
                 }
             }
         }
     }
-    let expected = own.iter().map(|(_, d)| d.clone()).collect();
     let absent: Vec<(String, Digest)> = futures_util::stream::iter(own)
         .map(|(repo, digest)| async move {
             let found = registry.blob_exists(&repo, &digest).await;
@@ -90,8 +118,42 @@ pub async fn plan(
     Ok(Plan {
         expected,
         missing,
+        compress: compress
+            .into_iter()
+            .map(|(d, repos)| (d, repos.into_iter().collect()))
+            .collect(),
+        present,
+        holders: holders.into_iter().map(str::to_string).collect(),
         mounted,
     })
+}
+
+/// The digest of the manifest every tag of `image` names when they all name one of this image
+/// (same config, as many layers); `None` when a tag is absent or names something else.
+async fn already_there(
+    registry: &Registry,
+    image: &Image,
+    targets: &[Target],
+) -> Result<Option<Digest>> {
+    let mut found = None;
+    for t in targets {
+        let raw = match registry.get_manifest(&t.repository, &t.tag).await {
+            Ok(raw) => raw,
+            Err(RegistryError::NoManifest { .. } | RegistryError::NoRepository { .. }) => {
+                return Ok(None)
+            }
+            Err(e) => return Err(registry_err(e)),
+        };
+        match raw.parse() {
+            Ok(Manifest::Image(m))
+                if m.config.digest == image.id && m.layers.len() == image.layers.len() =>
+            {
+                found.get_or_insert(raw.digest);
+            }
+            _ => return Ok(None),
+        }
+    }
+    Ok(found)
 }
 
 /// Tries to mount `digest` into `repo` from each repository of the registry's base images (a

@@ -1,71 +1,133 @@
 //! The one pass over the bundle: its tar stream, read through the verifying volume reader on a
-//! blocking thread, hands every blob the registry lacks to the uploader as it passes, and hashes
-//! every config and carried layer against the digest it is named by. The last piece of each
-//! blob is held back until its hash matched, so the registry never completes a blob that did not
-//! verify; a volume whose hash fails ends the pass with an error (exit 3) before any manifest is
-//! pushed. Uploads are one at a time, in stream order (the bundle is read once).
+//! blocking thread, hashes every config and carried layer against the digest it is named by and
+//! hands each blob to push to an upload job as it passes.
+//!
+//! - A blob pushed as stored streams straight into its upload, the last piece held back until
+//!   its hash matched, so the registry never completes a blob that did not verify.
+//! - An uncompressed layer pushed gzip-compressed is hashed (its diffID) while it is compressed
+//!   into an anonymous temporary file (deleted on every path), which is handed over only once
+//!   the diffID matched. The gzip is deterministic, so the same layer gives the same blob every
+//!   time: its job HEADs that digest in each repository, mounts, else uploads the file.
+//!
+//! Up to `--jobs` uploads run at a time while the pass reads on (the file of a compressed layer
+//! uploads while the next one is compressed); the first that fails cancels the others and ends
+//! the pass. A volume whose hash fails ends the pass with an error (exit 3). Either way no
+//! manifest is pushed.
 
+use super::plan::Plan;
 use crate::bundle::Bundle;
 use crate::bundle_reader;
 use crate::errors::verify_failed;
 use crate::registry_connect::registry_err;
-use anyhow::{anyhow, Result};
+use anyhow::{anyhow, Context, Result};
 use bytes::Bytes;
+use futures_util::stream::FuturesUnordered;
+use futures_util::{FutureExt, StreamExt};
 use indicatif::ProgressBar;
-use partial_common::registry::{MountOutcome, Registry};
+use partial_common::codec;
+use partial_common::registry::{BlobOutcome, MountOutcome, Registry};
 use partial_common::Digest;
 use sha2::{Digest as _, Sha256};
 use std::collections::{HashMap, HashSet};
-use std::io::{self, Read};
+use std::io::{self, Read, Seek, Write};
 use tokio::sync::mpsc;
 
 /// Size of the pieces a blob is handed over in.
 const PIECE: usize = 256 << 10;
 
-/// One blob to upload, its content following on `data`.
-struct Item {
-    digest: Digest,
-    size: u64,
-    data: mpsc::Receiver<io::Result<Bytes>>,
+/// One blob to push.
+enum Item {
+    /// Pushed as stored, its content following on `data`.
+    Stream {
+        digest: Digest,
+        size: u64,
+        data: mpsc::Receiver<io::Result<Bytes>>,
+    },
+    /// An uncompressed layer, verified and compressed.
+    Gzipped(Gzipped),
 }
 
-/// What the pass found: the size of every expected blob, and what was uploaded.
+/// A verified layer compressed into an anonymous temporary file.
+struct Gzipped {
+    /// Its digest in the bundle (the diffID).
+    layer: Digest,
+    /// The digest and size of the gzip.
+    digest: Digest,
+    size: u64,
+    file: std::fs::File,
+}
+
+/// What the pass found: the size of every expected blob, the gzip made of each layer pushed
+/// compressed, and what was uploaded or mounted.
 #[derive(Debug, Default)]
 pub struct Pass {
     pub sizes: HashMap<Digest, u64>,
+    /// Bundle digest (diffID) → digest and size of the gzip pushed.
+    pub gzipped: HashMap<Digest, (Digest, u64)>,
     pub uploaded_blobs: usize,
     pub uploaded_bytes: u64,
+    pub mounted_blobs: usize,
 }
 
-/// Reads the bundle once; `expected` are the blobs to hash (configs, carried layers), `missing`
-/// those to upload, each with the repositories lacking it (uploaded to the first, mounted from
-/// there into the others).
+/// What one job did.
+#[derive(Default)]
+struct Done {
+    uploaded_blobs: usize,
+    uploaded_bytes: u64,
+    mounted_blobs: usize,
+    gzipped: Option<(Digest, Digest, u64)>,
+}
+
+impl Pass {
+    fn add(&mut self, done: Done) {
+        self.uploaded_blobs += done.uploaded_blobs;
+        self.uploaded_bytes += done.uploaded_bytes;
+        self.mounted_blobs += done.mounted_blobs;
+        if let Some((layer, digest, size)) = done.gzipped {
+            self.gzipped.insert(layer, (digest, size));
+        }
+    }
+}
+
+/// Reads the bundle once: hashes `plan.expected`, uploads `plan.missing` as stored (to the
+/// first repository lacking each, mounted from there into the others) and `plan.compress`
+/// gzip-compressed, `jobs` uploads at a time.
 pub async fn pass(
     registry: &Registry,
     bundle: &Bundle,
-    expected: HashSet<Digest>,
-    missing: HashMap<Digest, Vec<String>>,
+    plan: &Plan,
+    jobs: usize,
     bar: ProgressBar,
 ) -> Result<Pass> {
     let reader = bundle_reader::tar_stream(bundle, bar)?;
-    let wanted: HashSet<Digest> = missing.keys().cloned().collect();
+    let expected = plan.expected.clone();
+    let wanted: HashSet<Digest> = plan.missing.keys().cloned().collect();
+    let gzip: HashSet<Digest> = plan.compress.keys().cloned().collect();
     let (tx, mut rx) = mpsc::channel::<Item>(1);
-    let producer = tokio::task::spawn_blocking(move || produce(reader, &expected, &wanted, &tx));
+    let producer =
+        tokio::task::spawn_blocking(move || produce(reader, &expected, &wanted, &gzip, &tx));
     let mut out = Pass::default();
+    let mut running = FuturesUnordered::new();
     let mut failed = None;
-    while let Some(item) = rx.recv().await {
-        let repos = missing.get(&item.digest).cloned().unwrap_or_default();
-        match upload(registry, item, &repos).await {
-            Ok(bytes) => {
-                out.uploaded_blobs += 1;
-                out.uploaded_bytes += bytes;
-            }
-            Err(e) => {
-                failed = Some(e);
-                break;
-            }
+    let mut open = true;
+    while open || !running.is_empty() {
+        tokio::select! {
+            Some(done) = running.next(), if !running.is_empty() => match done {
+                Ok(done) => out.add(done),
+                Err(e) => {
+                    failed = Some(e);
+                    break;
+                }
+            },
+            item = rx.recv(), if open && running.len() < jobs => match item {
+                Some(item) => running.push(job(registry, plan, item)),
+                None => open = false,
+            },
+            else => break,
         }
     }
+    // Cancels the uploads still running, and stops the reading thread.
+    drop(running);
     drop(rx);
     let produced = producer
         .await
@@ -76,6 +138,7 @@ pub async fn pass(
             bundle.name()
         ))),
         (_, Some(e)) => Err(e.context("no manifest was pushed")),
+        (Err(e), None) if is_temp_fault(&e) => Err(anyhow!(e).context("no manifest was pushed")),
         (Err(e), None) => Err(anyhow!(e).context(format!("reading the bundle {}", bundle.name()))),
         (Ok(sizes), None) => {
             out.sizes = sizes;
@@ -84,45 +147,162 @@ pub async fn pass(
     }
 }
 
+type Job<'a> = futures_util::future::BoxFuture<'a, Result<Done>>;
+
+/// The upload job of one blob.
+fn job<'a>(registry: &'a Registry, plan: &'a Plan, item: Item) -> Job<'a> {
+    match item {
+        Item::Stream { digest, size, data } => async move {
+            let repos = plan.missing.get(&digest).map(Vec::as_slice).unwrap_or(&[]);
+            let bytes = upload(registry, &digest, size, data, repos).await?;
+            Ok(Done {
+                uploaded_blobs: 1,
+                uploaded_bytes: bytes,
+                ..Done::default()
+            })
+        }
+        .boxed(),
+        Item::Gzipped(z) => async move {
+            let repos = plan
+                .compress
+                .get(&z.layer)
+                .map(Vec::as_slice)
+                .unwrap_or(&[]);
+            push_gzipped(registry, &z, repos, &plan.holders)
+                .await
+                .with_context(|| format!("pushing layer {} as gzip {}", z.layer, z.digest))
+        }
+        .boxed(),
+    }
+}
+
 /// A read error that says the bundle is bad (a hash mismatch, corrupt compression, a malformed
-/// tar), as opposed to a file that is gone or unreadable, or the uploader having stopped.
+/// tar), as opposed to a file that is gone or unreadable, a temporary file that could not be
+/// written, or the uploader having stopped.
 fn is_bundle_fault(e: &io::Error) -> bool {
-    !matches!(
-        e.kind(),
-        io::ErrorKind::NotFound | io::ErrorKind::PermissionDenied | io::ErrorKind::BrokenPipe
-    )
+    !is_temp_fault(e)
+        && !matches!(
+            e.kind(),
+            io::ErrorKind::NotFound | io::ErrorKind::PermissionDenied | io::ErrorKind::BrokenPipe
+        )
+}
+
+/// Writing a compressed layer to its temporary file failed (a full disk, say).
+#[derive(Debug)]
+struct TempFault {
+    dir: String,
+    source: io::Error,
+}
+
+impl std::fmt::Display for TempFault {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "writing a compressed layer to a temporary file in {} (TMPDIR): {}",
+            self.dir, self.source
+        )
+    }
+}
+
+impl std::error::Error for TempFault {}
+
+fn temp_fault(source: io::Error) -> io::Error {
+    let dir = std::env::temp_dir().display().to_string();
+    io::Error::new(source.kind(), TempFault { dir, source })
+}
+
+fn is_temp_fault(e: &io::Error) -> bool {
+    e.get_ref().is_some_and(|r| r.is::<TempFault>())
 }
 
 /// Uploads one blob to the first of `repos`, then mounts it into the others; returns the bytes
 /// sent.
-async fn upload(registry: &Registry, item: Item, repos: &[String]) -> Result<u64> {
+async fn upload(
+    registry: &Registry,
+    digest: &Digest,
+    size: u64,
+    mut data: mpsc::Receiver<io::Result<Bytes>>,
+    repos: &[String],
+) -> Result<u64> {
     let Some((first, others)) = repos.split_first() else {
-        return Err(anyhow!("blob {} has no repository to go to", item.digest));
+        return Err(anyhow!("blob {digest} has no repository to go to"));
     };
-    let mut data = item.data;
     let body = tokio_util::io::StreamReader::new(futures_util::stream::poll_fn(move |cx| {
         data.poll_recv(cx)
     }));
     let session = registry.start_upload(first).await.map_err(registry_err)?;
     registry
-        .upload_monolithic(session, &item.digest, item.size, body)
+        .upload_monolithic(session, digest, size, body)
         .await
         .map_err(registry_err)?;
     for repo in others {
         if let MountOutcome::NotMounted(s) = registry
-            .mount_blob(repo, &item.digest, first)
+            .mount_blob(repo, digest, first)
             .await
             .map_err(registry_err)?
         {
             registry.cancel_upload(s).await;
             return Err(anyhow!(
-                "the registry {} did not mount blob {} from {first} into {repo}",
+                "the registry {} did not mount blob {digest} from {first} into {repo}",
                 registry.name(),
-                item.digest
             ));
         }
     }
-    Ok(item.size)
+    Ok(size)
+}
+
+/// Makes the gzip of a layer present in every one of `repos`: HEAD in each, then for those
+/// lacking it a mount from one that has it (or from a repository of the base images), else an
+/// upload of the file.
+async fn push_gzipped(
+    registry: &Registry,
+    z: &Gzipped,
+    repos: &[String],
+    holders: &[String],
+) -> Result<Done> {
+    let mut there = Vec::new();
+    let mut lacking = Vec::new();
+    for repo in repos {
+        match registry
+            .blob_exists(repo, &z.digest)
+            .await
+            .map_err(registry_err)?
+        {
+            Some(_) => there.push(repo.clone()),
+            None => lacking.push(repo.clone()),
+        }
+    }
+    let mut done = Done {
+        gzipped: Some((z.layer.clone(), z.digest.clone(), z.size)),
+        ..Done::default()
+    };
+    for repo in lacking {
+        let from: Vec<&str> = there.iter().chain(holders).map(String::as_str).collect();
+        let file = &z.file;
+        let outcome = registry
+            .ensure_blob(&repo, &z.digest, Some(z.size), &from, || async move {
+                reopen(file)
+            })
+            .await
+            .map_err(registry_err)?;
+        match outcome {
+            BlobOutcome::Uploaded { bytes } => {
+                done.uploaded_blobs += 1;
+                done.uploaded_bytes += bytes;
+            }
+            BlobOutcome::Mounted { .. } => done.mounted_blobs += 1,
+            BlobOutcome::Present => {}
+        }
+        there.insert(0, repo);
+    }
+    Ok(done)
+}
+
+/// The temporary file of a compressed layer, read from its start.
+fn reopen(file: &std::fs::File) -> io::Result<tokio::fs::File> {
+    let mut f = file.try_clone()?;
+    f.seek(io::SeekFrom::Start(0))?;
+    Ok(tokio::fs::File::from_std(f))
 }
 
 /// The digest a tar entry `blobs/sha256/<hex>` is named by.
@@ -133,12 +313,14 @@ fn blob_name(path: &str) -> Option<Digest> {
     Digest::from_hex(hex).ok()
 }
 
-/// The blocking side: walks the tar, hashes expected blobs, sends the wanted ones. Returns the
-/// sizes of the expected blobs; every one must be there.
+/// The blocking side: walks the tar, hashes expected blobs, sends the wanted ones as they are
+/// and the `gzip` ones compressed. Returns the sizes of the expected blobs; every one must be
+/// there.
 fn produce(
     reader: Box<dyn Read + Send>,
     expected: &HashSet<Digest>,
     wanted: &HashSet<Digest>,
+    gzip: &HashSet<Digest>,
     tx: &mpsc::Sender<Item>,
 ) -> io::Result<HashMap<Digest, u64>> {
     let mut archive = tar::Archive::new(reader);
@@ -155,13 +337,16 @@ fn produce(
         let size = entry.size();
         if wanted.contains(&digest) {
             let (dtx, drx) = mpsc::channel(4);
-            let item = Item {
+            let item = Item::Stream {
                 digest: digest.clone(),
                 size,
                 data: drx,
             };
             tx.blocking_send(item).map_err(|_| stopped())?;
             hand_over(&mut entry, &digest, Some(&dtx))?;
+        } else if gzip.contains(&digest) {
+            let z = gzip_layer(&mut entry, &digest)?;
+            tx.blocking_send(Item::Gzipped(z)).map_err(|_| stopped())?;
         } else {
             hand_over(&mut entry, &digest, None)?;
         }
@@ -183,6 +368,67 @@ fn produce(
         ));
     }
     Ok(sizes)
+}
+
+/// A writer that hashes and counts what goes through it.
+struct Hashing<W> {
+    inner: W,
+    hash: Sha256,
+    count: u64,
+}
+
+impl<W: Write> Write for Hashing<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.hash.update(&buf[..n]);
+        self.count += n as u64;
+        Ok(n)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// Compresses the uncompressed layer `layer` (deterministic gzip) into an anonymous temporary
+/// file while hashing what it reads; a layer that does not hash to its diffID is an error and
+/// its file is gone with it.
+fn gzip_layer(entry: &mut impl Read, layer: &Digest) -> io::Result<Gzipped> {
+    let file = tempfile::tempfile().map_err(temp_fault)?;
+    let out = Hashing {
+        inner: io::BufWriter::with_capacity(PIECE, file),
+        hash: Sha256::new(),
+        count: 0,
+    };
+    let mut enc = codec::gzip_deterministic(out, None, codec::default_threads())
+        .map_err(|e| temp_fault(io::Error::other(e)))?;
+    let mut hash = Sha256::new();
+    let mut buf = vec![0u8; PIECE];
+    loop {
+        let n = read_full(entry, &mut buf)?;
+        if n == 0 {
+            break;
+        }
+        hash.update(&buf[..n]);
+        enc.write_all(&buf[..n]).map_err(temp_fault)?;
+    }
+    let actual = Digest::from_sha256(hash.finalize().into());
+    if &actual != layer {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("blob {layer} of the bundle hashes to {actual}"),
+        ));
+    }
+    let out = enc.finish().map_err(temp_fault)?;
+    let file = out
+        .inner
+        .into_inner()
+        .map_err(|e| temp_fault(e.into_error()))?;
+    Ok(Gzipped {
+        layer: layer.clone(),
+        digest: Digest::from_sha256(out.hash.finalize().into()),
+        size: out.count,
+        file,
+    })
 }
 
 /// Reads one blob, hashing it; with `to`, sends it on, holding back the last piece until the

@@ -1,0 +1,265 @@
+//! Issue 10 (destination), transport: `partial-load push` over TLS into a private docker-registry
+//! whose certificate is a leaf signed by a CA made in the test; without `--ca-file` it is exit 5
+//! with the hint, with it the base image and then an image on top of it go up (gzip layers, the
+//! source's config). Then the registry is killed (SIGKILL) while a big carried layer uploads:
+//! exit 5 naming the registry and the layer, no manifest PUT in its access log, and once it is
+//! restarted on the same storage its tag list lacks the image; a rerun completes.
+//! One source daemon, no air-gapped one: the registry is read back with skopeo.
+
+use partial_tests::cli::{keygen, load, save, Run};
+use partial_tests::{
+    layer_files, require_daemon, require_registry, require_tool, Content, DaemonOptions,
+    RegistryOptions, RegistryServer,
+};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn s(p: &Path) -> String {
+    p.to_string_lossy().into_owned()
+}
+
+/// `partial-save` of `image` (against `base_flag`) on `host`, signed with `dir/team.key`.
+fn export(host: &str, dir: &Path, name: &str, image: &str, base_flag: &[&str]) -> PathBuf {
+    let out = dir.join(name);
+    let mut args: Vec<String> = vec!["-H".into(), host.into(), "-i".into(), image.into()];
+    args.extend(base_flag.iter().map(|a| a.to_string()));
+    args.extend([
+        "-o".into(),
+        s(&out),
+        "--sign-key".into(),
+        s(&dir.join("team.key")),
+    ]);
+    save(&args).ok();
+    out
+}
+
+/// The arguments of `partial-load push BUNDLE` to `addr`, with a state file of its own.
+fn push_args(bundle: &Path, dir: &Path, addr: &str, state: &str, extra: &[&str]) -> Vec<String> {
+    let mut args = vec![
+        "push".to_string(),
+        s(bundle),
+        "--key".into(),
+        s(&dir.join("team.pub")),
+        "--to".into(),
+        addr.into(),
+        "--state".into(),
+        s(&dir.join(state)),
+    ];
+    args.extend(extra.iter().map(|a| a.to_string()));
+    args
+}
+
+/// skopeo with the test's CA (`--cert-dir` takes a folder of `*.crt`); its stdout.
+fn skopeo(certs: &Path, args: &[&str]) -> String {
+    let cert_dir = s(certs);
+    let out = Command::new("skopeo")
+        .args([args[0], "--cert-dir", &cert_dir])
+        .args(&args[1..])
+        .output()
+        .expect("skopeo");
+    assert!(
+        out.status.success(),
+        "skopeo {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn tags(certs: &Path, addr: &str) -> Vec<String> {
+    let v: serde_json::Value = serde_json::from_str(&skopeo(
+        certs,
+        &["list-tags", &format!("docker://{addr}/app")],
+    ))
+    .unwrap();
+    v["Tags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_str().unwrap().to_string())
+        .collect()
+}
+
+/// Waits until the registry holds more than `bytes` of some blob upload in progress.
+fn wait_for_upload(server: &RegistryServer, bytes: u64) {
+    let uploads = server
+        .dir()
+        .join("data/docker/registry/v2/repositories/app/_uploads");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let biggest = std::fs::read_dir(&uploads)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| std::fs::metadata(e.path().join("data")).ok())
+            .map(|m| m.len())
+            .max()
+            .unwrap_or(0);
+        if biggest > bytes {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no upload of more than {bytes} bytes began"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+#[test]
+fn push_over_tls_and_a_registry_dying_mid_push() {
+    let Some(src) = require_daemon(DaemonOptions::labelled("source")) else {
+        return;
+    };
+    if !require_tool("skopeo") {
+        return;
+    }
+    let Some(mut server) = require_registry(RegistryOptions {
+        tls: true,
+        ..Default::default()
+    }) else {
+        return;
+    };
+    let addr = server.addr.clone();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let certs = d.join("certs");
+    std::fs::create_dir(&certs).unwrap();
+    std::fs::copy(server.ca_cert.as_ref().unwrap(), certs.join("ca.crt")).unwrap();
+    let ca = s(&certs.join("ca.crt"));
+    keygen(d, "team");
+
+    src.import_rootfs("base:1", 41, &[200_000, 30_000], Content::Random)
+        .unwrap();
+    src.build(
+        "app:1",
+        "base:1",
+        &[layer_files(42, "app", 2, 50_000, Content::Random)],
+    )
+    .unwrap();
+    let app2 = src
+        .build(
+            "app:2",
+            "app:1",
+            &[layer_files(43, "v2", 3, 40_000, Content::Compressible)],
+        )
+        .unwrap();
+    let full = export(&src.host(), d, "app1.tgz", "app:1", &[]);
+    let on_top = export(&src.host(), d, "app2.tgz", "app:2", &["-e", "app:1"]);
+
+    // Without the CA: exit 5 naming the registry, with the hint; nothing pushed.
+    load(&push_args(&full, d, &addr, "state-noca.json", &[]))
+        .expect_code(5)
+        .stderr_has(&addr)
+        .stderr_has("--ca-file");
+    assert_eq!(server.count_requests("PUT", "/v2/"), 0);
+
+    // With it: the whole app:1, then app:2 on top of it.
+    load(&push_args(
+        &full,
+        d,
+        &addr,
+        "state-1.json",
+        &["--ca-file", &ca],
+    ))
+    .ok();
+    load(&push_args(
+        &on_top,
+        d,
+        &addr,
+        "state-2.json",
+        &["--ca-file", &ca],
+    ))
+    .ok();
+    let raw: serde_json::Value = serde_json::from_str(&skopeo(
+        &certs,
+        &["inspect", "--raw", &format!("docker://{addr}/app:2")],
+    ))
+    .unwrap();
+    assert_eq!(raw["config"]["digest"], app2.as_str(), "{raw}");
+    let layers = raw["layers"].as_array().unwrap();
+    let bundled: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(format!("{}.manifest.json", on_top.display())).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        layers.len(),
+        bundled["images"][0]["layers"].as_array().unwrap().len(),
+        "{raw}"
+    );
+    for l in layers {
+        assert_eq!(
+            l["mediaType"], "application/vnd.oci.image.layer.v1.tar+gzip",
+            "{raw}"
+        );
+    }
+
+    // The registry dies while a big layer uploads.
+    src.build(
+        "app:3",
+        "app:1",
+        &[layer_files(44, "big", 1, 96 << 20, Content::Random)],
+    )
+    .unwrap();
+    let big = export(&src.host(), d, "app3.tgz", "app:3", &["-e", "app:1"]);
+    let m: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(format!("{}.manifest.json", big.display())).unwrap())
+            .unwrap();
+    let big_layer = m["images"][0]["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["carried"] == true && l["size"].as_u64().unwrap() > 90 << 20)
+        .expect("the big layer is carried")["diff_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let child = Command::new(partial_tests::bin("partial-load"))
+        .args(push_args(
+            &big,
+            d,
+            &addr,
+            "state-3.json",
+            &["--ca-file", &ca],
+        ))
+        .env_remove("DOCKER_HOST")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for_upload(&server, 8 << 20);
+    server.kill();
+    let out = child.wait_with_output().unwrap();
+    let died = Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    };
+    died.expect_code(5)
+        .stderr_has(&addr)
+        .stderr_has(&big_layer)
+        .stderr_has("no manifest was pushed");
+    assert_eq!(
+        server.count_requests("PUT", "/v2/app/manifests/"),
+        2,
+        "only app:1's and app:2's manifests were put"
+    );
+
+    // Restarted on the same storage: no app:3; a rerun completes.
+    server.restart().unwrap();
+    let before = tags(&certs, &addr);
+    assert!(
+        before.contains(&"2".to_string()) && !before.contains(&"3".to_string()),
+        "{before:?}"
+    );
+    load(&push_args(
+        &big,
+        d,
+        &addr,
+        "state-3b.json",
+        &["--ca-file", &ca],
+    ))
+    .ok();
+    assert!(tags(&certs, &addr).contains(&"3".to_string()));
+}
