@@ -73,21 +73,33 @@ pub async fn live(
         sources: Vec::new(),
         images: Vec::new(),
     });
-    let mut names: Vec<String> = excludes.to_vec();
-    names.extend(same_repository_holders(daemon, wanted, excludes, have).await?);
-    if !names.is_empty() {
-        let src = select::open_daemon(daemon.clone(), &names, args.idle_timeout).await?;
+    let mut covered: BTreeSet<Digest> = wanted
+        .iter()
+        .flat_map(|w| w.layers.iter().map(|l| l.chain_id.clone()))
+        .collect();
+    if !excludes.is_empty() {
+        let src = select::open_daemon(daemon.clone(), excludes, args.idle_timeout).await?;
+        for img in src.images() {
+            covered.extend(img.layers.iter().map(|l| l.chain_id.clone()));
+        }
+        refs.add(Box::new(src));
+    }
+    let holders = same_repository_holders(daemon, wanted, &covered, have).await?;
+    if !holders.is_empty() {
+        let src = select::open_daemon(daemon.clone(), &holders, args.idle_timeout).await?;
         refs.add(Box::new(src));
     }
     Ok(refs)
 }
 
-/// IDs of the daemon's images (neither exported nor among `excludes`) tagged in a repository of
-/// `wanted` that hold a chain `have` names.
+/// IDs of the daemon's images tagged in a repository of `wanted` that hold chains `have` names
+/// and no image read so far holds (`covered`: the exported images' own chains and the `-e`
+/// images'), chosen one by one, the most such chains first, until none adds any: each is one
+/// more `docker save` to read.
 async fn same_repository_holders(
     daemon: &Daemon,
     wanted: &[Image],
-    excludes: &[String],
+    covered: &BTreeSet<Digest>,
     have: &HaveSet,
 ) -> Result<Vec<String>> {
     let repo = |t: &str| ImageRef::parse(t).ok().map(|r| (r.registry, r.repository));
@@ -95,24 +107,40 @@ async fn same_repository_holders(
         .iter()
         .flat_map(|w| w.tags.iter().filter_map(|t| repo(t)))
         .collect();
-    let excluded: BTreeSet<_> = excludes.iter().cloned().collect();
     let all = daemon.all_images().await.map_err(crate::daemon_failure)?;
-    Ok(all
+    let mut candidates: Vec<_> = all
         .into_iter()
-        .filter(|m| !wanted.iter().any(|w| w.id == m.id))
-        .filter(|m| !m.tags.iter().any(|t| excluded.contains(t)))
         .filter(|m| {
             m.tags
                 .iter()
                 .any(|t| repo(t).is_some_and(|r| repos.contains(&r)))
         })
-        .filter(|m| m.chain_ids.iter().any(|c| have.contains(c)))
-        .map(|m| m.id.to_string())
-        .collect())
+        .collect();
+    let mut covered = covered.clone();
+    let mut chosen = Vec::new();
+    loop {
+        let adds = |m: &partial_common::daemon::ImageMeta| {
+            m.chain_ids
+                .iter()
+                .filter(|c| have.contains(c) && !covered.contains(*c))
+                .count()
+        };
+        let Some(best) = (0..candidates.len())
+            .filter(|i| adds(&candidates[*i]) > 0)
+            .max_by_key(|i| adds(&candidates[*i]))
+        else {
+            return Ok(chosen);
+        };
+        let m = candidates.swap_remove(best);
+        covered.extend(m.chain_ids.iter().cloned());
+        chosen.push(m.id.to_string());
+    }
 }
 
-/// Indexes the reference layers (streamed from `refs`' sources, or the export's own `inputs`)
-/// and builds the hook. Runs on the export's blocking thread.
+/// The hook, with the reference layers indexed (streamed from `refs`' sources, or the export's
+/// own `inputs`). When `refs`' own sources hold every reference image (a live export: the `-e`
+/// images' own `docker save`, base archives, a registry), they are indexed on another thread
+/// while the export streams, and the first carried layer waits for them; else first, here.
 pub fn coder(
     refs: ReferenceImages,
     inputs: &[Box<dyn Source>],
@@ -120,6 +148,24 @@ pub fn coder(
     have: &HaveSet,
     live: bool,
 ) -> Result<DeltaCoder> {
+    let own = refs
+        .images
+        .iter()
+        .all(|i| refs.sources.iter().any(|s| s.holds(i)));
+    if own && live {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let (have, exported) = (have.clone(), wanted.to_vec());
+        tokio::runtime::Handle::current().spawn_blocking(move || {
+            let sources: Vec<&dyn Source> = refs.sources.iter().map(|s| s.as_ref()).collect();
+            let indexed = index_references(&sources, &refs.images, &have, &exported);
+            if indexed.as_ref().is_ok_and(|r| r.is_empty()) {
+                warn_no_references();
+            }
+            // The receiver is gone only when the export ended first: nothing to tell.
+            let _ = tx.send(indexed);
+        });
+        return Ok(DeltaCoder::pending(rx, wanted));
+    }
     let bar = progress::transfer(None, "indexing delta references");
     let sources: Vec<&dyn Source> = refs
         .sources
@@ -127,7 +173,7 @@ pub fn coder(
         .chain(inputs.iter())
         .map(|s| s.as_ref())
         .collect();
-    let indexed = index_references(&sources, &refs.images, have).map_err(|e| {
+    let indexed = index_references(&sources, &refs.images, have, wanted).map_err(|e| {
         let e = anyhow::Error::new(e).context("reading the delta reference layers");
         if live {
             crate::maybe_daemon_failure(e)
@@ -138,10 +184,14 @@ pub fn coder(
     bar.finish_and_clear();
     let indexed = indexed?;
     if indexed.is_empty() {
-        eprintln!(
-            "warning: --delta: no layer the destination holds can be read here (name the \
-             destination's images with -e, or give --exclude-archive); every layer travels whole"
-        );
+        warn_no_references();
     }
     Ok(DeltaCoder::new(indexed, wanted))
+}
+
+fn warn_no_references() {
+    eprintln!(
+        "warning: --delta: no layer the destination holds can be read here (name the \
+         destination's images with -e, or give --exclude-archive); every layer travels whole"
+    );
 }

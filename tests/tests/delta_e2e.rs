@@ -222,6 +222,30 @@ fn moved_files_share_bytes_and_an_unrelated_layer_travels_whole() {
         pair.source.image_id("app:moved").unwrap()
     );
 
+    // With an inventory instead of -e: the source daemon's app:1 (same repository, holding a
+    // chain the inventory names) is read as the reference.
+    let have = dir.path().join("have.json");
+    load(&[
+        "inventory",
+        "-H",
+        &pair.airgap.host(),
+        "-o",
+        &path_str(&have),
+    ])
+    .ok();
+    let dry = save(&[
+        "-H",
+        &pair.source.host(),
+        "-i",
+        "app:2",
+        "--have",
+        &path_str(&have),
+        "--delta",
+        "--dry-run",
+    ])
+    .ok();
+    assert!(dry.stdout.contains("delta of"), "{}", dry.stdout);
+
     let other = export(&pair, dir.path(), "app:other", "other.tgz", &[]).ok();
     let m = manifest(&other);
     assert!(deltas(&m).is_empty(), "unrelated: no delta: {m:#}");

@@ -42,9 +42,14 @@ pub struct DeltaNote {
     pub whole_because: Option<String>,
 }
 
+/// The indexed references when they are made on another thread (see [`DeltaCoder::pending`]).
+pub type PendingReferences = std::sync::mpsc::Receiver<Result<References, ArchiveError>>;
+
 /// The hook; see the module documentation.
 pub struct DeltaCoder {
     refs: References,
+    /// References still being indexed elsewhere: awaited at the first carried layer.
+    pending: Option<PendingReferences>,
     /// New layer diffID → the repositories and positions it sits at in the wanted images.
     positions: HashMap<Digest, Vec<(String, usize)>>,
     opts: EncodeOptions,
@@ -67,10 +72,31 @@ impl DeltaCoder {
         }
         DeltaCoder {
             refs,
+            pending: None,
             positions,
             opts: EncodeOptions::default(),
             notes: Arc::new(Mutex::new(Vec::new())),
         }
+    }
+
+    /// A coder whose references another thread is still indexing (from its own sources, while
+    /// the export streams): the first carried layer waits for them.
+    pub fn pending(refs: PendingReferences, wanted: &[crate::image::Image]) -> Self {
+        let mut c = Self::new(References::default(), wanted);
+        c.pending = Some(refs);
+        c
+    }
+
+    /// Waits for the references when they are still being indexed.
+    fn settle(&mut self) -> Result<(), ArchiveError> {
+        if let Some(rx) = self.pending.take() {
+            self.refs = rx.recv().map_err(|_| {
+                ArchiveError::Io(io::Error::other(
+                    "the indexing of the delta reference layers stopped without a result",
+                ))
+            })??;
+        }
+        Ok(())
     }
 
     /// The notes of every layer offered so far (shared: read them after the engine finished).
@@ -164,6 +190,7 @@ impl CarriedLayers for DeltaCoder {
             reference: None,
             whole_because: None,
         };
+        self.settle()?;
         let sketch = Sketch::of_layer(&mut *layer).map_err(err)?;
         layer
             .seek(SeekFrom::Start(0))

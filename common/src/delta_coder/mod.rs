@@ -17,7 +17,7 @@
 mod coder;
 mod references;
 
-pub use coder::{DeltaCoder, DeltaNote, MIN_SAVING, MIN_SHARED};
+pub use coder::{DeltaCoder, DeltaNote, PendingReferences, MIN_SAVING, MIN_SHARED};
 pub use references::{index_references, Reference, References};
 
 #[cfg(test)]

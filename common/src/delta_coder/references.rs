@@ -103,20 +103,36 @@ impl CarriedLayers for Indexer {
 }
 
 /// Streams `images` (from the first of `sources` holding each; an image none holds is skipped)
-/// and indexes every layer whose chain `have` holds.
+/// and indexes every layer whose chain `have` holds, except the chains the `exported` images
+/// use themselves: those are their unchanged base (left out, not rebuilt), and a daemon stream
+/// passes them by without hashing or spooling.
 pub fn index_references(
     sources: &[&dyn Source],
     images: &[Image],
     have: &HaveSet,
+    exported: &[Image],
 ) -> Result<References, ArchiveError> {
     let mut refs = References::default();
     let mut wanted = HashMap::new();
+    let mut shared = HaveSet::new();
+    for img in exported {
+        shared.add_image(
+            &img.diff_ids(),
+            &Origin::Image {
+                name: img.name(),
+                image_id: img.id.clone(),
+            },
+        );
+    }
     for img in images {
         let repos = repositories(img);
         for (pos, l) in img.layers.iter().enumerate() {
             let Some(h) = have.get(&l.chain_id) else {
                 continue;
             };
+            if shared.contains(&l.chain_id) {
+                continue;
+            }
             wanted
                 .entry(l.diff_id.clone())
                 .or_insert_with(|| (l.chain_id.clone(), h.origin.clone()));
@@ -145,7 +161,7 @@ pub fn index_references(
     }
     let held: Vec<Image> = plan.iter().flat_map(|(_, m)| m.iter().cloned()).collect();
     let out = Arc::new(Mutex::new(Vec::new()));
-    let mut engine = Engine::new(std::io::sink(), held, HaveSet::new());
+    let mut engine = Engine::new(std::io::sink(), held, shared);
     engine.set_hook(Box::new(Indexer {
         wanted,
         out: Arc::clone(&out),

@@ -51,9 +51,15 @@ fn export(
 ) -> (Plan, Vec<u8>) {
     let have = have(&[reference]);
     let ref_img: Image = refs_src.find(&reference.tags[0]).unwrap();
-    let refs = index_references(&[refs_src as &dyn Source], &[ref_img], &have).unwrap();
-    assert_eq!(refs.layers.len(), reference.layers.len());
     let wanted = vec![main.find(&app.tags[0]).unwrap()];
+    let refs = index_references(&[refs_src as &dyn Source], &[ref_img], &have, &wanted).unwrap();
+    // Every reference layer but the base the exported image shares.
+    let shared = reference
+        .chains()
+        .iter()
+        .filter(|c| app.chains().contains(c))
+        .count();
+    assert_eq!(refs.layers.len(), reference.layers.len() - shared);
     let coder = DeltaCoder::new(refs, &wanted);
     let mut engine = Engine::new(Vec::new(), wanted.clone(), have);
     engine.set_hook(Box::new(coder));
