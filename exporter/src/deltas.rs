@@ -73,8 +73,11 @@ pub async fn live(
         sources: Vec::new(),
         images: Vec::new(),
     });
+    // Chains already readable (base archives) or useless as references (the exported images'
+    // own base).
     let mut covered: BTreeSet<Digest> = wanted
         .iter()
+        .chain(refs.images.iter())
         .flat_map(|w| w.layers.iter().map(|l| l.chain_id.clone()))
         .collect();
     if !excludes.is_empty() {

@@ -4,7 +4,8 @@
 //! bytes; an unrelated layer falls back to the whole layer; a tampered delta is refused (exit 3,
 //! nothing loaded); a reference the destination lacks is exit 4 before anything is read; an
 //! interrupted load leaves no temporary file behind; `rehydrate` writes an archive a plain
-//! `docker load` accepts.
+//! `docker load` accepts. References come from `-e` images, an inventory (the source daemon's
+//! image of the same repository) or a base archive.
 
 use partial_tests::cli::{files_in, keygen, load, save, Run};
 use partial_tests::{content, require_daemons, Content, DaemonPair, LayerFiles};
@@ -245,6 +246,27 @@ fn moved_files_share_bytes_and_an_unrelated_layer_travels_whole() {
     ])
     .ok();
     assert!(dry.stdout.contains("delta of"), "{}", dry.stdout);
+
+    // With a base archive (any docker save) instead: its layers are the references.
+    let base = dir.path().join("app1.tar");
+    pair.source.save_to(&["app:1"], &base).unwrap();
+    let dry = save(&[
+        "-H",
+        &pair.source.host(),
+        "-i",
+        "app:2",
+        "--exclude-archive",
+        &path_str(&base),
+        "--delta",
+        "--dry-run",
+    ])
+    .ok();
+    assert!(dry.stdout.contains("delta of"), "{}", dry.stdout);
+    assert!(
+        dry.stdout.contains("archive"),
+        "the reference's origin: {}",
+        dry.stdout
+    );
 
     let other = export(&pair, dir.path(), "app:other", "other.tgz", &[]).ok();
     let m = manifest(&other);
