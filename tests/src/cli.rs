@@ -95,3 +95,25 @@ pub fn keygen(dir: &Path, name: &str) {
     ])
     .ok();
 }
+
+/// `partial-save -H host -i image BASE_FLAGS… -o dir/NAME --sign-key dir/team.key`, which must
+/// succeed; returns the bundle's path.
+pub fn export_signed(
+    host: &str,
+    dir: &Path,
+    name: &str,
+    image: &str,
+    base_flags: &[&str],
+) -> std::path::PathBuf {
+    let out = dir.join(name);
+    let mut args: Vec<String> = vec!["-H".into(), host.into(), "-i".into(), image.into()];
+    args.extend(base_flags.iter().map(|a| a.to_string()));
+    args.extend([
+        "-o".into(),
+        out.to_string_lossy().into_owned(),
+        "--sign-key".into(),
+        dir.join("team.key").to_string_lossy().into_owned(),
+    ]);
+    save(&args).ok();
+    out
+}

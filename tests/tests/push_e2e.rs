@@ -9,28 +9,13 @@
 //! password are exit 5.
 //! One daemon pair and one registry for all of it (2 cores).
 
-use partial_tests::cli::{keygen, load, save, Run};
+use partial_tests::cli::{export_signed as export, keygen, load, Run};
 use partial_tests::scenario::build_standard;
 use partial_tests::{layer_files, require_daemons, require_registry, Content, RegistryOptions};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 fn s(p: &Path) -> String {
     p.to_string_lossy().into_owned()
-}
-
-/// `partial-save` of `image` against `base` on the source daemon, signed; returns the bundle.
-fn export(host: &str, dir: &Path, name: &str, image: &str, base_flag: &[&str]) -> PathBuf {
-    let out = dir.join(name);
-    let mut args: Vec<String> = vec!["-H".into(), host.into(), "-i".into(), image.into()];
-    args.extend(base_flag.iter().map(|a| a.to_string()));
-    args.extend([
-        "-o".into(),
-        s(&out),
-        "--sign-key".into(),
-        s(&dir.join("team.key")),
-    ]);
-    save(&args).ok();
-    out
 }
 
 fn push(bundle: &Path, dir: &Path, to: &str, state: &str) -> Run {

@@ -6,32 +6,17 @@
 //! restarted on the same storage its tag list lacks the image; a rerun completes.
 //! One source daemon, no air-gapped one: the registry is read back with skopeo.
 
-use partial_tests::cli::{keygen, load, save, Run};
+use partial_tests::cli::{export_signed as export, keygen, load, Run};
 use partial_tests::{
     layer_files, require_daemon, require_registry, require_tool, Content, DaemonOptions,
     RegistryOptions, RegistryServer,
 };
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 fn s(p: &Path) -> String {
     p.to_string_lossy().into_owned()
-}
-
-/// `partial-save` of `image` (against `base_flag`) on `host`, signed with `dir/team.key`.
-fn export(host: &str, dir: &Path, name: &str, image: &str, base_flag: &[&str]) -> PathBuf {
-    let out = dir.join(name);
-    let mut args: Vec<String> = vec!["-H".into(), host.into(), "-i".into(), image.into()];
-    args.extend(base_flag.iter().map(|a| a.to_string()));
-    args.extend([
-        "-o".into(),
-        s(&out),
-        "--sign-key".into(),
-        s(&dir.join("team.key")),
-    ]);
-    save(&args).ok();
-    out
 }
 
 /// The arguments of `partial-load push BUNDLE` to `addr`, with a state file of its own.
