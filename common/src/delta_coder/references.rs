@@ -39,11 +39,6 @@ impl References {
     pub fn is_empty(&self) -> bool {
         self.layers.is_empty()
     }
-
-    /// Bytes of reference layers indexed.
-    pub fn bytes(&self) -> u64 {
-        self.layers.iter().map(|r| r.index.size()).sum()
-    }
 }
 
 /// The repositories an image's tags name (`docker.io/library/app` for `app:1`).
