@@ -117,3 +117,21 @@ pub fn export_signed(
     save(&args).ok();
     out
 }
+
+/// The arguments of `partial-load push BUNDLE --key dir/team.pub --to TO --state dir/STATE
+/// EXTRA…` (each push test keeps its own state file).
+pub fn push_args(bundle: &Path, dir: &Path, to: &str, state: &str, extra: &[&str]) -> Vec<String> {
+    let s = |p: &Path| p.to_string_lossy().into_owned();
+    let mut args = vec![
+        "push".to_string(),
+        s(bundle),
+        "--key".into(),
+        s(&dir.join("team.pub")),
+        "--to".into(),
+        to.into(),
+        "--state".into(),
+        s(&dir.join(state)),
+    ];
+    args.extend(extra.iter().map(|a| a.to_string()));
+    args
+}

@@ -9,7 +9,7 @@
 //! password are exit 5.
 //! One daemon pair and one registry for all of it (2 cores).
 
-use partial_tests::cli::{export_signed as export, keygen, load, Run};
+use partial_tests::cli::{export_signed as export, keygen, load, push_args, Run};
 use partial_tests::scenario::build_standard;
 use partial_tests::{layer_files, require_daemons, require_registry, Content, RegistryOptions};
 use std::path::Path;
@@ -23,18 +23,7 @@ fn push(bundle: &Path, dir: &Path, to: &str, state: &str) -> Run {
 }
 
 fn push_with(bundle: &Path, dir: &Path, to: &str, state: &str, extra: &[&str]) -> Run {
-    let mut args = vec![
-        "push".to_string(),
-        s(bundle),
-        "--key".into(),
-        s(&dir.join("team.pub")),
-        "--to".into(),
-        to.into(),
-        "--state".into(),
-        s(&dir.join(state)),
-    ];
-    args.extend(extra.iter().map(|a| a.to_string()));
-    load(&args)
+    load(&push_args(bundle, dir, to, state, extra))
 }
 
 /// The bundle manifest's carried-layer count of its single image.

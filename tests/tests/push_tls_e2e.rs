@@ -6,7 +6,7 @@
 //! restarted on the same storage its tag list lacks the image; a rerun completes.
 //! One source daemon, no air-gapped one: the registry is read back with skopeo.
 
-use partial_tests::cli::{export_signed as export, keygen, load, Run};
+use partial_tests::cli::{export_signed as export, keygen, load, push_args, Run};
 use partial_tests::{
     layer_files, require_daemon, require_registry, require_tool, Content, DaemonOptions,
     RegistryOptions, RegistryServer,
@@ -17,22 +17,6 @@ use std::time::{Duration, Instant};
 
 fn s(p: &Path) -> String {
     p.to_string_lossy().into_owned()
-}
-
-/// The arguments of `partial-load push BUNDLE` to `addr`, with a state file of its own.
-fn push_args(bundle: &Path, dir: &Path, addr: &str, state: &str, extra: &[&str]) -> Vec<String> {
-    let mut args = vec![
-        "push".to_string(),
-        s(bundle),
-        "--key".into(),
-        s(&dir.join("team.pub")),
-        "--to".into(),
-        addr.into(),
-        "--state".into(),
-        s(&dir.join(state)),
-    ];
-    args.extend(extra.iter().map(|a| a.to_string()));
-    args
 }
 
 /// skopeo with the test's CA (`--cert-dir` takes a folder of `*.crt`); its stdout.
