@@ -268,6 +268,22 @@ fn moved_files_share_bytes_and_an_unrelated_layer_travels_whole() {
         dry.stdout
     );
 
+    // Offline: both images in one archive, the -e image among the inputs is the reference.
+    let all = dir.path().join("all.tar");
+    pair.source.save_to(&["app:1", "app:2"], &all).unwrap();
+    let dry = save(&[
+        "--from-archive",
+        &path_str(&all),
+        "-i",
+        "app:2",
+        "-e",
+        "app:1",
+        "--delta",
+        "--dry-run",
+    ])
+    .ok();
+    assert!(dry.stdout.contains("delta of"), "offline: {}", dry.stdout);
+
     let other = export(&pair, dir.path(), "app:other", "other.tgz", &[]).ok();
     let m = manifest(&other);
     assert!(deltas(&m).is_empty(), "unrelated: no delta: {m:#}");

@@ -12,6 +12,7 @@ use partial_common::registry::{
     BlobOutcome, Credentials, Descriptor, ImageIndex, ImageManifest, Platform, RawManifest,
     Registry, RegistryError, RegistryOptions as ClientOptions, TransportOptions,
 };
+use partial_common::testutil::archive::noise;
 use partial_common::Digest;
 use partial_tests::{require_registry, RegistryOptions, RegistryServer};
 use std::future::Future;
@@ -20,19 +21,6 @@ use std::path::PathBuf;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use tokio::io::{AsyncRead, ReadBuf};
-
-/// Deterministic incompressible bytes.
-fn noise(seed: u64, len: usize) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
-}
 
 /// A layer blob: `noise` gzipped, with its diffID.
 struct Blob {

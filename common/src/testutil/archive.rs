@@ -18,6 +18,19 @@ pub struct Layer {
     pub diff: Digest,
 }
 
+/// Deterministic incompressible bytes (xorshift), `len` of them from `seed`.
+pub fn noise(seed: u64, len: usize) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
 /// A layer holding one file `name` with `content`.
 pub fn layer(name: &str, content: &[u8]) -> Layer {
     let mut b = tar::Builder::new(Vec::new());

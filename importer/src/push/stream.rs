@@ -25,6 +25,7 @@ use futures_util::stream::FuturesUnordered;
 use futures_util::{FutureExt, StreamExt};
 use indicatif::ProgressBar;
 use partial_common::codec;
+use partial_common::digest::Sha256Writer;
 use partial_common::registry::{BlobOutcome, MountOutcome, Registry};
 use partial_common::Digest;
 use sha2::{Digest as _, Sha256};
@@ -370,35 +371,12 @@ fn produce(
     Ok(sizes)
 }
 
-/// A writer that hashes and counts what goes through it.
-struct Hashing<W> {
-    inner: W,
-    hash: Sha256,
-    count: u64,
-}
-
-impl<W: Write> Write for Hashing<W> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let n = self.inner.write(buf)?;
-        self.hash.update(&buf[..n]);
-        self.count += n as u64;
-        Ok(n)
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        self.inner.flush()
-    }
-}
-
 /// Compresses the uncompressed layer `layer` (deterministic gzip) into an anonymous temporary
 /// file while hashing what it reads; a layer that does not hash to its diffID is an error and
 /// its file is gone with it.
 fn gzip_layer(entry: &mut impl Read, layer: &Digest) -> io::Result<Gzipped> {
     let file = tempfile::tempfile().map_err(temp_fault)?;
-    let out = Hashing {
-        inner: io::BufWriter::with_capacity(PIECE, file),
-        hash: Sha256::new(),
-        count: 0,
-    };
+    let out = Sha256Writer::new(io::BufWriter::with_capacity(PIECE, file));
     let mut enc = codec::gzip_deterministic(out, None, codec::default_threads())
         .map_err(|e| temp_fault(io::Error::other(e)))?;
     let mut hash = Sha256::new();
@@ -418,15 +396,12 @@ fn gzip_layer(entry: &mut impl Read, layer: &Digest) -> io::Result<Gzipped> {
             format!("blob {layer} of the bundle hashes to {actual}"),
         ));
     }
-    let out = enc.finish().map_err(temp_fault)?;
-    let file = out
-        .inner
-        .into_inner()
-        .map_err(|e| temp_fault(e.into_error()))?;
+    let (out, digest, size) = enc.finish().map_err(temp_fault)?.finish();
+    let file = out.into_inner().map_err(|e| temp_fault(e.into_error()))?;
     Ok(Gzipped {
         layer: layer.clone(),
-        digest: Digest::from_sha256(out.hash.finalize().into()),
-        size: out.count,
+        digest,
+        size,
         file,
     })
 }

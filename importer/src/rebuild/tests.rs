@@ -8,23 +8,10 @@ use super::*;
 use partial_common::archive::entries::{TarReader, TarWriter};
 use partial_common::delta::{encode, ChunkIndex, EncodeOptions, Encoded};
 use partial_common::have::Origin;
-use partial_common::testutil::archive::{gzip, image, oci, Layer, TEntry};
+use partial_common::testutil::archive::{gzip, image, noise, oci, Layer, TEntry};
 use partial_common::{archive, exit};
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{Cursor, Read, Seek, Write};
-
-/// Deterministic incompressible bytes.
-fn noise(seed: u64, len: usize) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
-}
 
 /// An app layer: a big file that stays, and a small one that changes with `version`.
 fn app_layer(version: u8) -> Layer {
