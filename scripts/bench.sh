@@ -2,8 +2,9 @@
 # Benchmark of issue 6: partial-save / partial-load side by side with docker save, gzip, zstd and
 # docker load, on two private daemons; and of issue 10: `partial-load push` into a private
 # docker-registry holding the old version against `skopeo copy` of the whole image, and
-# `partial-save` from that registry against from the daemon (scripts/bench/registry.sh). Not a
-# test: it measures and reports.
+# `partial-save` from that registry against from the daemon (scripts/bench/registry.sh); and of
+# issue 13: gzip export speed against the raw save in alternating rounds, on the bench set and on
+# a set with about 20 % new (scripts/bench/speed.sh). Not a test: it measures and reports.
 #
 #   sudo scripts/bench.sh            # full run: real Debian rootfs (debootstrap), ~400 MB app layer
 #   sudo scripts/bench.sh --tiny     # a few MB, no debootstrap; for CI, under a minute
@@ -18,7 +19,8 @@
 #                   partial-save (gzip), verify, load and rehydrate, each once; then a generated
 #                   archive whose layer is 8.25 GiB of zeros (holes: no disk), exported offline,
 #                   verified and loaded; replaces the "Scale" section of benchmarks.md
-#   --runs N        repeat every measurement N times, report the median wall time (default 3; tiny 1)
+#   --runs N        repeat every measurement N times, report the median wall time (default 3; tiny 1;
+#                   the alternating speed rounds: at least 5)
 #   --out DIR       where benchmarks.md and benchmarks.png go (default docs/, tiny: target/bench-tiny/)
 #   --no-build      use the binaries already in target/release instead of building them
 #   --keep          keep the work folder (daemon data, bundles, logs) after the run
@@ -26,6 +28,8 @@
 #   BENCH_DIR       work folder (default: a new /tmp/partial-bench.XXXXXX, removed at the end)
 #   BENCH_APP_MB    size of each application layer in MiB (default 400)
 #   BENCH_RUNTIME_MB size of the runtime layer in MiB (default 100)
+#   BENCH_PLUS_MB   the new layer of app:1-plus, the speed series' ~20 %-new set (default 3/8 of
+#                   BENCH_APP_MB: 150)
 #   BENCH_BIG_GIB   the image sizes of --big in GiB (default "0.6 2.5 10")
 #   BENCH_HUGE_GIB  the layer of zeros of --big's generated archive (default 8.25: over 8 GiB)
 #   BENCH_MIRROR    Debian mirror for debootstrap (default: the first Debian mirror in this
@@ -328,6 +332,11 @@ EXTRA_NOTE="--have inventory"
 measure ps-have "partial-save --have (gzip)" partial "$O/bundle-have" none \
   "$SAVE" -H "$source_HOST" -i "$IMG" --have "$O/have.json" -o "$O/bundle-have" --force "${KEY_ARGS[@]}"
 
+# gzip speed against the raw save, in alternating rounds (issue 13): scripts/bench/speed.sh
+# shellcheck source=scripts/bench/speed.sh
+. scripts/bench/speed.sh
+speed_series
+
 # "new layers compressed with gzip -6": the layers of $IMG that $OLD lacks, from a docker save
 log "new layers of $IMG against $OLD, each compressed with gzip -6"
 "${S[@]}" save -o "$O/full.tar" "$IMG"
@@ -414,7 +423,7 @@ CLI $("${S[@]}" version -f '{{.Client.Version}}')), work folder on $(df -T "$W" 
 python3 scripts/bench/report.py "$RESULTS" "$OUT/benchmarks.md" "$OUT/benchmarks.dat" \
   --machine "$MACHINE" --date "$(date -u '+%Y-%m-%d %H:%M UTC')" --command "$COMMAND" \
   --runs "$RUNS" --layers "$LAYERS_MD" --base "$BASE_DESC" --image "$IMG" --old "$OLD" \
-  --app-mb "$APP_MB" --runtime-mb "$RUNTIME_MB" --tiny "$TINY" --commit "$(git rev-parse --short HEAD 2>/dev/null)" || FAILED=1
+  --app-mb "$APP_MB" --runtime-mb "$RUNTIME_MB" --tiny "$TINY" --paired "$W/paired.tsv" --commit "$(git rev-parse --short HEAD 2>/dev/null)" || FAILED=1
 [[ -f $W/benchmarks.old.md ]] && { python3 scripts/bench/scale.py --keep "$W/benchmarks.old.md" "$OUT/benchmarks.md" || FAILED=1; }
 if command -v gnuplot >/dev/null; then
   gnuplot -e "datafile='$OUT/benchmarks.dat'; outfile='$OUT/benchmarks.png'" scripts/bench/chart.gp \
