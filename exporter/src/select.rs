@@ -8,6 +8,7 @@
 use crate::cli::{RegistryArgs, SaveArgs};
 use anyhow::{bail, Context, Result};
 use partial_common::daemon::Daemon;
+use partial_common::exit::{self, Coded};
 use partial_common::have::{HaveSet, Origin};
 use partial_common::image::{Image, Platform};
 use partial_common::inventory::Inventory;
@@ -210,16 +211,10 @@ pub fn split_registry(refs: &[String]) -> (Vec<String>, Vec<String>) {
 /// input, else Docker's `config.json` (read by the client).
 pub fn registry_options(args: &RegistryArgs, idle: u64) -> Result<RegistryOptions> {
     let credentials = match &args.username {
-        Some(user) => {
-            let mut password = String::new();
-            std::io::Read::read_to_string(&mut std::io::stdin(), &mut password)
-                .context("--password-stdin: reading the password from standard input")?;
-            let password = password.trim_end_matches(['\n', '\r']);
-            if password.is_empty() {
-                bail!("--password-stdin: standard input held no password");
-            }
-            Some(Credentials::explicit(user, password))
-        }
+        Some(user) => Some(
+            Credentials::from_password_input(user, std::io::stdin())
+                .map_err(|e| anyhow::Error::new(Coded::new(exit::USAGE, e)))?,
+        ),
         None => None,
     };
     Ok(RegistryOptions {

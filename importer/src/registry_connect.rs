@@ -4,10 +4,9 @@
 //! data, 2 bad reference).
 
 use crate::cli::RegistryArgs;
-use anyhow::{Context, Result};
-use partial_common::exit::Coded;
+use anyhow::Result;
+use partial_common::exit::{self, Coded};
 use partial_common::registry::{Credentials, Registry, RegistryError, RegistryOptions};
-use std::io::Read;
 
 /// A registry error with its own exit code.
 pub fn registry_err(e: RegistryError) -> anyhow::Error {
@@ -20,12 +19,9 @@ pub async fn connect(registry: &str, args: &RegistryArgs) -> Result<Registry> {
     opts.transport.insecure = args.insecure;
     opts.transport.ca_files = args.ca_files.clone();
     if let Some(user) = &args.username {
-        let mut password = String::new();
-        std::io::stdin()
-            .read_to_string(&mut password)
-            .context("reading the registry password from stdin (--password-stdin)")?;
-        let password = password.trim_end_matches(['\n', '\r']);
-        opts.credentials = Some(Credentials::explicit(user, password));
+        let credentials = Credentials::from_password_input(user, std::io::stdin())
+            .map_err(|e| anyhow::Error::new(Coded::new(exit::USAGE, e)))?;
+        opts.credentials = Some(credentials);
     }
     Registry::connect(registry, &opts)
         .await

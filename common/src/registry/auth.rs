@@ -8,7 +8,20 @@ use super::error::RegistryError;
 use super::reference::auth_key;
 use docker_credential::{CredentialRetrievalError, DockerCredential};
 use std::collections::BTreeMap;
+use std::io::{self, Read};
 use std::path::PathBuf;
+
+/// Why `--password-stdin` gave no password.
+#[derive(Debug, thiserror::Error)]
+pub enum PasswordError {
+    #[error("--password-stdin: cannot read the password from standard input: {0}")]
+    Read(#[source] io::Error),
+    #[error(
+        "--password-stdin: standard input held no password (pipe it in, e.g. `… --password-stdin \
+         < password-file`)"
+    )]
+    Empty,
+}
 
 /// A secret: username and password, or an identity (refresh) token from `docker login`.
 #[derive(Clone, PartialEq, Eq)]
@@ -52,6 +65,23 @@ impl Credentials {
             }),
             origin: format!("--username {username}"),
         }
+    }
+
+    /// `--username USER --password-stdin`: the password is all of `input` but its line end. An
+    /// empty one is refused here: the registry's refusal of it would not name the cause.
+    pub fn from_password_input(
+        username: &str,
+        mut input: impl Read,
+    ) -> Result<Credentials, PasswordError> {
+        let mut password = String::new();
+        input
+            .read_to_string(&mut password)
+            .map_err(PasswordError::Read)?;
+        let password = password.trim_end_matches(['\n', '\r']);
+        if password.is_empty() {
+            return Err(PasswordError::Empty);
+        }
+        Ok(Credentials::explicit(username, password))
     }
 
     /// What Docker's `config.json` holds for `registry` (in `$DOCKER_CONFIG`, else `~/.docker`),
@@ -209,6 +239,29 @@ impl TokenResponse {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn password_input_loses_its_line_end_and_must_not_be_empty() {
+        let c = Credentials::from_password_input("alice", &b"s3cret\r\n"[..]).unwrap();
+        assert_eq!(
+            c.secret,
+            Some(Secret::Basic {
+                username: "alice".into(),
+                password: "s3cret".into()
+            })
+        );
+        assert_eq!(c.origin, "--username alice");
+        // Inner spaces and a trailing space are the password's own.
+        let c = Credentials::from_password_input("bob", &b"a b \n"[..]).unwrap();
+        assert!(matches!(c.secret, Some(Secret::Basic { password, .. }) if password == "a b "));
+        for empty in [&b""[..], b"\n", b"\r\n\n"] {
+            let e = Credentials::from_password_input("alice", empty).unwrap_err();
+            assert!(matches!(e, PasswordError::Empty), "{e:?}");
+            assert!(e.to_string().contains("--password-stdin"), "{e}");
+        }
+        let e = Credentials::from_password_input("alice", &[0xffu8, 0xfe][..]).unwrap_err();
+        assert!(matches!(e, PasswordError::Read(_)), "{e:?}");
+    }
 
     #[test]
     fn parses_bearer_and_basic_challenges() {

@@ -24,7 +24,7 @@ pub mod reference;
 pub mod transport;
 pub mod upload;
 
-pub use auth::{Challenge, Credentials, Secret};
+pub use auth::{Challenge, Credentials, PasswordError, Secret};
 pub use client::{Registry, RegistryOptions};
 pub use error::RegistryError;
 pub use manifest::{Descriptor, ImageIndex, ImageManifest, Manifest, Platform, RawManifest};
