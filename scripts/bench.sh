@@ -199,6 +199,49 @@ measure() {
   return "$rc"
 }
 
+# alternate AFTER -- ID LABEL GROUP OUTFILE BEFORE CMD... -- ID LABEL GROUP OUTFILE BEFORE CMD...:
+# two measurements (arguments as for measure) whose runs alternate, first, second, first, ..., so
+# that both see the same minutes of host noise, which moves a daemon's times by up to 20 % from
+# one minute to the next. AFTER (a function, or none) runs after every run, on that run's row.
+# Each measurement still gets one row in results.tsv (merge_runs).
+alternate() {
+  local after=$1 first=() second=() r keep=$RESULTS runs=$RUNS
+  shift 2
+  while (($#)) && [[ $1 != -- ]]; do first+=("$1"); shift; done
+  shift
+  second=("$@")
+  : >"$W/alt-1.tsv"
+  : >"$W/alt-2.tsv"
+  RUNS=1
+  for ((r = 1; r <= runs; r++)); do
+    RESULTS=$W/alt-run.tsv
+    : >"$RESULTS"; measure "${first[@]}"; "$after"; cat "$RESULTS" >>"$W/alt-1.tsv"
+    : >"$RESULTS"; measure "${second[@]}"; "$after"; cat "$RESULTS" >>"$W/alt-2.tsv"
+  done
+  RUNS=$runs RESULTS=$keep
+  merge_runs "$W/alt-1.tsv" >>"$RESULTS"
+  merge_runs "$W/alt-2.tsv" >>"$RESULTS"
+}
+# merge_runs FILE: one results row from the one-run rows of a measurement: median wall (with the
+# fastest and slowest), largest peak RSS, the last run's bytes, median CPU times; the first failed
+# row instead when a run failed
+merge_runs() {
+  python3 - "$1" <<'PY'
+import statistics, sys
+rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1]) if l.strip()]
+bad = [r for r in rows if r[3] != "ok"]
+if bad:
+    print("\t".join(bad[0]))
+if bad or not rows:
+    sys.exit(0)
+walls = [float(r[4]) for r in rows]
+med = lambda i: f"{statistics.median(float(r[i]) for r in rows):.2f}"
+print("\t".join(rows[0][:3] + ["ok", f"{statistics.median(walls):g}",
+                 str(max(int(r[5]) for r in rows)), rows[-1][6], f"{min(walls):g}",
+                 f"{max(walls):g}", med(9), med(10), rows[-1][11]]))
+PY
+}
+
 # --- 2. the image set ------------------------------------------------------------------------
 # mixed_tree DIR MB SEED: MB MiB of application-like files: 35% incompressible blobs (media,
 # archives, compiled assets), 15% base64 text (minified/encoded assets), 40% log/JSON-like
@@ -362,24 +405,24 @@ check_loaded() { # appends "same image ID" or a failure to the last result line
     sed -i '$ s/\tok\t/\tfailed\t/; $ s/\t\([^\t]*\)$/\t\1 image ID differs/' "$RESULTS"; FAILED=1
   fi
 }
+# partial-load and docker load of the same file alternate run by run (see alternate)
 for c in gzip none zstd; do
   if [[ ! -s $O/bundle-$c ]]; then
     printf 'pl-%s\tpartial-load load (%s bundle)\tload\tfailed\t-\t-\t-\tno %s bundle (partial-save failed)\n' "$c" "$c" "$c" >>"$RESULTS"
+    [[ $c == zstd ]] ||
+      printf 'dl-%s\tdocker load (%s bundle)\tload\tfailed\t-\t-\t-\tno %s bundle (partial-save failed)\n' "$c" "$c" "$c" >>"$RESULTS"
     FAILED=1
-  else
+  elif [[ $c == zstd ]]; then
+    # Docker 20.10 cannot load zstd archives; partial-load decompresses them itself
     measure "pl-$c" "partial-load load ($c bundle)" load - remove_new \
       "$LOAD" load "$O/bundle-$c" "${LOAD_KEY[@]}" -H "$airgap_HOST"
     check_loaded
-  fi
-  if [[ $c == zstd ]]; then
-    continue # Docker 20.10 cannot load zstd archives; partial-load decompresses them itself
-  elif [[ ! -s $O/bundle-$c ]]; then
-    printf 'dl-%s\tdocker load (%s bundle)\tload\tfailed\t-\t-\t-\tno %s bundle (partial-save failed)\n' "$c" "$c" "$c" >>"$RESULTS"
-    FAILED=1
   else
-    measure "dl-$c" "docker load ($c bundle)" load - remove_new \
+    alternate check_loaded \
+      -- "pl-$c" "partial-load load ($c bundle)" load - remove_new \
+      "$LOAD" load "$O/bundle-$c" "${LOAD_KEY[@]}" -H "$airgap_HOST" \
+      -- "dl-$c" "docker load ($c bundle)" load - remove_new \
       "${A[@]}" load -q -i "$O/bundle-$c"
-    check_loaded
   fi
 done
 

@@ -346,7 +346,10 @@ def main() -> int:
       "every layer whose diffID the old version lacks, compressed on its own with `gzip -6`.")
     w("- Loads: the image is removed (`docker image rm -f`) from the air-gapped daemon before each "
       "run, untimed; `partial-load load` verifies the signature, the base, the hashes, loads and "
-      "confirms; `docker load -q -i` loads the same bundle file.")
+      "confirms; `docker load -q -i` loads the same bundle file. The two loads of a file "
+      "alternate run by run, as the raw save and `partial-save` do in the speed series: host noise "
+      "moves a daemon's times by up to 20 % from one minute to the next. The other rows run their "
+      "runs back to back.")
     w("- A step that fails is marked failed with its first error line, and the run goes on.")
     w("")
     w("## Running it\n")
