@@ -203,7 +203,8 @@ measure() {
 # two measurements (arguments as for measure) whose runs alternate, first, second, first, ..., so
 # that both see the same minutes of host noise, which moves a daemon's times by up to 20 % from
 # one minute to the next. AFTER (a function, or none) runs after every run, on that run's row.
-# Each measurement still gets one row in results.tsv (merge_runs).
+# Each measurement still gets one row in results.tsv (merge_runs); the one-run rows stay in
+# $W/alt-1.tsv and $W/alt-2.tsv until the next call.
 alternate() {
   local after=$1 first=() second=() r keep=$RESULTS runs=$RUNS
   shift 2

@@ -373,7 +373,7 @@ def main() -> int:
         f.write("# label\twall_s\tmib_written\trss_mib\n")
         for rid in order:
             r = rows[rid]
-            if r["group"] in ("ref", "registry"):
+            if r["group"] in ("ref", "registry", "speed"):
                 continue
             label = r["label"] + ("" if r["ok"] else " (FAILED)")
             q = lambda v: "?" if v is None else f"{v:.3f}"

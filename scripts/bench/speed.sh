@@ -1,6 +1,6 @@
 # shellcheck shell=bash
 # `scripts/bench.sh`: the gzip speed series (issue 13). Sourced by bench.sh after the saves (uses
-# its measure, build, mixed_tree, S, O, W, IMG, OLD, SAVE, KEY_ARGS, RUNS, APP_MB, ...).
+# its measure, alternate, build, mixed_tree, S, O, W, IMG, OLD, SAVE, KEY_ARGS, RUNS, APP_MB, ...).
 #
 # The speed targets compare `partial-save` with the raw `docker save`, and most of the raw save's
 # time on the graphdriver store is the export the daemon stages before its first byte. Host noise
@@ -11,22 +11,12 @@
 # application files, about 20 % new). The staging time is read once per set (time to the first
 # byte of a `docker save`), and `docker save | gzip` of the second set runs once.
 # Writes $W/paired.tsv: set id, image, old image, new share, staging s, stream s, then the
-# rounds as raw:partial wall pairs, then the `docker save | gzip` wall ("-" when not run).
+# rounds as raw:partial wall pairs, then the `docker save | gzip` wall ("-" when not run). The
+# measurements also get their rows in results.tsv (group "speed", not in the tables).
 
 SPEED_ROUNDS=$((RUNS < 5 ? 5 : RUNS))
 ((TINY)) && SPEED_ROUNDS=$RUNS
 PLUS_MB=${BENCH_PLUS_MB:-$((APP_MB * 3 / 8))}
-
-# one_run ID LABEL CMD...: measure with one run into a scratch results file; prints the wall
-one_run() {
-  local id=$1 label=$2 keep=$RESULTS runs=$RUNS wall; shift 2
-  RESULTS=$W/speed-run.tsv RUNS=1
-  : >"$RESULTS"
-  measure "$id" "$label" speed - none "$@" >&2
-  wall=$(awk -F'\t' '$4 == "ok" { print $5 }' "$RESULTS")
-  RESULTS=$keep RUNS=$runs
-  [[ -n $wall ]] && echo "$wall"
-}
 
 # new_share IMAGE OLD: the share of IMAGE's layer bytes that OLD lacks, in percent, from the plan
 # of a dry run
@@ -38,29 +28,35 @@ new, total = p["bytes_carried"], p["bytes_carried"] + p["bytes_left_out"]
 print(round(100 * new / total) if total else 0)'
 }
 
-# paired_set ID IMAGE OLD [gzip]: alternating rounds; appends one line to paired.tsv
+# paired_set ID IMAGE OLD [gzip]: alternating rounds (bench.sh's alternate, whose one-run rows
+# give the pairs); appends one line to paired.tsv
 paired_set() {
-  local id=$1 img=$2 old=$3 with_gzip=${4:-} r raw ps pairs=() first total gz=- share
+  local id=$1 img=$2 old=$3 with_gzip=${4:-} runs=$RUNS first total gz=- share pairs
   log "speed series ($id): $img against $old, $SPEED_ROUNDS alternating rounds"
   "${S[@]}" save "$img" >/dev/null # warm the page cache
   read -r first total < <("${S[@]}" save "$img" | python3 scripts/bench/first_byte.py "$(date +%s.%N)")
-  for ((r = 1; r <= SPEED_ROUNDS; r++)); do
-    raw=$(one_run "sp-raw-$id" "docker save $img > /dev/null (round $r)" \
-      /bin/bash -o pipefail -c "$SH save $img >/dev/null") || { FAILED=1; return 1; }
-    ps=$(one_run "sp-ps-$id" "partial-save -i $img -e $old (round $r)" \
-      "$SAVE" -H "$source_HOST" -i "$img" -e "$old" -o "$O/bundle-speed" --force "${KEY_ARGS[@]}") ||
-      { FAILED=1; return 1; }
-    pairs+=("$raw:$ps")
-  done
+  RUNS=$SPEED_ROUNDS
+  alternate none \
+    -- "sp-raw-$id" "docker save $img > /dev/null" speed - none \
+    /bin/bash -o pipefail -c "$SH save $img >/dev/null" \
+    -- "sp-ps-$id" "partial-save -i $img -e $old (gzip)" speed "$O/bundle-speed" none \
+    "$SAVE" -H "$source_HOST" -i "$img" -e "$old" -o "$O/bundle-speed" --force "${KEY_ARGS[@]}"
+  RUNS=$runs
   rm -f "$O/bundle-speed"*
+  # raw:partial wall of each round, from the one-run rows alternate kept
+  pairs=$(paste -d: <(awk -F'\t' '{ print ($4 == "ok" ? $5 : "-") }' "$W/alt-1.tsv") \
+    <(awk -F'\t' '{ print ($4 == "ok" ? $5 : "-") }' "$W/alt-2.tsv") | grep -E '^[0-9.]+:[0-9.]+$' | tr '\n' ' ')
   if [[ -n $with_gzip ]]; then
-    gz=$(one_run "sp-gzip-$id" "docker save $img | gzip" \
-      /bin/bash -o pipefail -c "$SH save $img | gzip >$O/speed.tar.gz") || gz=-
+    RUNS=1
+    measure "sp-gzip-$id" "docker save $img | gzip" speed "$O/speed.tar.gz" none \
+      /bin/bash -o pipefail -c "$SH save $img | gzip >$O/speed.tar.gz" &&
+      gz=$(tail -n1 "$RESULTS" | cut -f5)
+    RUNS=$runs
     rm -f "$O/speed.tar.gz"
   fi
   share=$(new_share "$img" "$old")
   printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$id" "$img" "$old" "$share" "$first" \
-    "$(awk -v a="$first" -v b="$total" 'BEGIN { printf "%.3f", b - a }')" "${pairs[*]}" "$gz" >>"$W/paired.tsv"
+    "$(awk -v a="$first" -v b="$total" 'BEGIN { printf "%.3f", b - a }')" "${pairs% }" "$gz" >>"$W/paired.tsv"
 }
 
 speed_series() {
