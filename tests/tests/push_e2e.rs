@@ -43,11 +43,12 @@ fn layers(bundle: &Path) -> Vec<serde_json::Value> {
     m["images"][0]["layers"].as_array().unwrap().clone()
 }
 
-/// Digests (hex) of the layers of `image` as `docker push` stored them, and of their diffIDs.
-fn base_blobs(registry: &str, repo_tag: &str) -> Vec<String> {
+/// `skopeo inspect [FLAGS] docker://REGISTRY/REPO_TAG` (plain http), as JSON.
+fn inspect(registry: &str, repo_tag: &str, flags: &[&str]) -> serde_json::Value {
     let raw = std::process::Command::new("skopeo")
+        .arg("inspect")
+        .args(flags)
         .args([
-            "inspect",
             "--tls-verify=false",
             &format!("docker://{registry}/{repo_tag}"),
         ])
@@ -58,8 +59,12 @@ fn base_blobs(registry: &str, repo_tag: &str) -> Vec<String> {
         "{}",
         String::from_utf8_lossy(&raw.stderr)
     );
-    let v: serde_json::Value = serde_json::from_slice(&raw.stdout).unwrap();
-    v["Layers"]
+    serde_json::from_slice(&raw.stdout).unwrap()
+}
+
+/// Digests (hex) of the layers of `image` as `docker push` stored them.
+fn base_blobs(registry: &str, repo_tag: &str) -> Vec<String> {
+    inspect(registry, repo_tag, &[])["Layers"]
         .as_array()
         .unwrap()
         .iter()
@@ -74,21 +79,7 @@ fn base_blobs(registry: &str, repo_tag: &str) -> Vec<String> {
 
 /// The manifest of `repo_tag` as the registry serves it.
 fn raw_manifest(registry: &str, repo_tag: &str) -> serde_json::Value {
-    let raw = std::process::Command::new("skopeo")
-        .args([
-            "inspect",
-            "--raw",
-            "--tls-verify=false",
-            &format!("docker://{registry}/{repo_tag}"),
-        ])
-        .output()
-        .expect("skopeo");
-    assert!(
-        raw.status.success(),
-        "{}",
-        String::from_utf8_lossy(&raw.stderr)
-    );
-    serde_json::from_slice(&raw.stdout).unwrap()
+    inspect(registry, repo_tag, &["--raw"])
 }
 
 #[test]
