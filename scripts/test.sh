@@ -27,7 +27,16 @@ else
   echo "test.sh: not root: the tests that start private dockerd daemons will be SKIPPED;" \
     "run 'sudo scripts/test.sh' to install what they need and run them all" >&2
 fi
+# --no-fail-fast: every test binary runs even when one fails; the summary line counts them all.
+log=$(mktemp /tmp/partial-test.XXXXXX)
+trap 'rm -f "$log"' EXIT
+rc=0
 if (($#)); then
-  exec cargo test "$@"
+  cargo test --no-fail-fast "$@" 2>&1 | tee "$log" || rc=${PIPESTATUS[0]}
+else
+  cargo test --no-fail-fast --workspace 2>&1 | tee "$log" || rc=${PIPESTATUS[0]}
 fi
-exec cargo test --workspace
+# One closing line over every binary: "N passed, N failed, N skipped".
+awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i) ~ /^passed;?$/) p += $(i-1); if ($(i) ~ /^failed;?$/) f += $(i-1); if ($(i) ~ /^ignored;?$/) s += $(i-1) } }
+     END { printf "test.sh: %d passed, %d failed, %d skipped\n", p, f, s }' "$log"
+exit "$rc"

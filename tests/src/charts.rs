@@ -1,5 +1,5 @@
-//! Helm chart tests' needs: the real public charts in `shared/fixtures/charts/` (found beside
-//! the workspace or one of its parents), and the test-only `helm` wrapper `tests/helm/helm` over
+//! Helm chart tests' needs: the real public charts in `tests/fixtures/charts/` (Apache-2.0, kept
+//! in the repository with their licence), and the test-only `helm` wrapper `tests/helm/helm` over
 //! PyPI's helm-python-sdk, installed with `python3 -m pip install helm-python-sdk==0.2.2` when
 //! missing.
 
@@ -7,19 +7,11 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::sync::OnceLock;
 
-/// The folder of the fixture charts (`…/shared/fixtures/charts`); panics when there is none,
-/// since the chart tests are about those charts.
+/// The folder of the fixture charts, `tests/fixtures/charts` in this repository.
 pub fn chart_fixtures() -> PathBuf {
-    let root = crate::workspace_root();
-    root.ancestors()
-        .map(|a| a.join("shared/fixtures/charts"))
-        .find(|p| p.is_dir())
-        .unwrap_or_else(|| {
-            panic!(
-                "no shared/fixtures/charts beside {} or a parent of it",
-                root.display()
-            )
-        })
+    let dir = crate::workspace_root().join("tests/fixtures/charts");
+    assert!(dir.is_dir(), "the fixture charts are missing: {}", dir.display());
+    dir
 }
 
 /// One fixture chart by folder name, e.g. `nginx-22.1.1`.

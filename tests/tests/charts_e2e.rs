@@ -1,4 +1,4 @@
-//! Issue 11 end to end: the images of the real public charts in `shared/fixtures/charts/`, with
+//! Issue 11 end to end: the images of the real public charts in `tests/fixtures/charts/`, with
 //! the renderer (the test-only `helm` wrapper over helm-python-sdk) and without it; image lists;
 //! and a chart upgrade saved on a source daemon and loaded on an air-gapped one holding the old
 //! chart's images.
