@@ -6,6 +6,7 @@
 //! output, daemon access, the registry client (`registry`) and layer deltas (`delta`).
 
 pub mod archive;
+pub mod bundle_source;
 pub mod bundle_writer;
 pub mod chart;
 pub mod codec;

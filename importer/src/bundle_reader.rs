@@ -1,12 +1,18 @@
 //! Reading a bundle back: its volumes as one stream whose every volume, and the whole, must
-//! match the sizes and hashes of the signed manifest ([`VolumeReader`]), and the streams built on
-//! it: what the daemon gets ([`daemon_stream`]: zstd undone on the client) and the plain tar
-//! ([`tar_stream`]).
+//! match the sizes and hashes of the signed manifest ([`VolumeReader`]); the plain tar inside,
+//! decompressed no further than the signed `tar_size` ([`tar_stream`]); and what every command
+//! consumes, the bundle as the signed manifest governs it ([`checked_stream`]: nothing the
+//! manifest does not list gets through, see `partial_common::bundle_source`).
 
 use crate::bundle::{Bundle, Volume};
 use crate::errors::verify_failed;
+use crate::pipe;
+use crate::rebuild::{self, DeltaLayer, References};
 use anyhow::{anyhow, Context, Result};
 use indicatif::ProgressBar;
+use partial_common::archive::ArchiveError;
+use partial_common::bundle_source::{self, BundleSourceError, DeltaForm};
+use partial_common::codec::Compression;
 use partial_common::manifest::FileEntry;
 use sha2::{Digest as _, Sha256};
 use std::fs::File;
@@ -175,47 +181,143 @@ impl<R: Read> Read for Counting<R> {
     }
 }
 
-/// The bundle's tar stream as the daemon should get it: verified volumes, zstd undone on the
-/// client (a 20.10 daemon rejects zstd), gzip and plain tar passed through.
-pub fn daemon_stream(bundle: &Bundle, bar: ProgressBar) -> Result<Box<dyn Read + Send>> {
+/// The bundle's plain tar: the verified volumes decompressed as the signed manifest says
+/// (`compression`), never beyond the `tar_size` it states. Whatever goes wrong in the compressed
+/// stream is the bundle's fault (`InvalidData`), unless a file could not be read at all.
+pub fn tar_stream(bundle: &Bundle, bar: ProgressBar) -> Result<Box<dyn Read + Send>> {
     let r = Counting {
         inner: VolumeReader::new(bundle),
         bar,
     };
-    Ok(match bundle.manifest.bundle.compression.as_str() {
-        "zstd" => Box::new(zstd::stream::read::Decoder::new(r).context("starting zstd")?),
-        "gzip" | "none" => Box::new(r),
-        other => {
-            return Err(verify_failed(format!(
-                "unknown compression {other:?} in {}",
-                bundle.manifest_path.display()
-            )))
+    let label = bundle.name();
+    let decoded: Box<dyn Read + Send> = match bundle.manifest.bundle.compression {
+        Compression::Zstd => {
+            Box::new(zstd::stream::read::Decoder::new(r).context("starting zstd")?)
         }
+        Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(r)),
+        Compression::None => Box::new(r),
+    };
+    Ok(Box::new(Bounded {
+        inner: decoded,
+        label,
+        compression: bundle.manifest.bundle.compression,
+        limit: bundle.manifest.bundle.tar_size,
+        count: 0,
+    }))
+}
+
+/// The decompressed stream, held to the signed `tar_size`: a byte beyond it is an error (a
+/// decompression bomb stops there), and so is an end before it.
+struct Bounded {
+    inner: Box<dyn Read + Send>,
+    label: String,
+    compression: Compression,
+    limit: u64,
+    count: u64,
+}
+
+impl Read for Bounded {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        // One byte more than allowed is enough to tell.
+        let room = self.limit.saturating_sub(self.count).saturating_add(1);
+        let want = buf.len().min(room.min(usize::MAX as u64) as usize);
+        let n = self
+            .inner
+            .read(&mut buf[..want])
+            .map_err(|e| self.blame(e))?;
+        self.count += n as u64;
+        if self.count > self.limit {
+            return Err(mismatch(format!(
+                "bundle {}: its tar is longer than the {} bytes the signed manifest states \
+                 (tar_size); refusing to decompress further",
+                self.label, self.limit
+            )));
+        }
+        if n == 0 && want > 0 && self.count != self.limit {
+            return Err(mismatch(format!(
+                "bundle {}: its tar is {} bytes, the signed manifest states {} (tar_size)",
+                self.label, self.count, self.limit
+            )));
+        }
+        Ok(n)
+    }
+}
+
+impl Bounded {
+    /// A read error: a file that cannot be read stays what it is; anything else in the
+    /// compressed stream (a corrupt gzip or zstd frame, a hash mismatch) is the bundle's fault.
+    fn blame(&self, e: io::Error) -> io::Error {
+        match e.kind() {
+            io::ErrorKind::NotFound
+            | io::ErrorKind::PermissionDenied
+            | io::ErrorKind::InvalidData => e,
+            _ if self.compression == Compression::None => e,
+            _ => mismatch(format!(
+                "bundle {}: the {} stream is corrupt: {e}",
+                self.label,
+                self.compression.as_str()
+            )),
+        }
+    }
+}
+
+/// What the checked stream is made from: the bundle's own tar, or (delta bundles, with the
+/// daemon's reference layers at hand) its tar with the delta layers rebuilt.
+pub enum Layers {
+    AsCarried,
+    Rebuilt(Vec<DeltaLayer>, References),
+}
+
+/// The bundle as its signed manifest governs it (`partial_common::bundle_source`): exactly the
+/// listed configs and carried blobs, every digest checked, metadata written from the signed
+/// manifest, produced on a thread. Reading it yields an error, never a clean end, when the
+/// bundle contradicts its manifest in any way (`InvalidData`: the bundle's fault).
+pub fn checked_stream(
+    bundle: &Bundle,
+    bar: ProgressBar,
+    layers: Layers,
+) -> Result<Box<dyn Read + Send>> {
+    let label = bundle.name();
+    let raw = tar_stream(bundle, bar)?;
+    let (input, form) = match layers {
+        Layers::AsCarried => (raw, DeltaForm::Encoded),
+        Layers::Rebuilt(deltas, refs) if !deltas.is_empty() => (
+            rebuild::rebuilt_stream(raw, label.clone(), deltas, refs)?,
+            DeltaForm::Rebuilt,
+        ),
+        Layers::Rebuilt(..) => (raw, DeltaForm::Rebuilt),
+    };
+    let manifest = bundle.manifest.clone();
+    let r = pipe::spawn("bundle-check", move |w| {
+        bundle_source::copy_checked(input, &manifest, form, w)
+            .map(|_| ())
+            .map_err(|e| checked_err(&label, e))
     })
+    .context("starting the bundle reading thread")?;
+    Ok(Box::new(r))
 }
 
-/// The bundle's plain tar stream (verified volumes, any compression undone).
-pub fn tar_stream(bundle: &Bundle, bar: ProgressBar) -> Result<Box<dyn Read + Send>> {
-    partial_common::codec::decompress(daemon_stream(bundle, bar)?)
-        .with_context(|| format!("reading the bundle {}", bundle.name()))
+/// An error of the checked source as the pipe hands it on: `InvalidData` when the bundle is at
+/// fault, else the kind of the I/O error behind it.
+fn checked_err(label: &str, e: BundleSourceError) -> io::Error {
+    let kind = match &e {
+        _ if e.is_bundles_fault() => io::ErrorKind::InvalidData,
+        BundleSourceError::Write(w) => w.kind(),
+        BundleSourceError::Tar(
+            ArchiveError::Io(w) | ArchiveError::Read { source: w, .. } | ArchiveError::Write(w),
+        ) => w.kind(),
+        _ => io::ErrorKind::Other,
+    };
+    io::Error::new(kind, format!("bundle {label}: {e}"))
 }
 
-/// Reads the whole bundle through the verifying reader, for `verify`.
-pub fn verify_content(bundle: &Bundle, on_bytes: impl Fn(u64)) -> Result<()> {
-    let mut r = VolumeReader::new(bundle);
-    let mut buf = vec![0u8; 1 << 20];
-    let mut total = 0u64;
-    loop {
-        match r.read(&mut buf) {
-            Ok(0) => return Ok(()),
-            Ok(n) => {
-                total += n as u64;
-                on_bytes(total);
-            }
-            Err(e) if e.kind() == io::ErrorKind::InvalidData => {
-                return Err(verify_failed(e.to_string()))
-            }
-            Err(e) => return Err(anyhow!(e)).context("reading the bundle"),
-        }
+/// Reads the whole bundle as `load` would (every volume's hashes, every entry against the signed
+/// manifest, delta layers rebuilt when `layers` has their references), discarding it.
+pub fn verify_content(bundle: &Bundle, layers: Layers, bar: ProgressBar) -> Result<()> {
+    let mut r = checked_stream(bundle, bar, layers)?;
+    match io::copy(&mut r, &mut io::sink()) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::InvalidData => Err(verify_failed(e.to_string())),
+        Err(e) => Err(anyhow!(e)).context("reading the bundle"),
     }
 }

@@ -9,7 +9,7 @@ use crate::bundle::{self, Bundle};
 use crate::bundle_reader;
 use crate::cli::{LoadArgs, VerifyArgs};
 use crate::connect::connect;
-use crate::errors::{daemon_err, verify_failed};
+use crate::errors::daemon_err;
 use crate::rebuild::{self, References};
 use crate::upload::upload;
 use anyhow::{anyhow, Context, Result};
@@ -113,12 +113,11 @@ async fn send(
     let deltas = rebuild::delta_layers(&bundle.manifest)?;
     let loaded = if info.containerd_store {
         send_rehydrated(daemon, bundle, local, refs, &bar).await?
-    } else if !deltas.is_empty() {
-        let stream = bundle_reader::tar_stream(bundle, bar.clone())?;
-        let stream = rebuild::rebuilt_stream(stream, bundle.name(), deltas, refs)?;
-        upload(daemon, stream, bar.clone()).await?
     } else {
-        let stream = bundle_reader::daemon_stream(bundle, bar.clone())?;
+        // What the daemon gets is written from the signed manifest, never the tar's own
+        // metadata (see `bundle_reader::checked_stream`).
+        let layers = bundle_reader::Layers::Rebuilt(deltas, refs);
+        let stream = bundle_reader::checked_stream(bundle, bar.clone(), layers)?;
         upload(daemon, stream, bar.clone()).await?
     };
     bar.finish_and_clear();
@@ -192,41 +191,33 @@ pub async fn run_verify(args: VerifyArgs) -> Result<()> {
     let bundle = bundle::open(&args.bundle)?;
     let series = crate::state::check(&args.sequence, &bundle)?; // read-only (issue 14)
     let deltas = rebuild::delta_layers(&bundle.manifest)?;
-    let mut refs = None;
-    if !args.offline {
+    let n = deltas.len();
+    let layers = if args.offline {
+        if n > 0 {
+            eprintln!(
+                "{n} delta layer(s) will not be rebuilt (no daemon: --offline); only the hashes \
+                 of their deltas are checked"
+            );
+        }
+        bundle_reader::Layers::AsCarried
+    } else {
         let daemon = connect(&args.daemon).await?;
         let local = base::check(&daemon, &bundle.manifest)
             .await
             .map_err(|e| series.explain(e))?; // (issue 14)
-        refs = Some(rebuild::spool(&daemon, &bundle.manifest, &local).await?);
-    }
-    let n = deltas.len();
-    let deltas = match refs {
-        Some(refs) if n > 0 => {
-            verify_rebuilt(&bundle, deltas, refs).await?;
-            Deltas {
-                rebuilt: n,
-                not_rebuilt: 0,
-            }
-        }
-        _ => {
-            let not_rebuilt = n;
-            let b = verify_content(bundle).await?;
-            if not_rebuilt > 0 {
-                eprintln!(
-                    "{not_rebuilt} delta layer(s) were not rebuilt (no daemon: --offline); only \
-                     the hashes of their deltas were checked"
-                );
-            }
-            return report_verify(
-                &args,
-                &b,
-                Deltas {
-                    rebuilt: 0,
-                    not_rebuilt,
-                },
-            );
-        }
+        let refs = rebuild::spool(&daemon, &bundle.manifest, &local).await?;
+        bundle_reader::Layers::Rebuilt(deltas, refs)
+    };
+    let bundle = verify_content(bundle, layers).await?;
+    let deltas = match args.offline {
+        true => Deltas {
+            rebuilt: 0,
+            not_rebuilt: n,
+        },
+        false => Deltas {
+            rebuilt: n,
+            not_rebuilt: 0,
+        },
     };
     report_verify(&args, &bundle, deltas)
 }
@@ -237,33 +228,12 @@ struct Deltas {
     not_rebuilt: usize,
 }
 
-/// Reads the whole bundle through the rebuilt stream (every volume checked, every delta layer
-/// rebuilt from `refs` and checked against its diffID), discarding it.
-async fn verify_rebuilt(
-    bundle: &Bundle,
-    deltas: Vec<rebuild::DeltaLayer>,
-    refs: References,
-) -> Result<()> {
-    let bar = progress::bytes("verifying", Some(bundle.manifest.bundle.size));
-    let stream = bundle_reader::tar_stream(bundle, bar.clone())?;
-    let mut stream = rebuild::rebuilt_stream(stream, bundle.name(), deltas, refs)?;
-    let result = tokio::task::spawn_blocking(move || io::copy(&mut stream, &mut io::sink()))
-        .await
-        .context("the verify thread failed")?;
-    bar.finish_and_clear();
-    match result {
-        Ok(_) => Ok(()),
-        Err(e) if e.kind() == io::ErrorKind::InvalidData => Err(verify_failed(e.to_string())),
-        Err(e) => Err(anyhow!(e).context("rebuilding the delta layers")),
-    }
-}
-
-/// Reads every volume through the verifying reader (on a blocking thread).
-async fn verify_content(bundle: Bundle) -> Result<Bundle> {
+/// Reads the whole bundle as `load` would (on a blocking thread), discarding it.
+async fn verify_content(bundle: Bundle, layers: bundle_reader::Layers) -> Result<Bundle> {
     let bar = progress::bytes("verifying", Some(bundle.manifest.bundle.size));
     let b2 = bar.clone();
     let result = tokio::task::spawn_blocking(move || {
-        bundle_reader::verify_content(&bundle, |n| b2.set_position(n)).map(|_| bundle)
+        bundle_reader::verify_content(&bundle, layers, b2).map(|_| bundle)
     })
     .await
     .context("the verify thread failed")?;

@@ -10,6 +10,7 @@ mod connect;
 mod errors;
 mod inventory;
 mod load;
+mod pipe;
 mod push;
 mod rebuild;
 mod registry_connect;

@@ -10,7 +10,11 @@ use std::sync::OnceLock;
 /// The folder of the fixture charts, `tests/fixtures/charts` in this repository.
 pub fn chart_fixtures() -> PathBuf {
     let dir = crate::workspace_root().join("tests/fixtures/charts");
-    assert!(dir.is_dir(), "the fixture charts are missing: {}", dir.display());
+    assert!(
+        dir.is_dir(),
+        "the fixture charts are missing: {}",
+        dir.display()
+    );
     dir
 }
 

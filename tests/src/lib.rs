@@ -43,6 +43,7 @@ pub mod pair;
 pub mod registry;
 pub mod roundtrip;
 pub mod scenario;
+pub mod tamper;
 pub mod writers;
 
 pub use bins::{bin, workspace_root};

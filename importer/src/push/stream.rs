@@ -100,7 +100,9 @@ pub async fn pass(
     jobs: usize,
     bar: ProgressBar,
 ) -> Result<Pass> {
-    let reader = bundle_reader::tar_stream(bundle, bar)?;
+    // Checked against the signed manifest to the last byte of the last volume before the tar's
+    // end comes through (the whole-bundle hash included).
+    let reader = bundle_reader::checked_stream(bundle, bar, bundle_reader::Layers::AsCarried)?;
     let expected = plan.expected.clone();
     let wanted: HashSet<Digest> = plan.missing.keys().cloned().collect();
     let gzip: HashSet<Digest> = plan.compress.keys().cloned().collect();

@@ -7,10 +7,9 @@
 //!   reference layer in an anonymous temporary file, checked against its diffID;
 //! - [`stream`]: the bundle's plain tar with every delta entry replaced by the layer it rebuilds,
 //!   decoded and checked (diffID, the delta's own digest) while it streams, produced on a thread
-//!   through a bounded pipe ([`pipe`]) that hands the consumer an error, never a clean end, when
+//!   through a bounded pipe (`crate::pipe`) that hands the consumer an error, never a clean end, when
 //!   anything fails. So an upload of it is aborted and nothing is loaded.
 
-mod pipe;
 mod references;
 mod stream;
 #[cfg(test)]

@@ -6,12 +6,12 @@
 //! Why it checks so much on the way: the consumer (the upload) commits the load when the stream
 //! ends cleanly. The decoder checks each rebuilt layer's size and diffID, the delta's own bytes are
 //! hashed against the signed manifest, and a delta entry missing, doubled or unlisted is refused;
-//! any failure reaches the consumer as an error in place of the end (see [`super::pipe`]).
+//! any failure reaches the consumer as an error in place of the end (see [`crate::pipe`]).
 
-use super::pipe;
 use super::references::References;
 use super::DeltaLayer;
 use crate::errors::{bad_bundle, verify_failed};
+use crate::pipe;
 use anyhow::{anyhow, Context, Result};
 use partial_common::archive::entries::{clean_name, role_of, EntryHead, EntryRole};
 use partial_common::archive::entries::{TarReader, TarWriter};

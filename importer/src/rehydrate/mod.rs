@@ -1,6 +1,8 @@
 //! `partial-load rehydrate`: a complete `docker save` archive from the bundle plus the base
 //! layers this daemon already holds (also how `load` feeds a daemon on the containerd image
-//! store, which cannot take a partial archive). Three phases, each its own module: read the
+//! store, which cannot take a partial archive). Both passes read the bundle as its signed
+//! manifest governs it (`bundle_reader::checked_stream`), so nothing the manifest does not list
+//! reaches the archive. Three phases, each its own module: read the
 //! verified bundle for its images and entries and work out which layer entries it lacks
 //! ([`read`], [`needed`]); read the daemon's own export of the images holding those chains once,
 //! spooling only the layers that fill them, checked against their digests ([`spool`]); copy the
@@ -18,7 +20,7 @@ mod write;
 
 use crate::base;
 use crate::bundle::{self, Bundle};
-use crate::bundle_reader::tar_stream;
+use crate::bundle_reader::{checked_stream, Layers};
 use crate::cli::RehydrateArgs;
 use crate::connect::connect;
 use crate::rebuild::{self, References};
@@ -79,10 +81,7 @@ pub async fn build(
         )
         .context("creating a spool folder")?;
     let found = spool_base_layers(daemon, bundle, local, &needed, spool.path()).await?;
-    let mut stream = tar_stream(bundle, bar.clone())?;
-    if !deltas.is_empty() {
-        stream = rebuild::rebuilt_stream(stream, bundle.name(), deltas, refs)?;
-    }
+    let stream = checked_stream(bundle, bar.clone(), Layers::Rebuilt(deltas, refs))?;
     let (label, out_path) = (bundle.name(), out_path.to_path_buf());
     tokio::task::spawn_blocking(move || {
         write::write_complete(stream, &label, &out_path, spool.path(), &needed, &found)
@@ -98,7 +97,7 @@ async fn missing_layers(
     deltas: &[rebuild::DeltaLayer],
     bar: &ProgressBar,
 ) -> Result<Needed> {
-    let stream = tar_stream(bundle, bar.clone())?;
+    let stream = checked_stream(bundle, bar.clone(), Layers::AsCarried)?;
     let label = bundle.name();
     let (index, mut present) =
         tokio::task::spawn_blocking(move || read::read_bundle(stream, &label))

@@ -52,7 +52,7 @@ pub struct PipeWriter {
 fn reader_gone() -> io::Error {
     io::Error::new(
         io::ErrorKind::BrokenPipe,
-        "the reader of the rebuilt stream stopped",
+        "the reader of the stream stopped",
     )
 }
 
