@@ -157,7 +157,7 @@ pub struct SaveArgs {
     /// Compression of the bundle: gzip (loads with plain `docker load`), zstd, none.
     #[arg(long, value_name = "CODEC", default_value = "gzip")]
     pub compression: String,
-    /// Compression level (gzip 1-9, zstd 1-19).
+    /// Compression level: gzip 0-9 (default 4), zstd -7-22 (default 3).
     #[arg(long, value_name = "N")]
     pub level: Option<i32>,
     /// Split the bundle into volumes OUT.001, OUT.002, … of at most SIZE (e.g. 4G, 700M).

@@ -69,6 +69,11 @@ pub fn maybe_registry_failure(e: anyhow::Error) -> anyhow::Error {
     }
 }
 
+/// Marks an error as a usage error (exit code 2): a flag or argument the user must change.
+pub fn usage(e: anyhow::Error) -> anyhow::Error {
+    anyhow::Error::new(Coded::new(exit::USAGE, e))
+}
+
 /// Marks an error as bad input (exit code 3): an archive or file that does not verify.
 pub fn bad_input(e: anyhow::Error) -> anyhow::Error {
     anyhow::Error::new(Coded::new(exit::VERIFY, e))

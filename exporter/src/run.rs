@@ -121,14 +121,10 @@ pub fn tool() -> ToolInfo {
 }
 
 pub async fn run(mut args: SaveArgs) -> Result<()> {
+    // Usage errors (exit 2) before any daemon, registry, chart or file is touched.
+    let (compression, split) = check_flags(&args).map_err(crate::usage)?;
     let charts = crate::charts::expand(&mut args).await?; // --chart, --images-from (issue 11)
-    let compression: Compression = args.compression.parse().map_err(|_| {
-        anyhow::anyhow!(
-            "--compression {:?}: use gzip, zstd or none",
-            args.compression
-        )
-    })?;
-    let split = check_args(&args)?;
+    check_selection(&args).map_err(crate::usage)?;
     // Open the signing key before the export, so a wrong password fails now, not in an hour.
     let secret_key = match &args.sign_key {
         Some(path) => Some(
@@ -199,7 +195,18 @@ pub async fn run(mut args: SaveArgs) -> Result<()> {
 }
 
 /// Checks the flags that depend on each other and the outputs; returns the split size.
-fn check_args(args: &SaveArgs) -> Result<Option<u64>> {
+/// The flags that need nothing but themselves: compression and its level, `--split`, the
+/// output not to be overwritten without `--force`, `-H` against offline inputs.
+fn check_flags(args: &SaveArgs) -> Result<(Compression, Option<u64>)> {
+    let compression: Compression = args.compression.parse().map_err(|_| {
+        anyhow::anyhow!(
+            "--compression {:?}: use gzip, zstd or none",
+            args.compression
+        )
+    })?;
+    compression
+        .check_level(args.level)
+        .with_context(|| format!("--level for --compression {compression}"))?;
     let split = match &args.split {
         Some(s) => Some(output::parse_size(s).with_context(|| format!("--split {s:?}"))?),
         None => None,
@@ -207,13 +214,23 @@ fn check_args(args: &SaveArgs) -> Result<Option<u64>> {
     if split == Some(0) {
         bail!("--split must be larger than 0");
     }
-    let offline = select::offline(args);
-    if !offline && args.images.is_empty() {
-        bail!("nothing to save: name images with -i (or give --from-archive or --from-oci)");
-    }
-    if offline && args.host.is_some() {
+    if select::offline(args) && args.host.is_some() {
         bail!("-H/--host and --from-archive/--from-oci exclude each other (offline mode needs no daemon)");
     }
+    check_output_free(args, split)?;
+    Ok((compression, split))
+}
+
+/// Something to save, once charts and image lists have added theirs.
+fn check_selection(args: &SaveArgs) -> Result<()> {
+    if !select::offline(args) && args.images.is_empty() {
+        bail!("nothing to save: name images with -i (or give --from-archive or --from-oci)");
+    }
+    Ok(())
+}
+
+/// The bundle's files do not exist yet, unless `--force` (or `--dry-run`, which writes none).
+fn check_output_free(args: &SaveArgs, split: Option<u64>) -> Result<()> {
     if !args.dry_run && !args.force {
         let mut paths = vec![
             args.output.clone(),
@@ -229,7 +246,7 @@ fn check_args(args: &SaveArgs) -> Result<Option<u64>> {
             }
         }
     }
-    Ok(split)
+    Ok(())
 }
 
 /// Opens the source(s), resolves the images to export and fills the have-set (and opens the

@@ -25,6 +25,8 @@ pub const TARGETS: &[&str] = &[
     "signature_verify",
     "public_key_parse",
     "chart_discover",
+    "bundle_source",
+    "registry_response",
 ];
 
 /// Runs the harness function of `target` on `data`; `false` for an unknown target name.
@@ -37,6 +39,8 @@ pub fn run(target: &str, data: &[u8]) -> bool {
         "signature_verify" => signature_verify(data),
         "public_key_parse" => public_key_parse(data),
         "chart_discover" => chart_discover(data),
+        "bundle_source" => bundle_source(data),
+        "registry_response" => registry_response(data),
         _ => return false,
     }
     true
@@ -195,6 +199,73 @@ pub fn chart_discover(data: &[u8]) {
         }
         for g in guess::guesses(&chart, &chart.values) {
             let _ = reference::normalise(&g.image);
+        }
+    }
+}
+
+/// A bundle tar checked against a manifest (`bundle_source::copy_checked`): the input is a
+/// control byte (bit 0: delta layers rebuilt), a 2-byte little-endian length `n`, `n` bytes of
+/// manifest JSON (which must parse, as every manifest a command reads has), then the tar.
+/// Whatever passes must be a tar the same check accepts again, unchanged.
+pub fn bundle_source(data: &[u8]) {
+    use partial_common::bundle_source::{copy_checked, DeltaForm};
+    let [control, lo, hi, rest @ ..] = data else {
+        return;
+    };
+    let n = u16::from_le_bytes([*lo, *hi]) as usize;
+    if rest.len() < n {
+        return;
+    }
+    let (manifest, tar) = rest.split_at(n);
+    let Ok(m) = BundleManifest::parse(manifest, "fuzz.manifest.json") else {
+        return;
+    };
+    let form = match control & 1 {
+        0 => DeltaForm::Encoded,
+        _ => DeltaForm::Rebuilt,
+    };
+    if let Ok(out) = copy_checked(tar, &m, form, Vec::new()) {
+        let again = copy_checked(&out.out[..], &m, form, Vec::new())
+            .expect("what the check wrote passes it again");
+        assert_eq!(again.out, out.out, "the checked bundle is a fixed point");
+    }
+}
+
+/// What a registry answers, the parts read before anything is trusted: a manifest or index body
+/// (its media type from the control byte, or embedded) parsed and asked for a platform, and a
+/// `WWW-Authenticate` challenge. The control byte picks which.
+pub fn registry_response(data: &[u8]) {
+    use partial_common::registry::auth::Challenge;
+    use partial_common::registry::manifest::{
+        embedded_media_type, Manifest, Platform, RawManifest,
+    };
+    let [control, body @ ..] = data else {
+        return;
+    };
+    const TYPES: [&str; 4] = [
+        "application/vnd.oci.image.manifest.v1+json",
+        "application/vnd.oci.image.index.v1+json",
+        "application/vnd.docker.distribution.manifest.v2+json",
+        "application/vnd.docker.distribution.manifest.list.v2+json",
+    ];
+    match control % 3 {
+        0 | 1 => {
+            let media = match control % 3 {
+                0 => TYPES[(*control as usize / 3) % TYPES.len()].to_string(),
+                _ => embedded_media_type(body).unwrap_or_default(),
+            };
+            let raw = RawManifest::new(&media, body.to_vec().into());
+            if let Ok(Manifest::Index(i)) = raw.parse() {
+                let _ = i.platforms();
+                for p in ["linux/amd64", "linux/arm64/v8", "windows/amd64"] {
+                    if let Some(p) = Platform::parse(p) {
+                        let _ = i.select(&p);
+                    }
+                }
+            }
+        }
+        _ => {
+            let _ = Challenge::parse(&String::from_utf8_lossy(body));
         }
     }
 }

@@ -193,12 +193,6 @@ pub async fn run_verify(args: VerifyArgs) -> Result<()> {
     let deltas = rebuild::delta_layers(&bundle.manifest)?;
     let n = deltas.len();
     let layers = if args.offline {
-        if n > 0 {
-            eprintln!(
-                "{n} delta layer(s) will not be rebuilt (no daemon: --offline); only the hashes \
-                 of their deltas are checked"
-            );
-        }
         bundle_reader::Layers::AsCarried
     } else {
         let daemon = connect(&args.daemon).await?;
@@ -209,6 +203,12 @@ pub async fn run_verify(args: VerifyArgs) -> Result<()> {
         bundle_reader::Layers::Rebuilt(deltas, refs)
     };
     let bundle = verify_content(bundle, layers).await?;
+    if args.offline && n > 0 {
+        eprintln!(
+            "{n} delta layer(s) were not rebuilt (no daemon: --offline); only the hashes of \
+             their deltas were checked"
+        );
+    }
     let deltas = match args.offline {
         true => Deltas {
             rebuilt: 0,

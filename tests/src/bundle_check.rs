@@ -13,12 +13,16 @@
 //!   diffID), and its chain is listed in `required_base`.
 //!
 //! It returns what the bundle holds ([`BundleFacts`]) for the caller's own expectations.
+//!
+//! It shares no code with what it checks: the bundle is decompressed with the `flate2` and `zstd`
+//! crates, hashes are the `sha2` crate's, chain IDs are computed here by their definition, and a
+//! name that appears twice in the tar is an error (a map by name would hide it).
 
 use crate::layout::resolve;
 use anyhow::{bail, ensure, Context, Result};
-use partial_common::digest::{chain_ids, Digest};
 use partial_common::testutil::archive::{read_tar, Kind};
 use serde_json::Value;
+use sha2::{Digest as _, Sha256};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::io::Read;
@@ -84,6 +88,7 @@ pub fn check_bundle(bundle: &Path) -> Result<BundleFacts> {
     )
     .with_context(|| format!("parsing {}", mpath.display()))?;
     let (size, tar) = read_volumes(bundle, &manifest)?;
+    ensure_unique_names(&tar)?;
     let entries = read_tar(&tar);
     let images = manifest_images(&manifest)?;
     let required_base: BTreeSet<String> = manifest["required_base"]
@@ -175,10 +180,56 @@ fn read_volumes(bundle: &Path, manifest: &Value) -> Result<(u64, Vec<u8>)> {
     }
     let size = raw.len() as u64;
     let mut tar = Vec::new();
-    partial_common::codec::decompress(std::io::Cursor::new(raw))?
-        .read_to_end(&mut tar)
-        .with_context(|| format!("decompressing {}", bundle.display()))?;
+    decode_any(&raw, &mut tar).with_context(|| format!("decompressing {}", bundle.display()))?;
     Ok((size, tar))
+}
+
+/// Decompresses gzip (every member) or zstd (every frame) by its magic; anything else is copied.
+pub fn decode_any(raw: &[u8], out: &mut Vec<u8>) -> std::io::Result<()> {
+    match raw.get(..4) {
+        Some([0x1f, 0x8b, ..]) => flate2::read::MultiGzDecoder::new(raw)
+            .read_to_end(out)
+            .map(drop),
+        Some([0x28, 0xb5, 0x2f, 0xfd]) => zstd::stream::copy_decode(raw, out),
+        _ => {
+            out.extend_from_slice(raw);
+            Ok(())
+        }
+    }
+}
+
+/// `sha256:<hex>` of `data`.
+pub fn sha256(data: &[u8]) -> String {
+    let hex: String = Sha256::digest(data)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    format!("sha256:{hex}")
+}
+
+/// Chain IDs by their definition: the first is the diffID, each next one
+/// `sha256(parent + " " + diffID)`.
+pub fn chain_ids_of(diff_ids: &[String]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::with_capacity(diff_ids.len());
+    for d in diff_ids {
+        let next = match out.last() {
+            None => d.clone(),
+            Some(parent) => sha256(format!("{parent} {d}").as_bytes()),
+        };
+        out.push(next);
+    }
+    out
+}
+
+/// Fails when a name appears twice among the tar's entries.
+fn ensure_unique_names(tar: &[u8]) -> Result<()> {
+    let mut seen = BTreeSet::new();
+    let mut a = tar::Archive::new(tar);
+    for e in a.entries()? {
+        let name = e?.path()?.display().to_string();
+        ensure!(seen.insert(name.clone()), "the bundle holds {name} twice");
+    }
+    Ok(())
 }
 
 fn manifest_images(manifest: &Value) -> Result<Vec<BundleImage>> {
@@ -262,7 +313,7 @@ fn layers_of(
     for (config, layers) in docker {
         let data = resolve(entries, config)
             .with_context(|| format!("config {config} named by the bundle's manifest.json"))?;
-        let id = Digest::of_bytes(data).to_string();
+        let id = sha256(data);
         if id != img.id {
             configs.push(id);
             continue;
@@ -281,11 +332,7 @@ fn layers_of(
             img.id,
             img.diff_ids
         );
-        let digests = diffs
-            .iter()
-            .map(|d| Digest::parse(d).map_err(|e| anyhow::anyhow!("diffID {d}: {e}")))
-            .collect::<Result<Vec<_>>>()?;
-        let chains: Vec<String> = chain_ids(&digests).into_iter().map(String::from).collect();
+        let chains = chain_ids_of(&diffs);
         ensure!(
             chains == img.chain_ids,
             "image {}: chain IDs {chains:?} do not follow from the diffIDs (manifest: {:?})",
@@ -310,11 +357,9 @@ fn layers_of(
 /// sha256 of the content, decompressed first when it is gzip or zstd.
 pub fn uncompressed_digest(data: &[u8]) -> String {
     let mut plain = Vec::new();
-    match partial_common::codec::decompress(std::io::Cursor::new(data.to_vec()))
-        .and_then(|mut r| r.read_to_end(&mut plain))
-    {
-        Ok(_) => Digest::of_bytes(&plain).to_string(),
-        Err(_) => Digest::of_bytes(data).to_string(),
+    match decode_any(data, &mut plain) {
+        Ok(()) => sha256(&plain),
+        Err(_) => sha256(data),
     }
 }
 

@@ -75,13 +75,6 @@ pub fn test_name() -> String {
         .to_string()
 }
 
-fn env_on(key: &str) -> bool {
-    matches!(
-        std::env::var(key).as_deref(),
-        Ok("1") | Ok("true") | Ok("yes")
-    )
-}
-
 /// A pair of daemons, or `None` after a loud skip message; panics under `PARTIAL_REQUIRE_DAEMON=1`.
 pub fn require_daemons() -> Option<DaemonPair> {
     require_daemons_with(
@@ -117,17 +110,7 @@ pub fn require_tool(tool: &str) -> bool {
 }
 
 pub(crate) fn skip_or_panic<T>(var: &str, what: &str, e: &anyhow::Error) -> Option<T> {
-    let name = test_name();
-    if env_on(var) {
-        panic!("{name}: {what} and {var}=1 makes this test mandatory: {e:#}");
-    }
-    // Written to the stderr handle directly, not with eprintln!: libtest captures the macros'
-    // output of passing tests, and a skip must be seen.
-    let msg = format!(
-        "\n=== SKIPPED: {name}: {what}: {e:#} ===\n\
-         === (run as root with docker.io installed; {var}=1 turns this skip into a failure) ===\n\n"
-    );
-    let _ = std::io::Write::write_all(&mut std::io::stderr().lock(), msg.as_bytes());
+    partial_common::testutil::gate::skip_or_fail(var, &format!("{what}: {e:#}"));
     None
 }
 

@@ -21,17 +21,8 @@ pub struct Parts {
 /// Opens `bundle` (one volume, any compression) and its manifest `bundle.manifest.json`.
 pub fn open(bundle: &Path) -> Parts {
     let raw = std::fs::read(bundle).unwrap();
-    let tar = match raw.get(..4) {
-        Some([0x1f, 0x8b, ..]) => {
-            let mut out = Vec::new();
-            flate2::read::MultiGzDecoder::new(&raw[..])
-                .read_to_end(&mut out)
-                .unwrap();
-            out
-        }
-        Some([0x28, 0xb5, 0x2f, 0xfd]) => zstd::decode_all(&raw[..]).unwrap(),
-        _ => raw,
-    };
+    let mut tar = Vec::new();
+    crate::bundle_check::decode_any(&raw, &mut tar).unwrap();
     let mut entries = Vec::new();
     let mut a = tar::Archive::new(&tar[..]);
     for e in a.entries().unwrap() {

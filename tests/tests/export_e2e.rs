@@ -108,8 +108,16 @@ fn several_images_sharing_layers_and_a_repeated_layer() {
     ])
     .ok();
     let listing = partial_tests::layout::tar_listing(&out).unwrap();
-    let base_diff = pair.source.diff_ids("base:1").unwrap()[0].clone();
-    let _ = base_diff;
+    // The base's layers are left out; the repeated layer travels once.
+    let blob = |d: &str| format!("blobs/sha256/{}", d.trim_start_matches("sha256:"));
+    for base_diff in pair.source.diff_ids("base:1").unwrap() {
+        assert!(
+            !listing.contains(&blob(&base_diff)),
+            "base layer {base_diff} was carried: {listing:?}"
+        );
+    }
+    let repeated = listing.iter().filter(|n| **n == blob(&diffs[1])).count();
+    assert_eq!(repeated, 1, "{listing:?}");
     give_airgap(&pair, &["base:1"]);
     let loaded = pair.airgap.load(&out).unwrap();
     assert!(loaded.contains("rep:1"), "{loaded} / {listing:?}");

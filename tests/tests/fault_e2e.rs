@@ -374,13 +374,8 @@ fn full_output_filesystem_says_disk_full_and_leaves_nothing() {
     let fs = match Tmpfs::mount("2m") {
         Ok(fs) => fs,
         Err(why) => {
-            let msg = format!(
-                "=== SKIPPED: full_output_filesystem_says_disk_full_and_leaves_nothing: {why} ==="
-            );
-            if std::env::var("PARTIAL_REQUIRE_DAEMON").as_deref() == Ok("1") {
-                panic!("{msg} (PARTIAL_REQUIRE_DAEMON=1 makes it mandatory)");
-            }
-            eprintln!("\n{msg}\n");
+            let what = format!("no tmpfs could be mounted: {why}");
+            partial_common::testutil::gate::skip_or_fail("PARTIAL_REQUIRE_DAEMON", &what);
             return;
         }
     };

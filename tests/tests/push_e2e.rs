@@ -329,6 +329,17 @@ fn push_into_a_registry_holding_the_base() {
         server.count_requests("PUT", "/v2/tampered/app/manifests/"),
         0
     );
+    // The last byte flipped (the gzip trailer's size field): every blob still matches its own
+    // digest, only the whole-bundle hash tells. Exit 3, no manifest pushed.
+    let mut bytes = std::fs::read(d.join("app2.tgz")).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0x01;
+    std::fs::write(&bad, bytes).unwrap();
+    push(&bad, d, &format!("{addr}/trailer"), "state-trailer.json").expect_code(3);
+    assert_eq!(
+        server.count_requests("PUT", "/v2/trailer/app/manifests/"),
+        0
+    );
 
     // A base the registry lacks: exit 4 naming it, no manifest.
     src.import_rootfs("other:1", 31, &[50_000], Content::Random)

@@ -133,7 +133,8 @@ async fn push(
         .unwrap();
     outcomes.push(out);
     let digest = reg.put_manifest(repo, tag, &img.manifest).await.unwrap();
-    assert_eq!(digest, img.manifest.digest);
+    // The digest of the bytes sent, computed here (not the client's own record of it).
+    assert_eq!(digest, Digest::of_bytes(&img.manifest.bytes));
     outcomes
 }
 
@@ -173,6 +174,21 @@ async fn push_read_back_mount_and_rerun_over_http() {
 
     let img = image(1, &[3 << 20, 1 << 20], false, "amd64");
     let outcomes = push(&reg, "app", "1", &img, &[]).await;
+    // What the registry serves, read back by skopeo: the very bytes pushed.
+    let raw = std::process::Command::new("skopeo")
+        .args(["inspect", "--raw", "--tls-verify=false"])
+        .arg(format!("docker://{}/app:1", server.addr))
+        .output()
+        .expect("skopeo");
+    assert!(
+        raw.status.success(),
+        "{}",
+        String::from_utf8_lossy(&raw.stderr)
+    );
+    assert_eq!(
+        Digest::of_bytes(&raw.stdout),
+        Digest::of_bytes(&img.manifest.bytes)
+    );
     let sizes: Vec<u64> = img.layers.iter().map(|l| l.bytes.len() as u64).collect();
     assert_eq!(
         outcomes,

@@ -8,7 +8,7 @@ use std::io::{self, Sink, Write};
 
 /// Hashes the decompressed form of the bytes written to it.
 pub enum DiffHasher {
-    Gzip(flate2::write::MultiGzDecoder<Sha256Writer<Sink>>),
+    Gzip(Box<flate2::write::MultiGzDecoder<Sha256Writer<Sink>>>),
     Zstd(Box<zstd::stream::write::Decoder<'static, Sha256Writer<Sink>>>),
 }
 
@@ -17,7 +17,9 @@ impl DiffHasher {
         let sink = Sha256Writer::new(io::sink());
         Ok(match c {
             Compression::None => None,
-            Compression::Gzip => Some(DiffHasher::Gzip(flate2::write::MultiGzDecoder::new(sink))),
+            Compression::Gzip => Some(DiffHasher::Gzip(Box::new(
+                flate2::write::MultiGzDecoder::new(sink),
+            ))),
             Compression::Zstd => Some(DiffHasher::Zstd(Box::new(
                 zstd::stream::write::Decoder::new(sink)?,
             ))),

@@ -375,3 +375,40 @@ fn a_blob_of_another_size_than_signed_is_refused() {
         "{e}"
     );
 }
+
+/// Writes the `bundle_source` fuzz target's seeds (the fixture and two hostile variants) into
+/// `fuzz/regressions/bundle_source/`: `cargo test -p partial-common --lib
+/// write_bundle_source_seeds -- --ignored`.
+#[test]
+#[ignore]
+fn write_bundle_source_seeds() {
+    let f = fixture();
+    let dir =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/regressions/bundle_source");
+    std::fs::create_dir_all(&dir).unwrap();
+    let m = f.manifest.to_bytes();
+    let seed = |name: &str, control: u8, tar: &[u8]| {
+        let mut v = vec![control];
+        v.extend_from_slice(&(m.len() as u16).to_le_bytes());
+        v.extend_from_slice(&m);
+        v.extend_from_slice(tar);
+        std::fs::write(dir.join(name), v).unwrap();
+    };
+    seed("as-written", 0, &f.tar);
+    seed("as-written-rebuilt", 1, &f.tar);
+    let doubled = edited(&f, |e| {
+        let m = e
+            .iter()
+            .find(|(n, _)| n == "manifest.json")
+            .unwrap()
+            .clone();
+        e.push(m);
+    });
+    seed("second-manifest-json", 0, &doubled);
+}
+
+#[test]
+fn the_fixture_manifest_passes_the_readers_own_checks() {
+    let f = fixture();
+    crate::manifest::BundleManifest::parse(&f.manifest.to_bytes(), "fixture").unwrap();
+}

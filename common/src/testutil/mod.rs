@@ -5,8 +5,10 @@
 //! - [`archive`]: builders of `docker save` archives in all three layouts (legacy folders named by
 //!   the real v1id recipe, Docker ≥ 25 OCI layouts, containerd layouts with gzip blobs), a tar
 //!   writer that can also write broken archives, and a tar reader for checking outputs.
+//! - [`gate`]: the one skip gate (loud skip, or a failure under `PARTIAL_REQUIRE_*=1`).
 //! - `fuzz_seeds` (unit tests only): writes the cargo-fuzz targets' seed inputs.
 
 pub mod archive;
 #[cfg(test)]
 mod fuzz_seeds;
+pub mod gate;
