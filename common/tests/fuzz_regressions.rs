@@ -114,3 +114,13 @@ fn public_key_parse() {
 fn chart_discover() {
     replay("chart_discover");
 }
+
+#[test]
+fn bundle_source() {
+    replay("bundle_source");
+}
+
+#[test]
+fn registry_response() {
+    replay("registry_response");
+}
