@@ -268,6 +268,36 @@ fn push_into_a_registry_holding_the_base() {
         scene.app2
     );
 
+    // --jobs 1, --insecure and --base-repo app: one blob at a time over plain http, the base
+    // found in the repository named; the image arrives whole.
+    push_with(
+        &bundle,
+        d,
+        &format!("{addr}/serial"),
+        "state-serial.json",
+        &["--jobs", "1", "--insecure", "--base-repo", "app"],
+    )
+    .ok();
+    pair.airgap
+        .docker(&["pull", &format!("{addr}/serial/app:2")])
+        .unwrap();
+    assert_eq!(
+        pair.airgap
+            .image_id(&format!("{addr}/serial/app:2"))
+            .unwrap(),
+        scene.app2
+    );
+    // --base-repo naming a repository without the base: exit 4 naming it, no manifest.
+    push_with(
+        &bundle,
+        d,
+        &format!("{addr}/nobase"),
+        "state-nobase.json",
+        &["--base-repo", "zs-empty"],
+    )
+    .expect_code(4);
+    assert_eq!(server.count_requests("PUT", "/v2/nobase/app/manifests/"), 0);
+
     // A zstd bundle split into volumes reads the same way.
     let split = export(
         &src.host(),
