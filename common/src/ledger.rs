@@ -32,6 +32,8 @@ pub enum LedgerError {
         #[source]
         source: io::Error,
     },
+    #[error(transparent)]
+    TooLarge(crate::limits::CappedError),
     #[error("cannot lock ledger {} (through {}.lock): {source}", path.display(), path.display())]
     Lock {
         path: PathBuf,
@@ -152,15 +154,18 @@ impl Ledger {
         Ok(l)
     }
 
-    /// Reads the ledger at `path`; `None` when there is no such file yet.
+    /// Reads the ledger at `path` (at most [`crate::limits::LEDGER`] bytes); `None` when there
+    /// is no such file yet.
     pub fn read(path: &Path) -> Result<Option<Self>, LedgerError> {
-        match std::fs::read(path) {
+        use crate::limits::{read_capped, CappedError, LEDGER};
+        match read_capped(path, LEDGER, "ledger") {
             Ok(bytes) => Ok(Some(Self::parse(&bytes, &path.display().to_string())?)),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-            Err(source) => Err(LedgerError::Read {
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(CappedError::Read { source, .. }) => Err(LedgerError::Read {
                 path: path.to_path_buf(),
                 source,
             }),
+            Err(e) => Err(LedgerError::TooLarge(e)),
         }
     }
 
@@ -499,6 +504,22 @@ mod tests {
         bad.bundles[1].images[0].chain_ids.swap(0, 1);
         let e = Ledger::parse(&bad.to_bytes(), "s.json").unwrap_err();
         assert!(e.to_string().contains("do not follow"), "{e}");
+    }
+
+    #[test]
+    fn an_oversized_ledger_is_refused_by_its_limit() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("site.json");
+        std::fs::File::create(&path)
+            .unwrap()
+            .set_len(crate::limits::LEDGER + 1)
+            .unwrap();
+        let e = Ledger::read(&path).unwrap_err();
+        let msg = e.to_string();
+        assert!(
+            msg.contains("site.json") && msg.contains("limit of 256 MiB"),
+            "{msg}"
+        );
     }
 
     #[test]

@@ -38,6 +38,8 @@ pub enum SignError {
     PasswordNeeded { path: PathBuf },
     #[error("wrong password for secret key {}", path.display())]
     WrongPassword { path: PathBuf },
+    #[error(transparent)]
+    Capped(#[from] crate::limits::CappedError),
     #[error("{source_name} is not a minisign public key: {reason}")]
     BadPublicKey { source_name: String, reason: String },
     #[error("cannot sign {}: {reason}", path.display())]
@@ -347,12 +349,10 @@ impl PartialEq for PublicKey {
 }
 impl Eq for PublicKey {}
 
-/// Loads a public key file: a minisign `.pub` file or a file holding just the base64 key.
+/// Loads a public key file: a minisign `.pub` file or a file holding just the base64 key (at
+/// most [`crate::limits::PUBLIC_KEY`] bytes).
 pub fn load_public_key(path: &Path) -> Result<PublicKey> {
-    let text = std::fs::read_to_string(path).map_err(|source| SignError::Read {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let text = crate::limits::read_capped_text(path, crate::limits::PUBLIC_KEY, "public key")?;
     PublicKey::parse(&text, &path.display().to_string())
 }
 
@@ -544,6 +544,23 @@ mod tests {
         std::fs::write(dir.path().join("junk.pub"), "hello\n").unwrap();
         let e = load_public_key(&dir.path().join("junk.pub")).unwrap_err();
         assert!(e.to_string().contains("junk.pub"), "{e}");
+    }
+
+    #[test]
+    fn an_oversized_public_key_file_is_refused_by_its_limit() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("big.pub");
+        let (_, pk_text) = generate_keypair(None).unwrap();
+        // A valid key followed by padding up to one byte over the limit.
+        let mut text = pk_text.into_bytes();
+        text.resize(crate::limits::PUBLIC_KEY as usize + 1, b'\n');
+        std::fs::write(&p, &text).unwrap();
+        let e = load_public_key(&p).unwrap_err();
+        let msg = e.to_string();
+        assert!(
+            msg.contains("big.pub") && msg.contains("limit of 4 KiB"),
+            "{msg}"
+        );
     }
 
     #[test]

@@ -48,10 +48,11 @@ pub fn run(cmd: &LedgerCommand) -> Result<()> {
     }
 }
 
-/// A ledger that does not parse is bad input (exit 3); one that cannot be read or written is not.
+/// A ledger that does not parse or is over its size cap is bad input (exit 3); one that cannot be
+/// read or written is not.
 fn ledger_err(e: LedgerError) -> anyhow::Error {
     match e {
-        LedgerError::Schema(_) | LedgerError::Inconsistent { .. } => {
+        LedgerError::Schema(_) | LedgerError::Inconsistent { .. } | LedgerError::TooLarge(_) => {
             crate::bad_input(anyhow::Error::new(e))
         }
         other => anyhow::Error::new(other),
@@ -229,6 +230,24 @@ impl ExportLedger {
 mod tests {
     use super::*;
     use partial_common::manifest::ToolInfo;
+
+    #[test]
+    fn an_oversized_ledger_is_bad_input() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("site.json");
+        std::fs::File::create(&path)
+            .unwrap()
+            .set_len(partial_common::limits::LEDGER + 1)
+            .unwrap();
+        let e = read_existing(&path).unwrap_err();
+        assert_eq!(
+            partial_common::exit::code_of(e.chain()),
+            partial_common::exit::VERIFY,
+            "{e:#}"
+        );
+        let text = format!("{e:#}");
+        assert!(text.contains("limit of 256 MiB"), "{text}");
+    }
 
     #[test]
     fn show_lists_each_bundle_and_marks_forgotten_ones() {

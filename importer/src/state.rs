@@ -15,6 +15,7 @@ use anyhow::{Context, Result};
 use partial_common::digest::Digest;
 use partial_common::have::Origin;
 use partial_common::ledger::LedgerLock;
+use partial_common::limits;
 use partial_common::manifest::{now_rfc3339, BundleManifest, Site};
 use partial_common::output::{AtomicFile, OutputError};
 use serde::{Deserialize, Serialize};
@@ -65,12 +66,18 @@ impl State {
         Ok(partial_common::schema::parse(bytes, file, SCHEMA, VERSION)?)
     }
 
-    /// Reads the state at `path`; empty when there is no file yet.
+    /// Reads the state at `path` (at most [`limits::STATE`] bytes; a larger one is refused
+    /// with exit 3); empty when there is no file yet.
     pub fn read(path: &Path) -> Result<Self> {
-        match std::fs::read(path) {
+        match limits::read_capped(path, limits::STATE, "state file") {
             Ok(bytes) => Self::parse(&bytes, &path.display().to_string()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(State::default()),
-            Err(e) => Err(e).with_context(|| format!("reading state file {}", path.display())),
+            Err(e) if e.is_not_found() => Ok(State::default()),
+            Err(e) => {
+                let code = e.exit_code();
+                Err(anyhow::Error::new(partial_common::exit::Coded::new(
+                    code, e,
+                )))
+            }
         }
     }
 
@@ -437,6 +444,26 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.to_string().contains("newer"), "{e}");
+    }
+
+    #[test]
+    fn an_oversized_state_file_is_refused_by_its_limit() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.json");
+        std::fs::File::create(&path)
+            .unwrap()
+            .set_len(partial_common::limits::STATE + 1)
+            .unwrap();
+        let e = State::read(&path).unwrap_err();
+        assert_eq!(
+            partial_common::exit::code_of(e.chain()),
+            partial_common::exit::VERIFY
+        );
+        let text = format!("{e:#}");
+        assert!(
+            text.contains("state.json") && text.contains("limit of 16 MiB"),
+            "{text}"
+        );
     }
 
     #[test]
