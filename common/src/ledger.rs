@@ -44,6 +44,11 @@ pub enum LedgerError {
     Output(#[from] OutputError),
     #[error("{file}: inconsistent ledger: {what}")]
     Inconsistent { file: String, what: String },
+    #[error(
+        "site {site}: bundle {last} has the last possible sequence number, so no bundle can \
+         follow it; start a new ledger for the site"
+    )]
+    Exhausted { site: String, last: u64 },
     #[error("{file} has no bundle {bundle} ({have})")]
     NoSuchBundle {
         file: String,
@@ -188,9 +193,19 @@ impl Ledger {
         self.bundles.iter().filter(|b| b.forgotten.is_none())
     }
 
-    /// The number the next bundle gets: one more than the last, forgotten or not.
-    pub fn next_sequence(&self) -> u64 {
-        self.bundles.last().map_or(1, |b| b.sequence + 1)
+    /// The number the next bundle gets: one more than the last, forgotten or not. A ledger whose
+    /// last bundle has number 2^64-1 can take no more (never wraps to 0).
+    pub fn next_sequence(&self) -> Result<u64, LedgerError> {
+        match self.bundles.last() {
+            None => Ok(1),
+            Some(b) => b
+                .sequence
+                .checked_add(1)
+                .ok_or_else(|| LedgerError::Exhausted {
+                    site: self.site.name.clone(),
+                    last: b.sequence,
+                }),
+        }
     }
 
     /// Adds every chain of every delivered bundle's images to `have`; a chain is attributed to the
@@ -234,16 +249,25 @@ impl Ledger {
     }
 
     /// Gives `m` this site, the next sequence number and the previous bundle's manifest hash.
-    pub fn stamp(&self, m: &mut BundleManifest) {
+    pub fn stamp(&self, m: &mut BundleManifest) -> Result<(), LedgerError> {
+        m.sequence = Some(self.next_sequence()?);
         m.site = Some(self.site.clone());
-        m.sequence = Some(self.next_sequence());
         m.previous = self.bundles.last().map(|b| b.manifest_sha256.clone());
+        Ok(())
     }
 
     /// Records a bundle written with a manifest stamped by [`Ledger::stamp`]; `manifest_bytes` are
     /// the manifest's exact bytes. Returns its sequence number.
-    pub fn record(&mut self, m: &BundleManifest, manifest_bytes: &[u8], tool: ToolInfo) -> u64 {
-        let sequence = m.sequence.unwrap_or_else(|| self.next_sequence());
+    pub fn record(
+        &mut self,
+        m: &BundleManifest,
+        manifest_bytes: &[u8],
+        tool: ToolInfo,
+    ) -> Result<u64, LedgerError> {
+        let sequence = match m.sequence {
+            Some(n) => n,
+            None => self.next_sequence()?,
+        };
         self.tool = tool;
         self.bundles.push(SentBundle {
             sequence,
@@ -264,7 +288,7 @@ impl Ledger {
                 .collect(),
             forgotten: None,
         });
-        sequence
+        Ok(sequence)
     }
 
     /// Marks bundle `n` as lost in transit. Returns false when it already was.
@@ -385,7 +409,7 @@ mod tests {
             })
             .collect();
         m.required_base.clear();
-        ledger.stamp(&mut m);
+        ledger.stamp(&mut m).unwrap();
         let bytes = m.to_bytes();
         (m, bytes)
     }
@@ -401,14 +425,14 @@ mod tests {
 
         let (m1, b1) = bundle_of(&l, "base:1", &[b"a"]);
         assert_eq!((m1.sequence, m1.previous.as_ref()), (Some(1), None));
-        assert_eq!(l.record(&m1, &b1, tool()), 1);
+        assert_eq!(l.record(&m1, &b1, tool()).unwrap(), 1);
         let (m2, b2) = bundle_of(&l, "app:1", &[b"a", b"b"]);
         assert_eq!(m2.sequence, Some(2));
         assert_eq!(m2.previous, Some(Digest::of_bytes(&b1)));
         assert_eq!(m2.site.as_ref(), Some(&l.site));
         // The stamped manifest still parses: the series fields are consistent.
         BundleManifest::parse(&b2, "m2.json").unwrap();
-        l.record(&m2, &b2, tool());
+        l.record(&m2, &b2, tool()).unwrap();
 
         l.write(&path).unwrap();
         let back = Ledger::read(&path).unwrap().unwrap();
@@ -439,7 +463,7 @@ mod tests {
         let mut l = Ledger::new(Path::new("s.json"), tool());
         for (tag, layers) in [("x:1", vec![&b"a"[..]]), ("y:1", vec![&b"b"[..]])] {
             let (m, b) = bundle_of(&l, tag, &layers);
-            l.record(&m, &b, tool());
+            l.record(&m, &b, tool()).unwrap();
         }
         assert!(l.forget(2, "s.json").unwrap());
         assert!(!l.forget(2, "s.json").unwrap(), "already forgotten");
@@ -452,16 +476,42 @@ mod tests {
             !have.contains(&Digest::of_bytes(b"b")),
             "bundle 2 is forgotten"
         );
-        assert_eq!(l.next_sequence(), 3, "numbers are never reused");
+        assert_eq!(l.next_sequence().unwrap(), 3, "numbers are never reused");
         let (m3, _) = bundle_of(&l, "z:1", &[b"c"]);
         assert_eq!(m3.previous, Some(l.bundles[1].manifest_sha256.clone()));
+    }
+
+    #[test]
+    fn the_last_sequence_number_is_never_followed_by_zero() {
+        let mut l = Ledger::new(Path::new("s.json"), tool());
+        let (mut m, b) = bundle_of(&l, "x:1", &[b"a"]);
+        m.sequence = Some(u64::MAX - 1);
+        l.record(&m, &b, tool()).unwrap();
+        assert_eq!(l.next_sequence().unwrap(), u64::MAX);
+        let (m, b) = bundle_of(&l, "y:1", &[b"b"]);
+        assert_eq!(m.sequence, Some(u64::MAX));
+        l.record(&m, &b, tool()).unwrap();
+        let e = l.next_sequence().unwrap_err();
+        assert!(
+            matches!(e, LedgerError::Exhausted { last: u64::MAX, .. }),
+            "{e}"
+        );
+        let mut m = crate::manifest::tests::sample();
+        assert!(l.stamp(&mut m).is_err());
+        assert_eq!(
+            (m.sequence, m.site.as_ref()),
+            (None, None),
+            "nothing stamped"
+        );
+        assert!(l.record(&m, b"{}", tool()).is_err());
+        assert_eq!(l.bundles.len(), 2);
     }
 
     #[test]
     fn an_inventory_reveals_what_the_ledger_wrongly_believes() {
         let mut l = Ledger::new(Path::new("s.json"), tool());
         let (m, b) = bundle_of(&l, "app:1", &[b"a", b"b"]);
-        l.record(&m, &b, tool());
+        l.record(&m, &b, tool()).unwrap();
         let mut inv = HaveSet::new();
         let origin = Origin::Image {
             name: "base:1".into(),
@@ -480,9 +530,9 @@ mod tests {
     fn refuses_other_schemas_disorder_and_bad_chains() {
         let mut l = Ledger::new(Path::new("s.json"), tool());
         let (m, b) = bundle_of(&l, "app:1", &[b"a", b"b"]);
-        l.record(&m, &b, tool());
+        l.record(&m, &b, tool()).unwrap();
         let (m, b) = bundle_of(&l, "app:2", &[b"a", b"c"]);
-        l.record(&m, &b, tool());
+        l.record(&m, &b, tool()).unwrap();
 
         let mut v: serde_json::Value = serde_json::from_slice(&l.to_bytes()).unwrap();
         v["schema"] = serde_json::json!("partial-load/inventory");
@@ -543,7 +593,7 @@ mod tests {
                     // Widen the window between read and write: without the lock, another
                     // thread would read the same state here and one bundle would be lost.
                     std::thread::sleep(std::time::Duration::from_millis(30));
-                    l.record(&m, &b, tool());
+                    l.record(&m, &b, tool()).unwrap();
                     l.write(path).unwrap();
                 });
             }
