@@ -16,6 +16,7 @@ use crate::output::{AtomicFile, OutputError};
 use serde::{Deserialize, Serialize};
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 pub const SCHEMA: &str = "partial-save/ledger";
@@ -40,6 +41,12 @@ pub enum LedgerError {
         #[source]
         source: io::Error,
     },
+    #[error(
+        "refusing lock file {}: it is a symbolic link (a lock file is only ever a plain file; \
+         remove the link)",
+        path.display()
+    )]
+    LockIsLink { path: PathBuf },
     #[error(transparent)]
     Output(#[from] OutputError),
     #[error("{file}: inconsistent ledger: {what}")]
@@ -336,7 +343,8 @@ fn fresh_id(path: &Path) -> String {
 /// An exclusive lock on a ledger, held until dropped: an advisory `flock` on `SITE.json.lock`
 /// beside it. (Not on the ledger itself: the ledger is replaced by a rename, and a lock on the
 /// replaced file would not exclude a process that opens the new one.) `partial-load` guards its
-/// state file, replaced the same way, with it too.
+/// state file, replaced the same way, with it too. The lock file is opened with `O_NOFOLLOW`: a
+/// symbolic link in its place is refused, never followed to create or open a file elsewhere.
 #[derive(Debug)]
 pub struct LedgerLock {
     _file: File,
@@ -356,8 +364,18 @@ impl LedgerLock {
             .create(true)
             .truncate(false)
             .write(true)
+            .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
             .open(&lock_path)
-            .map_err(lock_err)?;
+            .map_err(|e| {
+                // ELOOP: the last component is a symbolic link (O_NOFOLLOW).
+                if e.raw_os_error() == Some(rustix::io::Errno::LOOP.raw_os_error()) {
+                    LedgerError::LockIsLink {
+                        path: lock_path.clone(),
+                    }
+                } else {
+                    lock_err(e)
+                }
+            })?;
         match flock(&file, FlockOperation::NonBlockingLockExclusive) {
             Ok(()) => {}
             Err(e) if e == rustix::io::Errno::WOULDBLOCK => {
@@ -570,6 +588,29 @@ mod tests {
             msg.contains("site.json") && msg.contains("limit of 256 MiB"),
             "{msg}"
         );
+    }
+
+    #[test]
+    fn the_lock_file_is_never_a_symlink() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("site.json");
+        let target = dir.path().join("elsewhere");
+        std::os::unix::fs::symlink(&target, lock_path(&path)).unwrap();
+        // A dangling link: following it would create the target.
+        let e = LedgerLock::acquire(&path, || {}).unwrap_err();
+        assert!(!target.exists(), "a file was created at the link's target");
+        let msg = e.to_string();
+        assert!(
+            msg.contains("site.json.lock") && msg.contains("symbolic link"),
+            "{msg}"
+        );
+        // A link to an existing file: refused too, the file untouched.
+        std::fs::write(&target, b"keep").unwrap();
+        assert!(LedgerLock::acquire(&path, || {}).is_err());
+        assert_eq!(std::fs::read(&target).unwrap(), b"keep");
+        // A plain lock file is fine.
+        std::fs::remove_file(lock_path(&path)).unwrap();
+        drop(LedgerLock::acquire(&path, || {}).unwrap());
     }
 
     #[test]
