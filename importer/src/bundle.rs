@@ -339,6 +339,28 @@ mod tests {
     }
 
     #[test]
+    fn a_key_file_holding_two_keys_is_a_verification_failure_naming_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let (_, a) = partial_common::sign::generate_keypair(None).unwrap();
+        let (_, b) = partial_common::sign::generate_keypair(None).unwrap();
+        let two = dir.path().join("two.pub");
+        std::fs::write(&two, format!("{a}{b}")).unwrap();
+        let m = dir.path().join("b.tgz.manifest.json");
+        std::fs::write(&m, b"{}").unwrap();
+        std::fs::write(naming::signature_path(&m), b"sig").unwrap();
+        let mut args = args_for(&dir.path().join("b.tgz"));
+        args.keys = vec![two];
+        args.allow_unsigned = false;
+        let e = read_manifest(&args, &m).err().unwrap();
+        assert_eq!(exit::code_of(e.chain()), exit::VERIFY);
+        let text = format!("{e:#}");
+        assert!(
+            text.contains("two.pub") && text.contains("2 keys"),
+            "{text}"
+        );
+    }
+
+    #[test]
     fn naming_a_later_volume_gets_a_hint() {
         let h = later_volume_hint(Path::new("d/s.tgz.002")).unwrap();
         assert!(h.contains("d/s.tgz.001"), "{h}");
