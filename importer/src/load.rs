@@ -86,7 +86,9 @@ fn images_of(b: &Bundle) -> Vec<ImageOut> {
 
 pub async fn run_load(args: LoadArgs) -> Result<()> {
     let bundle = bundle::open(&args.bundle)?;
-    let series = crate::state::check(&args.sequence, &bundle)?; // rollback check (issue 14)
+    // Rollback check (issue 14); the state's lock is held, and its folder known writable,
+    // before anything is sent (issue 24).
+    let series = crate::state::check_for_update(&args.sequence, &bundle)?;
     let daemon = connect(&args.daemon).await?;
     let local = base::check(&daemon, &bundle.manifest)
         .await
@@ -94,7 +96,7 @@ pub async fn run_load(args: LoadArgs) -> Result<()> {
     let refs = rebuild::spool(&daemon, &bundle.manifest, &local).await?;
     let loaded = send(&daemon, &bundle, &local, refs).await?;
     confirm(&daemon, &bundle).await?;
-    series.record()?; // only after a successful load (issue 14)
+    series.record()?; // only after a successful load (issue 14), before it is reported
     report_load(&args, &bundle, &daemon, loaded)
 }
 
