@@ -3,8 +3,8 @@
 //! a destination holds, reading archives (`archive`), the engine that streams a source into a
 //! bundle (`engine`, `bundle_writer`), the plan, the signed bundle manifest, the inventory, the
 //! send ledger, the images of Helm charts (`chart`), signing, compression, atomic and split
-//! output, daemon access, the registry client (`registry`), layer deltas (`delta`) and the size
-//! caps of small input files (`limits`).
+//! output, daemon access, the registry client (`registry`), layer deltas (`delta`), the size
+//! caps of small input files (`limits`) and untrusted text made safe to print (`text`).
 
 pub mod archive;
 pub mod bundle_writer;
@@ -33,5 +33,6 @@ pub mod source;
 pub mod stream;
 #[cfg(any(test, feature = "testutil"))]
 pub mod testutil;
+pub mod text;
 
 pub use digest::Digest;

@@ -181,12 +181,14 @@ fn renamed_note(recorded_name: &str, volumes: &[Volume], manifest_path: &Path) -
         .iter()
         .map(|v| v.path.display().to_string())
         .collect();
-    Some(format!(
+    let note = format!(
         "{} recorded the bundle as {recorded_name}; reading {} (its sizes and hashes are checked \
          all the same)",
         manifest_path.display(),
         given.join(", ")
-    ))
+    );
+    // The recorded name comes from the manifest: shown escaped.
+    Some(partial_common::text::escape(&note).into_owned())
 }
 
 fn check_signature(args: &BundleArgs, manifest: &[u8], sig_path: &Path) -> Result<Option<Signed>> {
@@ -358,6 +360,19 @@ mod tests {
             text.contains("two.pub") && text.contains("2 keys"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn the_renamed_note_shows_the_recorded_name_escaped() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        std::fs::write(d.join("carried.tgz"), b"12345").unwrap();
+        let files = BundleFiles::resolve(&d.join("carried.tgz"));
+        let recorded = "app\u{1b}[2K\r.tgz";
+        let v = locate_volumes(&files, recorded, &[entry(recorded, 5)], &d.join("m")).unwrap();
+        let note = renamed_note(recorded, &v, &d.join("m")).unwrap();
+        assert!(!note.chars().any(char::is_control), "{note:?}");
+        assert!(note.contains("app\\u{1b}[2K\\r.tgz"), "{note}");
     }
 
     #[test]

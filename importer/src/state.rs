@@ -21,6 +21,7 @@ use partial_common::ledger::LedgerLock;
 use partial_common::limits;
 use partial_common::manifest::{now_rfc3339, BundleManifest, Site};
 use partial_common::output::{AtomicFile, OutputError};
+use partial_common::text::escape;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 use std::ffi::OsString;
@@ -297,7 +298,8 @@ fn check_series(args: &SequenceArgs, bundle: &Bundle, update: bool) -> Result<Se
         .map_or(UNSIGNED, |s| s.key_id.as_str());
     let last = state.find(key_id, &site.id).cloned();
     let standing = standing(last.as_ref(), sequence, m.previous.as_ref());
-    let name = &site.name;
+    // The site's name comes from the manifest, the load times from the state file: escaped.
+    let name = escape(&site.name);
     let mut gap_needed = Vec::new();
     match (&standing, &last) {
         (Standing::Older, Some(l)) => {
@@ -341,7 +343,7 @@ fn check_series(args: &SequenceArgs, bundle: &Bundle, update: bool) -> Result<Se
                  loaded is bundle {}, on {}",
                 bundles(*from, *to),
                 l.sequence,
-                l.loaded
+                escape(&l.loaded)
             );
         }
         _ => {}
@@ -364,7 +366,10 @@ fn check_series(args: &SequenceArgs, bundle: &Bundle, update: bool) -> Result<Se
 
 fn refuse_unless(allowed: bool, what: String, state_path: &Path) -> Result<()> {
     if allowed {
-        eprintln!("warning: {what}; loading it anyway (--allow-rollback)");
+        eprintln!(
+            "warning: {}; loading it anyway (--allow-rollback)",
+            escape(&what)
+        );
         Ok(())
     } else {
         Err(verify_failed(format!(
@@ -429,7 +434,7 @@ impl Series {
         let mut state = State::read(path)?;
         let mut entry = t.entry.clone();
         entry.loaded = now_rfc3339();
-        let name = entry.site.name.clone();
+        let name = escape(&entry.site.name).into_owned();
         let n = entry.sequence;
         if state.advance(entry) {
             state.write(path).with_context(|| {

@@ -22,6 +22,7 @@ use anyhow::Result;
 use partial_common::exit::{self, Coded};
 use partial_common::progress;
 use partial_common::registry::{Destination, Registry};
+use partial_common::text::escape;
 use target::{target_of, Target};
 
 #[derive(serde::Serialize)]
@@ -151,14 +152,14 @@ fn report(args: &PushArgs, bundle: &Bundle, registry: &Registry, out: &Outcome) 
             } else {
                 "pushed"
             },
-            img.references.join(", "),
+            escape(&img.references.join(", ")),
             img.id,
             img.manifest_digest
         );
     }
     eprintln!(
         "verified {} and pushed {} image(s) to {}: {} blob(s) uploaded ({}), {} mounted",
-        bundle.name(),
+        escape(&bundle.name()),
         out.images.len(),
         registry.name(),
         out.uploaded_blobs,
