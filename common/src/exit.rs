@@ -1,7 +1,7 @@
 //! Exit codes shared by both tools, and an error wrapper that carries one through `anyhow`
 //! context chains: 0 success; 1 other failure; 2 usage; 3 verification failed (signature, hash,
 //! size, manifest, bad input archive); 4 base layers missing on the daemon; 5 daemon unreachable
-//! or daemon error.
+//! or daemon error. [`report`] prints an error chain on stderr, control characters escaped.
 
 use std::error::Error;
 use std::fmt;
@@ -52,20 +52,30 @@ pub fn code_of<'a>(chain: impl IntoIterator<Item = &'a (dyn Error + 'static)>) -
 /// already shows — and returns the exit code for the chain.
 pub fn report<'a>(tool: &str, chain: impl IntoIterator<Item = &'a (dyn Error + 'static)>) -> u8 {
     let chain: Vec<&(dyn Error + 'static)> = chain.into_iter().collect();
+    eprint!("{}", render(tool, &chain));
+    code_of(chain)
+}
+
+/// The text [`report`] prints. Messages quote names from manifests, charts and registries, so
+/// control characters in them are shown escaped ([`crate::text::escape_lines`]); line breaks
+/// stay.
+fn render(tool: &str, chain: &[&(dyn Error + 'static)]) -> String {
+    let mut out = String::new();
     let mut last = String::new();
     for (i, e) in chain.iter().enumerate() {
         let text = e.to_string();
         if i > 0 && last.contains(&text) {
             continue;
         }
+        let shown = crate::text::escape_lines(&text);
         if i == 0 {
-            eprintln!("{tool}: error: {text}");
+            out.push_str(&format!("{tool}: error: {shown}\n"));
         } else {
-            eprintln!("  caused by: {text}");
+            out.push_str(&format!("  caused by: {shown}\n"));
         }
         last = text;
     }
-    code_of(chain)
+    out
 }
 
 #[cfg(test)]
@@ -92,5 +102,20 @@ mod tests {
         assert_eq!(e.0.to_string(), "hash mismatch");
         let plain = std::io::Error::other("x");
         assert_eq!(code_of([&plain as &(dyn Error + 'static)]), FAILURE);
+    }
+
+    #[test]
+    fn the_report_shows_control_characters_escaped_and_keeps_line_breaks() {
+        let e = Outer(Coded::new(
+            VERIFY,
+            "tag evil\u{1b}]0;x\u{7}:1 is missing\n  chain sha256:1 from base\r:1",
+        ));
+        let chain: Vec<&(dyn Error + 'static)> = vec![&e, &e.0];
+        let text = render("partial-load", &chain);
+        assert_eq!(
+            text,
+            "partial-load: error: outer\n  caused by: tag evil\\u{1b}]0;x\\u{7}:1 is \
+             missing\n  chain sha256:1 from base\\r:1\n"
+        );
     }
 }

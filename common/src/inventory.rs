@@ -18,6 +18,8 @@ pub const VERSION: u32 = 1;
 pub enum InventoryError {
     #[error(transparent)]
     Schema(#[from] crate::schema::SchemaError),
+    #[error(transparent)]
+    Read(#[from] crate::limits::CappedError),
     #[error("{file}: image {image}: chain IDs do not follow from its diffIDs")]
     BadChains { file: String, image: String },
 }
@@ -73,6 +75,22 @@ impl Inventory {
             }
         }
         Ok(inv)
+    }
+
+    /// Reads and checks the inventory file at `path` (at most [`crate::limits::INVENTORY`]
+    /// bytes).
+    pub fn read(path: &std::path::Path) -> Result<Self, InventoryError> {
+        let bytes = crate::limits::read_capped(path, crate::limits::INVENTORY, "inventory")?;
+        Self::parse(&bytes, &path.display().to_string())
+    }
+
+    /// The exit code of an error reading an inventory: 3 (bad input) for one that does not check
+    /// out or is over its size cap, 1 for a file that cannot be read.
+    pub fn exit_code(e: &InventoryError) -> u8 {
+        match e {
+            InventoryError::Read(c) => c.exit_code(),
+            _ => crate::exit::VERIFY,
+        }
     }
 
     /// Adds every chain of every image to `have`, with this inventory as origin.

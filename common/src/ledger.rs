@@ -16,6 +16,7 @@ use crate::output::{AtomicFile, OutputError};
 use serde::{Deserialize, Serialize};
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 pub const SCHEMA: &str = "partial-save/ledger";
@@ -32,16 +33,29 @@ pub enum LedgerError {
         #[source]
         source: io::Error,
     },
+    #[error(transparent)]
+    TooLarge(crate::limits::CappedError),
     #[error("cannot lock ledger {} (through {}.lock): {source}", path.display(), path.display())]
     Lock {
         path: PathBuf,
         #[source]
         source: io::Error,
     },
+    #[error(
+        "refusing lock file {}: it is a symbolic link (a lock file is only ever a plain file; \
+         remove the link)",
+        path.display()
+    )]
+    LockIsLink { path: PathBuf },
     #[error(transparent)]
     Output(#[from] OutputError),
     #[error("{file}: inconsistent ledger: {what}")]
     Inconsistent { file: String, what: String },
+    #[error(
+        "site {site}: bundle {last} has the last possible sequence number, so no bundle can \
+         follow it; start a new ledger for the site"
+    )]
+    Exhausted { site: String, last: u64 },
     #[error("{file} has no bundle {bundle} ({have})")]
     NoSuchBundle {
         file: String,
@@ -152,15 +166,18 @@ impl Ledger {
         Ok(l)
     }
 
-    /// Reads the ledger at `path`; `None` when there is no such file yet.
+    /// Reads the ledger at `path` (at most [`crate::limits::LEDGER`] bytes); `None` when there
+    /// is no such file yet.
     pub fn read(path: &Path) -> Result<Option<Self>, LedgerError> {
-        match std::fs::read(path) {
+        use crate::limits::{read_capped, CappedError, LEDGER};
+        match read_capped(path, LEDGER, "ledger") {
             Ok(bytes) => Ok(Some(Self::parse(&bytes, &path.display().to_string())?)),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-            Err(source) => Err(LedgerError::Read {
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(CappedError::Read { source, .. }) => Err(LedgerError::Read {
                 path: path.to_path_buf(),
                 source,
             }),
+            Err(e) => Err(LedgerError::TooLarge(e)),
         }
     }
 
@@ -183,9 +200,19 @@ impl Ledger {
         self.bundles.iter().filter(|b| b.forgotten.is_none())
     }
 
-    /// The number the next bundle gets: one more than the last, forgotten or not.
-    pub fn next_sequence(&self) -> u64 {
-        self.bundles.last().map_or(1, |b| b.sequence + 1)
+    /// The number the next bundle gets: one more than the last, forgotten or not. A ledger whose
+    /// last bundle has number 2^64-1 can take no more (never wraps to 0).
+    pub fn next_sequence(&self) -> Result<u64, LedgerError> {
+        match self.bundles.last() {
+            None => Ok(1),
+            Some(b) => b
+                .sequence
+                .checked_add(1)
+                .ok_or_else(|| LedgerError::Exhausted {
+                    site: self.site.name.clone(),
+                    last: b.sequence,
+                }),
+        }
     }
 
     /// Adds every chain of every delivered bundle's images to `have`; a chain is attributed to the
@@ -229,16 +256,25 @@ impl Ledger {
     }
 
     /// Gives `m` this site, the next sequence number and the previous bundle's manifest hash.
-    pub fn stamp(&self, m: &mut BundleManifest) {
+    pub fn stamp(&self, m: &mut BundleManifest) -> Result<(), LedgerError> {
+        m.sequence = Some(self.next_sequence()?);
         m.site = Some(self.site.clone());
-        m.sequence = Some(self.next_sequence());
         m.previous = self.bundles.last().map(|b| b.manifest_sha256.clone());
+        Ok(())
     }
 
     /// Records a bundle written with a manifest stamped by [`Ledger::stamp`]; `manifest_bytes` are
     /// the manifest's exact bytes. Returns its sequence number.
-    pub fn record(&mut self, m: &BundleManifest, manifest_bytes: &[u8], tool: ToolInfo) -> u64 {
-        let sequence = m.sequence.unwrap_or_else(|| self.next_sequence());
+    pub fn record(
+        &mut self,
+        m: &BundleManifest,
+        manifest_bytes: &[u8],
+        tool: ToolInfo,
+    ) -> Result<u64, LedgerError> {
+        let sequence = match m.sequence {
+            Some(n) => n,
+            None => self.next_sequence()?,
+        };
         self.tool = tool;
         self.bundles.push(SentBundle {
             sequence,
@@ -259,7 +295,7 @@ impl Ledger {
                 .collect(),
             forgotten: None,
         });
-        sequence
+        Ok(sequence)
     }
 
     /// Marks bundle `n` as lost in transit. Returns false when it already was.
@@ -307,7 +343,8 @@ fn fresh_id(path: &Path) -> String {
 /// An exclusive lock on a ledger, held until dropped: an advisory `flock` on `SITE.json.lock`
 /// beside it. (Not on the ledger itself: the ledger is replaced by a rename, and a lock on the
 /// replaced file would not exclude a process that opens the new one.) `partial-load` guards its
-/// state file, replaced the same way, with it too.
+/// state file, replaced the same way, with it too. The lock file is opened with `O_NOFOLLOW`: a
+/// symbolic link in its place is refused, never followed to create or open a file elsewhere.
 #[derive(Debug)]
 pub struct LedgerLock {
     _file: File,
@@ -327,8 +364,18 @@ impl LedgerLock {
             .create(true)
             .truncate(false)
             .write(true)
+            .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
             .open(&lock_path)
-            .map_err(lock_err)?;
+            .map_err(|e| {
+                // ELOOP: the last component is a symbolic link (O_NOFOLLOW).
+                if e.raw_os_error() == Some(rustix::io::Errno::LOOP.raw_os_error()) {
+                    LedgerError::LockIsLink {
+                        path: lock_path.clone(),
+                    }
+                } else {
+                    lock_err(e)
+                }
+            })?;
         match flock(&file, FlockOperation::NonBlockingLockExclusive) {
             Ok(()) => {}
             Err(e) if e == rustix::io::Errno::WOULDBLOCK => {
@@ -380,7 +427,7 @@ mod tests {
             })
             .collect();
         m.required_base.clear();
-        ledger.stamp(&mut m);
+        ledger.stamp(&mut m).unwrap();
         let bytes = m.to_bytes();
         (m, bytes)
     }
@@ -396,14 +443,14 @@ mod tests {
 
         let (m1, b1) = bundle_of(&l, "base:1", &[b"a"]);
         assert_eq!((m1.sequence, m1.previous.as_ref()), (Some(1), None));
-        assert_eq!(l.record(&m1, &b1, tool()), 1);
+        assert_eq!(l.record(&m1, &b1, tool()).unwrap(), 1);
         let (m2, b2) = bundle_of(&l, "app:1", &[b"a", b"b"]);
         assert_eq!(m2.sequence, Some(2));
         assert_eq!(m2.previous, Some(Digest::of_bytes(&b1)));
         assert_eq!(m2.site.as_ref(), Some(&l.site));
         // The stamped manifest still parses: the series fields are consistent.
         BundleManifest::parse(&b2, "m2.json").unwrap();
-        l.record(&m2, &b2, tool());
+        l.record(&m2, &b2, tool()).unwrap();
 
         l.write(&path).unwrap();
         let back = Ledger::read(&path).unwrap().unwrap();
@@ -434,7 +481,7 @@ mod tests {
         let mut l = Ledger::new(Path::new("s.json"), tool());
         for (tag, layers) in [("x:1", vec![&b"a"[..]]), ("y:1", vec![&b"b"[..]])] {
             let (m, b) = bundle_of(&l, tag, &layers);
-            l.record(&m, &b, tool());
+            l.record(&m, &b, tool()).unwrap();
         }
         assert!(l.forget(2, "s.json").unwrap());
         assert!(!l.forget(2, "s.json").unwrap(), "already forgotten");
@@ -447,16 +494,42 @@ mod tests {
             !have.contains(&Digest::of_bytes(b"b")),
             "bundle 2 is forgotten"
         );
-        assert_eq!(l.next_sequence(), 3, "numbers are never reused");
+        assert_eq!(l.next_sequence().unwrap(), 3, "numbers are never reused");
         let (m3, _) = bundle_of(&l, "z:1", &[b"c"]);
         assert_eq!(m3.previous, Some(l.bundles[1].manifest_sha256.clone()));
+    }
+
+    #[test]
+    fn the_last_sequence_number_is_never_followed_by_zero() {
+        let mut l = Ledger::new(Path::new("s.json"), tool());
+        let (mut m, b) = bundle_of(&l, "x:1", &[b"a"]);
+        m.sequence = Some(u64::MAX - 1);
+        l.record(&m, &b, tool()).unwrap();
+        assert_eq!(l.next_sequence().unwrap(), u64::MAX);
+        let (m, b) = bundle_of(&l, "y:1", &[b"b"]);
+        assert_eq!(m.sequence, Some(u64::MAX));
+        l.record(&m, &b, tool()).unwrap();
+        let e = l.next_sequence().unwrap_err();
+        assert!(
+            matches!(e, LedgerError::Exhausted { last: u64::MAX, .. }),
+            "{e}"
+        );
+        let mut m = crate::manifest::tests::sample();
+        assert!(l.stamp(&mut m).is_err());
+        assert_eq!(
+            (m.sequence, m.site.as_ref()),
+            (None, None),
+            "nothing stamped"
+        );
+        assert!(l.record(&m, b"{}", tool()).is_err());
+        assert_eq!(l.bundles.len(), 2);
     }
 
     #[test]
     fn an_inventory_reveals_what_the_ledger_wrongly_believes() {
         let mut l = Ledger::new(Path::new("s.json"), tool());
         let (m, b) = bundle_of(&l, "app:1", &[b"a", b"b"]);
-        l.record(&m, &b, tool());
+        l.record(&m, &b, tool()).unwrap();
         let mut inv = HaveSet::new();
         let origin = Origin::Image {
             name: "base:1".into(),
@@ -475,9 +548,9 @@ mod tests {
     fn refuses_other_schemas_disorder_and_bad_chains() {
         let mut l = Ledger::new(Path::new("s.json"), tool());
         let (m, b) = bundle_of(&l, "app:1", &[b"a", b"b"]);
-        l.record(&m, &b, tool());
+        l.record(&m, &b, tool()).unwrap();
         let (m, b) = bundle_of(&l, "app:2", &[b"a", b"c"]);
-        l.record(&m, &b, tool());
+        l.record(&m, &b, tool()).unwrap();
 
         let mut v: serde_json::Value = serde_json::from_slice(&l.to_bytes()).unwrap();
         v["schema"] = serde_json::json!("partial-load/inventory");
@@ -502,6 +575,45 @@ mod tests {
     }
 
     #[test]
+    fn an_oversized_ledger_is_refused_by_its_limit() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("site.json");
+        std::fs::File::create(&path)
+            .unwrap()
+            .set_len(crate::limits::LEDGER + 1)
+            .unwrap();
+        let e = Ledger::read(&path).unwrap_err();
+        let msg = e.to_string();
+        assert!(
+            msg.contains("site.json") && msg.contains("limit of 256 MiB"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn the_lock_file_is_never_a_symlink() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("site.json");
+        let target = dir.path().join("elsewhere");
+        std::os::unix::fs::symlink(&target, lock_path(&path)).unwrap();
+        // A dangling link: following it would create the target.
+        let e = LedgerLock::acquire(&path, || {}).unwrap_err();
+        assert!(!target.exists(), "a file was created at the link's target");
+        let msg = e.to_string();
+        assert!(
+            msg.contains("site.json.lock") && msg.contains("symbolic link"),
+            "{msg}"
+        );
+        // A link to an existing file: refused too, the file untouched.
+        std::fs::write(&target, b"keep").unwrap();
+        assert!(LedgerLock::acquire(&path, || {}).is_err());
+        assert_eq!(std::fs::read(&target).unwrap(), b"keep");
+        // A plain lock file is fine.
+        std::fs::remove_file(lock_path(&path)).unwrap();
+        drop(LedgerLock::acquire(&path, || {}).unwrap());
+    }
+
+    #[test]
     fn concurrent_updates_under_the_lock_never_lose_a_bundle() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("site.json");
@@ -522,7 +634,7 @@ mod tests {
                     // Widen the window between read and write: without the lock, another
                     // thread would read the same state here and one bundle would be lost.
                     std::thread::sleep(std::time::Duration::from_millis(30));
-                    l.record(&m, &b, tool());
+                    l.record(&m, &b, tool()).unwrap();
                     l.write(path).unwrap();
                 });
             }

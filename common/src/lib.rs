@@ -3,7 +3,8 @@
 //! a destination holds, reading archives (`archive`), the engine that streams a source into a
 //! bundle (`engine`, `bundle_writer`), the plan, the signed bundle manifest, the inventory, the
 //! send ledger, the images of Helm charts (`chart`), signing, compression, atomic and split
-//! output, daemon access, the registry client (`registry`) and layer deltas (`delta`).
+//! output, daemon access, the registry client (`registry`), layer deltas (`delta`), the size
+//! caps of small input files (`limits`) and untrusted text made safe to print (`text`).
 
 pub mod archive;
 pub mod bundle_source;
@@ -20,6 +21,7 @@ pub mod have;
 pub mod image;
 pub mod inventory;
 pub mod ledger;
+pub mod limits;
 pub mod manifest;
 pub mod output;
 pub mod plan;
@@ -32,5 +34,6 @@ pub mod source;
 pub mod stream;
 #[cfg(any(test, feature = "testutil"))]
 pub mod testutil;
+pub mod text;
 
 pub use digest::Digest;

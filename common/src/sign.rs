@@ -38,6 +38,8 @@ pub enum SignError {
     PasswordNeeded { path: PathBuf },
     #[error("wrong password for secret key {}", path.display())]
     WrongPassword { path: PathBuf },
+    #[error(transparent)]
+    Capped(#[from] crate::limits::CappedError),
     #[error("{source_name} is not a minisign public key: {reason}")]
     BadPublicKey { source_name: String, reason: String },
     #[error("cannot sign {}: {reason}", path.display())]
@@ -300,17 +302,26 @@ pub struct PublicKey {
 
 impl PublicKey {
     /// Parses a `.pub` file's text (`untrusted comment:` line then the key) or a bare base64 key
-    /// (as given to `minisign -P`). `source_name` names it in errors.
+    /// (as given to `minisign -P`). `source_name` names it in errors. Text holding more than one
+    /// key is refused: which of them would be trusted must never be a guess.
     pub fn parse(text: &str, source_name: &str) -> Result<Self> {
         let bad = |reason: &str| SignError::BadPublicKey {
             source_name: source_name.to_string(),
             reason: reason.to_string(),
         };
-        let line = text
+        let mut lines = text
             .lines()
             .map(str::trim)
-            .find(|l| !l.is_empty() && !l.starts_with("untrusted comment:"))
-            .ok_or_else(|| bad("no key found"))?;
+            .filter(|l| !l.is_empty() && !l.starts_with("untrusted comment:"));
+        let line = lines.next().ok_or_else(|| bad("no key found"))?;
+        let more = lines.count();
+        if more > 0 {
+            return Err(bad(&format!(
+                "it holds {} keys, one is expected (give each key its own file, with one --key \
+                 each)",
+                more + 1
+            )));
+        }
         let bytes = base64_decode(line).ok_or_else(|| bad("not base64"))?;
         if bytes.len() != 42 {
             return Err(bad("wrong length for an Ed25519 minisign key"));
@@ -347,12 +358,10 @@ impl PartialEq for PublicKey {
 }
 impl Eq for PublicKey {}
 
-/// Loads a public key file: a minisign `.pub` file or a file holding just the base64 key.
+/// Loads a public key file: a minisign `.pub` file or a file holding just the base64 key (at
+/// most [`crate::limits::PUBLIC_KEY`] bytes).
 pub fn load_public_key(path: &Path) -> Result<PublicKey> {
-    let text = std::fs::read_to_string(path).map_err(|source| SignError::Read {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let text = crate::limits::read_capped_text(path, crate::limits::PUBLIC_KEY, "public key")?;
     PublicKey::parse(&text, &path.display().to_string())
 }
 
@@ -544,6 +553,42 @@ mod tests {
         std::fs::write(dir.path().join("junk.pub"), "hello\n").unwrap();
         let e = load_public_key(&dir.path().join("junk.pub")).unwrap_err();
         assert!(e.to_string().contains("junk.pub"), "{e}");
+    }
+
+    #[test]
+    fn an_oversized_public_key_file_is_refused_by_its_limit() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("big.pub");
+        let (_, pk_text) = generate_keypair(None).unwrap();
+        // A valid key followed by padding up to one byte over the limit.
+        let mut text = pk_text.into_bytes();
+        text.resize(crate::limits::PUBLIC_KEY as usize + 1, b'\n');
+        std::fs::write(&p, &text).unwrap();
+        let e = load_public_key(&p).unwrap_err();
+        let msg = e.to_string();
+        assert!(
+            msg.contains("big.pub") && msg.contains("limit of 4 KiB"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn a_public_key_file_with_two_keys_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let (_, a) = generate_keypair(None).unwrap();
+        let (_, b) = generate_keypair(None).unwrap();
+        let two = dir.path().join("two.pub");
+        std::fs::write(&two, format!("{a}{b}")).unwrap();
+        let e = load_public_key(&two).unwrap_err();
+        let msg = e.to_string();
+        assert!(msg.contains("two.pub") && msg.contains("2 keys"), "{msg}");
+        // Bare keys, one a line, too.
+        let ka = parse_public_key(&a).unwrap();
+        let kb = parse_public_key(&b).unwrap();
+        let both = format!("{}\n{}\n", ka.to_base64(), kb.to_base64());
+        assert!(parse_public_key(&both).is_err());
+        // One key with blank lines around it is one key.
+        assert_eq!(parse_public_key(&format!("\n{a}\n\n")).unwrap(), ka);
     }
 
     #[test]

@@ -48,12 +48,14 @@ pub fn run(cmd: &LedgerCommand) -> Result<()> {
     }
 }
 
-/// A ledger that does not parse is bad input (exit 3); one that cannot be read or written is not.
+/// A ledger that does not parse or is over its size cap is bad input (exit 3); one that cannot be
+/// read or written is not.
 fn ledger_err(e: LedgerError) -> anyhow::Error {
     match e {
-        LedgerError::Schema(_) | LedgerError::Inconsistent { .. } => {
-            crate::bad_input(anyhow::Error::new(e))
-        }
+        LedgerError::Schema(_)
+        | LedgerError::Inconsistent { .. }
+        | LedgerError::TooLarge(_)
+        | LedgerError::Exhausted { .. } => crate::bad_input(anyhow::Error::new(e)),
         other => anyhow::Error::new(other),
     }
 }
@@ -79,12 +81,15 @@ fn show_text(l: &Ledger, file: &str) -> String {
     let mut s = String::new();
     let _ = writeln!(
         s,
-        "ledger {file}: site {} (ID {}), started {}, {} bundle(s), next is bundle {}",
+        "ledger {file}: site {} (ID {}), started {}, {} bundle(s), {}",
         l.site.name,
         l.site.id,
         l.created,
         l.bundles.len(),
-        l.next_sequence()
+        match l.next_sequence() {
+            Ok(n) => format!("next is bundle {n}"),
+            Err(_) => "no bundle can follow (the last sequence number is used)".to_string(),
+        }
     );
     for b in &l.bundles {
         let images: Vec<String> = b
@@ -174,6 +179,11 @@ impl ExportLedger {
         let ledger = Ledger::read_or_new(path, crate::run::tool())
             .map_err(ledger_err)
             .with_context(|| format!("--ledger {}", path.display()))?;
+        // Refused before the export, not after: the bundle could never be numbered.
+        ledger
+            .next_sequence()
+            .map_err(ledger_err)
+            .with_context(|| format!("--ledger {}", path.display()))?;
         let label = path.display().to_string();
         let warnings = if args.have.is_empty() {
             ledger.add_to(have, &label);
@@ -194,15 +204,23 @@ impl ExportLedger {
 
     /// Gives the manifest the site, its sequence number and the previous manifest's hash, and the
     /// ledger's warnings.
-    pub fn stamp(&self, m: &mut BundleManifest) {
-        self.ledger.stamp(m);
+    pub fn stamp(&self, m: &mut BundleManifest) -> Result<()> {
+        self.ledger
+            .stamp(m)
+            .map_err(ledger_err)
+            .with_context(|| format!("--ledger {}", self.path.display()))?;
         m.warnings.extend(self.warnings.iter().cloned());
+        Ok(())
     }
 
     /// Records the bundle (whose manifest's exact bytes are `manifest_bytes`) once it has its
     /// final name, and releases the lock.
     pub fn record(mut self, m: &BundleManifest, manifest_bytes: &[u8]) -> Result<()> {
-        let n = self.ledger.record(m, manifest_bytes, crate::run::tool());
+        let n = self
+            .ledger
+            .record(m, manifest_bytes, crate::run::tool())
+            .map_err(ledger_err)
+            .with_context(|| format!("--ledger {}", self.path.display()))?;
         self.ledger
             .write(&self.path)
             .map_err(ledger_err)
@@ -229,6 +247,76 @@ impl ExportLedger {
 mod tests {
     use super::*;
     use partial_common::manifest::ToolInfo;
+
+    #[test]
+    fn an_oversized_ledger_is_bad_input() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("site.json");
+        std::fs::File::create(&path)
+            .unwrap()
+            .set_len(partial_common::limits::LEDGER + 1)
+            .unwrap();
+        let e = read_existing(&path).unwrap_err();
+        assert_eq!(
+            partial_common::exit::code_of(e.chain()),
+            partial_common::exit::VERIFY,
+            "{e:#}"
+        );
+        let text = format!("{e:#}");
+        assert!(text.contains("limit of 256 MiB"), "{text}");
+    }
+
+    /// A ledger of site `s` whose last bundle has sequence number `last`.
+    fn ledger_at(path: &Path, last: u64) {
+        let mut l = Ledger::new(path, crate::run::tool());
+        l.bundles.push(partial_common::ledger::SentBundle {
+            sequence: last,
+            created: "2026-11-27T10:00:00Z".into(),
+            name: "b.tgz".into(),
+            sha256: partial_common::Digest::of_bytes(b"b"),
+            manifest_sha256: partial_common::Digest::of_bytes(b"m"),
+            images: vec![],
+            forgotten: None,
+        });
+        l.write(path).unwrap();
+    }
+
+    #[test]
+    fn an_export_on_a_ledger_at_the_last_sequence_number_is_refused() {
+        use clap::Parser;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("site.json");
+        ledger_at(&path, u64::MAX);
+        let cli = crate::cli::Cli::try_parse_from([
+            "partial-save".as_ref(),
+            "-i".as_ref(),
+            "x:1".as_ref(),
+            "-o".as_ref(),
+            dir.path().join("o.tgz").as_os_str(),
+            "--ledger".as_ref(),
+            path.as_os_str(),
+        ])
+        .unwrap();
+        let e = ExportLedger::open(&cli.save, &mut HaveSet::new())
+            .err()
+            .expect("a ledger at sequence 2^64-1 must be refused");
+        assert_eq!(
+            partial_common::exit::code_of(e.chain()),
+            partial_common::exit::VERIFY,
+            "{e:#}"
+        );
+        let text = format!("{e:#}");
+        assert!(
+            text.contains("site.json") && text.contains(&u64::MAX.to_string()),
+            "{text}"
+        );
+        let shown = show_text(&read_existing(&path).unwrap(), "site.json");
+        assert!(shown.contains("no bundle can follow"), "{shown}");
+        // One below the last number still exports, as bundle 2^64-1.
+        ledger_at(&path, u64::MAX - 1);
+        let l = ExportLedger::open(&cli.save, &mut HaveSet::new()).unwrap();
+        assert!(l.is_some());
+    }
 
     #[test]
     fn show_lists_each_bundle_and_marks_forgotten_ones() {

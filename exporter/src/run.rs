@@ -167,7 +167,7 @@ pub async fn run(mut args: SaveArgs) -> Result<()> {
         .with_context(|| format!("writing {}", args.output.display()))?;
     let mut m = manifest_of(&args, compression, &written, desc, &plan)?;
     if let Some(l) = &ledger {
-        l.stamp(&mut m); // --ledger: site, sequence, previous (issue 14)
+        l.stamp(&mut m)?; // --ledger: site, sequence, previous (issue 14)
     }
     m.charts = charts;
     let files = write_and_commit(&args, &m, written, secret_key.as_ref())?;

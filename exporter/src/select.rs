@@ -163,8 +163,10 @@ pub async fn live_excludes(daemon: &Daemon, names: &[String], have: &mut HaveSet
 pub fn add_inventories(files: &[PathBuf], have: &mut HaveSet) -> Result<()> {
     for f in files {
         let label = f.display().to_string();
-        let bytes = std::fs::read(f).with_context(|| format!("reading inventory {label}"))?;
-        let inv = Inventory::parse(&bytes, &label)?;
+        let inv = Inventory::read(f).map_err(|e| {
+            let code = Inventory::exit_code(&e);
+            anyhow::Error::new(Coded::new(code, e))
+        })?;
         inv.add_to(have, &label);
     }
     Ok(())
@@ -259,4 +261,26 @@ pub fn registry_excludes(src: &RegistrySource, names: &[String], have: &mut Have
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_oversized_inventory_is_bad_input_naming_file_and_limit() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("have.json");
+        std::fs::File::create(&p)
+            .unwrap()
+            .set_len(partial_common::limits::INVENTORY + 1)
+            .unwrap();
+        let e = add_inventories(&[p], &mut HaveSet::new()).unwrap_err();
+        assert_eq!(exit::code_of(e.chain()), exit::VERIFY);
+        let text = format!("{e:#}");
+        assert!(
+            text.contains("have.json") && text.contains("limit of 64 MiB"),
+            "{text}"
+        );
+    }
 }

@@ -4,14 +4,15 @@
 //! volumes (`OUT` itself, or `OUT.001`, `OUT.002`, … when split) with the sizes the manifest
 //! states. The names the manifest recorded are informative only: renamed files are read under
 //! their new names, and a file is never looked up under its recorded name. Content hashes are
-//! checked while reading (see `bundle_reader`).
+//! checked while reading (see `bundle_reader`). The manifest and the signature are read with the
+//! size caps of `partial_common::limits`, before anything in them is trusted.
 
 use crate::cli::BundleArgs;
 use crate::errors::verify_failed;
 use anyhow::Result;
+use partial_common::limits;
 use partial_common::manifest::{BundleManifest, FileEntry};
 use partial_common::output::naming::{self, BundleFiles};
-use std::io;
 use std::path::{Path, PathBuf};
 
 /// A bundle whose manifest has been read and (unless allowed otherwise) signature-checked.
@@ -102,8 +103,8 @@ fn read_manifest(
     manifest_path: &Path,
 ) -> Result<(BundleManifest, partial_common::Digest, Option<Signed>)> {
     let mlabel = manifest_path.display().to_string();
-    let bytes = std::fs::read(manifest_path)
-        .map_err(|e| verify_failed(format!("cannot read manifest {mlabel}: {e}")))?;
+    let bytes = limits::read_capped(manifest_path, limits::MANIFEST, "manifest")
+        .map_err(|e| verify_failed(e.to_string()))?;
     let sig_path = naming::signature_path(manifest_path);
     let signature = check_signature(args, &bytes, &sig_path)?;
     let manifest =
@@ -180,24 +181,21 @@ fn renamed_note(recorded_name: &str, volumes: &[Volume], manifest_path: &Path) -
         .iter()
         .map(|v| v.path.display().to_string())
         .collect();
-    Some(format!(
+    let note = format!(
         "{} recorded the bundle as {recorded_name}; reading {} (its sizes and hashes are checked \
          all the same)",
         manifest_path.display(),
         given.join(", ")
-    ))
+    );
+    // The recorded name comes from the manifest: shown escaped.
+    Some(partial_common::text::escape(&note).into_owned())
 }
 
 fn check_signature(args: &BundleArgs, manifest: &[u8], sig_path: &Path) -> Result<Option<Signed>> {
-    let sig_text = match std::fs::read_to_string(sig_path) {
+    let sig_text = match limits::read_capped_text(sig_path, limits::SIGNATURE, "signature") {
         Ok(t) => Some(t),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => None,
-        Err(e) => {
-            return Err(verify_failed(format!(
-                "cannot read signature {}: {e}",
-                sig_path.display()
-            )))
-        }
+        Err(e) if e.is_not_found() => None,
+        Err(e) => return Err(verify_failed(e.to_string())),
     };
     let mut keys = Vec::new();
     for k in &args.keys {
@@ -299,6 +297,82 @@ mod tests {
             assert_eq!(paths, [d.join("moved.tgz.001"), d.join("moved.tgz.002")]);
             assert!(renamed_note("s.tgz", &v, &m).is_some());
         }
+    }
+
+    fn args_for(bundle: &Path) -> BundleArgs {
+        BundleArgs {
+            bundle: bundle.to_path_buf(),
+            keys: vec![],
+            manifest: None,
+            allow_unsigned: true,
+            json: false,
+        }
+    }
+
+    /// A file of `len` bytes (sparse: nothing is written).
+    fn sized(path: &Path, len: u64) {
+        std::fs::File::create(path).unwrap().set_len(len).unwrap();
+    }
+
+    #[test]
+    fn an_oversized_manifest_or_signature_is_refused_naming_file_and_limit() {
+        use partial_common::limits;
+        let dir = tempfile::tempdir().unwrap();
+        let m = dir.path().join("b.tgz.manifest.json");
+        let args = args_for(&dir.path().join("b.tgz"));
+        sized(&m, limits::MANIFEST + 1);
+        let e = read_manifest(&args, &m).err().unwrap();
+        assert_eq!(exit::code_of(e.chain()), exit::VERIFY);
+        let text = format!("{e:#}");
+        assert!(
+            text.contains("b.tgz.manifest.json") && text.contains("limit of 64 MiB"),
+            "{text}"
+        );
+
+        std::fs::write(&m, b"{}").unwrap();
+        sized(&naming::signature_path(&m), limits::SIGNATURE + 1);
+        let e = read_manifest(&args, &m).err().unwrap();
+        assert_eq!(exit::code_of(e.chain()), exit::VERIFY);
+        let text = format!("{e:#}");
+        assert!(
+            text.contains("b.tgz.manifest.json.minisig") && text.contains("limit of 4 KiB"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn a_key_file_holding_two_keys_is_a_verification_failure_naming_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let (_, a) = partial_common::sign::generate_keypair(None).unwrap();
+        let (_, b) = partial_common::sign::generate_keypair(None).unwrap();
+        let two = dir.path().join("two.pub");
+        std::fs::write(&two, format!("{a}{b}")).unwrap();
+        let m = dir.path().join("b.tgz.manifest.json");
+        std::fs::write(&m, b"{}").unwrap();
+        std::fs::write(naming::signature_path(&m), b"sig").unwrap();
+        let mut args = args_for(&dir.path().join("b.tgz"));
+        args.keys = vec![two];
+        args.allow_unsigned = false;
+        let e = read_manifest(&args, &m).err().unwrap();
+        assert_eq!(exit::code_of(e.chain()), exit::VERIFY);
+        let text = format!("{e:#}");
+        assert!(
+            text.contains("two.pub") && text.contains("2 keys"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn the_renamed_note_shows_the_recorded_name_escaped() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        std::fs::write(d.join("carried.tgz"), b"12345").unwrap();
+        let files = BundleFiles::resolve(&d.join("carried.tgz"));
+        let recorded = "app\u{1b}[2K\r.tgz";
+        let v = locate_volumes(&files, recorded, &[entry(recorded, 5)], &d.join("m")).unwrap();
+        let note = renamed_note(recorded, &v, &d.join("m")).unwrap();
+        assert!(!note.chars().any(char::is_control), "{note:?}");
+        assert!(note.contains("app\\u{1b}[2K\\r.tgz"), "{note}");
     }
 
     #[test]

@@ -120,6 +120,9 @@ pub struct InventoryArgs {
     /// Write the inventory here (default: stdout).
     #[arg(short = 'o', long = "output", value_name = "FILE")]
     pub output: Option<PathBuf>,
+    /// Overwrite an existing output file.
+    #[arg(long, requires = "output")]
+    pub force: bool,
     #[command(flatten)]
     pub daemon: DaemonArgs,
     /// Take the inventory of this registry (HOST[:PORT]) instead of a daemon.

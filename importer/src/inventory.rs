@@ -4,7 +4,7 @@
 use crate::cli::InventoryArgs;
 use crate::connect::connect;
 use crate::registry_images;
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use partial_common::daemon::DaemonInfo;
 use partial_common::exit::{self, Coded};
 use partial_common::inventory::Inventory;
@@ -13,6 +13,7 @@ use partial_common::registry::Platform;
 use std::io::Write;
 
 pub async fn run(args: InventoryArgs) -> Result<()> {
+    refuse_existing(&args)?; // before the daemon or registry is asked anything
     let inv = match &args.registry {
         Some(name) => of_registry(name, &args).await?,
         None => of_daemon(&args).await?,
@@ -76,7 +77,20 @@ async fn of_registry(name: &str, args: &InventoryArgs) -> Result<Inventory> {
     ))
 }
 
+/// Refuses an existing `-o` file (a link too, even a dangling one) unless `--force`, as the
+/// other commands that write files do.
+fn refuse_existing(args: &InventoryArgs) -> Result<()> {
+    match &args.output {
+        Some(path) if !args.force && path.symlink_metadata().is_ok() => bail!(
+            "{} already exists (use --force to overwrite)",
+            path.display()
+        ),
+        _ => Ok(()),
+    }
+}
+
 fn write(args: &InventoryArgs, inv: &Inventory) -> Result<()> {
+    refuse_existing(args)?;
     let bytes = inv.to_bytes();
     match &args.output {
         Some(path) => {
@@ -102,4 +116,56 @@ fn write(args: &InventoryArgs, inv: &Inventory) -> Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    fn args(extra: &[&std::ffi::OsStr]) -> InventoryArgs {
+        let mut argv: Vec<&std::ffi::OsStr> = vec!["partial-load".as_ref(), "inventory".as_ref()];
+        argv.extend_from_slice(extra);
+        match crate::cli::Cli::try_parse_from(argv).unwrap().command {
+            crate::cli::Command::Inventory(a) => a,
+            _ => unreachable!("parsed as inventory"),
+        }
+    }
+
+    fn sample() -> Inventory {
+        let info = DaemonInfo {
+            version: "20.10".into(),
+            api_version: "1.41".into(),
+            os: "linux".into(),
+            arch: "x86_64".into(),
+            storage_driver: "overlay2".into(),
+            containerd_store: false,
+        };
+        Inventory::new(tool(), "unix:///run/docker.sock".into(), info, vec![])
+    }
+
+    #[test]
+    fn an_existing_output_is_kept_unless_force() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("have.json");
+        std::fs::write(&out, b"keep").unwrap();
+        let a = args(&["-o".as_ref(), out.as_os_str()]);
+        let e = write(&a, &sample()).unwrap_err();
+        assert!(
+            format!("{e:#}").contains("have.json already exists (use --force to overwrite)"),
+            "{e:#}"
+        );
+        assert_eq!(std::fs::read(&out).unwrap(), b"keep");
+        // A dangling link in its place counts as existing too.
+        let link = dir.path().join("link.json");
+        std::os::unix::fs::symlink(dir.path().join("nowhere"), &link).unwrap();
+        assert!(write(&args(&["-o".as_ref(), link.as_os_str()]), &sample()).is_err());
+        // With --force it is replaced.
+        let a = args(&["-o".as_ref(), out.as_os_str(), "--force".as_ref()]);
+        write(&a, &sample()).unwrap();
+        let back = Inventory::parse(&std::fs::read(&out).unwrap(), "have.json").unwrap();
+        assert_eq!(back.host, "unix:///run/docker.sock");
+        // --force alone (stdout) is a usage error.
+        assert!(crate::cli::Cli::try_parse_from(["partial-load", "inventory", "--force"]).is_err());
+    }
 }

@@ -16,6 +16,7 @@ use anyhow::{anyhow, Context, Result};
 use indicatif::ProgressBar;
 use partial_common::daemon::{Daemon, ImageMeta};
 use partial_common::progress;
+use partial_common::text::escape;
 use std::io;
 
 /// Every image of the manifest exists with the expected ID, and each tag points at it.
@@ -86,7 +87,9 @@ fn images_of(b: &Bundle) -> Vec<ImageOut> {
 
 pub async fn run_load(args: LoadArgs) -> Result<()> {
     let bundle = bundle::open(&args.bundle)?;
-    let series = crate::state::check(&args.sequence, &bundle)?; // rollback check (issue 14)
+    // Rollback check (issue 14); the state's lock is held, and its folder known writable,
+    // before anything is sent (issue 24).
+    let series = crate::state::check_for_update(&args.sequence, &bundle)?;
     let daemon = connect(&args.daemon).await?;
     let local = base::check(&daemon, &bundle.manifest)
         .await
@@ -94,7 +97,7 @@ pub async fn run_load(args: LoadArgs) -> Result<()> {
     let refs = rebuild::spool(&daemon, &bundle.manifest, &local).await?;
     let loaded = send(&daemon, &bundle, &local, refs).await?;
     confirm(&daemon, &bundle).await?;
-    series.record()?; // only after a successful load (issue 14)
+    series.record()?; // only after a successful load (issue 14), before it is reported
     report_load(&args, &bundle, &daemon, loaded)
 }
 
@@ -168,19 +171,11 @@ fn report_load(
         return Ok(());
     }
     for img in &bundle.manifest.images {
-        eprintln!(
-            "loaded {} ({})",
-            if img.tags.is_empty() {
-                "<untagged>".to_string()
-            } else {
-                img.tags.join(", ")
-            },
-            img.id
-        );
+        eprintln!("{}", loaded_line(&img.tags, &img.id));
     }
     eprintln!(
         "verified {} and loaded {} image(s) into {}",
-        bundle.name(),
+        escape(&bundle.name()),
         bundle.manifest.images.len(),
         daemon.host
     );
@@ -258,7 +253,7 @@ fn report_verify(args: &VerifyArgs, bundle: &Bundle, deltas: Deltas) -> Result<(
     }
     eprintln!(
         "{}: signature{}, manifest and {} file(s) verified{}",
-        bundle.name(),
+        escape(&bundle.name()),
         match &bundle.signature {
             Some(s) => format!(" (key {})", s.key_id),
             None => " NOT CHECKED".to_string(),
@@ -283,14 +278,50 @@ fn report_verify(args: &VerifyArgs, bundle: &Bundle, deltas: Deltas) -> Result<(
     Ok(())
 }
 
-/// One chart of the manifest, for people.
+/// One loaded image, for people (its tags come from the manifest: escaped).
+fn loaded_line(tags: &[String], id: &partial_common::Digest) -> String {
+    format!(
+        "loaded {} ({id})",
+        if tags.is_empty() {
+            "<untagged>".to_string()
+        } else {
+            escape(&tags.join(", ")).into_owned()
+        }
+    )
+}
+
+/// One chart of the manifest, for people (its names escaped).
 fn chart_line(c: &partial_common::manifest::ChartEntry) -> String {
     format!(
         "{} {} {} ({}, {})",
         if c.excluded { "base chart" } else { "chart" },
-        c.name,
-        c.version,
-        c.path,
+        escape(&c.name),
+        escape(&c.version),
+        escape(&c.path),
         c.sha256
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_from_the_manifest_reach_the_terminal_escaped() {
+        let c = partial_common::manifest::ChartEntry {
+            name: "web\u{1b}]0;owned\u{7}".into(),
+            version: "1.0\r".into(),
+            sha256: partial_common::Digest::of_bytes(b"c"),
+            path: "charts/web\u{1b}[2J.tgz".into(),
+            excluded: false,
+        };
+        let line = chart_line(&c);
+        assert!(!line.chars().any(char::is_control), "{line:?}");
+        assert!(line.contains("web\\u{1b}]0;owned\\u{7}"), "{line}");
+        let id = partial_common::Digest::of_bytes(b"cfg");
+        let line = loaded_line(&["app:1".into(), "evil\u{1b}[31m:2".into()], &id);
+        assert!(!line.chars().any(char::is_control), "{line:?}");
+        assert!(line.contains("evil\\u{1b}[31m:2"), "{line}");
+        assert_eq!(loaded_line(&[], &id), format!("loaded <untagged> ({id})"));
+    }
 }

@@ -3,8 +3,11 @@
 //! A bundle that is not newer is refused (exit 3) unless `--allow-rollback`; one that does not
 //! chain to the last (its `previous` is another manifest) too; a gap is reported by number, and
 //! when a base layer the bundle needs was delivered by a bundle of the gap, the base check's
-//! error (exit 4) names that bundle. `verify` only reads the state; `load` updates it, atomically
-//! and under a lock, only after a successful load. Bundles without a sequence are not tracked.
+//! error (exit 4) names that bundle. `verify` only reads the state. `load` and `push`, before
+//! they send anything, create the state's folder (mode 0700) when missing, take its lock, check
+//! that the folder is writable, and hold the lock until the state is updated — atomically, after
+//! a successful load and before it is reported: a run that cannot record its bundle loads
+//! nothing. Bundles without a sequence are not tracked.
 //!
 //! State file schema `partial-load/state`, version 1.
 
@@ -15,10 +18,13 @@ use anyhow::{Context, Result};
 use partial_common::digest::Digest;
 use partial_common::have::Origin;
 use partial_common::ledger::LedgerLock;
+use partial_common::limits;
 use partial_common::manifest::{now_rfc3339, BundleManifest, Site};
 use partial_common::output::{AtomicFile, OutputError};
+use partial_common::text::escape;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
+use std::ffi::OsString;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -65,12 +71,18 @@ impl State {
         Ok(partial_common::schema::parse(bytes, file, SCHEMA, VERSION)?)
     }
 
-    /// Reads the state at `path`; empty when there is no file yet.
+    /// Reads the state at `path` (at most [`limits::STATE`] bytes; a larger one is refused
+    /// with exit 3); empty when there is no file yet.
     pub fn read(path: &Path) -> Result<Self> {
-        match std::fs::read(path) {
+        match limits::read_capped(path, limits::STATE, "state file") {
             Ok(bytes) => Self::parse(&bytes, &path.display().to_string()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(State::default()),
-            Err(e) => Err(e).with_context(|| format!("reading state file {}", path.display())),
+            Err(e) if e.is_not_found() => Ok(State::default()),
+            Err(e) => {
+                let code = e.exit_code();
+                Err(anyhow::Error::new(partial_common::exit::Coded::new(
+                    code, e,
+                )))
+            }
         }
     }
 
@@ -119,19 +131,73 @@ impl State {
 /// The default state file: /var/lib/partial-load/state.json as root, else under
 /// `$XDG_STATE_HOME` or `~/.local/state`.
 pub fn default_path() -> Result<PathBuf> {
-    if rustix::process::geteuid().is_root() {
+    default_path_of(
+        rustix::process::geteuid().is_root(),
+        std::env::var_os("XDG_STATE_HOME"),
+        std::env::var_os("HOME"),
+    )
+}
+
+/// [`default_path`] for a user who is root or not, with these `XDG_STATE_HOME` and `HOME`.
+fn default_path_of(
+    root: bool,
+    xdg_state_home: Option<OsString>,
+    home: Option<OsString>,
+) -> Result<PathBuf> {
+    if root {
         return Ok(PathBuf::from("/var/lib/partial-load/state.json"));
     }
-    let base = match std::env::var_os("XDG_STATE_HOME").filter(|v| !v.is_empty()) {
+    let base = match xdg_state_home.filter(|v| !v.is_empty()) {
         Some(dir) => PathBuf::from(dir),
         None => {
-            let home = std::env::var_os("HOME")
+            let home = home
                 .filter(|v| !v.is_empty())
                 .context("neither XDG_STATE_HOME nor HOME is set: give --state FILE")?;
             PathBuf::from(home).join(".local/state")
         }
     };
     Ok(base.join("partial-load/state.json"))
+}
+
+/// Makes the state file at `path` ready for an update, before anything is loaded: creates its
+/// folder (mode 0700, as any missing parent) when missing, takes its lock (waiting for another
+/// `partial-load` that holds it) and checks that a file can be created in the folder. The lock
+/// is held until the returned value is dropped.
+fn hold(path: &Path) -> Result<LedgerLock> {
+    use std::os::unix::fs::DirBuilderExt;
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .with_context(|| {
+            format!(
+                "creating the folder of state file {} (nothing was loaded)",
+                path.display()
+            )
+        })?;
+    let lock = LedgerLock::acquire(path, || {
+        eprintln!(
+            "waiting for state file {}: another partial-load holds its lock",
+            path.display()
+        )
+    })
+    .with_context(|| format!("locking state file {} (nothing was loaded)", path.display()))?;
+    // Removed as soon as it is dropped: it only shows that the state can be written here.
+    tempfile::Builder::new()
+        .prefix(".partial-load-state-check-")
+        .tempfile_in(dir)
+        .with_context(|| {
+            format!(
+                "state file {} cannot be written: its folder is not writable (nothing was \
+                 loaded)",
+                path.display()
+            )
+        })?;
+    Ok(lock)
 }
 
 /// Where a bundle stands in its series against the last one loaded.
@@ -186,6 +252,9 @@ pub struct Series(Option<Tracked>);
 
 #[derive(Debug)]
 struct Tracked {
+    /// The state file's lock, held from before the load until the state is updated (`load` and
+    /// `push`); `None` for `verify`.
+    lock: Option<LedgerLock>,
     state_path: PathBuf,
     entry: SeriesState,
     /// Missing bundles of the gap that delivered base layers this bundle needs.
@@ -195,8 +264,20 @@ struct Tracked {
 
 /// Checks the bundle's sequence against the state file: refuses (exit 3) a bundle that is not
 /// newer than the last one loaded from its site with the same key, or does not chain to it,
-/// unless `--allow-rollback`; reports a gap on stderr. Reads the state only.
+/// unless `--allow-rollback`; reports a gap on stderr. Reads the state only (`verify`).
 pub fn check(args: &SequenceArgs, bundle: &Bundle) -> Result<Series> {
+    check_series(args, bundle, false)
+}
+
+/// [`check`] for a run that records the bundle (`load`, `push`): before the check, makes the
+/// state's folder, takes the state's lock and checks that the state can be written; the lock is
+/// held until [`Series::record`]. Called before anything is loaded, so that a run that could not
+/// record its bundle loads nothing.
+pub fn check_for_update(args: &SequenceArgs, bundle: &Bundle) -> Result<Series> {
+    check_series(args, bundle, true)
+}
+
+fn check_series(args: &SequenceArgs, bundle: &Bundle, update: bool) -> Result<Series> {
     let m = &bundle.manifest;
     let (Some(site), Some(sequence)) = (&m.site, m.sequence) else {
         return Ok(Series(None));
@@ -205,6 +286,11 @@ pub fn check(args: &SequenceArgs, bundle: &Bundle) -> Result<Series> {
         Some(p) => p.clone(),
         None => default_path()?,
     };
+    let lock = if update {
+        Some(hold(&state_path)?)
+    } else {
+        None
+    };
     let state = State::read(&state_path)?;
     let key_id = bundle
         .signature
@@ -212,7 +298,8 @@ pub fn check(args: &SequenceArgs, bundle: &Bundle) -> Result<Series> {
         .map_or(UNSIGNED, |s| s.key_id.as_str());
     let last = state.find(key_id, &site.id).cloned();
     let standing = standing(last.as_ref(), sequence, m.previous.as_ref());
-    let name = &site.name;
+    // The site's name comes from the manifest, the load times from the state file: escaped.
+    let name = escape(&site.name);
     let mut gap_needed = Vec::new();
     match (&standing, &last) {
         (Standing::Older, Some(l)) => {
@@ -256,12 +343,13 @@ pub fn check(args: &SequenceArgs, bundle: &Bundle) -> Result<Series> {
                  loaded is bundle {}, on {}",
                 bundles(*from, *to),
                 l.sequence,
-                l.loaded
+                escape(&l.loaded)
             );
         }
         _ => {}
     }
     Ok(Series(Some(Tracked {
+        lock,
         state_path,
         entry: SeriesState {
             key_id: key_id.to_string(),
@@ -278,7 +366,10 @@ pub fn check(args: &SequenceArgs, bundle: &Bundle) -> Result<Series> {
 
 fn refuse_unless(allowed: bool, what: String, state_path: &Path) -> Result<()> {
     if allowed {
-        eprintln!("warning: {what}; loading it anyway (--allow-rollback)");
+        eprintln!(
+            "warning: {}; loading it anyway (--allow-rollback)",
+            escape(&what)
+        );
         Ok(())
     } else {
         Err(verify_failed(format!(
@@ -330,27 +421,29 @@ impl Series {
         ))
     }
 
-    /// After a successful load: records the bundle as the last of its series (unless a newer one
-    /// is recorded already), atomically and under the state file's lock.
-    pub fn record(&self) -> Result<()> {
-        let Some(t) = &self.0 else { return Ok(()) };
+    /// After a successful load, before it is reported: records the bundle as the last of its
+    /// series (unless a newer one is recorded already), atomically, under the state file's lock
+    /// (held since [`check_for_update`], else taken now), and releases the lock.
+    pub fn record(self) -> Result<()> {
+        let Some(t) = self.0 else { return Ok(()) };
         let path = &t.state_path;
-        let _lock = LedgerLock::acquire(path, || {
-            eprintln!(
-                "waiting for state file {}: another partial-load holds its lock",
-                path.display()
-            )
-        })
-        .with_context(|| format!("locking state file {}", path.display()))?;
+        let _lock = match t.lock {
+            Some(lock) => lock,
+            None => hold(path)?,
+        };
         let mut state = State::read(path)?;
         let mut entry = t.entry.clone();
         entry.loaded = now_rfc3339();
-        let name = entry.site.name.clone();
+        let name = escape(&entry.site.name).into_owned();
         let n = entry.sequence;
         if state.advance(entry) {
-            state
-                .write(path)
-                .with_context(|| format!("recording bundle {n} of {name}"))?;
+            state.write(path).with_context(|| {
+                format!(
+                    "recording bundle {n} of {name} in {} (its images were loaded, but until it \
+                     is recorded an older bundle of {name} is not refused)",
+                    path.display()
+                )
+            })?;
             eprintln!("recorded bundle {n} of {name} in {}", path.display());
         } else {
             eprintln!(
@@ -440,6 +533,121 @@ mod tests {
     }
 
     #[test]
+    fn an_oversized_state_file_is_refused_by_its_limit() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.json");
+        std::fs::File::create(&path)
+            .unwrap()
+            .set_len(partial_common::limits::STATE + 1)
+            .unwrap();
+        let e = State::read(&path).unwrap_err();
+        assert_eq!(
+            partial_common::exit::code_of(e.chain()),
+            partial_common::exit::VERIFY
+        );
+        let text = format!("{e:#}");
+        assert!(
+            text.contains("state.json") && text.contains("limit of 16 MiB"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn a_load_records_its_state_in_a_folder_that_does_not_exist_yet() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("new/sub/state.json");
+        let series = Series(Some(Tracked {
+            lock: None,
+            state_path: path.clone(),
+            entry: entry(4, b"m4"),
+            gap_needed: vec![],
+            last: None,
+        }));
+        series.record().unwrap();
+        assert_eq!(
+            State::read(&path)
+                .unwrap()
+                .find("KEY", "0011")
+                .unwrap()
+                .sequence,
+            4
+        );
+    }
+
+    #[test]
+    fn the_default_state_folder_is_made_0700_and_locked_before_the_load() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let xdg = dir.path().join("xdg");
+        let home = dir.path().join("home");
+        assert_eq!(
+            default_path_of(true, Some(xdg.clone().into()), None).unwrap(),
+            Path::new("/var/lib/partial-load/state.json")
+        );
+        assert_eq!(
+            default_path_of(false, Some("".into()), Some(home.clone().into())).unwrap(),
+            home.join(".local/state/partial-load/state.json")
+        );
+        assert!(default_path_of(false, None, None).is_err());
+        // A user's default path, none of whose folders exist yet.
+        let path = default_path_of(false, Some(xdg.clone().into()), None).unwrap();
+        assert_eq!(path, xdg.join("partial-load/state.json"));
+        let lock = hold(&path).unwrap();
+        for d in [&xdg, &xdg.join("partial-load")] {
+            let mode = std::fs::metadata(d).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o700, "{}", d.display());
+        }
+        // Held: another run waits for it.
+        let (tx, rx) = std::sync::mpsc::channel();
+        let p2 = path.clone();
+        let waiter = std::thread::spawn(move || {
+            let _l = hold(&p2).unwrap();
+            tx.send(()).unwrap();
+        });
+        assert!(rx
+            .recv_timeout(std::time::Duration::from_millis(300))
+            .is_err());
+        // Recorded under the held lock (not taken twice), then released.
+        let series = Series(Some(Tracked {
+            lock: Some(lock),
+            state_path: path.clone(),
+            entry: entry(1, b"m1"),
+            gap_needed: vec![],
+            last: None,
+        }));
+        series.record().unwrap();
+        rx.recv_timeout(std::time::Duration::from_secs(10)).unwrap();
+        waiter.join().unwrap();
+        assert_eq!(
+            State::read(&path)
+                .unwrap()
+                .find("KEY", "0011")
+                .unwrap()
+                .sequence,
+            1
+        );
+        // Only the state and its lock are left: the writability check leaves nothing.
+        let mut names: Vec<_> = std::fs::read_dir(xdg.join("partial-load"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["state.json", "state.json.lock"]);
+    }
+
+    #[test]
+    fn a_state_folder_that_cannot_be_made_fails_before_the_load() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("file"), b"").unwrap();
+        let e = hold(&dir.path().join("file/state.json")).unwrap_err();
+        let text = format!("{e:#}");
+        assert!(
+            text.contains("file/state.json") && text.contains("nothing was loaded"),
+            "{text}"
+        );
+    }
+
+    #[test]
     fn default_path_for_root_is_under_var_lib() {
         let p = default_path().unwrap();
         if rustix::process::geteuid().is_root() {
@@ -452,6 +660,7 @@ mod tests {
     #[test]
     fn explain_names_the_missing_bundle_only_for_missing_base_layers() {
         let t = Tracked {
+            lock: None,
             state_path: PathBuf::from("s.json"),
             entry: entry(3, b"m3"),
             gap_needed: vec![2],

@@ -1,5 +1,6 @@
 //! `partial-load push`: the checked load, into a registry. In order: signature and volumes
-//! (`bundle::open`), the rollback check (`state::check`), the base check against the registry
+//! (`bundle::open`), the rollback check (`state::check_for_update`, whose lock on the state file
+//! is held from then until the state is written), the base check against the registry
 //! ([`base`]), the blobs the registry lacks ([`plan`]: images already there left alone, HEAD in
 //! each target repository; base layers mounted from the repository holding them), one pass over
 //! the bundle uploading what is missing (uncompressed layers gzip-compressed on the way,
@@ -21,6 +22,7 @@ use anyhow::Result;
 use partial_common::exit::{self, Coded};
 use partial_common::progress;
 use partial_common::registry::{Destination, Registry};
+use partial_common::text::escape;
 use target::{target_of, Target};
 
 #[derive(serde::Serialize)]
@@ -65,7 +67,7 @@ pub async fn run(args: PushArgs) -> Result<()> {
     let dest = Destination::parse(&args.to).map_err(registry_err)?;
     let bundle = bundle::open(&args.bundle)?;
     refuse_deltas(&bundle)?;
-    let series = crate::state::check(&args.sequence, &bundle)?;
+    let series = crate::state::check_for_update(&args.sequence, &bundle)?;
     let registry = connect(&dest.registry, &args.connection).await?;
     let targets = targets(&bundle, &dest)?;
     let index = base::check(&registry, &bundle.manifest, &dest, &args.base_repos)
@@ -150,14 +152,14 @@ fn report(args: &PushArgs, bundle: &Bundle, registry: &Registry, out: &Outcome) 
             } else {
                 "pushed"
             },
-            img.references.join(", "),
+            escape(&img.references.join(", ")),
             img.id,
             img.manifest_digest
         );
     }
     eprintln!(
         "verified {} and pushed {} image(s) to {}: {} blob(s) uploaded ({}), {} mounted",
-        bundle.name(),
+        escape(&bundle.name()),
         out.images.len(),
         registry.name(),
         out.uploaded_blobs,

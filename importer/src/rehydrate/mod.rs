@@ -23,6 +23,7 @@ use crate::bundle::{self, Bundle};
 use crate::bundle_reader::{checked_stream, Layers};
 use crate::cli::RehydrateArgs;
 use crate::connect::connect;
+use crate::errors::verify_failed;
 use crate::rebuild::{self, References};
 use anyhow::{bail, Context, Result};
 use indicatif::ProgressBar;
@@ -119,6 +120,15 @@ async fn spool_base_layers(
     if needed.is_empty() {
         return Ok(BTreeSet::new());
     }
+    if let Some((entry, w)) = needed::first_not_required(needed, &bundle.manifest.required_base) {
+        return Err(verify_failed(format!(
+            "bundle {}: layer {} (entry {entry}) is not in the bundle, and its manifest does not \
+             list it as a base layer the destination holds: the bundle lacks a layer it must \
+             carry",
+            bundle.name(),
+            w.diff_id
+        )));
+    }
     // Only the chains of the missing layers (a delta's reference chain alone is not needed here).
     let chains = bundle
         .manifest
@@ -135,11 +145,29 @@ async fn spool_base_layers(
     if let Some((entry, w)) = needed::first_unfilled(needed, &found) {
         bail!(
             "the daemon's export of {} did not contain layer {} (bundle entry {entry})",
-            names.join(", "),
+            described(&names, local),
             w.diff_id
         );
     }
     Ok(found)
+}
+
+/// The exported images `names` (IDs), each with its first tag when it has one, for messages.
+fn described(names: &[String], local: &[ImageMeta]) -> String {
+    names
+        .iter()
+        .map(|n| {
+            match local
+                .iter()
+                .find(|i| i.id.as_str() == n)
+                .and_then(|i| i.tags.first())
+            {
+                Some(tag) => format!("{tag} ({n})"),
+                None => n.clone(),
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Silence that ends the read of the daemon's export (as `partial-save`'s `--idle-timeout`).

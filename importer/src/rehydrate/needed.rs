@@ -8,6 +8,7 @@
 
 use partial_common::archive::entries::{role_of, EntryRole};
 use partial_common::archive::ArchiveIndex;
+use partial_common::manifest::RequiredBase;
 use partial_common::Digest;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -73,6 +74,18 @@ pub fn rebuilt_entries(deltas: &[crate::rebuild::DeltaLayer]) -> impl Iterator<I
     deltas
         .iter()
         .map(|d| format!("blobs/sha256/{}", d.target.hex()))
+}
+
+/// The first entry of `needed` whose layer is no base layer of `required`: no daemon export can
+/// fill it, as the destination is not meant to hold it (the bundle lacks a layer it should
+/// carry).
+pub fn first_not_required<'a>(
+    needed: &'a Needed,
+    required: &[RequiredBase],
+) -> Option<(&'a String, &'a Wanted)> {
+    needed
+        .iter()
+        .find(|(_, w)| !required.iter().any(|r| r.diff_id == w.diff_id))
 }
 
 /// Whether every entry of `needed` can be filled from `found`; else the first that cannot.
@@ -142,5 +155,31 @@ mod tests {
         let found = BTreeSet::from([d('a'), d('b')]);
         let (entry, _) = first_unfilled(&needed, &found).unwrap();
         assert!(entry.contains(&"9".repeat(64)));
+    }
+
+    #[test]
+    fn an_entry_that_is_no_required_base_layer_is_found() {
+        let base = RequiredBase {
+            chain_id: d('c'),
+            diff_id: d('a'),
+            origin: partial_common::have::Origin::Image {
+                name: "base:1".into(),
+                image_id: d('f'),
+            },
+        };
+        let wanted = |c| Wanted {
+            blob: None,
+            diff_id: d(c),
+        };
+        let mut needed = Needed::new();
+        needed.insert("x/layer.tar".into(), wanted('a'));
+        assert_eq!(
+            first_not_required(&needed, std::slice::from_ref(&base)),
+            None
+        );
+        needed.insert("y/layer.tar".into(), wanted('b'));
+        let (entry, w) = first_not_required(&needed, std::slice::from_ref(&base)).unwrap();
+        assert_eq!((entry.as_str(), &w.diff_id), ("y/layer.tar", &d('b')));
+        assert!(first_not_required(&needed, &[]).is_some());
     }
 }

@@ -393,3 +393,17 @@ fn a_tampered_delta_leaves_no_complete_archive() {
         "temporary files left"
     );
 }
+
+#[test]
+fn exported_images_are_named_by_tag_and_id() {
+    let id = Digest::of_bytes(b"base");
+    let other = Digest::of_bytes(b"other");
+    let local = [
+        partial_common::daemon::ImageMeta::new(id.clone(), vec!["base:1".into()], vec![]),
+        partial_common::daemon::ImageMeta::new(other.clone(), vec![], vec![]),
+    ];
+    assert_eq!(
+        super::described(&[id.to_string(), other.to_string()], &local),
+        format!("base:1 ({id}), {other}")
+    );
+}
