@@ -7,6 +7,7 @@
 //! checked while reading (see `bundle_reader`). The manifest and the signature are read with the
 //! size caps of `partial_common::limits`, before anything in them is trusted.
 
+use crate::approval;
 use crate::cli::BundleArgs;
 use crate::errors::verify_failed;
 use anyhow::Result;
@@ -28,6 +29,10 @@ pub struct Bundle {
     pub volumes: Vec<Volume>,
     /// Who signed it, when signed.
     pub signature: Option<Signed>,
+    /// The manifest's exact bytes (what signatures and approvals cover).
+    pub manifest_bytes: Vec<u8>,
+    /// The valid approvals found, when `--approver` asked for some.
+    pub approvals: Vec<crate::approval::Approval>,
 }
 
 /// One file of the bundle: where it is and the size and hashes it must have.
@@ -60,25 +65,33 @@ impl Bundle {
 pub fn open(args: &BundleArgs) -> Result<Bundle> {
     let files = BundleFiles::resolve(&args.bundle);
     let manifest_path = args.manifest.clone().unwrap_or_else(|| files.manifest());
-    let (manifest, manifest_sha256, signature) =
+    let required = approval::Required::from_args(&args.approvers, args.approvals)?;
+    let (manifest, manifest_bytes, signature) =
         read_manifest(args, &manifest_path).map_err(|e| match later_volume_hint(&files.given) {
             Some(hint) if args.manifest.is_none() => e.context(hint),
             _ => e,
         })?;
+    let manifest_sha256 = partial_common::Digest::of_bytes(&manifest_bytes);
     let recorded = &manifest.bundle;
     let volumes = locate_volumes(&files, &recorded.name, &recorded.volumes, &manifest_path)?;
     if let Some(note) = renamed_note(&recorded.name, &volumes, &manifest_path) {
         // Not an error: the contents are checked against the manifest all the same.
         eprintln!("note: {note}");
     }
-    Ok(Bundle {
+    let mut bundle = Bundle {
         manifest,
         manifest_path,
         manifest_sha256,
         files,
         volumes,
         signature,
-    })
+        manifest_bytes,
+        approvals: Vec::new(),
+    };
+    crate::audit::note_bundle(&bundle);
+    bundle.approvals = approval::check(&bundle, &bundle.manifest_bytes, &required)?;
+    crate::audit::note_bundle(&bundle);
+    Ok(bundle)
 }
 
 /// When the given name looks like a later volume (`X.002`), the name to give instead.
@@ -101,7 +114,7 @@ fn later_volume_hint(given: &Path) -> Option<String> {
 fn read_manifest(
     args: &BundleArgs,
     manifest_path: &Path,
-) -> Result<(BundleManifest, partial_common::Digest, Option<Signed>)> {
+) -> Result<(BundleManifest, Vec<u8>, Option<Signed>)> {
     let mlabel = manifest_path.display().to_string();
     let bytes = limits::read_capped(manifest_path, limits::MANIFEST, "manifest")
         .map_err(|e| verify_failed(e.to_string()))?;
@@ -119,11 +132,7 @@ fn read_manifest(
             )));
         }
     }
-    Ok((
-        manifest,
-        partial_common::Digest::of_bytes(&bytes),
-        signature,
-    ))
+    Ok((manifest, bytes, signature))
 }
 
 /// The files to read, found by the given name, each of the size the manifest states for the
@@ -306,6 +315,9 @@ mod tests {
             manifest: None,
             allow_unsigned: true,
             json: false,
+            approvers: vec![],
+            approvals: None,
+            audit: None,
         }
     }
 

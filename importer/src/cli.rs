@@ -45,6 +45,52 @@ pub enum Command {
     /// Push the bundle's images into a registry: signature, base layers in the registry, content
     /// hashes, only missing blobs uploaded, one manifest per image, read back.
     Push(PushArgs),
+    /// Approve a bundle as a second person: its signature and content checked, then its manifest
+    /// signed with the reviewer's key (MANIFEST.approval.<KEYID>.minisig beside it).
+    Approve(ApproveArgs),
+    /// The audit log: `audit verify FILE` checks its hash chain.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+}
+
+impl Command {
+    /// The audit log this run appends to, with the command's name.
+    pub fn audit_log(&self) -> Option<(&std::path::Path, &'static str)> {
+        let (args, name) = match self {
+            Command::Load(a) => (&a.bundle, "load"),
+            Command::Verify(a) => (&a.bundle, "verify"),
+            Command::Rehydrate(a) => (&a.bundle, "rehydrate"),
+            Command::Push(a) => (&a.bundle, "push"),
+            Command::Approve(a) => (&a.bundle, "approve"),
+            Command::Inventory(_) | Command::Audit(_) => return None,
+        };
+        args.audit.as_deref().map(|p| (p, name))
+    }
+}
+
+#[derive(Args, Debug)]
+pub struct ApproveArgs {
+    #[command(flatten)]
+    pub bundle: BundleArgs,
+    /// The reviewer's minisign secret key (password from PARTIAL_LOAD_KEY_PASSWORD or a prompt).
+    #[arg(long = "sign-key", value_name = "REVIEWER.key")]
+    pub sign_key: PathBuf,
+    /// A comment recorded in the approval's signed trusted comment.
+    #[arg(long, value_name = "TEXT")]
+    pub comment: Option<String>,
+    /// Replace an approval this key already wrote.
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AuditCommand {
+    /// Check the audit log's hash chain; names the first line altered, removed or cut.
+    Verify {
+        /// The audit log (JSON lines).
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+    },
 }
 
 #[derive(Args, Debug, Clone)]
@@ -64,6 +110,15 @@ pub struct BundleArgs {
     /// Print the result as JSON on stdout.
     #[arg(long)]
     pub json: bool,
+    /// A reviewer's public key whose approval counts (`partial-load approve`); repeatable.
+    #[arg(long = "approver", value_name = "REVIEWER.pub")]
+    pub approvers: Vec<PathBuf>,
+    /// How many distinct approvers must have approved (default 1 with --approver).
+    #[arg(long, value_name = "N")]
+    pub approvals: Option<usize>,
+    /// Append one hash-chained JSON line for this run (refusals included) to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub audit: Option<PathBuf>,
 }
 
 #[derive(Args, Debug, Clone)]

@@ -10,6 +10,11 @@ pub fn verify_failed(msg: impl Into<String>) -> anyhow::Error {
     anyhow::Error::new(Coded::new(exit::VERIFY, msg.into()))
 }
 
+/// A usage error: exit code 2.
+pub fn usage(msg: impl Into<String>) -> anyhow::Error {
+    anyhow::Error::new(Coded::new(exit::USAGE, msg.into()))
+}
+
 /// A daemon failure: exit code 5.
 pub fn daemon_err(
     e: impl Into<Box<dyn std::error::Error + Send + Sync + 'static>>,

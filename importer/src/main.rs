@@ -2,6 +2,9 @@
 //! loads them into the air-gapped daemon or pushes them into its registry; writes the inventory
 //! of either; rebuilds complete archives.
 
+mod approval;
+mod approve;
+mod audit;
 mod base;
 mod bundle;
 mod bundle_reader;
@@ -39,6 +42,11 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    if let Some((path, name)) = cli.command.audit_log() {
+        if let Err(e) = audit::open(path, name) {
+            return ExitCode::from(exit::report("partial-load", e.chain()));
+        }
+    }
     let result = rt.block_on(async move {
         match cli.command {
             cli::Command::Load(a) => load::run_load(a).await,
@@ -46,10 +54,24 @@ fn main() -> ExitCode {
             cli::Command::Inventory(a) => inventory::run(a).await,
             cli::Command::Rehydrate(a) => rehydrate::run(a).await,
             cli::Command::Push(a) => push::run(a).await,
+            cli::Command::Approve(a) => approve::run(a).await,
+            cli::Command::Audit(cli::AuditCommand::Verify { file }) => {
+                let n = audit::verify(&file)?;
+                eprintln!("{}: {n} line(s), the hash chain is intact", file.display());
+                Ok(())
+            }
         }
     });
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => ExitCode::from(exit::report("partial-load", e.chain())),
+    let (code, error) = match &result {
+        Ok(()) => (0, None),
+        Err(e) => (
+            exit::report("partial-load", e.chain()),
+            Some(format!("{e:#}")),
+        ),
+    };
+    if let Err(e) = audit::finish(code, error) {
+        let c = exit::report("partial-load", e.chain());
+        return ExitCode::from(if code == 0 { c } else { code });
     }
+    ExitCode::from(code)
 }
