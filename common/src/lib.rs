@@ -13,7 +13,6 @@ pub mod chart;
 pub mod codec;
 pub mod daemon;
 pub mod delta;
-pub mod delta_coder;
 pub mod digest;
 pub mod engine;
 pub mod exit;

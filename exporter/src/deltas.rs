@@ -1,19 +1,19 @@
 //! `--delta` in the exporter: which images may serve as delta references (the `-e` images, from
 //! the daemon, the inputs or a registry, `--exclude-archive` images, and source-daemon images of the exported repositories that hold
 //! chains an inventory or ledger names), opened as sources, and the engine hook built from them
-//! (`partial_common::delta_coder`).
+//! (`partial_delta_encode::coder`).
 
 use crate::cli::SaveArgs;
 use crate::select;
 use anyhow::{Context, Result};
 use partial_common::daemon::Daemon;
-use partial_common::delta_coder::{index_references, DeltaCoder};
 use partial_common::have::HaveSet;
 use partial_common::image::Image;
 use partial_common::progress;
 use partial_common::reference::ImageRef;
 use partial_common::source::{ArchiveSource, Source};
 use partial_common::Digest;
+use partial_delta_encode::coder::{index_references, DeltaCoder};
 use std::collections::BTreeSet;
 
 /// The reference images, and the sources holding them besides the export's own.

@@ -1,9 +1,9 @@
 //! What `partial-save` tells people: the plan per image and layer (`--dry-run`), and the final
 //! summary (images, layers carried and left out, bytes written, savings against a full save).
 
-use partial_common::delta_coder::DeltaNote;
 use partial_common::plan::{Decision, Layout, Plan};
 use partial_common::progress::human_bytes;
+use partial_delta_encode::coder::DeltaNote;
 use std::fmt::Write as _;
 
 /// The plan, one line per layer position, for people.

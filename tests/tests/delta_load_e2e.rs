@@ -1,15 +1,15 @@
 //! The importer side of layer deltas (issue 12) against real daemons, on a delta bundle made here
-//! from a real `partial-save` bundle: its app layer replaced by a delta (`delta::encode`) against
+//! from a real `partial-save` bundle: its app layer replaced by a delta (`partial_delta_encode::encode`) against
 //! the previous app layer, the manifest updated as the exporter writes it (version 2, the layer's
 //! `delta`, the reference chain a required base, `docker_loadable: false`) and signed again.
 //! Checked: the reference missing (exit 4, before anything is read), `verify` with and without a
 //! daemon, a tampered delta (exit 3, nothing loaded), `load` (the source's image ID), `rehydrate`
 //! into an archive a plain `docker load` takes, and `push` refusing the bundle.
 
-use partial_common::delta::{encode, ChunkIndex, EncodeOptions, Encoded};
 use partial_common::manifest::BundleManifest;
 use partial_common::output::hashing::FileDigests;
 use partial_common::Digest;
+use partial_delta_encode::{encode, ChunkIndex, EncodeOptions, Encoded};
 use partial_tests::bundle_check::manifest_path;
 use partial_tests::cli::{keygen, load, save};
 use partial_tests::scenario::give_airgap;

@@ -45,9 +45,9 @@ pub const PATCH_MAX_REFERENCE: u64 = 16 << 20;
 /// The zstd window (log2 bytes) of the patch mode; the decoder refuses frames asking for more.
 pub const PATCH_WINDOW_LOG: u32 = 25;
 
-pub(crate) const OP_END: u8 = 0x00;
-pub(crate) const OP_COPY: u8 = 0x01;
-pub(crate) const OP_LITERAL: u8 = 0x02;
+pub const OP_END: u8 = 0x00;
+pub const OP_COPY: u8 = 0x01;
+pub const OP_LITERAL: u8 = 0x02;
 
 /// How the body of a delta rebuilds the layer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -154,7 +154,7 @@ fn u64_at(buf: &[u8], at: usize) -> u64 {
 }
 
 /// Writes a COPY operation.
-pub(crate) fn write_copy<W: Write>(w: &mut W, offset: u64, len: u64) -> io::Result<usize> {
+pub fn write_copy<W: Write>(w: &mut W, offset: u64, len: u64) -> io::Result<usize> {
     let mut op = [0u8; 17];
     op[0] = OP_COPY;
     op[1..9].copy_from_slice(&offset.to_le_bytes());
@@ -164,11 +164,7 @@ pub(crate) fn write_copy<W: Write>(w: &mut W, offset: u64, len: u64) -> io::Resu
 }
 
 /// Writes a LITERAL operation holding `packed`, a zstd frame of `raw_len` bytes.
-pub(crate) fn write_literal<W: Write>(
-    w: &mut W,
-    raw_len: usize,
-    packed: &[u8],
-) -> io::Result<usize> {
+pub fn write_literal<W: Write>(w: &mut W, raw_len: usize, packed: &[u8]) -> io::Result<usize> {
     let mut op = [0u8; 9];
     op[0] = OP_LITERAL;
     op[1..5].copy_from_slice(&(raw_len as u32).to_le_bytes());

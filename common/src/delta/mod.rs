@@ -1,5 +1,7 @@
 //! Layer deltas: rebuild a new layer tar from a reference layer tar the destination already holds,
-//! shipping only the bytes the reference lacks.
+//! shipping only the bytes the reference lacks. This crate holds the format and the decoder
+//! (all `partial-load` needs); the encoder, the chunk index and `partial-save`'s `--delta`
+//! plug-in are the `partial-delta-encode` crate (`common/delta-encode/`).
 //!
 //! Why: a layer rebuilt with one file changed gets a new diffID, so layer-level exclusion carries
 //! all of it again; a delta against the old layer is a few kilobytes. This module is the engine
@@ -20,17 +22,9 @@
 //! most [`PATCH_MAX_REFERENCE`] bytes (that reference is held in memory on both sides).
 
 mod decode;
-mod encode;
 mod error;
 pub mod format;
-mod index;
-mod tarcut;
-
-#[cfg(test)]
-pub(crate) mod tests;
 
 pub use decode::{decode, read_header, DecodeSummary};
-pub use encode::{encode, EncodeOptions, EncodeSummary, Encoded};
 pub use error::DeltaError;
 pub use format::{Encoding, Header, PATCH_MAX_REFERENCE, PATCH_WINDOW_LOG};
-pub use index::{ChunkIndex, Sketch, MAX_INDEX_CHUNKS};

@@ -6,10 +6,10 @@ use super::references::read_references;
 use super::stream::{layer_header, rebuild};
 use super::*;
 use partial_common::archive::entries::{TarReader, TarWriter};
-use partial_common::delta::{encode, ChunkIndex, EncodeOptions, Encoded};
 use partial_common::have::Origin;
 use partial_common::testutil::archive::{gzip, image, noise, oci, Layer, TEntry};
 use partial_common::{archive, exit};
+use partial_delta_encode::{encode, ChunkIndex, EncodeOptions, Encoded};
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{Cursor, Read, Seek, Write};
 

@@ -4,7 +4,8 @@
 //!
 //! `nice -n 10 cargo run --release -p partial-common --example delta_bench`
 
-use partial_common::delta::{self, ChunkIndex, EncodeOptions, Encoded, Sketch};
+use partial_common::delta;
+use partial_delta_encode::{ChunkIndex, EncodeOptions, Encoded, Sketch};
 use std::fs::File;
 use std::io::{self, BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -48,7 +49,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let delta_path = dir.path().join("layer.delta");
     let t = Instant::now();
     let mut out = BufWriter::new(File::create(&delta_path)?);
-    let encoded = delta::encode(
+    let encoded = partial_delta_encode::encode(
         &index,
         &mut BufReader::new(File::open(&old)?),
         BufReader::new(File::open(&new)?),

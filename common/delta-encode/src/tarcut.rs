@@ -21,7 +21,7 @@ use std::rc::Rc;
 
 /// Content of at least this many bytes is chunked on its own (the average chunk: smaller files
 /// stay grouped, so the index does not grow with the number of files).
-pub(crate) const SEPARATE_CONTENT: u64 = super::index::AVG_CHUNK as u64;
+pub(crate) const SEPARATE_CONTENT: u64 = crate::index::AVG_CHUNK as u64;
 
 /// Largest PAX extended header read for a `size` record.
 const MAX_PAX: u64 = 64 << 10;
@@ -292,7 +292,7 @@ impl<R: Read> Iterator for TarChunks<R> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::delta::tests::{pseudo_random, tar_of};
+    use crate::tests::{pseudo_random, tar_of};
 
     fn cut(data: &[u8]) -> Vec<(u64, usize)> {
         TarChunks::new(data, 16 << 10, 64 << 10, 256 << 10)

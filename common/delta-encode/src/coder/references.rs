@@ -4,13 +4,14 @@
 //! [`PATCH_MAX_REFERENCE`] bytes is also kept in an anonymous temporary file for the zstd patch
 //! mode.
 
-use crate::archive::ArchiveError;
-use crate::delta::{ChunkIndex, PATCH_MAX_REFERENCE};
-use crate::digest::Digest;
-use crate::engine::{CarriedLayers, Engine, Replacement};
-use crate::have::{HaveSet, Origin};
-use crate::image::Image;
-use crate::source::Source;
+use crate::ChunkIndex;
+use partial_common::archive::ArchiveError;
+use partial_common::delta::PATCH_MAX_REFERENCE;
+use partial_common::digest::Digest;
+use partial_common::engine::{CarriedLayers, Engine, Replacement};
+use partial_common::have::{HaveSet, Origin};
+use partial_common::image::Image;
+use partial_common::source::Source;
 use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::sync::{Arc, Mutex};
@@ -45,7 +46,7 @@ impl References {
 pub fn repositories(img: &Image) -> Vec<String> {
     img.tags
         .iter()
-        .filter_map(|t| crate::reference::ImageRef::parse(t).ok())
+        .filter_map(|t| partial_common::reference::ImageRef::parse(t).ok())
         .map(|r| format!("{}/{}", r.registry, r.repository))
         .collect()
 }

@@ -2,18 +2,18 @@
 //! engine writing a bundle with the hook, and the delta in the bundle rebuilding the layer.
 
 use super::*;
-use crate::delta::tests::{tar_of, tree};
-use crate::engine::Engine;
-use crate::image::Image;
-use crate::plan::Plan;
-use crate::source::{ArchiveSource, Source};
-use crate::testutil::archive::*;
+use crate::tests::{tar_of, tree};
+use partial_common::engine::Engine;
+use partial_common::image::Image;
+use partial_common::plan::Plan;
+use partial_common::source::{ArchiveSource, Source};
+use partial_common::testutil::archive::*;
 use std::io::Cursor;
 
 /// A layer from files.
 fn files_layer(files: &[(String, Vec<u8>)]) -> Layer {
     let data = tar_of(files);
-    let diff = crate::Digest::of_bytes(&data);
+    let diff = partial_common::Digest::of_bytes(&data);
     Layer { data, diff }
 }
 
@@ -73,13 +73,13 @@ fn rebuild(plan: &Plan, bundle: &[u8], reference: &Layer) -> Vec<u8> {
     assert_eq!(deltas.len(), 1, "one delta layer");
     let d = deltas[0];
     let entries = read_tar(bundle);
-    let blob = match entries.get(&crate::bundle_writer::blob_path(&d.digest)) {
+    let blob = match entries.get(&partial_common::bundle_writer::blob_path(&d.digest)) {
         Some(Kind::File(b)) => b.clone(),
         other => panic!("delta blob missing from the bundle: {other:?}"),
     };
     assert_eq!(blob.len() as u64, d.size);
     let mut out = Vec::new();
-    crate::delta::decode(
+    partial_common::delta::decode(
         &blob[..],
         &mut Cursor::new(reference.data.clone()),
         &reference.diff,
@@ -108,7 +108,7 @@ fn a_rebuilt_layer_travels_as_a_small_delta_and_rebuilds_exactly() {
         assert_eq!(b.digest, c.new.diff, "{name}: the layer as rebuilt");
         let entries = read_tar(&bundle);
         assert!(
-            !entries.contains_key(&crate::bundle_writer::blob_path(&c.new.diff)),
+            !entries.contains_key(&partial_common::bundle_writer::blob_path(&c.new.diff)),
             "{name}: the whole layer must not be in the bundle"
         );
         assert!(rebuild(&plan, &bundle, &c.old) == c.new.data, "{name}");
@@ -128,7 +128,7 @@ fn an_unrelated_layer_travels_whole() {
     let (plan, bundle) = export(&src, &app3, &src, &app1);
     assert!(plan.deltas().is_empty());
     let entries = read_tar(&bundle);
-    assert!(entries.contains_key(&crate::bundle_writer::blob_path(&c.unrelated.diff)));
+    assert!(entries.contains_key(&partial_common::bundle_writer::blob_path(&c.unrelated.diff)));
 }
 
 #[test]

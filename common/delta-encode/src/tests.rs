@@ -1,8 +1,9 @@
 //! Round trips and failure cases of the delta engine on generated layer tars.
 
-use super::format::{HEADER_LEN, OP_COPY, OP_END, OP_LITERAL};
-use super::*;
-use crate::Digest;
+use crate::*;
+use partial_common::delta::format::{HEADER_LEN, OP_COPY, OP_END, OP_LITERAL};
+use partial_common::delta::*;
+use partial_common::Digest;
 use std::io::{self, Cursor, Read, Write};
 
 /// Deterministic bytes (xorshift64*), incompressible.

@@ -2,11 +2,12 @@
 //! (by position, else by shared content), encode, and give the delta when it gains.
 
 use super::references::References;
-use crate::archive::ArchiveError;
-use crate::delta::{self, EncodeOptions, Encoded, Sketch};
-use crate::digest::{Digest, Sha256Writer};
-use crate::engine::{CarriedLayers, Replacement};
-use crate::plan::LayerDelta;
+use crate as delta;
+use crate::{EncodeOptions, Encoded, Sketch};
+use partial_common::archive::ArchiveError;
+use partial_common::digest::{Digest, Sha256Writer};
+use partial_common::engine::{CarriedLayers, Replacement};
+use partial_common::plan::LayerDelta;
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::{self, Seek, SeekFrom};
@@ -58,7 +59,7 @@ pub struct DeltaCoder {
 
 impl DeltaCoder {
     /// `wanted`: the images exported (for the positions of their layers).
-    pub fn new(refs: References, wanted: &[crate::image::Image]) -> Self {
+    pub fn new(refs: References, wanted: &[partial_common::image::Image]) -> Self {
         let mut positions: HashMap<Digest, Vec<(String, usize)>> = HashMap::new();
         for img in wanted {
             for repo in super::references::repositories(img) {
@@ -81,7 +82,7 @@ impl DeltaCoder {
 
     /// A coder whose references another thread is still indexing (from its own sources, while
     /// the export streams): the first carried layer waits for them.
-    pub fn pending(refs: PendingReferences, wanted: &[crate::image::Image]) -> Self {
+    pub fn pending(refs: PendingReferences, wanted: &[partial_common::image::Image]) -> Self {
         let mut c = Self::new(References::default(), wanted);
         c.pending = Some(refs);
         c
@@ -135,7 +136,7 @@ impl DeltaCoder {
         &mut self,
         i: usize,
         layer: &mut File,
-    ) -> Result<(Encoded, File, Digest), delta::DeltaError> {
+    ) -> Result<(Encoded, File, Digest), partial_common::delta::DeltaError> {
         let r = &mut self.refs.layers[i];
         let mut opts = self.opts.clone();
         let mut empty = io::Cursor::new(Vec::new());
@@ -146,7 +147,7 @@ impl DeltaCoder {
                 &mut empty
             }
         };
-        let out = tempfile::tempfile().map_err(delta::DeltaError::Spool)?;
+        let out = tempfile::tempfile().map_err(partial_common::delta::DeltaError::Spool)?;
         let mut w = Sha256Writer::new(out);
         let enc = delta::encode(&r.index, &mut Reseek(reference), &mut *layer, &mut w, &opts)?;
         let (out, digest, _) = w.finish();
@@ -240,7 +241,7 @@ mod tests {
 
     fn summary(delta_size: u64, copied: u64, literal: u64) -> delta::EncodeSummary {
         delta::EncodeSummary {
-            encoding: delta::Encoding::Chunks,
+            encoding: partial_common::delta::Encoding::Chunks,
             delta_size,
             chunks_size: delta_size,
             patch_size: None,

@@ -6,9 +6,9 @@
 //! The index maps the BLAKE3 hash of each reference chunk to its offset and length, and keeps no
 //! data: its size is bounded by the number of chunks (capped at [`MAX_INDEX_CHUNKS`]).
 
-use super::error::DeltaError;
-use crate::Digest;
 use fastcdc::v2020::ChunkData;
+use partial_common::delta::DeltaError;
+use partial_common::Digest;
 use sha2::{Digest as _, Sha256};
 use std::collections::HashMap;
 use std::io::{self, Read};
@@ -37,7 +37,7 @@ pub(crate) struct ChunkLoc {
 /// Chunks a stream, cutting also around large file contents when it is a tar (see `tarcut`);
 /// I/O errors are the stream's.
 pub(crate) fn chunks<R: Read>(r: R) -> impl Iterator<Item = io::Result<ChunkData>> {
-    super::tarcut::TarChunks::new(r, MIN_CHUNK, AVG_CHUNK, MAX_CHUNK)
+    crate::tarcut::TarChunks::new(r, MIN_CHUNK, AVG_CHUNK, MAX_CHUNK)
 }
 
 /// Whether a chunk, known by its gear hash at the cut point, is sampled into sketches. The gear
@@ -262,7 +262,7 @@ impl<R: Read> Read for HashingReader<R> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::delta::tests::pseudo_random;
+    use crate::tests::pseudo_random;
 
     #[test]
     fn index_is_bounded_by_the_chunk_count_and_the_limit() {

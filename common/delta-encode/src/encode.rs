@@ -2,11 +2,11 @@
 //! zstd patch when the reference is small enough), each spooled to a temporary file; the smaller
 //! one is written out after the header, or nothing when no delta gains anything.
 
-use super::error::DeltaError;
-use super::format::{self, Encoding, Header, MAX_LITERAL};
-use super::format::{PATCH_MAX_REFERENCE, PATCH_WINDOW_LOG};
-use super::index::{chunks, ChunkIndex, HashingReader};
-use crate::Digest;
+use crate::index::{chunks, ChunkIndex, HashingReader};
+use partial_common::delta::format::{self, Encoding, Header, MAX_LITERAL};
+use partial_common::delta::format::{PATCH_MAX_REFERENCE, PATCH_WINDOW_LOG};
+use partial_common::delta::DeltaError;
+use partial_common::Digest;
 use sha2::{Digest as _, Sha256};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use tempfile::SpooledTempFile;
@@ -177,7 +177,7 @@ fn gains(s: &EncodeSummary, opts: &EncodeOptions) -> bool {
     if s.delta_size >= s.target_size || opts.max_delta_size.is_some_and(|m| s.delta_size >= m) {
         return false;
     }
-    s.copied_bytes >= super::index::MIN_CHUNK as u64
+    s.copied_bytes >= crate::index::MIN_CHUNK as u64
         || s.patch_size.is_some_and(|p| p * 10 < s.chunks_size * 9)
 }
 
