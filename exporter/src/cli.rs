@@ -62,6 +62,15 @@ pub const ENVIRONMENT: &[EnvVar] = &[
     },
 ];
 
+/// `--version`: the version and the git commit of the build ("unknown" outside a git checkout;
+/// ", dirty" when tracked files differed from it), set by build.rs.
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("PARTIAL_GIT_COMMIT"),
+    ")"
+);
+
 /// The text `--help` ends with: examples, exit statuses, environment.
 pub fn after_help() -> String {
     partial_common::help::after_help(EXAMPLES, exit::SAVE_STATUSES, ENVIRONMENT)
@@ -73,7 +82,7 @@ pub fn after_help() -> String {
 /// the base layers), OUT.manifest.json (images, every layer, the base chains the destination
 /// must hold) and, with --sign-key, OUT.manifest.json.minisig.
 #[derive(Parser, Debug)]
-#[command(name = "partial-save", version, after_help = after_help())]
+#[command(name = "partial-save", version = VERSION, after_help = after_help())]
 #[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
 pub struct Cli {
     #[command(subcommand)]

@@ -55,6 +55,15 @@ pub const ENVIRONMENT: &[EnvVar] = &[
     },
 ];
 
+/// `--version`: the version and the git commit of the build ("unknown" outside a git checkout;
+/// ", dirty" when tracked files differed from it), set by build.rs.
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("PARTIAL_GIT_COMMIT"),
+    ")"
+);
+
 /// The text `--help` ends with: examples, exit statuses, environment.
 pub fn after_help() -> String {
     partial_common::help::after_help(EXAMPLES, exit::LOAD_STATUSES, ENVIRONMENT)
@@ -62,7 +71,7 @@ pub fn after_help() -> String {
 
 /// Verify and load partial-save bundles on an air-gapped Docker host.
 #[derive(Parser, Debug)]
-#[command(name = "partial-load", version, after_help = after_help())]
+#[command(name = "partial-load", version = VERSION, after_help = after_help())]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
