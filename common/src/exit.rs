@@ -52,7 +52,7 @@ pub const SAVE_STATUSES: &[Status] = &[
         code: VERIFY,
         name: "bad input",
         meaning: "an archive, inventory or ledger does not verify; a registry blob or manifest \
-                  does not match its digest",
+                  does not match its digest; a file over its size cap",
     },
     Status {
         code: DAEMON,
@@ -88,7 +88,8 @@ pub const LOAD_STATUSES: &[Status] = &[
         code: VERIFY,
         name: "verification failed",
         meaning: "signature, hash, size or manifest; a bundle older than the last one loaded \
-                  from its site",
+                  from its site; a public key file holding more than one key; a file over its \
+                  size cap",
     },
     Status {
         code: BASE_MISSING,
