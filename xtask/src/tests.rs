@@ -369,6 +369,30 @@ fn the_environment_tables_name_every_variable_the_tools_read() {
             );
         }
     }
+    // clap arguments read from the environment (`#[arg(env = "…")]`)
+    fn clap_env(cmd: &clap::Command, found: &mut BTreeSet<String>) {
+        for arg in cmd.get_arguments() {
+            if let Some(var) = arg.get_env() {
+                found.insert(var.to_string_lossy().into_owned());
+            }
+        }
+        for sub in cmd.get_subcommands() {
+            clap_env(sub, found);
+        }
+    }
+    for (name, cmd, table) in [
+        ("partial-save", partial_save::cli::Cli::command(), &save),
+        ("partial-load", partial_load::cli::Cli::command(), &load),
+    ] {
+        let mut read = BTreeSet::new();
+        clap_env(&cmd, &mut read);
+        for var in &read {
+            assert!(
+                table.contains(var),
+                "{name} has an argument from {var}: add it to cli::ENVIRONMENT"
+            );
+        }
+    }
     let mut common = BTreeSet::new();
     variables_read(&workspace.join("common/src"), &mut common);
     assert!(
