@@ -2,10 +2,12 @@
 // of partial-save and partial-load (exporter/build.rs, importer/build.rs) and by the tests of
 // `cargo xtask`. Not a module of any crate, so no `//!` doc: build scripts include it as items.
 //
-// `describe(workspace)` is `COMMIT` (`git rev-parse --short=12 HEAD`), `COMMIT, dirty` when
-// tracked files differ from that commit, or `unknown` outside a git checkout of this workspace
-// (a source tarball, no git, a checkout git refuses to read): a tree unpacked inside some other
-// repository must not report that repository's commit.
+// `describe(workspace, sources)` is `COMMIT` (`git rev-parse --short=12 HEAD`), `COMMIT, dirty`
+// when tracked files under `sources` (what the binary is built from) differ from that commit, or
+// `unknown` outside a git checkout of this workspace (a source tarball, no git, a checkout git
+// refuses to read): a tree unpacked inside some other repository must not report that
+// repository's commit. The build script re-runs when HEAD moves or a source changes, not when
+// only git's index does (a `git status` would otherwise rebuild the tool).
 
 /// Runs git in `dir` and returns its trimmed standard output, or `None` when git is missing or
 /// fails.
@@ -37,8 +39,9 @@ fn is_checkout_top(workspace: &std::path::Path) -> bool {
     }
 }
 
-/// `COMMIT`, `COMMIT, dirty` or `unknown` for the workspace at `workspace` (see the top).
-pub fn describe(workspace: &std::path::Path) -> String {
+/// `COMMIT`, `COMMIT, dirty` or `unknown` for the workspace at `workspace`, dirty meaning a
+/// change to a tracked file under one of `sources` (paths relative to `workspace`).
+pub fn describe(workspace: &std::path::Path, sources: &[&str]) -> String {
     if !is_checkout_top(workspace) {
         return "unknown".to_string();
     }
@@ -48,10 +51,9 @@ pub fn describe(workspace: &std::path::Path) -> String {
     if commit.len() != 12 || !commit.bytes().all(|b| b.is_ascii_hexdigit()) {
         return "unknown".to_string();
     }
-    match git_output(
-        workspace,
-        &["status", "--porcelain", "--untracked-files=no"],
-    ) {
+    let mut args = vec!["status", "--porcelain", "--untracked-files=no", "--"];
+    args.extend_from_slice(sources);
+    match git_output(workspace, &args) {
         Some(changes) if changes.is_empty() => commit,
         Some(_) => format!("{commit}, dirty"),
         // cannot tell: rather not claim a clean tree
@@ -59,9 +61,9 @@ pub fn describe(workspace: &std::path::Path) -> String {
     }
 }
 
-/// The git files whose change means another commit or another state of the index: HEAD, its
-/// log (written on every commit, checkout and reset), the branch's ref, packed-refs and the
-/// index. Only those that exist (cargo re-runs a build script every time for a missing one).
+/// The git files whose change means another commit: HEAD, its log (written on every commit,
+/// checkout and reset), the branch's ref and packed-refs. Only those that exist (cargo re-runs a
+/// build script every time for a missing one).
 pub fn watched_git_files(workspace: &std::path::Path) -> Vec<std::path::PathBuf> {
     if !is_checkout_top(workspace) {
         return Vec::new();
@@ -70,7 +72,6 @@ pub fn watched_git_files(workspace: &std::path::Path) -> Vec<std::path::PathBuf>
         "HEAD".to_string(),
         "logs/HEAD".to_string(),
         "packed-refs".to_string(),
-        "index".to_string(),
     ];
     if let Some(branch) = git_output(workspace, &["symbolic-ref", "-q", "HEAD"]) {
         names.push(branch);
@@ -88,7 +89,8 @@ pub fn watched_git_files(workspace: &std::path::Path) -> Vec<std::path::PathBuf>
 }
 
 /// What a tool's build script does: sets `PARTIAL_GIT_COMMIT` for `env!` and tells cargo when to
-/// run again (the git files above, the sources whose edits make the tree dirty, this file).
+/// run again (the git files above, and the sources the tool is built from: the shared library,
+/// the tool's package, this folder, the workspace manifest and lock file).
 #[allow(dead_code)] // not called by the tests that include this file
 pub fn emit_git_commit() {
     let manifest_dir = std::path::PathBuf::from(
@@ -98,32 +100,29 @@ pub fn emit_git_commit() {
         .parent()
         .map(std::path::Path::to_path_buf)
         .unwrap_or_else(|| manifest_dir.clone());
+    let package = manifest_dir
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or(".")
+        .to_string();
+    let sources = [
+        "common",
+        package.as_str(),
+        "build",
+        "Cargo.toml",
+        "Cargo.lock",
+    ];
     println!(
         "cargo:rustc-env=PARTIAL_GIT_COMMIT={}",
-        describe(&workspace)
+        describe(&workspace, &sources)
     );
     for file in watched_git_files(&workspace) {
         println!("cargo:rerun-if-changed={}", file.display());
     }
-    for path in [
-        "common/src",
-        "common/Cargo.toml",
-        "Cargo.toml",
-        "Cargo.lock",
-        "build",
-    ] {
-        println!("cargo:rerun-if-changed={}", workspace.join(path).display());
+    for source in sources {
+        println!(
+            "cargo:rerun-if-changed={}",
+            workspace.join(source).display()
+        );
     }
-    println!(
-        "cargo:rerun-if-changed={}",
-        manifest_dir.join("src").display()
-    );
-    println!(
-        "cargo:rerun-if-changed={}",
-        manifest_dir.join("Cargo.toml").display()
-    );
-    println!(
-        "cargo:rerun-if-changed={}",
-        manifest_dir.join("build.rs").display()
-    );
 }

@@ -460,30 +460,41 @@ fn git(dir: &Path, args: &[&str]) -> bool {
 fn the_git_description_is_the_commit_dirty_or_unknown() {
     let dir = tempfile::tempdir().expect("temp dir");
     // no checkout: unknown, and nothing to watch
-    assert_eq!(git_version::describe(dir.path()), "unknown");
+    assert_eq!(git_version::describe(dir.path(), &["a"]), "unknown");
     assert!(git_version::watched_git_files(dir.path()).is_empty());
     if !git(dir.path(), &["init", "-q"]) {
         eprintln!("=== SKIPPED: no git to make a test repository ===");
         return;
     }
     std::fs::write(dir.path().join("a"), "1").expect("write");
-    assert!(git(dir.path(), &["add", "a"]));
+    std::fs::write(dir.path().join("readme"), "1").expect("write");
+    assert!(git(dir.path(), &["add", "a", "readme"]));
     assert!(git(dir.path(), &["commit", "-q", "-m", "one"]));
     let head = git_version::head(dir.path()).expect("head of the test repository");
     assert_eq!(head.len(), 12);
     assert!(head.bytes().all(|b| b.is_ascii_hexdigit()), "{head}");
-    assert_eq!(git_version::describe(dir.path()), head);
-    // an untracked file is no change; an edit of a tracked one is
+    assert_eq!(git_version::describe(dir.path(), &["a"]), head);
+    // an untracked file is no change, nor an edit outside the sources; an edit of a source is
     std::fs::write(dir.path().join("b"), "new").expect("write");
-    assert_eq!(git_version::describe(dir.path()), head);
+    std::fs::write(dir.path().join("readme"), "2").expect("write");
+    assert_eq!(git_version::describe(dir.path(), &["a"]), head);
     std::fs::write(dir.path().join("a"), "2").expect("write");
-    assert_eq!(git_version::describe(dir.path()), format!("{head}, dirty"));
+    assert_eq!(
+        git_version::describe(dir.path(), &["a"]),
+        format!("{head}, dirty")
+    );
+    // staged is still a difference from the commit
+    assert!(git(dir.path(), &["add", "a"]));
+    assert_eq!(
+        git_version::describe(dir.path(), &["a"]),
+        format!("{head}, dirty")
+    );
     let watched = git_version::watched_git_files(dir.path());
     assert!(watched.iter().any(|p| p.ends_with("HEAD")), "{watched:?}");
-    assert!(watched.iter().any(|p| p.ends_with("index")), "{watched:?}");
+    assert!(!watched.iter().any(|p| p.ends_with("index")), "{watched:?}");
     // a folder inside a repository is not its checkout: another project unpacked there must
     // not show this repository's commit
     let inner = dir.path().join("unpacked");
     std::fs::create_dir(&inner).expect("mkdir");
-    assert_eq!(git_version::describe(&inner), "unknown");
+    assert_eq!(git_version::describe(&inner, &["."]), "unknown");
 }
