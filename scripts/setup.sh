@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # What a fresh Debian machine needs, installed with apt-get: one list per purpose, shared by
-# scripts/demo.sh, scripts/test.sh, scripts/bench.sh and .ci/run.
+# scripts/demo.sh, scripts/test.sh, scripts/bench.sh, scripts/package.sh and .ci/run.
 #
 #   sudo scripts/setup.sh demo     # docker.io, minisign, a C compiler
 #   sudo scripts/setup.sh test     # + zstd, pigz, time, skopeo, umoci, docker-registry, openssl,
