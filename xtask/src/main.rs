@@ -243,6 +243,7 @@ fn page_name(cmd: &clap::Command) -> String {
 /// sections made from the tool's tables. `after_help` is left out: its parts are sections here.
 fn man_page(tool: &Tool, cmd: &clap::Command, parent: Option<&str>) -> Result<Vec<u8>> {
     let man = Man::new(cmd.clone())
+        .date(page_date())
         .source(format!("{} {}", tool.name, tool.version))
         .manual("User Commands");
     let mut out = Vec::new();
@@ -328,6 +329,35 @@ fn once_preamble(page: Vec<u8>) -> Vec<u8> {
             format!("{head}{PREAMBLE}{}", rest.replace(PREAMBLE, "")).into_bytes()
         }
         None => page,
+    }
+}
+
+/// The date of the pages: that of the commit they are built from (the same date for the same
+/// commit), else "unknown date" (roff drops an empty argument, which shifts the others).
+fn page_date() -> String {
+    git_version::head_date(workspace()).unwrap_or_else(|| "unknown date".to_string())
+}
+
+/// build/git_version.rs, as the build scripts include it (the tests use all of it), and the
+/// commit and date of HEAD for the pages.
+mod git_version {
+    #![allow(dead_code)]
+    include!("../../build/git_version.rs");
+
+    /// HEAD's 12-hex commit when `workspace` is a checkout (what a build there shows).
+    pub fn head(workspace: &std::path::Path) -> Option<String> {
+        if !is_checkout_top(workspace) {
+            return None;
+        }
+        git_output(workspace, &["rev-parse", "--short=12", "HEAD"])
+    }
+
+    /// The date of HEAD's commit (YYYY-MM-DD) when `workspace` is a checkout.
+    pub fn head_date(workspace: &std::path::Path) -> Option<String> {
+        if !is_checkout_top(workspace) {
+            return None;
+        }
+        git_output(workspace, &["log", "-1", "--format=%cs", "HEAD"]).filter(|d| !d.is_empty())
     }
 }
 

@@ -87,6 +87,18 @@ fn every_page_has_exit_status_and_environment_from_the_tables() {
                 assert!(text.contains(&entry), "{file}: no {}", var.name);
             }
             assert!(text.contains(tool.version), "{file}: no version");
+            // title, section, date, source, manual: none empty (roff would drop it)
+            let date = page_date();
+            let date = if date.contains(' ') {
+                format!("\"{date}\"")
+            } else {
+                date
+            };
+            let title = format!(
+                ".TH {page} 1 {date} \"{name} {}\" \"User Commands\"\n",
+                tool.version
+            );
+            assert!(text.contains(&title), "{file}: title line is not {title:?}");
             assert_eq!(text.matches(".ds Aq").count(), 2, "{file}: one preamble");
             // after_help is made into sections, not copied in as EXTRA
             assert!(!text.contains(".SH EXTRA"), "{file}");
@@ -430,19 +442,6 @@ fn version_shows_the_commit_of_a_checkout() {
             ),
             None => assert_eq!(commit, "unknown", "{name}"),
         }
-    }
-}
-
-/// build/git_version.rs, as the build scripts include it.
-mod git_version {
-    include!("../../build/git_version.rs");
-
-    /// HEAD's 12-hex commit when `workspace` is a checkout (what a build there must show).
-    pub fn head(workspace: &std::path::Path) -> Option<String> {
-        if !is_checkout_top(workspace) {
-            return None;
-        }
-        git_output(workspace, &["rev-parse", "--short=12", "HEAD"])
     }
 }
 
