@@ -76,13 +76,6 @@ else
   APP_MB=${BENCH_APP_MB:-400} RUNTIME_MB=${BENCH_RUNTIME_MB:-100}
   OUT=${OUT:-$ROOT/docs}
 fi
-# The Debian mirror this machine's apt already uses (deb822 .sources files, then sources.list).
-apt_mirror() {
-  { grep -hE '^URIs:' /etc/apt/sources.list.d/*.sources 2>/dev/null | awk '{print $2}'
-    grep -hE '^deb[[:space:]]' /etc/apt/sources.list 2>/dev/null | awk '{print $2}'
-  } | grep -v -- '-security' | head -n 1
-}
-MIRROR=${BENCH_MIRROR:-$(apt_mirror)}
 CACHE=${BENCH_CACHE:-/var/cache/partial-bench}
 COMMAND="sudo scripts/bench.sh${ARGS[*]:+ ${ARGS[*]}}"
 ((TINY)) || [[ -z ${BENCH_APP_MB:-} ]] || COMMAND="BENCH_APP_MB=$APP_MB $COMMAND"
@@ -290,18 +283,8 @@ if ((TINY)); then
   ROOTFS_TAR=$W/rootfs.tar
   BASE_DESC="generated 3 MiB root filesystem (tiny mode)"
 else
-  ROOTFS_TAR=$CACHE/bookworm-minbase-v1.tar
-  if [[ ! -s $ROOTFS_TAR ]]; then
-    log "debootstrap --variant=minbase bookworm (cached in $CACHE for the next runs)"
-    mkdir -p "$CACHE"
-    if ! debootstrap --variant=minbase bookworm "$W/rootfs" "$MIRROR" >"$W/logs/debootstrap.log" 2>&1; then
-      echo "error: debootstrap failed; its log:" >&2; tail -n 20 "$W/logs/debootstrap.log" >&2; exit 1
-    fi
-    # what a published slim base image leaves out: downloaded packages and the apt lists
-    rm -rf "$W/rootfs/var/cache/apt/archives/"*.deb "$W/rootfs/var/lib/apt/lists/"*
-    tar -C "$W/rootfs" --numeric-owner -cf "$ROOTFS_TAR.part" . && mv "$ROOTFS_TAR.part" "$ROOTFS_TAR"
-    rm -rf "$W/rootfs"
-  fi
+  # debootstrap once, cached in $CACHE (scripts/setup.sh; scripts/package.sh --check uses it too)
+  ROOTFS_TAR=$(setup_bookworm_tar "$CACHE") || exit 1
   BASE_DESC="debootstrap --variant=minbase bookworm (from the machine's apt mirror), packages and apt lists removed"
 fi
 

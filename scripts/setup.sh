@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # What a fresh Debian machine needs, installed with apt-get: one list per purpose, shared by
-# scripts/demo.sh, scripts/test.sh, scripts/bench.sh and .ci/run.
+# scripts/demo.sh, scripts/test.sh, scripts/bench.sh, scripts/package.sh and .ci/run.
 #
 #   sudo scripts/setup.sh demo     # docker.io, minisign, a C compiler
 #   sudo scripts/setup.sh test     # + zstd, pigz, time, skopeo, umoci, docker-registry, openssl,
 #                                  #   python3 with pip and PyPI's helm-python-sdk (renders Helm
 #                                  #   charts for the chart tests; the tools never need Python)
 #   sudo scripts/setup.sh bench    # the test list + debootstrap, python3
+#   sudo scripts/setup.sh package  # a C compiler, dpkg-dev (dpkg-shlibdeps for cargo-deb),
+#                                  #   debootstrap and man-db (scripts/package.sh --check)
 #   scripts/setup.sh --check test  # only say what is missing (exit 4 when something is)
 #
 # Only what is missing is installed (idempotent; `apt-get update` runs only then). Package
@@ -18,7 +20,9 @@
 # Exit status: 0 everything present, 1 the install failed, 2 usage, 4 something is missing and
 # cannot be installed here (not root, or no apt-get): the message names the packages.
 #
-# Source it to get `setup_packages PURPOSE` and `find_cargo` without running anything.
+# Source it to get `setup_packages PURPOSE`, `find_cargo` and `setup_bookworm_tar` (a cached
+# debootstrap of Debian bookworm, for scripts/bench.sh and scripts/package.sh) without running
+# anything.
 
 # The packages of each purpose, each as "package:command-or-path[,command...]": the package is
 # installed when one of its commands or paths is missing.
@@ -44,6 +48,13 @@ SETUP_BENCH=(
   "${SETUP_TEST[@]}"
   "debootstrap:debootstrap"
   "python3:python3"
+)
+SETUP_PACKAGE=(
+  "gcc:cc"
+  "libc6-dev:/usr/include/stdio.h"
+  "dpkg-dev:dpkg-shlibdeps"
+  "debootstrap:debootstrap"
+  "man-db:man"
 )
 
 # setup_missing PURPOSE: prints the missing packages of PURPOSE, one per line.
@@ -91,8 +102,8 @@ setup_packages() {
   if [[ ${1:-} == --check ]]; then check=1; shift; fi
   local purpose=${1:-}
   case $purpose in
-    demo|test|bench) ;;
-    *) echo "usage: scripts/setup.sh [--check] demo|test|bench" >&2; return 2 ;;
+    demo|test|bench|package) ;;
+    *) echo "usage: scripts/setup.sh [--check] demo|test|bench|package" >&2; return 2 ;;
   esac
   local missing
   mapfile -t missing < <(setup_missing "$purpose")
@@ -139,6 +150,44 @@ setup_python_test() {
     echo "setup: $SETUP_HELM_SDK installed but cannot be imported by python3" >&2
     return 1
   }
+}
+
+# setup_apt_mirror: the Debian mirror this machine's apt already uses (deb822 .sources files,
+# then sources.list), security archives left out.
+setup_apt_mirror() {
+  { grep -hE '^URIs:' /etc/apt/sources.list.d/*.sources 2>/dev/null | awk '{print $2}'
+    grep -hE '^deb[[:space:]]' /etc/apt/sources.list 2>/dev/null | awk '{print $2}'
+  } | grep -v -- '-security' | head -n 1
+}
+
+# setup_bookworm_tar CACHE_DIR: prints the path of CACHE_DIR/bookworm-minbase-v1.tar, a tarball
+# of `debootstrap --variant=minbase bookworm` with the downloaded packages and apt lists
+# removed (what a published slim base image leaves out). Made once from BENCH_MIRROR or the
+# machine's apt mirror (setup_apt_mirror), then reused. Root and debootstrap needed to make it.
+setup_bookworm_tar() {
+  local cache=$1 tar=$1/bookworm-minbase-v1.tar mirror work
+  if [[ -s $tar ]]; then echo "$tar"; return 0; fi
+  mirror=${BENCH_MIRROR:-$(setup_apt_mirror)}
+  if [[ -z $mirror ]]; then
+    echo "setup: no Debian mirror in this machine's apt sources: set BENCH_MIRROR" >&2
+    return 1
+  fi
+  mkdir -p "$cache" && work=$(mktemp -d "$cache/.debootstrap.XXXXXX") || return 1
+  echo "setup: debootstrap --variant=minbase bookworm from $mirror (cached in $cache for the next runs)" >&2
+  if ! debootstrap --variant=minbase bookworm "$work/rootfs" "$mirror" >"$work/debootstrap.log" 2>&1; then
+    echo "setup: debootstrap failed; its log:" >&2
+    tail -n 20 "$work/debootstrap.log" >&2
+    rm -rf "$work"
+    return 1
+  fi
+  rm -rf "$work/rootfs/var/cache/apt/archives/"*.deb "$work/rootfs/var/lib/apt/lists/"*
+  if ! tar -C "$work/rootfs" --numeric-owner -cf "$tar.part" . || ! mv "$tar.part" "$tar"; then
+    echo "setup: cannot write $tar" >&2
+    rm -rf "$work" "$tar.part"
+    return 1
+  fi
+  rm -rf "$work"
+  echo "$tar"
 }
 
 # find_cargo: puts rustup's cargo on PATH when it is not (a login shell's ~/.cargo/env, or under

@@ -1,16 +1,113 @@
 //! Exit codes shared by both tools, and an error wrapper that carries one through `anyhow`
 //! context chains: 0 success; 1 other failure; 2 usage; 3 verification failed (signature, hash,
 //! size, manifest, bad input archive); 4 base layers missing on the daemon; 5 daemon unreachable
-//! or daemon error. [`report`] prints an error chain on stderr, control characters escaped.
+//! or daemon error; 130 interrupted. [`report`] prints an error chain on stderr, control
+//! characters escaped.
+//!
+//! What each code means to each tool is data here ([`SAVE_STATUSES`], [`LOAD_STATUSES`]): the
+//! `--help` text ([`crate::help::after_help`]) and the EXIT STATUS section of the man pages
+//! (`cargo xtask man`) are both rendered from these tables, so they cannot disagree.
 
 use std::error::Error;
 use std::fmt;
 
+pub const SUCCESS: u8 = 0;
 pub const FAILURE: u8 = 1;
 pub const USAGE: u8 = 2;
 pub const VERIFY: u8 = 3;
 pub const BASE_MISSING: u8 = 4;
 pub const DAEMON: u8 = 5;
+/// Interrupted by SIGINT or SIGTERM (128 + SIGINT, as shells report it); see
+/// [`crate::output::cleanup`].
+pub const INTERRUPTED: u8 = 130;
+
+/// One exit status of a tool: its code, a short name, and what it means for that tool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Status {
+    pub code: u8,
+    /// A word or two ("usage error"), the first thing said about the code.
+    pub name: &'static str,
+    /// When the tool exits with it; empty when the name says it all.
+    pub meaning: &'static str,
+}
+
+/// The exit statuses of `partial-save`, in code order. It never exits with [`BASE_MISSING`].
+pub const SAVE_STATUSES: &[Status] = &[
+    Status {
+        code: SUCCESS,
+        name: "success",
+        meaning: "",
+    },
+    Status {
+        code: FAILURE,
+        name: "failure",
+        meaning: "any failure not listed below",
+    },
+    Status {
+        code: USAGE,
+        name: "usage error",
+        meaning: "a flag, argument or flag combination to change",
+    },
+    Status {
+        code: VERIFY,
+        name: "bad input",
+        meaning: "an archive, inventory or ledger does not verify; a registry blob or manifest \
+                  does not match its digest; a file over its size cap",
+    },
+    Status {
+        code: DAEMON,
+        name: "daemon or registry failure",
+        meaning: "the Docker daemon or registry is unreachable, failing or refusing access \
+                  (also: it died or hung mid-export)",
+    },
+    Status {
+        code: INTERRUPTED,
+        name: "interrupted",
+        meaning: "by SIGINT or SIGTERM; partial output files were removed",
+    },
+];
+
+/// The exit statuses of `partial-load`, in code order.
+pub const LOAD_STATUSES: &[Status] = &[
+    Status {
+        code: SUCCESS,
+        name: "success",
+        meaning: "",
+    },
+    Status {
+        code: FAILURE,
+        name: "failure",
+        meaning: "any failure not listed below",
+    },
+    Status {
+        code: USAGE,
+        name: "usage error",
+        meaning: "a flag, argument or flag combination to change",
+    },
+    Status {
+        code: VERIFY,
+        name: "verification failed",
+        meaning: "signature, hash, size or manifest; a bundle older than the last one loaded \
+                  from its site; a public key file holding more than one key; a file over its \
+                  size cap",
+    },
+    Status {
+        code: BASE_MISSING,
+        name: "base layers missing",
+        meaning: "on the daemon (or in the registry, for push)",
+    },
+    Status {
+        code: DAEMON,
+        name: "daemon or registry failure",
+        meaning: "the Docker daemon or registry is unreachable or failing (also: it died or hung \
+                  mid-load)",
+    },
+    Status {
+        code: INTERRUPTED,
+        name: "interrupted",
+        meaning: "by SIGINT or SIGTERM; partial output files were removed",
+    },
+];
 
 /// An error that decides the exit code. Displays as the error it wraps.
 #[derive(Debug)]
@@ -85,6 +182,30 @@ mod tests {
     #[derive(Debug, thiserror::Error)]
     #[error("outer")]
     struct Outer(#[source] Coded);
+
+    #[test]
+    fn the_status_tables_are_in_code_order_and_name_every_code_once() {
+        for table in [SAVE_STATUSES, LOAD_STATUSES] {
+            let codes: Vec<u8> = table.iter().map(|s| s.code).collect();
+            let mut sorted = codes.clone();
+            sorted.sort_unstable();
+            sorted.dedup();
+            assert_eq!(codes, sorted, "codes out of order or repeated");
+            for s in table {
+                assert!(!s.name.is_empty(), "code {} has no name", s.code);
+                assert!(!s.meaning.contains("  "), "code {}: double space", s.code);
+            }
+            for code in [SUCCESS, FAILURE, USAGE, VERIFY, DAEMON, INTERRUPTED] {
+                assert!(codes.contains(&code), "code {code} missing");
+            }
+        }
+        assert!(LOAD_STATUSES.iter().any(|s| s.code == BASE_MISSING));
+        assert!(!SAVE_STATUSES.iter().any(|s| s.code == BASE_MISSING));
+        assert_eq!(
+            i32::from(INTERRUPTED),
+            crate::output::cleanup::INTERRUPTED_EXIT_CODE
+        );
+    }
 
     #[test]
     fn finds_the_code_through_a_chain() {

@@ -2,7 +2,8 @@
 //! (`image`) and its sources (`source`: daemon, archive files of every writer, OCI layouts), what
 //! a destination holds, reading archives (`archive`), the engine that streams a source into a
 //! bundle (`engine`, `bundle_writer`), the plan, the signed bundle manifest, the inventory, the
-//! send ledger, the images of Helm charts (`chart`), signing, compression, atomic and split
+//! send ledger, the images of Helm charts (`chart`), the exit codes and the tables behind `--help`
+//! and the man pages (`exit`, `help`), signing, compression, atomic and split
 //! output, daemon access, the registry client (`registry`), layer deltas (`delta`), the size
 //! caps of small input files (`limits`) and untrusted text made safe to print (`text`).
 
@@ -17,6 +18,7 @@ pub mod digest;
 pub mod engine;
 pub mod exit;
 pub mod have;
+pub mod help;
 pub mod image;
 pub mod inventory;
 pub mod ledger;

@@ -1,28 +1,80 @@
 //! Command line of `partial-save` (clap derive). Seed-compatible flags `-i`, `-e`, `-o`, `-H` come
-//! first; the rest go beyond the original tool.
+//! first; the rest go beyond the original tool. Also the tables and texts `--help` and the man
+//! pages share (examples, environment). A library module, so that `cargo xtask` can render man
+//! pages and completions from these definitions.
 
 use clap::{Args, Parser, Subcommand};
+use partial_common::exit;
+use partial_common::help::EnvVar;
 use std::path::PathBuf;
 
-pub const AFTER_HELP: &str = "\
-Examples:
-  partial-save -i app:2 -e app:1 -o app.tgz --sign-key team.key
-  partial-save -i app:2 --have airgap-inventory.json -o app.tgz --sign-key team.key
-  partial-save -i docker://registry.local:5000/app:2 -e docker://registry.local:5000/app:1 -o app.tgz
-  partial-save --from-archive full.tar --exclude-archive base.tar -o app.tgz
-  partial-save -i app:3 --ledger site-a.json -o app3.tgz --sign-key team.key
-  partial-save ledger show site-a.json
-  partial-save --chart nginx-22.1.1.tgz --exclude-chart nginx-21.1.19.tgz -o up.tgz
-  partial-save images --chart nginx-22.1.1.tgz --json
-  partial-save --from-oci app-layout/ -i app:2 --exclude-oci base-layout/ -o app.tgz
-  partial-save keygen -o team
+/// Example command lines, shown under "Examples:" in `--help` and under EXAMPLES in the man page.
+pub const EXAMPLES: &str = "\
+partial-save -i app:2 -e app:1 -o app.tgz --sign-key team.key
+partial-save -i app:2 --have airgap-inventory.json -o app.tgz --sign-key team.key
+partial-save -i docker://registry.local:5000/app:2 -e docker://registry.local:5000/app:1 -o app.tgz
+partial-save --from-archive full.tar --exclude-archive base.tar -o app.tgz
+partial-save -i app:3 --ledger site-a.json -o app3.tgz --sign-key team.key
+partial-save ledger show site-a.json
+partial-save --chart nginx-22.1.1.tgz --exclude-chart nginx-21.1.19.tgz -o up.tgz
+partial-save images --chart nginx-22.1.1.tgz --json
+partial-save --from-oci app-layout/ -i app:2 --exclude-oci base-layout/ -o app.tgz
+partial-save keygen -o team";
 
-Exit codes: 0 success; 1 failure; 2 usage; 3 bad input (archive, inventory or ledger does
-not verify; a registry blob or manifest that does not match its digest); 5 Docker daemon or
-registry unreachable, failing or refusing access (also: it died or hung mid-export);
-130 interrupted.
+/// The environment variables `partial-save` reads: shown under "Environment:" in `--help` and
+/// under ENVIRONMENT in the man pages.
+pub const ENVIRONMENT: &[EnvVar] = &[
+    EnvVar {
+        name: "DOCKER_HOST",
+        meaning: "Docker daemon address when -H/--host is not given (default: \
+                  unix:///var/run/docker.sock).",
+    },
+    EnvVar {
+        name: "DOCKER_CONFIG",
+        meaning: "Folder of Docker's config.json, whose credentials are used for docker:// \
+                  registries without --username (default: $HOME/.docker).",
+    },
+    EnvVar {
+        name: "PARTIAL_SAVE_KEY_PASSWORD",
+        meaning: "Password of the secret key of --sign-key, and of the new key of `keygen` \
+                  (otherwise asked on the terminal).",
+    },
+    EnvVar {
+        name: "PARTIAL_PING_TIMEOUT",
+        meaning: "Seconds to wait for the daemon's answer to the first ping (default 30).",
+    },
+    EnvVar {
+        name: "PATH",
+        meaning: "Where `helm` is looked for to render --chart (unless --helm or --no-helm).",
+    },
+    EnvVar {
+        name: "TMPDIR",
+        meaning: "Folder of temporary spool files, deleted when closed (default /tmp).",
+    },
+    EnvVar {
+        name: "SSL_CERT_FILE",
+        meaning: "PEM file of CA certificates trusted for registries instead of the system's.",
+    },
+    EnvVar {
+        name: "SSL_CERT_DIR",
+        meaning: "Folders (colon-separated) of CA certificates trusted for registries instead \
+                  of the system's.",
+    },
+];
 
-Environment: PARTIAL_PING_TIMEOUT=SECS bounds the first ping of the daemon (default 30).";
+/// `--version`: the version and the git commit of the build ("unknown" outside a git checkout;
+/// ", dirty" when tracked files differed from it), set by build.rs.
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("PARTIAL_GIT_COMMIT"),
+    ")"
+);
+
+/// The text `--help` ends with: examples, exit statuses, environment.
+pub fn after_help() -> String {
+    partial_common::help::after_help(EXAMPLES, exit::SAVE_STATUSES, ENVIRONMENT)
+}
 
 /// Save Docker images without the layers the destination already holds.
 ///
@@ -30,7 +82,7 @@ Environment: PARTIAL_PING_TIMEOUT=SECS bounds the first ping of the daemon (defa
 /// the base layers), OUT.manifest.json (images, every layer, the base chains the destination
 /// must hold) and, with --sign-key, OUT.manifest.json.minisig.
 #[derive(Parser, Debug)]
-#[command(name = "partial-save", version, after_help = AFTER_HELP)]
+#[command(name = "partial-save", version = VERSION, after_help = after_help())]
 #[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
 pub struct Cli {
     #[command(subcommand)]
@@ -45,10 +97,40 @@ pub enum Command {
     Keygen(KeygenArgs),
     /// Show or edit a send ledger (--ledger): the bundles sent to one destination.
     #[command(subcommand)]
-    Ledger(crate::ledger_cmd::LedgerCommand),
+    Ledger(LedgerCommand),
     /// Print the images of Helm charts and image lists, one a line (or --json with where each
     /// came from), without touching any daemon.
     Images(ImagesArgs),
+}
+
+/// The subcommands of `partial-save ledger`.
+#[derive(Subcommand, Debug)]
+pub enum LedgerCommand {
+    /// List the bundles sent to the site, with their images.
+    Show(ShowArgs),
+    /// Mark a bundle as lost in transit: its layers are no longer assumed at the site, so the
+    /// next export carries them again.
+    Forget(ForgetArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct ShowArgs {
+    /// The ledger file.
+    #[arg(value_name = "SITE.json")]
+    pub file: PathBuf,
+    /// Print the ledger as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct ForgetArgs {
+    /// The ledger file.
+    #[arg(value_name = "SITE.json")]
+    pub file: PathBuf,
+    /// The bundle's sequence number.
+    #[arg(long, value_name = "N")]
+    pub bundle: u64,
 }
 
 /// Where images are discovered: Helm charts and image lists (see the README, "Helm charts").

@@ -3,43 +3,13 @@
 //! (unless an inventory says better), stamped into the manifest, and updated only once the bundle
 //! has its final name.
 
-use crate::cli::SaveArgs;
+use crate::cli::{ForgetArgs, LedgerCommand, SaveArgs, ShowArgs};
 use anyhow::{Context, Result};
-use clap::{Args, Subcommand};
 use partial_common::have::HaveSet;
 use partial_common::ledger::{Ledger, LedgerError, LedgerLock};
 use partial_common::manifest::BundleManifest;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
-
-#[derive(Subcommand, Debug)]
-pub enum LedgerCommand {
-    /// List the bundles sent to the site, with their images.
-    Show(ShowArgs),
-    /// Mark a bundle as lost in transit: its layers are no longer assumed at the site, so the
-    /// next export carries them again.
-    Forget(ForgetArgs),
-}
-
-#[derive(Args, Debug)]
-pub struct ShowArgs {
-    /// The ledger file.
-    #[arg(value_name = "SITE.json")]
-    pub file: PathBuf,
-    /// Print the ledger as JSON on stdout.
-    #[arg(long)]
-    pub json: bool,
-}
-
-#[derive(Args, Debug)]
-pub struct ForgetArgs {
-    /// The ledger file.
-    #[arg(value_name = "SITE.json")]
-    pub file: PathBuf,
-    /// The bundle's sequence number.
-    #[arg(long, value_name = "N")]
-    pub bundle: u64,
-}
 
 pub fn run(cmd: &LedgerCommand) -> Result<()> {
     match cmd {

@@ -2,7 +2,6 @@
 //! compressed, docker-loadable bundle plus a signed manifest.
 
 mod charts;
-mod cli;
 mod deltas;
 mod keygen;
 mod ledger_cmd;
@@ -12,6 +11,8 @@ mod select;
 
 use clap::Parser;
 use partial_common::exit::{self, Coded};
+// The command line is the library part of this package (src/lib.rs), shared with `cargo xtask`.
+use partial_save::cli;
 use std::process::ExitCode;
 
 /// Marks an error as a daemon failure (exit code 5).

@@ -1,32 +1,77 @@
-//! Command line of `partial-load` (clap derive).
+//! Command line of `partial-load` (clap derive), and the tables and texts `--help` and the man
+//! pages share (examples, environment). A library module, so that `cargo xtask` can render man
+//! pages and completions from these definitions.
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use partial_common::exit;
+use partial_common::help::EnvVar;
 use std::path::PathBuf;
 
-pub const AFTER_HELP: &str = "\
-Exit codes:
-  0  success
-  1  other failure
-  2  usage error
-  3  verification failed (signature, hash, size, manifest; a bundle older than the last
-     one loaded from its site)
-  4  base layers missing on the daemon (or in the registry, for push)
-  5  Docker daemon or registry unreachable or failing (also: it died or hung mid-load)
-  130 interrupted
+/// Example command lines, shown under "Examples:" in `--help` and under EXAMPLES in the man page.
+pub const EXAMPLES: &str = "\
+partial-load verify app.tgz --key team.pub --offline
+partial-load load app.tgz --key team.pub
+partial-load inventory -o have.json
+partial-load rehydrate app.tgz --key team.pub -o app-full.tar
+partial-load push app.tgz --key team.pub --to registry.example:5000/mirror
+partial-load inventory --registry registry.example:5000 --repo mirror/app -o have.json";
 
-Environment: PARTIAL_PING_TIMEOUT=SECS bounds the first ping of the daemon (default 30).
+/// The environment variables `partial-load` reads: shown under "Environment:" in `--help` and
+/// under ENVIRONMENT in the man pages.
+pub const ENVIRONMENT: &[EnvVar] = &[
+    EnvVar {
+        name: "DOCKER_HOST",
+        meaning: "Docker daemon address when -H/--host is not given (default: \
+                  unix:///var/run/docker.sock).",
+    },
+    EnvVar {
+        name: "DOCKER_CONFIG",
+        meaning: "Folder of Docker's config.json, whose credentials `push` and `inventory \
+                  --registry` use without --username (default: $HOME/.docker).",
+    },
+    EnvVar {
+        name: "PARTIAL_PING_TIMEOUT",
+        meaning: "Seconds to wait for the daemon's answer to the first ping (default 30).",
+    },
+    EnvVar {
+        name: "XDG_STATE_HOME",
+        meaning: "Without --state and not as root: the state file is \
+                  $XDG_STATE_HOME/partial-load/state.json (default: \
+                  $HOME/.local/state/partial-load/state.json; as root: \
+                  /var/lib/partial-load/state.json).",
+    },
+    EnvVar {
+        name: "TMPDIR",
+        meaning: "Folder of temporary spool files, deleted when closed (default /tmp).",
+    },
+    EnvVar {
+        name: "SSL_CERT_FILE",
+        meaning: "PEM file of CA certificates trusted for registries instead of the system's.",
+    },
+    EnvVar {
+        name: "SSL_CERT_DIR",
+        meaning: "Folders (colon-separated) of CA certificates trusted for registries instead \
+                  of the system's.",
+    },
+];
 
-Examples:
-  partial-load verify app.tgz --key team.pub --offline
-  partial-load load app.tgz --key team.pub
-  partial-load inventory -o have.json
-  partial-load rehydrate app.tgz --key team.pub -o app-full.tar
-  partial-load push app.tgz --key team.pub --to registry.example:5000/mirror
-  partial-load inventory --registry registry.example:5000 --repo mirror/app -o have.json";
+/// `--version`: the version and the git commit of the build ("unknown" outside a git checkout;
+/// ", dirty" when tracked files differed from it), set by build.rs.
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("PARTIAL_GIT_COMMIT"),
+    ")"
+);
+
+/// The text `--help` ends with: examples, exit statuses, environment.
+pub fn after_help() -> String {
+    partial_common::help::after_help(EXAMPLES, exit::LOAD_STATUSES, ENVIRONMENT)
+}
 
 /// Verify and load partial-save bundles on an air-gapped Docker host.
 #[derive(Parser, Debug)]
-#[command(name = "partial-load", version, after_help = AFTER_HELP)]
+#[command(name = "partial-load", version = VERSION, after_help = after_help())]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,

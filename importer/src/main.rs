@@ -8,7 +8,6 @@ mod audit;
 mod base;
 mod bundle;
 mod bundle_reader;
-mod cli;
 mod connect;
 mod errors;
 mod inventory;
@@ -24,6 +23,8 @@ mod upload;
 
 use clap::Parser;
 use partial_common::exit;
+// The command line is the library part of this package (src/lib.rs), shared with `cargo xtask`.
+use partial_load::cli;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {

@@ -16,7 +16,7 @@ pub enum CleanupError {
 }
 
 /// The exit code after an interrupt.
-pub const INTERRUPTED_EXIT_CODE: i32 = 130;
+pub const INTERRUPTED_EXIT_CODE: i32 = crate::exit::INTERRUPTED as i32;
 
 static REGISTRY: Mutex<BTreeMap<u64, PathBuf>> = Mutex::new(BTreeMap::new());
 static NEXT_ID: AtomicU64 = AtomicU64::new(0);
