@@ -41,6 +41,11 @@ pub const ENVIRONMENT: &[EnvVar] = &[
                   /var/lib/partial-load/state.json).",
     },
     EnvVar {
+        name: "PARTIAL_LOAD_KEY_PASSWORD",
+        meaning: "Password of the reviewer's secret key of `approve` (else asked on the \
+                  terminal).",
+    },
+    EnvVar {
         name: "TMPDIR",
         meaning: "Folder of temporary spool files, deleted when closed (default /tmp).",
     },
