@@ -10,6 +10,10 @@
 //!    conventions ([`guess`]), marked as guesses, with a warning.
 //!
 //! References are normalised to one form ([`reference`]) and deduplicated.
+//!
+//! Charts, values files and lists are hostile input: reading is bounded ([`load`]: a byte budget
+//! and nesting limits per chart), and all YAML goes through [`parse_yaml`], which refuses a file
+//! over [`MAX_YAML_BYTES`] or nested deeper than [`MAX_YAML_DEPTH`] before the parser sees it.
 
 pub mod declared;
 pub mod extract;
@@ -23,6 +27,7 @@ pub mod values;
 use crate::manifest::ChartEntry;
 use serde::{Deserialize, Serialize};
 use serde_yaml_ng::Value;
+use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
@@ -41,8 +46,25 @@ pub enum ChartError {
         #[source]
         source: std::io::Error,
     },
-    #[error("{path}: more than {} MiB: not a chart", load::MAX_CHART_BYTES >> 20)]
+    #[error(
+        "{path}: more than {} MiB in all (its files and nested archives, decompressed): over \
+         the limit for one chart",
+        load::MAX_CHART_BYTES >> 20
+    )]
     TooLarge { path: String },
+    #[error("{path}: {what} nested more than {limit} deep: over the limit for a chart")]
+    TooDeep {
+        path: String,
+        what: String,
+        limit: usize,
+    },
+    #[error("{file}: more than {} MiB of YAML: over the limit for one file", MAX_YAML_BYTES >> 20)]
+    YamlTooLarge { file: String },
+    #[error(
+        "{file}: YAML nested more than {} deep: over the limit",
+        MAX_YAML_DEPTH
+    )]
+    YamlTooDeep { file: String },
     #[error("{file}: not valid YAML: {source}")]
     Yaml {
         file: String,
@@ -63,6 +85,11 @@ pub enum ChartError {
         helm: String,
         message: String,
     },
+    #[error(
+        "`helm template` of {chart} wrote more than {} MiB: over the limit for one chart",
+        render::MAX_OUTPUT_BYTES >> 20
+    )]
+    RenderTooLarge { chart: String },
     #[error("{origin}: {source}")]
     Reference {
         origin: String,
@@ -71,6 +98,132 @@ pub enum ChartError {
     },
     #[error("{0}")]
     Usage(String),
+}
+
+/// Most bytes of one YAML file (or document) read: values, lock files, annotations, rendered
+/// objects (Kubernetes refuses objects over 1.5 MiB). The parsed form takes many times more.
+pub const MAX_YAML_BYTES: usize = 4 << 20;
+
+/// Deepest YAML nesting read (and of a `--set` key). The parser's cost grows with the square of
+/// the nesting, and serde's own limit (128) applies only once the whole document is parsed.
+pub const MAX_YAML_DEPTH: usize = 100;
+
+/// Parses the YAML `text` (of `file`, named in errors) after checking it against
+/// [`MAX_YAML_BYTES`] and, with [`nesting_exceeds`], [`MAX_YAML_DEPTH`].
+pub fn parse_yaml(text: &str, file: &str) -> Result<Value, ChartError> {
+    if text.len() > MAX_YAML_BYTES {
+        return Err(ChartError::YamlTooLarge {
+            file: file.to_string(),
+        });
+    }
+    if nesting_exceeds(text, MAX_YAML_DEPTH) {
+        return Err(ChartError::YamlTooDeep {
+            file: file.to_string(),
+        });
+    }
+    serde_yaml_ng::from_str(text).map_err(|source| ChartError::Yaml {
+        file: file.to_string(),
+        source,
+    })
+}
+
+/// Whether the YAML `text` may nest deeper than `limit`, found in one pass without parsing: an
+/// upper bound of the depth of each line, the block levels (indentations open, plus compact
+/// `- `/`? ` indicators) and the flow levels (`[`/`{` open, outside quotes and comments). Lines
+/// of a block scalar (`|`, `>`), or continuing a scalar, are skipped: they are text.
+pub fn nesting_exceeds(text: &str, limit: usize) -> bool {
+    let mut indents: Vec<usize> = Vec::new();
+    let mut flow = 0usize;
+    // The indentation of the line whose scalar the more indented lines continue.
+    let mut scalar_of: Option<usize> = None;
+    for line in text.lines() {
+        let body = line.trim_start_matches(' ');
+        let indent = line.len() - body.len();
+        let body = body.trim_end();
+        if body.is_empty() || body.starts_with('#') {
+            continue;
+        }
+        if flow == 0 {
+            if scalar_of.is_some_and(|open| indent > open) {
+                continue;
+            }
+            scalar_of = None;
+            while indents.last().is_some_and(|&i| i >= indent) {
+                indents.pop();
+            }
+            indents.push(indent);
+        }
+        let mut rest = body;
+        let mut compact = 0;
+        while let Some(r) = ["- ", "? ", "-\t", "?\t"]
+            .iter()
+            .find_map(|p| rest.strip_prefix(p))
+        {
+            compact += 1;
+            rest = r.trim_start_matches([' ', '\t']);
+        }
+        if rest == "-" || rest == "?" {
+            compact += 1;
+        }
+        let block = indents.len() + compact;
+        if block + flow > limit {
+            return true;
+        }
+        let mut quote: Option<char> = None;
+        let mut prev = ' ';
+        let mut code_end = rest.len();
+        let mut chars = rest.char_indices().peekable();
+        while let Some((i, c)) = chars.next() {
+            match quote {
+                Some('"') if c == '\\' => {
+                    chars.next();
+                }
+                // `''` is a quote inside a single-quoted scalar.
+                Some('\'') if c == '\'' && chars.peek().is_some_and(|(_, n)| *n == '\'') => {
+                    chars.next();
+                }
+                Some(q) if c == q => quote = None,
+                Some(_) => {}
+                None => match c {
+                    '"' | '\'' if prev.is_whitespace() || "[{,:".contains(prev) => quote = Some(c),
+                    '#' if prev.is_whitespace() => {
+                        code_end = i;
+                        break;
+                    }
+                    '[' | '{' => {
+                        flow += 1;
+                        if block + flow > limit {
+                            return true;
+                        }
+                    }
+                    ']' | '}' => flow = flow.saturating_sub(1),
+                    _ => {}
+                },
+            }
+            prev = c;
+        }
+        if flow == 0 {
+            // A value on this line (after `key:` or `- `) is a scalar: more indented lines continue
+            // it (block scalar or multi-line plain/quoted scalar), they cannot nest.
+            // Anchors and tags (`&a`, `!!map`) alone announce a node on the next lines; a flow
+            // collection is not continued.
+            let code = rest[..code_end].trim_end();
+            let value = match code.split_once(": ") {
+                Some((_, v)) => v,
+                None if compact > 0 && !code.ends_with(':') => code,
+                None => "",
+            };
+            let value = value
+                .split_whitespace()
+                .find(|t| !t.starts_with(['&', '!']))
+                .unwrap_or("");
+            if !value.is_empty() && !value.starts_with(['[', '{']) {
+                // The column where this line's node starts (after its `- ` indicators).
+                scalar_of = Some(indent + (body.len() - rest.len()));
+            }
+        }
+    }
+    false
 }
 
 /// Where an image was found.
@@ -161,6 +314,8 @@ pub struct Discovery {
     /// The charts read (for the bundle manifest).
     pub charts: Vec<ChartEntry>,
     pub warnings: Vec<String>,
+    /// Where each reference is in `images` (a list can name 100,000s: no linear search).
+    index: HashMap<String, usize>,
 }
 
 impl Discovery {
@@ -172,18 +327,29 @@ impl Discovery {
                 source,
             })?
             .to_string();
-        match self.images.iter_mut().find(|i| i.reference == reference) {
+        if self.index.len() != self.images.len() {
+            // `images` was changed from outside: index it again.
+            self.index = (self.images.iter().enumerate())
+                .map(|(n, i)| (i.reference.clone(), n))
+                .collect();
+        }
+        let at = (self.index.get(&reference).copied())
+            .filter(|&n| self.images.get(n).is_some_and(|i| i.reference == reference));
+        match at.and_then(|n| self.images.get_mut(n)) {
             Some(found) => {
                 found.guess &= guess;
                 if !found.origins.contains(&origin) {
                     found.origins.push(origin);
                 }
             }
-            None => self.images.push(FoundImage {
-                reference,
-                guess,
-                origins: vec![origin],
-            }),
+            None => {
+                self.index.insert(reference.clone(), self.images.len());
+                self.images.push(FoundImage {
+                    reference,
+                    guess,
+                    origins: vec![origin],
+                })
+            }
         }
         Ok(())
     }

@@ -142,3 +142,84 @@ fn a_broken_chart_is_named() {
         .unwrap_err();
     assert!(e.to_string().contains("Chart.yaml"), "{e}");
 }
+
+#[test]
+fn yaml_nesting_bound_passes_real_shapes_and_catches_deep_ones() {
+    let fine = r#"# a comment with [[[[ brackets {{{{
+image:
+  repository: "a[b"   # quoted [ and a comment {
+  tag: 'it''s [x'
+  pattern: ^[a-z]+$
+script: |
+  if [ -z "$X" ]; then { { { {
+    echo "[[[["
+  fi
+dashboard: >-
+  {"a": {"b": {"c": [[[[[[[[
+list:
+  - name: web
+    image: {repository: a, tag: '1'}
+    args: ["--x=[", "{y}"]
+  - - nested
+    - seq
+anchor: &base
+  k: v
+merged:
+  <<: *base
+plain: a multi-line
+  continued [[[[ scalar
+"#;
+    assert!(!nesting_exceeds(fine, 8), "realistic YAML counted too deep");
+    // Exactly `limit` levels of indentation pass; one more does not.
+    let mapping = |levels: usize| -> String {
+        (0..levels)
+            .map(|i| format!("{}k{i}:\n", "  ".repeat(i)))
+            .collect::<String>()
+            + &"  ".repeat(levels)
+            + "leaf: 1\n"
+    };
+    assert!(!nesting_exceeds(
+        &mapping(MAX_YAML_DEPTH - 1),
+        MAX_YAML_DEPTH
+    ));
+    assert!(serde_yaml_ng::from_str::<serde_yaml_ng::Value>(&mapping(MAX_YAML_DEPTH - 1)).is_ok());
+    assert!(nesting_exceeds(
+        &mapping(MAX_YAML_DEPTH + 1),
+        MAX_YAML_DEPTH
+    ));
+    let deep = |n: usize| format!("{}{}", "[".repeat(n), "]".repeat(n));
+    for hostile in [
+        format!("a: {}\n", deep(200)),
+        format!("{}x\n", "- ".repeat(200)),
+        format!("- a: b\n  c: {}\n", deep(200)),
+        format!("key: &anchor\n  {}\n", deep(200)),
+        format!("key: !!seq\n- {}\n", deep(200)),
+        format!("a: [\n{}\n]\n", "{x: [\n".repeat(120)),
+        format!("a: {}\n", "{b: ".repeat(200)),
+    ] {
+        assert!(nesting_exceeds(&hostile, MAX_YAML_DEPTH), "{hostile:.80}");
+        let e = parse_yaml(&hostile, "f.yaml").unwrap_err().to_string();
+        assert!(
+            e.contains("f.yaml") && e.contains("nested more than 100"),
+            "{e}"
+        );
+    }
+    // Linear: 100,000 levels are refused at once (the parser took 38 s on them).
+    let started = std::time::Instant::now();
+    assert!(parse_yaml(&format!("a: {}\n", deep(100_000)), "f").is_err());
+    assert!(parse_yaml(&format!("{}x\n", "- ".repeat(100_000)), "f").is_err());
+    assert!(started.elapsed().as_secs() < 2, "{:?}", started.elapsed());
+}
+
+#[test]
+fn many_distinct_images_are_added_in_linear_time() {
+    // A 2 MB lock file can name 100,000 images; each used to be compared with every other.
+    let list: String = (0..100_000).map(|i| format!("a/b:{i}\n")).collect();
+    let started = std::time::Instant::now();
+    let mut d = Discovery::default();
+    d.add_list(&list, "many").unwrap();
+    d.add_list("a/b:7\n", "again").unwrap();
+    assert_eq!(d.images.len(), 100_000);
+    assert_eq!(d.images[7].origins.len(), 2);
+    assert!(started.elapsed().as_secs() < 15, "{:?}", started.elapsed());
+}
