@@ -2,6 +2,7 @@
 //! first; the rest go beyond the original tool.
 
 use clap::{Args, Parser, Subcommand};
+use partial_common::registry::auth::parse_allow_realm;
 use std::path::PathBuf;
 
 pub const AFTER_HELP: &str = "\
@@ -211,4 +212,8 @@ pub struct RegistryArgs {
     /// Registries: read the password for --username from standard input.
     #[arg(long, requires = "username")]
     pub password_stdin: bool,
+    /// Registries: a token realm on another host that may get the credentials over plain http
+    /// (by default only the registry's own host, or https); repeatable.
+    #[arg(long = "allow-realm", value_name = "HOST[:PORT]", value_parser = parse_allow_realm)]
+    pub allow_realms: Vec<String>,
 }

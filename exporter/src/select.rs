@@ -225,6 +225,7 @@ pub fn registry_options(args: &RegistryArgs, idle: u64) -> Result<RegistryOption
             ..TransportOptions::default()
         },
         credentials,
+        allow_realms: args.allow_realms.clone(),
     })
 }
 
@@ -259,4 +260,28 @@ pub fn registry_excludes(src: &RegistrySource, names: &[String], have: &mut Have
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[test]
+    fn allow_realm_reaches_the_registry_options() {
+        let cli = crate::cli::Cli::try_parse_from([
+            "partial-save",
+            "-i",
+            "docker://reg.local:5000/app:1",
+            "--allow-realm",
+            "auth.local:5001",
+            "--allow-realm",
+            "[::1]",
+        ])
+        .unwrap();
+        let opts = registry_options(&cli.save.registry, 60).unwrap();
+        assert_eq!(opts.allow_realms, ["auth.local:5001", "[::1]"]);
+        let bad = ["partial-save", "--allow-realm", "auth.local:x"];
+        assert!(crate::cli::Cli::try_parse_from(bad).is_err());
+    }
 }

@@ -1,6 +1,7 @@
 //! Command line of `partial-load` (clap derive).
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use partial_common::registry::auth::parse_allow_realm;
 use std::path::PathBuf;
 
 pub const AFTER_HELP: &str = "\
@@ -149,6 +150,10 @@ pub struct RegistryArgs {
     /// Read the registry password from stdin (with --username).
     #[arg(long, requires = "username")]
     pub password_stdin: bool,
+    /// A token realm on another host that may get the credentials over plain http (by default
+    /// only the registry's own host, or https); repeatable.
+    #[arg(long = "allow-realm", value_name = "HOST[:PORT]", value_parser = parse_allow_realm)]
+    pub allow_realms: Vec<String>,
 }
 
 #[derive(Args, Debug)]
