@@ -128,9 +128,12 @@ pub fn parse_yaml(text: &str, file: &str) -> Result<Value, ChartError> {
 }
 
 /// Whether the YAML `text` may nest deeper than `limit`, found in one pass without parsing: an
-/// upper bound of the depth of each line, the block levels (indentations open, plus compact
+/// estimate of the depth of each line, the block levels (indentations open, plus compact
 /// `- `/`? ` indicators) and the flow levels (`[`/`{` open, outside quotes and comments). Lines
-/// of a block scalar (`|`, `>`), or continuing a scalar, are skipped: they are text.
+/// of a block scalar (`|`, `>`), or continuing a scalar, are skipped: they are text. A mapping
+/// opened on a line of its own indicators is not counted, so the true depth may reach about
+/// twice the estimate: harmless, the parser's cost only matters for thousands of levels, and
+/// serde's own limit (128) then applies.
 pub fn nesting_exceeds(text: &str, limit: usize) -> bool {
     let mut indents: Vec<usize> = Vec::new();
     let mut flow = 0usize;
@@ -171,6 +174,9 @@ pub fn nesting_exceeds(text: &str, limit: usize) -> bool {
         }
         let mut quote: Option<char> = None;
         let mut prev = ' ';
+        // The last character before `prev`'s run of blanks: a quote opens a scalar only where
+        // one starts (a line's start, after `:`, `,`, `[`, `{`); elsewhere it is text.
+        let mut last = ':';
         let mut code_end = rest.len();
         let mut chars = rest.char_indices().peekable();
         while let Some((i, c)) = chars.next() {
@@ -185,7 +191,7 @@ pub fn nesting_exceeds(text: &str, limit: usize) -> bool {
                 Some(q) if c == q => quote = None,
                 Some(_) => {}
                 None => match c {
-                    '"' | '\'' if prev.is_whitespace() || "[{,:".contains(prev) => quote = Some(c),
+                    '"' | '\'' if "[{,:".contains(last) => quote = Some(c),
                     '#' if prev.is_whitespace() => {
                         code_end = i;
                         break;
@@ -199,6 +205,9 @@ pub fn nesting_exceeds(text: &str, limit: usize) -> bool {
                     ']' | '}' => flow = flow.saturating_sub(1),
                     _ => {}
                 },
+            }
+            if !c.is_whitespace() && quote.is_none() || c == '"' || c == '\'' {
+                last = c;
             }
             prev = c;
         }

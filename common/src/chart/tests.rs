@@ -168,6 +168,8 @@ merged:
   <<: *base
 plain: a multi-line
   continued [[[[ scalar
+said: he said "[[[[" once
+flow: [a, "b]]]]", 'c[[[[', {d: "e{{{{"}]
 "#;
     assert!(!nesting_exceeds(fine, 8), "realistic YAML counted too deep");
     // Exactly `limit` levels of indentation pass; one more does not.
@@ -196,6 +198,9 @@ plain: a multi-line
         format!("key: !!seq\n- {}\n", deep(200)),
         format!("a: [\n{}\n]\n", "{x: [\n".repeat(120)),
         format!("a: {}\n", "{b: ".repeat(200)),
+        // A quote inside a plain scalar opens nothing: the brackets after it still nest.
+        format!("a: [x \"y {}]\n", deep(200)),
+        format!("a: [x 'y {}]\n", deep(200)),
     ] {
         assert!(nesting_exceeds(&hostile, MAX_YAML_DEPTH), "{hostile:.80}");
         let e = parse_yaml(&hostile, "f.yaml").unwrap_err().to_string();
