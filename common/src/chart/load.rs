@@ -7,7 +7,7 @@
 //! (the chart's files, every nested archive's stream, tar headers and long names included), a
 //! nesting limit for subcharts ([`MAX_SUBCHART_DEPTH`], folders and `.tgz` alike, checked on each
 //! entry's path before anything is built) and for folders ([`MAX_PATH_DEPTH`]), and the YAML
-//! limits of [`super::parse_yaml`]. Of an archive only the files discovery reads are kept; the
+//! limits of [`super::parse_yaml`], with [`MAX_VALUES_BYTES`] for all the values kept. Of an archive only the files discovery reads are kept; the
 //! files of a subchart are moved, never copied, into it.
 
 use super::{parse_yaml, ChartError, MAX_YAML_BYTES};
@@ -26,6 +26,10 @@ pub const MAX_CHART_BYTES: u64 = 64 << 20;
 /// Deepest nesting of subcharts (`charts/a/charts/b/…`, folders or `.tgz`); umbrella charts
 /// rarely go beyond three.
 pub const MAX_SUBCHART_DEPTH: usize = 10;
+
+/// Most bytes of `values.yaml` of a chart and all its subcharts together: they are kept parsed,
+/// which takes many times their size (the largest public umbrella charts hold well under 1 MiB).
+pub const MAX_VALUES_BYTES: u64 = 4 << 20;
 
 /// Deepest folder nesting of a file in a chart.
 pub const MAX_PATH_DEPTH: usize = 64;
@@ -71,6 +75,8 @@ pub struct Chart {
 /// What is left of one chart's byte budget; shared by the chart and all its nested archives.
 struct Budget {
     left: Cell<u64>,
+    /// Of [`MAX_VALUES_BYTES`].
+    values_left: Cell<u64>,
     /// A read was cut short by the budget (the tar reader's error then says something else).
     exceeded: Cell<bool>,
 }
@@ -79,6 +85,7 @@ impl Budget {
     fn new() -> Budget {
         Budget {
             left: Cell::new(MAX_CHART_BYTES),
+            values_left: Cell::new(MAX_VALUES_BYTES),
             exceeded: Cell::new(false),
         }
     }
@@ -347,6 +354,19 @@ fn str_of(v: &Value) -> Option<String> {
     }
 }
 
+/// Parses a `values.yaml` (`file`), charged to the chart's values budget.
+fn parse_values(text: &str, file: &str, budget: &Budget) -> Result<Value, ChartError> {
+    match budget.values_left.get().checked_sub(text.len() as u64) {
+        Some(rest) => budget.values_left.set(rest),
+        None => {
+            return Err(ChartError::ValuesTooLarge {
+                file: file.to_string(),
+            })
+        }
+    }
+    parse_yaml(text, file)
+}
+
 /// Parses the chart rooted at `files` (and its subcharts); `label` names it in errors.
 pub fn parse(files: Files, label: &str) -> Result<Chart, ChartError> {
     parse_in(files, label, &Budget::new(), 0)
@@ -394,7 +414,7 @@ fn parse_in(
         _ => vec![],
     };
     let values = match text(&mut files, "values.yaml", label)? {
-        Some(t) => match parse_yaml(&t, &format!("{label}/values.yaml"))? {
+        Some(t) => match parse_values(&t, &format!("{label}/values.yaml"), budget)? {
             Value::Null => Value::Mapping(Default::default()),
             v @ Value::Mapping(_) => v,
             _ => return Err(invalid("values.yaml is not a mapping".into())),
@@ -413,11 +433,15 @@ fn parse_in(
             lock_files.push((f.to_string(), t));
         }
     }
+    let app_version = field("appVersion");
+    let library = field("type").as_deref() == Some("library");
+    // The parsed Chart.yaml goes before the subcharts are read (it may hold 100,000s of entries).
+    drop(meta);
     Ok(Chart {
         name,
         version,
-        app_version: field("appVersion"),
-        library: field("type").as_deref() == Some("library"),
+        app_version,
+        library,
         annotations,
         dependencies,
         values,
@@ -640,6 +664,33 @@ mod tests {
             msg.contains("/x/name.tgz") && msg.contains("64 MiB"),
             "{msg}"
         );
+    }
+
+    #[test]
+    fn the_values_of_a_chart_and_its_subcharts_are_bounded_together() {
+        // Parsed values take many times their size and are kept: 15 subcharts of 4 MiB of
+        // values once took 1.7 GB. Here three of 2 MiB: each under the file limit, not together.
+        let values = format!("a: 1\n{}", "#".repeat(2 << 20));
+        let sub = tgz_bytes(
+            "s",
+            &[
+                ("Chart.yaml".to_string(), META.to_vec()),
+                ("values.yaml".to_string(), values.into_bytes()),
+            ],
+        );
+        let mut entries = vec![("Chart.yaml".to_string(), META.to_vec())];
+        for i in 0..3 {
+            entries.push((format!("charts/s{i}-1.0.0.tgz"), sub.clone()));
+        }
+        let msg = refused(parse_archive(&tgz_bytes("c", &entries), "/x/vals.tgz"));
+        assert!(
+            msg.contains("/x/vals.tgz/charts/s")
+                && msg.contains("values.yaml")
+                && msg.contains("4 MiB"),
+            "{msg}"
+        );
+        entries.truncate(2);
+        assert!(parse_archive(&tgz_bytes("c", &entries), "/x/vals.tgz").is_ok());
     }
 
     #[test]

@@ -65,6 +65,12 @@ pub enum ChartError {
         MAX_YAML_DEPTH
     )]
     YamlTooDeep { file: String },
+    #[error(
+        "{file}: the values of the chart and its subcharts pass {} MiB in all: over the limit \
+         for one chart",
+        load::MAX_VALUES_BYTES >> 20
+    )]
+    ValuesTooLarge { file: String },
     #[error("{file}: not valid YAML: {source}")]
     Yaml {
         file: String,
@@ -475,8 +481,13 @@ impl Discovery {
         if guess && !declares && !chart.library {
             self.add_guesses(chart, vals, label)?;
         }
+        // The first dependency of each name (a chart may list 100,000s: no linear search).
+        let mut deps: HashMap<&str, &load::Dependency> = HashMap::new();
+        for d in &chart.dependencies {
+            deps.entry(d.name.as_str()).or_insert(d);
+        }
         for sub in &chart.subcharts {
-            let dep = chart.dependencies.iter().find(|d| d.name == sub.name);
+            let dep = deps.get(sub.name.as_str()).copied();
             if !values::enabled(dep, vals, top) {
                 continue;
             }
