@@ -54,9 +54,11 @@ pub fn declared(chart: &Chart, label: &str) -> Result<Vec<Declared>, ChartError>
         // Not YAML: one reference a line. Over the YAML limits: refused.
         match parse_yaml(text, &format!("{label}/{file}")) {
             Ok(v @ (Value::Mapping(_) | Value::Sequence(_))) => image_fields(&v, &mut images),
-            Err(e @ (ChartError::YamlTooLarge { .. } | ChartError::YamlTooDeep { .. })) => {
-                return Err(e)
-            }
+            Err(
+                e @ (ChartError::YamlTooLarge { .. }
+                | ChartError::YamlTooDeep { .. }
+                | ChartError::YamlTooManyNodes { .. }),
+            ) => return Err(e),
             _ => images.extend(super::list::lines(text).into_iter().map(|(_, r)| r)),
         }
         out.extend(images.into_iter().map(|image| Declared {

@@ -71,6 +71,11 @@ pub enum ChartError {
         load::MAX_VALUES_BYTES >> 20
     )]
     ValuesTooLarge { file: String },
+    #[error(
+        "{file}: YAML of more than {} nodes (aliases expanded): over the limit",
+        MAX_YAML_NODES
+    )]
+    YamlTooManyNodes { file: String },
     #[error("{file}: not valid YAML: {source}")]
     Yaml {
         file: String,
@@ -114,8 +119,13 @@ pub const MAX_YAML_BYTES: usize = 4 << 20;
 /// the nesting, and serde's own limit (128) applies only once the whole document is parsed.
 pub const MAX_YAML_DEPTH: usize = 100;
 
+/// Most nodes of one YAML document with its aliases expanded: a few anchors referenced many times
+/// expand to billions (a 1 KB file took 6.5 GB). Without aliases a 4 MiB file holds fewer.
+pub const MAX_YAML_NODES: u64 = 2_000_000;
+
 /// Parses the YAML `text` (of `file`, named in errors) after checking it against
-/// [`MAX_YAML_BYTES`] and, with [`nesting_exceeds`], [`MAX_YAML_DEPTH`].
+/// [`MAX_YAML_BYTES`], with [`nesting_exceeds`] against [`MAX_YAML_DEPTH`], and with a counting
+/// pass (nothing kept) against [`MAX_YAML_NODES`].
 pub fn parse_yaml(text: &str, file: &str) -> Result<Value, ChartError> {
     if text.len() > MAX_YAML_BYTES {
         return Err(ChartError::YamlTooLarge {
@@ -127,10 +137,103 @@ pub fn parse_yaml(text: &str, file: &str) -> Result<Value, ChartError> {
             file: file.to_string(),
         });
     }
-    serde_yaml_ng::from_str(text).map_err(|source| ChartError::Yaml {
+    let yaml_err = |source| ChartError::Yaml {
         file: file.to_string(),
         source,
-    })
+    };
+    let nodes = std::cell::Cell::new(0);
+    if let Err(e) = serde::de::DeserializeSeed::deserialize(
+        NodeCounter(&nodes),
+        serde_yaml_ng::Deserializer::from_str(text),
+    ) {
+        return Err(if nodes.get() > MAX_YAML_NODES {
+            ChartError::YamlTooManyNodes {
+                file: file.to_string(),
+            }
+        } else {
+            yaml_err(e)
+        });
+    }
+    serde_yaml_ng::from_str(text).map_err(yaml_err)
+}
+
+/// Counts the nodes of a document as the deserializer replays it (aliases expanded), failing
+/// past [`MAX_YAML_NODES`]; keeps nothing.
+struct NodeCounter<'a>(&'a std::cell::Cell<u64>);
+
+impl NodeCounter<'_> {
+    fn tick<E: serde::de::Error>(&self) -> Result<(), E> {
+        let n = self.0.get() + 1;
+        self.0.set(n);
+        if n > MAX_YAML_NODES {
+            return Err(E::custom("too many nodes"));
+        }
+        Ok(())
+    }
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for NodeCounter<'_> {
+    type Value = ();
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for NodeCounter<'_> {
+    type Value = ();
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("any YAML value")
+    }
+    fn visit_bool<E: serde::de::Error>(self, _: bool) -> Result<(), E> {
+        self.tick()
+    }
+    fn visit_i64<E: serde::de::Error>(self, _: i64) -> Result<(), E> {
+        self.tick()
+    }
+    fn visit_u64<E: serde::de::Error>(self, _: u64) -> Result<(), E> {
+        self.tick()
+    }
+    fn visit_i128<E: serde::de::Error>(self, _: i128) -> Result<(), E> {
+        self.tick()
+    }
+    fn visit_u128<E: serde::de::Error>(self, _: u128) -> Result<(), E> {
+        self.tick()
+    }
+    fn visit_f64<E: serde::de::Error>(self, _: f64) -> Result<(), E> {
+        self.tick()
+    }
+    fn visit_str<E: serde::de::Error>(self, _: &str) -> Result<(), E> {
+        self.tick()
+    }
+    fn visit_unit<E: serde::de::Error>(self) -> Result<(), E> {
+        self.tick()
+    }
+    fn visit_none<E: serde::de::Error>(self) -> Result<(), E> {
+        self.tick()
+    }
+    fn visit_some<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        self.tick()?;
+        serde::de::DeserializeSeed::deserialize(NodeCounter(self.0), d)
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        self.tick()?;
+        while seq.next_element_seed(NodeCounter(self.0))?.is_some() {}
+        Ok(())
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        self.tick()?;
+        while map.next_key_seed(NodeCounter(self.0))?.is_some() {
+            map.next_value_seed(NodeCounter(self.0))?;
+        }
+        Ok(())
+    }
+    fn visit_enum<A: serde::de::EnumAccess<'de>>(self, data: A) -> Result<(), A::Error> {
+        // A tagged value (`!tag x`): the tag, then the value.
+        use serde::de::VariantAccess;
+        self.tick()?;
+        let (_, variant) = data.variant_seed(NodeCounter(self.0))?;
+        variant.newtype_variant_seed(NodeCounter(self.0))
+    }
 }
 
 /// Whether the YAML `text` may nest deeper than `limit`, found in one pass without parsing: an

@@ -254,3 +254,25 @@ fn many_subcharts_and_dependencies_are_matched_in_linear_time() {
     assert!(!d.references().contains(&"docker.io/a/s7:1".to_string()));
     assert!(started.elapsed().as_secs() < 10, "{:?}", started.elapsed());
 }
+
+#[test]
+fn aliases_expanding_beyond_the_node_limit_are_refused() {
+    // One anchor of 2,500 items referenced 1,000 times: 2.5 million nodes from 10 KB (a
+    // 100,000 x 100,000 version of it took 6.5 GB before it failed).
+    let big = format!("big: &big [{}]\n", vec!["x"; 2_500].join(","));
+    let refs = format!("refs: [{}]\n", vec!["*big"; 1_000].join(","));
+    let started = std::time::Instant::now();
+    let e = match parse_yaml(&format!("{big}{refs}"), "f.yaml") {
+        Ok(_) => panic!("accepted"),
+        Err(e) => e.to_string(),
+    };
+    assert!(e.contains("f.yaml") && e.contains("2000000 nodes"), "{e}");
+    assert!(started.elapsed().as_secs() < 20, "{:?}", started.elapsed());
+    // Aliases within reason are fine.
+    let ok = "base: &b {image: a, tag: '1'}\nweb: {<<: *b, tag: '2'}\nalso: *b\n\
+              big: 18446744073709551615\nneg: -9223372036854775808\nf: 1.5e300\nn: ~\ntagged: !x {a: [1]}\n";
+    assert_eq!(
+        parse_yaml(ok, "ok.yaml").unwrap(),
+        serde_yaml_ng::from_str::<serde_yaml_ng::Value>(ok).unwrap()
+    );
+}
