@@ -101,6 +101,8 @@ pub enum ChartError {
         render::MAX_OUTPUT_BYTES >> 20
     )]
     RenderTooLarge { chart: String },
+    #[error("{origin}: more than {limit} images: over the limit")]
+    TooManyImages { origin: String, limit: usize },
     #[error("{origin}: {source}")]
     Reference {
         origin: String,
@@ -110,6 +112,12 @@ pub enum ChartError {
     #[error("{0}")]
     Usage(String),
 }
+
+/// Most distinct images one run discovers (charts name tens).
+pub const MAX_IMAGES: usize = 100_000;
+
+/// Most images found, repeats and origins included (one YAML file can name millions).
+pub const MAX_FOUND: usize = 1_000_000;
 
 /// Most bytes of one YAML file (or document) read: values, lock files, annotations, rendered
 /// objects (Kubernetes refuses objects over 1.5 MiB). The parsed form takes many times more.
@@ -434,6 +442,8 @@ pub struct Discovery {
     pub warnings: Vec<String>,
     /// Where each reference is in `images` (a list can name 100,000s: no linear search).
     index: HashMap<String, usize>,
+    /// Origins recorded, over all images (at most [`MAX_FOUND`]).
+    origins: usize,
 }
 
 impl Discovery {
@@ -453,14 +463,26 @@ impl Discovery {
         }
         let at = (self.index.get(&reference).copied())
             .filter(|&n| self.images.get(n).is_some_and(|i| i.reference == reference));
+        let too_many = |origin: &Origin, limit| ChartError::TooManyImages {
+            origin: origin.to_string(),
+            limit,
+        };
+        if self.origins >= MAX_FOUND {
+            return Err(too_many(&origin, MAX_FOUND));
+        }
         match at.and_then(|n| self.images.get_mut(n)) {
             Some(found) => {
                 found.guess &= guess;
                 if !found.origins.contains(&origin) {
                     found.origins.push(origin);
+                    self.origins += 1;
                 }
             }
             None => {
+                if self.images.len() >= MAX_IMAGES {
+                    return Err(too_many(&origin, MAX_IMAGES));
+                }
+                self.origins += 1;
                 self.index.insert(reference.clone(), self.images.len());
                 self.images.push(FoundImage {
                     reference,

@@ -276,3 +276,13 @@ fn aliases_expanding_beyond_the_node_limit_are_refused() {
         serde_yaml_ng::from_str::<serde_yaml_ng::Value>(ok).unwrap()
     );
 }
+
+#[test]
+fn more_images_than_the_limit_are_refused_by_name() {
+    let list: String = (0..=MAX_IMAGES).map(|i| format!("a/b:{i}\n")).collect();
+    let e = match Discovery::default().add_list(&list, "many.txt") {
+        Ok(()) => panic!("accepted"),
+        Err(e) => e.to_string(),
+    };
+    assert!(e.contains("many.txt") && e.contains("100000 images"), "{e}");
+}
