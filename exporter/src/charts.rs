@@ -31,7 +31,20 @@ fn helm(d: &DiscoverArgs) -> Option<PathBuf> {
     d.helm.clone().or_else(chart::render::helm_on_path)
 }
 
-/// Reads an image list (`-`: standard input, at most once).
+/// Most bytes of an image list (`--images-from`), as of a chart.
+const MAX_LIST_BYTES: u64 = chart::load::MAX_CHART_BYTES;
+
+fn too_large_list(file: &str) -> anyhow::Error {
+    anyhow::Error::new(Coded::new(
+        exit::VERIFY,
+        format!(
+            "image list {file}: more than {} MiB: over the limit for a list",
+            MAX_LIST_BYTES >> 20
+        ),
+    ))
+}
+
+/// Reads an image list (`-`: standard input, at most once), at most [`MAX_LIST_BYTES`].
 fn read_list(file: &str, stdin_used: &mut bool) -> Result<(String, String)> {
     if file == "-" {
         if *stdin_used {
@@ -40,11 +53,21 @@ fn read_list(file: &str, stdin_used: &mut bool) -> Result<(String, String)> {
         *stdin_used = true;
         let mut s = String::new();
         std::io::stdin()
+            .take(MAX_LIST_BYTES + 1)
             .read_to_string(&mut s)
             .context("reading the image list from standard input")?;
+        if s.len() as u64 > MAX_LIST_BYTES {
+            return Err(too_large_list("<stdin>"));
+        }
         return Ok((s, "<stdin>".to_string()));
     }
-    let s = std::fs::read_to_string(file).with_context(|| format!("reading image list {file}"))?;
+    let mut s = String::new();
+    std::fs::File::open(file)
+        .and_then(|f| f.take(MAX_LIST_BYTES + 1).read_to_string(&mut s))
+        .with_context(|| format!("reading image list {file}"))?;
+    if s.len() as u64 > MAX_LIST_BYTES {
+        return Err(too_large_list(file));
+    }
     Ok((s, file.to_string()))
 }
 
@@ -247,6 +270,24 @@ mod tests {
         let mut used = true;
         let e = read_list("-", &mut used).unwrap_err();
         assert!(e.to_string().contains("only one"), "{e}");
+    }
+
+    #[test]
+    fn a_list_over_the_limit_is_refused_by_name() {
+        let big = std::env::temp_dir().join(format!("partial-big-list-{}.txt", std::process::id()));
+        let f = std::fs::File::create(&big).unwrap();
+        f.set_len(chart::load::MAX_CHART_BYTES + 1).unwrap();
+        let got = read_list(big.to_str().unwrap(), &mut false);
+        std::fs::remove_file(&big).unwrap();
+        let Err(e) = got else {
+            panic!("a list over the limit was read");
+        };
+        let msg = format!("{e:#}");
+        assert!(
+            msg.contains("partial-big-list") && msg.contains("64 MiB"),
+            "{msg}"
+        );
+        assert_eq!(exit::code_of(e.chain()), exit::VERIFY);
     }
 
     #[test]

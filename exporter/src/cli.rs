@@ -6,6 +6,7 @@
 use clap::{Args, Parser, Subcommand};
 use partial_common::exit;
 use partial_common::help::EnvVar;
+use partial_common::registry::auth::parse_allow_realm;
 use std::path::PathBuf;
 
 /// Example command lines, shown under "Examples:" in `--help` and under EXAMPLES in the man page.
@@ -293,4 +294,8 @@ pub struct RegistryArgs {
     /// Registries: read the password for --username from standard input.
     #[arg(long, requires = "username")]
     pub password_stdin: bool,
+    /// Registries: a token realm on another host that may get the credentials over plain http
+    /// (by default only the registry's own host, or https); repeatable.
+    #[arg(long = "allow-realm", value_name = "HOST[:PORT]", value_parser = parse_allow_realm)]
+    pub allow_realms: Vec<String>,
 }

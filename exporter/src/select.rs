@@ -227,6 +227,7 @@ pub fn registry_options(args: &RegistryArgs, idle: u64) -> Result<RegistryOption
             ..TransportOptions::default()
         },
         credentials,
+        allow_realms: args.allow_realms.clone(),
     })
 }
 
@@ -282,5 +283,25 @@ mod tests {
             text.contains("have.json") && text.contains("limit of 64 MiB"),
             "{text}"
         );
+    }
+
+    use clap::Parser;
+
+    #[test]
+    fn allow_realm_reaches_the_registry_options() {
+        let cli = crate::cli::Cli::try_parse_from([
+            "partial-save",
+            "-i",
+            "docker://reg.local:5000/app:1",
+            "--allow-realm",
+            "auth.local:5001",
+            "--allow-realm",
+            "[::1]",
+        ])
+        .unwrap();
+        let opts = registry_options(&cli.save.registry, 60).unwrap();
+        assert_eq!(opts.allow_realms, ["auth.local:5001", "[::1]"]);
+        let bad = ["partial-save", "--allow-realm", "auth.local:x"];
+        assert!(crate::cli::Cli::try_parse_from(bad).is_err());
     }
 }

@@ -5,6 +5,7 @@
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use partial_common::exit;
 use partial_common::help::EnvVar;
+use partial_common::registry::auth::parse_allow_realm;
 use std::path::PathBuf;
 
 /// Example command lines, shown under "Examples:" in `--help` and under EXAMPLES in the man page.
@@ -257,6 +258,10 @@ pub struct RegistryArgs {
     /// Read the registry password from stdin (with --username).
     #[arg(long, requires = "username")]
     pub password_stdin: bool,
+    /// A token realm on another host that may get the credentials over plain http (by default
+    /// only the registry's own host, or https); repeatable.
+    #[arg(long = "allow-realm", value_name = "HOST[:PORT]", value_parser = parse_allow_realm)]
+    pub allow_realms: Vec<String>,
 }
 
 #[derive(Args, Debug)]

@@ -367,6 +367,125 @@ fn sigint_mid_export_exits_130_and_leaves_nothing() {
     assert!(pair.source.ping());
 }
 
+/// Total bytes under `dir`'s `.partial-load-spool-*` folders (0 when there is none).
+fn spool_size(dir: &Path) -> u64 {
+    let mut total = 0;
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        if e.file_name()
+            .to_string_lossy()
+            .starts_with(".partial-load-spool-")
+        {
+            for f in std::fs::read_dir(e.path()).into_iter().flatten().flatten() {
+                total += f.metadata().map(|m| m.len()).unwrap_or(0);
+            }
+        }
+    }
+    total
+}
+
+/// Fault 2b (issue 24 #10): SIGINT to `partial-load rehydrate` while it spools the daemon's base
+/// layer: exit 130, the spool folder removed along with the output's temporary file.
+#[test]
+fn sigint_mid_rehydrate_spool_exits_130_and_leaves_nothing() {
+    let pair = partial_tests::require_daemons!();
+    import_big(&pair.source, "big:1");
+    import_big(&pair.airgap, "big:1");
+    let app = partial_tests::layer_files(607, "app", 1, 4096, Content::Random);
+    pair.source.build("app:1", "big:1", &[app]).unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let bundle = work.path().join("app.tar");
+    let src = pair.source.host();
+    let e = Spawned::start(save_cmd(&[
+        "-H",
+        &src,
+        "-i",
+        "app:1",
+        "-e",
+        "big:1",
+        "-o",
+        &s(&bundle),
+        "--compression",
+        "none",
+    ]))
+    .wait_within(Duration::from_secs(180), "the export of the bundle");
+    assert_eq!(e.code, Some(0), "{}", e.stderr);
+    let out_dir = tempfile::tempdir().unwrap();
+    let out = out_dir.path().join("full.tar");
+    let dst = pair.airgap.host();
+    let mut p = Spawned::start(load_cmd(&[
+        "rehydrate",
+        "--allow-unsigned",
+        "-H",
+        &dst,
+        &s(&bundle),
+        "-o",
+        &s(&out),
+    ]));
+    let t0 = Instant::now();
+    let seen = loop {
+        let n = spool_size(out_dir.path());
+        if n > MID_STREAM {
+            break n;
+        }
+        assert!(
+            p.running(),
+            "rehydrate ended before its spool held {MID_STREAM} bytes"
+        );
+        assert!(
+            t0.elapsed() < Duration::from_secs(180),
+            "the spool did not grow"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    // SAFETY: kill(2) on our own child's pid, which has not been reaped (it is running).
+    assert_eq!(unsafe { libc::kill(p.pid(), libc::SIGINT) }, 0);
+    let e = p.wait_within(PROMPT, "partial-load rehydrate after SIGINT");
+    eprintln!(
+        "measured: SIGINT with {seen} bytes spooled; exited {:?}; stderr:\n{}",
+        e.code, e.stderr
+    );
+    assert_eq!(e.code, Some(130), "{}", e.stderr);
+    assert_nothing_left(out_dir.path(), &e);
+}
+
+/// Fault 2c (issue 24 #10): partial-save SIGKILLed mid-export leaves its `.NAME.partial-XXXXXX`
+/// (no handler runs); the next export into the same folder removes it once it is stale.
+#[test]
+fn sigkill_leftover_is_swept_by_the_next_run() {
+    let pair = partial_tests::require_daemons!();
+    import_big(&pair.source, "big:1");
+    pair.source
+        .import_rootfs("small:1", 608, &[4096], Content::Random)
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("big.tgz");
+    let host = pair.source.host();
+    let mut p = Spawned::start(save_cmd(&["-H", &host, "-i", "big:1", "-o", &s(&out)]));
+    wait_mid_stream(&mut p, &out, MID_STREAM);
+    // SAFETY: kill(2) on our own child's pid, which has not been reaped (it is running).
+    assert_eq!(unsafe { libc::kill(p.pid(), libc::SIGKILL) }, 0);
+    let e = p.wait_within(PROMPT, "partial-save after SIGKILL");
+    assert_eq!(e.code, None, "killed by a signal");
+    let left = files_in(dir.path());
+    assert_eq!(left.len(), 1, "{left:?}");
+    let leftover = dir.path().join(&left[0]);
+    // Stale once older than the grace period: an hour back.
+    let hour_ago = std::time::SystemTime::now() - Duration::from_secs(3600);
+    std::fs::File::options()
+        .write(true)
+        .open(&leftover)
+        .unwrap()
+        .set_modified(hour_ago)
+        .unwrap();
+    let small = dir.path().join("small.tgz");
+    let e = Spawned::start(save_cmd(&["-H", &host, "-i", "small:1", "-o", &s(&small)]))
+        .wait_within(Duration::from_secs(120), "the next export");
+    assert_eq!(e.code, Some(0), "{}", e.stderr);
+    assert!(!leftover.exists(), "not swept; stderr:\n{}", e.stderr);
+    assert!(e.stderr.contains("left by an earlier run"), "{}", e.stderr);
+    eprintln!("measured: swept {}", leftover.display());
+}
+
 /// Fault 3: the output filesystem fills up (a 2 MiB tmpfs, an 8 MiB random image).
 #[test]
 fn full_output_filesystem_says_disk_full_and_leaves_nothing() {

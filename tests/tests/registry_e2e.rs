@@ -93,6 +93,7 @@ fn opts(creds: Credentials) -> ClientOptions {
             ..TransportOptions::default()
         },
         credentials: Some(creds),
+        allow_realms: Vec::new(),
     }
 }
 
@@ -701,7 +702,7 @@ fn the_runner_counts_requests_from_the_access_log() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn bearer_tokens_from_the_realm_with_credentials_and_scopes() {
+async fn bearer_tokens_from_the_realm_with_credentials_and_scopes_when_allowed() {
     let Some(server) = require_registry(RegistryOptions {
         tls: false,
         basic_auth: None,
@@ -730,12 +731,24 @@ async fn bearer_tokens_from_the_realm_with_credentials_and_scopes() {
         "{e}"
     );
 
-    let reg = Registry::connect(
-        &server.addr,
-        &opts(Credentials::explicit("bob", "t0ken-pass")),
-    )
-    .await
-    .unwrap();
+    // The realm is another port over plain http: the credentials stay home unless allowed.
+    let bob = || opts(Credentials::explicit("bob", "t0ken-pass"));
+    let withheld = Registry::connect(&server.addr, &bob()).await.unwrap();
+    let e = withheld.list_tags("app").await.unwrap_err();
+    let allow = format!("--allow-realm {}", tokens.addr);
+    assert!(
+        e.to_string().contains("withheld") && e.to_string().contains(&allow),
+        "{e}"
+    );
+    assert_eq!(e.exit_code(), 5);
+    let seen = tokens.requests();
+    assert!(
+        !seen.is_empty() && seen.iter().all(|r| r.authorization.is_none()),
+        "{seen:?}"
+    );
+    let mut allowed = bob();
+    allowed.allow_realms = vec![tokens.addr.clone()];
+    let reg = Registry::connect(&server.addr, &allowed).await.unwrap();
     push(&reg, "app", "1", &img, &[]).await;
     let mounted = push(&reg, "mirror/app", "1", &img, &["app"]).await;
     assert!(

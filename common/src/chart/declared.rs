@@ -5,7 +5,7 @@
 
 use super::extract::image_fields;
 use super::load::Chart;
-use super::ChartError;
+use super::{parse_yaml, ChartError};
 use serde_yaml_ng::Value;
 
 /// The annotations that declare images, in the order they are read.
@@ -25,10 +25,7 @@ pub fn declared(chart: &Chart, label: &str) -> Result<Vec<Declared>, ChartError>
         let Some(text) = chart.annotations.get(key) else {
             continue;
         };
-        let v: Value = serde_yaml_ng::from_str(text).map_err(|source| ChartError::Yaml {
-            file: format!("{label}: annotation {key}"),
-            source,
-        })?;
+        let v = parse_yaml(text, &format!("{label}: annotation {key}"))?;
         let Value::Sequence(items) = v else {
             return Err(ChartError::Invalid {
                 chart: label.to_string(),
@@ -54,8 +51,14 @@ pub fn declared(chart: &Chart, label: &str) -> Result<Vec<Declared>, ChartError>
     }
     for (file, text) in &chart.lock_files {
         let mut images = Vec::new();
-        match serde_yaml_ng::from_str::<Value>(text) {
+        // Not YAML: one reference a line. Over the YAML limits: refused.
+        match parse_yaml(text, &format!("{label}/{file}")) {
             Ok(v @ (Value::Mapping(_) | Value::Sequence(_))) => image_fields(&v, &mut images),
+            Err(
+                e @ (ChartError::YamlTooLarge { .. }
+                | ChartError::YamlTooDeep { .. }
+                | ChartError::YamlTooManyNodes { .. }),
+            ) => return Err(e),
             _ => images.extend(super::list::lines(text).into_iter().map(|(_, r)| r)),
         }
         out.extend(images.into_iter().map(|image| Declared {

@@ -3,7 +3,7 @@
 //! DaemonSet, ReplicaSet, Job or CronJob; in any other object (custom resources, whose schema we
 //! cannot know) every string under a key `image`, as a fallback. `List` objects are opened.
 
-use super::ChartError;
+use super::{parse_yaml, ChartError, MAX_FOUND};
 use serde_yaml_ng::Value;
 
 /// One image found in a manifest.
@@ -58,11 +58,14 @@ fn documents(text: &str) -> Vec<(Option<String>, String)> {
 pub fn images(text: &str, file: &str) -> Result<Vec<Found>, ChartError> {
     let mut out = Vec::new();
     for (i, (source, doc)) in documents(text).into_iter().enumerate() {
-        let value: Value = serde_yaml_ng::from_str(&doc).map_err(|source| ChartError::Yaml {
-            file: format!("{file} (document {})", i + 1),
-            source,
-        })?;
+        let value = parse_yaml(&doc, &format!("{file} (document {})", i + 1))?;
         object(&value, source.as_deref(), &mut out);
+        if out.len() > MAX_FOUND {
+            return Err(ChartError::TooManyImages {
+                origin: file.to_string(),
+                limit: MAX_FOUND,
+            });
+        }
     }
     Ok(out)
 }

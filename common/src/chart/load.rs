@@ -1,18 +1,38 @@
 //! Reading a chart (a directory or a `.tgz`) into memory: its `Chart.yaml`, `values.yaml`, image
 //! lock files and its subcharts in `charts/` (directories and `.tgz`, recursively), plus the
-//! sha256 the bundle manifest records for it. Charts are small text files; the total read is
-//! capped so that a wrong path (a disk image named `.tgz`) fails instead of filling memory.
+//! sha256 the bundle manifest records for it.
+//!
+//! A chart archive is hostile input (a 173 KB `.tgz` once took 24 GB), so every read is bounded
+//! for the chart as a whole: one byte budget ([`MAX_CHART_BYTES`]) for everything decompressed
+//! (the chart's files, every nested archive's stream, tar headers and long names included), a
+//! nesting limit for subcharts ([`MAX_SUBCHART_DEPTH`], folders and `.tgz` alike, checked on each
+//! entry's path before anything is built) and for folders ([`MAX_PATH_DEPTH`]), and the YAML
+//! limits of [`super::parse_yaml`], with [`MAX_VALUES_BYTES`] for all the values kept. Of an archive only the files discovery reads are kept; the
+//! files of a subchart are moved, never copied, into it.
 
-use super::ChartError;
+use super::{parse_yaml, ChartError, MAX_YAML_BYTES};
 use crate::digest::Digest;
 use serde_yaml_ng::Value;
 use sha2::{Digest as _, Sha256};
+use std::cell::Cell;
 use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::Path;
 
-/// Most bytes one chart may hold, subcharts included (the largest public charts are a few MiB).
+/// Most bytes one chart may hold, decompressed: its files and those of all its subcharts, and
+/// every nested archive's stream (the largest public charts are a few MiB).
 pub const MAX_CHART_BYTES: u64 = 64 << 20;
+
+/// Deepest nesting of subcharts (`charts/a/charts/b/…`, folders or `.tgz`); umbrella charts
+/// rarely go beyond three.
+pub const MAX_SUBCHART_DEPTH: usize = 10;
+
+/// Most bytes of `values.yaml` of a chart and all its subcharts together: they are kept parsed,
+/// which takes many times their size (the largest public umbrella charts hold well under 1 MiB).
+pub const MAX_VALUES_BYTES: u64 = 4 << 20;
+
+/// Deepest folder nesting of a file in a chart.
+pub const MAX_PATH_DEPTH: usize = 64;
 
 /// The image lock file names a chart may ship.
 pub const LOCK_FILES: [&str; 4] = [
@@ -46,10 +66,115 @@ pub struct Chart {
     pub dependencies: Vec<Dependency>,
     /// `values.yaml` (an empty mapping when absent).
     pub values: Value,
-    /// Lock files present: (file name, text).
+    /// Lock files present: (file name, text), each at most [`MAX_YAML_BYTES`].
     pub lock_files: Vec<(String, String)>,
     /// Subcharts found in `charts/`, keyed by their folder or file name there.
     pub subcharts: Vec<Chart>,
+}
+
+/// What is left of one chart's byte budget; shared by the chart and all its nested archives.
+struct Budget {
+    left: Cell<u64>,
+    /// Of [`MAX_VALUES_BYTES`].
+    values_left: Cell<u64>,
+    /// A read was cut short by the budget (the tar reader's error then says something else).
+    exceeded: Cell<bool>,
+}
+
+impl Budget {
+    fn new() -> Budget {
+        Budget {
+            left: Cell::new(MAX_CHART_BYTES),
+            values_left: Cell::new(MAX_VALUES_BYTES),
+            exceeded: Cell::new(false),
+        }
+    }
+
+    /// Takes `n` bytes; false (and marked exceeded) when fewer are left.
+    fn take(&self, n: u64) -> bool {
+        match self.left.get().checked_sub(n) {
+            Some(rest) => {
+                self.left.set(rest);
+                true
+            }
+            None => {
+                self.exceeded.set(true);
+                false
+            }
+        }
+    }
+
+    fn too_large(label: &str) -> ChartError {
+        ChartError::TooLarge {
+            path: label.to_string(),
+        }
+    }
+}
+
+/// A reader that charges every byte to the budget and fails once it is spent.
+struct Metered<'a, R> {
+    inner: R,
+    budget: &'a Budget,
+}
+
+impl<R: Read> Read for Metered<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        // One byte more than is left, so that going over is seen without reading far beyond.
+        let room = usize::try_from(self.budget.left.get().saturating_add(1)).unwrap_or(usize::MAX);
+        let want = buf.len().min(room);
+        let n = self.inner.read(&mut buf[..want])?;
+        if !self.budget.take(n as u64) {
+            return Err(std::io::Error::other("over the chart's byte budget"));
+        }
+        Ok(n)
+    }
+}
+
+/// How deep `rel` (a path in a chart) sits in subchart folders (`charts/X/charts/Y/…`), and
+/// whether discovery reads it: `Chart.yaml`, `values.yaml`, lock files, and `.tgz` subcharts.
+fn place(rel: &str) -> (usize, bool) {
+    let mut depth = 0;
+    let mut rest = rel;
+    loop {
+        match rest.strip_prefix("charts/") {
+            Some(r) => match r.split_once('/') {
+                Some((_, inner)) => {
+                    depth += 1;
+                    rest = inner;
+                }
+                None => return (depth, r.ends_with(".tgz")),
+            },
+            None => {
+                let read =
+                    rest == "Chart.yaml" || rest == "values.yaml" || LOCK_FILES.contains(&rest);
+                return (depth, read);
+            }
+        }
+    }
+}
+
+/// Refuses the file `rel` of a chart at subchart depth `depth` when it nests too deep.
+fn check_nesting(rel: &str, depth: usize, label: &str) -> Result<bool, ChartError> {
+    if rel.split('/').count() > MAX_PATH_DEPTH {
+        return Err(ChartError::TooDeep {
+            path: label.to_string(),
+            what: "folders".into(),
+            limit: MAX_PATH_DEPTH,
+        });
+    }
+    let (sub, read) = place(rel);
+    if depth + sub > MAX_SUBCHART_DEPTH {
+        return Err(too_deep_subcharts(label));
+    }
+    Ok(read)
+}
+
+fn too_deep_subcharts(label: &str) -> ChartError {
+    ChartError::TooDeep {
+        path: label.to_string(),
+        what: "subcharts".into(),
+        limit: MAX_SUBCHART_DEPTH,
+    }
 }
 
 /// Reads a chart directory or `.tgz`; returns the chart and its sha256 (of the `.tgz` file, or of
@@ -61,25 +186,35 @@ pub fn load(path: &Path) -> Result<(Chart, Digest), ChartError> {
     };
     let meta = std::fs::metadata(path).map_err(io)?;
     let label = path.display().to_string();
+    let budget = Budget::new();
     if meta.is_dir() {
         let mut files = Files::new();
-        let mut total = 0u64;
-        read_dir(path, "", &mut files, &mut total, &label)?;
+        read_dir(path, "", &mut files, &budget, &label)?;
         let digest = dir_digest(&files);
-        Ok((parse(&files, &label)?, digest))
+        Ok((parse_in(files, &label, &budget, 0)?, digest))
     } else {
         if meta.len() > MAX_CHART_BYTES {
-            return Err(ChartError::TooLarge { path: label });
+            return Err(Budget::too_large(&label));
         }
-        let bytes = std::fs::read(path).map_err(io)?;
+        let mut bytes = Vec::new();
+        std::fs::File::open(path)
+            .and_then(|f| f.take(MAX_CHART_BYTES + 1).read_to_end(&mut bytes))
+            .map_err(io)?;
+        if bytes.len() as u64 > MAX_CHART_BYTES {
+            return Err(Budget::too_large(&label));
+        }
         let digest = Digest::of_bytes(&bytes);
-        Ok((parse_archive(&bytes, &label)?, digest))
+        let files = untar(&bytes, &label, &budget, 0)?;
+        drop(bytes);
+        Ok((parse_in(files, &label, &budget, 0)?, digest))
     }
 }
 
 /// Parses a chart `.tgz` held in memory; `label` names it in errors.
 pub fn parse_archive(gz: &[u8], label: &str) -> Result<Chart, ChartError> {
-    parse(&untar(gz, label)?, label)
+    let budget = Budget::new();
+    let files = untar(gz, label, &budget, 0)?;
+    parse_in(files, label, &budget, 0)
 }
 
 /// sha256 of a chart directory: over its files in path order, each as the path, a NUL, the
@@ -97,11 +232,12 @@ pub fn dir_digest(files: &Files) -> Digest {
     Digest::from_sha256(h.finalize().into())
 }
 
+/// Reads every file under `dir` (all of them: the digest covers them), charged to `budget`.
 fn read_dir(
     dir: &Path,
     prefix: &str,
     files: &mut Files,
-    total: &mut u64,
+    budget: &Budget,
     label: &str,
 ) -> Result<(), ChartError> {
     let io = |p: &Path| {
@@ -119,31 +255,54 @@ fn read_dir(
         };
         let p = e.path();
         let rel = format!("{prefix}{name}");
+        check_nesting(&rel, 0, label)?;
         let meta = std::fs::metadata(&p).map_err(io(&p))?;
         if meta.is_dir() {
-            read_dir(&p, &format!("{rel}/"), files, total, label)?;
+            read_dir(&p, &format!("{rel}/"), files, budget, label)?;
         } else if meta.is_file() {
-            *total += meta.len();
-            if *total > MAX_CHART_BYTES {
-                return Err(ChartError::TooLarge {
-                    path: label.to_string(),
-                });
+            if meta.len() > budget.left.get() {
+                return Err(Budget::too_large(label));
             }
-            files.insert(rel, std::fs::read(&p).map_err(io(&p))?);
+            let mut data = Vec::new();
+            let file = std::fs::File::open(&p).map_err(io(&p))?;
+            Metered {
+                inner: file,
+                budget,
+            }
+            .read_to_end(&mut data)
+            .map_err(|e| {
+                if budget.exceeded.get() {
+                    Budget::too_large(label)
+                } else {
+                    io(&p)(e)
+                }
+            })?;
+            files.insert(rel, data);
         }
     }
     Ok(())
 }
 
-/// The files of a chart archive, with the archive's top folder (the chart's name) removed.
-fn untar(gz: &[u8], label: &str) -> Result<Files, ChartError> {
-    let bad = |source| ChartError::Archive {
-        path: label.to_string(),
-        source,
+/// The files discovery reads of a chart archive (see [`place`]), with the archive's top folder
+/// (the chart's name) removed. Every byte of the decompressed stream is charged to `budget`;
+/// `depth` is the archive's own subchart depth.
+fn untar(gz: &[u8], label: &str, budget: &Budget, depth: usize) -> Result<Files, ChartError> {
+    let bad = |source| {
+        if budget.exceeded.get() {
+            Budget::too_large(label)
+        } else {
+            ChartError::Archive {
+                path: label.to_string(),
+                source,
+            }
+        }
     };
     let mut files = Files::new();
-    let mut total = 0u64;
-    let mut ar = tar::Archive::new(flate2::read::GzDecoder::new(gz));
+    let mut any = false;
+    let mut ar = tar::Archive::new(Metered {
+        inner: flate2::read::GzDecoder::new(gz),
+        budget,
+    });
     for entry in ar.entries().map_err(bad)? {
         let mut entry = entry.map_err(bad)?;
         if !entry.header().entry_type().is_file() {
@@ -156,36 +315,34 @@ fn untar(gz: &[u8], label: &str) -> Result<Files, ChartError> {
         if rel.split('/').any(|c| c == "..") {
             continue;
         }
-        total += entry.size();
-        if total > MAX_CHART_BYTES {
-            return Err(ChartError::TooLarge {
-                path: label.to_string(),
-            });
+        any = true;
+        if !check_nesting(rel, depth, label)? {
+            continue;
+        }
+        if entry.size() > budget.left.get() {
+            budget.exceeded.set(true);
+            return Err(Budget::too_large(label));
         }
         let mut data = Vec::new();
         entry.read_to_end(&mut data).map_err(bad)?;
         files.insert(rel.to_string(), data);
     }
-    if files.is_empty() {
+    if !any {
         return Err(bad(std::io::Error::other("no files in the archive")));
     }
     Ok(files)
 }
 
-fn text<'a>(files: &'a Files, name: &str, label: &str) -> Result<Option<&'a str>, ChartError> {
-    match files.get(name) {
+fn text(files: &mut Files, name: &str, label: &str) -> Result<Option<String>, ChartError> {
+    match files.remove(name) {
         None => Ok(None),
-        Some(b) => std::str::from_utf8(b)
+        Some(b) => String::from_utf8(b)
             .map(Some)
             .map_err(|_| ChartError::Invalid {
                 chart: label.to_string(),
                 what: format!("{name} is not UTF-8"),
             }),
     }
-}
-
-fn yaml(text: &str, file: String) -> Result<Value, ChartError> {
-    serde_yaml_ng::from_str::<Value>(text).map_err(|source| ChartError::Yaml { file, source })
 }
 
 fn str_of(v: &Value) -> Option<String> {
@@ -197,15 +354,38 @@ fn str_of(v: &Value) -> Option<String> {
     }
 }
 
+/// Parses a `values.yaml` (`file`), charged to the chart's values budget.
+fn parse_values(text: &str, file: &str, budget: &Budget) -> Result<Value, ChartError> {
+    match budget.values_left.get().checked_sub(text.len() as u64) {
+        Some(rest) => budget.values_left.set(rest),
+        None => {
+            return Err(ChartError::ValuesTooLarge {
+                file: file.to_string(),
+            })
+        }
+    }
+    parse_yaml(text, file)
+}
+
 /// Parses the chart rooted at `files` (and its subcharts); `label` names it in errors.
-pub fn parse(files: &Files, label: &str) -> Result<Chart, ChartError> {
+pub fn parse(files: Files, label: &str) -> Result<Chart, ChartError> {
+    parse_in(files, label, &Budget::new(), 0)
+}
+
+/// [`parse`] of a chart at subchart depth `depth`, its nested archives charged to `budget`.
+fn parse_in(
+    mut files: Files,
+    label: &str,
+    budget: &Budget,
+    depth: usize,
+) -> Result<Chart, ChartError> {
     let invalid = |what: String| ChartError::Invalid {
         chart: label.to_string(),
         what,
     };
-    let chart_yaml = text(files, "Chart.yaml", label)?
+    let chart_yaml = text(&mut files, "Chart.yaml", label)?
         .ok_or_else(|| invalid("no Chart.yaml (not a Helm chart)".into()))?;
-    let meta = yaml(chart_yaml, format!("{label}/Chart.yaml"))?;
+    let meta = parse_yaml(&chart_yaml, &format!("{label}/Chart.yaml"))?;
     let field = |k: &str| meta.get(k).and_then(str_of);
     let name = field("name").ok_or_else(|| invalid("Chart.yaml has no name".into()))?;
     let version = field("version").ok_or_else(|| invalid("Chart.yaml has no version".into()))?;
@@ -233,8 +413,8 @@ pub fn parse(files: &Files, label: &str) -> Result<Chart, ChartError> {
             .collect(),
         _ => vec![],
     };
-    let values = match text(files, "values.yaml", label)? {
-        Some(t) => match yaml(t, format!("{label}/values.yaml"))? {
+    let values = match text(&mut files, "values.yaml", label)? {
+        Some(t) => match parse_values(&t, &format!("{label}/values.yaml"), budget)? {
             Value::Null => Value::Mapping(Default::default()),
             v @ Value::Mapping(_) => v,
             _ => return Err(invalid("values.yaml is not a mapping".into())),
@@ -243,47 +423,74 @@ pub fn parse(files: &Files, label: &str) -> Result<Chart, ChartError> {
     };
     let mut lock_files = Vec::new();
     for f in LOCK_FILES {
-        if let Some(t) = text(files, f, label)? {
-            lock_files.push((f.to_string(), t.to_string()));
+        if let Some(t) = text(&mut files, f, label)? {
+            // Parsed later (`declared`): held to the YAML limit now.
+            if t.len() > MAX_YAML_BYTES {
+                return Err(ChartError::YamlTooLarge {
+                    file: format!("{label}/{f}"),
+                });
+            }
+            lock_files.push((f.to_string(), t));
         }
     }
+    let app_version = field("appVersion");
+    let library = field("type").as_deref() == Some("library");
+    // The parsed Chart.yaml goes before the subcharts are read (it may hold 100,000s of entries).
+    drop(meta);
     Ok(Chart {
         name,
         version,
-        app_version: field("appVersion"),
-        library: field("type").as_deref() == Some("library"),
+        app_version,
+        library,
         annotations,
         dependencies,
         values,
         lock_files,
-        subcharts: subcharts(files, label)?,
+        subcharts: subcharts(files, label, budget, depth)?,
     })
 }
 
-/// The charts in `charts/`: folders holding a `Chart.yaml`, and `.tgz` files.
-fn subcharts(files: &Files, label: &str) -> Result<Vec<Chart>, ChartError> {
-    let mut dirs: BTreeMap<&str, Files> = BTreeMap::new();
+/// The charts in `charts/`: folders holding a `Chart.yaml`, and `.tgz` files. Their files are
+/// moved out of `files`.
+fn subcharts(
+    mut files: Files,
+    label: &str,
+    budget: &Budget,
+    depth: usize,
+) -> Result<Vec<Chart>, ChartError> {
+    let nested = files.split_off("charts/");
+    drop(files);
+    let mut dirs: BTreeMap<String, Files> = BTreeMap::new();
     let mut out = Vec::new();
-    for (path, data) in files.range("charts/".to_string()..) {
+    for (path, data) in nested {
         let Some(rest) = path.strip_prefix("charts/") else {
             break;
         };
         match rest.split_once('/') {
             Some((dir, inner)) => {
-                dirs.entry(dir)
+                dirs.entry(dir.to_string())
                     .or_default()
-                    .insert(inner.to_string(), data.clone());
+                    .insert(inner.to_string(), data);
             }
             None if rest.ends_with(".tgz") => {
                 let sub_label = format!("{label}/charts/{rest}");
-                out.push(parse(&untar(data, &sub_label)?, &sub_label)?);
+                if depth + 1 > MAX_SUBCHART_DEPTH {
+                    return Err(too_deep_subcharts(&sub_label));
+                }
+                let sub = untar(&data, &sub_label, budget, depth + 1)?;
+                drop(data);
+                out.push(parse_in(sub, &sub_label, budget, depth + 1)?);
             }
             None => {}
         }
     }
     for (dir, sub) in dirs {
         if sub.contains_key("Chart.yaml") {
-            out.push(parse(&sub, &format!("{label}/charts/{dir}"))?);
+            let sub_label = format!("{label}/charts/{dir}");
+            if depth + 1 > MAX_SUBCHART_DEPTH {
+                return Err(too_deep_subcharts(&sub_label));
+            }
+            out.push(parse_in(sub, &sub_label, budget, depth + 1)?);
         }
     }
     Ok(out)
@@ -316,6 +523,207 @@ mod tests {
         b.into_inner().unwrap().finish().unwrap()
     }
 
+    fn tgz_bytes(top: &str, entries: &[(String, Vec<u8>)]) -> Vec<u8> {
+        let mut b = tar::Builder::new(flate2::write::GzEncoder::new(
+            Vec::new(),
+            flate2::Compression::fast(),
+        ));
+        for (p, d) in entries {
+            let mut h = tar::Header::new_gnu();
+            h.set_size(d.len() as u64);
+            h.set_mode(0o644);
+            h.set_cksum();
+            // `append_data` writes a GNU long-name entry for paths over 100 bytes.
+            b.append_data(&mut h, format!("{top}/{p}"), d.as_slice())
+                .unwrap();
+        }
+        b.into_inner().unwrap().finish().unwrap()
+    }
+
+    const META: &[u8] = b"name: c\nversion: 1.0.0\n";
+
+    /// A chart whose subchart folders nest `levels` deep: `charts/c/charts/c/…/Chart.yaml`.
+    fn nested_folders(levels: usize) -> Vec<u8> {
+        let mut entries = vec![("Chart.yaml".to_string(), META.to_vec())];
+        let mut prefix = String::new();
+        for _ in 0..levels {
+            prefix.push_str("charts/c/");
+            entries.push((format!("{prefix}Chart.yaml"), META.to_vec()));
+        }
+        tgz_bytes("c", &entries)
+    }
+
+    /// A chart whose subchart archives nest `levels` deep: `charts/c-1.0.0.tgz` in each.
+    fn nested_archives(levels: usize) -> Vec<u8> {
+        let mut gz = tgz_bytes("c", &[("Chart.yaml".to_string(), META.to_vec())]);
+        for _ in 0..levels {
+            gz = tgz_bytes(
+                "c",
+                &[
+                    ("Chart.yaml".to_string(), META.to_vec()),
+                    ("charts/c-1.0.0.tgz".to_string(), gz),
+                ],
+            );
+        }
+        gz
+    }
+
+    /// The message of the error `r` must be.
+    fn refused(r: Result<Chart, ChartError>) -> String {
+        match r {
+            Ok(c) => panic!("accepted: chart {} {}", c.name, c.version),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    fn depth_of(c: &Chart) -> usize {
+        c.subcharts.first().map_or(0, |s| 1 + depth_of(s))
+    }
+
+    #[test]
+    fn subchart_folders_nested_beyond_the_limit_are_refused_by_name() {
+        let c = parse_archive(&nested_folders(10), "ok.tgz").unwrap();
+        assert_eq!(depth_of(&c), 10);
+        // 3000 levels once cost minutes and gigabytes (the folders were copied at every level).
+        for levels in [11, 3000] {
+            let started = std::time::Instant::now();
+            let msg = refused(parse_archive(&nested_folders(levels), "/x/deep.tgz"));
+            assert!(
+                msg.contains("/x/deep.tgz") && msg.contains("subcharts nested more than 10"),
+                "{msg}"
+            );
+            assert!(started.elapsed().as_secs() < 20, "{:?}", started.elapsed());
+        }
+    }
+
+    #[test]
+    fn subchart_archives_nested_beyond_the_limit_are_refused_by_name() {
+        let c = parse_archive(&nested_archives(10), "ok.tgz").unwrap();
+        assert_eq!(depth_of(&c), 10);
+        let msg = refused(parse_archive(&nested_archives(40), "/x/deep.tgz"));
+        assert!(
+            msg.contains("/x/deep.tgz") && msg.contains("subcharts nested more than 10"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn the_byte_budget_holds_for_the_whole_chart_not_each_archive() {
+        // Three subcharts of 30 MiB each (compressed to a few KiB): each archive is under the
+        // limit, the chart is not.
+        let big = vec![b'#'; 30 << 20];
+        let sub = tgz_bytes(
+            "s",
+            &[
+                ("Chart.yaml".to_string(), META.to_vec()),
+                ("templates/x.yaml".to_string(), big),
+            ],
+        );
+        let mut entries = vec![("Chart.yaml".to_string(), META.to_vec())];
+        for i in 0..3 {
+            entries.push((format!("charts/s{i}-1.0.0.tgz"), sub.clone()));
+        }
+        let gz = tgz_bytes("c", &entries);
+        assert!(gz.len() < 1 << 20);
+        let msg = refused(parse_archive(&gz, "/x/wide.tgz"));
+        assert!(
+            msg.contains("/x/wide.tgz") && msg.contains("64 MiB") && msg.contains("limit"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn a_long_name_entry_counts_against_the_budget() {
+        // A GNU long-name entry is read whole by the tar reader: 100 MiB of name.
+        let mut raw = Vec::new();
+        {
+            let mut b = tar::Builder::new(&mut raw);
+            let mut h = tar::Header::new_gnu();
+            h.set_size(META.len() as u64);
+            h.set_mode(0o644);
+            h.set_cksum();
+            b.append_data(&mut h, "c/Chart.yaml", META).unwrap();
+            let mut h = tar::Header::new_gnu();
+            h.set_entry_type(tar::EntryType::GNULongName);
+            h.set_size(100 << 20);
+            h.set_cksum();
+            b.append(&h, std::io::repeat(b'a').take(100 << 20)).unwrap();
+            let mut h = tar::Header::new_gnu();
+            h.set_size(0);
+            h.set_mode(0o644);
+            h.set_cksum();
+            b.append(&h, std::io::empty()).unwrap();
+            b.finish().unwrap();
+        }
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        std::io::Write::write_all(&mut gz, &raw).unwrap();
+        let gz = gz.finish().unwrap();
+        drop(raw);
+        let msg = refused(parse_archive(&gz, "/x/name.tgz"));
+        assert!(
+            msg.contains("/x/name.tgz") && msg.contains("64 MiB"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn the_values_of_a_chart_and_its_subcharts_are_bounded_together() {
+        // Parsed values take many times their size and are kept: 15 subcharts of 4 MiB of
+        // values once took 1.7 GB. Here three of 2 MiB: each under the file limit, not together.
+        let values = format!("a: 1\n{}", "#".repeat(2 << 20));
+        let sub = tgz_bytes(
+            "s",
+            &[
+                ("Chart.yaml".to_string(), META.to_vec()),
+                ("values.yaml".to_string(), values.into_bytes()),
+            ],
+        );
+        let mut entries = vec![("Chart.yaml".to_string(), META.to_vec())];
+        for i in 0..3 {
+            entries.push((format!("charts/s{i}-1.0.0.tgz"), sub.clone()));
+        }
+        let msg = refused(parse_archive(&tgz_bytes("c", &entries), "/x/vals.tgz"));
+        assert!(
+            msg.contains("/x/vals.tgz/charts/s")
+                && msg.contains("values.yaml")
+                && msg.contains("4 MiB"),
+            "{msg}"
+        );
+        entries.truncate(2);
+        assert!(parse_archive(&tgz_bytes("c", &entries), "/x/vals.tgz").is_ok());
+    }
+
+    #[test]
+    fn a_lock_file_over_the_yaml_limit_is_refused_by_name() {
+        let mut f = files(&[("Chart.yaml", "name: a\nversion: 1.0.0\n")]);
+        f.insert("images.lock".into(), vec![b'#'; 5 << 20]);
+        let msg = refused(parse(f, "/x/lock.tgz"));
+        assert!(
+            msg.contains("/x/lock.tgz/images.lock") && msg.contains("4 MiB"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn deep_yaml_is_refused_before_it_is_parsed() {
+        for deep in [
+            format!("a: {}{}\n", "[".repeat(20_000), "]".repeat(20_000)),
+            format!("{}x\n", "- ".repeat(20_000)),
+        ] {
+            let f = files(&[
+                ("Chart.yaml", "name: a\nversion: 1.0.0\n"),
+                ("values.yaml", &deep),
+            ]);
+            let started = std::time::Instant::now();
+            let msg = refused(parse(f, "/x/y.tgz"));
+            assert!(
+                msg.contains("/x/y.tgz/values.yaml") && msg.contains("nested more than 100"),
+                "{msg}"
+            );
+            assert!(started.elapsed().as_secs() < 5, "{:?}", started.elapsed());
+        }
+    }
+
     #[test]
     fn reads_metadata_values_locks_and_nested_subcharts() {
         let inner = tgz(
@@ -336,7 +744,7 @@ mod tests {
             ("charts/notachart/README", "x"),
         ]);
         f.insert("charts/db-1.0.0.tgz".into(), inner);
-        let c = parse(&f, "app").unwrap();
+        let c = parse(f, "app").unwrap();
         assert_eq!((c.name.as_str(), c.version.as_str()), ("app", "2.0.0"));
         assert_eq!(c.app_version.as_deref(), Some("1.5"));
         assert!(c.annotations["images"].contains("image: a"));
@@ -351,7 +759,7 @@ mod tests {
 
     #[test]
     fn a_folder_without_chart_yaml_is_refused_by_name() {
-        let e = parse(&files(&[("values.yaml", "{}")]), "/x/y").unwrap_err();
+        let e = parse(files(&[("values.yaml", "{}")]), "/x/y").unwrap_err();
         assert!(
             e.to_string().contains("/x/y") && e.to_string().contains("Chart.yaml"),
             "{e}"

@@ -10,6 +10,10 @@
 //!    conventions ([`guess`]), marked as guesses, with a warning.
 //!
 //! References are normalised to one form ([`reference`]) and deduplicated.
+//!
+//! Charts, values files and lists are hostile input: reading is bounded ([`load`]: a byte budget
+//! and nesting limits per chart), and all YAML goes through [`parse_yaml`], which refuses a file
+//! over [`MAX_YAML_BYTES`] or nested deeper than [`MAX_YAML_DEPTH`] before the parser sees it.
 
 pub mod declared;
 pub mod extract;
@@ -23,6 +27,7 @@ pub mod values;
 use crate::manifest::ChartEntry;
 use serde::{Deserialize, Serialize};
 use serde_yaml_ng::Value;
+use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
@@ -41,8 +46,36 @@ pub enum ChartError {
         #[source]
         source: std::io::Error,
     },
-    #[error("{path}: more than {} MiB: not a chart", load::MAX_CHART_BYTES >> 20)]
+    #[error(
+        "{path}: more than {} MiB in all (its files and nested archives, decompressed): over \
+         the limit for one chart",
+        load::MAX_CHART_BYTES >> 20
+    )]
     TooLarge { path: String },
+    #[error("{path}: {what} nested more than {limit} deep: over the limit for a chart")]
+    TooDeep {
+        path: String,
+        what: String,
+        limit: usize,
+    },
+    #[error("{file}: more than {} MiB of YAML: over the limit for one file", MAX_YAML_BYTES >> 20)]
+    YamlTooLarge { file: String },
+    #[error(
+        "{file}: YAML nested more than {} deep: over the limit",
+        MAX_YAML_DEPTH
+    )]
+    YamlTooDeep { file: String },
+    #[error(
+        "{file}: the values of the chart and its subcharts pass {} MiB in all: over the limit \
+         for one chart",
+        load::MAX_VALUES_BYTES >> 20
+    )]
+    ValuesTooLarge { file: String },
+    #[error(
+        "{file}: YAML of more than {} nodes (aliases expanded): over the limit",
+        MAX_YAML_NODES
+    )]
+    YamlTooManyNodes { file: String },
     #[error("{file}: not valid YAML: {source}")]
     Yaml {
         file: String,
@@ -63,6 +96,13 @@ pub enum ChartError {
         helm: String,
         message: String,
     },
+    #[error(
+        "`helm template` of {chart} wrote more than {} MiB: over the limit for one chart",
+        render::MAX_OUTPUT_BYTES >> 20
+    )]
+    RenderTooLarge { chart: String },
+    #[error("{origin}: more than {limit} images: over the limit")]
+    TooManyImages { origin: String, limit: usize },
     #[error("{origin}: {source}")]
     Reference {
         origin: String,
@@ -71,6 +111,245 @@ pub enum ChartError {
     },
     #[error("{0}")]
     Usage(String),
+}
+
+/// Most distinct images one run discovers (charts name tens).
+pub const MAX_IMAGES: usize = 100_000;
+
+/// Most images found, repeats and origins included (one YAML file can name millions).
+pub const MAX_FOUND: usize = 1_000_000;
+
+/// Most bytes of one YAML file (or document) read: values, lock files, annotations, rendered
+/// objects (Kubernetes refuses objects over 1.5 MiB). The parsed form takes many times more.
+pub const MAX_YAML_BYTES: usize = 4 << 20;
+
+/// Deepest YAML nesting read (and of a `--set` key). The parser's cost grows with the square of
+/// the nesting, and serde's own limit (128) applies only once the whole document is parsed.
+pub const MAX_YAML_DEPTH: usize = 100;
+
+/// Most nodes of one YAML document with its aliases expanded: a few anchors referenced many times
+/// expand to billions (a 1 KB file took 6.5 GB). Without aliases a 4 MiB file holds fewer.
+pub const MAX_YAML_NODES: u64 = 2_000_000;
+
+/// Parses the YAML `text` (of `file`, named in errors) after checking it against
+/// [`MAX_YAML_BYTES`], with [`nesting_exceeds`] against [`MAX_YAML_DEPTH`], and with a counting
+/// pass (nothing kept) against [`MAX_YAML_NODES`].
+pub fn parse_yaml(text: &str, file: &str) -> Result<Value, ChartError> {
+    if text.len() > MAX_YAML_BYTES {
+        return Err(ChartError::YamlTooLarge {
+            file: file.to_string(),
+        });
+    }
+    if nesting_exceeds(text, MAX_YAML_DEPTH) {
+        return Err(ChartError::YamlTooDeep {
+            file: file.to_string(),
+        });
+    }
+    let yaml_err = |source| ChartError::Yaml {
+        file: file.to_string(),
+        source,
+    };
+    let nodes = std::cell::Cell::new(0);
+    if let Err(e) = serde::de::DeserializeSeed::deserialize(
+        NodeCounter(&nodes),
+        serde_yaml_ng::Deserializer::from_str(text),
+    ) {
+        return Err(if nodes.get() > MAX_YAML_NODES {
+            ChartError::YamlTooManyNodes {
+                file: file.to_string(),
+            }
+        } else {
+            yaml_err(e)
+        });
+    }
+    serde_yaml_ng::from_str(text).map_err(yaml_err)
+}
+
+/// Counts the nodes of a document as the deserializer replays it (aliases expanded), failing
+/// past [`MAX_YAML_NODES`]; keeps nothing.
+struct NodeCounter<'a>(&'a std::cell::Cell<u64>);
+
+impl NodeCounter<'_> {
+    fn tick<E: serde::de::Error>(&self) -> Result<(), E> {
+        let n = self.0.get() + 1;
+        self.0.set(n);
+        if n > MAX_YAML_NODES {
+            return Err(E::custom("too many nodes"));
+        }
+        Ok(())
+    }
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for NodeCounter<'_> {
+    type Value = ();
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for NodeCounter<'_> {
+    type Value = ();
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("any YAML value")
+    }
+    fn visit_bool<E: serde::de::Error>(self, _: bool) -> Result<(), E> {
+        self.tick()
+    }
+    fn visit_i64<E: serde::de::Error>(self, _: i64) -> Result<(), E> {
+        self.tick()
+    }
+    fn visit_u64<E: serde::de::Error>(self, _: u64) -> Result<(), E> {
+        self.tick()
+    }
+    fn visit_i128<E: serde::de::Error>(self, _: i128) -> Result<(), E> {
+        self.tick()
+    }
+    fn visit_u128<E: serde::de::Error>(self, _: u128) -> Result<(), E> {
+        self.tick()
+    }
+    fn visit_f64<E: serde::de::Error>(self, _: f64) -> Result<(), E> {
+        self.tick()
+    }
+    fn visit_str<E: serde::de::Error>(self, _: &str) -> Result<(), E> {
+        self.tick()
+    }
+    fn visit_unit<E: serde::de::Error>(self) -> Result<(), E> {
+        self.tick()
+    }
+    fn visit_none<E: serde::de::Error>(self) -> Result<(), E> {
+        self.tick()
+    }
+    fn visit_some<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        self.tick()?;
+        serde::de::DeserializeSeed::deserialize(NodeCounter(self.0), d)
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        self.tick()?;
+        while seq.next_element_seed(NodeCounter(self.0))?.is_some() {}
+        Ok(())
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        self.tick()?;
+        while map.next_key_seed(NodeCounter(self.0))?.is_some() {
+            map.next_value_seed(NodeCounter(self.0))?;
+        }
+        Ok(())
+    }
+    fn visit_enum<A: serde::de::EnumAccess<'de>>(self, data: A) -> Result<(), A::Error> {
+        // A tagged value (`!tag x`): the tag, then the value.
+        use serde::de::VariantAccess;
+        self.tick()?;
+        let (_, variant) = data.variant_seed(NodeCounter(self.0))?;
+        variant.newtype_variant_seed(NodeCounter(self.0))
+    }
+}
+
+/// Whether the YAML `text` may nest deeper than `limit`, found in one pass without parsing: an
+/// estimate of the depth of each line, the block levels (indentations open, plus compact
+/// `- `/`? ` indicators) and the flow levels (`[`/`{` open, outside quotes and comments). Lines
+/// of a block scalar (`|`, `>`), or continuing a scalar, are skipped: they are text. A mapping
+/// opened on a line of its own indicators is not counted, so the true depth may reach about
+/// twice the estimate: harmless, the parser's cost only matters for thousands of levels, and
+/// serde's own limit (128) then applies.
+pub fn nesting_exceeds(text: &str, limit: usize) -> bool {
+    let mut indents: Vec<usize> = Vec::new();
+    let mut flow = 0usize;
+    // The indentation of the line whose scalar the more indented lines continue.
+    let mut scalar_of: Option<usize> = None;
+    for line in text.lines() {
+        let body = line.trim_start_matches(' ');
+        let indent = line.len() - body.len();
+        let body = body.trim_end();
+        if body.is_empty() || body.starts_with('#') {
+            continue;
+        }
+        if flow == 0 {
+            if scalar_of.is_some_and(|open| indent > open) {
+                continue;
+            }
+            scalar_of = None;
+            while indents.last().is_some_and(|&i| i >= indent) {
+                indents.pop();
+            }
+            indents.push(indent);
+        }
+        let mut rest = body;
+        let mut compact = 0;
+        while let Some(r) = ["- ", "? ", "-\t", "?\t"]
+            .iter()
+            .find_map(|p| rest.strip_prefix(p))
+        {
+            compact += 1;
+            rest = r.trim_start_matches([' ', '\t']);
+        }
+        if rest == "-" || rest == "?" {
+            compact += 1;
+        }
+        let block = indents.len() + compact;
+        if block + flow > limit {
+            return true;
+        }
+        let mut quote: Option<char> = None;
+        let mut prev = ' ';
+        // The last character before `prev`'s run of blanks: a quote opens a scalar only where
+        // one starts (a line's start, after `:`, `,`, `[`, `{`); elsewhere it is text.
+        let mut last = ':';
+        let mut code_end = rest.len();
+        let mut chars = rest.char_indices().peekable();
+        while let Some((i, c)) = chars.next() {
+            match quote {
+                Some('"') if c == '\\' => {
+                    chars.next();
+                }
+                // `''` is a quote inside a single-quoted scalar.
+                Some('\'') if c == '\'' && chars.peek().is_some_and(|(_, n)| *n == '\'') => {
+                    chars.next();
+                }
+                Some(q) if c == q => quote = None,
+                Some(_) => {}
+                None => match c {
+                    '"' | '\'' if "[{,:".contains(last) => quote = Some(c),
+                    '#' if prev.is_whitespace() => {
+                        code_end = i;
+                        break;
+                    }
+                    '[' | '{' => {
+                        flow += 1;
+                        if block + flow > limit {
+                            return true;
+                        }
+                    }
+                    ']' | '}' => flow = flow.saturating_sub(1),
+                    _ => {}
+                },
+            }
+            if !c.is_whitespace() && quote.is_none() || c == '"' || c == '\'' {
+                last = c;
+            }
+            prev = c;
+        }
+        if flow == 0 {
+            // A value on this line (after `key:` or `- `) is a scalar: more indented lines continue
+            // it (block scalar or multi-line plain/quoted scalar), they cannot nest.
+            // Anchors and tags (`&a`, `!!map`) alone announce a node on the next lines; a flow
+            // collection is not continued.
+            let code = rest[..code_end].trim_end();
+            let value = match code.split_once(": ") {
+                Some((_, v)) => v,
+                None if compact > 0 && !code.ends_with(':') => code,
+                None => "",
+            };
+            let value = value
+                .split_whitespace()
+                .find(|t| !t.starts_with(['&', '!']))
+                .unwrap_or("");
+            if !value.is_empty() && !value.starts_with(['[', '{']) {
+                // The column where this line's node starts (after its `- ` indicators).
+                scalar_of = Some(indent + (body.len() - rest.len()));
+            }
+        }
+    }
+    false
 }
 
 /// Where an image was found.
@@ -161,6 +440,10 @@ pub struct Discovery {
     /// The charts read (for the bundle manifest).
     pub charts: Vec<ChartEntry>,
     pub warnings: Vec<String>,
+    /// Where each reference is in `images` (a list can name 100,000s: no linear search).
+    index: HashMap<String, usize>,
+    /// Origins recorded, over all images (at most [`MAX_FOUND`]).
+    origins: usize,
 }
 
 impl Discovery {
@@ -172,18 +455,41 @@ impl Discovery {
                 source,
             })?
             .to_string();
-        match self.images.iter_mut().find(|i| i.reference == reference) {
+        if self.index.len() != self.images.len() {
+            // `images` was changed from outside: index it again.
+            self.index = (self.images.iter().enumerate())
+                .map(|(n, i)| (i.reference.clone(), n))
+                .collect();
+        }
+        let at = (self.index.get(&reference).copied())
+            .filter(|&n| self.images.get(n).is_some_and(|i| i.reference == reference));
+        let too_many = |origin: &Origin, limit| ChartError::TooManyImages {
+            origin: origin.to_string(),
+            limit,
+        };
+        if self.origins >= MAX_FOUND {
+            return Err(too_many(&origin, MAX_FOUND));
+        }
+        match at.and_then(|n| self.images.get_mut(n)) {
             Some(found) => {
                 found.guess &= guess;
                 if !found.origins.contains(&origin) {
                     found.origins.push(origin);
+                    self.origins += 1;
                 }
             }
-            None => self.images.push(FoundImage {
-                reference,
-                guess,
-                origins: vec![origin],
-            }),
+            None => {
+                if self.images.len() >= MAX_IMAGES {
+                    return Err(too_many(&origin, MAX_IMAGES));
+                }
+                self.origins += 1;
+                self.index.insert(reference.clone(), self.images.len());
+                self.images.push(FoundImage {
+                    reference,
+                    guess,
+                    origins: vec![origin],
+                })
+            }
         }
         Ok(())
     }
@@ -300,8 +606,13 @@ impl Discovery {
         if guess && !declares && !chart.library {
             self.add_guesses(chart, vals, label)?;
         }
+        // The first dependency of each name (a chart may list 100,000s: no linear search).
+        let mut deps: HashMap<&str, &load::Dependency> = HashMap::new();
+        for d in &chart.dependencies {
+            deps.entry(d.name.as_str()).or_insert(d);
+        }
         for sub in &chart.subcharts {
-            let dep = chart.dependencies.iter().find(|d| d.name == sub.name);
+            let dep = deps.get(sub.name.as_str()).copied();
             if !values::enabled(dep, vals, top) {
                 continue;
             }

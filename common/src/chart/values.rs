@@ -5,7 +5,7 @@
 //! list indices (`a[0]=x`) are left to helm and refused here.
 
 use super::load::{Chart, Dependency};
-use super::ChartError;
+use super::{parse_yaml, ChartError, MAX_YAML_BYTES, MAX_YAML_DEPTH};
 use serde_yaml_ng::{Mapping, Value};
 
 /// Merges `over` into `base`: mappings key by key, anything else replaced.
@@ -25,23 +25,24 @@ pub fn merge(base: &mut Value, over: &Value) {
     }
 }
 
-/// Reads a `--values` file.
+/// Reads a `--values` file (at most [`MAX_YAML_BYTES`], see [`parse_yaml`]).
 pub fn read_values_file(path: &std::path::Path) -> Result<Value, ChartError> {
+    use std::io::Read;
     let label = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|source| ChartError::Io {
+    let io = |source| ChartError::Io {
         path: label.clone(),
         source,
-    })?;
-    match serde_yaml_ng::from_str(&text) {
-        Ok(Value::Null) => Ok(Value::Mapping(Mapping::new())),
-        Ok(v @ Value::Mapping(_)) => Ok(v),
-        Ok(_) => Err(ChartError::Usage(format!(
+    };
+    let mut text = String::new();
+    std::fs::File::open(path)
+        .and_then(|f| f.take(MAX_YAML_BYTES as u64 + 1).read_to_string(&mut text))
+        .map_err(io)?;
+    match parse_yaml(&text, &label)? {
+        Value::Null => Ok(Value::Mapping(Mapping::new())),
+        v @ Value::Mapping(_) => Ok(v),
+        _ => Err(ChartError::Usage(format!(
             "--values {label}: not a mapping"
         ))),
-        Err(source) => Err(ChartError::Yaml {
-            file: label,
-            source,
-        }),
     }
 }
 
@@ -86,8 +87,16 @@ pub fn apply_set(values: &mut Value, expr: &str) -> Result<(), ChartError> {
                 "--set {expr:?}: only KEY.PATH=VALUE is understood without helm (no list indices)"
             )));
         }
+        let parts = split_escaped(key, '.');
+        if parts.len() > MAX_YAML_DEPTH {
+            let shown: String = key.chars().take(60).collect();
+            return Err(ChartError::Usage(format!(
+                "--set {shown}…: the key is {} levels deep, more than {MAX_YAML_DEPTH} (the limit)",
+                parts.len()
+            )));
+        }
         let mut over = scalar(val);
-        for part in split_escaped(key, '.').into_iter().rev() {
+        for part in parts.into_iter().rev() {
             let mut m = Mapping::new();
             m.insert(Value::String(part), over);
             over = Value::Mapping(m);
@@ -162,6 +171,40 @@ mod tests {
         );
         assert!(apply_set(&mut v, "novalue").is_err());
         assert!(apply_set(&mut v, "a[0]=x").is_err());
+    }
+
+    #[test]
+    fn set_keys_nested_beyond_the_limit_are_refused() {
+        let mut v = y("{}");
+        apply_set(&mut v, &format!("{}b=1", "a.".repeat(99))).unwrap();
+        // 20,000 levels once overflowed the stack; 1,000 stay safe to try on the old code.
+        let e = apply_set(&mut v, &format!("{}b=1", "a.".repeat(1000))).unwrap_err();
+        let msg = e.to_string();
+        assert!(
+            msg.contains("--set") && msg.contains("more than 100"),
+            "{msg}"
+        );
+        assert!(msg.len() < 400, "the key is not repeated whole: {msg}");
+    }
+
+    #[test]
+    fn values_files_over_the_limits_are_refused_by_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let deep = dir.path().join("deep.yaml");
+        std::fs::write(
+            &deep,
+            format!("a: {}{}\n", "{b: ".repeat(5000), "}".repeat(5000)),
+        )
+        .unwrap();
+        let e = read_values_file(&deep).unwrap_err().to_string();
+        assert!(
+            e.contains("deep.yaml") && e.contains("nested more than 100"),
+            "{e}"
+        );
+        let big = dir.path().join("big.yaml");
+        std::fs::write(&big, vec![b'#'; 5 << 20]).unwrap();
+        let e = read_values_file(&big).unwrap_err().to_string();
+        assert!(e.contains("big.yaml") && e.contains("4 MiB"), "{e}");
     }
 
     #[test]

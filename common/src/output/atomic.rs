@@ -1,12 +1,15 @@
 //! Atomic output: files are written under a temporary name (`.NAME.partial-XXXXXX`) in the same
 //! directory as their final path, registered for removal on interrupt, and renamed into place
 //! only by `commit()` after flush and fsync. Dropped without commit, the temporary files are
-//! removed. [`AtomicOutput`] adds split volumes (`OUT.001`, `OUT.002`, …) and per-part and
+//! removed; while it exists, the temporary file is locked ([`stale::hold`]), and the first file
+//! created in a folder sweeps what killed runs left there ([`stale::sweep_once`]). [`AtomicOutput`]
+//! adds split volumes (`OUT.001`, `OUT.002`, …) and per-part and
 //! whole-stream hashing on top of [`AtomicFile`].
 
 use super::cleanup;
 use super::hashing::{FileDigests, Hashers};
 use super::naming::part_path;
+use super::stale;
 use super::OutputError;
 use std::fs::{File, OpenOptions, Permissions};
 use std::io::{self, BufWriter, Write};
@@ -24,6 +27,8 @@ pub struct AtomicFile {
     temp: PathBuf,
     final_path: PathBuf,
     guard: Option<cleanup::Guard>,
+    /// The lock that marks the temporary file as a live writer's (see [`stale`]).
+    lock: Option<File>,
     /// Renamed into place: nothing to remove on drop.
     persisted: bool,
 }
@@ -56,6 +61,7 @@ impl AtomicFile {
                 }
             }
         };
+        stale::sweep_once(&dir);
         let tmp = tempfile::Builder::new()
             .prefix(&format!(".{name}.partial-"))
             .rand_bytes(6)
@@ -63,12 +69,14 @@ impl AtomicFile {
             .tempfile_in(&dir)
             .map_err(create_err)?;
         let (file, temp) = tmp.keep().map_err(|e| create_err(e.error))?;
+        let lock = stale::hold(&file);
         let guard = cleanup::register(&temp);
         Ok(AtomicFile {
             file: Some(BufWriter::with_capacity(BUFFER, file)),
             temp,
             final_path,
             guard: Some(guard),
+            lock,
             persisted: false,
         })
     }
@@ -104,6 +112,7 @@ impl AtomicFile {
         })?;
         self.persisted = true;
         self.guard = None;
+        self.lock = None;
         Ok(())
     }
 
@@ -395,6 +404,61 @@ mod tests {
         assert_eq!(entries(dir.path()), vec!["bundle.tar.gz"]);
     }
 
+    /// Sets the modification time of `p` an hour back (a leftover of a run long gone).
+    fn age(p: &Path) {
+        let old = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+        let f = File::options().read(true).open(p).unwrap();
+        f.set_modified(old).unwrap();
+    }
+
+    #[test]
+    fn a_killed_runs_temporary_files_are_swept_by_the_next_writer_and_live_ones_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        // Left by a SIGKILLed run: a bundle part and a rehydrate spool folder.
+        let stale = dir.path().join(".b.tar.partial-AbC123");
+        std::fs::write(&stale, b"half").unwrap();
+        age(&stale);
+        let spool = dir.path().join(".partial-load-spool-x1Y2z3");
+        std::fs::create_dir(&spool).unwrap();
+        std::fs::write(spool.join("part-1"), b"layer").unwrap();
+        age(&spool);
+        // Another run writing now, for an hour already (its file is old, but it is alive).
+        let mut live = AtomicFile::create(dir.path().join("other.tar")).unwrap();
+        live.write_all(b"alive").unwrap();
+        live.flush().unwrap();
+        let live_temp = live.temp_path().to_path_buf();
+        age(&live_temp);
+        // Fresh (the moment between creating a file and locking it), or not named by the tool.
+        let fresh = dir.path().join(".c.tar.partial-Zz9Zz9");
+        std::fs::write(&fresh, b"new").unwrap();
+        let others = [
+            ".b.tar.partial-",
+            ".b.tar.partial-toolong1",
+            "b.tar.partial-AbC123",
+        ];
+        for o in others {
+            std::fs::write(dir.path().join(o), b"x").unwrap();
+            age(&dir.path().join(o));
+        }
+        std::os::unix::fs::symlink("/nonexistent", dir.path().join(".l.partial-AbC123")).unwrap();
+
+        crate::output::stale::forget_swept();
+        let next = AtomicFile::create(dir.path().join("b.tar")).unwrap();
+        assert!(!stale.exists(), "the stale file is still there");
+        assert!(!spool.exists(), "the stale spool folder is still there");
+        assert!(live_temp.exists() && fresh.exists());
+        for o in others {
+            assert!(dir.path().join(o).exists(), "{o}");
+        }
+        assert!(dir
+            .path()
+            .join(".l.partial-AbC123")
+            .symlink_metadata()
+            .is_ok());
+        assert_eq!(live.commit().unwrap(), dir.path().join("other.tar"));
+        drop(next);
+    }
+
     #[test]
     fn unsplit_output_commit_and_drop() {
         let dir = tempfile::tempdir().unwrap();
@@ -511,6 +575,7 @@ mod tests {
             temp: PathBuf::from("/dev/null/never-removed"),
             final_path: path,
             guard: None,
+            lock: None,
             persisted: false,
         };
         let err = w.write_all(&[0u8; 1024]).unwrap_err();

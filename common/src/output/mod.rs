@@ -1,12 +1,14 @@
 //! Writing the bundle safely: hashing while writing ([`hashing`]), files that appear under their
 //! final names only once complete ([`atomic`]), split volumes and reading them back ([`split`]),
-//! bundle file names ([`naming`]), and removal of temporary files when the process is interrupted ([`cleanup`]).
+//! bundle file names ([`naming`]), and removal of temporary files when the process is interrupted ([`cleanup`])
+//! or, after it was killed, by the next run ([`stale`]).
 
 pub mod atomic;
 pub mod cleanup;
 pub mod hashing;
 pub mod naming;
 pub mod split;
+pub mod stale;
 
 pub use atomic::{AtomicFile, AtomicOutput, CommittedOutput, FinishedOutput};
 pub use hashing::{FileDigests, HashingReader, HashingWriter};

@@ -2,7 +2,8 @@
 //! `auths`, `credsStore` and `credHelpers`, read through the `docker_credential` crate) and the
 //! `WWW-Authenticate` challenge a registry answers `/v2/` with (Basic, or Bearer with
 //! realm/service/scope for the token flow). Each credential set remembers where it came from, so
-//! a 401 can say which source was tried.
+//! a 401 can say which source was tried. Credentials go to a token realm only on the registry's
+//! own host, over https, or on a host the user allowed ([`realm_credentials`]).
 
 use super::error::RegistryError;
 use super::reference::auth_key;
@@ -207,6 +208,85 @@ fn parse_params(s: &str) -> BTreeMap<String, String> {
     out
 }
 
+/// Whether the token realm `realm` may receive the credentials of the registry at `base` (the
+/// `https://HOST[:PORT]` or `http://…` the client settled on): yes for the registry's own host
+/// (same name and port), for another host over https, and for a host the user allowed
+/// (`allowed`: `--allow-realm HOST[:PORT]`, a bare HOST allowing any port). Otherwise the
+/// reason they are withheld (a registry could name any host as its realm and collect them in
+/// clear).
+pub fn realm_credentials(base: &str, realm: &str, allowed: &[String]) -> Result<(), String> {
+    let Some((host, port)) = host_port(realm) else {
+        return Err(format!(
+            "the token realm {realm:?} is not a URL with a host"
+        ));
+    };
+    if host_port(base).is_some_and(|own| own == (host.clone(), port)) {
+        return Ok(());
+    }
+    if realm
+        .get(..8)
+        .is_some_and(|s| s.eq_ignore_ascii_case("https://"))
+    {
+        return Ok(());
+    }
+    let allowed_here = allowed.iter().any(|a| {
+        let (h, p) = split_host_port(a);
+        h.eq_ignore_ascii_case(&host) && p.is_none_or(|p| p == port)
+    });
+    if allowed_here {
+        return Ok(());
+    }
+    let shown = if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    };
+    Err(format!(
+        "the token realm {realm} is on {shown}, not the registry's own host, over plain http; \
+         --allow-realm {shown} sends them there if you trust it"
+    ))
+}
+
+/// Checks an `--allow-realm` value: `HOST`, `HOST:PORT`, `[V6]` or `[V6]:PORT` (for clap).
+pub fn parse_allow_realm(s: &str) -> Result<String, String> {
+    let bad = || format!("{s:?}: expected HOST or HOST:PORT (e.g. auth.local:5001)");
+    let (host, port) = split_host_port(s);
+    let port_given = match s.strip_prefix('[') {
+        Some(rest) => rest
+            .split_once(']')
+            .is_some_and(|(_, after)| !after.is_empty()),
+        None => s.rsplit_once(':').is_some_and(|(h, _)| !h.contains(':')),
+    };
+    if host.is_empty() || host.contains(['/', '@', ' ']) || (port_given && port.is_none()) {
+        return Err(bad());
+    }
+    Ok(s.to_string())
+}
+
+/// Whether the URLs `a` and `b` are on the same host and port.
+pub fn same_host(a: &str, b: &str) -> bool {
+    host_port(a).is_some_and(|h| Some(h) == host_port(b))
+}
+
+/// The host (lowercase, IPv6 without brackets) and port (or the scheme's default) of `url`.
+fn host_port(url: &str) -> Option<(String, u16)> {
+    let u = reqwest::Url::parse(url).ok()?;
+    let host = u.host_str()?.trim_start_matches('[').trim_end_matches(']');
+    Some((host.to_ascii_lowercase(), u.port_or_known_default()?))
+}
+
+/// `HOST`, `HOST:PORT`, `[V6]` or `[V6]:PORT` (a bare IPv6 address has no port).
+fn split_host_port(s: &str) -> (&str, Option<u16>) {
+    if let Some(rest) = s.strip_prefix('[') {
+        let (h, after) = rest.split_once(']').unwrap_or((rest, ""));
+        return (h, after.strip_prefix(':').and_then(|p| p.parse().ok()));
+    }
+    match s.rsplit_once(':') {
+        Some((h, p)) if !h.contains(':') => (h, p.parse().ok()),
+        _ => (s, None),
+    }
+}
+
 /// The token scope for `repository` with `actions` (`pull` or `pull,push`).
 pub fn repository_scope(repository: &str, actions: &str) -> String {
     format!("repository:{repository}:{actions}")
@@ -297,6 +377,97 @@ mod tests {
                 .map(String::as_str),
             Some("x\"y,z")
         );
+    }
+
+    #[test]
+    fn credentials_go_to_a_realm_on_the_registrys_host_over_https_or_when_allowed() {
+        let none: &[String] = &[];
+        let allowed = |hosts: &[&str]| hosts.iter().map(|h| h.to_string()).collect::<Vec<_>>();
+        // The registry's own host: name and port, whatever the scheme says.
+        for (base, realm) in [
+            ("http://127.0.0.1:5077", "http://127.0.0.1:5077/token"),
+            ("http://LocalHost:5077", "http://localhost:5077/token?x=1"),
+            ("https://reg.example", "https://reg.example:443/auth"),
+            ("http://reg.example", "http://reg.example:80/auth"),
+            ("http://[::1]:5000", "http://[::1]:5000/t"),
+        ] {
+            assert_eq!(
+                realm_credentials(base, realm, none),
+                Ok(()),
+                "{base} {realm}"
+            );
+        }
+        // Another host over https (Docker Hub: registry-1.docker.io, auth.docker.io).
+        for (base, realm) in [
+            (
+                "https://registry-1.docker.io",
+                "https://auth.docker.io/token",
+            ),
+            ("http://127.0.0.1:5077", "https://localhost:5078/token"),
+        ] {
+            assert_eq!(
+                realm_credentials(base, realm, none),
+                Ok(()),
+                "{base} {realm}"
+            );
+        }
+        // Another host or port over plain http: withheld, saying why and how to allow it.
+        for (base, realm) in [
+            ("http://127.0.0.1:5077", "http://localhost:5078/token"),
+            ("http://127.0.0.1:5077", "http://127.0.0.1:5078/token"),
+            ("https://reg.example", "http://reg.example/token"),
+            ("https://reg.example", "http://evil.example/token"),
+            ("http://[::1]:5000", "http://[::1]:5001/t"),
+        ] {
+            let why = realm_credentials(base, realm, none).unwrap_err();
+            assert!(
+                why.contains("--allow-realm") && why.contains("plain http"),
+                "{why}"
+            );
+        }
+        let why = realm_credentials("https://reg.example", "not a url", none).unwrap_err();
+        assert!(why.contains("not a URL"), "{why}");
+        // Allowed explicitly: HOST:PORT that port only, HOST any port.
+        let realm = "http://localhost:5078/token";
+        let base = "http://127.0.0.1:5077";
+        assert_eq!(
+            realm_credentials(base, realm, &allowed(&["localhost:5078"])),
+            Ok(())
+        );
+        assert_eq!(
+            realm_credentials(base, realm, &allowed(&["LOCALHOST"])),
+            Ok(())
+        );
+        assert!(realm_credentials(base, realm, &allowed(&["localhost:5079"])).is_err());
+        assert!(realm_credentials(base, realm, &allowed(&["127.0.0.1:5078"])).is_err());
+        for good in [
+            "auth.local",
+            "auth.local:5001",
+            "[::1]:5001",
+            "[::1]",
+            "::1",
+            "10.0.0.1",
+        ] {
+            assert_eq!(parse_allow_realm(good).as_deref(), Ok(good));
+        }
+        for bad in [
+            "",
+            "auth.local:",
+            "auth.local:x",
+            "http://auth.local",
+            "[::1]:",
+            "[::1]x",
+            "u@h",
+        ] {
+            assert!(parse_allow_realm(bad).is_err(), "{bad:?}");
+        }
+        let v6 = "http://[::1]:5001/t";
+        assert_eq!(
+            realm_credentials(base, v6, &allowed(&["[::1]:5001"])),
+            Ok(())
+        );
+        assert_eq!(realm_credentials(base, v6, &allowed(&["::1"])), Ok(()));
+        assert!(realm_credentials(base, v6, &allowed(&["[::1]:5002"])).is_err());
     }
 
     #[test]

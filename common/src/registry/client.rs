@@ -1,9 +1,11 @@
 //! The connection to one registry: choosing https or (where allowed) http by pinging `/v2/`,
 //! keeping the challenge it answers with, authorising each request for its scope (Basic, or a
-//! Bearer token fetched from the challenge's realm and cached per scope), and turning transport
+//! Bearer token fetched from the challenge's realm and cached per scope; the credentials go to a
+//! realm only where [`realm_credentials`] allows, else the token is asked for anonymously; Basic
+//! also when only a repository asks for it, on the registry's own host), and turning transport
 //! failures and error statuses into [`RegistryError`]s that name the registry and the subject.
 
-use super::auth::{Challenge, Credentials, Secret, TokenResponse};
+use super::auth::{realm_credentials, same_host, Challenge, Credentials, Secret, TokenResponse};
 use super::error::RegistryError;
 use super::reference::api_host;
 use super::transport::{build_clients, is_tls_error, Clients, TransportOptions};
@@ -13,6 +15,7 @@ use bytes::{Bytes, BytesMut};
 use reqwest::header::{HeaderValue, AUTHORIZATION, WWW_AUTHENTICATE};
 use reqwest::{RequestBuilder, Response, StatusCode};
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::Instant;
 
@@ -22,6 +25,9 @@ pub struct RegistryOptions {
     pub transport: TransportOptions,
     /// Credentials to use; `None` reads Docker's `config.json` for the registry.
     pub credentials: Option<Credentials>,
+    /// Token realms on other hosts that may get the credentials over plain http
+    /// (`--allow-realm HOST[:PORT]`; see [`realm_credentials`]).
+    pub allow_realms: Vec<String>,
 }
 
 /// A connected registry. Shareable between concurrent operations (`&self` everywhere).
@@ -32,6 +38,11 @@ pub struct Registry {
     idle_timeout: std::time::Duration,
     credentials: Credentials,
     challenge: Option<Challenge>,
+    allow_realms: Vec<String>,
+    /// Why the credentials were withheld from a token realm (for the errors that follow).
+    withheld: Mutex<Option<String>>,
+    /// `/v2/` is anonymous but a repository asked for Basic: send it from now on.
+    basic_on_demand: AtomicBool,
     /// Bearer tokens by scope, each with the instant it stops being used.
     tokens: Mutex<HashMap<String, (String, Instant)>>,
     certs_dir: String,
@@ -94,6 +105,9 @@ impl Registry {
             idle_timeout: opts.transport.idle_timeout,
             credentials,
             challenge: None,
+            allow_realms: opts.allow_realms.clone(),
+            withheld: Mutex::new(None),
+            basic_on_demand: AtomicBool::new(false),
             tokens: Mutex::new(HashMap::new()),
             certs_dir,
         };
@@ -211,16 +225,29 @@ impl Registry {
         if resp.status() != StatusCode::UNAUTHORIZED {
             return Ok(resp);
         }
-        let (
-            Some(again),
+        let Some(again) = again else {
+            return Ok(resp);
+        };
+        let (realm, service, wanted) = match challenge_of(&resp) {
             Some(Challenge::Bearer {
                 realm,
                 service,
-                scope: wanted,
-            }),
-        ) = (again, challenge_of(&resp))
-        else {
-            return Ok(resp);
+                scope,
+            }) => (realm, service, scope),
+            // An anonymous `/v2/` with Basic per repository: the credentials, to the registry's
+            // own host only, and from now on with every request.
+            Some(Challenge::Basic) if self.basic_wanted_by(&resp) => {
+                self.basic_on_demand.store(true, Ordering::SeqCst);
+                let Some(value) = self.basic_value()? else {
+                    return Ok(resp);
+                };
+                return again
+                    .header(AUTHORIZATION, value)
+                    .send()
+                    .await
+                    .map_err(|e| self.transport_error(context, e));
+            }
+            _ => return Ok(resp),
         };
         let wanted = wanted.unwrap_or_else(|| scope.to_string());
         let token = self
@@ -249,20 +276,42 @@ impl Registry {
             .map_err(|e| self.transport_error(context, e))
     }
 
+    /// Whether a 401 Basic challenge came from the registry's own host, while no Basic
+    /// credentials were sent (else they were wrong: the 401 stands).
+    fn basic_wanted_by(&self, resp: &Response) -> bool {
+        !matches!(self.challenge, Some(Challenge::Basic))
+            && !self.basic_on_demand.load(Ordering::SeqCst)
+            && same_host(resp.url().as_str(), &self.base)
+    }
+
+    /// `Basic …` of the credentials, when they are a username and password.
+    fn basic_value(&self) -> Result<Option<HeaderValue>, RegistryError> {
+        let Some(Secret::Basic { username, password }) = &self.credentials.secret else {
+            return Ok(None);
+        };
+        let b64 =
+            base64::engine::general_purpose::STANDARD.encode(format!("{username}:{password}"));
+        self.header_value(format!("Basic {b64}")).map(Some)
+    }
+
+    fn header_value(&self, value: String) -> Result<HeaderValue, RegistryError> {
+        HeaderValue::from_str(&value).map_err(|_| RegistryError::Credentials {
+            registry: self.name.clone(),
+            origin: self.credentials.origin.clone(),
+            reason: "the credentials or token hold characters not allowed in an HTTP header".into(),
+        })
+    }
+
     /// The `Authorization` value for `scope`, fetching a token when the registry wants Bearer.
     pub(crate) async fn authorization(
         &self,
         scope: &str,
     ) -> Result<Option<HeaderValue>, RegistryError> {
-        let value = match (&self.challenge, &self.credentials.secret) {
-            (None, _) => return Ok(None),
-            (Some(Challenge::Basic), Some(Secret::Basic { username, password })) => {
-                let b64 = base64::engine::general_purpose::STANDARD
-                    .encode(format!("{username}:{password}"));
-                format!("Basic {b64}")
-            }
-            (Some(Challenge::Basic), _) => return Ok(None),
-            (Some(Challenge::Bearer { realm, service, .. }), _) => {
+        let value = match &self.challenge {
+            None if self.basic_on_demand.load(Ordering::SeqCst) => return self.basic_value(),
+            None => return Ok(None),
+            Some(Challenge::Basic) => return self.basic_value(),
+            Some(Challenge::Bearer { realm, service, .. }) => {
                 let cached = self
                     .lock_tokens()
                     .get(scope)
@@ -279,14 +328,7 @@ impl Registry {
                 format!("Bearer {token}")
             }
         };
-        HeaderValue::from_str(&value)
-            .map(Some)
-            .map_err(|_| RegistryError::Credentials {
-                registry: self.name.clone(),
-                origin: self.credentials.origin.clone(),
-                reason: "the credentials or token hold characters not allowed in an HTTP header"
-                    .into(),
-            })
+        self.header_value(value).map(Some)
     }
 
     fn store_token(&self, scope: &str, (token, lifetime): &(String, std::time::Duration)) {
@@ -294,6 +336,23 @@ impl Registry {
             scope.to_string(),
             (token.clone(), Instant::now() + *lifetime),
         );
+    }
+
+    fn lock_withheld(&self) -> std::sync::MutexGuard<'_, Option<String>> {
+        self.withheld
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The credentials tried, as errors name them: withheld from the token realm, if they were.
+    fn tried(&self) -> String {
+        match &*self.lock_withheld() {
+            Some(why) => format!(
+                "{} (withheld from the token realm: {why})",
+                self.credentials.origin
+            ),
+            None => self.credentials.origin.clone(),
+        }
     }
 
     fn lock_tokens(&self) -> std::sync::MutexGuard<'_, HashMap<String, (String, Instant)>> {
@@ -323,7 +382,19 @@ impl Registry {
             what: format!("token realm {realm:?}"),
             reason,
         };
-        let req = match &self.credentials.secret {
+        // Credentials go to a realm elsewhere only over https or when allowed.
+        let withheld = match (
+            &self.credentials.secret,
+            realm_credentials(&self.base, realm, &self.allow_realms),
+        ) {
+            (Some(_), Err(why)) => Some(why),
+            _ => None,
+        };
+        let secret = match withheld {
+            Some(_) => &None,
+            None => &self.credentials.secret,
+        };
+        let req = match secret {
             Some(Secret::IdentityToken(refresh)) => {
                 params.push(("grant_type", "refresh_token"));
                 params.push(("refresh_token", refresh));
@@ -357,7 +428,20 @@ impl Registry {
             .await
             .map_err(|e| self.transport_error(&context, e))?;
         if !resp.status().is_success() {
-            return Err(self.status_error(resp, &context, Subject::Registry).await);
+            let err = self.status_error(resp, &context, Subject::Registry).await;
+            return Err(match withheld {
+                Some(why) => RegistryError::CredentialsWithheld {
+                    registry: self.name.clone(),
+                    origin: self.credentials.origin.clone(),
+                    why,
+                    source: Box::new(err),
+                },
+                None => err,
+            });
+        }
+        if let Some(why) = withheld {
+            // Anonymous tokens were enough so far; a later refusal says why.
+            *self.lock_withheld() = Some(why);
         }
         let body = read_limited(resp, 1 << 20)
             .await
@@ -410,13 +494,13 @@ impl Registry {
             401 => RegistryError::Unauthorized {
                 registry,
                 context: context.to_string(),
-                tried: self.credentials.origin.clone(),
+                tried: self.tried(),
                 detail,
             },
             403 => RegistryError::Denied {
                 registry,
                 context: context.to_string(),
-                tried: self.credentials.origin.clone(),
+                tried: self.tried(),
                 detail,
             },
             404 => match subject {
@@ -538,6 +622,168 @@ pub(crate) async fn read_limited(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::{BufRead, BufReader, Write};
+    use std::net::TcpListener;
+    use std::sync::Arc;
+
+    /// One request a fake server saw: `METHOD PATH` and its `Authorization` header.
+    type Seen = Arc<Mutex<Vec<(String, Option<String>)>>>;
+
+    /// A fake HTTP server on 127.0.0.1 (one request per connection; a TLS hello is dropped):
+    /// `answer(request line, authorization)` gives the status line, extra headers and body.
+    fn fake_server(
+        answer: impl Fn(&str, Option<&str>) -> (&'static str, String, String) + Send + 'static,
+    ) -> (String, Seen) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let seen: Seen = Arc::default();
+        let log = seen.clone();
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(mut conn) = conn else { continue };
+                let mut reader = BufReader::new(conn.try_clone().unwrap());
+                let mut line = String::new();
+                if reader.read_line(&mut line).is_err() || !line.starts_with("GET ") {
+                    continue;
+                }
+                let mut auth = None;
+                loop {
+                    let mut h = String::new();
+                    if reader.read_line(&mut h).unwrap_or(0) == 0 || h.trim().is_empty() {
+                        break;
+                    }
+                    if let Some((k, v)) = h.split_once(':') {
+                        if k.eq_ignore_ascii_case("authorization") {
+                            auth = Some(v.trim().to_string());
+                        }
+                    }
+                }
+                let request: String = line.split(' ').take(2).collect::<Vec<_>>().join(" ");
+                let (status, headers, body) = answer(&request, auth.as_deref());
+                log.lock().unwrap().push((request, auth));
+                let _ = write!(
+                    conn,
+                    "HTTP/1.1 {status}\r\n{headers}Content-Type: application/json\r\n\
+                     Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+            }
+        });
+        (addr, seen)
+    }
+
+    fn with(credentials: Credentials, allow_realms: &[&str]) -> RegistryOptions {
+        RegistryOptions {
+            transport: TransportOptions {
+                connect_timeout: std::time::Duration::from_secs(5),
+                ..TransportOptions::default()
+            },
+            credentials: Some(credentials),
+            allow_realms: allow_realms.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
+    const ALICE: &str = "Basic YWxpY2U6czNjcmV0"; // alice:s3cret
+
+    #[tokio::test]
+    async fn a_basic_challenge_on_a_repository_gets_the_credentials() {
+        // `/v2/` is anonymous; the repository wants Basic.
+        let (addr, seen) = fake_server(|req, auth| match (req, auth) {
+            ("GET /v2/", _) => ("200 OK", String::new(), "{}".into()),
+            (_, Some(ALICE)) => ("200 OK", String::new(), r#"{"tags":["1"]}"#.into()),
+            _ => (
+                "401 Unauthorized",
+                "WWW-Authenticate: Basic realm=\"repo\"\r\n".into(),
+                "{}".into(),
+            ),
+        });
+        let reg = Registry::connect(&addr, &with(Credentials::explicit("alice", "s3cret"), &[]))
+            .await
+            .unwrap();
+        assert_eq!(reg.challenge(), None);
+        assert_eq!(reg.list_tags("app").await.unwrap(), ["1"]);
+        // Once asked for, sent with every request.
+        assert_eq!(reg.list_tags("other").await.unwrap(), ["1"]);
+        let seen = seen.lock().unwrap().clone();
+        let tags: Vec<_> = seen.iter().filter(|(r, _)| r.contains("/tags/")).collect();
+        assert_eq!(tags.len(), 3, "{seen:?}");
+        assert_eq!(tags[0].1, None);
+        assert_eq!(tags[1].1.as_deref(), Some(ALICE));
+        assert_eq!(tags[2].1.as_deref(), Some(ALICE));
+        // Wrong credentials: the 401 stands, naming them.
+        let reg = Registry::connect(&addr, &with(Credentials::explicit("alice", "nope"), &[]))
+            .await
+            .unwrap();
+        let e = reg.list_tags("app").await.unwrap_err();
+        assert!(matches!(e, RegistryError::Unauthorized { .. }), "{e:?}");
+    }
+
+    /// A registry whose realm is the token server `token` (another port, plain http); the token
+    /// server gives a token only with alice's credentials when `needs_auth`.
+    fn realm_pair(needs_auth: bool) -> (String, String, Seen) {
+        let (token, token_seen) = fake_server(move |_, auth| {
+            if needs_auth && auth != Some(ALICE) {
+                ("401 Unauthorized", String::new(), "{}".into())
+            } else {
+                ("200 OK", String::new(), r#"{"token":"t0k"}"#.into())
+            }
+        });
+        let realm = format!(
+            "http://localhost:{}/token",
+            token.rsplit_once(':').unwrap().1
+        );
+        let (reg, _) = fake_server(move |req, auth| match (req, auth) {
+            (r, Some("Bearer t0k")) if r.contains("/tags/") => {
+                ("200 OK", String::new(), r#"{"tags":["1"]}"#.into())
+            }
+            _ => (
+                "401 Unauthorized",
+                format!("WWW-Authenticate: Bearer realm=\"{realm}\",service=\"reg\"\r\n"),
+                "{}".into(),
+            ),
+        });
+        (reg, token, token_seen)
+    }
+
+    #[tokio::test]
+    async fn a_realm_on_another_port_over_http_gets_no_credentials_unless_allowed() {
+        let alice = || Credentials::explicit("alice", "s3cret");
+        // An anonymous token is enough: it is used, the credentials stay home.
+        let (reg_addr, _, token_seen) = realm_pair(false);
+        let reg = Registry::connect(&reg_addr, &with(alice(), &[]))
+            .await
+            .unwrap();
+        assert_eq!(reg.list_tags("app").await.unwrap(), ["1"]);
+        assert!(
+            token_seen.lock().unwrap().iter().all(|(_, a)| a.is_none()),
+            "{token_seen:?}"
+        );
+        // The realm wants them: refused, saying why and how to allow it.
+        let (reg_addr, token_addr, token_seen) = realm_pair(true);
+        let port = token_addr.rsplit_once(':').unwrap().1;
+        let reg = Registry::connect(&reg_addr, &with(alice(), &[]))
+            .await
+            .unwrap();
+        let e = reg.list_tags("app").await.unwrap_err();
+        let msg = e.to_string();
+        assert!(
+            msg.contains("withheld") && msg.contains(&format!("--allow-realm localhost:{port}")),
+            "{msg}"
+        );
+        assert_eq!(e.exit_code(), crate::exit::DAEMON);
+        assert!(token_seen.lock().unwrap().iter().all(|(_, a)| a.is_none()));
+        // Allowed: sent.
+        let allow = format!("localhost:{port}");
+        let reg = Registry::connect(&reg_addr, &with(alice(), &[&allow]))
+            .await
+            .unwrap();
+        assert_eq!(reg.list_tags("app").await.unwrap(), ["1"]);
+        assert!(token_seen
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|(_, a)| a.as_deref() == Some(ALICE)));
+    }
 
     #[test]
     fn reads_distribution_error_bodies() {

@@ -49,6 +49,14 @@ pub enum RegistryError {
         detail: String,
     },
 
+    #[error("{source}\n  credentials ({origin}) were withheld from the token realm: {why}")]
+    CredentialsWithheld {
+        registry: String,
+        origin: String,
+        why: String,
+        source: Box<RegistryError>,
+    },
+
     #[error("registry {registry} denied {context} (HTTP 403{detail}); credentials used: {tried}")]
     Denied {
         registry: String,
@@ -200,6 +208,7 @@ impl RegistryError {
             | RegistryError::Stalled { .. }
             | RegistryError::Tls { .. }
             | RegistryError::Unauthorized { .. }
+            | RegistryError::CredentialsWithheld { .. }
             | RegistryError::Denied { .. }
             | RegistryError::ServerError { .. }
             | RegistryError::Rejected { .. }

@@ -9,7 +9,9 @@
 //! bundle entry by entry and add the missing layers under the names its `manifest.json` expects
 //! ([`write`]); the layers of a delta bundle are rebuilt on the way (`crate::rebuild`: pass 1
 //! counts them as present, pass 2 reads the rebuilt stream). Every bundle shape is handled: legacy folders, Docker ≥ 25 blobs uncompressed
-//! (named by diffID) or compressed (gzip or zstd, named by their own digest).
+//! (named by diffID) or compressed (gzip or zstd, named by their own digest). The spool folder
+//! (`.partial-load-spool-XXXXXX` beside the output) is removed on Ctrl-C like the output's
+//! temporary file, and one left by a killed run is swept by the next (`output::stale`).
 
 mod needed;
 mod read;
@@ -29,6 +31,7 @@ use anyhow::{bail, Context, Result};
 use indicatif::ProgressBar;
 use needed::Needed;
 use partial_common::daemon::{Daemon, ImageMeta};
+use partial_common::output::{cleanup, stale};
 use partial_common::progress;
 use partial_common::stream::ChannelReader;
 use partial_common::Digest;
@@ -72,15 +75,19 @@ pub async fn build(
 ) -> Result<()> {
     let deltas = rebuild::delta_layers(&bundle.manifest)?;
     let needed = missing_layers(bundle, &deltas, bar).await?;
+    let out_dir = out_path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    // What a killed run left here goes first; this run's spool is removed on Ctrl-C, and held
+    // (locked) so that no other run sweeps it while it lives.
+    stale::sweep_once(out_dir);
     let spool = tempfile::Builder::new()
-        .prefix(".partial-load-spool-")
-        .tempdir_in(
-            out_path
-                .parent()
-                .filter(|p| !p.as_os_str().is_empty())
-                .unwrap_or(Path::new(".")),
-        )
+        .prefix(stale::SPOOL_PREFIX)
+        .tempdir_in(out_dir)
         .context("creating a spool folder")?;
+    let _interrupt = cleanup::register_dir(spool.path());
+    let _held = stale::hold_dir(spool.path());
     let found = spool_base_layers(daemon, bundle, local, &needed, spool.path()).await?;
     let stream = checked_stream(bundle, bar.clone(), Layers::Rebuilt(deltas, refs))?;
     let (label, out_path) = (bundle.name(), out_path.to_path_buf());
