@@ -10,7 +10,6 @@
 pub mod archive;
 pub mod bundle_source;
 pub mod bundle_writer;
-pub mod chart;
 pub mod codec;
 pub mod daemon;
 pub mod delta;

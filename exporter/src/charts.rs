@@ -5,7 +5,7 @@
 
 use crate::cli::{DiscoverArgs, ImagesArgs, SaveArgs};
 use anyhow::{bail, Context, Result};
-use partial_common::chart::{self, ChartError, Discovery, FoundImage};
+use partial_chart::{self as chart, ChartError, Discovery, FoundImage};
 use partial_common::daemon;
 use partial_common::exit::{self, Coded};
 use partial_common::manifest::ChartEntry;

@@ -2,7 +2,7 @@
 //! `partial_fuzz::<name>`). Each takes arbitrary bytes and must return, whatever they are; a panic
 //! (or, under libFuzzer, an out-of-memory or a timeout) is a bug.
 //!
-//! The same file is compiled into `common/tests/fuzz_regressions.rs`, which replays every file of
+//! The same file is compiled into `tests/tests/fuzz_regressions.rs`, which replays every file of
 //! `fuzz/regressions/<target>/` in plain `cargo test`: so it may use `partial_common` and `std`
 //! only.
 
@@ -187,7 +187,7 @@ pub fn public_key_parse(data: &[u8]) {
 /// YAML documents, pod specs, reference normalisation); as a chart `.tgz` (`load::parse_archive`:
 /// tar, Chart.yaml, values, subcharts), then its declared images and values guesses.
 pub fn chart_discover(data: &[u8]) {
-    use partial_common::chart::{declared, guess, load, reference, Discovery};
+    use partial_chart::{declared, guess, load, reference, Discovery};
     if let Ok(text) = std::str::from_utf8(data) {
         let _ = Discovery::default().add_list(text, "fuzz");
     }

@@ -24,7 +24,7 @@ pub mod reference;
 pub mod render;
 pub mod values;
 
-use crate::manifest::ChartEntry;
+use partial_common::manifest::ChartEntry;
 use serde::{Deserialize, Serialize};
 use serde_yaml_ng::Value;
 use std::collections::HashMap;

@@ -11,7 +11,7 @@
 //! files of a subchart are moved, never copied, into it.
 
 use super::{parse_yaml, ChartError, MAX_YAML_BYTES};
-use crate::digest::Digest;
+use partial_common::digest::Digest;
 use serde_yaml_ng::Value;
 use sha2::{Digest as _, Sha256};
 use std::cell::Cell;

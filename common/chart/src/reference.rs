@@ -1,11 +1,11 @@
 //! Image references as discovery reports them: one normal form, so that the same image named
 //! `nginx`, `library/nginx:latest` or `index.docker.io/library/nginx` is found once.
 //!
-//! The form is the fully qualified one of [`crate::reference::ImageRef`],
+//! The form is the fully qualified one of [`partial_common::reference::ImageRef`],
 //! `docker.io/library/nginx:latest`, which the daemon resolves to the same image as the short one;
 //! this module only trims what templates leave around a reference.
 
-pub use crate::reference::{BadReference, ImageRef};
+pub use partial_common::reference::{BadReference, ImageRef};
 
 /// Parses and normalises `reference` (surrounding white space ignored).
 pub fn normalise(reference: &str) -> Result<ImageRef, BadReference> {
