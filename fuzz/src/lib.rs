@@ -3,8 +3,8 @@
 //! (or, under libFuzzer, an out-of-memory or a timeout) is a bug.
 //!
 //! The same file is compiled into `tests/tests/fuzz_regressions.rs`, which replays every file of
-//! `fuzz/regressions/<target>/` in plain `cargo test`: so it may use `partial_common` and `std`
-//! only.
+//! `fuzz/regressions/<target>/` in plain `cargo test`: so it may use only the workspace's library
+//! crates (`partial_common`, `partial_chart`) and `std`.
 
 use partial_common::archive::scan;
 use partial_common::engine::Engine;
