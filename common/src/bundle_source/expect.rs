@@ -112,7 +112,7 @@ fn expected_blob(
     l: &Layer,
     form: DeltaForm,
 ) -> Result<(Digest, ExpectedBlob), BundleSourceError> {
-    let what = format!("image {} layer {i}", img.id);
+    let what = format!("image {} layer {i} (diffID {})", img.id, l.diff_id);
     if let (Some(d), DeltaForm::Encoded) = (&l.delta, form) {
         let blob = ExpectedBlob {
             size: Some(d.size),
