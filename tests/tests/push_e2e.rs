@@ -390,13 +390,28 @@ fn push_into_a_registry_holding_the_base() {
     // unless --allow-rollback.
     let ledger = d.join("site.json");
     let l = s(&ledger);
-    let b1 = export(&src.host(), d, "s1.tgz", "app:1", &["-e", "base:1", "--ledger", &l]);
-    let b2 = export(&src.host(), d, "s2.tgz", "app:2", &["-e", "base:1", "--ledger", &l]);
+    let b1 = export(
+        &src.host(),
+        d,
+        "s1.tgz",
+        "app:1",
+        &["-e", "base:1", "--ledger", &l],
+    );
+    let b2 = export(
+        &src.host(),
+        d,
+        "s2.tgz",
+        "app:2",
+        &["-e", "base:1", "--ledger", &l],
+    );
     push(&b2, d, &format!("{addr}/series"), "state-series.json").ok();
     push(&b1, d, &format!("{addr}/series"), "state-series.json")
         .expect_code(3)
         .stderr_has("--allow-rollback");
-    assert_eq!(server.count_requests("PUT", "/v2/series/app/manifests/1"), 0);
+    assert_eq!(
+        server.count_requests("PUT", "/v2/series/app/manifests/1"),
+        0
+    );
     push_with(
         &b1,
         d,
@@ -405,7 +420,10 @@ fn push_into_a_registry_holding_the_base() {
         &["--allow-rollback"],
     )
     .ok();
-    assert_eq!(server.count_requests("PUT", "/v2/series/app/manifests/1"), 1);
+    assert_eq!(
+        server.count_requests("PUT", "/v2/series/app/manifests/1"),
+        1
+    );
 
     // The catalog is used without --repo.
     let all = load(&["inventory", "--registry", &addr]).ok();
