@@ -1,4 +1,4 @@
-//! Issue 14 end to end: one-way networks. A series of bundles written against a send ledger
+//! One-way networks end to end. A series of bundles written against a send ledger
 //! (`partial-save --ledger`) carries only what the ledger had not sent and loads in order;
 //! `partial-load` refuses a rollback (exit 3, nothing loaded), names a missing bundle of the
 //! series whose layers a bundle needs (exit 4), reports a gap it does not need; a forgotten
