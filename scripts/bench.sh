@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# Benchmark of issue 6: partial-save / partial-load side by side with docker save, gzip, zstd and
-# docker load, on two private daemons; and of issue 10: `partial-load push` into a private
+# Benchmark: partial-save / partial-load side by side with docker save, gzip, zstd and
+# docker load, on two private daemons; `partial-load push` into a private
 # docker-registry holding the old version against `skopeo copy` of the whole image, and
-# `partial-save` from that registry against from the daemon (scripts/bench/registry.sh); and of
-# issue 13: gzip export speed against the raw save in alternating rounds, on the bench set and on
+# `partial-save` from that registry against from the daemon (scripts/bench/registry.sh); and the
+# gzip export speed against the raw save in alternating rounds, on the bench set and on
 # a set with about 20 % new (scripts/bench/speed.sh). Not a test: it measures and reports.
 #
 #   sudo scripts/bench.sh            # full run: real Debian rootfs (debootstrap), ~400 MB app layer
@@ -359,7 +359,7 @@ EXTRA_NOTE="--have inventory"
 measure ps-have "partial-save --have (gzip)" partial "$O/bundle-have" none \
   "$SAVE" -H "$source_HOST" -i "$IMG" --have "$O/have.json" -o "$O/bundle-have" --force "${KEY_ARGS[@]}"
 
-# gzip speed against the raw save, in alternating rounds (issue 13): scripts/bench/speed.sh
+# gzip speed against the raw save, in alternating rounds: scripts/bench/speed.sh
 # shellcheck source=scripts/bench/speed.sh
 . scripts/bench/speed.sh
 speed_series
@@ -410,7 +410,7 @@ for c in gzip none zstd; do
   fi
 done
 
-# --- 3b. registries (issue 10) ----------------------------------------------------------------
+# --- 3b. registries ----------------------------------------------------------------
 if [[ -z $BUILD_NOTE ]]; then
   registry_section || FAILED=1
 else
@@ -418,7 +418,7 @@ else
   FAILED=1
 fi
 
-# layer deltas (issue 12): scripts/bench/delta.sh
+# layer deltas: scripts/bench/delta.sh
 # shellcheck source=scripts/bench/delta.sh
 . scripts/bench/delta.sh
 delta_series

@@ -1,4 +1,4 @@
-//! Measures the levers of the parallel gzip (issue 13) on a real file, e.g. a `docker save`:
+//! Measures the levers of the parallel gzip on a real file, e.g. a `docker save`:
 //! zlib (flate2 with zlib-rs, what the codec used before) against libdeflate for independent
 //! 1 MiB members at several levels, then the codec's own writer fed like the filter feeds it.
 //!

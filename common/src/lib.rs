@@ -29,6 +29,8 @@ pub mod progress;
 pub mod reference;
 pub mod registry;
 pub mod schema;
+#[cfg(test)]
+mod schema_files;
 pub mod sign;
 pub mod source;
 pub mod stream;

@@ -134,7 +134,7 @@ pub struct ForgetArgs {
     pub bundle: u64,
 }
 
-/// Where images are discovered: Helm charts and image lists (see the README, "Helm charts").
+/// Where images are discovered: Helm charts and image lists (see docs/guide.md).
 #[derive(Args, Debug, Clone, Default)]
 pub struct DiscoverArgs {
     /// Helm chart (directory or .tgz) whose images to save; repeatable.

@@ -123,7 +123,7 @@ pub fn tool() -> ToolInfo {
 pub async fn run(mut args: SaveArgs) -> Result<()> {
     // Usage errors (exit 2) before any daemon, registry, chart or file is touched.
     let (compression, split) = check_flags(&args).map_err(crate::usage)?;
-    let charts = crate::charts::expand(&mut args).await?; // --chart, --images-from (issue 11)
+    let charts = crate::charts::expand(&mut args).await?; // --chart, --images-from
     check_selection(&args).map_err(crate::usage)?;
     // Open the signing key before the export, so a wrong password fails now, not in an hour.
     let secret_key = match &args.sign_key {
@@ -167,12 +167,12 @@ pub async fn run(mut args: SaveArgs) -> Result<()> {
         .with_context(|| format!("writing {}", args.output.display()))?;
     let mut m = manifest_of(&args, compression, &written, desc, &plan)?;
     if let Some(l) = &ledger {
-        l.stamp(&mut m)?; // --ledger: site, sequence, previous (issue 14)
+        l.stamp(&mut m)?; // --ledger: site, sequence, previous
     }
     m.charts = charts;
     let files = write_and_commit(&args, &m, written, secret_key.as_ref())?;
     if let Some(l) = ledger {
-        // --ledger: recorded only now that the bundle has its name (issue 14).
+        // --ledger: recorded only now that the bundle has its name.
         l.record(&m, &m.to_bytes())?;
     }
     if args.json {
@@ -257,7 +257,7 @@ async fn gather(args: &SaveArgs) -> Result<(Gathered, Option<ExportLedger>)> {
     let platform = select::platform(args)?;
     let mut have = HaveSet::new();
     select::add_inventories(&args.have, &mut have)?;
-    let ledger = ExportLedger::open(args, &mut have)?; // --ledger (issue 14)
+    let ledger = ExportLedger::open(args, &mut have)?; // --ledger
     select::add_bases(&args.exclude_archive, &args.exclude_oci, &mut have)?;
     let (reg_images, images) = select::split_registry(&args.images);
     let (reg_excludes, excludes) = select::split_registry(&args.exclude);

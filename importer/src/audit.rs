@@ -262,6 +262,45 @@ mod tests {
     }
 
     #[test]
+    fn schema_files_every_line_of_the_log_matches_its_schema() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("audit.jsonl");
+        // A run as main makes it: opened first, its line written when it ends (a refusal).
+        open(&p, "verify").unwrap();
+        finish(3, Some("signature invalid".into())).unwrap();
+        // A load that named its bundle, signer and approvers.
+        let full = Entry {
+            time: partial_common::manifest::now_rfc3339(),
+            host: "airgap-1".into(),
+            tool: format!("partial-load {}", env!("CARGO_PKG_VERSION")),
+            command: "load".into(),
+            bundle: Some(BundleFacts {
+                name: "app.tgz".into(),
+                sha256: Digest::of_bytes(b"bundle").to_string(),
+                manifest_sha256: Digest::of_bytes(b"manifest").to_string(),
+                sequence: Some(3),
+                site: Some("site-a (f1fc7e4162e1fda0)".into()),
+                signer: Some("8A2B9C1D0E3F4A5B".into()),
+                approvers: vec!["1F2E3D4C5B6A7988".into()],
+                images: vec![ImageFacts {
+                    id: Digest::of_bytes(b"cfg").to_string(),
+                    tags: vec!["app:2".into()],
+                }],
+            }),
+            result: "ok".into(),
+            ..Entry::default()
+        };
+        let f = OpenOptions::new().append(true).read(true).open(&p).unwrap();
+        append(f, &full).unwrap();
+        assert_eq!(verify(&p).unwrap(), 2);
+        let text = std::fs::read_to_string(&p).unwrap();
+        for (i, line) in text.lines().enumerate() {
+            let doc: serde_json::Value = serde_json::from_str(line).unwrap();
+            crate::schema_files::assert_valid("audit-line", &format!("audit line {}", i + 1), &doc);
+        }
+    }
+
+    #[test]
     fn a_chain_verifies_and_every_break_is_named() {
         let dir = tempfile::tempdir().unwrap();
         let p = log_of(dir.path(), 4);

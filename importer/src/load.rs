@@ -87,17 +87,17 @@ fn images_of(b: &Bundle) -> Vec<ImageOut> {
 
 pub async fn run_load(args: LoadArgs) -> Result<()> {
     let bundle = bundle::open(&args.bundle)?;
-    // Rollback check (issue 14); the state's lock is held, and its folder known writable,
-    // before anything is sent (issue 24).
+    // Rollback check (the load state); the state's lock is held, and its folder known writable,
+    // before anything is sent.
     let series = crate::state::check_for_update(&args.sequence, &bundle)?;
     let daemon = connect(&args.daemon).await?;
     let local = base::check(&daemon, &bundle.manifest)
         .await
-        .map_err(|e| series.explain(e))?; // names a missing bundle of the series (issue 14)
+        .map_err(|e| series.explain(e))?; // names a missing bundle of the series
     let refs = rebuild::spool(&daemon, &bundle.manifest, &local).await?;
     let loaded = send(&daemon, &bundle, &local, refs).await?;
     confirm(&daemon, &bundle).await?;
-    series.record()?; // only after a successful load (issue 14), before it is reported
+    series.record()?; // only after a successful load, before it is reported
     report_load(&args, &bundle, &daemon, loaded)
 }
 
@@ -184,7 +184,7 @@ fn report_load(
 
 pub async fn run_verify(args: VerifyArgs) -> Result<()> {
     let bundle = bundle::open(&args.bundle)?;
-    let series = crate::state::check(&args.sequence, &bundle)?; // read-only (issue 14)
+    let series = crate::state::check(&args.sequence, &bundle)?; // read-only
     let deltas = rebuild::delta_layers(&bundle.manifest)?;
     let n = deltas.len();
     let layers = if args.offline {
@@ -193,7 +193,7 @@ pub async fn run_verify(args: VerifyArgs) -> Result<()> {
         let daemon = connect(&args.daemon).await?;
         let local = base::check(&daemon, &bundle.manifest)
             .await
-            .map_err(|e| series.explain(e))?; // (issue 14)
+            .map_err(|e| series.explain(e))?; // names a missing bundle of the series
         let refs = rebuild::spool(&daemon, &bundle.manifest, &local).await?;
         bundle_reader::Layers::Rebuilt(deltas, refs)
     };

@@ -18,6 +18,8 @@ mod rebuild;
 mod registry_connect;
 mod registry_images;
 mod rehydrate;
+#[cfg(test)]
+mod schema_files;
 mod state;
 mod upload;
 

@@ -474,6 +474,26 @@ mod tests {
     }
 
     #[test]
+    fn schema_files_the_state_file_matches_its_schema() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.json");
+        let mut s = State::default();
+        s.write(&path).unwrap();
+        let empty: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        crate::schema_files::assert_valid("state", "an empty state file", &empty);
+        assert!(s.advance(entry(2, b"m2")));
+        let mut unsigned = entry(1, b"u");
+        unsigned.key_id = "unsigned".into();
+        assert!(s.advance(unsigned));
+        s.write(&path).unwrap();
+        let written = std::fs::read(&path).unwrap();
+        State::parse(&written, "state.json").unwrap();
+        let doc: serde_json::Value = serde_json::from_slice(&written).unwrap();
+        crate::schema_files::assert_valid("state", "a state file of two series", &doc);
+    }
+
+    #[test]
     fn standing_in_the_series() {
         let last = entry(2, b"m2");
         let m2 = Digest::of_bytes(b"m2");

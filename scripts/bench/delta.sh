@@ -1,5 +1,5 @@
 # shellcheck shell=bash
-# `scripts/bench.sh`: the layer delta measurements (issue 12). Sourced by bench.sh after the
+# `scripts/bench.sh`: the layer delta measurements. Sourced by bench.sh after the
 # loads (uses its measure, remove_new, check_loaded, S, A, O, IMG, OLD, SAVE, LOAD, ...).
 #
 # Two cases, each exported with and without --delta against $OLD and loaded on the air-gapped

@@ -1,5 +1,5 @@
 # shellcheck shell=bash
-# `scripts/bench.sh`: the gzip speed series (issue 13). Sourced by bench.sh after the saves (uses
+# `scripts/bench.sh`: the gzip speed series. Sourced by bench.sh after the saves (uses
 # its measure, alternate, build, mixed_tree, S, O, W, IMG, OLD, SAVE, KEY_ARGS, RUNS, APP_MB, ...).
 #
 # The speed targets compare `partial-save` with the raw `docker save`, and most of the raw save's

@@ -9,6 +9,9 @@ use partial_tests::cli::{export_signed, keygen, load, Run};
 use partial_tests::scenario::{build_standard, give_airgap};
 use std::path::{Path, PathBuf};
 
+#[path = "support/schema.rs"]
+mod schema;
+
 fn s(p: &Path) -> String {
     p.to_string_lossy().into_owned()
 }
@@ -189,6 +192,9 @@ fn approvals_are_required_counted_and_bound_to_their_bundle() {
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
     assert_eq!(lines.len(), 12, "{log}");
+    for (i, line) in lines.iter().enumerate() {
+        schema::assert_valid("audit-line", &format!("audit line {}", i + 1), line);
+    }
     assert!(lines
         .iter()
         .any(|l| l["result"] == "refused" && l["exit_code"] == 3));

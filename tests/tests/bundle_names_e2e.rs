@@ -1,4 +1,4 @@
-//! Issue 9, bundle files by the name given: the file named on the command line is the bundle (or
+//! Bundle files by the name given: the file named on the command line is the bundle (or
 //! its first volume), further volumes are found beside it by that name plus the split suffix, and
 //! the names recorded in the manifest are informative. So the three files renamed together verify
 //! and load (also split volumes), and a corrupted bundle named on the command line is refused

@@ -1,7 +1,7 @@
-//! Issue 11 end to end: the images of the real public charts in `tests/fixtures/charts/`, with
-//! the renderer (the test-only `helm` wrapper over helm-python-sdk) and without it; image lists;
-//! and a chart upgrade saved on a source daemon and loaded on an air-gapped one holding the old
-//! chart's images.
+//! Helm charts and image lists end to end: the images of the real public charts in
+//! `tests/fixtures/charts/`, with the renderer (the test-only `helm` wrapper over helm-python-sdk)
+//! and without it; image lists; and a chart upgrade saved on a source daemon and loaded on an
+//! air-gapped one holding the old chart's images.
 
 use partial_tests::charts::{chart, helm_wrapper};
 use partial_tests::cli::{load, run_cmd, save, Run};

@@ -1,4 +1,4 @@
-//! Issue 12 end to end: layer deltas against what the destination holds, on two private
+//! Layer deltas end to end: deltas against what the destination holds, on two private
 //! daemons. A layer rebuilt with one file changed (the same tree, 160 MB) travels as a delta of
 //! a few KB and loads with the source's image ID; renamed and moved files still share their
 //! bytes; an unrelated layer falls back to the whole layer; a tampered delta is refused (exit 3,

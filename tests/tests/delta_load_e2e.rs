@@ -1,4 +1,4 @@
-//! The importer side of layer deltas (issue 12) against real daemons, on a delta bundle made here
+//! The importer side of layer deltas against real daemons, on a delta bundle made here
 //! from a real `partial-save` bundle: its app layer replaced by a delta (`partial_delta_encode::encode`) against
 //! the previous app layer, the manifest updated as the exporter writes it (version 2, the layer's
 //! `delta`, the reference chain a required base, `docker_loadable: false`) and signed again.

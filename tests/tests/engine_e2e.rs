@@ -1,4 +1,4 @@
-//! Issue 3 end to end: real `docker save` archives from the source daemon, filtered offline
+//! The engine end to end: real `docker save` archives from the source daemon, filtered offline
 //! against a real save of the base, load with a plain `docker load` on an air-gapped daemon
 //! holding the base, with the same image ID — in the legacy layout and rewritten into the
 //! Docker ≥ 25 layout. Also the live path on a daemon running on Shanghai time.

@@ -1,4 +1,4 @@
-//! Issue 4 end to end: `partial-save` against a live source daemon; bundles load with a plain
+//! Exporting end to end: `partial-save` against a live source daemon; bundles load with a plain
 //! `docker load` on the air-gapped daemon holding the base; signatures check with the stock
 //! `minisign`; split volumes, zstd and no compression; errors leave nothing behind.
 

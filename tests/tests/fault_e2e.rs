@@ -1,4 +1,4 @@
-//! Issue 6, fault injection, end to end on private daemons: the source daemon killed mid-export,
+//! Fault injection, end to end on private daemons: the source daemon killed mid-export,
 //! Ctrl-C mid-export, a full output filesystem, the destination daemon killed mid-load, and a hung
 //! (SIGSTOPped) daemon: before any request (ping bound), mid-export (`--idle-timeout`) and
 //! mid-load (`--timeout`).
@@ -383,7 +383,7 @@ fn spool_size(dir: &Path) -> u64 {
     total
 }
 
-/// Fault 2b (issue 24 #10): SIGINT to `partial-load rehydrate` while it spools the daemon's base
+/// Fault 2b: SIGINT to `partial-load rehydrate` while it spools the daemon's base
 /// layer: exit 130, the spool folder removed along with the output's temporary file.
 #[test]
 fn sigint_mid_rehydrate_spool_exits_130_and_leaves_nothing() {
@@ -448,7 +448,7 @@ fn sigint_mid_rehydrate_spool_exits_130_and_leaves_nothing() {
     assert_nothing_left(out_dir.path(), &e);
 }
 
-/// Fault 2c (issue 24 #10): partial-save SIGKILLed mid-export leaves its `.NAME.partial-XXXXXX`
+/// Fault 2c: partial-save SIGKILLed mid-export leaves its `.NAME.partial-XXXXXX`
 /// (no handler runs); the next export into the same folder removes it once it is stale.
 #[test]
 fn sigkill_leftover_is_swept_by_the_next_run() {

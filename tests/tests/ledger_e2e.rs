@@ -1,4 +1,4 @@
-//! Issue 14 end to end: one-way networks. A series of bundles written against a send ledger
+//! One-way networks end to end. A series of bundles written against a send ledger
 //! (`partial-save --ledger`) carries only what the ledger had not sent and loads in order;
 //! `partial-load` refuses a rollback (exit 3, nothing loaded), names a missing bundle of the
 //! series whose layers a bundle needs (exit 4), reports a gap it does not need; a forgotten
@@ -10,6 +10,9 @@ use partial_tests::scenario::build_standard;
 use partial_tests::{layer_files, require_daemons, sha256_digest, Content, DaemonPair};
 use serde_json::Value;
 use std::path::Path;
+
+#[path = "support/schema.rs"]
+mod schema;
 
 /// Runs a signed `partial-save -H source -i IMAGE… --ledger dir/LEDGER -o dir/NAME --json`.
 fn export_run(
@@ -107,6 +110,7 @@ fn ledger_bundles(m: &Value) -> Vec<Option<u64>> {
 fn state_sequence(dir: &Path) -> u64 {
     let v: Value = serde_json::from_slice(&std::fs::read(dir.join("state.json")).unwrap()).unwrap();
     assert_eq!(v["schema"], "partial-load/state");
+    schema::assert_valid("state", "the load state", &v);
     let series = v["series"].as_array().unwrap();
     assert_eq!(series.len(), 1, "{v}");
     series[0]["sequence"].as_u64().unwrap()
@@ -154,6 +158,11 @@ fn a_series_loads_in_order_and_refuses_rollbacks_and_missing_bundles() {
     .ok();
     let ledger: Value = serde_json::from_str(&shown.stdout).unwrap();
     assert_eq!(ledger["schema"], "partial-save/ledger");
+    // The ledger file and the manifests, as written, match their JSON Schemas.
+    schema::assert_file_valid("ledger", &d.join("site-a.json"));
+    for b in ["b1", "b2", "b3"] {
+        schema::assert_file_valid("bundle-manifest", &d.join(format!("{b}.tgz.manifest.json")));
+    }
     let seqs: Vec<u64> = ledger["bundles"]
         .as_array()
         .unwrap()

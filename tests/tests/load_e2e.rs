@@ -1,4 +1,4 @@
-//! Issue 5 end to end: `partial-load` on the air-gapped daemon. Good bundles (gzip, zstd, none,
+//! Loading end to end: `partial-load` on the air-gapped daemon. Good bundles (gzip, zstd, none,
 //! split) load with the same image ID; a flipped byte, a truncated file, a wrong key, an edited
 //! manifest and an unsigned bundle give exit 3 and leave the image absent; a missing base gives
 //! exit 4 naming the base image; inventory → --have → load; rehydrate → load into an empty daemon.

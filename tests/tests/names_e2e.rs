@@ -1,4 +1,4 @@
-//! Issue 9 item 5 end to end: `partial-load` reads a bundle by the name it is given. A bundle
+//! Bundle names end to end: `partial-load` reads a bundle by the name it is given. A bundle
 //! whose three files were renamed together (also a split bundle) verifies and loads, with a note
 //! naming the recorded name; a corrupted copy beside an intact bundle with the recorded name
 //! exits 3 and leaves the daemon as it was: the named file is what is checked.

@@ -1,4 +1,4 @@
-//! Issue 10 (destination) end to end: `partial-load push` into a private docker-registry seeded
+//! Pushing into a registry, end to end: `partial-load push` into a private docker-registry seeded
 //! with `app:1` by `docker push`. A bundle of app:2 made against app:1 is pushed; `docker pull`
 //! into the air-gapped daemon gives the source's image ID; the access log shows that only the
 //! carried blobs were uploaded (gzip-compressed), none of the base's, and that a rerun uploads

@@ -1,4 +1,4 @@
-//! Issue 10 (destination), transport: `partial-load push` over TLS into a private docker-registry
+//! Pushing into a registry, transport: `partial-load push` over TLS into a private docker-registry
 //! whose certificate is a leaf signed by a CA made in the test; without `--ca-file` it is exit 5
 //! with the hint, with it the base image and then an image on top of it go up (gzip layers, the
 //! source's config). Then the registry is killed (SIGKILL) while a big carried layer uploads:

@@ -1,9 +1,9 @@
-//! Issue 10, source side: `partial-save -i docker://REGISTRY/REPO:TAG` reads images from a
-//! registry with no daemon on the connected side. A private `docker-registry` is seeded by
-//! `docker push` from the source daemon (127.0.0.1 registries are insecure-allowed for Docker);
-//! the export from the registry excluding `-e docker://…/base:1` carries only app's layers, never
-//! touches a daemon (a bogus `-H`), fetches only the carried blobs (the registry's access log),
-//! and `partial-load load` on the air-gapped daemon holding base:1 gives the very image (same ID:
+//! Saving from a registry, end to end: `partial-save -i docker://REGISTRY/REPO:TAG` reads images
+//! from a registry with no daemon on the connected side. A private `docker-registry` is seeded by
+//! `docker push` from the source daemon (127.0.0.1 registries are insecure-allowed for Docker); the
+//! export from the registry excluding `-e docker://…/base:1` carries only app's layers, never
+//! touches a daemon (a bogus `-H`), fetches only the carried blobs (the registry's access log), and
+//! `partial-load load` on the air-gapped daemon holding base:1 gives the very image (same ID:
 //! `docker push` keeps the config bytes). Also: digest references, a missing tag, a daemon image
 //! mixed with a registry one, a corrupted blob, and the errors of an unreachable registry and a
 //! wrong password.

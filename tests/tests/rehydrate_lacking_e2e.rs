@@ -1,7 +1,7 @@
-//! Issue 24, finding 14c end to end: a bundle that lacks a layer it should carry (the layer is
-//! not a base layer its manifest requires, so no daemon export can fill it) is refused by
-//! `rehydrate` as a bundle that does not check out (exit 3), naming the layer and its entry —
-//! not "the daemon's export of  did not contain …" with an empty image list.
+//! A bundle lacking a carried layer, end to end: a bundle that lacks a layer it should carry (the
+//! layer is not a base layer its manifest requires, so no daemon export can fill it) is refused by
+//! `rehydrate` as a bundle that does not check out (exit 3), naming the layer and its entry — not
+//! "the daemon's export of  did not contain …" with an empty image list.
 
 use partial_tests::cli::{load, save};
 use partial_tests::scenario::{build_standard, give_airgap};

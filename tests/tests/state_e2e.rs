@@ -1,4 +1,4 @@
-//! Issue 24, finding 2 end to end: rollback protection on a fresh host. A load whose state folder
+//! Rollback protection end to end: rollback protection on a fresh host. A load whose state folder
 //! does not exist yet creates it (mode 0700) before it takes the lock, and records its bundle
 //! before it reports the load, so a replay is refused at once (exit 3); a load that cannot take
 //! the lock or write its state loads nothing.

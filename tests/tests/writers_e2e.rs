@@ -1,9 +1,10 @@
-//! Issue 9 end to end: archives from every writer users meet, made with the real tools from the
-//! source daemon (the daemon's own save, the Docker ≥ 25 and containerd layouts rewritten from it,
-//! skopeo `docker-archive:`, `oci-archive:` and `oci:DIR`, umoci layouts, a go-containerregistry
-//! tarball); for each, excluding the base archive of the same writer leaves out exactly the base
-//! chains, the bundle never contradicts its manifest, is about the size of the new layers
-//! compressed, and `partial-load load` on a destination holding the base gives the image.
+//! Archive writers end to end: archives from every writer users meet, made with the real tools from
+//! the source daemon (the daemon's own save, the Docker ≥ 25 and containerd layouts rewritten from
+//! it, skopeo `docker-archive:`, `oci-archive:` and `oci:DIR`, umoci layouts, a
+//! go-containerregistry tarball); for each, excluding the base archive of the same writer leaves
+//! out exactly the base chains, the bundle never contradicts its manifest, is about the size of the
+//! new layers compressed, and `partial-load load` on a destination holding the base gives the
+//! image.
 //!
 //! One daemon pair per test; each test runs several writers and reports all of their outcomes
 //! (see `partial_tests::roundtrip`).

@@ -1,4 +1,4 @@
-//! Seed inputs of the cargo-fuzz targets (see `fuzz/` and the README's "Fuzzing" section): small
+//! Seed inputs of the cargo-fuzz targets (see `fuzz/` and CONTRIBUTING.md, "Fuzzing"): small
 //! archives of all three layouts (also broken ones), a real bundle manifest and inventory. Not a
 //! test: run it by hand to (re)write the seeds into `$FUZZ_SEEDS_DIR` (default `fuzz/corpus`):
 //! `cargo test -p partial-common --lib write_fuzz_seeds -- --ignored`.

@@ -1,4 +1,4 @@
-//! Rebuilding the delta layers of a bundle (issue 12) on the destination, for `load`, `verify`
+//! Rebuilding the delta layers of a bundle on the destination, for `load`, `verify`
 //! and `rehydrate`. A delta bundle lacks those layers: it carries, for each, a delta against a
 //! reference layer this daemon holds (the reference chain is a required base, so `base::check`
 //! has already failed with exit 4 when one is missing). Two steps, each its own module:

@@ -1,0 +1,231 @@
+//! The JSON Schemas of `docs/schema/` against the files this crate writes: the bundle manifest
+//! (every source kind, a send-ledger series, charts, a delta layer, every origin kind), the
+//! inventory and the send ledger (as written to disk, with a forgotten bundle). The load state
+//! and the audit log are checked the same way in `partial-load`'s own tests.
+//!
+//! The two sides of an air gap may run different versions of the tools: these files are their
+//! interface, so a change to one of the serialized types must come with its schema.
+
+use crate::codec::Compression;
+use crate::daemon::{DaemonInfo, ImageMeta};
+use crate::digest::Digest;
+use crate::have::Origin;
+use crate::image::Blob;
+use crate::inventory::Inventory;
+use crate::ledger::Ledger;
+use crate::manifest::{tests::sample, BundleManifest, ChartEntry, Source, ToolInfo};
+use crate::plan::LayerDelta;
+use serde_json::Value;
+use std::path::PathBuf;
+
+/// The schema `docs/schema/<name>.schema.json`, itself checked against its meta-schema.
+fn validator(name: &str) -> jsonschema::Validator {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../docs/schema")
+        .join(format!("{name}.schema.json"));
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+    let schema: Value = serde_json::from_str(&text).unwrap();
+    if let Err(e) = jsonschema::meta::validate(&schema) {
+        panic!("{} is not a valid JSON Schema: {e}", path.display());
+    }
+    jsonschema::validator_for(&schema).unwrap()
+}
+
+/// Fails naming every violation of `bytes` (a file as written) against schema `name`.
+pub(crate) fn assert_valid(name: &str, what: &str, bytes: &[u8]) {
+    let v = validator(name);
+    let doc: Value = serde_json::from_slice(bytes).unwrap();
+    let errors: Vec<String> = v
+        .iter_errors(&doc)
+        .map(|e| format!("{} at {}", e, e.instance_path()))
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "{what} does not match {name}.schema.json:\n{}\n{}",
+        errors.join("\n"),
+        String::from_utf8_lossy(bytes)
+    );
+}
+
+fn daemon_info() -> DaemonInfo {
+    DaemonInfo {
+        version: "20.10.24+dfsg1".into(),
+        api_version: "1.41".into(),
+        os: "linux".into(),
+        arch: "x86_64".into(),
+        storage_driver: "overlay2".into(),
+        containerd_store: false,
+    }
+}
+
+fn tool(name: &str) -> ToolInfo {
+    ToolInfo {
+        name: name.into(),
+        version: "0.1.0".into(),
+    }
+}
+
+/// Writes the manifest as the exporter does, checks that it parses back, then validates it.
+fn check_manifest(what: &str, m: &BundleManifest) {
+    let bytes = m.to_bytes();
+    BundleManifest::parse(&bytes, what).unwrap_or_else(|e| panic!("{what}: {e}"));
+    assert_valid("bundle-manifest", what, &bytes);
+}
+
+#[test]
+fn schema_files_bundle_manifests_of_every_kind_match_their_schema() {
+    let base = sample();
+    check_manifest("archives source", &base);
+
+    let mut m = base.clone();
+    m.source = Source::Daemon {
+        host: "unix:///var/run/docker.sock".into(),
+        daemon: daemon_info(),
+    };
+    m.warnings = vec!["a warning".into()];
+    check_manifest("daemon source", &m);
+
+    let mut m = base.clone();
+    m.source = Source::Registry {
+        references: vec![format!(
+            "registry.local:5000/app:2@{}",
+            Digest::of_bytes(b"m")
+        )],
+    };
+    check_manifest("registry source", &m);
+
+    let mut m = base.clone();
+    m.source = Source::DaemonAndRegistry {
+        host: "unix:///var/run/docker.sock".into(),
+        daemon: daemon_info(),
+        references: vec!["registry.local:5000/app:2".into()],
+    };
+    m.charts = vec![
+        ChartEntry {
+            name: "nginx".into(),
+            version: "22.1.1".into(),
+            sha256: Digest::of_bytes(b"chart"),
+            path: "nginx-22.1.1.tgz".into(),
+            excluded: false,
+        },
+        ChartEntry {
+            name: "nginx".into(),
+            version: "21.1.19".into(),
+            sha256: Digest::of_bytes(b"old chart"),
+            path: "nginx-21.1.19.tgz".into(),
+            excluded: true,
+        },
+    ];
+    check_manifest("daemon and registry source, charts", &m);
+
+    // Every origin kind, and a blob on every layer (a left-out one compressed, as stored).
+    let mut m = base.clone();
+    let image_id = Digest::of_bytes(b"base");
+    m.required_base[0].origin = Origin::Inventory {
+        file: "have.json".into(),
+        image: "base:1".into(),
+        image_id: image_id.clone(),
+    };
+    m.required_base[1].origin = Origin::Archive {
+        file: "base.tar".into(),
+        image: "base:1".into(),
+        image_id: image_id.clone(),
+    };
+    m.images[0].layers[0].blob = Some(Blob {
+        digest: Digest::of_bytes(b"gz"),
+        media_type: "application/vnd.oci.image.layer.v1.tar+gzip".into(),
+        size: None,
+        compression: Compression::Gzip,
+    });
+    let d = m.images[0].layers[2].diff_id.clone();
+    m.images[0].layers[2].blob = Some(Blob::uncompressed(&d, Some(200)));
+    check_manifest("inventory and archive origins, blobs", &m);
+
+    // A delta layer against a required base (version 2, not loadable with docker load), whose
+    // reference came with bundle 1 of a send ledger.
+    let mut m = base.clone();
+    let reference = m.images[0].layers[1].clone();
+    let origin = Origin::Ledger {
+        file: "site-a.json".into(),
+        bundle: 1,
+        image: "base:1".into(),
+        image_id,
+    };
+    m.required_base[1].origin = origin.clone();
+    let layer = &mut m.images[0].layers[2];
+    layer.blob = Some(Blob::uncompressed(&layer.diff_id, Some(200)));
+    layer.delta = Some(LayerDelta {
+        encoding: "chunks".into(),
+        digest: Digest::of_bytes(b"delta"),
+        size: 12,
+        reference_diff_id: reference.diff_id,
+        reference_chain_id: reference.chain_id,
+        reference_origin: origin,
+        target_size: 200,
+    });
+    m.version = 2;
+    m.docker_loadable = false;
+    check_manifest("delta layer, ledger origin", &m);
+}
+
+#[test]
+fn schema_files_a_ledger_series_inventory_and_ledger_file_match_their_schemas() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("site-a.json");
+    let mut ledger = Ledger::read_or_new(&path, tool("partial-save")).unwrap();
+    for n in 1..=2 {
+        let mut m = sample();
+        ledger.stamp(&mut m).unwrap();
+        // Bundle 1 has a site and a sequence, bundle 2 also `previous`.
+        check_manifest(&format!("bundle {n} of a ledger series"), &m);
+        let bytes = m.to_bytes();
+        ledger.record(&m, &bytes, tool("partial-save")).unwrap();
+    }
+    ledger.forget(1, "site-a.json").unwrap();
+    ledger.write(&path).unwrap();
+    let written = std::fs::read(&path).unwrap();
+    Ledger::parse(&written, "site-a.json").unwrap();
+    assert_valid("ledger", "a ledger of two bundles, one forgotten", &written);
+
+    let diffs = vec![Digest::of_bytes(b"a"), Digest::of_bytes(b"b")];
+    let inv = Inventory::new(
+        tool("partial-load"),
+        "unix:///var/run/docker.sock".into(),
+        daemon_info(),
+        vec![
+            ImageMeta::new(
+                Digest::of_bytes(b"base"),
+                vec!["base:1".into()],
+                diffs.clone(),
+            ),
+            ImageMeta::new(Digest::of_bytes(b"untagged"), vec![], diffs[..1].to_vec()),
+        ],
+    );
+    let bytes = inv.to_bytes();
+    Inventory::parse(&bytes, "have.json").unwrap();
+    assert_valid("inventory", "an inventory", &bytes);
+}
+
+#[test]
+fn schema_files_refuse_what_the_readers_refuse() {
+    let v = validator("bundle-manifest");
+    let good: Value = serde_json::from_slice(&sample().to_bytes()).unwrap();
+    assert!(v.is_valid(&good));
+    let mut bad = good.clone();
+    bad["schema"] = "partial-load/inventory".into();
+    assert!(!v.is_valid(&bad), "another schema");
+    let mut bad = good.clone();
+    bad["version"] = 3.into();
+    assert!(!v.is_valid(&bad), "a newer version");
+    let mut bad = good.clone();
+    bad["images"][0]["id"] = "sha256:ABC".into();
+    assert!(!v.is_valid(&bad), "a malformed digest");
+    let mut bad = good.clone();
+    bad.as_object_mut().unwrap().remove("totals");
+    assert!(!v.is_valid(&bad), "a missing field");
+    // Unknown fields are ignored by the readers, so the schema allows them too.
+    let mut extra = good.clone();
+    extra["from_a_newer_writer"] = true.into();
+    assert!(v.is_valid(&extra));
+}
