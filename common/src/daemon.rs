@@ -181,7 +181,8 @@ impl DaemonInfo {
     /// entries it refuses the OCI archive ("more than one image in oci") and reads it as a
     /// `docker save` archive, whose every layer file must be there.
     pub fn loads_partial(&self, names: usize) -> bool {
-        !self.containerd_store && !(self.podman && names > 1)
+        let podman_refuses = self.podman && names > 1;
+        !self.containerd_store && !podman_refuses
     }
 }
 
