@@ -6,8 +6,9 @@
 //! `containers.conf` (`CONTAINERS_CONF`: cgroupfs, events to a file, file locks instead of the
 //! shared `/dev/shm/libpod_lock`, its temp folders, a CNI config folder of its own) and
 //! `storage.conf` (`CONTAINERS_STORAGE_CONF`: the overlay driver on D/root), and `TMPDIR=D/tmp`
-//! (podman unpacks an uploaded OCI archive under `TMPDIR`, not under its configured temp
-//! folder). No systemd is needed. It waits until the socket answers `/_ping`.
+//! (with it, the upload podman copies and the OCI archive it unpacks stay in D/tmp; a service
+//! started without it was seen unpacking under `/var/tmp`). No systemd is needed. It waits
+//! until the socket answers `/_ping`.
 //!
 //! Stopping is by the service's own pid (SIGTERM, then SIGKILL); [`Drop`] stops it, detaches the
 //! overlay mounts podman leaves below `D` and removes `D`. The same watchdog as the private
