@@ -6,12 +6,13 @@
 //! names: loaded complete), `verify` passes; a missing base is exit 4 naming it; a tampered bundle
 //! is exit 3 with nothing loaded; `inventory -H podman` feeds `partial-save --have`; `rehydrate
 //! -H podman` writes an archive that loads into an empty `dockerd`; `partial-save -H podman` as
-//! the source of a bundle that loads into `dockerd`.
+//! the source of a bundle that loads into `dockerd`; a delta bundle rebuilt against the
+//! reference layer podman holds.
 
 use partial_common::reference::familiar;
 use partial_tests::cli::{keygen, load, save, Run};
 use partial_tests::scenario::{build_standard, build_standard_on, Scene};
-use partial_tests::{require_daemon, require_podman, Daemon, DaemonOptions, Podman};
+use partial_tests::{require_daemon, require_podman, Content, Daemon, DaemonOptions, Podman};
 use std::path::{Path, PathBuf};
 
 /// `partial-save -H source -i IMAGES… -e base:1 -o dir/name EXTRA…`, signed with dir/team.key
@@ -298,4 +299,58 @@ fn podman_as_a_source_exports_a_bundle_that_loads_into_dockerd() {
     assert_eq!(carried, 2, "the app and hotfix layers only: {res}");
     pl("load", &out, d, &pair.airgap.host(), &[]).ok();
     assert_eq!(pair.airgap.image_id("localhost/app:2").unwrap(), scene.app2);
+}
+
+#[test]
+fn a_delta_bundle_rebuilds_against_podman_held_references() {
+    let Some(source) = require_daemon(DaemonOptions::labelled("source")) else {
+        return;
+    };
+    let Some(podman) = require_podman() else {
+        return;
+    };
+    // app:1 and app:2: the same app layer but for one small file.
+    let app = |version: u8| {
+        let mut files = partial_tests::layer_files(31, "app", 4, 200_000, Content::Random);
+        files.push(("app/VERSION".into(), vec![b'0' + version; 64]));
+        files
+    };
+    source
+        .import_rootfs("base:1", 11, &[100_000], Content::Random)
+        .unwrap();
+    source.build("app:1", "base:1", &[app(1)]).unwrap();
+    let app2 = source.build("app:2", "base:1", &[app(2)]).unwrap();
+    give_podman(&source, &podman, &["app:1"]);
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    keygen(d, "team");
+    let out = d.join("delta.tgz");
+    let r = save(&[
+        "-H".to_string(),
+        source.host(),
+        "-i".into(),
+        "app:2".into(),
+        "-e".into(),
+        "app:1".into(),
+        "--delta".into(),
+        "-o".into(),
+        out.to_string_lossy().into_owned(),
+        "--sign-key".into(),
+        d.join("team.key").to_string_lossy().into_owned(),
+        "--json".into(),
+    ])
+    .ok();
+    let res: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    let deltas = res["manifest"]["images"][0]["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|l| l.get("delta").is_some())
+        .count();
+    assert_eq!(deltas, 1, "the app layer travels as a delta: {res}");
+    // The reference layer is read from podman's own export.
+    let r = pl("verify", &out, d, &podman.host(), &[]).ok();
+    assert!(r.stderr.contains("rebuilt"), "{}", r.stderr);
+    pl("load", &out, d, &podman.host(), &[]).ok();
+    assert_eq!(podman.image_id("app:2").unwrap(), app2);
 }
