@@ -4,6 +4,7 @@
 #
 #   sudo scripts/setup.sh demo     # docker.io, minisign, a C compiler
 #   sudo scripts/setup.sh test     # + zstd, pigz, time, skopeo, umoci, docker-registry, openssl,
+#                                  #   podman (a private API service per podman test),
 #                                  #   python3 with pip and PyPI's helm-python-sdk (renders Helm
 #                                  #   charts for the chart tests; the tools never need Python)
 #   sudo scripts/setup.sh bench    # the test list + debootstrap, python3
@@ -43,6 +44,7 @@ SETUP_TEST=(
   "docker-registry:docker-registry"
   "openssl:openssl"
   "python3:python3"
+  "podman:podman"
 )
 SETUP_BENCH=(
   "${SETUP_TEST[@]}"

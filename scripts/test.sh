@@ -2,7 +2,7 @@
 # The README's test command: `sudo scripts/test.sh`.
 #
 # As root: installs with apt-get what the tests need (scripts/setup.sh test: docker.io,
-# minisign, zstd, pigz, time, skopeo, umoci, docker-registry, openssl; helm-python-sdk from
+# minisign, zstd, pigz, time, skopeo, umoci, docker-registry, openssl, podman; helm-python-sdk from
 # PyPI for the chart tests' renderer), makes the daemon and
 # tool tests mandatory (PARTIAL_REQUIRE_DAEMON=1 PARTIAL_REQUIRE_TOOLS=1: a test that cannot start its
 # private dockerd or find its tool fails instead of skipping) and runs `cargo test --workspace`.

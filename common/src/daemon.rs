@@ -163,6 +163,27 @@ pub struct DaemonInfo {
     /// True when the daemon uses the containerd image store (snapshotter), whose `docker load`
     /// needs complete archives.
     pub containerd_store: bool,
+    /// True when the daemon is podman's Docker-compatible service (`/version` names the
+    /// component `Podman Engine`), whose load takes a partial archive only when it holds one
+    /// image name (see [`DaemonInfo::loads_partial`]). Not recorded in bundles or inventories.
+    #[serde(skip)]
+    pub podman: bool,
+}
+
+/// The `/version` component podman's service names itself by.
+pub const PODMAN_COMPONENT: &str = "Podman Engine";
+
+impl DaemonInfo {
+    /// Whether this daemon's load can take a partial archive (base layers left out) whose
+    /// `index.json` lists `names` entries (one per tag, one per untagged image). Docker with its
+    /// graphdriver store can; its containerd store never can. podman 4.3 loads an archive with
+    /// one entry as an OCI archive, taking the left-out layers from its own storage; with more
+    /// entries it refuses the OCI archive ("more than one image in oci") and reads it as a
+    /// `docker save` archive, whose every layer file must be there.
+    pub fn loads_partial(&self, names: usize) -> bool {
+        let podman_refuses = self.podman && names > 1;
+        !self.containerd_store && !podman_refuses
+    }
 }
 
 impl Daemon {
@@ -187,6 +208,10 @@ impl Daemon {
                 r.len() == 2 && r[0] == "driver-type" && r[1] == "io.containerd.snapshotter.v1"
             })
         });
+        let podman = version
+            .components
+            .as_ref()
+            .is_some_and(|c| c.iter().any(|c| c.name == PODMAN_COMPONENT));
         Ok(DaemonInfo {
             version: version.version.or(info.server_version).unwrap_or_default(),
             api_version: version.api_version.unwrap_or_default(),
@@ -194,6 +219,7 @@ impl Daemon {
             arch: info.architecture.unwrap_or_default(),
             storage_driver: info.driver.unwrap_or_default(),
             containerd_store,
+            podman,
         })
     }
 
@@ -332,12 +358,7 @@ impl Daemon {
                 if line.starts_with("Error") || line.starts_with("error") {
                     return Err(DaemonError::LoadFailed(line.to_string()));
                 }
-                if let Some(rest) = line
-                    .strip_prefix("Loaded image: ")
-                    .or_else(|| line.strip_prefix("Loaded image ID: "))
-                {
-                    loaded.push(rest.to_string());
-                }
+                loaded.extend(loaded_names(line));
                 if !line.is_empty() {
                     on_status(line);
                 }
@@ -352,6 +373,22 @@ impl Daemon {
         }
         Ok(loaded)
     }
+}
+
+/// The names in one line of a load's response: Docker writes `Loaded image: NAME` (or
+/// `Loaded image ID: sha256:…`) once per image; podman one line for all of them,
+/// `Loaded image: NAME,NAME,…` (a reference never holds a comma).
+fn loaded_names(line: &str) -> Vec<String> {
+    line.strip_prefix("Loaded image: ")
+        .or_else(|| line.strip_prefix("Loaded image ID: "))
+        .map(|rest| {
+            rest.split(',')
+                .map(str::trim)
+                .filter(|n| !n.is_empty())
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// An image as the daemon describes it: ID, tags, layers.
@@ -388,7 +425,42 @@ pub(crate) mod tests {
             arch: "x86_64".into(),
             storage_driver: "overlay2".into(),
             containerd_store: false,
+            podman: false,
         }
+    }
+
+    #[test]
+    fn load_lines_give_every_name_as_docker_and_podman_write_them() {
+        assert_eq!(loaded_names("Loaded image: app:2"), vec!["app:2"]);
+        let id = "sha256:9e5ab430de9580343c36903e9e59c15c4851a9c5be45cfc248d8f04b13bdb344";
+        assert_eq!(loaded_names(&format!("Loaded image ID: {id}")), vec![id]);
+        assert_eq!(
+            loaded_names("Loaded image: localhost/app:2,localhost/app:3,localhost/other/app:9"),
+            vec![
+                "localhost/app:2",
+                "localhost/app:3",
+                "localhost/other/app:9"
+            ]
+        );
+        assert!(loaded_names("Loading layer 1/2").is_empty());
+    }
+
+    #[test]
+    fn podman_loads_a_partial_archive_only_with_one_name() {
+        let docker = sample_info();
+        assert!(docker.loads_partial(1) && docker.loads_partial(5));
+        let containerd = DaemonInfo {
+            containerd_store: true,
+            ..sample_info()
+        };
+        assert!(!containerd.loads_partial(1));
+        let podman = DaemonInfo {
+            podman: true,
+            storage_driver: "overlay".into(),
+            ..sample_info()
+        };
+        assert!(podman.loads_partial(1));
+        assert!(!podman.loads_partial(2));
     }
 
     #[test]

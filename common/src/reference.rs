@@ -229,6 +229,23 @@ pub fn familiar(reference: &str) -> Option<String> {
     }
 }
 
+/// The tag `reference` names among `tags` (one image's `RepoTags`, as the daemon reports them),
+/// in the form to record: the familiar one when a tag has it (Docker reports `app:1`; podman's
+/// compat API `docker.io/library/app:1` for the same name), else podman's own name for a short
+/// name's local image, `localhost/app:1`, which is what `app:1` means there. `None` when
+/// `reference` is no tag (an ID, a digest) or names none of `tags`.
+pub fn tag_among(reference: &str, tags: &[String]) -> Option<String> {
+    let t = familiar(reference)?;
+    if tags
+        .iter()
+        .any(|x| familiar(x).as_deref() == Some(t.as_str()))
+    {
+        return Some(t);
+    }
+    let local = format!("localhost/{t}");
+    tags.iter().find(|x| **x == local).cloned()
+}
+
 /// The fully qualified form of a familiar tag, as Docker ≥ 25 writes it into
 /// `io.containerd.image.name`: `app:1` → `docker.io/library/app:1`, `me/app:1` →
 /// `docker.io/me/app:1`, `reg:5000/app:1` unchanged.
@@ -300,6 +317,38 @@ pub fn id_hex(reference: &str) -> Option<&str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_reference_finds_its_tag_as_docker_and_podman_name_it() {
+        let v = |t: &[&str]| t.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        // Docker: familiar names.
+        assert_eq!(tag_among("app:2", &v(&["app:2"])), Some("app:2".into()));
+        assert_eq!(
+            tag_among("docker.io/library/app:2", &v(&["app:2"])),
+            Some("app:2".into())
+        );
+        // podman: fully qualified names, and localhost/ for short names it made.
+        assert_eq!(
+            tag_among("app:2", &v(&["docker.io/library/app:2"])),
+            Some("app:2".into())
+        );
+        assert_eq!(
+            tag_among("app:2", &v(&["localhost/app:2"])),
+            Some("localhost/app:2".into())
+        );
+        assert_eq!(
+            tag_among("localhost/app:2", &v(&["localhost/app:2"])),
+            Some("localhost/app:2".into())
+        );
+        assert_eq!(
+            tag_among("app", &v(&["localhost/app:latest"])),
+            Some("localhost/app:latest".into())
+        );
+        // Not a tag of the image, or not a tag at all.
+        assert_eq!(tag_among("app:3", &v(&["localhost/app:2", "app:2"])), None);
+        assert_eq!(tag_among("other/app:2", &v(&["localhost/app:2"])), None);
+        assert_eq!(tag_among(D, &v(&["app:2"])), None);
+    }
 
     const D: &str = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
 

@@ -68,6 +68,7 @@ async fn of_registry(name: &str, args: &InventoryArgs) -> Result<Inventory> {
         arch: platform.architecture,
         storage_driver: "registry".into(),
         containerd_store: false,
+        podman: false,
     };
     Ok(Inventory::new(
         tool(),
@@ -140,6 +141,7 @@ mod tests {
             arch: "x86_64".into(),
             storage_driver: "overlay2".into(),
             containerd_store: false,
+            podman: false,
         };
         Inventory::new(tool(), "unix:///run/docker.sock".into(), info, vec![])
     }

@@ -101,8 +101,10 @@ pub async fn run_load(args: LoadArgs) -> Result<()> {
     report_load(&args, &bundle, &daemon, loaded)
 }
 
-/// Uploads the verified bundle; on a daemon with the containerd image store, which cannot take
-/// a partial archive (see the docs), the bundle rehydrated with this daemon's own base layers.
+/// Uploads the verified bundle; on a daemon that cannot take it as a partial archive (the
+/// containerd image store; podman with more than one image name in the bundle: see
+/// `DaemonInfo::loads_partial` and the docs), the bundle rehydrated with this daemon's own base
+/// layers.
 /// A delta bundle is uploaded as its rebuilt stream (uncompressed), the delta layers rebuilt from
 /// `refs` and checked on the way: a mismatch aborts the upload.
 async fn send(
@@ -114,7 +116,7 @@ async fn send(
     let info = daemon.info().await.map_err(daemon_err)?;
     let bar = progress::bytes("uploading", Some(bundle.manifest.bundle.size));
     let deltas = rebuild::delta_layers(&bundle.manifest)?;
-    let loaded = if info.containerd_store {
+    let loaded = if !info.loads_partial(index_names(&bundle.manifest)) {
         send_rehydrated(daemon, bundle, local, refs, &bar).await?
     } else {
         // What the daemon gets is written from the signed manifest, never the tar's own
@@ -125,6 +127,11 @@ async fn send(
     };
     bar.finish_and_clear();
     Ok(loaded)
+}
+
+/// How many entries the bundle's `index.json` lists: one per tag, one per untagged image.
+fn index_names(manifest: &partial_common::manifest::BundleManifest) -> usize {
+    manifest.images.iter().map(|i| i.tags.len().max(1)).sum()
 }
 
 async fn send_rehydrated(

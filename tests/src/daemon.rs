@@ -429,7 +429,7 @@ grep " $3/" /proc/mounts | cut -d' ' -f2 | sort -r | while read -r m; do umount 
 rm -rf --one-file-system "$3"
 "#;
 
-fn spawn_watchdog(dockerd_pid: u32, dir: &Path) -> Result<Child> {
+pub(crate) fn spawn_watchdog(dockerd_pid: u32, dir: &Path) -> Result<Child> {
     Command::new("sh")
         .arg("-c")
         .arg(WATCHDOG)
@@ -498,7 +498,7 @@ pub(crate) fn run_checked(what: &str, cmd: &mut Command) -> Result<String> {
     check_output(what, out)
 }
 
-fn ping(sock: &Path) -> bool {
+pub(crate) fn ping(sock: &Path) -> bool {
     let Ok(mut s) = UnixStream::connect(sock) else {
         return false;
     };
@@ -515,7 +515,7 @@ fn ping(sock: &Path) -> bool {
     text.starts_with("HTTP/1.") && text.contains(" 200 ") && text.ends_with("OK")
 }
 
-fn log_tail(path: &Path) -> String {
+pub(crate) fn log_tail(path: &Path) -> String {
     let data = fs::read(path).unwrap_or_default();
     let start = data.len().saturating_sub(8192);
     String::from_utf8_lossy(&data[start..]).into_owned()
@@ -525,7 +525,7 @@ fn read_pid(path: &Path) -> Option<i32> {
     fs::read_to_string(path).ok()?.trim().parse().ok()
 }
 
-fn signal(pid: i32, sig: i32) {
+pub(crate) fn signal(pid: i32, sig: i32) {
     if pid > 0 {
         // SAFETY: plain kill(2) on one positive pid that this rig started.
         unsafe {
@@ -545,7 +545,7 @@ pub fn is_alive(pid: i32) -> bool {
     }
 }
 
-fn wait_gone(pid: i32, timeout: Duration) -> Result<()> {
+pub(crate) fn wait_gone(pid: i32, timeout: Duration) -> Result<()> {
     let t0 = Instant::now();
     while is_alive(pid) {
         if t0.elapsed() > timeout {
@@ -557,7 +557,7 @@ fn wait_gone(pid: i32, timeout: Duration) -> Result<()> {
 }
 
 /// Lazily detaches any mount below `dir` (deepest first), so removing it never crosses into one.
-fn unmount_below(dir: &Path) {
+pub(crate) fn unmount_below(dir: &Path) {
     let Ok(mounts) = fs::read_to_string("/proc/self/mounts") else {
         return;
     };

@@ -16,6 +16,8 @@
 //! - [`layout`]: hand-written legacy archives and rewriters from the legacy layout into the Docker ≥ 25
 //!   one and into the containerd image store's one.
 //! - [`bins`]: locating (and if needed building) `partial-save` and `partial-load`.
+//! - [`podman`]: a private podman service per test ([`Podman`]: podman's Docker-compatible API on
+//!   a socket and storage of its own).
 //! - [`registry`]: a private `docker-registry` per test (plain http, TLS with its own CA, basic auth).
 //! - [`bundle_check`]: the check that a bundle never contradicts its manifest.
 //! - [`writers`]: archives as other tools write them (skopeo, umoci, crane), multi-platform
@@ -40,6 +42,7 @@ pub mod daemon;
 pub mod fixtures;
 pub mod layout;
 pub mod pair;
+pub mod podman;
 pub mod registry;
 pub mod roundtrip;
 pub mod scenario;
@@ -55,4 +58,5 @@ pub use layout::{
     legacy_to_containerd_layout, legacy_to_oci_layout, write_legacy_archive, ImageSpec,
 };
 pub use pair::{require_daemon, require_daemons, require_daemons_with, require_tool, DaemonPair};
+pub use podman::{require_podman, Podman};
 pub use registry::{require_registry, RegistryOptions, RegistryServer, TokenServer};

@@ -2,7 +2,7 @@
 //! `app:2` built on it (app:2 = base + a new app layer + a hotfix); the air-gapped daemon holds
 //! whatever the test gives it.
 
-use crate::{layer_files, Content, DaemonPair};
+use crate::{layer_files, Content, Daemon, DaemonPair};
 
 /// Image IDs of the standard scene.
 pub struct Scene {
@@ -13,7 +13,11 @@ pub struct Scene {
 
 /// Builds `base:1`, `app:1` and `app:2` on the source daemon.
 pub fn build_standard(pair: &DaemonPair) -> Scene {
-    let s = &pair.source;
+    build_standard_on(&pair.source)
+}
+
+/// Builds `base:1`, `app:1` and `app:2` on `s` (a test that needs one daemon only).
+pub fn build_standard_on(s: &Daemon) -> Scene {
     let base = s
         .import_rootfs("base:1", 11, &[300_000, 50_000, 4096], Content::Random)
         .expect("import base:1");

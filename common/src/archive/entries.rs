@@ -11,5 +11,5 @@
 //!
 //! These are the engine's own types, re-exported unchanged.
 
-pub use super::names::{clean_name, role_of, EntryRole};
+pub use super::names::{clean_name, named_digest, role_of, EntryRole};
 pub use super::tarstream::{EntryData, EntryHead, TarReader, TarWriter};

@@ -104,7 +104,7 @@ pub fn role_of(name: &str) -> EntryRole {
 
 /// The digest a top-level layer file name claims: `<hex>.tar`, `<hex>.tar.gz`, `<hex>.tar.zst`
 /// (containers/image and go-containerregistry archives) or `blobs/sha256/<hex>`.
-pub(crate) fn named_digest(name: &str) -> Option<Digest> {
+pub fn named_digest(name: &str) -> Option<Digest> {
     if let EntryRole::Blob(d) = role_of(name) {
         return Some(d);
     }

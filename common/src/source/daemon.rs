@@ -8,7 +8,7 @@ use super::{Sink, Source};
 use crate::archive::ArchiveError;
 use crate::daemon::{Daemon, DaemonError};
 use crate::image::Image;
-use crate::reference::{familiar, id_hex};
+use crate::reference::{id_hex, tag_among};
 use crate::stream::ChannelReader;
 use std::time::Duration;
 
@@ -32,7 +32,9 @@ impl DaemonSource {
         let mut images: Vec<Image> = Vec::new();
         for name in references {
             let meta = daemon.require(name).await?;
-            let tag = familiar(name).filter(|t| meta.tags.contains(t));
+            // The daemon's own name: podman reports `docker.io/library/app:1` for `app:1`, and
+            // names a short name's local image `localhost/app:1`.
+            let tag = tag_among(name, &meta.tags);
             match images.iter_mut().find(|i| i.id == meta.id) {
                 Some(img) => {
                     if let Some(t) = tag {
@@ -73,12 +75,14 @@ impl Source for DaemonSource {
     }
 
     fn find(&self, reference: &str) -> Option<Image> {
-        if let Some(t) = familiar(reference) {
-            if let Some(img) = self.images.iter().find(|i| i.tags.contains(&t)) {
-                let mut img = img.clone();
-                img.tags = vec![t];
-                return Some(img);
-            }
+        let tagged = self
+            .images
+            .iter()
+            .find_map(|i| tag_among(reference, &i.tags).map(|t| (i, t)));
+        if let Some((img, t)) = tagged {
+            let mut img = img.clone();
+            img.tags = vec![t];
+            return Some(img);
         }
         let hex = id_hex(reference)?;
         self.images

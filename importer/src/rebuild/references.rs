@@ -12,7 +12,7 @@
 use crate::base;
 use crate::errors::daemon_err;
 use anyhow::{anyhow, Context, Result};
-use partial_common::archive::entries::{clean_name, role_of, EntryRole, TarReader};
+use partial_common::archive::entries::{clean_name, named_digest, role_of, EntryRole, TarReader};
 use partial_common::codec::{self, Compression};
 use partial_common::daemon::{Daemon, ImageMeta};
 use partial_common::exit::{self, Coded};
@@ -114,7 +114,12 @@ pub fn read_references(
         let named = match role_of(&name) {
             EntryRole::FolderLayer(_) => None,
             EntryRole::Blob(d) => Some(d),
-            _ => continue,
+            // containers/image (podman's export) keeps layers as top-level `<diffID>.tar`, the
+            // `<v1id>/layer.tar` entries being links to them.
+            _ => match named_digest(&name) {
+                Some(d) => Some(d),
+                None => continue,
+            },
         };
         if named.as_ref().is_some_and(|d| found.contains_key(d)) {
             continue;

@@ -336,6 +336,22 @@ fn references_are_found_in_every_store_shape_and_checked() {
             "zstd blob",
             vec![TEntry::file(&blob(&Digest::of_bytes(&zstd)), zstd.clone())],
         ),
+        (
+            // podman's export (containers/image): top-level `<diffID>.tar`, linked from the folders
+            "podman <diffID>.tar",
+            vec![
+                TEntry::file(&format!("{}.tar", other.diff.hex()), other.data.clone()),
+                TEntry::file(&format!("{}.tar", c.old.diff.hex()), c.old.data.clone()),
+                TEntry {
+                    name: format!("{}/layer.tar", "d".repeat(64)),
+                    kind: partial_common::testutil::archive::Kind::Symlink(format!(
+                        "../{}.tar",
+                        c.old.diff.hex()
+                    )),
+                    style: partial_common::testutil::archive::NameStyle::Plain,
+                },
+            ],
+        ),
     ];
     for (what, entries) in shapes {
         let export = tar_of(&entries);

@@ -8,7 +8,7 @@
 
 use crate::errors::daemon_err;
 use anyhow::{Context, Result};
-use partial_common::archive::entries::{clean_name, role_of, EntryRole, TarReader};
+use partial_common::archive::entries::{clean_name, named_digest, role_of, EntryRole, TarReader};
 use partial_common::codec::{self, Compression};
 use partial_common::digest::Sha256Writer;
 use partial_common::Digest;
@@ -70,7 +70,12 @@ pub fn spool_layers(reader: impl Read, dir: &Path, needed: &Needed) -> Result<BT
         let named = match role_of(&name) {
             EntryRole::FolderLayer(_) => None,
             EntryRole::Blob(d) => Some(d),
-            _ => continue,
+            // containers/image (podman's export) keeps layers as top-level `<diffID>.tar`, the
+            // `<v1id>/layer.tar` entries being links to them.
+            _ => match named_digest(&name) {
+                Some(d) => Some(d),
+                None => continue,
+            },
         };
         let (compression, mut data) =
             codec::sniff(r.data()).with_context(|| format!("{ctx}: {name}"))?;

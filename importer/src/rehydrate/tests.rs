@@ -150,6 +150,9 @@ enum Store {
     ContainerdGzip,
     /// The containerd store holding the base as a zstd blob.
     ContainerdZstd,
+    /// podman (containers/image): uncompressed top-level `<diffID>.tar` layers, each
+    /// `<v1id>/layer.tar` a symbolic link to one.
+    Podman,
 }
 
 /// The daemon's export of the base image (and an unrelated layer first).
@@ -172,6 +175,29 @@ fn export(store: Store, l: &Layers) -> Vec<u8> {
                 (blob(&sha(&base)), base),
                 ("index.json".into(), br#"{"manifests":[]}"#.to_vec()),
             ]
+        }
+        Store::Podman => {
+            let mut b = tar::Builder::new(Vec::new());
+            for (v1, data) in [("c", &other), ("d", &l.base)] {
+                let name = format!("{}.tar", sha(data).hex());
+                let mut h = tar::Header::new_gnu();
+                h.set_size(data.len() as u64);
+                h.set_mode(0o444);
+                b.append_data(&mut h, &name, &data[..]).unwrap();
+                let mut link = tar::Header::new_gnu();
+                link.set_entry_type(tar::EntryType::Symlink);
+                link.set_size(0);
+                b.append_link(
+                    &mut link,
+                    format!("{}/layer.tar", v1.repeat(64)),
+                    format!("../{name}"),
+                )
+                .unwrap();
+            }
+            let mut h = tar::Header::new_gnu();
+            h.set_size(2);
+            b.append_data(&mut h, "manifest.json", &b"[]"[..]).unwrap();
+            return b.into_inner().unwrap();
         }
     };
     tar_of(&entries)
@@ -266,6 +292,7 @@ fn every_bundle_shape_is_completed_from_every_store() {
             Store::Graphdriver,
             Store::ContainerdGzip,
             Store::ContainerdZstd,
+            Store::Podman,
         ] {
             let full = rehydrate(&b, &export(store, &l))
                 .unwrap_or_else(|e| panic!("{shape:?} bundle, {store:?} daemon: {e:#}"));
