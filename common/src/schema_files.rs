@@ -56,6 +56,7 @@ fn daemon_info() -> DaemonInfo {
         arch: "x86_64".into(),
         storage_driver: "overlay2".into(),
         containerd_store: false,
+        podman: false,
     }
 }
 
