@@ -38,6 +38,13 @@ pub enum SignError {
     PasswordNeeded { path: PathBuf },
     #[error("wrong password for secret key {}", path.display())]
     WrongPassword { path: PathBuf },
+    #[error("secret key {} is password-protected: set {env} (no terminal to ask)", path.display())]
+    NoTerminal { path: PathBuf, env: &'static str },
+    #[error("asking for the password of secret key {}: {source}", path.display())]
+    Prompt {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error(transparent)]
     Capped(#[from] crate::limits::CappedError),
     #[error("{source_name} is not a minisign public key: {reason}")]
@@ -242,6 +249,33 @@ pub fn load_secret_key(path: &Path, password: Option<&str>) -> Result<SecretKey>
 }
 
 /// Signs the file `data_path` (prehashed, like `minisign -S`) and returns the `.minisig` text.
+/// Opens the secret key at `key` as both tools do: with `password` (the tool reads it from its
+/// environment variable `password_env`) when given, unprotected when the key is, else after
+/// asking on the terminal (and refusing, naming `password_env`, when there is none).
+pub fn open_secret_key(
+    key: &Path,
+    password: Option<&str>,
+    password_env: &'static str,
+) -> Result<SecretKey> {
+    match load_secret_key(key, password) {
+        Err(SignError::PasswordNeeded { .. }) => {
+            if !std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+                return Err(SignError::NoTerminal {
+                    path: key.to_path_buf(),
+                    env: password_env,
+                });
+            }
+            let p = rpassword::prompt_password(format!("Password for {}: ", key.display()))
+                .map_err(|source| SignError::Prompt {
+                    path: key.to_path_buf(),
+                    source,
+                })?;
+            load_secret_key(key, Some(&p))
+        }
+        other => other,
+    }
+}
+
 /// `trusted_comment` is signed too and must be a single line.
 pub fn sign_file(sk: &SecretKey, data_path: &Path, trusted_comment: &str) -> Result<String> {
     let file = std::fs::File::open(data_path).map_err(|source| SignError::Read {

@@ -4,7 +4,7 @@
 
 use crate::cli::KeygenArgs;
 use anyhow::{bail, Context, Result};
-use partial_common::sign::{self, SecretKey, SignError};
+use partial_common::sign::{self, SecretKey};
 use std::io::IsTerminal;
 use std::path::Path;
 
@@ -52,21 +52,12 @@ fn new_password() -> Result<String> {
     Ok(p1)
 }
 
-/// Opens the secret key at `key`: with the password from the environment variable if set,
-/// else unprotected, else after asking on the terminal.
+/// Opens the secret key at `key` (password from [`PASSWORD_ENV`], else asked on the terminal).
 pub fn open_secret_key(key: &Path) -> Result<SecretKey> {
-    let env = std::env::var(PASSWORD_ENV).ok();
-    match sign::load_secret_key(key, env.as_deref()) {
-        Err(SignError::PasswordNeeded { .. }) => {
-            if !std::io::stdin().is_terminal() {
-                bail!(
-                    "secret key {} is password-protected: set {PASSWORD_ENV} (no terminal to ask)",
-                    key.display()
-                );
-            }
-            let p = rpassword::prompt_password(format!("Password for {}: ", key.display()))?;
-            Ok(sign::load_secret_key(key, Some(&p))?)
-        }
-        other => Ok(other?),
-    }
+    let password = std::env::var(PASSWORD_ENV).ok();
+    Ok(sign::open_secret_key(
+        key,
+        password.as_deref(),
+        PASSWORD_ENV,
+    )?)
 }

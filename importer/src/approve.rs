@@ -11,9 +11,9 @@ use crate::cli::ApproveArgs;
 use crate::errors::verify_failed;
 use anyhow::{bail, Context, Result};
 use partial_common::output::AtomicFile;
-use partial_common::sign::{self, SecretKey, SignError};
+use partial_common::sign::{self, SecretKey};
 use partial_common::text::escape;
-use std::io::{IsTerminal, Write};
+use std::io::Write;
 use std::path::Path;
 
 /// The reviewer key's password, when it has one.
@@ -73,18 +73,7 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 
 /// The reviewer's secret key, its password from [`PASSWORD_ENV`] or asked on the terminal.
 fn open_secret_key(key: &Path) -> Result<SecretKey> {
-    let env = std::env::var(PASSWORD_ENV).ok();
-    match sign::load_secret_key(key, env.as_deref()) {
-        Err(SignError::PasswordNeeded { .. }) => {
-            if !std::io::stdin().is_terminal() {
-                bail!(
-                    "secret key {} is password-protected: set {PASSWORD_ENV} (no terminal to ask)",
-                    key.display()
-                );
-            }
-            let p = rpassword::prompt_password(format!("Password for {}: ", key.display()))?;
-            Ok(sign::load_secret_key(key, Some(&p))?)
-        }
-        other => Ok(other.with_context(|| format!("--sign-key {}", key.display()))?),
-    }
+    let password = std::env::var(PASSWORD_ENV).ok();
+    sign::open_secret_key(key, password.as_deref(), PASSWORD_ENV)
+        .with_context(|| format!("--sign-key {}", key.display()))
 }

@@ -207,6 +207,19 @@ fn invalid_signed_tag(ctx: &Ctx, key: &Path, out: &Path) {
     signed(&p, key, out);
 }
 
+/// Writes `tar` as a zstd bundle signed with the real bundle's manifest.
+fn signed_zstd(ctx: &Ctx, tar: &[u8], key: &Path, out: &Path) {
+    let bytes = tamper::compress(tar, "zstd");
+    tamper::write_signed(
+        &bytes,
+        "zstd",
+        tar.len() as u64,
+        &ctx.parts.manifest,
+        key,
+        out,
+    );
+}
+
 /// A zstd bundle whose tar has an entry named `../escape`.
 fn escaping_name(ctx: &Ctx, key: &Path, out: &Path) {
     let mut tar = Vec::new();
@@ -218,15 +231,7 @@ fn escaping_name(ctx: &Ctx, key: &Path, out: &Path) {
     tar.extend_from_slice(h.as_bytes());
     tar.extend_from_slice(&[b'x'; 512]);
     tar.extend_from_slice(&tamper::tar_of(&ctx.parts.entries));
-    let bytes = tamper::compress(&tar, "zstd");
-    tamper::write_signed(
-        &bytes,
-        "zstd",
-        tar.len() as u64,
-        &ctx.parts.manifest,
-        key,
-        out,
-    );
+    signed_zstd(ctx, &tar, key, out);
 }
 
 /// A zstd bundle with a header claiming a 1 TiB entry after the tar's end marker.
@@ -237,15 +242,7 @@ fn garbage_after_end(ctx: &Ctx, key: &Path, out: &Path) {
     h.set_size(1 << 40);
     h.set_cksum();
     tar.extend_from_slice(h.as_bytes());
-    let bytes = tamper::compress(&tar, "zstd");
-    tamper::write_signed(
-        &bytes,
-        "zstd",
-        tar.len() as u64,
-        &ctx.parts.manifest,
-        key,
-        out,
-    );
+    signed_zstd(ctx, &tar, key, out);
 }
 
 const ALL: &[(&str, i32)] = &[
