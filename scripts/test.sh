@@ -9,7 +9,7 @@
 # Without root: says what it would need, then runs what it can (the daemon tests print
 # `=== SKIPPED: … ===` and pass).
 #
-# Arguments replace `--workspace`: `sudo scripts/test.sh -p partial-tests --test export_e2e`.
+# Arguments replace `--workspace`: `sudo scripts/test.sh -p partial-tests --test e2e -- export::`.
 # Rust comes from rustup (https://rustup.rs); it is not installed here.
 set -euo pipefail
 cd "$(dirname "$0")/.."

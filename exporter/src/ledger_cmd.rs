@@ -146,7 +146,7 @@ impl ExportLedger {
         } else {
             Some(LedgerLock::acquire(path, || waiting(path)).map_err(ledger_err)?)
         };
-        let ledger = Ledger::read_or_new(path, crate::run::tool())
+        let ledger = Ledger::read_or_new(path, crate::tool_info::tool())
             .map_err(ledger_err)
             .with_context(|| format!("--ledger {}", path.display()))?;
         // Refused before the export, not after: the bundle could never be numbered.
@@ -188,7 +188,7 @@ impl ExportLedger {
     pub fn record(mut self, m: &BundleManifest, manifest_bytes: &[u8]) -> Result<()> {
         let n = self
             .ledger
-            .record(m, manifest_bytes, crate::run::tool())
+            .record(m, manifest_bytes, crate::tool_info::tool())
             .map_err(ledger_err)
             .with_context(|| format!("--ledger {}", self.path.display()))?;
         self.ledger
@@ -238,7 +238,7 @@ mod tests {
 
     /// A ledger of site `s` whose last bundle has sequence number `last`.
     fn ledger_at(path: &Path, last: u64) {
-        let mut l = Ledger::new(path, crate::run::tool());
+        let mut l = Ledger::new(path, crate::tool_info::tool());
         l.bundles.push(partial_common::ledger::SentBundle {
             sequence: last,
             created: "2026-11-27T10:00:00Z".into(),

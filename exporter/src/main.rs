@@ -8,6 +8,7 @@ mod ledger_cmd;
 mod report;
 mod run;
 mod select;
+mod tool_info;
 
 use clap::Parser;
 use partial_common::exit::{self, Coded};

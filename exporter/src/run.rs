@@ -13,7 +13,7 @@ use partial_common::daemon;
 use partial_common::engine::{Engine, EngineObserver};
 use partial_common::have::HaveSet;
 use partial_common::image::{Image, Platform};
-use partial_common::manifest::{self, BundleManifest, FileEntry, ToolInfo};
+use partial_common::manifest::{self, BundleManifest, FileEntry};
 use partial_common::output::{self, naming};
 use partial_common::plan::Plan;
 use partial_common::progress;
@@ -110,13 +110,6 @@ impl<W: Write> Write for Counting<W> {
     }
     fn flush(&mut self) -> std::io::Result<()> {
         self.inner.flush()
-    }
-}
-
-pub fn tool() -> ToolInfo {
-    ToolInfo {
-        name: "partial-save".into(),
-        version: env!("CARGO_PKG_VERSION").into(),
     }
 }
 
@@ -263,99 +256,158 @@ async fn gather(args: &SaveArgs) -> Result<(Gathered, Option<ExportLedger>)> {
     let (reg_excludes, excludes) = select::split_registry(&args.exclude);
     let (registry, reg_refs) =
         open_registries(args, &platform, &reg_images, &reg_excludes, &mut have).await?;
-    if select::offline(args) {
+    let names = Names { images, excludes };
+    let g = if select::offline(args) {
         if registry.is_some() {
             bail!(
                 "-i docker://… cannot be combined with --from-archive/--from-oci (use -e docker://… \
                  to leave out a registry image's layers)"
             );
         }
-        let sources = select::open_files(args, &platform)?;
-        let excluded = select::offline_excludes(&sources, &excludes, &mut have)?;
-        let wanted = select::offline_wanted(&sources, &images, &excluded, &platform)?;
-        let mut files: Vec<String> = args
-            .from_archive
-            .iter()
-            .map(|p| p.display().to_string())
-            .collect();
-        files.extend(args.from_oci.iter().map(|p| p.display().to_string()));
-        let references = crate::deltas::offline(args, &sources, &excluded)?;
-        let g = Gathered {
-            sources,
-            wanted,
-            have,
-            desc: manifest::Source::Archives { files },
-            live: false,
-            total: plain_size(&args.from_archive, &args.from_oci),
-            platform: Some(platform),
-            references,
-        };
-        return Ok((g, ledger));
-    }
-    let mut sources: Vec<Box<dyn Source>> = Vec::new();
-    let mut wanted: Vec<Image> = Vec::new();
-    // The daemon's estimate of its export, for the progress bar (unknown with registry images).
-    let mut total = None;
-    let references = registry.as_ref().map(|r| r.pinned()).unwrap_or_default();
-    let mut delta_refs = None;
-    let desc = if images.is_empty() && excludes.is_empty() {
-        // Registry images only: no daemon at all.
-        manifest::Source::Registry { references }
+        gather_offline(args, platform, have, &names)?
     } else {
-        let daemon = daemon::connect(args.host.as_deref(), Duration::from_secs(args.timeout))
-            .await
-            .map_err(crate::daemon_failure)?;
-        let info = daemon.info().await.map_err(crate::daemon_failure)?;
-        select::live_excludes(&daemon, &excludes, &mut have)
-            .await
-            .map_err(crate::maybe_daemon_failure)?;
-        let host = daemon.host.clone();
-        if !images.is_empty() {
-            if registry.is_none() {
-                total = daemon.export_size(&images).await;
-            }
-            let source = select::open_daemon(daemon.clone(), &images, args.idle_timeout).await?;
-            wanted.extend(source.images().iter().cloned());
-            sources.push(Box::new(source));
-            if args.delta {
-                let r = crate::deltas::live(args, &daemon, &wanted, &excludes, &have).await?;
-                delta_refs = Some(r);
-            }
-        }
-        if references.is_empty() {
-            manifest::Source::Daemon { host, daemon: info }
-        } else {
-            manifest::Source::DaemonAndRegistry {
-                host,
-                daemon: info,
-                references,
-            }
-        }
+        gather_live(args, have, &names, registry, reg_refs).await?
+    };
+    Ok((g, ledger))
+}
+
+/// The `-i` and `-e` names that are not `docker://` references.
+struct Names {
+    images: Vec<String>,
+    excludes: Vec<String>,
+}
+
+/// The offline export: archive files and OCI layouts, their bases resolved in them.
+fn gather_offline(
+    args: &SaveArgs,
+    platform: Platform,
+    mut have: HaveSet,
+    names: &Names,
+) -> Result<Gathered> {
+    let sources = select::open_files(args, &platform)?;
+    let excluded = select::offline_excludes(&sources, &names.excludes, &mut have)?;
+    let wanted = select::offline_wanted(&sources, &names.images, &excluded, &platform)?;
+    let mut files: Vec<String> = args
+        .from_archive
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect();
+    files.extend(args.from_oci.iter().map(|p| p.display().to_string()));
+    let references = crate::deltas::offline(args, &sources, &excluded)?;
+    Ok(Gathered {
+        sources,
+        wanted,
+        have,
+        desc: manifest::Source::Archives { files },
+        live: false,
+        total: plain_size(&args.from_archive, &args.from_oci),
+        platform: Some(platform),
+        references,
+    })
+}
+
+/// The live export: a daemon (connected to only when some `-i` or `-e` name is not a
+/// `docker://` reference) and the registry images, if any.
+async fn gather_live(
+    args: &SaveArgs,
+    mut have: HaveSet,
+    names: &Names,
+    registry: Option<RegistrySource>,
+    reg_refs: Option<RegistrySource>,
+) -> Result<Gathered> {
+    let pinned = registry.as_ref().map(|r| r.pinned()).unwrap_or_default();
+    let mut live = if names.images.is_empty() && names.excludes.is_empty() {
+        LiveDaemon::none(pinned)
+    } else {
+        live_daemon(args, names, &mut have, registry.is_some(), pinned).await?
     };
     if let Some(r) = registry {
         r.images()
             .iter()
-            .for_each(|img| select::merge(&mut wanted, img.clone()));
-        sources.push(Box::new(r));
+            .for_each(|img| select::merge(&mut live.wanted, img.clone()));
+        live.sources.push(Box::new(r));
     }
-    let mut references = match delta_refs {
+    let mut references = match live.delta_refs {
         Some(r) => Some(r),
         None => crate::deltas::offline(args, &[], &[])?,
     };
     if let (Some(r), Some(src)) = (references.as_mut(), reg_refs) {
         r.add(Box::new(src));
     }
-    let g = Gathered {
-        sources,
-        wanted,
+    Ok(Gathered {
+        sources: live.sources,
+        wanted: live.wanted,
         have,
-        desc,
+        desc: live.desc,
         live: true,
-        total,
+        total: live.total,
         platform: None,
         references,
+    })
+}
+
+/// What the daemon side of a live export gives.
+struct LiveDaemon {
+    sources: Vec<Box<dyn Source>>,
+    wanted: Vec<Image>,
+    desc: manifest::Source,
+    /// The daemon's estimate of its export, for the progress bar (unknown with registry images).
+    total: Option<u64>,
+    delta_refs: Option<crate::deltas::ReferenceImages>,
+}
+
+impl LiveDaemon {
+    /// Registry images only: no daemon at all.
+    fn none(references: Vec<String>) -> LiveDaemon {
+        LiveDaemon {
+            sources: Vec::new(),
+            wanted: Vec::new(),
+            desc: manifest::Source::Registry { references },
+            total: None,
+            delta_refs: None,
+        }
+    }
+}
+
+/// Connects to the daemon, resolves the `-e` names into `have` and opens the `-i` ones.
+async fn live_daemon(
+    args: &SaveArgs,
+    names: &Names,
+    have: &mut HaveSet,
+    with_registry: bool,
+    references: Vec<String>,
+) -> Result<LiveDaemon> {
+    let daemon = daemon::connect(args.host.as_deref(), Duration::from_secs(args.timeout))
+        .await
+        .map_err(crate::daemon_failure)?;
+    let info = daemon.info().await.map_err(crate::daemon_failure)?;
+    select::live_excludes(&daemon, &names.excludes, have)
+        .await
+        .map_err(crate::maybe_daemon_failure)?;
+    let host = daemon.host.clone();
+    let mut live = LiveDaemon::none(Vec::new());
+    if !names.images.is_empty() {
+        if !with_registry {
+            live.total = daemon.export_size(&names.images).await;
+        }
+        let source = select::open_daemon(daemon.clone(), &names.images, args.idle_timeout).await?;
+        live.wanted.extend(source.images().iter().cloned());
+        live.sources.push(Box::new(source));
+        if args.delta {
+            let r = crate::deltas::live(args, &daemon, &live.wanted, &names.excludes, have).await?;
+            live.delta_refs = Some(r);
+        }
+    }
+    live.desc = if references.is_empty() {
+        manifest::Source::Daemon { host, daemon: info }
+    } else {
+        manifest::Source::DaemonAndRegistry {
+            host,
+            daemon: info,
+            references,
+        }
     };
-    Ok((g, ledger))
+    Ok(live)
 }
 
 /// Resolves the `-e docker://…` images into `have` and opens the `-i docker://…` ones (if any);
@@ -507,7 +559,12 @@ fn manifest_of(
         tar_size: plan.output_tar_bytes,
         volumes,
     };
-    Ok(BundleManifest::new(tool(), desc, bundle, plan))
+    Ok(BundleManifest::new(
+        crate::tool_info::tool(),
+        desc,
+        bundle,
+        plan,
+    ))
 }
 
 /// Writes the manifest and its signature under temporary names, then gives every file its name:

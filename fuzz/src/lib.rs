@@ -2,7 +2,7 @@
 //! `partial_fuzz::<name>`). Each takes arbitrary bytes and must return, whatever they are; a panic
 //! (or, under libFuzzer, an out-of-memory or a timeout) is a bug.
 //!
-//! The same file is compiled into `tests/tests/fuzz_regressions.rs`, which replays every file of
+//! The same file is compiled into `tests/tests/e2e/fuzz_regressions.rs`, which replays every file of
 //! `fuzz/regressions/<target>/` in plain `cargo test`: so it may use only the workspace's library
 //! crates (`partial_common`, `partial_chart`) and `std`.
 

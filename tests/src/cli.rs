@@ -96,6 +96,90 @@ pub fn keygen(dir: &Path, name: &str) {
     .ok();
 }
 
+/// One `partial-save` export as the end-to-end tests make it, the one place their export
+/// arguments are written: `-H HOST -i IMAGE… BASE… -o DIR/NAME --sign-key DIR/team.key EXTRA…`.
+/// Defaults: `-i app:2 -e base:1`; the key pair `DIR/team.*` is made on first use.
+pub struct Export {
+    host: String,
+    dir: std::path::PathBuf,
+    out: std::path::PathBuf,
+    key: std::path::PathBuf,
+    images: Vec<String>,
+    base: Vec<String>,
+    extra: Vec<String>,
+}
+
+fn strings(v: &[&str]) -> Vec<String> {
+    v.iter().map(|s| s.to_string()).collect()
+}
+
+impl Export {
+    /// `app:2` against `base:1` from the daemon at `host`, written to `dir/name`.
+    pub fn new(host: impl Into<String>, dir: &Path, name: &str) -> Export {
+        Export {
+            host: host.into(),
+            dir: dir.to_path_buf(),
+            out: dir.join(name),
+            key: dir.join("team.key"),
+            images: strings(&["app:2"]),
+            base: strings(&["-e", "base:1"]),
+            extra: Vec::new(),
+        }
+    }
+
+    /// The images to export (`-i` each).
+    pub fn images(mut self, images: &[&str]) -> Export {
+        self.images = strings(images);
+        self
+    }
+
+    /// The flags naming what the destination has (`-e base:1` by default; `&[]` for none).
+    pub fn base(mut self, flags: &[&str]) -> Export {
+        self.base = strings(flags);
+        self
+    }
+
+    /// Flags appended last.
+    pub fn args(mut self, extra: &[&str]) -> Export {
+        self.extra.extend(strings(extra));
+        self
+    }
+
+    /// Another secret key than `dir/team.key` (not made here).
+    pub fn key(mut self, key: &Path) -> Export {
+        self.key = key.to_path_buf();
+        self
+    }
+
+    /// Runs it, whatever the exit code.
+    pub fn run(self) -> Run {
+        if self.key == self.dir.join("team.key") && !self.key.exists() {
+            keygen(&self.dir, "team");
+        }
+        let mut args: Vec<String> = vec!["-H".into(), self.host];
+        for i in self.images {
+            args.extend(["-i".to_string(), i]);
+        }
+        args.extend(self.base);
+        args.extend([
+            "-o".into(),
+            self.out.to_string_lossy().into_owned(),
+            "--sign-key".into(),
+            self.key.to_string_lossy().into_owned(),
+        ]);
+        args.extend(self.extra);
+        save(&args)
+    }
+
+    /// Runs it, which must succeed; returns the bundle's path.
+    #[track_caller]
+    pub fn bundle(self) -> std::path::PathBuf {
+        let out = self.out.clone();
+        self.run().ok();
+        out
+    }
+}
+
 /// `partial-save -H host -i image BASE_FLAGS… -o dir/NAME --sign-key dir/team.key`, which must
 /// succeed; returns the bundle's path.
 pub fn export_signed(
@@ -105,17 +189,10 @@ pub fn export_signed(
     image: &str,
     base_flags: &[&str],
 ) -> std::path::PathBuf {
-    let out = dir.join(name);
-    let mut args: Vec<String> = vec!["-H".into(), host.into(), "-i".into(), image.into()];
-    args.extend(base_flags.iter().map(|a| a.to_string()));
-    args.extend([
-        "-o".into(),
-        out.to_string_lossy().into_owned(),
-        "--sign-key".into(),
-        dir.join("team.key").to_string_lossy().into_owned(),
-    ]);
-    save(&args).ok();
-    out
+    Export::new(host, dir, name)
+        .images(&[image])
+        .base(base_flags)
+        .bundle()
 }
 
 /// The arguments of `partial-load push BUNDLE --key dir/team.pub --to TO --state dir/STATE

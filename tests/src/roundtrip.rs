@@ -1,4 +1,4 @@
-//! The scene and the round trip of the writer tests (`tests/tests/writers_e2e.rs`): a base image
+//! The scene and the round trip of the writer tests (`tests/tests/e2e/writers.rs`): a base image
 //! and a new image on top of it on the source daemon, the base on the air-gapped daemon; then for
 //! one writer's archives, `partial-save` excluding the base, [`check_bundle`], the size, and
 //! `partial-load load` on the air-gapped daemon.

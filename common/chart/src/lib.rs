@@ -273,83 +273,97 @@ pub fn nesting_exceeds(text: &str, limit: usize) -> bool {
             }
             indents.push(indent);
         }
-        let mut rest = body;
-        let mut compact = 0;
-        while let Some(r) = ["- ", "? ", "-\t", "?\t"]
-            .iter()
-            .find_map(|p| rest.strip_prefix(p))
-        {
-            compact += 1;
-            rest = r.trim_start_matches([' ', '\t']);
-        }
-        if rest == "-" || rest == "?" {
-            compact += 1;
-        }
+        let (rest, compact) = strip_compact_indicators(body);
         let block = indents.len() + compact;
         if block + flow > limit {
             return true;
         }
-        let mut quote: Option<char> = None;
-        let mut prev = ' ';
-        // The last character before `prev`'s run of blanks: a quote opens a scalar only where
-        // one starts (a line's start, after `:`, `,`, `[`, `{`); elsewhere it is text.
-        let mut last = ':';
-        let mut code_end = rest.len();
-        let mut chars = rest.char_indices().peekable();
-        while let Some((i, c)) = chars.next() {
-            match quote {
-                Some('"') if c == '\\' => {
-                    chars.next();
-                }
-                // `''` is a quote inside a single-quoted scalar.
-                Some('\'') if c == '\'' && chars.peek().is_some_and(|(_, n)| *n == '\'') => {
-                    chars.next();
-                }
-                Some(q) if c == q => quote = None,
-                Some(_) => {}
-                None => match c {
-                    '"' | '\'' if "[{,:".contains(last) => quote = Some(c),
-                    '#' if prev.is_whitespace() => {
-                        code_end = i;
-                        break;
-                    }
-                    '[' | '{' => {
-                        flow += 1;
-                        if block + flow > limit {
-                            return true;
-                        }
-                    }
-                    ']' | '}' => flow = flow.saturating_sub(1),
-                    _ => {}
-                },
-            }
-            if !c.is_whitespace() && quote.is_none() || c == '"' || c == '\'' {
-                last = c;
-            }
-            prev = c;
-        }
-        if flow == 0 {
-            // A value on this line (after `key:` or `- `) is a scalar: more indented lines continue
-            // it (block scalar or multi-line plain/quoted scalar), they cannot nest.
-            // Anchors and tags (`&a`, `!!map`) alone announce a node on the next lines; a flow
-            // collection is not continued.
-            let code = rest[..code_end].trim_end();
-            let value = match code.split_once(": ") {
-                Some((_, v)) => v,
-                None if compact > 0 && !code.ends_with(':') => code,
-                None => "",
-            };
-            let value = value
-                .split_whitespace()
-                .find(|t| !t.starts_with(['&', '!']))
-                .unwrap_or("");
-            if !value.is_empty() && !value.starts_with(['[', '{']) {
-                // The column where this line's node starts (after its `- ` indicators).
-                scalar_of = Some(indent + (body.len() - rest.len()));
-            }
+        let Some(code_end) = scan_flow(rest, &mut flow, limit.saturating_sub(block)) else {
+            return true;
+        };
+        if flow == 0 && opens_scalar(&rest[..code_end], compact) {
+            // The column where this line's node starts (after its `- ` indicators).
+            scalar_of = Some(indent + (body.len() - rest.len()));
         }
     }
     false
+}
+
+/// The line after its compact block indicators (`- `, `? `, each a level), and their count.
+fn strip_compact_indicators(body: &str) -> (&str, usize) {
+    let mut rest = body;
+    let mut compact = 0;
+    while let Some(r) = ["- ", "? ", "-\t", "?\t"]
+        .iter()
+        .find_map(|p| rest.strip_prefix(p))
+    {
+        compact += 1;
+        rest = r.trim_start_matches([' ', '\t']);
+    }
+    if rest == "-" || rest == "?" {
+        compact += 1;
+    }
+    (rest, compact)
+}
+
+/// Follows the flow brackets of one line (outside quoted scalars and comments) in `flow`;
+/// `None` as soon as they nest deeper than `room`, else where the line's code ends (a comment
+/// starts).
+fn scan_flow(rest: &str, flow: &mut usize, room: usize) -> Option<usize> {
+    let mut quote: Option<char> = None;
+    let mut prev = ' ';
+    // The last character before `prev`'s run of blanks: a quote opens a scalar only where
+    // one starts (a line's start, after `:`, `,`, `[`, `{`); elsewhere it is text.
+    let mut last = ':';
+    let mut chars = rest.char_indices().peekable();
+    while let Some((i, c)) = chars.next() {
+        match quote {
+            Some('"') if c == '\\' => {
+                chars.next();
+            }
+            // `''` is a quote inside a single-quoted scalar.
+            Some('\'') if c == '\'' && chars.peek().is_some_and(|(_, n)| *n == '\'') => {
+                chars.next();
+            }
+            Some(q) if c == q => quote = None,
+            Some(_) => {}
+            None => match c {
+                '"' | '\'' if "[{,:".contains(last) => quote = Some(c),
+                '#' if prev.is_whitespace() => return Some(i),
+                '[' | '{' => {
+                    *flow += 1;
+                    if *flow > room {
+                        return None;
+                    }
+                }
+                ']' | '}' => *flow = flow.saturating_sub(1),
+                _ => {}
+            },
+        }
+        if !c.is_whitespace() && quote.is_none() || c == '"' || c == '\'' {
+            last = c;
+        }
+        prev = c;
+    }
+    Some(rest.len())
+}
+
+/// Whether a line outside any flow collection holds a scalar value (after `key:` or `- `):
+/// more indented lines then continue it (block scalar or multi-line plain/quoted scalar), they
+/// cannot nest. Anchors and tags (`&a`, `!!map`) alone announce a node on the next lines; a
+/// flow collection is not continued.
+fn opens_scalar(code: &str, compact: usize) -> bool {
+    let code = code.trim_end();
+    let value = match code.split_once(": ") {
+        Some((_, v)) => v,
+        None if compact > 0 && !code.ends_with(':') => code,
+        None => "",
+    };
+    let value = value
+        .split_whitespace()
+        .find(|t| !t.starts_with(['&', '!']))
+        .unwrap_or("");
+    !value.is_empty() && !value.starts_with(['[', '{'])
 }
 
 /// Where an image was found.

@@ -1,5 +1,5 @@
 //! Discovery without helm on small charts written here (the real charts and the rendering path
-//! are tested end to end in tests/tests/charts_e2e.rs).
+//! are tested end to end in tests/tests/e2e/charts.rs).
 
 use super::*;
 

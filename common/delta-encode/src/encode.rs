@@ -88,6 +88,61 @@ where
     R: Read,
     W: Write,
 {
+    let bodies = encode_both(index, reference, new_layer, opts)?;
+    let summary = bodies.summary();
+    if !gains(&summary, opts) {
+        return Ok(Encoded::NoGain(summary));
+    }
+    write_delta(index, &summary, bodies, out)?;
+    Ok(Encoded::Delta(summary))
+}
+
+/// Both encodings of one layer, spooled: the chunk operations always, the zstd patch when the
+/// reference prefix allowed one and it did not give up.
+struct Bodies {
+    chunks: (SpooledTempFile, u64),
+    patch: Option<(SpooledTempFile, u64)>,
+    target_diff_id: Digest,
+    target_size: u64,
+    copied_bytes: u64,
+    literal_bytes: u64,
+}
+
+impl Bodies {
+    /// The sizes of both, and the smaller chosen.
+    fn summary(&self) -> EncodeSummary {
+        let header_len = format::HEADER_LEN as u64;
+        let chunks_size = header_len + self.chunks.1;
+        let patch_size = self.patch.as_ref().map(|(_, len)| header_len + len);
+        let use_patch = patch_size.is_some_and(|p| p < chunks_size);
+        EncodeSummary {
+            encoding: if use_patch {
+                Encoding::Patch
+            } else {
+                Encoding::Chunks
+            },
+            delta_size: match patch_size {
+                Some(p) if use_patch => p,
+                _ => chunks_size,
+            },
+            chunks_size,
+            patch_size,
+            target_diff_id: self.target_diff_id.clone(),
+            target_size: self.target_size,
+            copied_bytes: self.copied_bytes,
+            literal_bytes: self.literal_bytes,
+        }
+    }
+}
+
+/// Reads `new_layer` once, feeding the chunk encoder and (while within its window) the patch
+/// encoder, hashing it on the way.
+fn encode_both<F: Read + Seek, R: Read>(
+    index: &ChunkIndex,
+    reference: &mut F,
+    new_layer: R,
+    opts: &EncodeOptions,
+) -> Result<Bodies, DeltaError> {
     let prefix = load_prefix(index, reference, opts)?;
     let mut patch = match &prefix {
         Some(p) => Some(patch_encoder(p, opts.level)?),
@@ -110,61 +165,49 @@ where
     }
     let gave_up = tee.patch.is_none();
     let (target_diff_id, target_size) = tee.inner.finish();
-    if gave_up {
-        patch = None;
-    }
-    let (mut chunk_body, chunk_len) = ops.finish()?;
-    let patch_body = match patch {
-        Some(enc) => {
+    let patch = match patch {
+        Some(enc) if !gave_up => {
             let mut body = enc.finish().map_err(DeltaError::Spool)?;
             let len = body.stream_position().map_err(DeltaError::Spool)?;
             Some((body, len))
         }
-        None => None,
+        _ => None,
     };
-    let header_len = format::HEADER_LEN as u64;
-    let chunks_size = header_len + chunk_len;
-    let patch_size = patch_body.as_ref().map(|(_, len)| header_len + len);
-    let use_patch = patch_size.is_some_and(|p| p < chunks_size);
-    let summary = EncodeSummary {
-        encoding: if use_patch {
-            Encoding::Patch
-        } else {
-            Encoding::Chunks
-        },
-        delta_size: if use_patch {
-            patch_size.unwrap_or(chunks_size)
-        } else {
-            chunks_size
-        },
-        chunks_size,
-        patch_size,
+    Ok(Bodies {
+        chunks: ops.finish()?,
+        patch,
         target_diff_id,
         target_size,
         copied_bytes: ops.copied,
         literal_bytes: ops.literal_bytes,
-    };
-    if !gains(&summary, opts) {
-        return Ok(Encoded::NoGain(summary));
-    }
+    })
+}
+
+/// Writes the header and the chosen body to `out`.
+fn write_delta<W: Write>(
+    index: &ChunkIndex,
+    summary: &EncodeSummary,
+    bodies: Bodies,
+    out: &mut W,
+) -> Result<(), DeltaError> {
     let header = Header {
         encoding: summary.encoding,
         reference_diff_id: index.diff_id().clone(),
         reference_size: index.size(),
         target_diff_id: summary.target_diff_id.clone(),
-        target_size,
+        target_size: summary.target_size,
     };
     header.write_to(out).map_err(DeltaError::WriteDelta)?;
-    let body = match patch_body {
-        Some((body, _)) if use_patch => body,
+    let body = match bodies.patch {
+        Some((body, _)) if summary.encoding == Encoding::Patch => body,
         _ => {
+            let mut chunk_body = bodies.chunks.0;
             chunk_body.flush().map_err(DeltaError::Spool)?;
             chunk_body
         }
     };
     copy_spool(body, out)?;
-    out.flush().map_err(DeltaError::WriteDelta)?;
-    Ok(Encoded::Delta(summary))
+    out.flush().map_err(DeltaError::WriteDelta)
 }
 
 /// Whether a delta is worth shipping instead of the plain layer.
@@ -177,7 +220,7 @@ fn gains(s: &EncodeSummary, opts: &EncodeOptions) -> bool {
     if s.delta_size >= s.target_size || opts.max_delta_size.is_some_and(|m| s.delta_size >= m) {
         return false;
     }
-    s.copied_bytes >= crate::index::MIN_CHUNK as u64
+    s.copied_bytes >= crate::chunk_sizes::MIN_CHUNK as u64
         || s.patch_size.is_some_and(|p| p * 10 < s.chunks_size * 9)
 }
 

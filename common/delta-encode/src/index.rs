@@ -6,17 +6,13 @@
 //! The index maps the BLAKE3 hash of each reference chunk to its offset and length, and keeps no
 //! data: its size is bounded by the number of chunks (capped at [`MAX_INDEX_CHUNKS`]).
 
+use crate::chunk_sizes::{AVG_CHUNK, MAX_CHUNK, MIN_CHUNK};
 use fastcdc::v2020::ChunkData;
 use partial_common::delta::DeltaError;
 use partial_common::Digest;
 use sha2::{Digest as _, Sha256};
 use std::collections::HashMap;
 use std::io::{self, Read};
-
-/// Smallest, average and largest chunk.
-pub(crate) const MIN_CHUNK: usize = 16 << 10;
-pub(crate) const AVG_CHUNK: usize = 64 << 10;
-pub(crate) const MAX_CHUNK: usize = 256 << 10;
 
 /// Most chunks an index holds (about 48 MiB of index at most; 64 GiB of reference at the average
 /// chunk size). Chunks past it are not indexed, so they travel as literals.

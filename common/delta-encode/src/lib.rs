@@ -10,6 +10,7 @@
 //! - [`coder`]: `partial-save --delta`, the engine plug-in that picks references and encodes
 //!   carried layers.
 
+mod chunk_sizes;
 pub mod coder;
 mod encode;
 mod index;

@@ -21,7 +21,7 @@ use std::rc::Rc;
 
 /// Content of at least this many bytes is chunked on its own (the average chunk: smaller files
 /// stay grouped, so the index does not grow with the number of files).
-pub(crate) const SEPARATE_CONTENT: u64 = crate::index::AVG_CHUNK as u64;
+pub(crate) const SEPARATE_CONTENT: u64 = crate::chunk_sizes::AVG_CHUNK as u64;
 
 /// Largest PAX extended header read for a `size` record.
 const MAX_PAX: u64 = 64 << 10;

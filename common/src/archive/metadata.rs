@@ -335,43 +335,9 @@ impl Collected {
                     continue; // a platform the archive does not carry
                 }
                 let (id, diff_ids) = self.config(&centry)?;
-                let m = self.blob_json(&mdigest).unwrap_or(Value::Null);
-                let layers: Vec<String> = m
-                    .get("layers")
-                    .and_then(Value::as_array)
-                    .map(|l| {
-                        l.iter()
-                            .filter_map(|x| x.get("digest").and_then(Value::as_str))
-                            .map(|s| {
-                                Digest::parse(s).map(|d| blob_entry(&d)).map_err(|_| {
-                                    bad(&blob_entry(&mdigest), format!("bad layer digest {s}"))
-                                })
-                            })
-                            .collect::<Result<Vec<_>, _>>()
-                    })
-                    .transpose()?
-                    .unwrap_or_default();
-                if layers.len() != diff_ids.len() {
-                    return Err(bad(
-                        &blob_entry(&mdigest),
-                        format!(
-                            "image {id}: {} layers but its config has {} diffIDs",
-                            layers.len(),
-                            diff_ids.len()
-                        ),
-                    ));
-                }
+                let layers = self.manifest_layers(&mdigest, &id, diff_ids.len())?;
                 if let Some(prev) = out.iter_mut().find(|i| i.source.id == id) {
-                    if let Some(t) = &tag {
-                        if !prev.source.tags.contains(t) {
-                            prev.source.tags.push(t.clone());
-                        }
-                    }
-                    if let Some(b) = &bare {
-                        if !prev.ref_names.contains(b) {
-                            prev.ref_names.push(b.clone());
-                        }
-                    }
+                    prev.add_names(tag.as_ref(), bare.as_ref());
                     continue;
                 }
                 out.push(IndexedImage {
@@ -389,6 +355,42 @@ impl Collected {
             }
         }
         Ok(out)
+    }
+
+    /// The layer entries of the OCI manifest `mdigest` of image `id`, which must be as many as
+    /// its config's `diff_ids`.
+    fn manifest_layers(
+        &self,
+        mdigest: &Digest,
+        id: &Digest,
+        diff_ids: usize,
+    ) -> Result<Vec<String>, ArchiveError> {
+        let m = self.blob_json(mdigest).unwrap_or(Value::Null);
+        let layers: Vec<String> = m
+            .get("layers")
+            .and_then(Value::as_array)
+            .map(|l| {
+                l.iter()
+                    .filter_map(|x| x.get("digest").and_then(Value::as_str))
+                    .map(|s| {
+                        Digest::parse(s)
+                            .map(|d| blob_entry(&d))
+                            .map_err(|_| bad(&blob_entry(mdigest), format!("bad layer digest {s}")))
+                    })
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .transpose()?
+            .unwrap_or_default();
+        if layers.len() != diff_ids {
+            return Err(bad(
+                &blob_entry(mdigest),
+                format!(
+                    "image {id}: {} layers but its config has {diff_ids} diffIDs",
+                    layers.len()
+                ),
+            ));
+        }
+        Ok(layers)
     }
 
     /// The layout these images are in.

@@ -16,6 +16,7 @@
 //! and the fuzz seeds live in `crate::testutil` (feature `testutil`).
 
 pub mod entries;
+pub(crate) mod entry_stream;
 pub(crate) mod legacy_id;
 pub(crate) mod metadata;
 pub(crate) mod names;
@@ -85,6 +86,22 @@ pub struct IndexedImage {
     /// is a valid repository name is also in `source.tags` as `app2:latest`
     /// ([`tag_of_bare_name`](crate::reference::tag_of_bare_name)).
     pub ref_names: Vec<String>,
+}
+
+impl IndexedImage {
+    /// Another index entry names this image: its tag and bare ref name are added (once each).
+    pub(crate) fn add_names(&mut self, tag: Option<&String>, bare: Option<&String>) {
+        if let Some(t) = tag {
+            if !self.source.tags.contains(t) {
+                self.source.tags.push(t.clone());
+            }
+        }
+        if let Some(b) = bare {
+            if !self.ref_names.contains(b) {
+                self.ref_names.push(b.clone());
+            }
+        }
+    }
 }
 
 impl IndexedImage {

@@ -4,6 +4,7 @@
 use super::unpack::{self, Unpacker};
 use super::verify::Verifier;
 use super::{Engine, Input, Spooled};
+use crate::archive::entry_stream::EntryStream;
 use crate::archive::legacy_id::V1Json;
 use crate::archive::metadata::{Collected, MAX_JSON};
 use crate::archive::names::{clean_name, named_digest, resolve_link, role_of, EntryRole};
@@ -17,12 +18,11 @@ use std::collections::HashMap;
 use std::io::{Read, Seek, SeekFrom, Write};
 
 /// Reads the current entry's next bytes, up to `n`.
-fn read_prefix<R: Read>(r: &mut TarReader<R>, n: usize) -> Result<Vec<u8>, ArchiveError> {
+fn read_prefix<E: EntryStream>(r: &mut E, n: usize) -> Result<Vec<u8>, ArchiveError> {
     let want = (r.remaining() as usize).min(n);
     let mut buf = vec![0u8; want];
-    r.data()
-        .read_exact(&mut buf)
-        .map_err(|e| r.map_data_err(e))?;
+    let read = r.data().read_exact(&mut buf);
+    read.map_err(|e| r.map_data_err(e))?;
     Ok(buf)
 }
 
@@ -49,6 +49,26 @@ impl<W: Write> Engine<W> {
         label: &str,
         index: Option<ArchiveIndex>,
     ) -> Result<(), ArchiveError> {
+        self.add_entries(&mut TarReader::new(input), label, index)
+    }
+
+    /// Streams one input handed over file by file (a layout source's metadata and blobs; see
+    /// [`BlobFiles`](crate::source::BlobFiles)), as [`Engine::add_input`] a tar.
+    pub fn add_files(
+        &mut self,
+        files: &mut dyn Iterator<Item = crate::source::BlobFile>,
+        label: &str,
+        index: Option<ArchiveIndex>,
+    ) -> Result<(), ArchiveError> {
+        self.add_entries(&mut crate::source::BlobFiles::new(files), label, index)
+    }
+
+    fn add_entries<E: EntryStream>(
+        &mut self,
+        r: &mut E,
+        label: &str,
+        index: Option<ArchiveIndex>,
+    ) -> Result<(), ArchiveError> {
         let base = self.input_bytes;
         let mut inp = Input {
             label: label.to_string(),
@@ -62,8 +82,7 @@ impl<W: Write> Engine<W> {
         };
         let entry_diff = inp.index.as_ref().map(entry_diffs).unwrap_or_default();
         self.folder_chain.push(HashMap::new());
-        let mut r = TarReader::new(input);
-        let res = self.stream(&mut r, &mut inp, &entry_diff, base);
+        let res = self.stream(r, &mut inp, &entry_diff, base);
         self.input_bytes = base + r.position();
         self.report_read(self.input_bytes);
         res?;
@@ -75,9 +94,9 @@ impl<W: Write> Engine<W> {
         Ok(())
     }
 
-    fn stream<R: Read>(
+    fn stream<E: EntryStream>(
         &mut self,
-        r: &mut TarReader<R>,
+        r: &mut E,
         inp: &mut Input,
         entry_diff: &HashMap<String, (Digest, Option<Digest>)>,
         base: u64,
@@ -152,9 +171,9 @@ impl<W: Write> Engine<W> {
     /// An entry that is neither metadata nor a known layer: a JSON blob (config, OCI manifest) is
     /// collected; with an index, anything else belongs to no wanted image and is skipped; in a
     /// one-pass stream it is spooled until the metadata says what it is.
-    fn unknown<R: Read>(
+    fn unknown<E: EntryStream>(
         &mut self,
-        r: &mut TarReader<R>,
+        r: &mut E,
         inp: &mut Input,
         input_no: usize,
         name: String,
@@ -212,9 +231,9 @@ impl<W: Write> Engine<W> {
     }
 
     /// A layer file whose diffID is known: written (once, checked) when needed, else skipped.
-    fn layer<R: Read>(
+    fn layer<E: EntryStream>(
         &mut self,
-        r: &mut TarReader<R>,
+        r: &mut E,
         name: &str,
         head: &EntryHead,
         k: Known,
@@ -271,6 +290,7 @@ impl<W: Write> Engine<W> {
                 }
             }
         });
+        drop(data);
         res.map_err(|e| match e {
             ArchiveError::Io(io) => r.map_data_err(io),
             e => e,
@@ -286,9 +306,9 @@ impl<W: Write> Engine<W> {
     /// to a temporary file, checked, then written as the uncompressed tar named by its diffID
     /// (or replaced by the hook's delta).
     #[allow(clippy::too_many_arguments)]
-    fn layer_unpacked<R: Read>(
+    fn layer_unpacked<E: EntryStream>(
         &mut self,
-        r: &mut TarReader<R>,
+        r: &mut E,
         name: &str,
         c: Compression,
         prefix: &[u8],
@@ -305,21 +325,22 @@ impl<W: Write> Engine<W> {
     }
 
     /// Reads past the current entry's data, reporting progress.
-    fn drain<R: Read>(&self, r: &mut TarReader<R>, base: u64) -> Result<(), ArchiveError> {
+    fn drain<E: EntryStream>(&self, r: &mut E, base: u64) -> Result<(), ArchiveError> {
         self.copy_entry(r, base, |_| Ok(()))
     }
 
     /// Hands the rest of the current entry's data to `each`, chunk by chunk, reporting progress.
-    fn copy_entry<R: Read>(
+    fn copy_entry<E: EntryStream>(
         &self,
-        r: &mut TarReader<R>,
+        r: &mut E,
         base: u64,
         mut each: impl FnMut(&[u8]) -> Result<(), ArchiveError>,
     ) -> Result<(), ArchiveError> {
         let mut buf = vec![0u8; 256 * 1024];
         let mut since = 0u64;
         loop {
-            let n = r.data().read(&mut buf).map_err(|e| r.map_data_err(e))?;
+            let read = r.data().read(&mut buf);
+            let n = read.map_err(|e| r.map_data_err(e))?;
             if n == 0 {
                 return Ok(());
             }
@@ -335,9 +356,9 @@ impl<W: Write> Engine<W> {
     /// Spools the current entry to a temporary file, hashing it (and its content, when
     /// compressed) on the way; a blob written decompressed when carried
     /// ([`unpack`](super::unpack)) is spooled decompressed.
-    fn spool<R: Read>(
+    fn spool<E: EntryStream>(
         &mut self,
-        r: &mut TarReader<R>,
+        r: &mut E,
         input: usize,
         name: String,
         head: &EntryHead,

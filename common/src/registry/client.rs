@@ -370,18 +370,6 @@ impl Registry {
         scope: &str,
     ) -> Result<(String, std::time::Duration), RegistryError> {
         let context = format!("a token for {scope} from {realm}");
-        let mut params: Vec<(&str, &str)> = Vec::new();
-        if let Some(s) = service {
-            params.push(("service", s));
-        }
-        for s in scope.split(' ').filter(|s| !s.is_empty()) {
-            params.push(("scope", s));
-        }
-        let protocol = |reason: String| RegistryError::Protocol {
-            registry: self.name.clone(),
-            what: format!("token realm {realm:?}"),
-            reason,
-        };
         // Credentials go to a realm elsewhere only over https or when allowed.
         let withheld = match (
             &self.credentials.secret,
@@ -394,35 +382,8 @@ impl Registry {
             Some(_) => &None,
             None => &self.credentials.secret,
         };
-        let req = match secret {
-            Some(Secret::IdentityToken(refresh)) => {
-                params.push(("grant_type", "refresh_token"));
-                params.push(("refresh_token", refresh));
-                params.push(("client_id", "partial-save"));
-                let mut form = reqwest::Url::parse("http://form.invalid/")
-                    .map_err(|e| protocol(e.to_string()))?;
-                form.query_pairs_mut().extend_pairs(&params);
-                self.http
-                    .read
-                    .post(realm)
-                    .header(
-                        reqwest::header::CONTENT_TYPE,
-                        "application/x-www-form-urlencoded",
-                    )
-                    .body(form.query().unwrap_or_default().to_string())
-            }
-            secret => {
-                let url = reqwest::Url::parse_with_params(realm, &params)
-                    .map_err(|e| protocol(e.to_string()))?;
-                let req = self.http.read.get(url);
-                match secret {
-                    Some(Secret::Basic { username, password }) => {
-                        req.basic_auth(username, Some(password))
-                    }
-                    _ => req,
-                }
-            }
-        };
+        let req = self.token_request(realm, service, scope, secret)?;
+        let protocol = |reason: String| self.realm_error(realm, reason);
         let resp = req
             .send()
             .await
@@ -452,6 +413,57 @@ impl Registry {
         parsed
             .into_token()
             .ok_or_else(|| protocol("token answer without a token".into()))
+    }
+
+    /// A realm's answer or address that makes no sense, naming the realm.
+    fn realm_error(&self, realm: &str, reason: String) -> RegistryError {
+        RegistryError::Protocol {
+            registry: self.name.clone(),
+            what: format!("token realm {realm:?}"),
+            reason,
+        }
+    }
+
+    /// The token request to `realm`: a GET with service and scope (Basic credentials if any), or
+    /// a POST of an OAuth2 refresh-token grant when the credential is an identity token.
+    fn token_request(
+        &self,
+        realm: &str,
+        service: Option<&str>,
+        scope: &str,
+        secret: &Option<Secret>,
+    ) -> Result<reqwest::RequestBuilder, RegistryError> {
+        let mut params: Vec<(&str, &str)> = Vec::new();
+        if let Some(s) = service {
+            params.push(("service", s));
+        }
+        for s in scope.split(' ').filter(|s| !s.is_empty()) {
+            params.push(("scope", s));
+        }
+        if let Some(Secret::IdentityToken(refresh)) = secret {
+            params.push(("grant_type", "refresh_token"));
+            params.push(("refresh_token", refresh));
+            params.push(("client_id", "partial-save"));
+            let mut form = reqwest::Url::parse("http://form.invalid/")
+                .map_err(|e| self.realm_error(realm, e.to_string()))?;
+            form.query_pairs_mut().extend_pairs(&params);
+            return Ok(self
+                .http
+                .read
+                .post(realm)
+                .header(
+                    reqwest::header::CONTENT_TYPE,
+                    "application/x-www-form-urlencoded",
+                )
+                .body(form.query().unwrap_or_default().to_string()));
+        }
+        let url = reqwest::Url::parse_with_params(realm, &params)
+            .map_err(|e| self.realm_error(realm, e.to_string()))?;
+        let req = self.http.read.get(url);
+        Ok(match secret {
+            Some(Secret::Basic { username, password }) => req.basic_auth(username, Some(password)),
+            _ => req,
+        })
     }
 
     /// A transport failure (refused, reset, timed out, cut off mid-body) as the unreachable error.

@@ -10,12 +10,13 @@
 //! `org.opencontainers.image.ref.name` such as `app2`, also written `NAME:app2`.
 
 mod archive_file;
+mod blob_files;
 mod daemon;
-mod gen_tar;
 mod oci_dir;
 mod registry;
 
 pub use archive_file::ArchiveSource;
+pub use blob_files::{BlobFile, BlobFiles};
 pub use daemon::DaemonSource;
 pub use oci_dir::OciDirSource;
 pub use registry::{strip_scheme, RegistrySource, SCHEME};
@@ -26,11 +27,22 @@ use crate::engine::Engine;
 use crate::image::Image;
 use std::io::{Read, Write};
 
-/// Where a source streams to: one plain tar per call, with its scan when the source has one.
+/// Where a source streams to: one input per call, with its scan when the source has one.
+/// Sources stored as one archive (a daemon's export, an archive file) hand over a plain tar;
+/// layout sources (OCI layout directories, registries) hand over their files one by one.
 pub trait Sink {
     fn input(
         &mut self,
         tar: &mut dyn Read,
+        label: &str,
+        index: Option<ArchiveIndex>,
+    ) -> Result<(), ArchiveError>;
+
+    /// One input handed over file by file (metadata first, then the blobs wanted), each opened
+    /// when it is reached.
+    fn files(
+        &mut self,
+        files: &mut dyn Iterator<Item = BlobFile>,
         label: &str,
         index: Option<ArchiveIndex>,
     ) -> Result<(), ArchiveError>;
@@ -50,6 +62,15 @@ impl<W: Write> Sink for Engine<W> {
         index: Option<ArchiveIndex>,
     ) -> Result<(), ArchiveError> {
         self.add_input(tar, label, index)
+    }
+
+    fn files(
+        &mut self,
+        files: &mut dyn Iterator<Item = BlobFile>,
+        label: &str,
+        index: Option<ArchiveIndex>,
+    ) -> Result<(), ArchiveError> {
+        self.add_files(files, label, index)
     }
 
     fn needs(&self, diff_id: &Digest) -> bool {

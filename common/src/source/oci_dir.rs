@@ -1,10 +1,9 @@
 //! [`OciDirSource`]: an OCI image layout directory (`oci-layout`, `index.json`, `blobs/sha256/`),
 //! as skopeo `oci:DIR` or umoci write it. Its metadata is read from the files directly (layer
-//! blobs are only measured and sniffed); to stream, the directory becomes a tar of its metadata
-//! and of the layer blobs of the wanted images, generated on the fly, so the engine reads it
-//! like an `oci-archive`.
+//! blobs are only measured and sniffed); to stream, its metadata files and the layer blobs of
+//! the wanted images are handed to the engine file by file, each opened when it is reached.
 
-use super::gen_tar::{Entry, GenTar};
+use super::blob_files::BlobFile;
 use super::{find_in_index, Sink, Source};
 use crate::archive::metadata::{Collected, MAX_JSON};
 use crate::archive::scan::index_of;
@@ -145,13 +144,16 @@ impl Source for OciDirSource {
         for name in names {
             let path = self.dir.join(&name);
             let size = std::fs::metadata(&path)?.len();
-            entries.push(Entry {
+            entries.push(BlobFile {
                 name,
                 size,
                 open: Box::new(move || Ok(Box::new(File::open(path)?) as Box<dyn Read>)),
             });
         }
-        let mut tar = GenTar::new(entries);
-        sink.input(&mut tar, &self.label(), Some(self.index.clone()))
+        sink.files(
+            &mut entries.into_iter(),
+            &self.label(),
+            Some(self.index.clone()),
+        )
     }
 }

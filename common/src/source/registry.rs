@@ -2,12 +2,12 @@
 //! references, with no daemon. Opening resolves each reference (an index or manifest list picks
 //! the platform), reads its manifest and config (raw bytes kept, digests checked by the client)
 //! and builds the model from the config's diffIDs and the manifest's layer descriptors. To stream,
-//! the wanted images become a generated OCI layout tar (`oci-layout`, `index.json`, manifests,
-//! configs) followed by only the layer blobs the bundle needs, each fetched from the registry as
-//! it is reached, compressed as stored and named by its digest; the engine checks each blob's
+//! the wanted images are handed to the engine file by file as an OCI layout (`oci-layout`,
+//! `index.json`, manifests, configs) followed by only the layer blobs the bundle needs, each
+//! fetched from the registry as it is reached, compressed as stored and named by its digest; the engine checks each blob's
 //! digest and diffID as it reads it, so nothing is held in memory but a few chunks.
 
-use super::gen_tar::{Entry, GenTar};
+use super::blob_files::BlobFile;
 use super::{Sink, Source};
 use crate::archive::ArchiveError;
 use crate::codec::Compression;
@@ -323,12 +323,12 @@ impl Source for RegistrySource {
     fn stream(&self, wanted: &[Image], sink: &mut dyn Sink) -> Result<(), ArchiveError> {
         let idle = self.idle;
         let parts = self.parts(wanted, sink);
-        let mut tar = GenTar::new(parts.into_iter().map(move |p| p.into_entry(idle)));
-        sink.input(&mut tar, &self.label(), None)
+        let mut files = parts.into_iter().map(move |p| p.into_file(idle));
+        sink.files(&mut files, &self.label(), None)
     }
 }
 
-/// One entry of the generated tar.
+/// One file handed to the engine.
 struct Part {
     name: String,
     size: u64,
@@ -353,15 +353,15 @@ impl Part {
         }
     }
 
-    /// The tar entry of the part; a remote blob is requested when the stream reaches it.
-    fn into_entry(self, idle: Duration) -> Entry {
+    /// The file of the part; a remote blob is requested when the engine reaches it.
+    fn into_file(self, idle: Duration) -> BlobFile {
         match self.body {
-            Body::Mem(b) => Entry::bytes(&self.name, b),
+            Body::Mem(b) => BlobFile::bytes(&self.name, b),
             Body::Remote {
                 registry,
                 repository,
                 digest,
-            } => Entry {
+            } => BlobFile {
                 name: self.name,
                 size: self.size,
                 open: Box::new(move || {

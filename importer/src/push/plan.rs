@@ -50,34 +50,94 @@ pub async fn plan(
             .buffered(jobs)
             .try_collect()
             .await?;
-    let mut expected = HashSet::new();
-    let mut own = BTreeSet::new(); // (repository, blob) from the bundle, pushed as stored
-    let mut based = BTreeSet::new(); // (repository, chain) from the registry
-    let mut compress: HashMap<Digest, BTreeSet<String>> = HashMap::new();
-    for ((image, targets), present) in manifest.images.iter().zip(targets).zip(&present) {
-        expected.insert(image.id.clone());
-        for layer in image.layers.iter().filter(|l| l.carried) {
-            expected.insert(carried_blob(layer).0);
+    let wanted = Wanted::of(manifest, targets, &present, compress_layers);
+    let absent = absent_blobs(registry, wanted.own, jobs).await?;
+    let holders: BTreeSet<&str> = base
+        .chains
+        .values()
+        .map(|b| b.repository.as_str())
+        .collect();
+    let (mut mounted, missing) = mount_absent(registry, absent, &holders, jobs).await?;
+    mounted += mount_bases(registry, base, wanted.based, jobs).await?;
+    Ok(Plan {
+        expected: wanted.expected,
+        missing,
+        compress: wanted
+            .compress
+            .into_iter()
+            .map(|(d, repos)| (d, repos.into_iter().collect()))
+            .collect(),
+        present,
+        holders: holders.into_iter().map(str::to_string).collect(),
+        mounted,
+    })
+}
+
+/// What the push needs in the registry, from the bundle manifest alone.
+struct Wanted {
+    /// Every digest the bundle may push (configs, carried blobs).
+    expected: HashSet<Digest>,
+    /// (repository, blob) from the bundle, pushed as stored.
+    own: BTreeSet<(String, Digest)>,
+    /// (repository, chain) from the registry's base images.
+    based: BTreeSet<(String, Digest)>,
+    /// Uncompressed carried blobs to gzip on the way, and the repositories they go to.
+    compress: HashMap<Digest, BTreeSet<String>>,
+}
+
+impl Wanted {
+    /// For each image not already `present`, into each of its targets' repositories.
+    fn of(
+        manifest: &BundleManifest,
+        targets: &[Vec<Target>],
+        present: &[Option<Digest>],
+        compress_layers: bool,
+    ) -> Wanted {
+        let mut w = Wanted {
+            expected: HashSet::new(),
+            own: BTreeSet::new(),
+            based: BTreeSet::new(),
+            compress: HashMap::new(),
+        };
+        for ((image, targets), present) in manifest.images.iter().zip(targets).zip(present) {
+            w.expected.insert(image.id.clone());
+            for layer in image.layers.iter().filter(|l| l.carried) {
+                w.expected.insert(carried_blob(layer).0);
+            }
+            if present.is_some() {
+                continue;
+            }
+            let repos: BTreeSet<&str> = targets.iter().map(|t| t.repository.as_str()).collect();
+            for repo in repos {
+                w.add(repo, image, compress_layers);
+            }
         }
-        if present.is_some() {
-            continue;
-        }
-        let repos: BTreeSet<&str> = targets.iter().map(|t| t.repository.as_str()).collect();
-        for repo in repos {
-            own.insert((repo.to_string(), image.id.clone()));
-            for layer in &image.layers {
-                if !layer.carried {
-                    based.insert((repo.to_string(), layer.chain_id.clone()));
-                } else if compress_layers && stored_uncompressed(layer) {
-                    let repos = compress.entry(carried_blob(layer).0).or_default();
-                    repos.insert(repo.to_string());
-                } else {
-                    own.insert((repo.to_string(), carried_blob(layer).0));
-                }
+        w
+    }
+
+    fn add(&mut self, repo: &str, image: &Image, compress_layers: bool) {
+        self.own.insert((repo.to_string(), image.id.clone()));
+        for layer in &image.layers {
+            if !layer.carried {
+                self.based
+                    .insert((repo.to_string(), layer.chain_id.clone()));
+            } else if compress_layers && stored_uncompressed(layer) {
+                let repos = self.compress.entry(carried_blob(layer).0).or_default();
+                repos.insert(repo.to_string());
+            } else {
+                self.own.insert((repo.to_string(), carried_blob(layer).0));
             }
         }
     }
-    let absent: Vec<(String, Digest)> = futures_util::stream::iter(own)
+}
+
+/// The (repository, blob) pairs of `own` the registry lacks (HEAD, `jobs` at a time).
+async fn absent_blobs(
+    registry: &Registry,
+    own: BTreeSet<(String, Digest)>,
+    jobs: usize,
+) -> Result<Vec<(String, Digest)>> {
+    futures_util::stream::iter(own)
         .map(|(repo, digest)| async move {
             let found = registry.blob_exists(&repo, &digest).await;
             found.map(|f| f.is_none().then_some((repo, digest)))
@@ -86,19 +146,21 @@ pub async fn plan(
         .try_filter_map(|x| async move { Ok(x) })
         .try_collect()
         .await
-        .map_err(registry_err)?;
-    let holders: BTreeSet<&str> = base
-        .chains
-        .values()
-        .map(|b| b.repository.as_str())
-        .collect();
+        .map_err(registry_err)
+}
+
+/// Mounts each absent blob from a repository holding base images where the registry has it;
+/// returns how many were mounted and, for the rest, blob → the repositories that still lack it.
+async fn mount_absent(
+    registry: &Registry,
+    absent: Vec<(String, Digest)>,
+    holders: &BTreeSet<&str>,
+    jobs: usize,
+) -> Result<(usize, HashMap<Digest, Vec<String>>)> {
     let tried: Vec<Option<(String, Digest)>> = futures_util::stream::iter(absent)
-        .map(|(repo, digest)| {
-            let holders = &holders;
-            async move {
-                let mounted = mount_from_any(registry, &repo, &digest, holders).await?;
-                Ok::<_, anyhow::Error>((!mounted).then_some((repo, digest)))
-            }
+        .map(|(repo, digest)| async move {
+            let mounted = mount_from_any(registry, &repo, &digest, holders).await?;
+            Ok::<_, anyhow::Error>((!mounted).then_some((repo, digest)))
         })
         .buffer_unordered(jobs)
         .try_collect()
@@ -114,18 +176,7 @@ pub async fn plan(
     for repos in missing.values_mut() {
         repos.sort();
     }
-    mounted += mount_bases(registry, base, based, jobs).await?;
-    Ok(Plan {
-        expected,
-        missing,
-        compress: compress
-            .into_iter()
-            .map(|(d, repos)| (d, repos.into_iter().collect()))
-            .collect(),
-        present,
-        holders: holders.into_iter().map(str::to_string).collect(),
-        mounted,
-    })
+    Ok((mounted, missing))
 }
 
 /// The digest of the manifest every tag of `image` names when they all name one of this image

@@ -251,7 +251,7 @@ fn watchdog_cleans_up_after_a_killed_test_process() {
     let mut child = std::process::Command::new(std::env::current_exe().unwrap())
         .args([
             "--exact",
-            "helper_start_daemon_and_hang",
+            "rig_self::helper_start_daemon_and_hang",
             "--ignored",
             "--nocapture",
         ])
@@ -317,8 +317,8 @@ fn a_panicking_test_cleans_up_its_daemon() {
     assert!(!partial_tests::daemon::is_alive(cpid));
 }
 
-/// Start-time measurement (run by hand: `cargo test -p partial-tests --test rig_self -- --ignored
-/// measure_daemon_start --nocapture`).
+/// Start-time measurement (run by hand: `cargo test -p partial-tests --test e2e --
+/// rig_self::measure_daemon_start --ignored --nocapture`).
 #[test]
 #[ignore = "measurement, run by hand"]
 fn measure_daemon_start() {

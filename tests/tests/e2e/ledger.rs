@@ -5,14 +5,13 @@
 //! bundle's layers are sent again; an inventory overrides a wrong ledger; two exports at once on
 //! one ledger both get recorded, one after the other.
 
-use partial_tests::cli::{keygen, load, save, Run};
+use partial_tests::cli::{keygen, load, save, Export, Run};
 use partial_tests::scenario::build_standard;
 use partial_tests::{layer_files, require_daemons, sha256_digest, Content, DaemonPair};
 use serde_json::Value;
 use std::path::Path;
 
-#[path = "support/schema.rs"]
-mod schema;
+use crate::support::schema;
 
 /// Runs a signed `partial-save -H source -i IMAGE… --ledger dir/LEDGER -o dir/NAME --json`.
 fn export_run(
@@ -23,22 +22,12 @@ fn export_run(
     images: &[&str],
     extra: &[&str],
 ) -> Run {
-    let mut args: Vec<String> = vec!["-H".into(), pair.source.host()];
-    for i in images {
-        args.push("-i".into());
-        args.push(i.to_string());
-    }
-    args.extend([
-        "--ledger".into(),
-        path_str(&dir.join(ledger)),
-        "-o".into(),
-        path_str(&dir.join(name)),
-        "--sign-key".into(),
-        path_str(&dir.join("team.key")),
-        "--json".into(),
-    ]);
-    args.extend(extra.iter().map(|s| s.to_string()));
-    save(&args)
+    Export::new(pair.source.host(), dir, name)
+        .images(images)
+        .base(&["--ledger", &path_str(&dir.join(ledger))])
+        .args(&["--json"])
+        .args(extra)
+        .run()
 }
 
 /// [`export_run`] that must succeed; returns the bundle's manifest.

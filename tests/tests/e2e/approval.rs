@@ -9,8 +9,7 @@ use partial_tests::cli::{export_signed, keygen, load, Run};
 use partial_tests::scenario::{build_standard, give_airgap};
 use std::path::{Path, PathBuf};
 
-#[path = "support/schema.rs"]
-mod schema;
+use crate::support::schema;
 
 fn s(p: &Path) -> String {
     p.to_string_lossy().into_owned()

@@ -3,32 +3,16 @@
 //! naming the recorded name; a corrupted copy beside an intact bundle with the recorded name
 //! exits 3 and leaves the daemon as it was: the named file is what is checked.
 
-use partial_tests::cli::{keygen, load, save, Run};
+use partial_tests::cli::{load, Export, Run};
 use partial_tests::scenario::{build_standard, give_airgap, Scene};
 use partial_tests::DaemonPair;
 use std::path::{Path, PathBuf};
 
 /// Exports app:2 against base:1 to dir/name with `extra` flags, signed with dir/team.key.
 fn export(pair: &DaemonPair, dir: &Path, name: &str, extra: &[&str]) -> PathBuf {
-    if !dir.join("team.key").exists() {
-        keygen(dir, "team");
-    }
-    let out = dir.join(name);
-    let mut args: Vec<String> = vec![
-        "-H".into(),
-        pair.source.host(),
-        "-i".into(),
-        "app:2".into(),
-        "-e".into(),
-        "base:1".into(),
-        "-o".into(),
-        out.to_string_lossy().into_owned(),
-        "--sign-key".into(),
-        dir.join("team.key").to_string_lossy().into_owned(),
-    ];
-    args.extend(extra.iter().map(|s| s.to_string()));
-    save(&args).ok();
-    out
+    Export::new(pair.source.host(), dir, name)
+        .args(extra)
+        .bundle()
 }
 
 /// `partial-load CMD BUNDLE --key dir/team.pub -H airgap EXTRA…`.

@@ -3,7 +3,7 @@
 //! password-protected signing key (`PARTIAL_SAVE_KEY_PASSWORD`, right and wrong), and
 //! `partial-load load --manifest` naming a manifest kept apart from the bundle.
 
-use partial_tests::cli::{files_in, keygen, load, run_cmd, save, Run};
+use partial_tests::cli::{files_in, keygen, load, run_cmd, Export, Run};
 use partial_tests::scenario::{build_standard, give_airgap};
 use std::path::Path;
 use std::process::Command;
@@ -14,20 +14,11 @@ fn s(p: &Path) -> String {
 
 /// `partial-save -H host -i app:2 -e base:1 -o OUT --sign-key KEY EXTRA…`.
 fn export(host: &str, out: &Path, key: &Path, extra: &[&str]) -> Run {
-    let mut args = vec![
-        "-H".to_string(),
-        host.into(),
-        "-i".into(),
-        "app:2".into(),
-        "-e".into(),
-        "base:1".into(),
-        "-o".into(),
-        s(out),
-        "--sign-key".into(),
-        s(key),
-    ];
-    args.extend(extra.iter().map(|a| a.to_string()));
-    save(&args)
+    let (dir, name) = (out.parent().unwrap(), out.file_name().unwrap());
+    Export::new(host, dir, &name.to_string_lossy())
+        .key(key)
+        .args(extra)
+        .run()
 }
 
 #[test]

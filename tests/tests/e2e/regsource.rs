@@ -262,7 +262,7 @@ fn registry_errors_name_the_registry_and_the_credentials() {
 /// Not a timed test: prints the export time from the registry against the same image from the
 /// daemon (base:1 left out either way), best of three each. `PARTIAL_SAVE_BIN` names the binary
 /// to time (e.g. `target/release/partial-save`).
-/// `cargo test -p partial-tests --test regsource_e2e measure -- --ignored --nocapture`
+/// `cargo test -p partial-tests --test e2e -- regsource::measure --ignored --nocapture`
 #[test]
 #[ignore]
 fn measure_registry_against_daemon() {

@@ -3,32 +3,16 @@
 //! manifest and an unsigned bundle give exit 3 and leave the image absent; a missing base gives
 //! exit 4 naming the base image; inventory → --have → load; rehydrate → load into an empty daemon.
 
-use partial_tests::cli::{keygen, load, save};
+use partial_tests::cli::{keygen, load, save, Export};
 use partial_tests::scenario::{build_standard, give_airgap, Scene};
 use partial_tests::{require_daemons, DaemonPair};
 use std::path::{Path, PathBuf};
 
 /// Exports app:2 against base:1 with `extra` flags, signed with dir/team.key; returns the bundle.
 fn export(pair: &DaemonPair, dir: &Path, name: &str, extra: &[&str]) -> PathBuf {
-    if !dir.join("team.key").exists() {
-        keygen(dir, "team");
-    }
-    let out = dir.join(name);
-    let mut args: Vec<String> = vec![
-        "-H".into(),
-        pair.source.host(),
-        "-i".into(),
-        "app:2".into(),
-        "-e".into(),
-        "base:1".into(),
-        "-o".into(),
-        out.to_string_lossy().into_owned(),
-        "--sign-key".into(),
-        dir.join("team.key").to_string_lossy().into_owned(),
-    ];
-    args.extend(extra.iter().map(|s| s.to_string()));
-    save(&args).ok();
-    out
+    Export::new(pair.source.host(), dir, name)
+        .args(extra)
+        .bundle()
 }
 
 fn pl(

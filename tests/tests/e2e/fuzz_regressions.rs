@@ -4,7 +4,7 @@
 //! regression without nightly or libFuzzer. Every input must return (Ok or Err) without panicking,
 //! within a time limit.
 
-#[path = "../../fuzz/src/lib.rs"]
+#[path = "../../../fuzz/src/lib.rs"]
 mod harness;
 
 use std::panic::{catch_unwind, AssertUnwindSafe};

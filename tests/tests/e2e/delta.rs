@@ -7,7 +7,7 @@
 //! `docker load` accepts. References come from `-e` images, an inventory (the source daemon's
 //! image of the same repository) or a base archive.
 
-use partial_tests::cli::{files_in, keygen, load, save, Run};
+use partial_tests::cli::{files_in, keygen, load, save, Export, Run};
 use partial_tests::{content, require_daemons, Content, DaemonPair, LayerFiles};
 use serde_json::Value;
 use std::path::Path;
@@ -57,22 +57,12 @@ fn path_str(p: &Path) -> String {
 
 /// `partial-save -H source -i IMAGE -e app:1 --delta -o dir/NAME --sign-key … --json`.
 fn export(pair: &DaemonPair, dir: &Path, image: &str, name: &str, extra: &[&str]) -> Run {
-    let mut args = vec![
-        "-H".to_string(),
-        pair.source.host(),
-        "-i".into(),
-        image.into(),
-        "-e".into(),
-        "app:1".into(),
-        "--delta".into(),
-        "-o".into(),
-        path_str(&dir.join(name)),
-        "--sign-key".into(),
-        path_str(&dir.join("team.key")),
-        "--json".into(),
-    ];
-    args.extend(extra.iter().map(|s| s.to_string()));
-    save(&args)
+    Export::new(pair.source.host(), dir, name)
+        .images(&[image])
+        .base(&["-e", "app:1"])
+        .args(&["--delta", "--json"])
+        .args(extra)
+        .run()
 }
 
 fn manifest(run: &Run) -> Value {

@@ -1,5 +1,5 @@
 //! Issue 21, part 2: podman (its Docker-compatible API, `podman system service`) as a
-//! destination and a source, mirroring the Docker load tests (`load_e2e`, `rehydrate_e2e`).
+//! destination and a source, mirroring the Docker load tests (`load`, `rehydrate`).
 //! Bundles are exported by `partial-save` from a private `dockerd`; podman is a private service
 //! per test (`partial_tests::podman`) given the base with `podman load` of a plain `docker save`
 //! archive. Cases: the load gives the source's image ID and tags (one name: loaded partial; several
@@ -10,7 +10,7 @@
 //! reference layer podman holds.
 
 use partial_common::reference::familiar;
-use partial_tests::cli::{keygen, load, save, Run};
+use partial_tests::cli::{keygen, load, save, Export, Run};
 use partial_tests::scenario::{build_standard, build_standard_on, Scene};
 use partial_tests::{require_daemon, require_podman, Content, Daemon, DaemonOptions, Podman};
 use std::path::{Path, PathBuf};
@@ -18,25 +18,10 @@ use std::path::{Path, PathBuf};
 /// `partial-save -H source -i IMAGES… -e base:1 -o dir/name EXTRA…`, signed with dir/team.key
 /// (made on first use); returns the bundle.
 fn export(source: &Daemon, dir: &Path, name: &str, images: &[&str], extra: &[&str]) -> PathBuf {
-    if !dir.join("team.key").exists() {
-        keygen(dir, "team");
-    }
-    let out = dir.join(name);
-    let mut args: Vec<String> = vec!["-H".into(), source.host()];
-    for i in images {
-        args.extend(["-i".to_string(), i.to_string()]);
-    }
-    args.extend([
-        "-e".into(),
-        "base:1".into(),
-        "-o".into(),
-        out.to_string_lossy().into_owned(),
-        "--sign-key".into(),
-        dir.join("team.key").to_string_lossy().into_owned(),
-    ]);
-    args.extend(extra.iter().map(|s| s.to_string()));
-    save(&args).ok();
-    out
+    Export::new(source.host(), dir, name)
+        .images(images)
+        .args(extra)
+        .bundle()
 }
 
 /// `partial-load CMD BUNDLE --key dir/team.pub -H host --state dir/state.json EXTRA…`.

@@ -1,5 +1,5 @@
-//! Checks a file the tools wrote against its JSON Schema in `docs/schema/` (shared by the end to
-//! end tests through `#[path]`; not a test target of its own).
+//! Checks a file the tools wrote against its JSON Schema in `docs/schema/` (used by the
+//! end-to-end modules `approval` and `ledger`).
 
 use serde_json::Value;
 use std::path::{Path, PathBuf};

@@ -1,0 +1,34 @@
+//! The end-to-end tests, one test binary with a module per area (one link instead of one per
+//! file: on two cores each binary linked separately cost minutes). Each module starts its own
+//! private daemons, registries and runtimes through the `partial_tests` rigs; the binaries under
+//! test are `partial-save` and `partial-load` of the same profile (`partial_tests::bin`).
+//!
+//! Run one area with a filter: `cargo test -p partial-tests --test e2e -- load::`.
+//! `registry_e2e` stays a binary of its own: it sets `PATH` and `DOCKER_CONFIG` in its process,
+//! which must not race the other tests' child processes.
+
+mod support;
+
+mod approval;
+mod charts;
+mod cli_paths;
+mod delta;
+mod delta_load;
+mod engine;
+mod export;
+mod fault;
+mod fuzz_regressions;
+mod ledger;
+mod load;
+mod names;
+mod podman;
+mod push;
+mod push_tls;
+mod regsource;
+mod rehydrate;
+mod rehydrate_lacking;
+mod rig_self;
+mod rig_smoke;
+mod signed_governs;
+mod state;
+mod writers;
