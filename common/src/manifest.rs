@@ -113,6 +113,11 @@ pub struct Image {
     /// the image keeps its digest. Absent for images from daemons and archives.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source_manifest: Option<crate::image::SourceManifest>,
+    /// Signatures, attestations and SBOMs attached to the image in its registry by cosign's tag
+    /// scheme, each manifest with its blobs: `push` writes them next to the image when it keeps
+    /// the image's digest.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attached: Vec<crate::image::Attached>,
 }
 
 /// A chain the destination must hold before the bundle can load.
@@ -259,6 +264,7 @@ impl BundleManifest {
                     })
                     .collect(),
                 source_manifest: img.source_manifest.clone(),
+                attached: img.attached.clone(),
             })
             .collect();
         let required_base = plan
@@ -473,6 +479,7 @@ pub(crate) mod tests {
                 tags: vec!["app:2".into()],
                 layers,
                 source_manifest: None,
+                attached: Vec::new(),
             }],
             blobs_carried: 1,
             bytes_carried: 200,

@@ -69,6 +69,7 @@ impl ArchiveIndex {
                 .cloned()
                 .collect(),
             source_manifest: None,
+            attached: Vec::new(),
         }
     }
 

@@ -93,6 +93,7 @@ impl<'a> Expected<'a> {
                     .collect(),
                 aliases: Vec::new(),
                 source_manifest: None,
+                attached: Vec::new(),
             })
             .collect()
     }

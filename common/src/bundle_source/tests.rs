@@ -68,6 +68,7 @@ fn fixture() -> Fixture {
             .collect(),
         aliases: vec![],
         source_manifest: None,
+        attached: vec![],
     };
     let mut w = BundleWriter::new(Vec::new());
     w.write_small_blob(&config).unwrap();

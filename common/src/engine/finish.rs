@@ -312,6 +312,7 @@ impl<W: Write> Engine<W> {
                 tags: w.tags.clone(),
                 layers,
                 source_manifest: source_manifest.clone(),
+                attached: w.attached.clone(),
             });
             match images.iter_mut().find(|i| i.id == id) {
                 Some(prev) => w.tags.iter().for_each(|t| prev.add_tag(t)),
@@ -322,6 +323,7 @@ impl<W: Write> Engine<W> {
                     layers: model,
                     aliases: w.aliases.clone(),
                     source_manifest,
+                    attached: w.attached.clone(),
                 }),
             }
         }

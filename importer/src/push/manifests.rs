@@ -234,6 +234,7 @@ mod tests {
                 },
             ],
             source_manifest: None,
+            attached: Vec::new(),
         };
         let gz = Digest::of_bytes(b"base.gz");
         let mut base = BaseIndex::default();
@@ -310,6 +311,7 @@ mod tests {
             tags: vec!["app:2".into()],
             layers: vec![base, top],
             source_manifest: partial_common::image::SourceManifest::new(DOCKER_MANIFEST, &bytes),
+            attached: Vec::new(),
         };
         (image, index)
     }

@@ -10,6 +10,7 @@
 //! unless `--allow-new-digest`; the state file is written only after all of it. A bundle with delta layers is refused up front (its layers are rebuilt from a
 //! daemon's, not a registry's).
 
+mod attached;
 mod base;
 mod manifests;
 mod plan;
@@ -44,6 +45,8 @@ struct PushedImage {
     already_there: bool,
     /// The manifest pushed is the one its source registry served, byte for byte (same digest).
     digest_as_source: bool,
+    /// The tags of the signatures, attestations and SBOMs pushed with it.
+    attached: Vec<String>,
     references: Vec<String>,
 }
 
@@ -70,6 +73,7 @@ pub async fn run(args: PushArgs) -> Result<()> {
     let dest = Destination::parse(&args.to).map_err(registry_err)?;
     let bundle = bundle::open(&args.bundle)?;
     refuse_deltas(&bundle)?;
+    attached::check(&bundle.manifest)?;
     let series = crate::state::check_for_update(&args.sequence, &bundle)?;
     let registry = connect(&dest.registry, &args.connection).await?;
     let targets = targets(&bundle, &dest)?;
@@ -107,11 +111,13 @@ pub async fn run(args: PushArgs) -> Result<()> {
                 manifest.digest
             }
         };
+        let attached = push_attached(&registry, image, targets, as_source).await?;
         images.push(PushedImage {
             id: image.id.to_string(),
             manifest_digest: digest.to_string(),
             already_there: present.is_some(),
             digest_as_source: as_source,
+            attached,
             references: targets
                 .iter()
                 .map(|t| format!("{}/{}:{}", registry.name(), t.repository, t.tag))
@@ -186,6 +192,33 @@ fn keep_digests(
             changing.len()
         ),
     )))
+}
+
+/// Pushes the manifests attached to `image` (signatures, attestations, SBOMs) into its target
+/// repositories when its manifest kept its source digest (`as_source`); otherwise they would
+/// name a digest the registry does not have, and the run says they were left out.
+async fn push_attached(
+    registry: &Registry,
+    image: &partial_common::manifest::Image,
+    targets: &[Target],
+    as_source: bool,
+) -> Result<Vec<String>> {
+    if image.attached.is_empty() {
+        return Ok(Vec::new());
+    }
+    if !as_source {
+        eprintln!(
+            "warning: {} signature(s), attestation(s) or SBOM(s) of {} not pushed: they name \
+             its source digest, which its manifest did not keep",
+            image.attached.len(),
+            escape(&image.tags.join(", "))
+        );
+        return Ok(Vec::new());
+    }
+    let mut repos: Vec<&str> = targets.iter().map(|t| t.repository.as_str()).collect();
+    repos.sort_unstable();
+    repos.dedup();
+    attached::push(registry, image, &repos).await
 }
 
 /// Where each image goes (one entry per tag); an untagged image cannot be pushed.
