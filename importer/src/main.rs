@@ -10,6 +10,7 @@ mod bundle;
 mod bundle_reader;
 mod connect;
 mod errors;
+mod image_keys;
 mod inventory;
 mod load;
 mod pipe;
