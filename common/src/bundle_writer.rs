@@ -101,25 +101,7 @@ impl<W: Write> BundleWriter<W> {
         let mut manifest = Vec::new();
         let mut repos: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
         for img in images {
-            let config_size = img.config.as_ref().map_or(0, |c| c.len());
-            let layers: Vec<Value> = img
-                .layers
-                .iter()
-                .map(|l| {
-                    json!({
-                        "mediaType": l.blob.media_type,
-                        "digest": l.blob.digest.as_str(),
-                        "size": l.blob.size.unwrap_or(0),
-                    })
-                })
-                .collect();
-            let m = json!({
-                "schemaVersion": 2,
-                "mediaType": MEDIA_MANIFEST,
-                "config": { "mediaType": MEDIA_CONFIG, "digest": img.id.as_str(), "size": config_size },
-                "layers": layers,
-            });
-            let bytes = serde_json::to_vec(&m).map_err(|e| ArchiveError::Write(e.into()))?;
+            let bytes = oci_manifest(img)?;
             let md = self.write_small_blob(&bytes)?;
             let desc = |ann: Option<Value>| {
                 let mut d = json!({ "mediaType": MEDIA_MANIFEST, "digest": md.as_str(), "size": bytes.len() });
@@ -173,6 +155,31 @@ impl<W: Write> BundleWriter<W> {
         }
         self.out.finish()
     }
+}
+
+/// The OCI manifest [`BundleWriter::finish`] writes for `img` (its config and every layer
+/// position as the model states its blob). Its digest is what the containerd image store calls
+/// the image after loading the archive (see the importer's confirmation).
+pub fn oci_manifest(img: &Image) -> Result<Vec<u8>, ArchiveError> {
+    let config_size = img.config.as_ref().map_or(0, |c| c.len());
+    let layers: Vec<Value> = img
+        .layers
+        .iter()
+        .map(|l| {
+            json!({
+                "mediaType": l.blob.media_type,
+                "digest": l.blob.digest.as_str(),
+                "size": l.blob.size.unwrap_or(0),
+            })
+        })
+        .collect();
+    let m = json!({
+        "schemaVersion": 2,
+        "mediaType": MEDIA_MANIFEST,
+        "config": { "mediaType": MEDIA_CONFIG, "digest": img.id.as_str(), "size": config_size },
+        "layers": layers,
+    });
+    serde_json::to_vec(&m).map_err(|e| ArchiveError::Write(e.into()))
 }
 
 /// `app:1` → (`app`, `1`); `reg:5000/app:1` → (`reg:5000/app`, `1`).

@@ -92,6 +92,8 @@ pub struct Checked<W> {
     pub tar_size: u64,
     /// Carried blobs written (configs not counted).
     pub blobs: usize,
+    /// The OCI manifest written for each image: image ID (config digest) → manifest digest.
+    pub manifests: BTreeMap<Digest, Digest>,
 }
 
 /// What was seen of the tar so far.
@@ -121,11 +123,18 @@ pub fn copy_checked<R: Read, W: Write>(
         copy_entry(&mut r, &head, &exp, &mut seen, &mut w)?;
     }
     check_complete(&exp, &seen)?;
-    let (out, tar_size) = w.finish(&exp.model(&seen.configs)).map_err(write_err)?;
+    let model = exp.model(&seen.configs);
+    let mut manifests = BTreeMap::new();
+    for img in &model {
+        let bytes = crate::bundle_writer::oci_manifest(img).map_err(write_err)?;
+        manifests.insert(img.id.clone(), Digest::of_bytes(&bytes));
+    }
+    let (out, tar_size) = w.finish(&model).map_err(write_err)?;
     Ok(Checked {
         out,
         tar_size,
         blobs: seen.blobs.len(),
+        manifests,
     })
 }
 
