@@ -136,10 +136,8 @@ pub fn require_pair(source: Engine, airgap: Engine) -> Option<DaemonPair> {
 /// `manifest.json` (`Config`: `blobs/sha256/HEX` or the legacy `HEX.json`): the identity every
 /// store keeps, where the containerd store's image ID is the manifest digest instead.
 pub fn config_digest(daemon: &Daemon, name: &str) -> Result<String> {
-    let tar = daemon.save(&[name])?;
-    let found = manifest_config(&tar);
-    let _ = std::fs::remove_file(&tar);
-    let config = found.with_context(|| format!("reading docker save of {name}"))?;
+    let entry = saved_entry(daemon, name)?;
+    let config = entry["Config"].as_str().unwrap_or_default();
     let hex = config
         .strip_prefix("blobs/sha256/")
         .or_else(|| config.strip_suffix(".json"))
@@ -148,8 +146,24 @@ pub fn config_digest(daemon: &Daemon, name: &str) -> Result<String> {
     Ok(format!("sha256:{hex}"))
 }
 
-/// `Config` of the first `manifest.json` entry of the archive at `tar`.
-fn manifest_config(tar: &Path) -> Result<String> {
+/// The layer files of image `name` in `docker save`'s `manifest.json` (`Layers`), bottom first:
+/// `blobs/sha256/<diffID>` for uncompressed layers, the compressed blob's digest otherwise.
+pub fn saved_layers(daemon: &Daemon, name: &str) -> Result<Vec<String>> {
+    let entry = saved_entry(daemon, name)?;
+    serde_json::from_value(entry["Layers"].clone())
+        .with_context(|| format!("{name}: manifest.json Layers: {entry}"))
+}
+
+/// The first `manifest.json` entry of `docker save NAME` on `daemon`.
+fn saved_entry(daemon: &Daemon, name: &str) -> Result<serde_json::Value> {
+    let tar = daemon.save(&[name])?;
+    let found = manifest_entry(&tar);
+    let _ = std::fs::remove_file(&tar);
+    found.with_context(|| format!("reading docker save of {name}"))
+}
+
+/// The first `manifest.json` entry of the archive at `tar`.
+fn manifest_entry(tar: &Path) -> Result<serde_json::Value> {
     let mut archive = tar::Archive::new(std::fs::File::open(tar)?);
     for entry in archive.entries()? {
         let mut entry = entry?;
@@ -157,10 +171,7 @@ fn manifest_config(tar: &Path) -> Result<String> {
             continue;
         }
         let v: serde_json::Value = serde_json::from_reader(&mut entry)?;
-        return v[0]["Config"]
-            .as_str()
-            .map(str::to_string)
-            .context("manifest.json has no Config");
+        return Ok(v[0].clone());
     }
     bail!("no manifest.json in {}", tar.display())
 }

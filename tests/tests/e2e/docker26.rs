@@ -12,7 +12,7 @@
 
 use partial_tests::bundle_check::check_bundle;
 use partial_tests::cli::{keygen, load, save, Export, Run};
-use partial_tests::docker26::{config_digest, require_pair, Engine};
+use partial_tests::docker26::{config_digest, require_pair, saved_layers, Engine};
 use partial_tests::scenario::{build_standard, give_airgap};
 use partial_tests::{Daemon, DaemonPair};
 use std::path::Path;
@@ -49,14 +49,28 @@ fn assert_arrived(airgap: &Daemon, name: &str, want: &str) {
     assert!(tags.contains(&format!("\"{name}\"")), "{name}: {tags}");
 }
 
-/// `partial-load inventory -H airgap -o dir/have.json`, then `partial-save --have` of `image`:
-/// the bundle leaves the base out and loads.
-fn inventory_round_trip(pair: &DaemonPair, dir: &Path, image: &str, want: &str) {
+/// `partial-load inventory -H airgap -o dir/have.json` (which must describe the `airgap`
+/// engine), then `partial-save --have` of `image`: the bundle leaves the base out and loads.
+fn inventory_round_trip(pair: &DaemonPair, airgap: Engine, dir: &Path, image: &str, want: &str) {
     let inv = dir.join("have.json");
     let s = |p: &Path| p.to_string_lossy().into_owned();
     load(&["inventory", "-H", &pair.airgap.host(), "-o", &s(&inv)]).ok();
     let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&inv).unwrap()).unwrap();
     assert_eq!(v["schema"], "partial-load/inventory", "{v}");
+    let daemon = &v["daemon"];
+    let version = daemon["version"].as_str().unwrap_or_default();
+    assert_eq!(
+        version.starts_with("26."),
+        airgap != Engine::System,
+        "{}: {daemon}",
+        airgap.name()
+    );
+    assert_eq!(
+        daemon["containerd_store"],
+        airgap == Engine::Docker26Containerd,
+        "{}: {daemon}",
+        airgap.name()
+    );
     let out = dir.join("have.tgz");
     let r = save(&[
         "-H",
@@ -109,7 +123,7 @@ fn round_trip(source: Engine, airgap: Engine) {
     pl("load", &bundle, d, &pair.airgap, &[]).ok();
     assert_arrived(&pair.airgap, "app:2", &app2);
 
-    inventory_round_trip(&pair, d, "app:1", &app1);
+    inventory_round_trip(&pair, airgap, d, "app:1", &app1);
 
     // Without its images the destination lacks the base: exit 4, nothing loaded.
     for name in ["app:1", "app:2", "base:1"] {
@@ -144,4 +158,35 @@ fn docker20_to_containerd_store() {
 #[test]
 fn containerd_store_to_docker20() {
     round_trip(Engine::Docker26Containerd, Engine::System);
+}
+
+/// The containerd store on both sides, the destination's base having come another way: through
+/// Docker 20.10's `docker save`, whose layers are uncompressed, where the source keeps them
+/// gzip-compressed. The bundle names the source's compressed blobs; the load still arrives.
+#[test]
+fn containerd_store_base_with_other_blobs() {
+    let Some(pair) = require_pair(Engine::Docker26Containerd, Engine::Docker26Containerd) else {
+        return;
+    };
+    let Some(relay) = partial_tests::require_daemon(Engine::System.options("relay").unwrap())
+    else {
+        return;
+    };
+    build_standard(&pair);
+    let tar = pair.source.save(&["base:1"]).unwrap();
+    relay.load(&tar).unwrap();
+    let tar = relay.save(&["base:1"]).unwrap();
+    pair.airgap.load(&tar).unwrap();
+    let uncompressed: Vec<String> = (pair.airgap.diff_ids("base:1").unwrap().iter())
+        .map(|d| format!("blobs/sha256/{}", d.trim_start_matches("sha256:")))
+        .collect();
+    assert_eq!(saved_layers(&pair.airgap, "base:1").unwrap(), uncompressed);
+    assert_ne!(saved_layers(&pair.source, "base:1").unwrap(), uncompressed);
+    let app2 = config_digest(&pair.source, "app:2").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    keygen(d, "team");
+    let bundle = Export::new(pair.source.host(), d, "app.tgz").bundle();
+    pl("load", &bundle, d, &pair.airgap, &[]).ok();
+    assert_arrived(&pair.airgap, "app:2", &app2);
 }
