@@ -5,7 +5,9 @@
 //! to the destination by a plain save and load; `partial-save -e base:1` of `app:2` loads (exit
 //! 0) with the source's config digest and name; the destination's inventory feeds the next
 //! export (`--have`), whose bundle leaves the base out and loads; with its images removed the
-//! destination lacks the base: exit 4 naming it.
+//! destination lacks the base: exit 4 naming it. Two more cases on the containerd store at both
+//! ends: a destination whose base came uncompressed through Docker 20.10 (its blobs are not the
+//! source's), and a `--delta` bundle rebuilt from the destination's own reference image.
 //!
 //! Identity is compared by config digest (`docker save`'s `manifest.json` `Config`), which the
 //! containerd store does not show as the image ID (that is its manifest digest).
@@ -14,7 +16,7 @@ use partial_tests::bundle_check::check_bundle;
 use partial_tests::cli::{keygen, load, save, Export, Run};
 use partial_tests::docker26::{config_digest, require_pair, saved_layers, Engine};
 use partial_tests::scenario::{build_standard, give_airgap};
-use partial_tests::{Daemon, DaemonPair};
+use partial_tests::{layer_files, Content, Daemon, DaemonPair};
 use std::path::Path;
 
 /// `partial-load CMD BUNDLE --key dir/team.pub -H airgap --state dir/state.json EXTRA…`.
@@ -188,5 +190,43 @@ fn containerd_store_base_with_other_blobs() {
     keygen(d, "team");
     let bundle = Export::new(pair.source.host(), d, "app.tgz").bundle();
     pl("load", &bundle, d, &pair.airgap, &[]).ok();
+    assert_arrived(&pair.airgap, "app:2", &app2);
+}
+
+/// A delta bundle on the containerd store at both ends: app:2 is app:1's layer with one file
+/// changed, exported `--delta` against app:1, which the destination holds; the load rebuilds
+/// the layer from the destination's own app:1 and the image arrives with the source's config.
+#[test]
+fn containerd_store_delta_bundle_loads() {
+    let Some(pair) = require_pair(Engine::Docker26Containerd, Engine::Docker26Containerd) else {
+        return;
+    };
+    let s = &pair.source;
+    s.import_rootfs("base:1", 1, &[4096], Content::Compressible)
+        .unwrap();
+    let tree = layer_files(5, "app", 32, 64 << 10, Content::Random);
+    s.build("app:1", "base:1", std::slice::from_ref(&tree))
+        .unwrap();
+    let mut changed = tree.clone();
+    changed[7].1 = b"one small file changed in the rebuild\n".to_vec();
+    s.build("app:2", "base:1", &[changed]).unwrap();
+    give_airgap(&pair, &["app:1"]);
+    let app2 = config_digest(s, "app:2").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    keygen(d, "team");
+    let run = Export::new(s.host(), d, "delta.tgz")
+        .base(&["-e", "app:1"])
+        .args(&["--delta", "--json"])
+        .run()
+        .ok();
+    let v: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    let layers = v["manifest"]["images"][0]["layers"].as_array().unwrap();
+    assert_eq!(
+        layers.iter().filter(|l| l.get("delta").is_some()).count(),
+        1,
+        "{v}"
+    );
+    pl("load", &d.join("delta.tgz"), d, &pair.airgap, &[]).ok();
     assert_arrived(&pair.airgap, "app:2", &app2);
 }
