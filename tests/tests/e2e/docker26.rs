@@ -7,7 +7,8 @@
 //! export (`--have`), whose bundle leaves the base out and loads; with its images removed the
 //! destination lacks the base: exit 4 naming it. Two more cases on the containerd store at both
 //! ends: a destination whose base came uncompressed through Docker 20.10 (its blobs are not the
-//! source's), and a `--delta` bundle rebuilt from the destination's own reference image.
+//! source's), and a `--delta` bundle rebuilt from the destination's own reference image; and an
+//! untagged image (exported by ID from 20.10) into the containerd store.
 //!
 //! Identity is compared by config digest (`docker save`'s `manifest.json` `Config`), which the
 //! containerd store does not show as the image ID (that is its manifest digest).
@@ -229,4 +230,33 @@ fn containerd_store_delta_bundle_loads() {
     );
     pl("load", &d.join("delta.tgz"), d, &pair.airgap, &[]).ok();
     assert_arrived(&pair.airgap, "app:2", &app2);
+}
+
+/// An image without a name (exported by its ID from Docker 20.10) loads into the containerd
+/// store, which then knows it only by the manifest written for it: the load confirms it by that.
+#[test]
+fn an_untagged_image_loads_into_the_containerd_store() {
+    let Some(pair) = require_pair(Engine::System, Engine::Docker26Containerd) else {
+        return;
+    };
+    let scene = build_standard(&pair);
+    give_airgap(&pair, &["base:1"]);
+    let before = pair.airgap.image_ids().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    keygen(d, "team");
+    let bundle = Export::new(pair.source.host(), d, "id.tgz")
+        .images(&[&scene.app2])
+        .bundle();
+    assert!(check_bundle(&bundle).unwrap().images[0].tags.is_empty());
+    pl("load", &bundle, d, &pair.airgap, &[]).ok();
+    let new: Vec<String> = (pair.airgap.image_ids().unwrap().into_iter())
+        .filter(|id| !before.contains(id))
+        .collect();
+    assert_eq!(new.len(), 1, "one new image: {new:?}");
+    assert_ne!(
+        new[0], scene.app2,
+        "the containerd store's ID is not the config digest"
+    );
+    assert_eq!(config_digest(&pair.airgap, &new[0]).unwrap(), scene.app2);
 }
