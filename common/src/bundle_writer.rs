@@ -10,6 +10,7 @@
 
 use crate::archive::tarstream::TarWriter;
 use crate::archive::ArchiveError;
+use crate::destination::ImageDestination;
 use crate::digest::Digest;
 use crate::image::{Image, MEDIA_CONFIG, MEDIA_INDEX, MEDIA_MANIFEST};
 use crate::reference::qualified;
@@ -188,6 +189,49 @@ fn split_tag(t: &str) -> (&str, &str) {
     match t[slash..].rfind(':') {
         Some(i) => (&t[..slash + i], &t[slash + i + 1..]),
         None => (t, "latest"),
+    }
+}
+
+/// The checked archive as a destination: configs and blobs written as they come, the metadata
+/// at the commit; the writer's output and the archive's size are what a commit gives back.
+/// What a [`BundleWriter`] committed as an [`ImageDestination`].
+#[derive(Debug)]
+pub struct Finished<W> {
+    pub out: W,
+    /// The size of the archive written.
+    pub tar_size: u64,
+    /// The OCI manifest written for each image: image ID (config digest) → manifest digest
+    /// (what the containerd image store names the image by once it loaded the archive).
+    pub manifests: BTreeMap<Digest, Digest>,
+}
+
+impl<W: Write> ImageDestination for BundleWriter<W> {
+    type Committed = Finished<W>;
+
+    fn put_config(&mut self, _id: &Digest, bytes: &[u8]) -> Result<(), ArchiveError> {
+        self.write_small_blob(bytes).map(|_| ())
+    }
+
+    fn put_blob(
+        &mut self,
+        d: &Digest,
+        size: u64,
+        mut data: &mut dyn Read,
+    ) -> Result<(), ArchiveError> {
+        self.write_blob(d, size, &mut data, |_| {})
+    }
+
+    fn commit(self, images: &[Image]) -> Result<Finished<W>, ArchiveError> {
+        let mut manifests = BTreeMap::new();
+        for img in images {
+            manifests.insert(img.id.clone(), Digest::of_bytes(&oci_manifest(img)?));
+        }
+        let (out, tar_size) = self.finish(images)?;
+        Ok(Finished {
+            out,
+            tar_size,
+            manifests,
+        })
     }
 }
 

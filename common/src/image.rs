@@ -73,6 +73,33 @@ pub struct Image {
     pub layers: Vec<Layer>,
     /// Other digests naming this image in its source: its OCI manifest, the indexes above it.
     pub aliases: Vec<Digest>,
+    /// The image manifest as a registry served it, when the image came from one.
+    pub source_manifest: Option<SourceManifest>,
+}
+
+/// An image manifest as its source stored it, byte for byte, so that a registry push can write
+/// the very same manifest, and so give the image the same digest, when every blob it names is
+/// there as stored. It travels in the signed manifest; a push checks it against the image's
+/// config and layers before using it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SourceManifest {
+    pub media_type: String,
+    /// The sha256 of `text`'s bytes: the image's digest in its source.
+    pub digest: Digest,
+    /// The manifest's exact bytes (JSON, so UTF-8 text).
+    pub text: String,
+}
+
+impl SourceManifest {
+    /// The manifest `bytes` of `media_type`; `None` when they are not UTF-8 (no JSON document
+    /// is not).
+    pub fn new(media_type: &str, bytes: &[u8]) -> Option<Self> {
+        Some(SourceManifest {
+            media_type: media_type.to_string(),
+            digest: Digest::of_bytes(bytes),
+            text: String::from_utf8(bytes.to_vec()).ok()?,
+        })
+    }
 }
 
 impl Image {
@@ -93,6 +120,7 @@ impl Image {
             tags,
             layers,
             aliases: Vec::new(),
+            source_manifest: None,
         }
     }
 

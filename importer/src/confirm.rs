@@ -106,6 +106,7 @@ mod tests {
             id: id.clone(),
             tags: vec!["app:1".into()],
             layers: vec![],
+            source_manifest: None,
         }
     }
 

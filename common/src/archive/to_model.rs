@@ -68,6 +68,7 @@ impl ArchiveIndex {
                 .chain(&img.index_digests)
                 .cloned()
                 .collect(),
+            source_manifest: None,
         }
     }
 

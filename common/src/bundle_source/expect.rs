@@ -92,6 +92,7 @@ impl<'a> Expected<'a> {
                     })
                     .collect(),
                 aliases: Vec::new(),
+                source_manifest: None,
             })
             .collect()
     }

@@ -12,7 +12,7 @@ use super::{Sink, Source};
 use crate::archive::ArchiveError;
 use crate::codec::Compression;
 use crate::digest::{chain_ids, Digest};
-use crate::image::{layer_media_type, Blob, Image, Layer, Platform, MEDIA_INDEX};
+use crate::image::{layer_media_type, Blob, Image, Layer, Platform, SourceManifest, MEDIA_INDEX};
 use crate::reference::{familiar, id_hex, qualified};
 use crate::registry::manifest::Platform as RegistryPlatform;
 use crate::registry::{
@@ -150,6 +150,7 @@ fn model(
         tags,
         layers,
         aliases,
+        source_manifest: SourceManifest::new(&resolved.raw.media_type, &resolved.raw.bytes),
     })
 }
 

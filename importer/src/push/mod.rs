@@ -5,8 +5,9 @@
 //! each target repository; base layers mounted from the repository holding them), one pass over
 //! the bundle uploading what is missing (uncompressed layers gzip-compressed on the way,
 //! `--jobs` uploads at a time) while every hash is checked ([`stream`]), then one manifest per
-//! image under every tag, each read back ([`manifests`]); the state file is written only after
-//! all of it. A bundle with delta layers is refused up front (its layers are rebuilt from a
+//! image under every tag, each read back ([`manifests`]): an image from a registry keeps its
+//! source manifest, and so its digest, or (decided before anything is uploaded) is refused
+//! unless `--allow-new-digest`; the state file is written only after all of it. A bundle with delta layers is refused up front (its layers are rebuilt from a
 //! daemon's, not a registry's).
 
 mod base;
@@ -21,7 +22,7 @@ use crate::registry_connect::{connect, registry_err};
 use anyhow::Result;
 use partial_common::exit::{self, Coded};
 use partial_common::progress;
-use partial_common::registry::{Destination, Registry};
+use partial_common::registry::{Destination, RawManifest, Registry};
 use partial_common::text::escape;
 use target::{target_of, Target};
 
@@ -41,6 +42,8 @@ struct PushedImage {
     manifest_digest: String,
     /// Every tag named a manifest of this image already: nothing was pushed for it.
     already_there: bool,
+    /// The manifest pushed is the one its source registry served, byte for byte (same digest).
+    digest_as_source: bool,
     references: Vec<String>,
 }
 
@@ -76,6 +79,7 @@ pub async fn run(args: PushArgs) -> Result<()> {
     let jobs = usize::from(args.jobs);
     let gzip = args.layer_compression == LayerCompression::Gzip;
     let planned = plan::plan(&registry, &bundle.manifest, &targets, &index, jobs, gzip).await?;
+    let kept = keep_digests(&bundle, &index, &planned, args.allow_new_digest)?;
     let bar = progress::bytes("pushing", Some(bundle.manifest.bundle.size));
     let pass = stream::pass(&registry, &bundle, &planned, jobs, bar.clone()).await;
     bar.finish_and_clear();
@@ -86,12 +90,17 @@ pub async fn run(args: PushArgs) -> Result<()> {
         .images
         .iter()
         .zip(&targets)
-        .zip(&planned.present);
-    for ((image, targets), present) in all {
+        .zip(&planned.present)
+        .zip(kept);
+    for (((image, targets), present), kept) in all {
+        let as_source = kept.is_some();
         let digest = match present {
             Some(digest) => digest.clone(),
             None => {
-                let manifest = manifests::build(image, &pass.sizes, &pass.gzipped, &index)?;
+                let manifest = match kept {
+                    Some(m) => m,
+                    None => manifests::build(image, &pass.sizes, &pass.gzipped, &index)?,
+                };
                 for t in targets {
                     manifests::put_and_confirm(&registry, t, &manifest).await?;
                 }
@@ -102,6 +111,7 @@ pub async fn run(args: PushArgs) -> Result<()> {
             id: image.id.to_string(),
             manifest_digest: digest.to_string(),
             already_there: present.is_some(),
+            digest_as_source: as_source,
             references: targets
                 .iter()
                 .map(|t| format!("{}/{}:{}", registry.name(), t.repository, t.tag))
@@ -118,6 +128,64 @@ pub async fn run(args: PushArgs) -> Result<()> {
         mounted_blobs: planned.mounted + pass.mounted_blobs,
     };
     report(&args, &bundle, &registry, &out)
+}
+
+/// For each image, its source manifest to push byte for byte (see
+/// [`manifests::source_manifest`]), decided before anything is uploaded. An image that came from
+/// a registry whose manifest cannot be kept would change its digest: refused (exit 4, naming the
+/// images and why), unless `--allow-new-digest`, which pushes a re-made manifest and says so.
+fn keep_digests(
+    bundle: &Bundle,
+    index: &base::BaseIndex,
+    planned: &plan::Plan,
+    allow_new_digest: bool,
+) -> Result<Vec<Option<RawManifest>>> {
+    let mut kept = Vec::new();
+    let mut changing = Vec::new();
+    for (image, present) in bundle.manifest.images.iter().zip(&planned.present) {
+        if present.is_some() {
+            kept.push(None);
+            continue;
+        }
+        match manifests::source_manifest(image, index, &planned.compress) {
+            Ok(m) => kept.push(m),
+            Err(why) => {
+                let name = image
+                    .tags
+                    .first()
+                    .map_or(image.id.to_string(), |t| escape(t).into_owned());
+                let was = image.source_manifest.as_ref().map(|m| m.digest.to_string());
+                changing.push(format!(
+                    "{name} (source digest {}): {}",
+                    was.unwrap_or_default(),
+                    escape(&why)
+                ));
+                kept.push(None);
+            }
+        }
+    }
+    if changing.is_empty() {
+        return Ok(kept);
+    }
+    let list = changing.join("\n  ");
+    if allow_new_digest {
+        eprintln!(
+            "warning: {} image(s) get a new manifest digest (--allow-new-digest): digest \
+             references to them will not resolve in the destination:\n  {list}",
+            changing.len()
+        );
+        return Ok(kept);
+    }
+    Err(anyhow::Error::new(Coded::new(
+        exit::BASE_MISSING,
+        format!(
+            "the push would change the manifest digest of {} image(s), as the registry does not \
+             hold every blob their source manifest names:\n  {list}\nCopy the base images from \
+             the source registry with their digests (skopeo copy --preserve-digests), or push \
+             with --allow-new-digest to re-make the manifests (their digests change)",
+            changing.len()
+        ),
+    )))
 }
 
 /// Where each image goes (one entry per tag); an untagged image cannot be pushed.

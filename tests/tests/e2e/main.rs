@@ -19,6 +19,7 @@ mod engine;
 mod export;
 mod fault;
 mod fuzz_regressions;
+mod identity;
 mod ledger;
 mod load;
 mod names;
