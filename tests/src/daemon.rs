@@ -4,6 +4,10 @@
 //! `--data-root D/root --exec-root D/exec --pidfile D/pid -H unix://D/docker.sock`, no bridge and no
 //! iptables, and the default storage driver (overlay2 works in this sandbox; set
 //! `PARTIAL_STORAGE_DRIVER=vfs` where it does not). It waits until the socket answers `/_ping`.
+//! Its configuration is always `--config-file D/daemon.json`, so the host's
+//! `/etc/docker/daemon.json` never counts; [`DaemonOptions::containerd_snapshotter`] turns the
+//! containerd image store on there, and [`DaemonOptions::docker_root`] runs another Docker than
+//! the system's (Docker 26 from `PARTIAL_DOCKER26_DIR`: [`crate::docker26`]).
 //!
 //! Stopping is done by the daemon's *own* pid (never by name): SIGTERM, wait, SIGKILL, then the same
 //! for the containerd it started (`D/exec/containerd/containerd.pid`), waiting until both are gone,
