@@ -8,6 +8,7 @@ mod audit;
 mod base;
 mod bundle;
 mod bundle_reader;
+mod confirm;
 mod connect;
 mod errors;
 mod image_keys;
