@@ -107,6 +107,7 @@ mod tests {
             tags: vec!["app:1".into()],
             layers: vec![],
             source_manifest: None,
+            attached: vec![],
         }
     }
 
