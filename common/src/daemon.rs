@@ -398,6 +398,10 @@ pub struct ImageMeta {
     pub tags: Vec<String>,
     pub diff_ids: Vec<Digest>,
     pub chain_ids: Vec<Digest>,
+    /// The blob each layer is stored as, when the holder says (a registry: its manifest's layer
+    /// digests); empty for daemons.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub blobs: Vec<Digest>,
 }
 
 impl ImageMeta {
@@ -408,6 +412,7 @@ impl ImageMeta {
             tags,
             diff_ids,
             chain_ids,
+            blobs: Vec::new(),
         }
     }
 }

@@ -70,6 +70,9 @@ pub struct HaveEntry {
     pub chain_id: Digest,
     pub diff_id: Digest,
     pub origin: Origin,
+    /// The blob the destination stores the layer as, when it said (a registry's inventory).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blob: Option<Digest>,
 }
 
 /// The chains the destination holds, keyed by chain ID. The first origin recorded for a chain wins.
@@ -85,13 +88,30 @@ impl HaveSet {
 
     /// Records every chain of an image whose layers (diffIDs, bottom first) are `diff_ids`.
     pub fn add_image(&mut self, diff_ids: &[Digest], origin: &Origin) {
-        for (chain, diff) in chain_ids(diff_ids).into_iter().zip(diff_ids) {
-            self.map.entry(chain.clone()).or_insert_with(|| HaveEntry {
+        self.add_image_blobs(diff_ids, &[], origin);
+    }
+
+    /// [`add_image`](Self::add_image), with the blob the destination stores each layer as
+    /// (`blobs` parallel to `diff_ids`; ignored unless as many).
+    pub fn add_image_blobs(&mut self, diff_ids: &[Digest], blobs: &[Digest], origin: &Origin) {
+        let blobs = (blobs.len() == diff_ids.len()).then_some(blobs);
+        for (i, (chain, diff)) in chain_ids(diff_ids).into_iter().zip(diff_ids).enumerate() {
+            let blob = blobs.map(|b| b[i].clone());
+            let entry = self.map.entry(chain.clone()).or_insert_with(|| HaveEntry {
                 chain_id: chain,
                 diff_id: diff.clone(),
                 origin: origin.clone(),
+                blob: None,
             });
+            if entry.blob.is_none() {
+                entry.blob = blob;
+            }
         }
+    }
+
+    /// Forgets a chain: the layer is carried after all.
+    pub fn remove(&mut self, chain_id: &Digest) {
+        self.map.remove(chain_id);
     }
 
     pub fn contains(&self, chain_id: &Digest) -> bool {

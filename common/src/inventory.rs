@@ -101,8 +101,9 @@ impl Inventory {
                 .first()
                 .cloned()
                 .unwrap_or_else(|| img.id.to_string());
-            have.add_image(
+            have.add_image_blobs(
                 &img.diff_ids,
+                &img.blobs,
                 &Origin::Inventory {
                     file: file.to_string(),
                     image: name,

@@ -242,6 +242,12 @@ pub struct SaveArgs {
     /// by default.
     #[arg(long = "no-attached")]
     pub no_attached: bool,
+    /// Leave out a layer of a registry image that the destination holds as another blob than
+    /// the source's (a registry's `--have` inventory says which): `partial-load push` then
+    /// re-makes the image's manifest, changing its digest. By default such a layer is carried,
+    /// so the image keeps its digest.
+    #[arg(long)]
+    pub allow_new_digest: bool,
     /// Compression of the bundle: gzip (loads with plain `docker load`), zstd, none.
     #[arg(long, value_name = "CODEC", default_value = "gzip")]
     pub compression: String,

@@ -3,6 +3,7 @@
 
 mod charts;
 mod deltas;
+mod keep_digests;
 mod keygen;
 mod ledger_cmd;
 mod report;

@@ -435,6 +435,7 @@ async fn open_registries(
     }
     let idle = (args.idle_timeout, !args.no_attached);
     let src = select::open_registry(images, &opts, platform, idle, "-i").await?;
+    crate::keep_digests::apply(src.images(), have, args.allow_new_digest);
     Ok((Some(src), refs))
 }
 

@@ -20,13 +20,21 @@ pub struct RegistryImage {
 }
 
 impl RegistryImage {
-    /// The image as an inventory entry (`REGISTRY/REPO:TAG`).
+    /// The image as an inventory entry (`REGISTRY/REPO:TAG`), with the blob of each layer (so
+    /// that the connected side knows whether an image from a registry keeps its digest here).
     pub fn meta(&self, registry: &str) -> ImageMeta {
-        ImageMeta::new(
+        let mut meta = ImageMeta::new(
             self.manifest.config.digest.clone(),
             vec![format!("{registry}/{}:{}", self.repository, self.tag)],
             self.diff_ids.clone(),
-        )
+        );
+        meta.blobs = self
+            .manifest
+            .layers
+            .iter()
+            .map(|l| l.digest.clone())
+            .collect();
+        meta
     }
 }
 

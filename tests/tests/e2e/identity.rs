@@ -5,7 +5,10 @@
 //! very manifest digest it has in A: tag and digest references resolve alike. Registry C holds
 //! `app:1` as other blobs (pushed by `partial-load push` from a daemon export, whose gzip is not
 //! Docker's): the push is refused with exit 4 naming the image and the layer, before a single
-//! blob is uploaded, and `--allow-new-digest` pushes a re-made manifest with a warning.
+//! blob is uploaded, and `--allow-new-digest` pushes a re-made manifest with a warning. Made
+//! against C's own inventory (which names its blobs), the bundle carries C's base layer as the
+//! source stores it, saying so, and the push into C keeps the digest; `partial-save
+//! --allow-new-digest` leaves the layer out and warns instead.
 //! A cosign-style signature attached in A to app:2's digest (`sha256-<hex>.sig`, written here
 //! with curl as cosign would lay it out) travels inside the signed manifest and arrives in B
 //! under the same tag, byte for byte; next to C's re-made manifest it is left out, said so.
@@ -309,4 +312,45 @@ fn a_registry_image_keeps_its_digest_or_the_push_says_why_not() {
     let remade = manifest_digest(&format!("{}/app:2", c.addr));
     assert_ne!(remade, source_digest);
     assert_eq!(out["images"][0]["manifest_digest"], remade.as_str());
+
+    // With C's own inventory the connected side knows: it carries C's base layer as the source
+    // stores it (saying so), and the push keeps the digest, base and all.
+    let have_c = d.join("have-c.json");
+    let inventory = ["inventory", "--registry", &c.addr, "--repo", "app", "-o"];
+    load(&[&inventory[..], &[s(&have_c).as_str()]].concat()).ok();
+    let inv = std::fs::read_to_string(&have_c).unwrap();
+    assert!(
+        inv.contains("\"blobs\""),
+        "a registry inventory names the blobs: {inv}"
+    );
+    let export_c = |name: &str, extra: &[&str]| {
+        Export::new(daemon.host(), d, name)
+            .images(&[&format!("docker://{}/app:2", a.addr)])
+            .base(&["--have", &s(&have_c)])
+            .args(extra)
+            .run()
+            .ok()
+    };
+    let kept = export_c("app2-c.tgz", &[]);
+    assert!(kept.stderr.contains("carrying layer 0"), "{}", kept.stderr);
+    let allowed = export_c("app2-c-new.tgz", &["--allow-new-digest"]);
+    assert!(
+        allowed.stderr.contains("new manifest digest"),
+        "{}",
+        allowed.stderr
+    );
+    let carried = |name: &str| {
+        let m: serde_json::Value = serde_json::from_slice(
+            &std::fs::read(d.join(format!("{name}.manifest.json"))).unwrap(),
+        )
+        .unwrap();
+        m["images"][0]["layers"][0]["carried"].clone()
+    };
+    assert_eq!(carried("app2-c.tgz"), true);
+    assert_eq!(carried("app2-c-new.tgz"), false);
+    let to = format!("{}/keep", c.addr);
+    let run = push(&d.join("app2-c.tgz"), d, &to, "keep.state", &["--json"]).ok();
+    let out: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(out["images"][0]["digest_as_source"], true, "{}", run.stdout);
+    assert_eq!(manifest_digest(&format!("{to}/app:2")), source_digest);
 }
