@@ -91,12 +91,22 @@ pub fn attached_tag(digest: &Digest, suffix: &str) -> String {
     format!("sha256-{}.{suffix}", digest.hex())
 }
 
-/// A manifest attached to an image by cosign's tag scheme in its source registry (see
-/// [`attached_tag`]), with every blob it names. Signatures and attestations are small, so they
-/// travel inside the signed manifest, each blob at most [`MAX_ATTACHED_BLOB`].
+/// The tag of the OCI 1.1 referrers fallback index of the image manifest `digest`
+/// (`sha256-<hex>`): an index listing the manifests whose `subject` is the image, kept by
+/// registries without the referrers API (distribution 2.8).
+pub fn referrers_tag(digest: &Digest) -> String {
+    format!("sha256-{}", digest.hex())
+}
+
+/// A manifest attached to an image in its source registry, with every blob it names: by cosign's
+/// tag scheme (see [`attached_tag`]), or as an OCI 1.1 referrer (a manifest whose `subject` is
+/// the image, listed by the fallback index under [`referrers_tag`]). Signatures and attestations
+/// are small, so they travel inside the signed manifest, each blob at most [`MAX_ATTACHED_BLOB`].
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Attached {
-    /// Its tag in the source repository.
+    /// Its tag in the source repository (`sha256-<hex>.sig`, or `sha256-<hex>` for the
+    /// referrers index), or for a referrer its own digest (`sha256:<hex>`): it is pushed by
+    /// digest, before the index that lists it.
     pub tag: String,
     pub manifest: SourceManifest,
     /// The config and layers it names, in its order.

@@ -13,8 +13,8 @@ use crate::archive::ArchiveError;
 use crate::codec::Compression;
 use crate::digest::{chain_ids, Digest};
 use crate::image::{
-    attached_tag, layer_media_type, Attached, AttachedBlob, Blob, Image, Layer, Platform,
-    SourceManifest, ATTACHED_SUFFIXES, MAX_ATTACHED_BLOB, MEDIA_INDEX,
+    attached_tag, layer_media_type, referrers_tag, Attached, AttachedBlob, Blob, Image, Layer,
+    Platform, SourceManifest, ATTACHED_SUFFIXES, MAX_ATTACHED_BLOB, MEDIA_INDEX,
 };
 use crate::reference::{familiar, id_hex, qualified};
 use crate::registry::manifest::{Manifest, Platform as RegistryPlatform};
@@ -160,10 +160,10 @@ fn model(
     })
 }
 
-/// The manifests cosign's tag scheme attaches to the image manifest `digest` in `repository`
-/// (see [`Attached`]), each with its blobs; none is not an error. One that is not an image
-/// manifest, or whose blobs are too large to carry inside the signed manifest, is left out with
-/// a warning.
+/// The manifests attached to the image manifest `digest` in `repository` (see [`Attached`]):
+/// cosign's tag scheme, then the OCI 1.1 referrers listed by the fallback index (each referrer
+/// before the index); none is not an error. One that is not what it should be, or whose blobs
+/// are too large to carry inside the signed manifest, is left out with a warning.
 async fn fetch_attached(
     reg: &Registry,
     repository: &str,
@@ -173,40 +173,101 @@ async fn fetch_attached(
     let mut out = Vec::new();
     for suffix in ATTACHED_SUFFIXES {
         let tag = attached_tag(digest, suffix);
-        let raw = match reg.get_manifest(repository, &tag).await {
-            Ok(raw) => raw,
-            Err(RegistryError::NoManifest { .. }) => continue,
-            Err(e) => return Err(e),
-        };
-        let whole = format!("{}/{repository}:{tag}", reg.name());
-        let (Ok(Manifest::Image(m)), Some(manifest)) = (
-            raw.parse(),
-            SourceManifest::new(&raw.media_type, &raw.bytes),
-        ) else {
-            warnings.push(format!("{whole} is not an image manifest: not carried"));
-            continue;
-        };
-        let named: Vec<&Descriptor> = std::iter::once(&m.config).chain(&m.layers).collect();
-        if let Some(big) = named.iter().find(|d| d.size > MAX_ATTACHED_BLOB) {
-            warnings.push(format!(
-                "{whole}: blob {} is {} bytes, more than the {MAX_ATTACHED_BLOB} carried inside \
-                 the signed manifest: not carried",
-                big.digest, big.size
-            ));
-            continue;
+        if let Some(a) = fetch_one(reg, repository, &tag, warnings).await? {
+            out.push(a);
         }
-        let mut blobs = Vec::with_capacity(named.len());
-        for d in named {
-            let bytes = reg.get_blob_bytes(repository, &d.digest).await?;
-            blobs.push(AttachedBlob::new(&bytes));
-        }
-        out.push(Attached {
-            tag,
-            manifest,
-            blobs,
-        });
     }
+    out.extend(fetch_referrers(reg, repository, digest, warnings).await?);
     Ok(out)
+}
+
+/// The referrers fallback index of `digest` and every manifest it lists, those first.
+async fn fetch_referrers(
+    reg: &Registry,
+    repository: &str,
+    digest: &Digest,
+    warnings: &mut Vec<String>,
+) -> Result<Vec<Attached>, RegistryError> {
+    let tag = referrers_tag(digest);
+    let raw = match reg.get_manifest(repository, &tag).await {
+        Ok(raw) => raw,
+        Err(RegistryError::NoManifest { .. }) => return Ok(Vec::new()),
+        Err(e) => return Err(e),
+    };
+    let whole = format!("{}/{repository}:{tag}", reg.name());
+    let (Ok(Manifest::Index(index)), Some(manifest)) = (
+        raw.parse(),
+        SourceManifest::new(&raw.media_type, &raw.bytes),
+    ) else {
+        warnings.push(format!("{whole} is not a referrers index: not carried"));
+        return Ok(Vec::new());
+    };
+    let mut out = Vec::new();
+    for d in &index.manifests {
+        match fetch_one(reg, repository, d.digest.as_str(), warnings).await? {
+            Some(a) => out.push(a),
+            None => {
+                warnings.push(format!(
+                    "{whole}: referrer {} not carried, nor the index",
+                    d.digest
+                ));
+                return Ok(Vec::new());
+            }
+        }
+    }
+    out.push(Attached {
+        tag,
+        manifest,
+        blobs: Vec::new(),
+    });
+    Ok(out)
+}
+
+/// The image manifest `reference` (a tag or a digest) with its blobs; `None` when there is none,
+/// or (with a warning) when it cannot be carried.
+async fn fetch_one(
+    reg: &Registry,
+    repository: &str,
+    reference: &str,
+    warnings: &mut Vec<String>,
+) -> Result<Option<Attached>, RegistryError> {
+    let raw = match reg.get_manifest(repository, reference).await {
+        Ok(raw) => raw,
+        Err(RegistryError::NoManifest { .. }) => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let whole = format!("{}/{repository}:{reference}", reg.name());
+    let (Ok(Manifest::Image(m)), Some(manifest)) = (
+        raw.parse(),
+        SourceManifest::new(&raw.media_type, &raw.bytes),
+    ) else {
+        warnings.push(format!("{whole} is not an image manifest: not carried"));
+        return Ok(None);
+    };
+    let named: Vec<&Descriptor> = std::iter::once(&m.config).chain(&m.layers).collect();
+    if let Some(big) = named.iter().find(|d| d.size > MAX_ATTACHED_BLOB) {
+        warnings.push(format!(
+            "{whole}: blob {} is {} bytes, more than the {MAX_ATTACHED_BLOB} carried inside the \
+             signed manifest: not carried",
+            big.digest, big.size
+        ));
+        return Ok(None);
+    }
+    let mut blobs = Vec::with_capacity(named.len());
+    for d in named {
+        let bytes = reg.get_blob_bytes(repository, &d.digest).await?;
+        blobs.push(AttachedBlob::new(&bytes));
+    }
+    let tag = if reference.starts_with("sha256:") {
+        manifest.digest.to_string()
+    } else {
+        reference.to_string()
+    };
+    Ok(Some(Attached {
+        tag,
+        manifest,
+        blobs,
+    }))
 }
 
 impl RegistrySource {

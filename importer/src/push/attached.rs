@@ -1,8 +1,11 @@
 //! The signatures, attestations and SBOMs that travel with an image (`attached` in the signed
-//! manifest: manifests that cosign's tag scheme attaches to the image's source digest, with
-//! their blobs). [`check`] runs before anything is uploaded: each must be attached by its tag
-//! to its own image's source digest (so no signed manifest can use it to write another tag),
-//! hash to its digest and name only blobs that travel with it. [`push`] writes them next to the
+//! manifest: manifests that cosign's tag scheme attaches to the image's source digest, and OCI
+//! 1.1 referrers with their fallback index, with their blobs). [`check`] runs before anything is
+//! uploaded: each must be attached to its own image's source digest, by its tag
+//! (`sha256-<hex>.sig|.att|.sbom`, the index `sha256-<hex>`) or, for a referrer, by its
+//! `subject` and pushed by its own digest (so no signed manifest can use them to write another
+//! tag); hash to its digest; name only blobs that travel with it (an index: only referrers
+//! that travel before it). [`push`] writes them next to the
 //! image once its manifest is in place, and only when the image kept its digest: they name that
 //! digest, so next to a re-made manifest they would sign nothing.
 
@@ -11,17 +14,18 @@ use super::target::Target;
 use crate::errors::verify_failed;
 use crate::registry_connect::registry_err;
 use anyhow::Result;
-use partial_common::image::{attached_tag, Attached, ATTACHED_SUFFIXES};
+use partial_common::image::{attached_tag, referrers_tag, Attached, ATTACHED_SUFFIXES};
 use partial_common::manifest::{BundleManifest, Image};
 use partial_common::registry::{Manifest, RawManifest, Registry};
 use partial_common::text::escape;
+use partial_common::Digest;
 
 /// Checks every attached manifest of the bundle (see the module documentation); exit 3 naming
 /// the image and the tag.
 pub fn check(manifest: &BundleManifest) -> Result<()> {
     for image in &manifest.images {
-        for a in &image.attached {
-            check_one(image, a).map_err(|why| {
+        for (i, a) in image.attached.iter().enumerate() {
+            check_one(image, a, &image.attached[..i]).map_err(|why| {
                 verify_failed(format!(
                     "image {} of the signed manifest: attached {}: {why}",
                     image.id,
@@ -33,20 +37,43 @@ pub fn check(manifest: &BundleManifest) -> Result<()> {
     Ok(())
 }
 
-fn check_one(image: &Image, a: &Attached) -> Result<RawManifest, String> {
+/// How a manifest is attached to its image.
+enum Kind {
+    /// cosign's tag scheme: `sha256-<hex>.sig|.att|.sbom`.
+    Tagged,
+    /// An OCI 1.1 referrer, pushed by its digest.
+    Referrer,
+    /// The referrers fallback index, `sha256-<hex>`.
+    ReferrersIndex,
+}
+
+fn kind_of(tag: &str, source: &Digest) -> Option<Kind> {
+    if ATTACHED_SUFFIXES
+        .iter()
+        .any(|s| attached_tag(source, s) == tag)
+    {
+        Some(Kind::Tagged)
+    } else if referrers_tag(source) == tag {
+        Some(Kind::ReferrersIndex)
+    } else if Digest::parse(tag).is_ok() {
+        Some(Kind::Referrer)
+    } else {
+        None
+    }
+}
+
+/// Checks one attached manifest of `image` (`earlier`: those before it); its manifest to push.
+fn check_one(image: &Image, a: &Attached, earlier: &[Attached]) -> Result<RawManifest, String> {
     let source = image
         .source_manifest
         .as_ref()
         .ok_or("the image has no source manifest to be attached to")?;
-    if !ATTACHED_SUFFIXES
-        .iter()
-        .any(|s| attached_tag(&source.digest, s) == a.tag)
-    {
-        return Err(format!(
-            "the tag is not cosign's tag of the image's source digest {}",
+    let kind = kind_of(&a.tag, &source.digest).ok_or_else(|| {
+        format!(
+            "the tag is neither cosign's tag nor the referrers tag of the image's source digest {}",
             source.digest
-        ));
-    }
+        )
+    })?;
     let raw = RawManifest::new(
         &a.manifest.media_type,
         a.manifest.text.clone().into_bytes().into(),
@@ -57,9 +84,39 @@ fn check_one(image: &Image, a: &Attached) -> Result<RawManifest, String> {
             raw.digest, a.manifest.digest
         ));
     }
-    let Manifest::Image(m) = raw.parse()? else {
-        return Err("its manifest is an index".to_string());
-    };
+    match (kind, raw.parse()?) {
+        (Kind::Tagged, Manifest::Image(m)) => blobs_travel(a, &m),
+        (Kind::Referrer, Manifest::Image(m)) => {
+            if a.tag != raw.digest.as_str() {
+                return Err("a referrer is pushed by its own digest only".to_string());
+            }
+            let subject = serde_json::from_str::<serde_json::Value>(&a.manifest.text)
+                .ok()
+                .and_then(|v| v["subject"]["digest"].as_str().map(str::to_string));
+            if subject.as_deref() != Some(source.digest.as_str()) {
+                return Err(format!(
+                    "a referrer's subject must be the image's source digest {}",
+                    source.digest
+                ));
+            }
+            blobs_travel(a, &m)
+        }
+        (Kind::ReferrersIndex, Manifest::Index(index)) => {
+            let listed = index.manifests.iter().map(|d| &d.digest);
+            for d in listed {
+                if !earlier.iter().any(|e| e.tag == d.as_str()) {
+                    return Err(format!("it lists {d}, which does not travel before it"));
+                }
+            }
+            Ok(())
+        }
+        _ => Err("its manifest is not of the kind its tag says".to_string()),
+    }?;
+    Ok(raw)
+}
+
+/// Every blob image manifest `m` names travels with `a`, and hashes right.
+fn blobs_travel(a: &Attached, m: &partial_common::registry::ImageManifest) -> Result<(), String> {
     for d in std::iter::once(&m.config).chain(&m.layers) {
         let blob = a
             .blobs
@@ -73,7 +130,7 @@ fn check_one(image: &Image, a: &Attached) -> Result<RawManifest, String> {
             })?;
         blob.bytes()?;
     }
-    Ok(raw)
+    Ok(())
 }
 
 /// Pushes the attached manifests of `image` into each of `repositories`: their blobs (left
@@ -84,8 +141,8 @@ pub async fn push(
     repositories: &[&str],
 ) -> Result<Vec<String>> {
     let mut tags = Vec::new();
-    for a in &image.attached {
-        let raw = check_one(image, a).map_err(|why| verify_failed(why.to_string()))?;
+    for (i, a) in image.attached.iter().enumerate() {
+        let raw = check_one(image, a, &image.attached[..i]).map_err(verify_failed)?;
         for repo in repositories {
             for blob in &a.blobs {
                 let bytes = blob.bytes().map_err(verify_failed)?;
@@ -168,7 +225,7 @@ mod tests {
         img.attached[0].tag = "latest".into();
         let e = checked(img).unwrap_err().to_string();
         assert!(
-            e.contains("not cosign's tag") && e.contains("latest"),
+            e.contains("neither cosign's tag") && e.contains("latest"),
             "{e}"
         );
 
@@ -186,5 +243,64 @@ mod tests {
         img.source_manifest = None;
         let e = checked(img).unwrap_err().to_string();
         assert!(e.contains("no source manifest"), "{e}");
+    }
+
+    /// `signed_image()` plus an SBOM referrer whose subject is `subject` (default: the image's
+    /// source digest), and the fallback index listing it.
+    fn with_referrer(subject: Option<&str>) -> Image {
+        let mut img = signed_image();
+        let source = img.source_manifest.clone().unwrap();
+        let subject = subject.map_or(source.digest.to_string(), str::to_string);
+        let empty = AttachedBlob::new(b"{}");
+        let sbom = AttachedBlob::new(b"sbom");
+        let referrer = format!(
+            r#"{{"schemaVersion":2,"mediaType":"{OCI_MANIFEST}","artifactType":"application/spdx+json","config":{{"mediaType":"application/vnd.oci.empty.v1+json","digest":"{}","size":2}},"layers":[{{"mediaType":"application/spdx+json","digest":"{}","size":4}}],"subject":{{"mediaType":"{OCI_MANIFEST}","digest":"{subject}","size":19}}}}"#,
+            empty.digest, sbom.digest
+        );
+        let referrer = SourceManifest::new(OCI_MANIFEST, referrer.as_bytes()).unwrap();
+        let index = format!(
+            r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[{{"mediaType":"{OCI_MANIFEST}","digest":"{}","size":{}}}]}}"#,
+            referrer.digest,
+            referrer.text.len()
+        );
+        img.attached.push(Attached {
+            tag: referrer.digest.to_string(),
+            manifest: referrer,
+            blobs: vec![empty, sbom],
+        });
+        img.attached.push(Attached {
+            tag: referrers_tag(&source.digest),
+            manifest: SourceManifest::new(
+                "application/vnd.oci.image.index.v1+json",
+                index.as_bytes(),
+            )
+            .unwrap(),
+            blobs: vec![],
+        });
+        img
+    }
+
+    #[test]
+    fn a_referrer_of_the_image_and_its_fallback_index_pass() {
+        checked(with_referrer(None)).unwrap();
+    }
+
+    #[test]
+    fn a_referrer_of_another_image_or_an_index_listing_what_does_not_travel_is_refused() {
+        let other = Digest::of_bytes(b"another image").to_string();
+        let e = checked(with_referrer(Some(&other)))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("subject"), "{e}");
+
+        let mut img = with_referrer(None);
+        img.attached.remove(1);
+        let e = checked(img).unwrap_err().to_string();
+        assert!(e.contains("does not travel before it"), "{e}");
+
+        let mut img = with_referrer(None);
+        img.attached[1].tag = Digest::of_bytes(b"x").to_string();
+        let e = checked(img).unwrap_err().to_string();
+        assert!(e.contains("its own digest"), "{e}");
     }
 }

@@ -12,6 +12,8 @@
 //! A cosign-style signature attached in A to app:2's digest (`sha256-<hex>.sig`, written here
 //! with curl as cosign would lay it out) travels inside the signed manifest and arrives in B
 //! under the same tag, byte for byte; next to C's re-made manifest it is left out, said so.
+//! An SBOM attached as an OCI 1.1 referrer (its fallback index under `sha256-<hex>`, as
+//! distribution 2.8 has no referrers API) arrives by digest, its index under the same tag.
 //! Signed with an openssl-made P-256 key, it passes `verify --image-key cosign.pub` offline;
 //! another key is exit 3 naming the image.
 
@@ -175,6 +177,64 @@ fn attach_signature(
     (tag, manifest.into_bytes())
 }
 
+/// Attaches an SBOM to `digest` in `repo` as an OCI 1.1 referrer (a manifest whose `subject`
+/// is the image, pushed by digest) with the fallback index listing it under `sha256-<hex>`, as
+/// clients do for registries without the referrers API. Returns (referrer digest, its bytes,
+/// index tag, index bytes).
+fn attach_referrer(addr: &str, repo: &str, digest: &str) -> (String, Vec<u8>, String, Vec<u8>) {
+    let empty = put_blob(addr, repo, b"{}");
+    let sbom = br#"{"spdxVersion":"SPDX-2.3","name":"app"}"#;
+    let layer = put_blob(addr, repo, sbom);
+    let media = "application/vnd.oci.image.manifest.v1+json";
+    let subject_size = manifest_size(addr, repo, digest);
+    let referrer = format!(
+        r#"{{"schemaVersion":2,"mediaType":"{media}","artifactType":"application/spdx+json","config":{{"mediaType":"application/vnd.oci.empty.v1+json","size":2,"digest":"{empty}"}},"layers":[{{"mediaType":"application/spdx+json","size":{},"digest":"{layer}"}}],"subject":{{"mediaType":"application/vnd.docker.distribution.manifest.v2+json","size":{subject_size},"digest":"{digest}"}}}}"#,
+        sbom.len()
+    );
+    let referrer_digest = partial_tests::sha256_digest(referrer.as_bytes());
+    let url = format!("http://{addr}/v2/{repo}/manifests/{referrer_digest}");
+    let put = curl(
+        &["-X", "PUT", "-H", &format!("Content-Type: {media}"), &url],
+        referrer.as_bytes(),
+    );
+    assert!(put.starts_with("HTTP/1.1 201"), "{put}");
+    let index_media = "application/vnd.oci.image.index.v1+json";
+    let index = format!(
+        r#"{{"schemaVersion":2,"mediaType":"{index_media}","manifests":[{{"mediaType":"{media}","size":{},"digest":"{referrer_digest}","artifactType":"application/spdx+json"}}]}}"#,
+        referrer.len()
+    );
+    let tag = format!("sha256-{}", digest.trim_start_matches("sha256:"));
+    let url = format!("http://{addr}/v2/{repo}/manifests/{tag}");
+    let put = curl(
+        &[
+            "-X",
+            "PUT",
+            "-H",
+            &format!("Content-Type: {index_media}"),
+            &url,
+        ],
+        index.as_bytes(),
+    );
+    assert!(put.starts_with("HTTP/1.1 201"), "{put}");
+    (
+        referrer_digest,
+        referrer.into_bytes(),
+        tag,
+        index.into_bytes(),
+    )
+}
+
+/// The size of the manifest `repo@digest`.
+fn manifest_size(addr: &str, repo: &str, digest: &str) -> usize {
+    let out = Command::new("skopeo")
+        .args(["inspect", "--raw", "--tls-verify=false"])
+        .arg(format!("docker://{addr}/{repo}@{digest}"))
+        .output()
+        .expect("skopeo");
+    assert!(out.status.success());
+    out.stdout.len()
+}
+
 /// The manifest `repo:tag` of the registry at `addr`, raw.
 fn get_manifest(addr: &str, repo: &str, tag: &str) -> Vec<u8> {
     let out = Command::new("curl")
@@ -182,7 +242,8 @@ fn get_manifest(addr: &str, repo: &str, tag: &str) -> Vec<u8> {
             "-sS",
             "-f",
             "-H",
-            "Accept: application/vnd.oci.image.manifest.v1+json",
+            "Accept: application/vnd.oci.image.manifest.v1+json, \
+             application/vnd.oci.image.index.v1+json",
         ])
         .arg(format!("http://{addr}/v2/{repo}/manifests/{tag}"))
         .output()
@@ -227,6 +288,8 @@ fn a_registry_image_keeps_its_digest_or_the_push_says_why_not() {
     let (cosign_key, cosign_pub) = cosign_keys(d, "cosign");
     let (_, other_pub) = cosign_keys(d, "other");
     let (sig_tag, sig_manifest) = attach_signature(&a.addr, "app", &source_digest, &cosign_key, d);
+    let (referrer, referrer_bytes, index_tag, index_bytes) =
+        attach_referrer(&a.addr, "app", &source_digest);
     let have = d.join("have.json");
     let inventory = ["inventory", "--registry", &b.addr, "--repo", "app", "-o"];
     load(&[&inventory[..], &[s(&have).as_str()]].concat()).ok();
@@ -276,6 +339,13 @@ fn a_registry_image_keeps_its_digest_or_the_push_says_why_not() {
     assert_eq!(out["images"][0]["digest_as_source"], true, "{}", run.stdout);
     assert_eq!(out["images"][0]["attached"][0], sig_tag.as_str());
     assert_eq!(get_manifest(&b.addr, "app", &sig_tag), sig_manifest);
+    let attached = out["images"][0]["attached"].to_string();
+    assert!(
+        attached.contains(&referrer) && attached.contains(&index_tag),
+        "{attached}"
+    );
+    assert_eq!(get_manifest(&b.addr, "app", &referrer), referrer_bytes);
+    assert_eq!(get_manifest(&b.addr, "app", &index_tag), index_bytes);
     assert_eq!(out["images"][0]["manifest_digest"], source_digest.as_str());
     assert_eq!(manifest_digest(&format!("{}/app:2", b.addr)), source_digest);
     let pinned = format!("{}/app@{source_digest}", b.addr);
