@@ -1,0 +1,152 @@
+//! `partial-load report`: what a reviewer needs to sign off a transfer, as one self-contained
+//! HTML page (`-o FILE.html`) and/or JSON (`--json`). The bundle is opened as `verify` opens it
+//! (signature, approvals) and read through the same checked stream, so a report is only written
+//! for a bundle that matches its signed manifest. Base images come from the daemon when one is
+//! reachable; otherwise the report says what it cannot compare.
+//!
+//! Layout: `model` (the data, also the JSON), `scan` (streaming the bundle and a base's export),
+//! `layers` (one layer's files), `packages` (dpkg/apk databases), `config_diff`, `bases`
+//! (finding the base on the daemon), `build` (assembly), `html` (rendering).
+
+mod bases;
+mod build;
+mod config_diff;
+mod html;
+pub mod layers;
+mod model;
+pub mod packages;
+mod scan;
+
+use crate::bundle::{self, Bundle};
+use crate::bundle_reader::{self, Layers};
+use crate::cli::ReportArgs;
+use crate::errors::{usage, verify_failed};
+use crate::rebuild;
+use anyhow::{anyhow, Context, Result};
+use partial_common::progress;
+use partial_common::Digest;
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{self, Write};
+use std::path::Path;
+use std::sync::Arc;
+
+pub async fn run(args: ReportArgs) -> Result<()> {
+    if let Some(out) = &args.output {
+        if out.exists() && !args.force {
+            return Err(usage(format!(
+                "{} exists (--force overwrites it)",
+                out.display()
+            )));
+        }
+    }
+    let bundle = bundle::open(&args.bundle)?;
+    let bases = bases::gather(&args, &bundle.manifest).await;
+    let (layers, rebuilt) = layer_form(&bases, &bundle).await;
+    let walk = walk_plan(&bundle, &bases, rebuilt);
+    let (bundle, scan) = scan_bundle(bundle, layers, walk).await?;
+    let report = build::report(&bundle, &bases, &scan, rebuilt);
+    if let Some(out) = &args.output {
+        write_atomic(out, html::render(&report).as_bytes())?;
+        eprintln!("wrote the report {}", out.display());
+    }
+    if args.bundle.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else if args.output.is_none() {
+        io::stdout()
+            .write_all(html::render(&report).as_bytes())
+            .context("writing the report to stdout")?;
+    }
+    Ok(())
+}
+
+/// Delta layers rebuilt from the daemon's reference layers when it has them (then their files
+/// are walked too); as carried otherwise.
+async fn layer_form(bases: &bases::Bases, bundle: &Bundle) -> (Layers, bool) {
+    let Ok(deltas) = rebuild::delta_layers(&bundle.manifest) else {
+        return (Layers::AsCarried, false);
+    };
+    let Some((daemon, local)) = &bases.daemon else {
+        return (Layers::AsCarried, false);
+    };
+    if deltas.is_empty() {
+        return (Layers::AsCarried, false);
+    }
+    match rebuild::spool(daemon, &bundle.manifest, local).await {
+        Ok(refs) => (Layers::Rebuilt(deltas, refs), true),
+        Err(e) => {
+            eprintln!("note: delta layers are not shown: {e:#}");
+            (Layers::AsCarried, false)
+        }
+    }
+}
+
+/// The blobs to walk, each with the path set of its image's base (the first image carrying it).
+fn walk_plan(
+    bundle: &Bundle,
+    bases: &bases::Bases,
+    rebuilt: bool,
+) -> BTreeMap<Digest, Option<Arc<layers::PathSet>>> {
+    let mut walk = BTreeMap::new();
+    for (img, base) in bundle.manifest.images.iter().zip(&bases.per_image) {
+        let lower = match base {
+            bases::Base::Found(d) => Some(d.paths.clone()),
+            bases::Base::None => Some(Arc::new(layers::PathSet::default())),
+            bases::Base::Unavailable(_) => None,
+        };
+        for l in img.layers.iter().filter(|l| l.carried) {
+            if let Some(d) = build::stream_digest(l, rebuilt) {
+                walk.entry(d).or_insert_with(|| lower.clone());
+            }
+        }
+    }
+    walk
+}
+
+/// Reads the bundle through its checked stream, walking the carried layers.
+async fn scan_bundle(
+    bundle: Bundle,
+    layers: Layers,
+    walk: BTreeMap<Digest, Option<Arc<layers::PathSet>>>,
+) -> Result<(Bundle, scan::BundleScan)> {
+    let bar = progress::bytes("reading", Some(bundle.manifest.bundle.size));
+    let b2 = bar.clone();
+    let result = tokio::task::spawn_blocking(move || {
+        let configs: BTreeSet<Digest> = bundle
+            .manifest
+            .images
+            .iter()
+            .map(|i| i.id.clone())
+            .collect();
+        let r = bundle_reader::checked_stream(&bundle, b2, layers)?;
+        let s = scan::scan_bundle(r, &configs, &walk).map_err(|e| {
+            match e.chain().find_map(|c| c.downcast_ref::<io::Error>()) {
+                Some(io) if io.kind() == io::ErrorKind::InvalidData => {
+                    verify_failed(format!("{e:#}"))
+                }
+                _ => e,
+            }
+        })?;
+        Ok::<_, anyhow::Error>((bundle, s))
+    })
+    .await
+    .context("the report thread failed")?;
+    bar.finish_and_clear();
+    result
+}
+
+/// Writes `bytes` to `path` through a temporary file beside it: nothing half-written is left.
+fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let mut tmp = tempfile::NamedTempFile::new_in(dir)
+        .with_context(|| format!("creating a temporary file in {}", dir.display()))?;
+    tmp.write_all(bytes)
+        .and_then(|_| tmp.as_file().sync_all())
+        .with_context(|| format!("writing {}", path.display()))?;
+    tmp.persist(path)
+        .map_err(|e| anyhow!(e.error))
+        .with_context(|| format!("writing {}", path.display()))?;
+    Ok(())
+}
