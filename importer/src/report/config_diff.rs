@@ -85,7 +85,7 @@ impl ImageConfig {
         let keys = |m: Option<BTreeMap<String, serde_json::Value>>| {
             m.unwrap_or_default()
                 .into_keys()
-                .map(|k| (k, String::new()))
+                .map(|k| (k, "yes".to_string()))
                 .collect()
         };
         keyed.insert("exposed_ports", keys(c.exposed_ports));
