@@ -150,3 +150,125 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         .with_context(|| format!("writing {}", path.display()))?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::model::*;
+    use super::*;
+
+    /// A report of one image whose layer, labels and tags carry hostile text.
+    fn hostile_report() -> Report {
+        let mut b = tar::Builder::new(Vec::new());
+        for (path, mode) in [("srv/<script>alert(1)<b>.txt", 0o4755), ("a\"'&.sh", 0o777)] {
+            let mut h = tar::Header::new_gnu();
+            h.set_mode(mode);
+            h.set_size(1);
+            b.append_data(&mut h, path, &b"x"[..]).unwrap();
+        }
+        let files = layers::walk(&b.into_inner().unwrap()[..], None)
+            .unwrap()
+            .files;
+        let d = |c: char| format!("sha256:{}", c.to_string().repeat(64));
+        let text = |s: &str| Some(s.to_string());
+        Report {
+            schema: SCHEMA.into(),
+            version: VERSION,
+            tool: "partial-load test".into(),
+            created: "2026-01-01T00:00:00Z".into(),
+            bundle: BundleInfo {
+                name: "<b>.tgz".into(),
+                manifest: "<b>.tgz.manifest.json".into(),
+                manifest_sha256: d('a'),
+                created: "2026-01-01T00:00:00Z".into(),
+                made_by: "partial-save 0".into(),
+                site: None,
+                sequence: Some(2),
+                previous: Some(d('b')),
+                signed_by: text("ABCDEF"),
+                trusted_comment: text("<script>"),
+                approvals: vec![],
+                compression: "gzip".into(),
+                size: 1,
+                volumes: 1,
+                docker_loadable: true,
+                warnings: vec!["<i>warn</i>".into()],
+            },
+            base_source: BaseSource::None {
+                why: "--offline".into(),
+            },
+            images: vec![ImageReport {
+                id: d('c'),
+                tags: vec!["<script>:1".into()],
+                manifest_digest: Some(d('e')),
+                manifest_digest_from: text("bundle index.json"),
+                platform: text("linux/amd64"),
+                base: BaseInfo {
+                    chain_id: Some(d('f')),
+                    layers: 1,
+                    origin: text("image <base> (-e)"),
+                    found: None,
+                    note: text("base not available: cannot compare (--offline)"),
+                },
+                layers_total: 2,
+                layers_carried: 1,
+                bytes_carried: 10,
+                bytes_full: 20,
+                deltas: vec![],
+                layers: vec![LayerReport {
+                    position: 2,
+                    diff_id: d('1'),
+                    carried: true,
+                    size: Some(10),
+                    delta: false,
+                    files: Some(files),
+                    note: None,
+                }],
+                packages: PackageReport {
+                    status: "base_not_available".into(),
+                    manager: text("dpkg"),
+                    note: text("<pkg>"),
+                    changes: vec![packages::PackageChange {
+                        name: "<script>pkg".into(),
+                        old: None,
+                        new: text("1<2"),
+                    }],
+                    installed: 1,
+                },
+                config: ConfigReport {
+                    status: "base_not_available".into(),
+                    changes: vec![config_diff::ConfigChange {
+                        field: "labels".into(),
+                        key: text("<script>"),
+                        old: None,
+                        new: text("</td><script>alert(1)</script>"),
+                    }],
+                },
+            }],
+        }
+    }
+
+    #[test]
+    fn the_page_shows_hostile_text_as_text_and_the_json_matches_its_schema() {
+        let r = hostile_report();
+        let json = serde_json::to_value(&r).unwrap();
+        crate::schema_files::assert_valid("report", "a report", &json);
+        let page = html::render(&r);
+        // The only tags are the page's own: none from the bundle's text.
+        for raw in ["<script", "<b>", "<i>", "<base>", "<pkg>", "</td><script"] {
+            assert!(!page.contains(raw), "{raw} unescaped in:\n{page}");
+        }
+        for shown in [
+            "srv/&lt;script&gt;alert(1)&lt;b&gt;.txt",
+            "a&quot;&#39;&amp;.sh",
+            "&lt;/td&gt;&lt;script&gt;alert(1)&lt;/script&gt;",
+            "1&lt;2",
+        ] {
+            assert!(page.contains(shown), "{shown} missing in:\n{page}");
+        }
+        // The setuid and world-writable lists are there, named.
+        assert!(
+            page.contains("Setuid: 1") && page.contains("World-writable: 1"),
+            "{page}"
+        );
+    }
+}
