@@ -156,20 +156,16 @@ mod tests {
     use super::model::*;
     use super::*;
 
+    fn d(c: char) -> String {
+        format!("sha256:{}", c.to_string().repeat(64))
+    }
+
+    fn text(s: &str) -> Option<String> {
+        Some(s.to_string())
+    }
+
     /// A report of one image whose layer, labels and tags carry hostile text.
     fn hostile_report() -> Report {
-        let mut b = tar::Builder::new(Vec::new());
-        for (path, mode) in [("srv/<script>alert(1)<b>.txt", 0o4755), ("a\"'&.sh", 0o777)] {
-            let mut h = tar::Header::new_gnu();
-            h.set_mode(mode);
-            h.set_size(1);
-            b.append_data(&mut h, path, &b"x"[..]).unwrap();
-        }
-        let files = layers::walk(&b.into_inner().unwrap()[..], None)
-            .unwrap()
-            .files;
-        let d = |c: char| format!("sha256:{}", c.to_string().repeat(64));
-        let text = |s: &str| Some(s.to_string());
         Report {
             schema: SCHEMA.into(),
             version: VERSION,
@@ -196,54 +192,72 @@ mod tests {
             base_source: BaseSource::None {
                 why: "--offline".into(),
             },
-            images: vec![ImageReport {
-                id: d('c'),
-                tags: vec!["<script>:1".into()],
-                manifest_digest: Some(d('e')),
-                manifest_digest_from: text("bundle index.json"),
-                platform: text("linux/amd64"),
-                base: BaseInfo {
-                    chain_id: Some(d('f')),
-                    layers: 1,
-                    origin: text("image <base> (-e)"),
-                    found: None,
-                    note: text("base not available: cannot compare (--offline)"),
-                },
-                layers_total: 2,
-                layers_carried: 1,
-                bytes_carried: 10,
-                bytes_full: 20,
-                deltas: vec![],
-                layers: vec![LayerReport {
-                    position: 2,
-                    diff_id: d('1'),
-                    carried: true,
-                    size: Some(10),
-                    delta: false,
-                    files: Some(files),
-                    note: None,
+            images: vec![hostile_image()],
+        }
+    }
+
+    fn hostile_layer() -> LayerReport {
+        let mut b = tar::Builder::new(Vec::new());
+        for (path, mode) in [("srv/<script>alert(1)<b>.txt", 0o4755), ("a\"'&.sh", 0o777)] {
+            let mut h = tar::Header::new_gnu();
+            h.set_mode(mode);
+            h.set_size(1);
+            b.append_data(&mut h, path, &b"x"[..]).unwrap();
+        }
+        let files = layers::walk(&b.into_inner().unwrap()[..], None)
+            .unwrap()
+            .files;
+        LayerReport {
+            position: 2,
+            diff_id: d('1'),
+            carried: true,
+            size: Some(10),
+            delta: false,
+            files: Some(files),
+            note: None,
+        }
+    }
+
+    fn hostile_image() -> ImageReport {
+        ImageReport {
+            id: d('c'),
+            tags: vec!["<script>:1".into()],
+            manifest_digest: Some(d('e')),
+            manifest_digest_from: text("bundle index.json"),
+            platform: text("linux/amd64"),
+            base: BaseInfo {
+                chain_id: Some(d('f')),
+                layers: 1,
+                origin: text("image <base> (-e)"),
+                found: None,
+                note: text("base not available: cannot compare (--offline)"),
+            },
+            layers_total: 2,
+            layers_carried: 1,
+            bytes_carried: 10,
+            bytes_full: 20,
+            deltas: vec![],
+            layers: vec![hostile_layer()],
+            packages: PackageReport {
+                status: "base_not_available".into(),
+                manager: text("dpkg"),
+                note: text("<pkg>"),
+                changes: vec![packages::PackageChange {
+                    name: "<script>pkg".into(),
+                    old: None,
+                    new: text("1<2"),
                 }],
-                packages: PackageReport {
-                    status: "base_not_available".into(),
-                    manager: text("dpkg"),
-                    note: text("<pkg>"),
-                    changes: vec![packages::PackageChange {
-                        name: "<script>pkg".into(),
-                        old: None,
-                        new: text("1<2"),
-                    }],
-                    installed: 1,
-                },
-                config: ConfigReport {
-                    status: "base_not_available".into(),
-                    changes: vec![config_diff::ConfigChange {
-                        field: "labels".into(),
-                        key: text("<script>"),
-                        old: None,
-                        new: text("</td><script>alert(1)</script>"),
-                    }],
-                },
-            }],
+                installed: 1,
+            },
+            config: ConfigReport {
+                status: "base_not_available".into(),
+                changes: vec![config_diff::ConfigChange {
+                    field: "labels".into(),
+                    key: text("<script>"),
+                    old: None,
+                    new: text("</td><script>alert(1)</script>"),
+                }],
+            },
         }
     }
 

@@ -62,7 +62,7 @@ pub fn scan_bundle(
             let scan = layers::walk(decompressed(t.data())?, lower.as_deref())
                 .with_context(|| format!("reading layer {d} of the bundle"))?;
             io::copy(&mut t.data(), &mut io::sink())?;
-            out.layers.insert(d, scan);
+            out.layers.insert(d, without_paths(scan));
         } else if head.size <= MAX_JSON {
             let bytes = t.read_all(MAX_JSON)?;
             if let Some(id) = manifest_config(&bytes) {
@@ -148,6 +148,13 @@ pub fn scan_export(r: impl Read, id: &Digest, wanted: &BTreeSet<Digest>) -> Resu
         ));
     }
     Ok(out)
+}
+
+/// What a carried layer is kept for: its lists and package databases, not its path hashes.
+fn without_paths(mut scan: LayerScan) -> LayerScan {
+    scan.written_paths = Vec::new();
+    scan.removed_paths = Vec::new();
+    scan
 }
 
 /// What a base layer is kept for: its path hashes and package databases, not its lists.
