@@ -285,4 +285,59 @@ mod tests {
             "{page}"
         );
     }
+
+    /// A layer tar of `n` empty files, generated as it is read (never held whole).
+    struct ManyFiles {
+        n: usize,
+        next: usize,
+        block: Vec<u8>,
+        pos: usize,
+    }
+
+    impl io::Read for ManyFiles {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            if self.pos == self.block.len() {
+                self.pos = 0;
+                self.block = if self.next < self.n {
+                    let mut h = tar::Header::new_gnu();
+                    h.set_path(format!("data/dir{}/file{}", self.next / 1000, self.next))?;
+                    h.set_mode(0o644);
+                    h.set_size(0);
+                    h.set_cksum();
+                    self.next += 1;
+                    h.as_bytes().to_vec()
+                } else if self.next == self.n {
+                    self.next += 1;
+                    vec![0; 1024]
+                } else {
+                    return Ok(0);
+                };
+            }
+            let k = buf.len().min(self.block.len() - self.pos);
+            buf[..k].copy_from_slice(&self.block[self.pos..self.pos + k]);
+            self.pos += k;
+            Ok(k)
+        }
+    }
+
+    #[test]
+    fn a_layer_of_200k_files_keeps_the_page_usable() {
+        let n = 200_000;
+        let r = ManyFiles {
+            n,
+            next: 0,
+            block: Vec::new(),
+            pos: 0,
+        };
+        let scan = layers::walk(r, None).unwrap();
+        assert_eq!(scan.files.entries, n as u64);
+        assert_eq!(scan.files.files.items.len(), layers::MAX_LISTED);
+        assert_eq!(scan.files.files.more, (n - layers::MAX_LISTED) as u64);
+        let mut report = hostile_report();
+        report.images[0].layers[0].files = Some(scan.files);
+        let page = html::render(&report);
+        assert!(page.contains("195000 more entries"), "no count of the rest");
+        // About 150 bytes a listed row: a page of a few MiB, whatever the layer's size.
+        assert!(page.len() < 2 << 20, "{} bytes", page.len());
+    }
 }

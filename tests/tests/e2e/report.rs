@@ -327,10 +327,10 @@ fn render_in_chromium(html: &Path, d: &Path) {
 /// How many distinct colours the PNG at `path` has.
 fn distinct_colours(path: &Path) -> usize {
     let file = std::fs::File::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let mut dec = png::Decoder::new(file);
+    let mut dec = png::Decoder::new(std::io::BufReader::new(file));
     dec.set_transformations(png::Transformations::EXPAND);
     let mut reader = dec.read_info().unwrap();
-    let mut buf = vec![0; reader.output_buffer_size()];
+    let mut buf = vec![0; reader.output_buffer_size().expect("a PNG of sensible size")];
     let info = reader.next_frame(&mut buf).unwrap();
     let px = info.color_type.samples() * usize::from(info.bit_depth as u8).div_ceil(8);
     let set: std::collections::HashSet<&[u8]> = buf[..info.buffer_size()].chunks(px).collect();
