@@ -4,7 +4,8 @@
 //! air-gapped daemon holding the base (packages and config compared), without a daemon (says it
 //! cannot compare), and refused for a tampered bundle or a wrong key with nothing written. The
 //! HTML is rendered in headless chromium: its text must hold the package names and versions,
-//! its screenshot must not be blank (`PARTIAL_WRITE_DOCS=1` copies it to docs/report.png).
+//! its screenshot must not be blank (`PARTIAL_WRITE_DOCS=1` copies it to docs/report.png). A delta
+//! layer is rebuilt from the daemon's reference and walked; offline the report says it cannot.
 
 use partial_tests::cli::{keygen, load, Export, Run};
 use partial_tests::fixtures::TarBuilder;
@@ -335,4 +336,83 @@ fn distinct_colours(path: &Path) -> usize {
     let px = info.color_type.samples() * usize::from(info.bit_depth as u8).div_ceil(8);
     let set: std::collections::HashSet<&[u8]> = buf[..info.buffer_size()].chunks(px).collect();
     set.len()
+}
+
+/// `dapp:1` and `dapp:2` on `rbase:1`: the same 24 MiB tree, one file changed in the second.
+fn build_delta_fixture(pair: &partial_tests::DaemonPair) {
+    let base = TarBuilder::new()
+        .dir("var")
+        .dir("var/lib")
+        .dir("var/lib/dpkg")
+        .file("var/lib/dpkg/status", BASE_STATUS.as_bytes())
+        .finish();
+    pair.source
+        .import_tar(&base, "rbase:1")
+        .expect("import rbase:1");
+    let tree = partial_tests::layer_files(9, "app", 96, 256 << 10, partial_tests::Content::Random);
+    pair.source
+        .build("dapp:1", "rbase:1", std::slice::from_ref(&tree))
+        .unwrap();
+    let mut changed = tree;
+    changed[48].1 = b"one small file changed in the rebuild\n".to_vec();
+    pair.source.build("dapp:2", "rbase:1", &[changed]).unwrap();
+}
+
+#[test]
+fn a_delta_layer_is_walked_when_the_daemon_holds_its_reference() {
+    let pair = partial_tests::require_daemons!();
+    build_delta_fixture(&pair);
+    give_airgap(&pair, &["dapp:1"]);
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_path_buf();
+    let b = Export::new(pair.source.host(), &d, "delta.tgz")
+        .images(&["dapp:2"])
+        .base(&["-e", "dapp:1"])
+        .args(&["--delta"])
+        .bundle();
+    let key = s(&d.join("team.pub"));
+    let airgap = pair.airgap.host();
+    let r = json_of(&load(&["report", &s(&b), "--key", &key, "-H", &airgap, "--json"]).ok());
+    schema::assert_valid("report", "the report of a delta bundle", &r);
+    let img = &r["images"][0];
+    assert_eq!(img["deltas"].as_array().unwrap().len(), 1, "{img:#}");
+    assert_eq!(r["bundle"]["docker_loadable"], false);
+    let layer = img["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["delta"] == true)
+        .unwrap();
+    let f = &layer["files"];
+    // Rebuilt from the daemon's reference and walked: against the image's own base (rbase:1),
+    // every file of the tree is new.
+    let listed = f["files"]["items"].as_array().unwrap();
+    assert!(
+        listed
+            .iter()
+            .any(|i| i["path"] == "app/file048" && i["change"] == "added"),
+        "{f:#}"
+    );
+    assert_eq!(
+        (f["entries"].as_u64(), f["added"].as_u64()),
+        (Some(97), Some(97)),
+        "{f:#}"
+    );
+    // The package database is the base's: unchanged.
+    assert_eq!(img["packages"]["status"], "unchanged");
+
+    // Offline: the delta cannot be rebuilt; the report says so instead of listing files.
+    let r = json_of(&load(&["report", &s(&b), "--key", &key, "--offline", "--json"]).ok());
+    let layer = r["images"][0]["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["delta"] == true)
+        .unwrap()
+        .clone();
+    assert_eq!(layer["files"], Value::Null);
+    assert!(
+        layer["note"].as_str().unwrap().contains("delta layer"),
+        "{layer:#}"
+    );
 }
