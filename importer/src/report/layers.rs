@@ -22,9 +22,9 @@ pub const LARGEST: usize = 20;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Change {
-    /// No lower layer has the path.
+    /// The base (the layers left out) lacks the path.
     Added,
-    /// A lower layer has the path; this one replaces it.
+    /// The base has the path; this layer replaces it.
     Changed,
     /// Added or changed: the lower layers could not be read.
     Written,
