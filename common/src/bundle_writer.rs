@@ -10,6 +10,7 @@
 
 use crate::archive::tarstream::TarWriter;
 use crate::archive::ArchiveError;
+use crate::destination::ImageDestination;
 use crate::digest::Digest;
 use crate::image::{Image, MEDIA_CONFIG, MEDIA_INDEX, MEDIA_MANIFEST};
 use crate::reference::qualified;
@@ -181,6 +182,29 @@ fn split_tag(t: &str) -> (&str, &str) {
     match t[slash..].rfind(':') {
         Some(i) => (&t[..slash + i], &t[slash + i + 1..]),
         None => (t, "latest"),
+    }
+}
+
+/// The checked archive as a destination: configs and blobs written as they come, the metadata
+/// at the commit; the writer's output and the archive's size are what a commit gives back.
+impl<W: Write> ImageDestination for BundleWriter<W> {
+    type Committed = (W, u64);
+
+    fn put_config(&mut self, _id: &Digest, bytes: &[u8]) -> Result<(), ArchiveError> {
+        self.write_small_blob(bytes).map(|_| ())
+    }
+
+    fn put_blob(
+        &mut self,
+        d: &Digest,
+        size: u64,
+        mut data: &mut dyn Read,
+    ) -> Result<(), ArchiveError> {
+        self.write_blob(d, size, &mut data, |_| {})
+    }
+
+    fn commit(self, images: &[Image]) -> Result<(W, u64), ArchiveError> {
+        self.finish(images)
     }
 }
 

@@ -73,6 +73,89 @@ pub struct Image {
     pub layers: Vec<Layer>,
     /// Other digests naming this image in its source: its OCI manifest, the indexes above it.
     pub aliases: Vec<Digest>,
+    /// The image manifest as a registry served it, when the image came from one.
+    pub source_manifest: Option<SourceManifest>,
+    /// Signatures, attestations and SBOMs attached to it in its source registry.
+    pub attached: Vec<Attached>,
+}
+
+/// The tag suffixes of cosign's tag scheme: a signature, an attestation, an SBOM.
+pub const ATTACHED_SUFFIXES: [&str; 3] = ["sig", "att", "sbom"];
+
+/// The largest blob of an attached manifest carried (inside the signed manifest, so small).
+pub const MAX_ATTACHED_BLOB: u64 = 4 << 20;
+
+/// The tag under which cosign's tag scheme attaches `suffix` to the image manifest `digest`:
+/// `sha256-<hex>.sig`.
+pub fn attached_tag(digest: &Digest, suffix: &str) -> String {
+    format!("sha256-{}.{suffix}", digest.hex())
+}
+
+/// A manifest attached to an image by cosign's tag scheme in its source registry (see
+/// [`attached_tag`]), with every blob it names. Signatures and attestations are small, so they
+/// travel inside the signed manifest, each blob at most [`MAX_ATTACHED_BLOB`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Attached {
+    /// Its tag in the source repository.
+    pub tag: String,
+    pub manifest: SourceManifest,
+    /// The config and layers it names, in its order.
+    pub blobs: Vec<AttachedBlob>,
+}
+
+/// A blob of an attached manifest, its bytes base64-encoded.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AttachedBlob {
+    pub digest: Digest,
+    pub base64: String,
+}
+
+impl AttachedBlob {
+    pub fn new(bytes: &[u8]) -> Self {
+        use base64::Engine as _;
+        AttachedBlob {
+            digest: Digest::of_bytes(bytes),
+            base64: base64::engine::general_purpose::STANDARD.encode(bytes),
+        }
+    }
+
+    /// The bytes, which must hash to `digest`; `Err` says what is wrong.
+    pub fn bytes(&self) -> Result<Vec<u8>, String> {
+        use base64::Engine as _;
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(&self.base64)
+            .map_err(|e| format!("blob {} is not base64: {e}", self.digest))?;
+        let actual = Digest::of_bytes(&bytes);
+        if actual != self.digest {
+            return Err(format!("blob {} hashes to {actual}", self.digest));
+        }
+        Ok(bytes)
+    }
+}
+
+/// An image manifest as its source stored it, byte for byte, so that a registry push can write
+/// the very same manifest, and so give the image the same digest, when every blob it names is
+/// there as stored. It travels in the signed manifest; a push checks it against the image's
+/// config and layers before using it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SourceManifest {
+    pub media_type: String,
+    /// The sha256 of `text`'s bytes: the image's digest in its source.
+    pub digest: Digest,
+    /// The manifest's exact bytes (JSON, so UTF-8 text).
+    pub text: String,
+}
+
+impl SourceManifest {
+    /// The manifest `bytes` of `media_type`; `None` when they are not UTF-8 (no JSON document
+    /// is not).
+    pub fn new(media_type: &str, bytes: &[u8]) -> Option<Self> {
+        Some(SourceManifest {
+            media_type: media_type.to_string(),
+            digest: Digest::of_bytes(bytes),
+            text: String::from_utf8(bytes.to_vec()).ok()?,
+        })
+    }
 }
 
 impl Image {
@@ -93,6 +176,8 @@ impl Image {
             tags,
             layers,
             aliases: Vec::new(),
+            source_manifest: None,
+            attached: Vec::new(),
         }
     }
 

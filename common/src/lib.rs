@@ -1,7 +1,8 @@
 //! Shared library of `partial-save` and `partial-load`: digests and chain IDs, the image model
 //! (`image`) and its sources (`source`: daemon, archive files of every writer, OCI layouts), what
 //! a destination holds, reading archives (`archive`), the engine that streams a source into a
-//! bundle (`engine`, `bundle_writer`), the plan, the signed bundle manifest, the inventory, the
+//! bundle (`engine`, `bundle_writer`), where a checked bundle goes (`destination`: the checked
+//! archive, a registry), the plan, the signed bundle manifest, the inventory, the
 //! send ledger, the images of Helm charts (`chart`), the exit codes and the tables behind `--help`
 //! and the man pages (`exit`, `help`), signing, compression, atomic and split
 //! output, daemon access, the registry client (`registry`), layer deltas (`delta`), the size
@@ -13,6 +14,7 @@ pub mod bundle_writer;
 pub mod codec;
 pub mod daemon;
 pub mod delta;
+pub mod destination;
 pub mod digest;
 pub mod engine;
 pub mod exit;

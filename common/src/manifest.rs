@@ -108,6 +108,16 @@ pub struct Image {
     pub id: Digest,
     pub tags: Vec<String>,
     pub layers: Vec<Layer>,
+    /// The image manifest, byte for byte, as the registry it came from served it: what
+    /// `partial-load push` writes when every blob it names is at the destination as stored, so
+    /// the image keeps its digest. Absent for images from daemons and archives.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_manifest: Option<crate::image::SourceManifest>,
+    /// Signatures, attestations and SBOMs attached to the image in its registry by cosign's tag
+    /// scheme, each manifest with its blobs: `push` writes them next to the image when it keeps
+    /// the image's digest.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attached: Vec<crate::image::Attached>,
 }
 
 /// A chain the destination must hold before the bundle can load.
@@ -253,6 +263,8 @@ impl BundleManifest {
                         delta: l.delta.clone(),
                     })
                     .collect(),
+                source_manifest: img.source_manifest.clone(),
+                attached: img.attached.clone(),
             })
             .collect();
         let required_base = plan
@@ -466,6 +478,8 @@ pub(crate) mod tests {
                 id: Digest::of_bytes(b"cfg"),
                 tags: vec!["app:2".into()],
                 layers,
+                source_manifest: None,
+                attached: Vec::new(),
             }],
             blobs_carried: 1,
             bytes_carried: 200,

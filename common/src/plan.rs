@@ -99,6 +99,12 @@ pub struct PlannedImage {
     pub id: Digest,
     pub tags: Vec<String>,
     pub layers: Vec<PlannedLayer>,
+    /// The image manifest as its registry served it (registry sources).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_manifest: Option<crate::image::SourceManifest>,
+    /// Signatures, attestations and SBOMs attached to it in its registry.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attached: Vec<crate::image::Attached>,
 }
 
 /// The whole plan of one export.

@@ -237,6 +237,11 @@ pub struct SaveArgs {
     /// (default: this machine's, e.g. linux/amd64).
     #[arg(long, value_name = "OS/ARCH[/VARIANT]")]
     pub platform: Option<String>,
+    /// Leave out the signatures, attestations and SBOMs that cosign's tag scheme attaches to
+    /// images read from a registry (`sha256-<digest>.sig`, `.att`, `.sbom`), which are carried
+    /// by default.
+    #[arg(long = "no-attached")]
+    pub no_attached: bool,
     /// Compression of the bundle: gzip (loads with plain `docker load`), zstd, none.
     #[arg(long, value_name = "CODEC", default_value = "gzip")]
     pub compression: String,

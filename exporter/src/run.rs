@@ -425,14 +425,16 @@ async fn open_registries(
     let opts = select::registry_options(&args.registry, args.idle_timeout)?;
     let mut refs = None;
     if !excludes.is_empty() {
-        let src = select::open_registry(excludes, &opts, platform, args.idle_timeout, "-e").await?;
+        let idle = (args.idle_timeout, false);
+        let src = select::open_registry(excludes, &opts, platform, idle, "-e").await?;
         select::registry_excludes(&src, excludes, have)?;
         refs = args.delta.then_some(src);
     }
     if images.is_empty() {
         return Ok((None, refs));
     }
-    let src = select::open_registry(images, &opts, platform, args.idle_timeout, "-i").await?;
+    let idle = (args.idle_timeout, !args.no_attached);
+    let src = select::open_registry(images, &opts, platform, idle, "-i").await?;
     Ok((Some(src), refs))
 }
 

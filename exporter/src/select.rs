@@ -232,19 +232,23 @@ pub fn registry_options(args: &RegistryArgs, idle: u64) -> Result<RegistryOption
 }
 
 /// Resolves `docker://` references in their registries (`what`, e.g. `-i`, names the flag in
-/// messages).
+/// messages), with the manifests attached to them when `attached`; says what was left out.
 pub async fn open_registry(
     refs: &[String],
     opts: &RegistryOptions,
     platform: &Platform,
-    idle: u64,
+    (idle, attached): (u64, bool),
     what: &str,
 ) -> Result<RegistrySource> {
-    RegistrySource::open(refs, opts, platform, Duration::from_secs(idle))
+    let src = RegistrySource::open(refs, opts, platform, Duration::from_secs(idle), attached)
         .await
         .map_err(|e| {
             crate::registry_failure(e).context(format!("resolving {what} {}", refs.join(" ")))
-        })
+        })?;
+    for w in &src.warnings {
+        eprintln!("warning: {}", partial_common::text::escape(w));
+    }
+    Ok(src)
 }
 
 /// Adds the `-e docker://…` images, resolved in `src`, to `have`.

@@ -9,7 +9,6 @@
 //! the signature covers the manifest (which fixes every file's hash), so an approval copied next
 //! to another bundle does not verify. The key that signed the build never counts as an approver.
 
-use crate::bundle::Bundle;
 use crate::errors::verify_failed;
 use anyhow::{bail, Context, Result};
 use partial_common::limits;
@@ -80,17 +79,26 @@ impl Required {
     }
 }
 
-/// Checks that `bundle` (its manifest's exact `bytes`) has the approvals `req` asks for; returns
-/// the valid ones. Exit 3 naming who approved and who did not, and why files were not counted.
-pub fn check(bundle: &Bundle, bytes: &[u8], req: &Required) -> Result<Vec<Approval>> {
+/// What an approval is checked against: the manifest (where it lies, its exact bytes and their
+/// sha256) and the key that signed the build, which may not approve.
+pub struct Subject<'a> {
+    pub manifest_path: &'a Path,
+    pub bytes: &'a [u8],
+    pub manifest_sha256: &'a Digest,
+    pub builder: Option<&'a str>,
+}
+
+/// Checks that the manifest of `subject` has the approvals `req` asks for; returns the valid
+/// ones. Exit 3 naming who approved and who did not, and why files were not counted.
+pub fn check(subject: &Subject, req: &Required) -> Result<Vec<Approval>> {
     if req.count == 0 {
         return Ok(Vec::new());
     }
-    let builder = bundle.signature.as_ref().map(|s| s.key_id.as_str());
     let mut valid: Vec<Approval> = Vec::new();
     let mut rejected = Vec::new();
-    for file in approval_files(&bundle.manifest_path)? {
-        match check_one(&file, bytes, &bundle.manifest_sha256, &req.keys, builder) {
+    for file in approval_files(subject.manifest_path)? {
+        let (bytes, sha) = (subject.bytes, subject.manifest_sha256);
+        match check_one(&file, bytes, sha, &req.keys, subject.builder) {
             Ok(key_id) if !valid.iter().any(|a| a.key_id == key_id) => valid.push(Approval {
                 key_id,
                 file: file.display().to_string(),
@@ -182,16 +190,11 @@ fn check_one(
     Ok(v.key_id)
 }
 
-/// Refuses approving with the key that signed the build.
-pub fn refuse_self_approval(bundle: &Bundle, reviewer: &str) -> Result<()> {
-    if bundle
-        .signature
-        .as_ref()
-        .is_some_and(|s| s.key_id == reviewer)
-    {
+/// Refuses approving bundle `name` with the key that signed the build (`builder`).
+pub fn refuse_self_approval(name: &str, builder: Option<&str>, reviewer: &str) -> Result<()> {
+    if builder == Some(reviewer) {
         bail!(
-            "key {reviewer} signed {} itself: an approval must come from another person's key",
-            bundle.name()
+            "key {reviewer} signed {name} itself: an approval must come from another person's key"
         );
     }
     Ok(())

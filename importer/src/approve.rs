@@ -30,7 +30,7 @@ pub async fn run(args: ApproveArgs) -> Result<()> {
     }
     let sk = open_secret_key(&args.sign_key)?;
     let reviewer = sign::parse_public_key(&sign::public_key_text(&sk)?)?;
-    approval::refuse_self_approval(&bundle, reviewer.key_id())
+    approval::refuse_self_approval(&bundle.name(), bundle.signer(), reviewer.key_id())
         .map_err(|e| verify_failed(e.to_string()))?;
     let out = approval::approval_path(&bundle.manifest_path, reviewer.key_id());
     if out.exists() && !args.force {

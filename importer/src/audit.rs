@@ -11,7 +11,6 @@
 //! interleave or fork the chain) and fsynced. What a command learns (the bundle it opened) is
 //! noted as it goes ([`note_bundle`]), and `main` writes the line when the command ends.
 
-use crate::bundle::Bundle;
 use anyhow::{bail, Context, Result};
 use partial_common::Digest;
 use serde::{Deserialize, Serialize};
@@ -97,32 +96,11 @@ fn libc_nofollow() -> i32 {
     rustix::fs::OFlags::NOFOLLOW.bits() as i32
 }
 
-/// Notes the bundle a command opened (its signer, approvals, images).
-pub fn note_bundle(b: &Bundle) {
+/// Notes the bundle a command opened (its signer, approvals, images), as `bundle` describes it.
+pub fn note_bundle(facts: BundleFacts) {
     let mut log = LOG.lock().unwrap_or_else(|p| p.into_inner());
     if let Some(open) = log.as_mut() {
-        open.bundle = Some(BundleFacts {
-            name: b.name(),
-            sha256: b.manifest.bundle.sha256.to_string(),
-            manifest_sha256: b.manifest_sha256.to_string(),
-            sequence: b.manifest.sequence,
-            site: b
-                .manifest
-                .site
-                .as_ref()
-                .map(|s| format!("{} ({})", s.name, s.id)),
-            signer: b.signature.as_ref().map(|s| s.key_id.clone()),
-            approvers: b.approvals.iter().map(|a| a.key_id.clone()).collect(),
-            images: b
-                .manifest
-                .images
-                .iter()
-                .map(|i| ImageFacts {
-                    id: i.id.to_string(),
-                    tags: i.tags.clone(),
-                })
-                .collect(),
-        });
+        open.bundle = Some(facts);
     }
 }
 

@@ -1,13 +1,20 @@
 //! The base check: every chain the bundle expects at the destination must exist on this daemon
 //! (chains computed from all local images). Missing ones are listed with the image they came from
 //! and what to do about it (and, for the reference of a delta layer, which layer needs it).
+//! Where a command needs the base layers themselves (rehydrate, delta references), the daemon's
+//! export of the fewest images holding them ([`export_holding`]).
 
 use anyhow::Result;
 use partial_common::daemon::{Daemon, ImageMeta};
 use partial_common::exit::{self, Coded};
 use partial_common::manifest::{BundleManifest, RequiredBase};
+use partial_common::stream::ChannelReader;
 use partial_common::Digest;
 use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+/// Silence that ends the read of the daemon's export (as `partial-save`'s `--idle-timeout`).
+const EXPORT_IDLE: Duration = Duration::from_secs(600);
 
 /// The required base chains the daemon lacks.
 pub fn missing<'a>(manifest: &'a BundleManifest, local: &[ImageMeta]) -> Vec<&'a RequiredBase> {
@@ -99,4 +106,16 @@ pub fn images_holding<'a>(
         chosen.push(best);
     }
     Ok(chosen.iter().map(|i| i.id.to_string()).collect())
+}
+
+/// The daemon's export (streamed on its own task) of the fewest local images that hold
+/// `chains`, with the IDs of the images exported; exit 4 when no image holds one of them.
+pub fn export_holding<'a>(
+    daemon: &Daemon,
+    chains: impl IntoIterator<Item = &'a Digest>,
+    local: &[ImageMeta],
+) -> Result<(Vec<String>, ChannelReader)> {
+    let names = images_holding(chains, local)?;
+    let reader = ChannelReader::spawn(daemon.export(&names), EXPORT_IDLE);
+    Ok((names, reader))
 }

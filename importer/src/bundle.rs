@@ -8,6 +8,7 @@
 //! size caps of `partial_common::limits`, before anything in them is trusted.
 
 use crate::approval;
+use crate::audit;
 use crate::cli::BundleArgs;
 use crate::errors::verify_failed;
 use anyhow::Result;
@@ -58,6 +59,43 @@ impl Bundle {
     pub fn dir(&self) -> &Path {
         self.files.dir()
     }
+
+    /// The key ID that signed the build, when signed.
+    pub fn signer(&self) -> Option<&str> {
+        self.signature.as_ref().map(|s| s.key_id.as_str())
+    }
+
+    /// What approvals of this bundle are checked against.
+    fn approval_subject(&self) -> approval::Subject<'_> {
+        approval::Subject {
+            manifest_path: &self.manifest_path,
+            bytes: &self.manifest_bytes,
+            manifest_sha256: &self.manifest_sha256,
+            builder: self.signer(),
+        }
+    }
+
+    /// What the audit log records of this bundle.
+    fn audit_facts(&self) -> audit::BundleFacts {
+        let m = &self.manifest;
+        audit::BundleFacts {
+            name: self.name(),
+            sha256: m.bundle.sha256.to_string(),
+            manifest_sha256: self.manifest_sha256.to_string(),
+            sequence: m.sequence,
+            site: m.site.as_ref().map(|s| format!("{} ({})", s.name, s.id)),
+            signer: self.signer().map(str::to_string),
+            approvers: self.approvals.iter().map(|a| a.key_id.clone()).collect(),
+            images: m
+                .images
+                .iter()
+                .map(|i| audit::ImageFacts {
+                    id: i.id.to_string(),
+                    tags: i.tags.clone(),
+                })
+                .collect(),
+        }
+    }
 }
 
 /// Opens the bundle: reads the manifest, checks the signature, checks the volumes exist with
@@ -88,9 +126,9 @@ pub fn open(args: &BundleArgs) -> Result<Bundle> {
         manifest_bytes,
         approvals: Vec::new(),
     };
-    crate::audit::note_bundle(&bundle);
-    bundle.approvals = approval::check(&bundle, &bundle.manifest_bytes, &required)?;
-    crate::audit::note_bundle(&bundle);
+    audit::note_bundle(bundle.audit_facts());
+    bundle.approvals = approval::check(&bundle.approval_subject(), &required)?;
+    audit::note_bundle(bundle.audit_facts());
     Ok(bundle)
 }
 

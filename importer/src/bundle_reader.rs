@@ -299,7 +299,7 @@ pub fn checked_stream(
 
 /// An error of the checked source as the pipe hands it on: `InvalidData` when the bundle is at
 /// fault, else the kind of the I/O error behind it.
-fn checked_err(label: &str, e: BundleSourceError) -> io::Error {
+pub fn checked_err(label: &str, e: BundleSourceError) -> io::Error {
     let kind = match &e {
         _ if e.is_bundles_fault() => io::ErrorKind::InvalidData,
         BundleSourceError::Write(w) => w.kind(),

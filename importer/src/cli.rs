@@ -308,6 +308,11 @@ pub struct PushArgs {
     /// compressed are pushed as they are.
     #[arg(long, value_name = "CODEC", value_enum, default_value_t = LayerCompression::Gzip)]
     pub layer_compression: LayerCompression,
+    /// Push images that came from a registry even when their source manifest cannot be kept
+    /// (the registry holds a base layer as another blob): their manifests are re-made and their
+    /// digests change, with a warning naming them. Without it such a push is refused (exit 4).
+    #[arg(long)]
+    pub allow_new_digest: bool,
     #[command(flatten)]
     pub connection: RegistryArgs,
 }

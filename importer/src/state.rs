@@ -298,56 +298,7 @@ fn check_series(args: &SequenceArgs, bundle: &Bundle, update: bool) -> Result<Se
         .map_or(UNSIGNED, |s| s.key_id.as_str());
     let last = state.find(key_id, &site.id).cloned();
     let standing = standing(last.as_ref(), sequence, m.previous.as_ref());
-    // The site's name comes from the manifest, the load times from the state file: escaped.
-    let name = escape(&site.name);
-    let mut gap_needed = Vec::new();
-    match (&standing, &last) {
-        (Standing::Older, Some(l)) => {
-            let what = if l.sequence == sequence && l.manifest_sha256 == bundle.manifest_sha256 {
-                format!(
-                    "bundle {sequence} of {name} was already loaded on {}",
-                    l.loaded
-                )
-            } else if l.sequence == sequence {
-                format!(
-                    "bundle {sequence} of {name} is not newer than bundle {}, loaded on {} \
-                     (and its manifest differs)",
-                    l.sequence, l.loaded
-                )
-            } else {
-                format!(
-                    "bundle {sequence} of {name} is older than bundle {}, loaded on {}",
-                    l.sequence, l.loaded
-                )
-            };
-            refuse_unless(args.allow_rollback, what, &state_path)?;
-        }
-        (Standing::Fork, Some(l)) => {
-            let what = format!(
-                "bundle {sequence} of {name} does not follow bundle {}, loaded on {}: it names \
-                 {} as the previous manifest, bundle {}'s was {}",
-                l.sequence,
-                l.loaded,
-                m.previous
-                    .as_ref()
-                    .map_or_else(|| "none".to_string(), Digest::to_string),
-                l.sequence,
-                l.manifest_sha256
-            );
-            refuse_unless(args.allow_rollback, what, &state_path)?;
-        }
-        (Standing::Gap { from, to }, Some(l)) => {
-            gap_needed = delivered_by(m, *from, *to);
-            eprintln!(
-                "warning: {} of {name} never arrived here: this is bundle {sequence}, the last \
-                 loaded is bundle {}, on {}",
-                bundles(*from, *to),
-                l.sequence,
-                escape(&l.loaded)
-            );
-        }
-        _ => {}
-    }
+    let gap_needed = judge(args, bundle, &standing, last.as_ref(), &state_path)?;
     Ok(Series(Some(Tracked {
         lock,
         state_path,
@@ -362,6 +313,76 @@ fn check_series(args: &SequenceArgs, bundle: &Bundle, update: bool) -> Result<Se
         gap_needed,
         last,
     })))
+}
+
+/// Refuses (unless `--allow-rollback`) a bundle that is older than or forks from the last one
+/// loaded; warns of a gap and returns what the bundles of the gap would have delivered.
+fn judge(
+    args: &SequenceArgs,
+    bundle: &Bundle,
+    standing: &Standing,
+    last: Option<&SeriesState>,
+    state_path: &Path,
+) -> Result<Vec<u64>> {
+    let m = &bundle.manifest;
+    let (Some(site), Some(sequence), Some(l)) = (&m.site, m.sequence, last) else {
+        return Ok(Vec::new());
+    };
+    // The site's name comes from the manifest, the load times from the state file: escaped.
+    let name = escape(&site.name);
+    match standing {
+        Standing::Older => {
+            let what = older_message(l, sequence, &name, &bundle.manifest_sha256);
+            refuse_unless(args.allow_rollback, what, state_path)?;
+        }
+        Standing::Fork => {
+            let what = format!(
+                "bundle {sequence} of {name} does not follow bundle {}, loaded on {}: it names \
+                 {} as the previous manifest, bundle {}'s was {}",
+                l.sequence,
+                l.loaded,
+                m.previous
+                    .as_ref()
+                    .map_or_else(|| "none".to_string(), Digest::to_string),
+                l.sequence,
+                l.manifest_sha256
+            );
+            refuse_unless(args.allow_rollback, what, state_path)?;
+        }
+        Standing::Gap { from, to } => {
+            eprintln!(
+                "warning: {} of {name} never arrived here: this is bundle {sequence}, the last \
+                 loaded is bundle {}, on {}",
+                bundles(*from, *to),
+                l.sequence,
+                escape(&l.loaded)
+            );
+            return Ok(delivered_by(m, *from, *to));
+        }
+        Standing::First | Standing::Next => {}
+    }
+    Ok(Vec::new())
+}
+
+/// Why bundle `sequence` is not newer than `l`, the last loaded.
+fn older_message(l: &SeriesState, sequence: u64, name: &str, manifest_sha256: &Digest) -> String {
+    if l.sequence == sequence && l.manifest_sha256 == *manifest_sha256 {
+        format!(
+            "bundle {sequence} of {name} was already loaded on {}",
+            l.loaded
+        )
+    } else if l.sequence == sequence {
+        format!(
+            "bundle {sequence} of {name} is not newer than bundle {}, loaded on {} \
+             (and its manifest differs)",
+            l.sequence, l.loaded
+        )
+    } else {
+        format!(
+            "bundle {sequence} of {name} is older than bundle {}, loaded on {}",
+            l.sequence, l.loaded
+        )
+    }
 }
 
 fn refuse_unless(allowed: bool, what: String, state_path: &Path) -> Result<()> {

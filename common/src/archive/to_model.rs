@@ -68,6 +68,8 @@ impl ArchiveIndex {
                 .chain(&img.index_digests)
                 .cloned()
                 .collect(),
+            source_manifest: None,
+            attached: Vec::new(),
         }
     }
 

@@ -92,6 +92,8 @@ impl<'a> Expected<'a> {
                     })
                     .collect(),
                 aliases: Vec::new(),
+                source_manifest: None,
+                attached: Vec::new(),
             })
             .collect()
     }

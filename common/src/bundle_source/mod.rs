@@ -2,23 +2,26 @@
 //!
 //! The signed manifest is the only truth: the bundle's tar comes from the transfer medium, which
 //! anyone may have written to, and even a holder of the signing key is not trusted beyond the
-//! manifest a reviewer approved. [`copy_checked`] reads the tar strictly ([`TarReader`]: proper
-//! end, nothing after it, no name escaping the archive) and writes a new archive of the bundle's
-//! shape ([`BundleWriter`]) holding:
+//! manifest a reviewer approved. [`copy_into`] reads the tar strictly ([`TarReader`]: proper
+//! end, nothing after it, no name escaping the archive) and hands an [image
+//! destination](crate::destination) exactly this, committing it once at the end:
 //! * each listed image's config, checked against the image ID, its `rootfs.diff_ids` against the
 //!   signed layers;
 //! * each carried layer blob once, its digest and size checked, and a compressed blob's diffID
 //!   computed as it streams ([`diff_check`]);
-//! * metadata (`manifest.json`, OCI manifests, `index.json`, `repositories`) written from the
-//!   signed manifest alone.
+//! * the images as the signed manifest has them, at the commit: [`copy_checked`] writes a new
+//!   archive of the bundle's shape ([`BundleWriter`]) whose metadata (`manifest.json`, OCI
+//!   manifests, `index.json`, `repositories`) comes from the signed manifest alone;
+//!   `partial-load push` uploads to a registry instead.
 //!
 //! The tar's own metadata is checked against the signed manifest too ([`metadata`]) and then
 //! dropped. Anything else (an unlisted blob, a second `manifest.json`, a link or a device, a
 //! duplicate) is refused, as is a listed config or carried layer that never comes. Every command
 //! that reads a bundle (`load`, `verify`, `rehydrate`) reads it through here, so `verify` passing
-//! means `load` accepts the same bundle. Errors name the entry and what is wrong; the output is
-//! only complete when the call returns `Ok`, and a consumer that commits on a clean end (the
-//! daemon upload) must be handed the error in place of that end.
+//! means `load` accepts the same bundle; `push` reads it through here too, into its own
+//! destination. Errors name the entry and what is wrong; the output is only complete when the
+//! call returns `Ok`, and a consumer that commits on a clean end (the daemon upload) must be
+//! handed the error in place of that end.
 
 mod diff_check;
 mod expect;
@@ -29,6 +32,7 @@ pub use expect::DeltaForm;
 use crate::archive::entries::{clean_name, role_of, EntryHead, EntryRole, TarReader};
 use crate::archive::ArchiveError;
 use crate::bundle_writer::BundleWriter;
+use crate::destination::ImageDestination;
 use crate::digest::{Digest, Sha256Writer};
 use crate::manifest::BundleManifest;
 use diff_check::DiffHasher;
@@ -105,26 +109,50 @@ struct Seen {
     metadata: BTreeSet<String>,
 }
 
+/// What [`copy_into`] gave a destination: what its commit returned, and how many carried blobs
+/// it took (configs not counted).
+#[derive(Debug)]
+pub struct Copied<C> {
+    pub committed: C,
+    pub blobs: usize,
+}
+
 /// Reads the bundle tar `input`, checks it against `manifest` and writes what it lists to `out`
-/// (see the module documentation). `form`: whether delta layers are still encoded in `input`.
+/// as an archive of the bundle's shape (see the module documentation). `form`: whether delta
+/// layers are still encoded in `input`.
 pub fn copy_checked<R: Read, W: Write>(
     input: R,
     manifest: &BundleManifest,
     form: DeltaForm,
     out: W,
 ) -> Result<Checked<W>, BundleSourceError> {
-    let exp = Expected::new(manifest, form)?;
-    let mut r = TarReader::new(input);
-    let mut w = BundleWriter::new(out);
-    let mut seen = Seen::default();
-    while let Some(head) = r.next_entry()? {
-        copy_entry(&mut r, &head, &exp, &mut seen, &mut w)?;
-    }
-    check_complete(&exp, &seen)?;
-    let (out, tar_size) = w.finish(&exp.model(&seen.configs)).map_err(write_err)?;
+    let copied = copy_into(input, manifest, form, BundleWriter::new(out))?;
+    let (out, tar_size) = copied.committed;
     Ok(Checked {
         out,
         tar_size,
+        blobs: copied.blobs,
+    })
+}
+
+/// Reads the bundle tar `input`, checks it against `manifest` and hands what it lists to `dest`,
+/// committing the images once every listed config and carried blob came and checked out.
+pub fn copy_into<R: Read, D: ImageDestination>(
+    input: R,
+    manifest: &BundleManifest,
+    form: DeltaForm,
+    mut dest: D,
+) -> Result<Copied<D::Committed>, BundleSourceError> {
+    let exp = Expected::new(manifest, form)?;
+    let mut r = TarReader::new(input);
+    let mut seen = Seen::default();
+    while let Some(head) = r.next_entry()? {
+        copy_entry(&mut r, &head, &exp, &mut seen, &mut dest)?;
+    }
+    check_complete(&exp, &seen)?;
+    let committed = dest.commit(&exp.model(&seen.configs)).map_err(write_err)?;
+    Ok(Copied {
+        committed,
         blobs: seen.blobs.len(),
     })
 }
@@ -136,13 +164,13 @@ fn write_err(e: ArchiveError) -> BundleSourceError {
     }
 }
 
-/// One entry: checked, and written when it is a listed config or carried blob.
-fn copy_entry<R: Read, W: Write>(
+/// One entry: checked, and handed over when it is a listed config or carried blob.
+fn copy_entry<R: Read, D: ImageDestination>(
     r: &mut TarReader<R>,
     head: &EntryHead,
     exp: &Expected,
     seen: &mut Seen,
-    w: &mut BundleWriter<W>,
+    w: &mut D,
 ) -> Result<(), BundleSourceError> {
     let name = clean_name(&head.name)?;
     if head.kind.is_dir() {
@@ -206,13 +234,13 @@ fn read_named<R: Read>(
 }
 
 /// A listed config: its digest, and its diffIDs against the signed layers.
-fn copy_config<R: Read, W: Write>(
+fn copy_config<R: Read, D: ImageDestination>(
     r: &mut TarReader<R>,
     name: &str,
     id: Digest,
     exp: &Expected,
     seen: &mut Seen,
-    w: &mut BundleWriter<W>,
+    w: &mut D,
 ) -> Result<(), BundleSourceError> {
     if seen.configs.contains_key(&id) {
         return Err(duplicate(name));
@@ -236,7 +264,7 @@ fn copy_config<R: Read, W: Write>(
             });
         }
     }
-    w.write_small_blob(&bytes).map_err(write_err)?;
+    w.put_config(&id, &bytes).map_err(write_err)?;
     seen.configs.insert(id, bytes);
     Ok(())
 }
@@ -257,14 +285,14 @@ fn config_diff_ids(bytes: &[u8]) -> Option<Vec<Digest>> {
 }
 
 /// A carried blob, streamed to `w`: size, digest and (compressed) diffID checked.
-fn copy_blob<R: Read, W: Write>(
+fn copy_blob<R: Read, D: ImageDestination>(
     r: &mut TarReader<R>,
     head: &EntryHead,
     name: &str,
     d: Digest,
     b: &ExpectedBlob,
     seen: &mut Seen,
-    w: &mut BundleWriter<W>,
+    w: &mut D,
 ) -> Result<(), BundleSourceError> {
     if !seen.blobs.insert(d.clone()) {
         return Err(duplicate(name));
@@ -286,18 +314,42 @@ fn copy_blob<R: Read, W: Write>(
         None => None,
     };
     let mut diff_err = None;
-    let mut data = r.data();
-    w.write_blob(&d, head.size, &mut data, |chunk| {
-        let _ = hash.write_all(chunk);
-        if let (Some(h), None) = (diff.as_mut(), &diff_err) {
-            diff_err = h.update(chunk).err();
-        }
-    })
-    .map_err(|e| match e {
+    let handed = {
+        let mut tap = Tap {
+            inner: r.data(),
+            each: |chunk: &[u8]| {
+                let _ = hash.write_all(chunk);
+                if let (Some(h), None) = (diff.as_mut(), &diff_err) {
+                    diff_err = h.update(chunk).err();
+                }
+            },
+        };
+        // What the destination left unread is hashed all the same.
+        w.put_blob(&d, head.size, &mut tap).and_then(|()| {
+            io::copy(&mut tap, &mut io::sink())
+                .map(|_| ())
+                .map_err(ArchiveError::Io)
+        })
+    };
+    handed.map_err(|e| match e {
         ArchiveError::Io(e) => r.map_data_err(e).into(),
         e => write_err(e),
     })?;
     check_blob_digests(name, &d, b, hash, diff, diff_err)
+}
+
+/// A reader that shows `each` every chunk it reads (the checks of a blob as it streams).
+struct Tap<R, F> {
+    inner: R,
+    each: F,
+}
+
+impl<R: Read, F: FnMut(&[u8])> Read for Tap<R, F> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        (self.each)(&buf[..n]);
+        Ok(n)
+    }
 }
 
 fn check_blob_digests(

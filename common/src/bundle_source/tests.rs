@@ -67,6 +67,8 @@ fn fixture() -> Fixture {
             })
             .collect(),
         aliases: vec![],
+        source_manifest: None,
+        attached: vec![],
     };
     let mut w = BundleWriter::new(Vec::new());
     w.write_small_blob(&config).unwrap();
@@ -349,6 +351,86 @@ fn a_compressed_blob_must_decompress_to_its_diff_id() {
     });
     let e = err_of(&tar, &m);
     assert!(e.to_string().contains("decompresses to"), "{e}");
+}
+
+/// A destination that records what it was handed, reading only part of each blob (the source
+/// must hash the rest itself).
+#[derive(Debug, Default)]
+struct Recorder {
+    configs: Vec<Digest>,
+    blobs: Vec<(Digest, u64)>,
+}
+
+impl ImageDestination for Recorder {
+    type Committed = (Recorder, Vec<Digest>);
+
+    fn put_config(&mut self, id: &Digest, _bytes: &[u8]) -> Result<(), ArchiveError> {
+        self.configs.push(id.clone());
+        Ok(())
+    }
+
+    fn put_blob(&mut self, d: &Digest, size: u64, data: &mut dyn Read) -> Result<(), ArchiveError> {
+        let mut first = [0u8; 10];
+        data.read_exact(&mut first)?;
+        self.blobs.push((d.clone(), size));
+        Ok(())
+    }
+
+    fn commit(self, images: &[image::Image]) -> Result<Self::Committed, ArchiveError> {
+        let ids = images.iter().map(|i| i.id.clone()).collect();
+        Ok((self, ids))
+    }
+}
+
+#[test]
+fn a_destination_gets_each_listed_config_and_carried_blob_then_one_commit() {
+    let f = fixture();
+    let copied = copy_into(
+        &f.tar[..],
+        &f.manifest,
+        DeltaForm::Encoded,
+        Recorder::default(),
+    )
+    .unwrap();
+    let (rec, committed) = copied.committed;
+    let ids: Vec<Digest> = f.manifest.images.iter().map(|i| i.id.clone()).collect();
+    assert_eq!(committed, ids);
+    assert_eq!(rec.configs, ids);
+    let carried: Vec<&Digest> = f.manifest.images[0]
+        .layers
+        .iter()
+        .filter(|l| l.carried)
+        .filter_map(|l| l.blob.as_ref().map(|b| &b.digest))
+        .collect();
+    assert_eq!(carried.len(), 2);
+    assert_eq!(rec.blobs.len(), carried.len());
+    assert_eq!(copied.blobs, carried.len());
+    for (d, size) in &rec.blobs {
+        assert!(carried.contains(&d), "{d} was not carried");
+        assert!(*size > 10);
+    }
+}
+
+#[test]
+fn a_tampered_blob_fails_the_copy_before_the_commit_even_when_the_destination_skims_it() {
+    let f = fixture();
+    let carried = f.manifest.images[0].layers[1].blob.clone().unwrap().digest;
+    let tar = edited(&f, |e| {
+        for (n, data) in e.iter_mut() {
+            if *n == blob_name(&carried) {
+                let last = data.len() - 1;
+                data[last] ^= 1;
+            }
+        }
+    });
+    let e = copy_into(
+        &tar[..],
+        &f.manifest,
+        DeltaForm::Encoded,
+        Recorder::default(),
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains(&carried.hex()[..12]), "{e}");
 }
 
 #[test]

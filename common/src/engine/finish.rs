@@ -306,10 +306,13 @@ impl<W: Write> Engine<W> {
             }
             let config = self.config_of(w, f)?;
             let id = f.img.source.id.clone();
+            let source_manifest = w.source_manifest.clone();
             planned.push(PlannedImage {
                 id: id.clone(),
                 tags: w.tags.clone(),
                 layers,
+                source_manifest: source_manifest.clone(),
+                attached: w.attached.clone(),
             });
             match images.iter_mut().find(|i| i.id == id) {
                 Some(prev) => w.tags.iter().for_each(|t| prev.add_tag(t)),
@@ -319,6 +322,8 @@ impl<W: Write> Engine<W> {
                     tags: w.tags.clone(),
                     layers: model,
                     aliases: w.aliases.clone(),
+                    source_manifest,
+                    attached: w.attached.clone(),
                 }),
             }
         }

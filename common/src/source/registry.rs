@@ -12,9 +12,12 @@ use super::{Sink, Source};
 use crate::archive::ArchiveError;
 use crate::codec::Compression;
 use crate::digest::{chain_ids, Digest};
-use crate::image::{layer_media_type, Blob, Image, Layer, Platform, MEDIA_INDEX};
+use crate::image::{
+    attached_tag, layer_media_type, Attached, AttachedBlob, Blob, Image, Layer, Platform,
+    SourceManifest, ATTACHED_SUFFIXES, MAX_ATTACHED_BLOB, MEDIA_INDEX,
+};
 use crate::reference::{familiar, id_hex, qualified};
-use crate::registry::manifest::Platform as RegistryPlatform;
+use crate::registry::manifest::{Manifest, Platform as RegistryPlatform};
 use crate::registry::{
     Descriptor, RawManifest, Reference, Registry, RegistryError, RegistryOptions, ResolvedImage,
 };
@@ -51,6 +54,8 @@ pub struct RegistrySource {
     /// Parallel to `remotes`.
     images: Vec<Image>,
     idle: Duration,
+    /// What a person should know: attached manifests left out, and why.
+    pub warnings: Vec<String>,
 }
 
 /// The compression a layer media type says (Docker and OCI names); `None`: not a layer type.
@@ -150,18 +155,71 @@ fn model(
         tags,
         layers,
         aliases,
+        source_manifest: SourceManifest::new(&resolved.raw.media_type, &resolved.raw.bytes),
+        attached: Vec::new(),
     })
+}
+
+/// The manifests cosign's tag scheme attaches to the image manifest `digest` in `repository`
+/// (see [`Attached`]), each with its blobs; none is not an error. One that is not an image
+/// manifest, or whose blobs are too large to carry inside the signed manifest, is left out with
+/// a warning.
+async fn fetch_attached(
+    reg: &Registry,
+    repository: &str,
+    digest: &Digest,
+    warnings: &mut Vec<String>,
+) -> Result<Vec<Attached>, RegistryError> {
+    let mut out = Vec::new();
+    for suffix in ATTACHED_SUFFIXES {
+        let tag = attached_tag(digest, suffix);
+        let raw = match reg.get_manifest(repository, &tag).await {
+            Ok(raw) => raw,
+            Err(RegistryError::NoManifest { .. }) => continue,
+            Err(e) => return Err(e),
+        };
+        let whole = format!("{}/{repository}:{tag}", reg.name());
+        let (Ok(Manifest::Image(m)), Some(manifest)) = (
+            raw.parse(),
+            SourceManifest::new(&raw.media_type, &raw.bytes),
+        ) else {
+            warnings.push(format!("{whole} is not an image manifest: not carried"));
+            continue;
+        };
+        let named: Vec<&Descriptor> = std::iter::once(&m.config).chain(&m.layers).collect();
+        if let Some(big) = named.iter().find(|d| d.size > MAX_ATTACHED_BLOB) {
+            warnings.push(format!(
+                "{whole}: blob {} is {} bytes, more than the {MAX_ATTACHED_BLOB} carried inside \
+                 the signed manifest: not carried",
+                big.digest, big.size
+            ));
+            continue;
+        }
+        let mut blobs = Vec::with_capacity(named.len());
+        for d in named {
+            let bytes = reg.get_blob_bytes(repository, &d.digest).await?;
+            blobs.push(AttachedBlob::new(&bytes));
+        }
+        out.push(Attached {
+            tag,
+            manifest,
+            blobs,
+        });
+    }
+    Ok(out)
 }
 
 impl RegistrySource {
     /// Resolves every reference (with or without `docker://`): one connection per registry, the
-    /// image manifest for `platform` and its config. Several references to one image make one
-    /// image with all their tags. `idle` bounds silence while a blob streams.
+    /// image manifest for `platform` and its config, and with `attached` the signatures,
+    /// attestations and SBOMs cosign's tag scheme attaches to it. Several references to one
+    /// image make one image with all their tags. `idle` bounds silence while a blob streams.
     pub async fn open(
         references: &[String],
         opts: &RegistryOptions,
         platform: &Platform,
         idle: Duration,
+        attached: bool,
     ) -> Result<Self, RegistryError> {
         let wanted = RegistryPlatform::parse(&platform.to_string()).unwrap_or_else(|| {
             RegistryPlatform::host() // unreachable: a model platform always parses
@@ -171,6 +229,7 @@ impl RegistrySource {
             remotes: Vec::new(),
             images: Vec::new(),
             idle,
+            warnings: Vec::new(),
         };
         for given in references {
             let text = strip_scheme(given).unwrap_or(given.trim());
@@ -187,7 +246,12 @@ impl RegistrySource {
             let config = reg
                 .get_blob_bytes(&r.repository, &resolved.manifest.config.digest)
                 .await?;
-            let img = model(reg.name(), &r, &resolved, &config)?;
+            let mut img = model(reg.name(), &r, &resolved, &config)?;
+            if attached {
+                let digest = &resolved.raw.digest;
+                img.attached =
+                    fetch_attached(&reg, &r.repository, digest, &mut src.warnings).await?;
+            }
             if let Some(k) = src.images.iter().position(|i| i.id == img.id) {
                 img.tags.iter().for_each(|t| src.images[k].add_tag(t));
                 src.remotes[k].names.push(text.to_string());

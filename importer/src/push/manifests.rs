@@ -3,8 +3,12 @@
 //! blobs pushed (gzip made on the way from an uncompressed layer, `…layer.v1.tar+gzip`; else the
 //! bundle's blob as stored: uncompressed `…layer.v1.tar` named by the diffID, or gzip/zstd by
 //! their digest) and whose other layers are the blob descriptors of the registry's own base
-//! image (Docker layer media types given their OCI names). Each is put under every tag and read
-//! back to confirm its digest.
+//! image (Docker layer media types given their OCI names). An image that came from a registry
+//! instead keeps its manifest ([`source_manifest`]): the signed manifest carries it byte for
+//! byte, and when every blob it names is in the registry as stored (the carried blobs pushed as
+//! they are, the base layers the very blobs of the registry's base image) it is pushed as it is,
+//! so the image keeps its digest, and tags and digest references alike resolve. Each manifest is
+//! put under every tag and read back to confirm its digest.
 
 use super::base::BaseIndex;
 use super::target::Target;
@@ -15,7 +19,7 @@ use partial_common::manifest::{Image, Layer};
 use partial_common::registry::manifest::{
     DOCKER_LAYER_GZIP, OCI_CONFIG, OCI_LAYER, OCI_LAYER_GZIP, OCI_LAYER_ZSTD, OCI_MANIFEST,
 };
-use partial_common::registry::{Descriptor, ImageManifest, RawManifest, Registry};
+use partial_common::registry::{Descriptor, ImageManifest, Manifest, RawManifest, Registry};
 use partial_common::Digest;
 use std::collections::HashMap;
 
@@ -97,6 +101,78 @@ pub fn build(
     Ok(RawManifest::new(OCI_MANIFEST, bytes.into()))
 }
 
+/// The source manifest of `image`, to push byte for byte, when it has one; `Err` says why it
+/// cannot be kept: the first layer whose blob in the registry would not be the one it names
+/// (`compressed`: the carried layers the push gzips on the way), or a manifest that does not
+/// describe this image (its config, its number of layers).
+pub fn source_manifest(
+    image: &Image,
+    base: &BaseIndex,
+    compressed: &HashMap<Digest, Vec<String>>,
+) -> Result<Option<RawManifest>, String> {
+    let Some(src) = &image.source_manifest else {
+        return Ok(None);
+    };
+    let raw = RawManifest::new(&src.media_type, src.text.clone().into_bytes().into());
+    if raw.digest != src.digest {
+        return Err(format!(
+            "its source manifest hashes to {}, not the {} it is stated to be",
+            raw.digest, src.digest
+        ));
+    }
+    let m = match raw.parse()? {
+        Manifest::Image(m) => m,
+        Manifest::Index(_) => return Err("its source manifest is an index".to_string()),
+    };
+    if m.config.digest != image.id {
+        return Err(format!(
+            "its source manifest names config {}, not the image's",
+            m.config.digest
+        ));
+    }
+    if m.layers.len() != image.layers.len() {
+        return Err(format!(
+            "its source manifest names {} layers, the image has {}",
+            m.layers.len(),
+            image.layers.len()
+        ));
+    }
+    for (pos, (layer, desc)) in image.layers.iter().zip(&m.layers).enumerate() {
+        let (have, place) = blob_at_destination(layer, base, compressed)
+            .map_err(|why| format!("layer {pos}: {why}"))?;
+        if desc.digest != have {
+            return Err(format!(
+                "layer {pos} is blob {} in the source, {have} {place}",
+                desc.digest
+            ));
+        }
+    }
+    Ok(Some(raw))
+}
+
+/// The blob a layer position will be in the registry after the push, and where it comes from.
+fn blob_at_destination(
+    layer: &Layer,
+    base: &BaseIndex,
+    compressed: &HashMap<Digest, Vec<String>>,
+) -> Result<(Digest, &'static str), String> {
+    if layer.carried {
+        let (d, _) = carried_blob(layer);
+        if compressed.contains_key(&d) {
+            return Err(
+                "the bundle holds it uncompressed and the push would gzip it (--layer-compression \
+                 none pushes it as it is)"
+                    .to_string(),
+            );
+        }
+        return Ok((d, "in the bundle"));
+    }
+    base.chains
+        .get(&layer.chain_id)
+        .map(|b| (b.descriptor.digest.clone(), "in the registry's base image"))
+        .ok_or_else(|| format!("chain {} is not in the registry", layer.chain_id))
+}
+
 /// Puts `manifest` as `target` and reads it back: the registry must serve the same digest.
 pub async fn put_and_confirm(
     registry: &Registry,
@@ -127,7 +203,7 @@ pub async fn put_and_confirm(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use partial_common::registry::manifest::DOCKER_LAYER_GZIP;
+    use partial_common::registry::manifest::{DOCKER_LAYER_GZIP, DOCKER_MANIFEST};
 
     #[test]
     fn a_manifest_references_carried_blobs_and_the_registrys_base_blobs() {
@@ -157,6 +233,8 @@ mod tests {
                     delta: None,
                 },
             ],
+            source_manifest: None,
+            attached: Vec::new(),
         };
         let gz = Digest::of_bytes(b"base.gz");
         let mut base = BaseIndex::default();
@@ -185,5 +263,99 @@ mod tests {
         assert_eq!(m.layers[1], Descriptor::new(OCI_LAYER_GZIP, top_gz, 2));
         // A carried blob of unknown size is an error, not a guess.
         assert!(build(&image, &HashMap::new(), &none, &base).is_err());
+    }
+
+    fn layer(diff: &[u8], parent: Option<&Digest>, carried: bool) -> Layer {
+        let diff_id = Digest::of_bytes(diff);
+        Layer {
+            chain_id: partial_common::digest::chain_id(parent, &diff_id),
+            diff_id,
+            size: None,
+            carried,
+            blob: None,
+            delta: None,
+        }
+    }
+
+    /// `app:2` (base layer at the destination, top layer carried uncompressed) whose source
+    /// manifest names `base_blob` and `top_blob`.
+    fn sourced(base_blob: &Digest, top_blob: &Digest) -> (Image, BaseIndex) {
+        let base = layer(b"base", None, false);
+        let top = layer(b"top", Some(&base.chain_id), true);
+        let id = Digest::of_bytes(b"config");
+        let m = ImageManifest {
+            schema_version: 2,
+            media_type: Some(DOCKER_MANIFEST.to_string()),
+            config: Descriptor::new(
+                "application/vnd.docker.container.image.v1+json",
+                id.clone(),
+                6,
+            ),
+            layers: vec![
+                Descriptor::new(DOCKER_LAYER_GZIP, base_blob.clone(), 7),
+                Descriptor::new(DOCKER_LAYER_GZIP, top_blob.clone(), 3),
+            ],
+            annotations: None,
+        };
+        let bytes = serde_json::to_vec_pretty(&m).unwrap();
+        let mut index = BaseIndex::default();
+        index.chains.insert(
+            base.chain_id.clone(),
+            super::super::base::BaseLayer {
+                repository: "app".into(),
+                descriptor: Descriptor::new(DOCKER_LAYER_GZIP, Digest::of_bytes(b"base.gz"), 7),
+            },
+        );
+        let image = Image {
+            id,
+            tags: vec!["app:2".into()],
+            layers: vec![base, top],
+            source_manifest: partial_common::image::SourceManifest::new(DOCKER_MANIFEST, &bytes),
+            attached: Vec::new(),
+        };
+        (image, index)
+    }
+
+    #[test]
+    fn a_source_manifest_is_kept_byte_for_byte_only_when_every_blob_it_names_is_there() {
+        let top_diff = Digest::of_bytes(b"top");
+        let (image, index) = sourced(&Digest::of_bytes(b"base.gz"), &top_diff);
+        let none = HashMap::new();
+        let kept = source_manifest(&image, &index, &none).unwrap().unwrap();
+        let src = image.source_manifest.clone().unwrap();
+        assert_eq!(kept.digest, src.digest);
+        assert_eq!(&kept.bytes[..], src.text.as_bytes());
+        assert_eq!(kept.media_type, DOCKER_MANIFEST);
+
+        // The registry's base image holds the base layer as another blob.
+        let (image, index) = sourced(&Digest::of_bytes(b"base.zst"), &top_diff);
+        let why = source_manifest(&image, &index, &none).unwrap_err();
+        assert!(
+            why.contains("layer 0") && why.contains("base image"),
+            "{why}"
+        );
+
+        // The carried layer would be gzipped on the way.
+        let (image, index) = sourced(&Digest::of_bytes(b"base.gz"), &top_diff);
+        let gzip = HashMap::from([(top_diff.clone(), vec!["app".to_string()])]);
+        let why = source_manifest(&image, &index, &gzip).unwrap_err();
+        assert!(
+            why.contains("layer 1") && why.contains("--layer-compression"),
+            "{why}"
+        );
+
+        // Bytes that are not what the stated digest says.
+        let (mut image, index) = sourced(&Digest::of_bytes(b"base.gz"), &top_diff);
+        if let Some(s) = image.source_manifest.as_mut() {
+            s.text.push(' ');
+        }
+        let why = source_manifest(&image, &index, &none).unwrap_err();
+        assert!(why.contains("hashes to"), "{why}");
+
+        // A manifest of another image.
+        let (mut image, index) = sourced(&Digest::of_bytes(b"base.gz"), &top_diff);
+        image.id = Digest::of_bytes(b"other config");
+        let why = source_manifest(&image, &index, &none).unwrap_err();
+        assert!(why.contains("names config"), "{why}");
     }
 }

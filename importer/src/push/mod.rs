@@ -5,10 +5,12 @@
 //! each target repository; base layers mounted from the repository holding them), one pass over
 //! the bundle uploading what is missing (uncompressed layers gzip-compressed on the way,
 //! `--jobs` uploads at a time) while every hash is checked ([`stream`]), then one manifest per
-//! image under every tag, each read back ([`manifests`]); the state file is written only after
-//! all of it. A bundle with delta layers is refused up front (its layers are rebuilt from a
+//! image under every tag, each read back ([`manifests`]): an image from a registry keeps its
+//! source manifest, and so its digest, or (decided before anything is uploaded) is refused
+//! unless `--allow-new-digest`; the state file is written only after all of it. A bundle with delta layers is refused up front (its layers are rebuilt from a
 //! daemon's, not a registry's).
 
+mod attached;
 mod base;
 mod manifests;
 mod plan;
@@ -21,7 +23,7 @@ use crate::registry_connect::{connect, registry_err};
 use anyhow::Result;
 use partial_common::exit::{self, Coded};
 use partial_common::progress;
-use partial_common::registry::{Destination, Registry};
+use partial_common::registry::{Destination, RawManifest, Registry};
 use partial_common::text::escape;
 use target::{target_of, Target};
 
@@ -41,6 +43,10 @@ struct PushedImage {
     manifest_digest: String,
     /// Every tag named a manifest of this image already: nothing was pushed for it.
     already_there: bool,
+    /// The manifest pushed is the one its source registry served, byte for byte (same digest).
+    digest_as_source: bool,
+    /// The tags of the signatures, attestations and SBOMs pushed with it.
+    attached: Vec<String>,
     references: Vec<String>,
 }
 
@@ -67,6 +73,7 @@ pub async fn run(args: PushArgs) -> Result<()> {
     let dest = Destination::parse(&args.to).map_err(registry_err)?;
     let bundle = bundle::open(&args.bundle)?;
     refuse_deltas(&bundle)?;
+    attached::check(&bundle.manifest)?;
     let series = crate::state::check_for_update(&args.sequence, &bundle)?;
     let registry = connect(&dest.registry, &args.connection).await?;
     let targets = targets(&bundle, &dest)?;
@@ -76,6 +83,7 @@ pub async fn run(args: PushArgs) -> Result<()> {
     let jobs = usize::from(args.jobs);
     let gzip = args.layer_compression == LayerCompression::Gzip;
     let planned = plan::plan(&registry, &bundle.manifest, &targets, &index, jobs, gzip).await?;
+    let kept = keep_digests(&bundle, &index, &planned, args.allow_new_digest)?;
     let bar = progress::bytes("pushing", Some(bundle.manifest.bundle.size));
     let pass = stream::pass(&registry, &bundle, &planned, jobs, bar.clone()).await;
     bar.finish_and_clear();
@@ -86,22 +94,30 @@ pub async fn run(args: PushArgs) -> Result<()> {
         .images
         .iter()
         .zip(&targets)
-        .zip(&planned.present);
-    for ((image, targets), present) in all {
+        .zip(&planned.present)
+        .zip(kept);
+    for (((image, targets), present), kept) in all {
+        let as_source = kept.is_some();
         let digest = match present {
             Some(digest) => digest.clone(),
             None => {
-                let manifest = manifests::build(image, &pass.sizes, &pass.gzipped, &index)?;
+                let manifest = match kept {
+                    Some(m) => m,
+                    None => manifests::build(image, &pass.sizes, &pass.gzipped, &index)?,
+                };
                 for t in targets {
                     manifests::put_and_confirm(&registry, t, &manifest).await?;
                 }
                 manifest.digest
             }
         };
+        let attached = push_attached(&registry, image, targets, as_source).await?;
         images.push(PushedImage {
             id: image.id.to_string(),
             manifest_digest: digest.to_string(),
             already_there: present.is_some(),
+            digest_as_source: as_source,
+            attached,
             references: targets
                 .iter()
                 .map(|t| format!("{}/{}:{}", registry.name(), t.repository, t.tag))
@@ -118,6 +134,91 @@ pub async fn run(args: PushArgs) -> Result<()> {
         mounted_blobs: planned.mounted + pass.mounted_blobs,
     };
     report(&args, &bundle, &registry, &out)
+}
+
+/// For each image, its source manifest to push byte for byte (see
+/// [`manifests::source_manifest`]), decided before anything is uploaded. An image that came from
+/// a registry whose manifest cannot be kept would change its digest: refused (exit 4, naming the
+/// images and why), unless `--allow-new-digest`, which pushes a re-made manifest and says so.
+fn keep_digests(
+    bundle: &Bundle,
+    index: &base::BaseIndex,
+    planned: &plan::Plan,
+    allow_new_digest: bool,
+) -> Result<Vec<Option<RawManifest>>> {
+    let mut kept = Vec::new();
+    let mut changing = Vec::new();
+    for (image, present) in bundle.manifest.images.iter().zip(&planned.present) {
+        if present.is_some() {
+            kept.push(None);
+            continue;
+        }
+        match manifests::source_manifest(image, index, &planned.compress) {
+            Ok(m) => kept.push(m),
+            Err(why) => {
+                let name = image
+                    .tags
+                    .first()
+                    .map_or(image.id.to_string(), |t| escape(t).into_owned());
+                let was = image.source_manifest.as_ref().map(|m| m.digest.to_string());
+                changing.push(format!(
+                    "{name} (source digest {}): {}",
+                    was.unwrap_or_default(),
+                    escape(&why)
+                ));
+                kept.push(None);
+            }
+        }
+    }
+    if changing.is_empty() {
+        return Ok(kept);
+    }
+    let list = changing.join("\n  ");
+    if allow_new_digest {
+        eprintln!(
+            "warning: {} image(s) get a new manifest digest (--allow-new-digest): digest \
+             references to them will not resolve in the destination:\n  {list}",
+            changing.len()
+        );
+        return Ok(kept);
+    }
+    Err(anyhow::Error::new(Coded::new(
+        exit::BASE_MISSING,
+        format!(
+            "the push would change the manifest digest of {} image(s), as the registry does not \
+             hold every blob their source manifest names:\n  {list}\nCopy the base images from \
+             the source registry with their digests (skopeo copy --preserve-digests), or push \
+             with --allow-new-digest to re-make the manifests (their digests change)",
+            changing.len()
+        ),
+    )))
+}
+
+/// Pushes the manifests attached to `image` (signatures, attestations, SBOMs) into its target
+/// repositories when its manifest kept its source digest (`as_source`); otherwise they would
+/// name a digest the registry does not have, and the run says they were left out.
+async fn push_attached(
+    registry: &Registry,
+    image: &partial_common::manifest::Image,
+    targets: &[Target],
+    as_source: bool,
+) -> Result<Vec<String>> {
+    if image.attached.is_empty() {
+        return Ok(Vec::new());
+    }
+    if !as_source {
+        eprintln!(
+            "warning: {} signature(s), attestation(s) or SBOM(s) of {} not pushed: they name \
+             its source digest, which its manifest did not keep",
+            image.attached.len(),
+            escape(&image.tags.join(", "))
+        );
+        return Ok(Vec::new());
+    }
+    let mut repos: Vec<&str> = targets.iter().map(|t| t.repository.as_str()).collect();
+    repos.sort_unstable();
+    repos.dedup();
+    attached::push(registry, image, &repos).await
 }
 
 /// Where each image goes (one entry per tag); an untagged image cannot be pushed.

@@ -17,12 +17,10 @@ use futures_util::{StreamExt, TryStreamExt};
 use partial_common::manifest::{BundleManifest, Image};
 use partial_common::registry::{BlobOutcome, Manifest, MountOutcome, Registry, RegistryError};
 use partial_common::Digest;
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap};
 
 /// The blobs to read from the bundle and the ones to upload.
 pub struct Plan {
-    /// Every config and carried layer blob (hashed during the pass).
-    pub expected: HashSet<Digest>,
     /// Those pushed as stored that some target repository lacks, with the repositories lacking
     /// them.
     pub missing: HashMap<Digest, Vec<String>>,
@@ -60,7 +58,6 @@ pub async fn plan(
     let (mut mounted, missing) = mount_absent(registry, absent, &holders, jobs).await?;
     mounted += mount_bases(registry, base, wanted.based, jobs).await?;
     Ok(Plan {
-        expected: wanted.expected,
         missing,
         compress: wanted
             .compress
@@ -75,8 +72,6 @@ pub async fn plan(
 
 /// What the push needs in the registry, from the bundle manifest alone.
 struct Wanted {
-    /// Every digest the bundle may push (configs, carried blobs).
-    expected: HashSet<Digest>,
     /// (repository, blob) from the bundle, pushed as stored.
     own: BTreeSet<(String, Digest)>,
     /// (repository, chain) from the registry's base images.
@@ -94,16 +89,11 @@ impl Wanted {
         compress_layers: bool,
     ) -> Wanted {
         let mut w = Wanted {
-            expected: HashSet::new(),
             own: BTreeSet::new(),
             based: BTreeSet::new(),
             compress: HashMap::new(),
         };
         for ((image, targets), present) in manifest.images.iter().zip(targets).zip(present) {
-            w.expected.insert(image.id.clone());
-            for layer in image.layers.iter().filter(|l| l.carried) {
-                w.expected.insert(carried_blob(layer).0);
-            }
             if present.is_some() {
                 continue;
             }

@@ -1,6 +1,8 @@
 //! The one pass over the bundle: its tar stream, read through the verifying volume reader on a
-//! blocking thread, hashes every config and carried layer against the digest it is named by and
-//! hands each blob to push to an upload job as it passes.
+//! blocking thread by the checked bundle source (`partial_common::bundle_source::copy_into`,
+//! the same strict reading `load` and `verify` get), whose image destination here ([`Feed`])
+//! hands each blob to push to an upload job as it passes, hashing it again so that no upload
+//! completes a blob that did not verify.
 //!
 //! - A blob pushed as stored streams straight into its upload, the last piece held back until
 //!   its hash matched, so the registry never completes a blob that did not verify.
@@ -24,8 +26,13 @@ use bytes::Bytes;
 use futures_util::stream::FuturesUnordered;
 use futures_util::{FutureExt, StreamExt};
 use indicatif::ProgressBar;
+use partial_common::archive::ArchiveError;
+use partial_common::bundle_source::{self, BundleSourceError, DeltaForm};
 use partial_common::codec;
+use partial_common::destination::ImageDestination;
 use partial_common::digest::Sha256Writer;
+use partial_common::image::Image;
+use partial_common::manifest::BundleManifest;
 use partial_common::registry::{BlobOutcome, MountOutcome, Registry};
 use partial_common::Digest;
 use sha2::{Digest as _, Sha256};
@@ -90,7 +97,7 @@ impl Pass {
     }
 }
 
-/// Reads the bundle once: hashes `plan.expected`, uploads `plan.missing` as stored (to the
+/// Reads the bundle once, checked as every command reads it: uploads `plan.missing` as stored (to the
 /// first repository lacking each, mounted from there into the others) and `plan.compress`
 /// gzip-compressed, `jobs` uploads at a time.
 pub async fn pass(
@@ -100,15 +107,23 @@ pub async fn pass(
     jobs: usize,
     bar: ProgressBar,
 ) -> Result<Pass> {
-    // Checked against the signed manifest to the last byte of the last volume before the tar's
-    // end comes through (the whole-bundle hash included).
-    let reader = bundle_reader::checked_stream(bundle, bar, bundle_reader::Layers::AsCarried)?;
-    let expected = plan.expected.clone();
+    // Checked against the signed manifest to the last byte of the last volume before the copy
+    // commits (the whole-bundle hash included).
+    let reader = bundle_reader::tar_stream(bundle, bar)?;
+    let manifest = bundle.manifest.clone();
+    let label = bundle.name();
     let wanted: HashSet<Digest> = plan.missing.keys().cloned().collect();
     let gzip: HashSet<Digest> = plan.compress.keys().cloned().collect();
     let (tx, mut rx) = mpsc::channel::<Item>(1);
-    let producer =
-        tokio::task::spawn_blocking(move || produce(reader, &expected, &wanted, &gzip, &tx));
+    let producer = tokio::task::spawn_blocking(move || {
+        let feed = Feed {
+            wanted: &wanted,
+            gzip: &gzip,
+            tx: &tx,
+            sizes: HashMap::new(),
+        };
+        produce(reader, &manifest, &label, feed)
+    });
     let mut out = Pass::default();
     let mut running = FuturesUnordered::new();
     let mut failed = None;
@@ -308,75 +323,79 @@ fn reopen(file: &std::fs::File) -> io::Result<tokio::fs::File> {
     Ok(tokio::fs::File::from_std(f))
 }
 
-/// The digest a tar entry `blobs/sha256/<hex>` is named by.
-fn blob_name(path: &str) -> Option<Digest> {
-    let hex = path
-        .trim_start_matches("./")
-        .strip_prefix("blobs/sha256/")?;
-    Digest::from_hex(hex).ok()
+/// The registry side of the pass, as the checked bundle source's destination: a wanted blob goes
+/// to an upload job as it streams, a layer to push compressed is compressed first, the others
+/// are only checked (by the source). Nothing refers to an uploaded blob before the manifests are
+/// pushed, after the whole pass.
+struct Feed<'a> {
+    wanted: &'a HashSet<Digest>,
+    gzip: &'a HashSet<Digest>,
+    tx: &'a mpsc::Sender<Item>,
+    /// The size of every config and carried blob.
+    sizes: HashMap<Digest, u64>,
 }
 
-/// The blocking side: walks the tar, hashes expected blobs, sends the wanted ones as they are
-/// and the `gzip` ones compressed. Returns the sizes of the expected blobs; every one must be
-/// there.
-fn produce(
-    reader: Box<dyn Read + Send>,
-    expected: &HashSet<Digest>,
-    wanted: &HashSet<Digest>,
-    gzip: &HashSet<Digest>,
-    tx: &mpsc::Sender<Item>,
-) -> io::Result<HashMap<Digest, u64>> {
-    let mut archive = tar::Archive::new(reader);
-    let mut sizes = HashMap::new();
-    for entry in archive.entries()? {
-        let mut entry = entry?;
-        let path = entry.path()?.to_string_lossy().into_owned();
-        let Some(digest) = blob_name(&path).filter(|d| expected.contains(d)) else {
-            continue;
-        };
-        if sizes.contains_key(&digest) {
-            continue;
-        }
-        let size = entry.size();
-        if wanted.contains(&digest) {
+impl ImageDestination for Feed<'_> {
+    type Committed = HashMap<Digest, u64>;
+
+    fn put_config(&mut self, id: &Digest, bytes: &[u8]) -> Result<(), ArchiveError> {
+        self.put_blob(id, bytes.len() as u64, &mut &bytes[..])
+    }
+
+    fn put_blob(&mut self, d: &Digest, size: u64, data: &mut dyn Read) -> Result<(), ArchiveError> {
+        if self.wanted.contains(d) {
             let (dtx, drx) = mpsc::channel(4);
             let item = Item::Stream {
-                digest: digest.clone(),
+                digest: d.clone(),
                 size,
                 data: drx,
             };
-            tx.blocking_send(item).map_err(|_| stopped())?;
-            hand_over(&mut entry, &digest, Some(&dtx))?;
-        } else if gzip.contains(&digest) {
-            let z = gzip_layer(&mut entry, &digest)?;
-            tx.blocking_send(Item::Gzipped(z)).map_err(|_| stopped())?;
-        } else {
-            hand_over(&mut entry, &digest, None)?;
+            self.tx.blocking_send(item).map_err(|_| side(stopped()))?;
+            hand_over(data, d, Some(&dtx)).map_err(side)?;
+        } else if self.gzip.contains(d) {
+            let z = gzip_layer(data, d).map_err(side)?;
+            self.tx
+                .blocking_send(Item::Gzipped(z))
+                .map_err(|_| side(stopped()))?;
         }
-        sizes.insert(digest, size);
+        self.sizes.insert(d.clone(), size);
+        Ok(())
     }
-    // The end of the stream: every volume's and the whole bundle's hashes matched.
-    let absent: Vec<String> = expected
-        .iter()
-        .filter(|d| !sizes.contains_key(*d))
-        .map(|d| d.to_string())
-        .collect();
-    if !absent.is_empty() {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidData,
-            format!(
-                "the bundle lacks blob(s) its manifest carries: {}",
-                absent.join(", ")
-            ),
-        ));
+
+    fn commit(self, _images: &[Image]) -> Result<Self::Committed, ArchiveError> {
+        Ok(self.sizes)
     }
-    Ok(sizes)
+}
+
+/// Which side an error of the feed is on: the uploads having stopped or a temporary file that
+/// could not be written are the destination's; anything else came from reading the bundle.
+fn side(e: io::Error) -> ArchiveError {
+    if e.kind() == io::ErrorKind::BrokenPipe || is_temp_fault(&e) {
+        ArchiveError::Write(e)
+    } else {
+        ArchiveError::Io(e)
+    }
+}
+
+/// The blocking side: the checked copy of the bundle's tar into `feed`. Returns the sizes of
+/// the configs and carried blobs; every one the manifest lists came and checked out.
+fn produce(
+    tar: Box<dyn Read + Send>,
+    manifest: &BundleManifest,
+    label: &str,
+    feed: Feed,
+) -> io::Result<HashMap<Digest, u64>> {
+    match bundle_source::copy_into(tar, manifest, DeltaForm::Encoded, feed) {
+        Ok(copied) => Ok(copied.committed),
+        Err(BundleSourceError::Write(e) | BundleSourceError::Tar(ArchiveError::Write(e))) => Err(e),
+        Err(e) => Err(bundle_reader::checked_err(label, e)),
+    }
 }
 
 /// Compresses the uncompressed layer `layer` (deterministic gzip) into an anonymous temporary
 /// file while hashing what it reads; a layer that does not hash to its diffID is an error and
 /// its file is gone with it.
-fn gzip_layer(entry: &mut impl Read, layer: &Digest) -> io::Result<Gzipped> {
+fn gzip_layer(entry: &mut dyn Read, layer: &Digest) -> io::Result<Gzipped> {
     let file = tempfile::tempfile().map_err(temp_fault)?;
     let out = Sha256Writer::new(io::BufWriter::with_capacity(PIECE, file));
     let mut enc = codec::gzip_deterministic(out, None, codec::default_threads())
@@ -411,7 +430,7 @@ fn gzip_layer(entry: &mut impl Read, layer: &Digest) -> io::Result<Gzipped> {
 /// Reads one blob, hashing it; with `to`, sends it on, holding back the last piece until the
 /// hash matched (a mismatch or read error is sent instead, so the upload fails).
 fn hand_over(
-    entry: &mut impl Read,
+    entry: &mut dyn Read,
     digest: &Digest,
     to: Option<&mpsc::Sender<io::Result<Bytes>>>,
 ) -> io::Result<()> {
@@ -452,7 +471,7 @@ fn hand_over(
 }
 
 /// Fills `buf` as far as the reader goes.
-fn read_full(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
+fn read_full(r: &mut dyn Read, buf: &mut [u8]) -> io::Result<usize> {
     let mut filled = 0;
     while filled < buf.len() {
         match r.read(&mut buf[filled..]) {
@@ -473,18 +492,6 @@ fn stopped() -> io::Error {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn blobs_are_named_by_their_digest() {
-        let d = Digest::of_bytes(b"x");
-        assert_eq!(
-            blob_name(&format!("blobs/sha256/{}", d.hex())),
-            Some(d.clone())
-        );
-        assert_eq!(blob_name(&format!("./blobs/sha256/{}", d.hex())), Some(d));
-        assert_eq!(blob_name("manifest.json"), None);
-        assert_eq!(blob_name("blobs/sha256/zz"), None);
-    }
 
     #[test]
     fn a_blob_that_does_not_hash_to_its_name_is_never_completed() {

@@ -17,16 +17,11 @@ use partial_common::codec::{self, Compression};
 use partial_common::daemon::{Daemon, ImageMeta};
 use partial_common::exit::{self, Coded};
 use partial_common::manifest::BundleManifest;
-use partial_common::stream::ChannelReader;
 use partial_common::Digest;
 use sha2::{Digest as _, Sha256};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom, Write};
-use std::time::Duration;
-
-/// Silence that ends the read of the daemon's export (as rehydrate's).
-const EXPORT_IDLE: Duration = Duration::from_secs(600);
 
 /// The reference layers, by diffID, each in an anonymous temporary file.
 #[derive(Debug, Default)]
@@ -63,8 +58,7 @@ pub async fn spool(
     if wanted.is_empty() {
         return Ok(References::default());
     }
-    let names = base::images_holding(wanted.values(), local)?;
-    let reader = ChannelReader::spawn(daemon.export(&names), EXPORT_IDLE);
+    let (names, reader) = base::export_holding(daemon, wanted.values(), local)?;
     let keys: BTreeSet<Digest> = wanted.keys().cloned().collect();
     let files = tokio::task::spawn_blocking(move || read_references(reader, &keys))
         .await

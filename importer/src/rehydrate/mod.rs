@@ -33,11 +33,9 @@ use needed::Needed;
 use partial_common::daemon::{Daemon, ImageMeta};
 use partial_common::output::{cleanup, stale};
 use partial_common::progress;
-use partial_common::stream::ChannelReader;
 use partial_common::Digest;
 use std::collections::BTreeSet;
 use std::path::Path;
-use std::time::Duration;
 
 pub async fn run(args: RehydrateArgs) -> Result<()> {
     let bundle = bundle::open(&args.bundle)?;
@@ -143,8 +141,7 @@ async fn spool_base_layers(
         .iter()
         .filter(|r| needed.values().any(|w| w.diff_id == r.diff_id))
         .map(|r| &r.chain_id);
-    let names = base::images_holding(chains, local)?;
-    let reader = ChannelReader::spawn(daemon.export(&names), EXPORT_IDLE);
+    let (names, reader) = base::export_holding(daemon, chains, local)?;
     let (dir2, needed2) = (dir.to_path_buf(), needed.clone());
     let found = tokio::task::spawn_blocking(move || spool::spool_layers(reader, &dir2, &needed2))
         .await
@@ -176,6 +173,3 @@ fn described(names: &[String], local: &[ImageMeta]) -> String {
         .collect::<Vec<_>>()
         .join(", ")
 }
-
-/// Silence that ends the read of the daemon's export (as `partial-save`'s `--idle-timeout`).
-const EXPORT_IDLE: Duration = Duration::from_secs(600);

@@ -106,15 +106,7 @@ fn add_layers<W: Write>(
             .metadata()
             .with_context(|| format!("reading {}", src.display()))?
             .len();
-        let mut h = tar::Header::new_ustar();
-        h.set_path(entry)
-            .with_context(|| format!("entry name {entry}"))?;
-        h.set_size(size);
-        h.set_mode(0o644);
-        h.set_mtime(0);
-        h.set_entry_type(tar::EntryType::Regular);
-        h.set_cksum();
-        w.write_raw(h.as_bytes()).map_err(write_err)?;
+        w.begin_file(entry, size).map_err(write_err)?;
         let copied = io::copy(&mut f, w).context("writing the complete archive")?;
         if copied != size {
             return Err(anyhow!("{} changed while it was copied", src.display()));

@@ -18,6 +18,7 @@ mod engine;
 mod export;
 mod fault;
 mod fuzz_regressions;
+mod identity;
 mod ledger;
 mod load;
 mod names;

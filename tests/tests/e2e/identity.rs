@@ -1,0 +1,236 @@
+//! Images keep their identity across the gap. `app:2` is pushed by `docker push` into registry
+//! A; registry B got `app:1` from A with its digests (`skopeo copy --preserve-digests`), as an
+//! earlier transfer would have left it. `partial-load inventory --registry B` feeds
+//! `partial-save -i docker://A/app:2 --have`, and `partial-load push` into B gives `app:2` the
+//! very manifest digest it has in A: tag and digest references resolve alike. Registry C holds
+//! `app:1` as other blobs (pushed by `partial-load push` from a daemon export, whose gzip is not
+//! Docker's): the push is refused with exit 4 naming the image and the layer, before a single
+//! blob is uploaded, and `--allow-new-digest` pushes a re-made manifest with a warning.
+//! A cosign-style signature attached in A to app:2's digest (`sha256-<hex>.sig`, written here
+//! with curl as cosign would lay it out) travels inside the signed manifest and arrives in B
+//! under the same tag, byte for byte; next to C's re-made manifest it is left out, said so.
+
+use partial_tests::cli::{load, push_args, Export, Run};
+use partial_tests::scenario::build_standard_on;
+use partial_tests::{require_daemon, require_registry, DaemonOptions, RegistryOptions};
+use std::path::Path;
+use std::process::Command;
+
+fn s(p: &Path) -> String {
+    p.to_string_lossy().into_owned()
+}
+
+/// `skopeo inspect --raw` of `docker://REF` over plain http: the manifest's digest.
+fn manifest_digest(reference: &str) -> String {
+    let out = Command::new("skopeo")
+        .args(["inspect", "--raw", "--tls-verify=false"])
+        .arg(format!("docker://{reference}"))
+        .output()
+        .expect("skopeo");
+    assert!(
+        out.status.success(),
+        "skopeo inspect {reference}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    partial_tests::sha256_digest(&out.stdout)
+}
+
+fn skopeo_copy(from: &str, to: &str) {
+    let out = Command::new("skopeo")
+        .args(["--insecure-policy", "copy", "--quiet", "--preserve-digests"])
+        .args(["--src-tls-verify=false", "--dest-tls-verify=false"])
+        .args([format!("docker://{from}"), format!("docker://{to}")])
+        .output()
+        .expect("skopeo");
+    assert!(
+        out.status.success(),
+        "skopeo copy {from} {to}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// `curl` against the registry at `addr` (plain http): the response headers and body.
+fn curl(args: &[&str], body: &[u8]) -> String {
+    let mut child = Command::new("curl")
+        .args(["-sS", "-i", "--data-binary", "@-"])
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("curl");
+    use std::io::Write as _;
+    child.stdin.take().unwrap().write_all(body).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "curl {args:?}");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Uploads `bytes` as a blob of `repo` (POST, then PUT with the digest); returns its digest.
+fn put_blob(addr: &str, repo: &str, bytes: &[u8]) -> String {
+    let digest = partial_tests::sha256_digest(bytes);
+    let started = curl(
+        &[
+            "-X",
+            "POST",
+            &format!("http://{addr}/v2/{repo}/blobs/uploads/"),
+        ],
+        b"",
+    );
+    let location = started
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("Location: ")
+                .or(l.strip_prefix("location: "))
+        })
+        .unwrap_or_else(|| panic!("no Location: {started}"))
+        .trim()
+        .to_string();
+    let sep = if location.contains('?') { '&' } else { '?' };
+    let url = if location.starts_with("http") {
+        format!("{location}{sep}digest={digest}")
+    } else {
+        format!("http://{addr}{location}{sep}digest={digest}")
+    };
+    let done = curl(
+        &[
+            "-X",
+            "PUT",
+            "-H",
+            "Content-Type: application/octet-stream",
+            &url,
+        ],
+        bytes,
+    );
+    assert!(done.starts_with("HTTP/1.1 201"), "{done}");
+    digest
+}
+
+/// Attaches a signature as cosign lays one out (an OCI manifest whose layer is the simple-signing
+/// payload) to `digest` in `repo`; returns its tag and manifest bytes.
+fn attach_signature(addr: &str, repo: &str, digest: &str) -> (String, Vec<u8>) {
+    let config = put_blob(addr, repo, b"{}");
+    let payload = format!(
+        r#"{{"critical":{{"identity":{{"docker-reference":"{addr}/{repo}"}},"image":{{"docker-manifest-digest":"{digest}"}},"type":"cosign container image signature"}},"optional":null}}"#
+    );
+    let layer = put_blob(addr, repo, payload.as_bytes());
+    let media = "application/vnd.oci.image.manifest.v1+json";
+    let manifest = format!(
+        r#"{{"schemaVersion":2,"mediaType":"{media}","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","size":2,"digest":"{config}"}},"layers":[{{"mediaType":"application/vnd.dev.cosign.simplesigning.v1+json","size":{},"digest":"{layer}","annotations":{{"dev.cosignproject.cosign/signature":"MEUCIQ-test-signature"}}}}]}}"#,
+        payload.len()
+    );
+    let tag = format!("sha256-{}.sig", digest.trim_start_matches("sha256:"));
+    let url = format!("http://{addr}/v2/{repo}/manifests/{tag}");
+    let put = curl(
+        &["-X", "PUT", "-H", &format!("Content-Type: {media}"), &url],
+        manifest.as_bytes(),
+    );
+    assert!(put.starts_with("HTTP/1.1 201"), "{put}");
+    (tag, manifest.into_bytes())
+}
+
+/// The manifest `repo:tag` of the registry at `addr`, raw.
+fn get_manifest(addr: &str, repo: &str, tag: &str) -> Vec<u8> {
+    let out = Command::new("curl")
+        .args([
+            "-sS",
+            "-f",
+            "-H",
+            "Accept: application/vnd.oci.image.manifest.v1+json",
+        ])
+        .arg(format!("http://{addr}/v2/{repo}/manifests/{tag}"))
+        .output()
+        .expect("curl");
+    assert!(
+        out.status.success(),
+        "GET {repo}:{tag}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
+fn push(bundle: &Path, dir: &Path, to: &str, state: &str, extra: &[&str]) -> Run {
+    load(&push_args(bundle, dir, to, state, extra))
+}
+
+#[test]
+fn a_registry_image_keeps_its_digest_or_the_push_says_why_not() {
+    if !partial_tests::require_tool("skopeo") {
+        return;
+    }
+    let Some(daemon) = require_daemon(DaemonOptions::labelled("identity")) else {
+        return;
+    };
+    let (Some(a), Some(b), Some(c)) = (
+        require_registry(RegistryOptions::default()),
+        require_registry(RegistryOptions::default()),
+        require_registry(RegistryOptions::default()),
+    ) else {
+        return;
+    };
+    build_standard_on(&daemon);
+    for tag in ["app:1", "app:2"] {
+        let remote = format!("{}/{tag}", a.addr);
+        daemon.docker(&["tag", tag, &remote]).unwrap();
+        daemon.docker(&["push", &remote]).unwrap();
+    }
+    skopeo_copy(&format!("{}/app:1", a.addr), &format!("{}/app:1", b.addr));
+    let source_digest = manifest_digest(&format!("{}/app:2", a.addr));
+    let (sig_tag, sig_manifest) = attach_signature(&a.addr, "app", &source_digest);
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let have = d.join("have.json");
+    let inventory = ["inventory", "--registry", &b.addr, "--repo", "app", "-o"];
+    load(&[&inventory[..], &[s(&have).as_str()]].concat()).ok();
+    let bundle = Export::new(daemon.host(), d, "app2.tgz")
+        .images(&[&format!("docker://{}/app:2", a.addr)])
+        .base(&["--have", &s(&have)])
+        .bundle();
+    let signed: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(format!("{}.manifest.json", bundle.display())).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(signed["images"][0]["attached"][0]["tag"], sig_tag.as_str());
+
+    // Into B: the same manifest, byte for byte.
+    let run = push(&bundle, d, &b.addr, "b.state", &["--json"]).ok();
+    let out: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(out["images"][0]["digest_as_source"], true, "{}", run.stdout);
+    assert_eq!(out["images"][0]["attached"][0], sig_tag.as_str());
+    assert_eq!(get_manifest(&b.addr, "app", &sig_tag), sig_manifest);
+    assert_eq!(out["images"][0]["manifest_digest"], source_digest.as_str());
+    assert_eq!(manifest_digest(&format!("{}/app:2", b.addr)), source_digest);
+    let pinned = format!("{}/app@{source_digest}", b.addr);
+    assert_eq!(manifest_digest(&pinned), source_digest);
+
+    // C holds app:1 as blobs of its own: refused before any upload.
+    let full = Export::new(daemon.host(), d, "app1-full.tgz")
+        .images(&["app:1"])
+        .base(&[])
+        .bundle();
+    push(&full, d, &c.addr, "c1.state", &[]).ok();
+    let uploads = c.blob_uploads();
+    let refused = push(&bundle, d, &c.addr, "c.state", &[]).expect_code(4);
+    for needle in ["app:2", &source_digest, "layer 0", "--allow-new-digest"] {
+        assert!(
+            refused.stderr.contains(needle),
+            "{needle}: {}",
+            refused.stderr
+        );
+    }
+    assert_eq!(c.blob_uploads(), uploads, "a refused push uploads nothing");
+    let run = push(
+        &bundle,
+        d,
+        &c.addr,
+        "c.state",
+        &["--allow-new-digest", "--json"],
+    )
+    .ok();
+    assert!(run.stderr.contains("new manifest digest"), "{}", run.stderr);
+    assert!(run.stderr.contains("not pushed"), "{}", run.stderr);
+    let out: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(out["images"][0]["digest_as_source"], false);
+    let remade = manifest_digest(&format!("{}/app:2", c.addr));
+    assert_ne!(remade, source_digest);
+    assert_eq!(out["images"][0]["manifest_digest"], remade.as_str());
+}
