@@ -107,7 +107,12 @@ fn image(
     scan: &BundleScan,
     rebuilt: bool,
 ) -> ImageReport {
-    let (manifest_digest, from) = match registry_digest(&bundle.manifest.source, &img.tags) {
+    let from_registry = img
+        .source_manifest
+        .as_ref()
+        .map(|m| m.digest.to_string())
+        .or_else(|| registry_digest(&bundle.manifest.source, &img.tags));
+    let (manifest_digest, from) = match from_registry {
         Some(d) => (Some(d), Some("registry".to_string())),
         None => match scan.manifests.get(&img.id) {
             Some(d) => (Some(d.to_string()), Some("bundle index.json".to_string())),
@@ -142,6 +147,23 @@ fn image(
         layers: layer_reports(img, scan, rebuilt),
         packages: package_report(img, base, scan, rebuilt),
         config: config_report(base, new_config),
+        attached: img.attached.iter().map(attached_info).collect(),
+    }
+}
+
+fn attached_info(a: &partial_common::image::Attached) -> AttachedInfo {
+    let kind = match a.tag.rsplit_once('.').map(|(_, k)| k) {
+        Some("sig") => "signature",
+        Some("att") => "attestation",
+        Some("sbom") => "sbom",
+        _ => "other",
+    };
+    AttachedInfo {
+        kind: kind.to_string(),
+        tag: a.tag.clone(),
+        media_type: a.manifest.media_type.clone(),
+        digest: a.manifest.digest.to_string(),
+        blobs: a.blobs.len(),
     }
 }
 

@@ -226,6 +226,7 @@ fn image(h: &mut String, i: &ImageReport) {
             deltas.join("<br>")
         },
     );
+    row(h, "Attached", &attached(i));
     h.push_str("</table>\n");
     packages(h, i);
     config(h, &i.config.status, &i.config.changes);
@@ -233,6 +234,28 @@ fn image(h: &mut String, i: &ImageReport) {
         layer(h, l);
     }
     h.push_str("</section>\n");
+}
+
+/// Signatures, attestations and SBOMs carried with the image.
+fn attached(i: &ImageReport) -> String {
+    if i.attached.is_empty() {
+        return "none".to_string();
+    }
+    let items: Vec<String> = i
+        .attached
+        .iter()
+        .map(|a| {
+            format!(
+                "{} <code>{}</code> ({}, {} blob(s), <code>{}</code>)",
+                esc(&a.kind),
+                esc(&a.tag),
+                esc(&a.media_type),
+                a.blobs,
+                esc(&a.digest)
+            )
+        })
+        .collect();
+    items.join("<br>")
 }
 
 fn packages(h: &mut String, i: &ImageReport) {

@@ -258,6 +258,13 @@ mod tests {
                     new: text("</td><script>alert(1)</script>"),
                 }],
             },
+            attached: vec![AttachedInfo {
+                kind: "signature".into(),
+                tag: "sha256-<script>.sig".into(),
+                media_type: "application/vnd.oci.image.manifest.v1+json".into(),
+                digest: d('9'),
+                blobs: 2,
+            }],
         }
     }
 
@@ -276,6 +283,7 @@ mod tests {
             "a&quot;&#39;&amp;.sh",
             "&lt;/td&gt;&lt;script&gt;alert(1)&lt;/script&gt;",
             "1&lt;2",
+            "sha256-&lt;script&gt;.sig",
         ] {
             assert!(page.contains(shown), "{shown} missing in:\n{page}");
         }

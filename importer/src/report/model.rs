@@ -89,6 +89,21 @@ pub struct ImageReport {
     pub layers: Vec<LayerReport>,
     pub packages: PackageReport,
     pub config: ConfigReport,
+    /// Signatures, attestations and SBOMs attached to the image in its source registry
+    /// (cosign's tag scheme), carried with it.
+    pub attached: Vec<AttachedInfo>,
+}
+
+/// One artefact attached to an image.
+#[derive(Clone, Debug, Serialize)]
+pub struct AttachedInfo {
+    /// `signature` (`.sig`), `attestation` (`.att`), `sbom` (`.sbom`) or `other`.
+    pub kind: String,
+    pub tag: String,
+    pub media_type: String,
+    pub digest: String,
+    /// The blobs its manifest names (config and layers).
+    pub blobs: usize,
 }
 
 /// The part of an image left out: the destination holds it.
