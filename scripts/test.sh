@@ -3,8 +3,10 @@
 #
 # As root: installs with apt-get what the tests need (scripts/setup.sh test: docker.io,
 # minisign, zstd, pigz, time, skopeo, umoci, docker-registry, openssl, podman; helm-python-sdk from
-# PyPI for the chart tests' renderer), makes the daemon and
-# tool tests mandatory (PARTIAL_REQUIRE_DAEMON=1 PARTIAL_REQUIRE_TOOLS=1: a test that cannot start its
+# PyPI for the chart tests' renderer), fetches Debian trixie's Docker 26 once into a cache folder
+# (scripts/setup.sh setup_docker26: /var/cache/partial-tests/docker26, or PARTIAL_DOCKER26_CACHE)
+# and exports PARTIAL_DOCKER26_DIR for the docker26 tests, makes the daemon and tool tests
+# mandatory (PARTIAL_REQUIRE_DAEMON=1 PARTIAL_REQUIRE_TOOLS=1: a test that cannot start its
 # private dockerd or find its tool fails instead of skipping) and runs `cargo test --workspace`.
 # Without root: says what it would need, then runs what it can (the daemon tests print
 # `=== SKIPPED: … ===` and pass).
@@ -20,6 +22,10 @@ find_cargo
 if [[ $(id -u) == 0 ]]; then
   setup_packages test
   setup_python_test
+  # Docker 26 (Debian trixie's, unpacked in a cache folder) for the docker26 tests.
+  PARTIAL_DOCKER26_DIR=$(setup_docker26)
+  export PARTIAL_DOCKER26_DIR
+  echo "test.sh: Docker 26 for the docker26 tests: $PARTIAL_DOCKER26_DIR" >&2
   export PARTIAL_REQUIRE_DAEMON=1 PARTIAL_REQUIRE_TOOLS=1
   echo "test.sh: daemon and tool tests are mandatory (PARTIAL_REQUIRE_DAEMON=1 PARTIAL_REQUIRE_TOOLS=1)" >&2
 else

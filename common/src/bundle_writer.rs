@@ -102,25 +102,7 @@ impl<W: Write> BundleWriter<W> {
         let mut manifest = Vec::new();
         let mut repos: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
         for img in images {
-            let config_size = img.config.as_ref().map_or(0, |c| c.len());
-            let layers: Vec<Value> = img
-                .layers
-                .iter()
-                .map(|l| {
-                    json!({
-                        "mediaType": l.blob.media_type,
-                        "digest": l.blob.digest.as_str(),
-                        "size": l.blob.size.unwrap_or(0),
-                    })
-                })
-                .collect();
-            let m = json!({
-                "schemaVersion": 2,
-                "mediaType": MEDIA_MANIFEST,
-                "config": { "mediaType": MEDIA_CONFIG, "digest": img.id.as_str(), "size": config_size },
-                "layers": layers,
-            });
-            let bytes = serde_json::to_vec(&m).map_err(|e| ArchiveError::Write(e.into()))?;
+            let bytes = oci_manifest(img)?;
             let md = self.write_small_blob(&bytes)?;
             let desc = |ann: Option<Value>| {
                 let mut d = json!({ "mediaType": MEDIA_MANIFEST, "digest": md.as_str(), "size": bytes.len() });
@@ -176,6 +158,31 @@ impl<W: Write> BundleWriter<W> {
     }
 }
 
+/// The OCI manifest [`BundleWriter::finish`] writes for `img` (its config and every layer
+/// position as the model states its blob). Its digest is what the containerd image store calls
+/// the image after loading the archive (see the importer's confirmation).
+pub fn oci_manifest(img: &Image) -> Result<Vec<u8>, ArchiveError> {
+    let config_size = img.config.as_ref().map_or(0, |c| c.len());
+    let layers: Vec<Value> = img
+        .layers
+        .iter()
+        .map(|l| {
+            json!({
+                "mediaType": l.blob.media_type,
+                "digest": l.blob.digest.as_str(),
+                "size": l.blob.size.unwrap_or(0),
+            })
+        })
+        .collect();
+    let m = json!({
+        "schemaVersion": 2,
+        "mediaType": MEDIA_MANIFEST,
+        "config": { "mediaType": MEDIA_CONFIG, "digest": img.id.as_str(), "size": config_size },
+        "layers": layers,
+    });
+    serde_json::to_vec(&m).map_err(|e| ArchiveError::Write(e.into()))
+}
+
 /// `app:1` → (`app`, `1`); `reg:5000/app:1` → (`reg:5000/app`, `1`).
 fn split_tag(t: &str) -> (&str, &str) {
     let slash = t.rfind('/').map_or(0, |i| i + 1);
@@ -187,8 +194,19 @@ fn split_tag(t: &str) -> (&str, &str) {
 
 /// The checked archive as a destination: configs and blobs written as they come, the metadata
 /// at the commit; the writer's output and the archive's size are what a commit gives back.
+/// What a [`BundleWriter`] committed as an [`ImageDestination`].
+#[derive(Debug)]
+pub struct Finished<W> {
+    pub out: W,
+    /// The size of the archive written.
+    pub tar_size: u64,
+    /// The OCI manifest written for each image: image ID (config digest) → manifest digest
+    /// (what the containerd image store names the image by once it loaded the archive).
+    pub manifests: BTreeMap<Digest, Digest>,
+}
+
 impl<W: Write> ImageDestination for BundleWriter<W> {
-    type Committed = (W, u64);
+    type Committed = Finished<W>;
 
     fn put_config(&mut self, _id: &Digest, bytes: &[u8]) -> Result<(), ArchiveError> {
         self.write_small_blob(bytes).map(|_| ())
@@ -203,8 +221,17 @@ impl<W: Write> ImageDestination for BundleWriter<W> {
         self.write_blob(d, size, &mut data, |_| {})
     }
 
-    fn commit(self, images: &[Image]) -> Result<(W, u64), ArchiveError> {
-        self.finish(images)
+    fn commit(self, images: &[Image]) -> Result<Finished<W>, ArchiveError> {
+        let mut manifests = BTreeMap::new();
+        for img in images {
+            manifests.insert(img.id.clone(), Digest::of_bytes(&oci_manifest(img)?));
+        }
+        let (out, tar_size) = self.finish(images)?;
+        Ok(Finished {
+            out,
+            tar_size,
+            manifests,
+        })
     }
 }
 

@@ -5,12 +5,15 @@
 //! states. The names the manifest recorded are informative only: renamed files are read under
 //! their new names, and a file is never looked up under its recorded name. Content hashes are
 //! checked while reading (see `bundle_reader`). The manifest and the signature are read with the
-//! size caps of `partial_common::limits`, before anything in them is trusted.
+//! size caps of `partial_common::limits`, before anything in them is trusted. Approvals
+//! (`--approver`) and image signatures (`--image-key`) are required here too, so no command
+//! reads a bundle that lacks them.
 
 use crate::approval;
 use crate::audit;
 use crate::cli::BundleArgs;
 use crate::errors::verify_failed;
+use crate::image_keys;
 use anyhow::Result;
 use partial_common::limits;
 use partial_common::manifest::{BundleManifest, FileEntry};
@@ -104,6 +107,7 @@ pub fn open(args: &BundleArgs) -> Result<Bundle> {
     let files = BundleFiles::resolve(&args.bundle);
     let manifest_path = args.manifest.clone().unwrap_or_else(|| files.manifest());
     let required = approval::Required::from_args(&args.approvers, args.approvals)?;
+    let image_keys = image_keys::load(&args.image_keys)?;
     let (manifest, manifest_bytes, signature) =
         read_manifest(args, &manifest_path).map_err(|e| match later_volume_hint(&files.given) {
             Some(hint) if args.manifest.is_none() => e.context(hint),
@@ -129,6 +133,7 @@ pub fn open(args: &BundleArgs) -> Result<Bundle> {
     audit::note_bundle(bundle.audit_facts());
     bundle.approvals = approval::check(&bundle.approval_subject(), &required)?;
     audit::note_bundle(bundle.audit_facts());
+    image_keys::check(&bundle.manifest, &image_keys)?;
     Ok(bundle)
 }
 
@@ -356,6 +361,7 @@ mod tests {
             approvers: vec![],
             approvals: None,
             audit: None,
+            image_keys: vec![],
         }
     }
 

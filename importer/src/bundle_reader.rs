@@ -5,6 +5,7 @@
 //! manifest does not list gets through, see `partial_common::bundle_source`).
 
 use crate::bundle::{Bundle, Volume};
+use crate::confirm::Written;
 use crate::errors::verify_failed;
 use crate::pipe;
 use crate::rebuild::{self, DeltaLayer, References};
@@ -277,6 +278,17 @@ pub fn checked_stream(
     bar: ProgressBar,
     layers: Layers,
 ) -> Result<Box<dyn Read + Send>> {
+    checked_stream_noting(bundle, bar, layers, Written::default())
+}
+
+/// [`checked_stream`], noting in `written` the OCI manifest written for each image once the
+/// stream reached its end (what the containerd image store names the images by: `confirm`).
+pub fn checked_stream_noting(
+    bundle: &Bundle,
+    bar: ProgressBar,
+    layers: Layers,
+    written: Written,
+) -> Result<Box<dyn Read + Send>> {
     let label = bundle.name();
     let raw = tar_stream(bundle, bar)?;
     let (input, form) = match layers {
@@ -290,7 +302,7 @@ pub fn checked_stream(
     let manifest = bundle.manifest.clone();
     let r = pipe::spawn("bundle-check", move |w| {
         bundle_source::copy_checked(input, &manifest, form, w)
-            .map(|_| ())
+            .map(|checked| written.record(checked.manifests))
             .map_err(|e| checked_err(&label, e))
     })
     .context("starting the bundle reading thread")?;

@@ -193,6 +193,11 @@ pub struct BundleArgs {
     /// Append one hash-chained JSON line for this run (refusals included) to FILE.
     #[arg(long, value_name = "FILE")]
     pub audit: Option<PathBuf>,
+    /// A cosign public key (ECDSA P-256 PEM, as cosign.pub); repeatable. Every image must then
+    /// carry a valid cosign signature of its manifest digest by one of them, checked offline from
+    /// the bundle before anything is loaded or pushed.
+    #[arg(long = "image-key", value_name = "COSIGN.pub")]
+    pub image_keys: Vec<PathBuf>,
 }
 
 #[derive(Args, Debug, Clone)]

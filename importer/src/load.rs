@@ -2,53 +2,23 @@
 //! (`base::check`), the upload with content hashes checked on the way (`upload`: the end of the
 //! upload is held back until they match, so a bad bundle is aborted before the daemon can commit
 //! anything), the daemon's load response, and a final confirmation that every image exists with
-//! the expected ID and tags. `verify` runs every check but the upload.
+//! the expected identity and tags (`confirm`: what each store calls an image). `verify` runs every check but the upload.
 
 use crate::base;
 use crate::bundle::{self, Bundle};
 use crate::bundle_reader;
 use crate::cli::{LoadArgs, VerifyArgs};
+use crate::confirm::{self, Written};
 use crate::connect::connect;
 use crate::errors::daemon_err;
 use crate::rebuild::{self, References};
 use crate::upload::upload;
-use anyhow::{anyhow, Context, Result};
+use anyhow::{Context, Result};
 use indicatif::ProgressBar;
 use partial_common::daemon::{Daemon, ImageMeta};
 use partial_common::progress;
 use partial_common::text::escape;
 use std::io;
-
-/// Every image of the manifest exists with the expected ID, and each tag points at it.
-pub async fn confirm(daemon: &Daemon, bundle: &Bundle) -> Result<()> {
-    for img in &bundle.manifest.images {
-        let found = daemon.inspect(img.id.as_str()).await.map_err(daemon_err)?;
-        match found {
-            Some(m) if m.id == img.id => {}
-            _ => {
-                return Err(anyhow!(
-                    "after the load, image {} is not on the daemon at {}",
-                    img.id,
-                    daemon.host
-                ))
-            }
-        }
-        for tag in &img.tags {
-            match daemon.inspect(tag).await.map_err(daemon_err)? {
-                Some(m) if m.id == img.id => {}
-                Some(m) => {
-                    return Err(anyhow!(
-                        "after the load, tag {tag} points at {} instead of {}",
-                        m.id,
-                        img.id
-                    ))
-                }
-                None => return Err(anyhow!("after the load, tag {tag} is missing")),
-            }
-        }
-    }
-    Ok(())
-}
 
 #[derive(serde::Serialize)]
 struct Outcome<'a> {
@@ -95,8 +65,9 @@ pub async fn run_load(args: LoadArgs) -> Result<()> {
         .await
         .map_err(|e| series.explain(e))?; // names a missing bundle of the series
     let refs = rebuild::spool(&daemon, &bundle.manifest, &local).await?;
-    let loaded = send(&daemon, &bundle, &local, refs).await?;
-    confirm(&daemon, &bundle).await?;
+    let written = Written::default();
+    let loaded = send(&daemon, &bundle, &local, refs, &written).await?;
+    confirm::confirm(&daemon, &bundle.manifest.images, &written).await?;
     series.record()?; // only after a successful load, before it is reported
     report_load(&args, &bundle, &daemon, loaded)
 }
@@ -106,23 +77,26 @@ pub async fn run_load(args: LoadArgs) -> Result<()> {
 /// `DaemonInfo::loads_partial` and the docs), the bundle rehydrated with this daemon's own base
 /// layers.
 /// A delta bundle is uploaded as its rebuilt stream (uncompressed), the delta layers rebuilt from
-/// `refs` and checked on the way: a mismatch aborts the upload.
+/// `refs` and checked on the way: a mismatch aborts the upload. `written` notes the OCI
+/// manifests the upload held (what the containerd image store names the images by).
 async fn send(
     daemon: &Daemon,
     bundle: &Bundle,
     local: &[ImageMeta],
     refs: References,
+    written: &Written,
 ) -> Result<Vec<String>> {
     let info = daemon.info().await.map_err(daemon_err)?;
     let bar = progress::bytes("uploading", Some(bundle.manifest.bundle.size));
     let deltas = rebuild::delta_layers(&bundle.manifest)?;
     let loaded = if !info.loads_partial(index_names(&bundle.manifest)) {
-        send_rehydrated(daemon, bundle, local, refs, &bar).await?
+        send_rehydrated(daemon, bundle, local, refs, &bar, written).await?
     } else {
         // What the daemon gets is written from the signed manifest, never the tar's own
         // metadata (see `bundle_reader::checked_stream`).
         let layers = bundle_reader::Layers::Rebuilt(deltas, refs);
-        let stream = bundle_reader::checked_stream(bundle, bar.clone(), layers)?;
+        let stream =
+            bundle_reader::checked_stream_noting(bundle, bar.clone(), layers, written.clone())?;
         upload(daemon, stream, bar.clone()).await?
     };
     bar.finish_and_clear();
@@ -140,6 +114,7 @@ async fn send_rehydrated(
     local: &[ImageMeta],
     refs: References,
     bar: &ProgressBar,
+    written: &Written,
 ) -> Result<Vec<String>> {
     bar.set_message("rehydrating");
     let dir = if bundle.dir().as_os_str().is_empty() {
@@ -152,7 +127,7 @@ async fn send_rehydrated(
         .suffix(".tar")
         .tempfile_in(dir)
         .context("creating a temporary file for the complete archive")?;
-    crate::rehydrate::build(daemon, bundle, local, refs, tmp.path(), bar).await?;
+    crate::rehydrate::build(daemon, bundle, local, refs, tmp.path(), bar, written).await?;
     let f = std::fs::File::open(tmp.path()).context("reopening the complete archive")?;
     upload(daemon, Box::new(io::BufReader::new(f)), bar.clone()).await
 }

@@ -4,6 +4,10 @@
 //! `--data-root D/root --exec-root D/exec --pidfile D/pid -H unix://D/docker.sock`, no bridge and no
 //! iptables, and the default storage driver (overlay2 works in this sandbox; set
 //! `PARTIAL_STORAGE_DRIVER=vfs` where it does not). It waits until the socket answers `/_ping`.
+//! Its configuration is always `--config-file D/daemon.json`, so the host's
+//! `/etc/docker/daemon.json` never counts; [`DaemonOptions::containerd_snapshotter`] turns the
+//! containerd image store on there, and [`DaemonOptions::docker_root`] runs another Docker than
+//! the system's (Docker 26 from `PARTIAL_DOCKER26_DIR`: [`crate::docker26`]).
 //!
 //! Stopping is done by the daemon's *own* pid (never by name): SIGTERM, wait, SIGKILL, then the same
 //! for the containerd it started (`D/exec/containerd/containerd.pid`), waiting until both are gone,
@@ -44,6 +48,13 @@ pub struct DaemonOptions {
     pub storage_driver: Option<String>,
     /// How long to wait for `/_ping`; `None` takes `PARTIAL_DAEMON_TIMEOUT` (seconds) or 60 s.
     pub start_timeout: Option<Duration>,
+    /// An unpacked Docker (a folder with `usr/sbin/dockerd`, `usr/bin/docker`, its containerd,
+    /// shim and runc, e.g. `PARTIAL_DOCKER26_DIR`): the daemon and the CLI run from it, with its
+    /// bin dirs first on `PATH`. `None`: the system's `dockerd`.
+    pub docker_root: Option<PathBuf>,
+    /// The containerd image store (`"features": {"containerd-snapshotter": true}` in a
+    /// `daemon.json` given with `--config-file`; Docker ≥ 24).
+    pub containerd_snapshotter: bool,
 }
 
 impl DaemonOptions {
@@ -59,6 +70,34 @@ impl DaemonOptions {
     pub fn env(mut self, key: &str, value: &str) -> Self {
         self.env.push((key.to_string(), value.to_string()));
         self
+    }
+
+    /// Runs the Docker unpacked in `root` (see [`DaemonOptions::docker_root`]; builder style).
+    pub fn docker_root(mut self, root: &Path) -> Self {
+        self.docker_root = Some(root.to_path_buf());
+        self
+    }
+
+    /// Turns the containerd image store on or off (builder style).
+    pub fn containerd_snapshotter(mut self, on: bool) -> Self {
+        self.containerd_snapshotter = on;
+        self
+    }
+
+    /// `dockerd`: from [`DaemonOptions::docker_root`] when set, else the system's.
+    fn dockerd(&self) -> PathBuf {
+        match &self.docker_root {
+            Some(root) => crate::docker26::binary(root, "dockerd"),
+            None => tool_path("dockerd").unwrap_or_else(|| "dockerd".into()),
+        }
+    }
+
+    /// The `docker` CLI that goes with the daemon.
+    fn docker_cli(&self) -> PathBuf {
+        match &self.docker_root {
+            Some(root) => crate::docker26::binary(root, "docker"),
+            None => tool_path("docker").unwrap_or_else(|| "docker".into()),
+        }
     }
 }
 
@@ -180,7 +219,7 @@ impl Daemon {
 
     /// A `docker` CLI command aimed at this daemon (its own `DOCKER_CONFIG`, no hints).
     pub fn docker_cmd(&self) -> Command {
-        let mut c = Command::new(tool_path("docker").unwrap_or_else(|| "docker".into()));
+        let mut c = Command::new(self.opts.docker_cli());
         c.arg("-H")
             .arg(self.host())
             .env("DOCKER_CONFIG", self.dir.join("cli-config"))
@@ -233,7 +272,7 @@ impl Daemon {
                 }
             }
         }
-        let mut cmd = Command::new(tool_path("dockerd").unwrap_or_else(|| "dockerd".into()));
+        let mut cmd = Command::new(self.opts.dockerd());
         cmd.arg("--data-root")
             .arg(self.dir.join("root"))
             .arg("--exec-root")
@@ -254,8 +293,12 @@ impl Daemon {
             .clone()
             .or_else(|| std::env::var("PARTIAL_STORAGE_DRIVER").ok())
             .filter(|s| !s.is_empty());
-        if let Some(driver) = driver {
+        if let Some(driver) = driver.filter(|_| !self.opts.containerd_snapshotter) {
             cmd.arg(format!("--storage-driver={driver}"));
+        }
+        self.config_file(&mut cmd)?;
+        if let Some(root) = &self.opts.docker_root {
+            cmd.env("PATH", crate::docker26::path_with(root));
         }
         for (k, v) in &self.opts.env {
             cmd.env(k, v);
@@ -307,6 +350,19 @@ impl Daemon {
         }
         self.last_start = t0.elapsed();
         self.containerd_pid = read_pid(&self.containerd_pidfile());
+        Ok(())
+    }
+
+    /// `--config-file D/daemon.json`, always (so the host's `/etc/docker/daemon.json` never
+    /// counts): `{}`, or the containerd image store's feature flag.
+    fn config_file(&self, cmd: &mut Command) -> Result<()> {
+        let path = self.dir.join("daemon.json");
+        let config = match self.opts.containerd_snapshotter {
+            true => serde_json::json!({ "features": { "containerd-snapshotter": true } }),
+            false => serde_json::json!({}),
+        };
+        fs::write(&path, config.to_string()).context("writing the daemon's daemon.json")?;
+        cmd.arg("--config-file").arg(path);
         Ok(())
     }
 

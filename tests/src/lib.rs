@@ -11,6 +11,8 @@
 //! ```
 //!
 //! - [`daemon`]: one private `dockerd` ([`Daemon`]): start, stop, kill, restart, orphan watchdog.
+//! - [`docker26`]: Docker 26 from `PARTIAL_DOCKER26_DIR` (classic or containerd image store) and
+//!   pairs of engines ([`docker26::require_pair`]).
 //! - [`pair`]: [`DaemonPair`] (source and air-gapped side) and the skip policy.
 //! - [`fixtures`]: tars, `docker import`, `FROM`+`COPY` builds, save/load/inspect helpers.
 //! - [`layout`]: hand-written legacy archives and rewriters from the legacy layout into the Docker ≥ 25
@@ -32,6 +34,8 @@
 //! - `PARTIAL_MAX_DAEMONS` (default 4): daemons running at once in one test process.
 //! - `PARTIAL_DAEMON_TIMEOUT` (seconds, default 60): how long a start may take.
 //! - `PARTIAL_STORAGE_DRIVER`: `--storage-driver` (default: the daemon's; overlay2 works here).
+//! - `PARTIAL_DOCKER26_DIR`: the unpacked Docker 26 (scripts/setup.sh `setup_docker26`) for the
+//!   docker26 tests.
 //! - `PARTIAL_KEEP_DAEMON_DIRS`: keep each daemon's folder (log, data) after the test.
 
 pub mod bins;
@@ -39,6 +43,7 @@ pub mod bundle_check;
 pub mod charts;
 pub mod cli;
 pub mod daemon;
+pub mod docker26;
 pub mod fixtures;
 pub mod layout;
 pub mod pair;

@@ -96,6 +96,8 @@ pub struct Checked<W> {
     pub tar_size: u64,
     /// Carried blobs written (configs not counted).
     pub blobs: usize,
+    /// The OCI manifest written for each image: image ID (config digest) → manifest digest.
+    pub manifests: BTreeMap<Digest, Digest>,
 }
 
 /// What was seen of the tar so far.
@@ -127,11 +129,12 @@ pub fn copy_checked<R: Read, W: Write>(
     out: W,
 ) -> Result<Checked<W>, BundleSourceError> {
     let copied = copy_into(input, manifest, form, BundleWriter::new(out))?;
-    let (out, tar_size) = copied.committed;
+    let finished = copied.committed;
     Ok(Checked {
-        out,
-        tar_size,
+        out: finished.out,
+        tar_size: finished.tar_size,
         blobs: copied.blobs,
+        manifests: finished.manifests,
     })
 }
 

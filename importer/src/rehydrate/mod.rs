@@ -22,8 +22,9 @@ mod write;
 
 use crate::base;
 use crate::bundle::{self, Bundle};
-use crate::bundle_reader::{checked_stream, Layers};
+use crate::bundle_reader::{checked_stream, checked_stream_noting, Layers};
 use crate::cli::RehydrateArgs;
+use crate::confirm::Written;
 use crate::connect::connect;
 use crate::errors::verify_failed;
 use crate::rebuild::{self, References};
@@ -50,7 +51,8 @@ pub async fn run(args: RehydrateArgs) -> Result<()> {
     let refs = rebuild::spool(&daemon, &bundle.manifest, &local).await?;
     // Both passes over the bundle move the bar (the daemon's export between them does not).
     let bar = progress::bytes("rehydrating", Some(2 * bundle.manifest.bundle.size));
-    build(&daemon, &bundle, &local, refs, &args.output, &bar).await?;
+    let written = Written::default();
+    build(&daemon, &bundle, &local, refs, &args.output, &bar, &written).await?;
     bar.finish_and_clear();
     eprintln!(
         "wrote {}: a complete archive of {} image(s) that loads into a daemon without the base",
@@ -62,7 +64,8 @@ pub async fn run(args: RehydrateArgs) -> Result<()> {
 
 /// Writes the complete archive to `out_path` (atomically). `local` is the daemon's images as
 /// the base check (`base::check`) returned them, which must have passed; `refs` the reference
-/// layers of the bundle's deltas (`rebuild::spool`), whose layers are rebuilt on the way.
+/// layers of the bundle's deltas (`rebuild::spool`), whose layers are rebuilt on the way;
+/// `written` notes the OCI manifest the archive holds for each image (`crate::confirm`).
 pub async fn build(
     daemon: &Daemon,
     bundle: &Bundle,
@@ -70,6 +73,7 @@ pub async fn build(
     refs: References,
     out_path: &Path,
     bar: &ProgressBar,
+    written: &Written,
 ) -> Result<()> {
     let deltas = rebuild::delta_layers(&bundle.manifest)?;
     let needed = missing_layers(bundle, &deltas, bar).await?;
@@ -87,7 +91,8 @@ pub async fn build(
     let _interrupt = cleanup::register_dir(spool.path());
     let _held = stale::hold_dir(spool.path());
     let found = spool_base_layers(daemon, bundle, local, &needed, spool.path()).await?;
-    let stream = checked_stream(bundle, bar.clone(), Layers::Rebuilt(deltas, refs))?;
+    let layers = Layers::Rebuilt(deltas, refs);
+    let stream = checked_stream_noting(bundle, bar.clone(), layers, written.clone())?;
     let (label, out_path) = (bundle.name(), out_path.to_path_buf());
     tokio::task::spawn_blocking(move || {
         write::write_complete(stream, &label, &out_path, spool.path(), &needed, &found)

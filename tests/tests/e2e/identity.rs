@@ -9,6 +9,8 @@
 //! A cosign-style signature attached in A to app:2's digest (`sha256-<hex>.sig`, written here
 //! with curl as cosign would lay it out) travels inside the signed manifest and arrives in B
 //! under the same tag, byte for byte; next to C's re-made manifest it is left out, said so.
+//! Signed with an openssl-made P-256 key, it passes `verify --image-key cosign.pub` offline;
+//! another key is exit 3 naming the image.
 
 use partial_tests::cli::{load, push_args, Export, Run};
 use partial_tests::scenario::build_standard_on;
@@ -105,17 +107,59 @@ fn put_blob(addr: &str, repo: &str, bytes: &[u8]) -> String {
     digest
 }
 
-/// Attaches a signature as cosign lays one out (an OCI manifest whose layer is the simple-signing
-/// payload) to `digest` in `repo`; returns its tag and manifest bytes.
-fn attach_signature(addr: &str, repo: &str, digest: &str) -> (String, Vec<u8>) {
+fn openssl(args: &[&str]) -> Vec<u8> {
+    let out = Command::new("openssl")
+        .args(args)
+        .output()
+        .expect("openssl");
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
+/// An ECDSA P-256 key pair as cosign uses: `DIR/NAME.key` (PEM) and `DIR/NAME.pub`.
+fn cosign_keys(dir: &Path, name: &str) -> (String, String) {
+    let key = s(&dir.join(format!("{name}.key")));
+    let public = s(&dir.join(format!("{name}.pub")));
+    openssl(&[
+        "ecparam",
+        "-name",
+        "prime256v1",
+        "-genkey",
+        "-noout",
+        "-out",
+        &key,
+    ]);
+    openssl(&["ec", "-in", &key, "-pubout", "-out", &public]);
+    (key, public)
+}
+
+/// Signs `digest` in `repo` as cosign does, with the private key `key`: the simple-signing
+/// payload as a layer of an OCI manifest, its ECDSA signature (base64 DER) in the layer's
+/// annotation, tagged `sha256-<hex>.sig`. Returns the tag and the manifest bytes.
+fn attach_signature(
+    addr: &str,
+    repo: &str,
+    digest: &str,
+    key: &str,
+    dir: &Path,
+) -> (String, Vec<u8>) {
+    use base64::Engine as _;
     let config = put_blob(addr, repo, b"{}");
     let payload = format!(
         r#"{{"critical":{{"identity":{{"docker-reference":"{addr}/{repo}"}},"image":{{"docker-manifest-digest":"{digest}"}},"type":"cosign container image signature"}},"optional":null}}"#
     );
+    let payload_file = dir.join("payload.json");
+    std::fs::write(&payload_file, &payload).unwrap();
+    let der = openssl(&["dgst", "-sha256", "-sign", key, &s(&payload_file)]);
+    let signature = base64::engine::general_purpose::STANDARD.encode(der);
     let layer = put_blob(addr, repo, payload.as_bytes());
     let media = "application/vnd.oci.image.manifest.v1+json";
     let manifest = format!(
-        r#"{{"schemaVersion":2,"mediaType":"{media}","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","size":2,"digest":"{config}"}},"layers":[{{"mediaType":"application/vnd.dev.cosign.simplesigning.v1+json","size":{},"digest":"{layer}","annotations":{{"dev.cosignproject.cosign/signature":"MEUCIQ-test-signature"}}}}]}}"#,
+        r#"{{"schemaVersion":2,"mediaType":"{media}","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","size":2,"digest":"{config}"}},"layers":[{{"mediaType":"application/vnd.dev.cosign.simplesigning.v1+json","size":{},"digest":"{layer}","annotations":{{"dev.cosignproject.cosign/signature":"{signature}"}}}}]}}"#,
         payload.len()
     );
     let tag = format!("sha256-{}.sig", digest.trim_start_matches("sha256:"));
@@ -175,9 +219,11 @@ fn a_registry_image_keeps_its_digest_or_the_push_says_why_not() {
     }
     skopeo_copy(&format!("{}/app:1", a.addr), &format!("{}/app:1", b.addr));
     let source_digest = manifest_digest(&format!("{}/app:2", a.addr));
-    let (sig_tag, sig_manifest) = attach_signature(&a.addr, "app", &source_digest);
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
+    let (cosign_key, cosign_pub) = cosign_keys(d, "cosign");
+    let (_, other_pub) = cosign_keys(d, "other");
+    let (sig_tag, sig_manifest) = attach_signature(&a.addr, "app", &source_digest, &cosign_key, d);
     let have = d.join("have.json");
     let inventory = ["inventory", "--registry", &b.addr, "--repo", "app", "-o"];
     load(&[&inventory[..], &[s(&have).as_str()]].concat()).ok();
@@ -191,8 +237,38 @@ fn a_registry_image_keeps_its_digest_or_the_push_says_why_not() {
     .unwrap();
     assert_eq!(signed["images"][0]["attached"][0]["tag"], sig_tag.as_str());
 
+    // The cosign signature is checked offline, from the bundle alone.
+    let team = s(&d.join("team.pub"));
+    let verify = |image_key: &str| {
+        load(&[
+            "verify",
+            &s(&bundle),
+            "--key",
+            &team,
+            "--offline",
+            "--image-key",
+            image_key,
+        ])
+    };
+    verify(&cosign_pub).ok().stderr_has("signature by");
+    let refused = verify(&other_pub).expect_code(3);
+    for needle in ["app:2", "no valid signature", "none of the keys"] {
+        assert!(
+            refused.stderr.contains(needle),
+            "{needle}: {}",
+            refused.stderr
+        );
+    }
+
     // Into B: the same manifest, byte for byte.
-    let run = push(&bundle, d, &b.addr, "b.state", &["--json"]).ok();
+    let run = push(
+        &bundle,
+        d,
+        &b.addr,
+        "b.state",
+        &["--json", "--image-key", &cosign_pub],
+    )
+    .ok();
     let out: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
     assert_eq!(out["images"][0]["digest_as_source"], true, "{}", run.stdout);
     assert_eq!(out["images"][0]["attached"][0], sig_tag.as_str());

@@ -14,6 +14,7 @@ mod charts;
 mod cli_paths;
 mod delta;
 mod delta_load;
+mod docker26;
 mod engine;
 mod export;
 mod fault;
