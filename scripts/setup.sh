@@ -6,7 +6,8 @@
 #   sudo scripts/setup.sh test     # + zstd, pigz, time, skopeo, umoci, docker-registry, openssl,
 #                                  #   podman (a private API service per podman test),
 #                                  #   python3 with pip and PyPI's helm-python-sdk (renders Helm
-#                                  #   charts for the chart tests; the tools never need Python)
+#                                  #   charts for the chart tests; the tools never need Python),
+#                                  #   chromium (renders the transfer report in its test)
 #   sudo scripts/setup.sh bench    # the test list + debootstrap, python3
 #   sudo scripts/setup.sh package  # a C compiler, dpkg-dev (dpkg-shlibdeps for cargo-deb),
 #                                  #   debootstrap and man-db (scripts/package.sh --check)
@@ -46,6 +47,7 @@ SETUP_TEST=(
   "openssl:openssl"
   "python3:python3"
   "podman:podman"
+  "chromium:chromium"
 )
 SETUP_BENCH=(
   "${SETUP_TEST[@]}"

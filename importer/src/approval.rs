@@ -136,7 +136,7 @@ fn refusal(req: &Required, valid: &[Approval], rejected: &[String]) -> String {
 }
 
 /// The approval files beside the manifest, sorted.
-fn approval_files(manifest: &Path) -> Result<Vec<PathBuf>> {
+pub fn approval_files(manifest: &Path) -> Result<Vec<PathBuf>> {
     let dir = match manifest.parent() {
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
         _ => PathBuf::from("."),

@@ -15,6 +15,7 @@ partial-load load app.tgz --key team.pub
 partial-load inventory -o have.json
 partial-load rehydrate app.tgz --key team.pub -o app-full.tar
 partial-load push app.tgz --key team.pub --to registry.example:5000/mirror
+partial-load report app.tgz --key team.pub -o app-report.html
 partial-load inventory --registry registry.example:5000 --repo mirror/app -o have.json";
 
 /// The environment variables `partial-load` reads: shown under "Environment:" in `--help` and
@@ -99,6 +100,10 @@ pub enum Command {
     /// Approve a bundle as a second person: its signature and content checked, then its manifest
     /// signed with the reviewer's key (MANIFEST.approval.<KEYID>.minisig beside it).
     Approve(ApproveArgs),
+    /// A transfer report for the reviewer: signature checked, then per image what changes on
+    /// the destination (files, setuid/world-writable files, OS packages, config), as one
+    /// self-contained HTML page (-o) and/or JSON (--json).
+    Report(ReportArgs),
     /// The audit log: `audit verify FILE` checks its hash chain.
     #[command(subcommand)]
     Audit(AuditCommand),
@@ -113,6 +118,7 @@ impl Command {
             Command::Rehydrate(a) => (&a.bundle, "rehydrate"),
             Command::Push(a) => (&a.bundle, "push"),
             Command::Approve(a) => (&a.bundle, "approve"),
+            Command::Report(a) => (&a.bundle, "report"),
             Command::Inventory(_) | Command::Audit(_) => return None,
         };
         args.audit.as_deref().map(|p| (p, name))
@@ -132,6 +138,23 @@ pub struct ApproveArgs {
     /// Replace an approval this key already wrote.
     #[arg(long)]
     pub force: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct ReportArgs {
+    #[command(flatten)]
+    pub bundle: BundleArgs,
+    #[command(flatten)]
+    pub daemon: DaemonArgs,
+    /// Write the HTML report here (without -o and --json: to stdout).
+    #[arg(short = 'o', long = "output", value_name = "FILE.html")]
+    pub output: Option<PathBuf>,
+    /// Overwrite an existing output file.
+    #[arg(long, requires = "output")]
+    pub force: bool,
+    /// Ask no daemon for the base images (the report says what it cannot compare).
+    #[arg(long)]
+    pub offline: bool,
 }
 
 #[derive(Subcommand, Debug)]

@@ -20,6 +20,7 @@ mod rebuild;
 mod registry_connect;
 mod registry_images;
 mod rehydrate;
+mod report;
 #[cfg(test)]
 mod schema_files;
 mod state;
@@ -60,6 +61,7 @@ fn main() -> ExitCode {
             cli::Command::Rehydrate(a) => rehydrate::run(a).await,
             cli::Command::Push(a) => push::run(a).await,
             cli::Command::Approve(a) => approve::run(a).await,
+            cli::Command::Report(a) => report::run(a).await,
             cli::Command::Audit(cli::AuditCommand::Verify { file }) => {
                 let n = audit::verify(&file)?;
                 eprintln!("{}: {n} line(s), the hash chain is intact", file.display());

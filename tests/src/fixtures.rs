@@ -115,8 +115,13 @@ impl TarBuilder {
     }
 
     /// A regular file with the given bytes (mode 0644).
-    pub fn file(mut self, path: &str, data: &[u8]) -> Self {
-        let mut h = Self::header(tar::EntryType::Regular, 0o644, data.len() as u64);
+    pub fn file(self, path: &str, data: &[u8]) -> Self {
+        self.file_mode(path, data, 0o644)
+    }
+
+    /// A regular file with the given bytes and mode (`0o4755`: setuid).
+    pub fn file_mode(mut self, path: &str, data: &[u8], mode: u32) -> Self {
+        let mut h = Self::header(tar::EntryType::Regular, mode, data.len() as u64);
         self.b.append_data(&mut h, path, data).expect("tar file");
         self
     }

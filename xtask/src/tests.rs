@@ -46,6 +46,7 @@ fn a_page_for_each_tool_and_each_subcommand() {
             "partial-load-rehydrate.1",
             "partial-load-push.1",
             "partial-load-approve.1",
+            "partial-load-report.1",
             "partial-load-audit.1",
             "partial-load-audit-verify.1",
         ])

@@ -29,6 +29,7 @@ mod push_tls;
 mod regsource;
 mod rehydrate;
 mod rehydrate_lacking;
+mod report;
 mod rig_self;
 mod rig_smoke;
 mod signed_governs;

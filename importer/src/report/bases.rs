@@ -1,0 +1,194 @@
+//! The base of each image, from the daemon when one is reachable: the image holding the layers
+//! the bundle left out (exactly those, for its config to compare against), its package databases
+//! and the paths of its layers, read from the daemon's export of that image. Without a daemon
+//! the report says what it cannot know instead of failing.
+
+use crate::cli::ReportArgs;
+use crate::connect::connect;
+use crate::report::config_diff::ImageConfig;
+use crate::report::layers::{DbState, PathSet};
+use crate::report::model::BaseSource;
+use crate::report::packages::{Manager, Packages};
+use crate::report::scan;
+use anyhow::{Context, Result};
+use partial_common::daemon::{Daemon, ImageMeta};
+use partial_common::manifest::{BundleManifest, Image};
+use partial_common::stream::ChannelReader;
+use partial_common::Digest;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Silence that ends the read of the daemon's export (as rehydrate's).
+const EXPORT_IDLE: Duration = Duration::from_secs(600);
+
+/// What is known of one image's base.
+#[derive(Clone)]
+pub enum Base {
+    /// Every layer is carried: there is no base.
+    None,
+    /// Read from the daemon.
+    Found(Arc<BaseData>),
+    /// Not available; why.
+    Unavailable(String),
+}
+
+/// A base image as read from the daemon.
+pub struct BaseData {
+    /// How the daemon names it (first tag and ID).
+    pub name: String,
+    /// Its config, when the image holds exactly the left-out layers.
+    pub config: Option<ImageConfig>,
+    /// Why the config is not compared, when it is not.
+    pub note: Option<String>,
+    pub dbs: BTreeMap<Manager, Packages>,
+    pub paths: Arc<PathSet>,
+}
+
+/// The bases of the bundle's images, and the daemon they were read from.
+pub struct Bases {
+    pub source: BaseSource,
+    pub per_image: Vec<Base>,
+    pub daemon: Option<(Daemon, Vec<ImageMeta>)>,
+}
+
+/// How many layers at the bottom of `img` are left out (the destination's base).
+pub fn left_out(img: &Image) -> usize {
+    img.layers.iter().take_while(|l| !l.carried).count()
+}
+
+/// Finds and reads the base of every image; never fails for want of a daemon or a base.
+pub async fn gather(args: &ReportArgs, manifest: &BundleManifest) -> Bases {
+    let (daemon, local) = match reach(args).await {
+        Ok(d) => d,
+        Err(why) => {
+            let note = format!("base not available: cannot compare ({why})");
+            let per_image = manifest
+                .images
+                .iter()
+                .map(|i| match left_out(i) {
+                    0 => Base::None,
+                    _ => Base::Unavailable(note.clone()),
+                })
+                .collect();
+            return Bases {
+                source: BaseSource::None { why },
+                per_image,
+                daemon: None,
+            };
+        }
+    };
+    let mut cache: BTreeMap<(Digest, usize), Base> = BTreeMap::new();
+    let mut per_image = Vec::new();
+    for img in &manifest.images {
+        per_image.push(base_of(&daemon, &local, img, &mut cache).await);
+    }
+    Bases {
+        source: BaseSource::Daemon {
+            host: daemon.host.clone(),
+        },
+        per_image,
+        daemon: Some((daemon, local)),
+    }
+}
+
+/// The daemon and its images, or why not.
+async fn reach(args: &ReportArgs) -> std::result::Result<(Daemon, Vec<ImageMeta>), String> {
+    if args.offline {
+        return Err("no daemon asked: --offline".to_string());
+    }
+    let daemon = connect(&args.daemon).await.map_err(|e| format!("{e:#}"))?;
+    let local = daemon.all_images().await.map_err(|e| e.to_string())?;
+    Ok((daemon, local))
+}
+
+async fn base_of(
+    daemon: &Daemon,
+    local: &[ImageMeta],
+    img: &Image,
+    cache: &mut BTreeMap<(Digest, usize), Base>,
+) -> Base {
+    let k = left_out(img);
+    if k == 0 {
+        return Base::None;
+    }
+    let chain = &img.layers[k - 1].chain_id;
+    let Some(meta) = pick(local, chain, k) else {
+        return Base::Unavailable(format!(
+            "base not available: cannot compare (no image on the daemon at {} holds chain {chain})",
+            daemon.host
+        ));
+    };
+    if let Some(b) = cache.get(&(meta.id.clone(), k)) {
+        return b.clone();
+    }
+    let b = match read(daemon, meta, k).await {
+        Ok(d) => Base::Found(Arc::new(d)),
+        Err(e) => Base::Unavailable(format!("base not available: cannot compare ({e:#})")),
+    };
+    cache.insert((meta.id.clone(), k), b.clone());
+    b
+}
+
+/// The image holding chain `chain` at position `k`: one with exactly `k` layers first.
+fn pick<'a>(local: &'a [ImageMeta], chain: &Digest, k: usize) -> Option<&'a ImageMeta> {
+    let holding = local
+        .iter()
+        .filter(|m| m.chain_ids.get(k - 1) == Some(chain));
+    let mut best: Option<&ImageMeta> = None;
+    for m in holding {
+        let better = match best {
+            None => true,
+            Some(b) => {
+                (m.chain_ids.len() == k && b.chain_ids.len() != k)
+                    || (m.chain_ids.len() == b.chain_ids.len()
+                        && !m.tags.is_empty()
+                        && b.tags.is_empty())
+            }
+        };
+        if better {
+            best = Some(m);
+        }
+    }
+    best
+}
+
+/// Reads the bottom `k` layers of `meta` (and its config) from the daemon's export.
+async fn read(daemon: &Daemon, meta: &ImageMeta, k: usize) -> Result<BaseData> {
+    let wanted: Vec<Digest> = meta.diff_ids[..k].to_vec();
+    let set: BTreeSet<Digest> = wanted.iter().cloned().collect();
+    let reader = ChannelReader::spawn(daemon.export(&[meta.id.to_string()]), EXPORT_IDLE);
+    let id = meta.id.clone();
+    let scan = tokio::task::spawn_blocking(move || scan::scan_export(reader, &id, &set))
+        .await
+        .context("the base reading thread failed")??;
+    let mut paths = PathSet::default();
+    let mut dbs: BTreeMap<Manager, Packages> = BTreeMap::new();
+    for d in &wanted {
+        let Some(l) = scan.layers.get(d) else {
+            continue;
+        };
+        paths.apply(l);
+        for (m, state) in &l.dbs {
+            match state {
+                DbState::Present(p) => dbs.insert(*m, p.clone()),
+                DbState::Removed => dbs.remove(m),
+            };
+        }
+    }
+    let name = match meta.tags.first() {
+        Some(t) => format!("{t} ({})", meta.id),
+        None => meta.id.to_string(),
+    };
+    let exact = meta.diff_ids.len() == k;
+    Ok(BaseData {
+        name,
+        config: scan.config.filter(|_| exact),
+        note: (!exact).then(|| {
+            "no image on the daemon holds exactly the left-out layers: its config is not compared"
+                .to_string()
+        }),
+        dbs,
+        paths: Arc::new(paths),
+    })
+}
