@@ -17,14 +17,7 @@ use std::io::Read;
 /// How many leading bytes are read to tell a JSON blob from layer data.
 pub(crate) const PEEK: usize = 64;
 
-/// Whether the first bytes of an entry look like a JSON object.
-pub(crate) fn looks_like_json(prefix: &[u8]) -> bool {
-    prefix
-        .iter()
-        .find(|b| !b" \t\r\n".contains(b))
-        .map(|b| *b == b'{')
-        .unwrap_or(false)
-}
+pub(crate) use super::tarstream::looks_like_json;
 
 /// Reads up to `n` bytes of the current entry.
 pub(crate) fn read_prefix<R: Read>(

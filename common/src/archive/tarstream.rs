@@ -50,6 +50,15 @@ struct Extensions {
     raw: Vec<u8>,
 }
 
+/// Whether the first bytes of an entry (or of what follows an archive) look like a JSON object.
+pub(crate) fn looks_like_json(prefix: &[u8]) -> bool {
+    prefix
+        .iter()
+        .find(|b| !b" \t\r\n".contains(b))
+        .map(|b| *b == b'{')
+        .unwrap_or(false)
+}
+
 /// Reads a tar stream entry by entry.
 pub struct TarReader<R> {
     inner: R,
@@ -278,7 +287,7 @@ impl<R: Read> TarReader<R> {
             ));
         }
         let mut rest = got.to_vec();
-        if super::scan::looks_like_json(&rest) {
+        if looks_like_json(&rest) {
             let mut more = [0u8; 1024];
             let k = match self.fill(&mut more) {
                 Ok(k) => k,
