@@ -15,7 +15,8 @@
 //! An SBOM attached as an OCI 1.1 referrer (its fallback index under `sha256-<hex>`, as
 //! distribution 2.8 has no referrers API) arrives by digest, its index under the same tag.
 //! Signed with an openssl-made P-256 key, it passes `verify --image-key cosign.pub` offline;
-//! another key is exit 3 naming the image.
+//! another key is exit 3 naming the image. The same bundle loaded into a Docker daemon that
+//! pulled the base gives the image with the source's ID.
 
 use partial_tests::cli::{load, push_args, Export, Run};
 use partial_tests::scenario::build_standard_on;
@@ -325,6 +326,29 @@ fn a_registry_image_keeps_its_digest_or_the_push_says_why_not() {
             refused.stderr
         );
     }
+
+    // The same bundle loads into a Docker daemon holding the base: the very image (its ID is
+    // the config digest, which docker push kept).
+    let airgap = require_daemon(DaemonOptions::labelled("identity-airgap")).expect("daemon");
+    airgap
+        .docker(&["pull", &format!("{}/app:1", a.addr)])
+        .unwrap();
+    load(&[
+        "load",
+        &s(&bundle),
+        "--key",
+        &team,
+        "-H",
+        &airgap.host(),
+        "--state",
+        &s(&d.join("airgap.state")),
+    ])
+    .ok();
+    assert_eq!(
+        airgap.image_id(&format!("{}/app:2", a.addr)).unwrap(),
+        daemon.image_id("app:2").unwrap()
+    );
+    drop(airgap);
 
     // Into B: the same manifest, byte for byte.
     let run = push(
