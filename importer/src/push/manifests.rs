@@ -124,6 +124,16 @@ pub fn source_manifest(
         Manifest::Image(m) => m,
         Manifest::Index(_) => return Err("its source manifest is an index".to_string()),
     };
+    if let Some(d) = std::iter::once(&m.config)
+        .chain(&m.layers)
+        .find(|d| !d.urls.is_empty())
+    {
+        return Err(format!(
+            "its source manifest sends clients to other URLs for blob {} (foreign layers are \
+             not kept)",
+            d.digest
+        ));
+    }
     if m.config.digest != image.id {
         return Err(format!(
             "its source manifest names config {}, not the image's",
@@ -351,6 +361,17 @@ mod tests {
         }
         let why = source_manifest(&image, &index, &none).unwrap_err();
         assert!(why.contains("hashes to"), "{why}");
+
+        // Foreign-layer URLs, which would send clients elsewhere.
+        let (mut image, index) = sourced(&Digest::of_bytes(b"base.gz"), &top_diff);
+        if let Some(src) = image.source_manifest.as_mut() {
+            let mut m: ImageManifest = serde_json::from_str(&src.text).unwrap();
+            m.layers[1].urls = vec!["http://elsewhere.invalid/blob".into()];
+            let bytes = serde_json::to_vec(&m).unwrap();
+            *src = partial_common::image::SourceManifest::new(DOCKER_MANIFEST, &bytes).unwrap();
+        }
+        let why = source_manifest(&image, &index, &none).unwrap_err();
+        assert!(why.contains("other URLs"), "{why}");
 
         // A manifest of another image.
         let (mut image, index) = sourced(&Digest::of_bytes(b"base.gz"), &top_diff);
