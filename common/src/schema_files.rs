@@ -15,37 +15,13 @@ use crate::inventory::Inventory;
 use crate::ledger::Ledger;
 use crate::manifest::{tests::sample, BundleManifest, ChartEntry, Source, ToolInfo};
 use crate::plan::LayerDelta;
+use crate::testutil::schema::validator;
 use serde_json::Value;
-use std::path::PathBuf;
-
-/// The schema `docs/schema/<name>.schema.json`, itself checked against its meta-schema.
-fn validator(name: &str) -> jsonschema::Validator {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../docs/schema")
-        .join(format!("{name}.schema.json"));
-    let text = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
-    let schema: Value = serde_json::from_str(&text).unwrap();
-    if let Err(e) = jsonschema::meta::validate(&schema) {
-        panic!("{} is not a valid JSON Schema: {e}", path.display());
-    }
-    jsonschema::validator_for(&schema).unwrap()
-}
 
 /// Fails naming every violation of `bytes` (a file as written) against schema `name`.
 pub(crate) fn assert_valid(name: &str, what: &str, bytes: &[u8]) {
-    let v = validator(name);
     let doc: Value = serde_json::from_slice(bytes).unwrap();
-    let errors: Vec<String> = v
-        .iter_errors(&doc)
-        .map(|e| format!("{} at {}", e, e.instance_path()))
-        .collect();
-    assert!(
-        errors.is_empty(),
-        "{what} does not match {name}.schema.json:\n{}\n{}",
-        errors.join("\n"),
-        String::from_utf8_lossy(bytes)
-    );
+    crate::testutil::schema::assert_valid(name, what, &doc);
 }
 
 fn daemon_info() -> DaemonInfo {

@@ -208,6 +208,11 @@ pub struct SaveArgs {
     /// once written. With --have, the inventory wins over the ledger.
     #[arg(long, value_name = "SITE.json")]
     pub ledger: Option<PathBuf>,
+    /// Also write the reviewer's transfer report of the bundle: one self-contained HTML page
+    /// (JSON when FILE ends in .json) saying per image what changes against its base on the
+    /// daemon (files, packages, config), as `partial-load report` does on the far side.
+    #[arg(long, value_name = "FILE.html")]
+    pub report: Option<PathBuf>,
     /// Output bundle.
     #[arg(
         short = 'o',

@@ -10,6 +10,7 @@ mod report;
 mod run;
 mod select;
 mod tool_info;
+mod transfer_report;
 
 use clap::Parser;
 use partial_common::exit::{self, Coded};

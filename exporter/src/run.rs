@@ -163,10 +163,27 @@ pub async fn run(mut args: SaveArgs) -> Result<()> {
         l.stamp(&mut m)?; // --ledger: site, sequence, previous
     }
     m.charts = charts;
-    let files = write_and_commit(&args, &m, written, secret_key.as_ref())?;
+    let (files, volumes) = write_and_commit(&args, &m, written, secret_key.as_ref())?;
     if let Some(l) = ledger {
         // --ledger: recorded only now that the bundle has its name.
         l.record(&m, &m.to_bytes())?;
+    }
+    if let Some(out) = &args.report {
+        let w = crate::transfer_report::Written {
+            manifest: &m,
+            volumes,
+            manifest_path: naming::manifest_path(&args.output),
+            signed_by: secret_key.as_ref(),
+        };
+        crate::transfer_report::write(&args, w, out)
+            .await
+            .with_context(|| {
+                format!(
+                    "the bundle {} is written, but not its report {}",
+                    args.output.display(),
+                    out.display()
+                )
+            })?;
     }
     if args.json {
         let out = serde_json::json!({ "manifest": m, "files": files });
@@ -224,6 +241,9 @@ fn check_selection(args: &SaveArgs) -> Result<()> {
 
 /// The bundle's files do not exist yet, unless `--force` (or `--dry-run`, which writes none).
 fn check_output_free(args: &SaveArgs, split: Option<u64>) -> Result<()> {
+    if args.dry_run && args.report.is_some() {
+        bail!("--report describes the bundle written: --dry-run writes none (drop one of them)");
+    }
     if !args.dry_run && !args.force {
         let mut paths = vec![
             args.output.clone(),
@@ -233,6 +253,7 @@ fn check_output_free(args: &SaveArgs, split: Option<u64>) -> Result<()> {
         if split.is_some() {
             paths.push(output::part_path(&args.output, 1));
         }
+        paths.extend(args.report.clone());
         for p in &paths {
             if p.exists() {
                 bail!("{} already exists (use --force to overwrite)", p.display());
@@ -572,13 +593,13 @@ fn manifest_of(
 
 /// Writes the manifest and its signature under temporary names, then gives every file its name:
 /// the bundle first and the signature last, so a signature never vouches for a missing file.
-/// Returns the files written.
+/// Returns the files written, and the bundle's volumes among them.
 fn write_and_commit(
     args: &SaveArgs,
     m: &BundleManifest,
     written: output::FinishedOutput,
     secret_key: Option<&partial_common::sign::SecretKey>,
-) -> Result<Vec<String>> {
+) -> Result<(Vec<String>, Vec<PathBuf>)> {
     let manifest_path = naming::manifest_path(&args.output);
     let sig_path = naming::signature_path(&manifest_path);
     let bytes = m.to_bytes();
@@ -620,7 +641,7 @@ fn write_and_commit(
     if secret_key.is_some() {
         files.push(sig_path.display().to_string());
     }
-    Ok(files)
+    Ok((files, part_names))
 }
 
 /// The bytes an offline export reads: the sum of the archive files' sizes when every input is an

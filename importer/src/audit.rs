@@ -274,7 +274,11 @@ mod tests {
         let text = std::fs::read_to_string(&p).unwrap();
         for (i, line) in text.lines().enumerate() {
             let doc: serde_json::Value = serde_json::from_str(line).unwrap();
-            crate::schema_files::assert_valid("audit-line", &format!("audit line {}", i + 1), &doc);
+            partial_common::testutil::schema::assert_valid(
+                "audit-line",
+                &format!("audit line {}", i + 1),
+                &doc,
+            );
         }
     }
 

@@ -21,8 +21,6 @@ mod registry_connect;
 mod registry_images;
 mod rehydrate;
 mod report;
-#[cfg(test)]
-mod schema_files;
 mod state;
 mod upload;
 

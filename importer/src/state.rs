@@ -502,7 +502,7 @@ mod tests {
         s.write(&path).unwrap();
         let empty: serde_json::Value =
             serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
-        crate::schema_files::assert_valid("state", "an empty state file", &empty);
+        partial_common::testutil::schema::assert_valid("state", "an empty state file", &empty);
         assert!(s.advance(entry(2, b"m2")));
         let mut unsigned = entry(1, b"u");
         unsigned.key_id = "unsigned".into();
@@ -511,7 +511,7 @@ mod tests {
         let written = std::fs::read(&path).unwrap();
         State::parse(&written, "state.json").unwrap();
         let doc: serde_json::Value = serde_json::from_slice(&written).unwrap();
-        crate::schema_files::assert_valid("state", "a state file of two series", &doc);
+        partial_common::testutil::schema::assert_valid("state", "a state file of two series", &doc);
     }
 
     #[test]

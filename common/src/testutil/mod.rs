@@ -5,6 +5,7 @@
 //! - [`archive`]: builders of `docker save` archives in all three layouts (legacy folders named by
 //!   the real v1id recipe, Docker ≥ 25 OCI layouts, containerd layouts with gzip blobs), a tar
 //!   writer that can also write broken archives, and a tar reader for checking outputs.
+//! - [`schema`]: a written file checked against its JSON Schema in `docs/schema/`.
 //! - [`gate`]: the one skip gate (loud skip, or a failure under `PARTIAL_REQUIRE_*=1`).
 //! - `fuzz_seeds` (unit tests only): writes the cargo-fuzz targets' seed inputs.
 
@@ -12,3 +13,4 @@ pub mod archive;
 #[cfg(test)]
 mod fuzz_seeds;
 pub mod gate;
+pub mod schema;

@@ -1,4 +1,5 @@
-//! The transfer report end to end (`partial-load report`): a base image with a Debian package
+//! The transfer report end to end (`partial-load report`, and `partial-save --report` where the
+//! bundle is made, which must say the same): a base image with a Debian package
 //! database, an update that upgrades, adds and removes packages, adds a setuid file and an
 //! executable, and changes its config (with a hostile label and file name). Reported against the
 //! air-gapped daemon holding the base (packages and config compared), without a daemon (says it
@@ -204,6 +205,75 @@ fn report_shows_packages_files_and_config_and_renders_in_chromium() {
 
     check_offline_and_refusals(&b, &d, &key);
     render_in_chromium(&html, &d);
+}
+
+/// `partial-save --report` on the connected side: the same report as the far side's (packages,
+/// files and config against the base, which the source daemon holds as the `-e` image), the
+/// HTML page with the package changes; refused before anything is written when its file exists
+/// or with `--dry-run`.
+#[test]
+fn partial_save_reports_what_partial_load_reports() {
+    let pair = partial_tests::require_daemons!();
+    build_fixture(&pair);
+    give_airgap(&pair, &["rbase:1"]);
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_path_buf();
+    let saved = d.join("saved.json");
+    let b = Export::new(pair.source.host(), &d, "rep.tgz")
+        .images(&["rapp:2"])
+        .base(&["-e", "rbase:1"])
+        .args(&["--report", &s(&saved)])
+        .bundle();
+    let text = std::fs::read_to_string(&saved).expect("partial-save wrote no report");
+    let near: Value = serde_json::from_str(&text).expect("the report is not JSON");
+    schema::assert_valid("report", "partial-save's report", &near);
+    check_compared(&near);
+    assert!(near["tool"].as_str().unwrap().starts_with("partial-save "));
+
+    let key = s(&d.join("team.pub"));
+    let airgap = pair.airgap.host();
+    let far = json_of(&load(&["report", &s(&b), "--key", &key, "-H", &airgap, "--json"]).ok());
+    assert_eq!(near["images"], far["images"], "the two sides disagree");
+    for k in [
+        "manifest_sha256",
+        "signed_by",
+        "trusted_comment",
+        "sequence",
+    ] {
+        assert_eq!(near["bundle"][k], far["bundle"][k], "bundle.{k}");
+    }
+
+    let page = d.join("saved.html");
+    Export::new(pair.source.host(), &d, "page.tgz")
+        .images(&["rapp:2"])
+        .base(&["-e", "rbase:1"])
+        .args(&["--report", &s(&page)])
+        .bundle();
+    let html = std::fs::read_to_string(&page).unwrap();
+    for t in ["libc6", "2.36-9+deb12u4", "usr/bin/su-helper"] {
+        assert!(html.contains(t), "the page lacks {t}");
+    }
+
+    // Refusals: an existing report file, and --dry-run; no bundle is started.
+    let again = Export::new(pair.source.host(), &d, "again.tgz")
+        .images(&["rapp:2"])
+        .base(&["-e", "rbase:1"]);
+    again
+        .args(&["--report", &s(&page)])
+        .run()
+        .expect_code(2)
+        .stderr_has("saved.html already exists");
+    Export::new(pair.source.host(), &d, "dry.tgz")
+        .images(&["rapp:2"])
+        .args(&["--dry-run", "--report", &s(&d.join("dry.html"))])
+        .run()
+        .expect_code(2)
+        .stderr_has("--dry-run");
+    let left: Vec<String> = partial_tests::cli::files_in(&d)
+        .into_iter()
+        .filter(|f| f.starts_with("again") || f.starts_with("dry"))
+        .collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
 }
 
 /// Without a daemon the report says it cannot compare; a tampered bundle, a wrong key and an

@@ -138,7 +138,7 @@ pub struct LayerReport {
     pub delta: bool,
     /// What the layer changes on the destination; carried layers only, and `None` when its
     /// content could not be read (a delta without its reference).
-    pub files: Option<crate::report::layers::LayerFiles>,
+    pub files: Option<crate::layers::LayerFiles>,
     pub note: Option<String>,
 }
 
@@ -151,7 +151,7 @@ pub struct PackageReport {
     /// `dpkg` or `apk`.
     pub manager: Option<String>,
     pub note: Option<String>,
-    pub changes: Vec<crate::report::packages::PackageChange>,
+    pub changes: Vec<crate::packages::PackageChange>,
     /// Packages in the new image (with `base_not_available`, so the reviewer sees the set).
     pub installed: usize,
 }
@@ -161,5 +161,5 @@ pub struct PackageReport {
 pub struct ConfigReport {
     /// `compared`, or `base_not_available` (every set value is listed as new).
     pub status: String,
-    pub changes: Vec<crate::report::config_diff::ConfigChange>,
+    pub changes: Vec<crate::config_diff::ConfigChange>,
 }

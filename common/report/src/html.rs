@@ -2,10 +2,10 @@
 //! lists behind native `<details>` folds, so it opens offline in any browser. Every text from the
 //! bundle (file names, labels, tags) goes through [`esc`]: a hostile name shows as text.
 
-use crate::report::config_diff::ConfigChange;
-use crate::report::layers::{Capped, FileInfo, LayerFiles};
-use crate::report::model::{BaseSource, BundleInfo, ImageReport, LayerReport, Report};
-use crate::report::packages::PackageChange;
+use crate::config_diff::ConfigChange;
+use crate::layers::{Capped, FileInfo, LayerFiles};
+use crate::model::{BaseSource, BundleInfo, ImageReport, LayerReport, Report};
+use crate::packages::PackageChange;
 use std::fmt::Write as _;
 
 const STYLE: &str = "body{font:14px/1.4 system-ui,sans-serif;margin:2em;color:#1b1b1b;\

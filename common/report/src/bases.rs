@@ -3,14 +3,12 @@
 //! and the paths of its layers, read from the daemon's export of that image. Without a daemon
 //! the report says what it cannot know instead of failing.
 
-use crate::cli::ReportArgs;
-use crate::connect::connect;
-use crate::report::config_diff::ImageConfig;
-use crate::report::layers::{DbState, PathSet};
-use crate::report::model::BaseSource;
-use crate::report::packages::{Manager, Packages};
-use crate::report::scan;
-use anyhow::{Context, Result};
+use crate::config_diff::ImageConfig;
+use crate::layers::{DbState, PathSet};
+use crate::model::BaseSource;
+use crate::packages::{Manager, Packages};
+use crate::scan;
+use crate::ReportError;
 use partial_common::daemon::{Daemon, ImageMeta};
 use partial_common::manifest::{BundleManifest, Image};
 use partial_common::stream::ChannelReader;
@@ -57,26 +55,16 @@ pub fn left_out(img: &Image) -> usize {
     img.layers.iter().take_while(|l| !l.carried).count()
 }
 
-/// Finds and reads the base of every image; never fails for want of a daemon or a base.
-pub async fn gather(args: &ReportArgs, manifest: &BundleManifest) -> Bases {
-    let (daemon, local) = match reach(args).await {
+/// Finds and reads the base of every image from the daemon `reached` (with its images), or
+/// says for each why it cannot (`reached` is the reason there is no daemon); never fails for want
+/// of a daemon or a base.
+pub async fn gather(
+    reached: Result<(Daemon, Vec<ImageMeta>), String>,
+    manifest: &BundleManifest,
+) -> Bases {
+    let (daemon, local) = match reached {
         Ok(d) => d,
-        Err(why) => {
-            let note = format!("base not available: cannot compare ({why})");
-            let per_image = manifest
-                .images
-                .iter()
-                .map(|i| match left_out(i) {
-                    0 => Base::None,
-                    _ => Base::Unavailable(note.clone()),
-                })
-                .collect();
-            return Bases {
-                source: BaseSource::None { why },
-                per_image,
-                daemon: None,
-            };
-        }
+        Err(why) => return unavailable(why, manifest),
     };
     let mut cache: BTreeMap<(Digest, usize), Base> = BTreeMap::new();
     let mut per_image = Vec::new();
@@ -92,14 +80,22 @@ pub async fn gather(args: &ReportArgs, manifest: &BundleManifest) -> Bases {
     }
 }
 
-/// The daemon and its images, or why not.
-async fn reach(args: &ReportArgs) -> std::result::Result<(Daemon, Vec<ImageMeta>), String> {
-    if args.offline {
-        return Err("no daemon asked: --offline".to_string());
+/// No base can be compared, for the reason `why`.
+fn unavailable(why: String, manifest: &BundleManifest) -> Bases {
+    let note = format!("base not available: cannot compare ({why})");
+    let per_image = manifest
+        .images
+        .iter()
+        .map(|i| match left_out(i) {
+            0 => Base::None,
+            _ => Base::Unavailable(note.clone()),
+        })
+        .collect();
+    Bases {
+        source: BaseSource::None { why },
+        per_image,
+        daemon: None,
     }
-    let daemon = connect(&args.daemon).await.map_err(|e| format!("{e:#}"))?;
-    let local = daemon.all_images().await.map_err(|e| e.to_string())?;
-    Ok((daemon, local))
 }
 
 async fn base_of(
@@ -124,7 +120,7 @@ async fn base_of(
     }
     let b = match read(daemon, meta, k).await {
         Ok(d) => Base::Found(Arc::new(d)),
-        Err(e) => Base::Unavailable(format!("base not available: cannot compare ({e:#})")),
+        Err(e) => Base::Unavailable(format!("base not available: cannot compare ({e})")),
     };
     cache.insert((meta.id.clone(), k), b.clone());
     b
@@ -154,14 +150,14 @@ fn pick<'a>(local: &'a [ImageMeta], chain: &Digest, k: usize) -> Option<&'a Imag
 }
 
 /// Reads the bottom `k` layers of `meta` (and its config) from the daemon's export.
-async fn read(daemon: &Daemon, meta: &ImageMeta, k: usize) -> Result<BaseData> {
+async fn read(daemon: &Daemon, meta: &ImageMeta, k: usize) -> Result<BaseData, ReportError> {
     let wanted: Vec<Digest> = meta.diff_ids[..k].to_vec();
     let set: BTreeSet<Digest> = wanted.iter().cloned().collect();
     let reader = ChannelReader::spawn(daemon.export(&[meta.id.to_string()]), EXPORT_IDLE);
     let id = meta.id.clone();
     let scan = tokio::task::spawn_blocking(move || scan::scan_export(reader, &id, &set))
         .await
-        .context("the base reading thread failed")??;
+        .map_err(|e| ReportError::Thread(e.to_string()))??;
     let mut paths = PathSet::default();
     let mut dbs: BTreeMap<Manager, Packages> = BTreeMap::new();
     for d in &wanted {

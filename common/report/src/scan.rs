@@ -3,9 +3,9 @@
 //! (its config, package databases and path set). Each layer is decompressed as its bytes say
 //! (`codec::sniff`) and walked once; nothing is held but the walk's capped results.
 
-use crate::report::config_diff::ImageConfig;
-use crate::report::layers::{self, LayerScan, PathSet};
-use anyhow::{anyhow, Context, Result};
+use crate::config_diff::ImageConfig;
+use crate::layers::{self, LayerScan, PathSet};
+use crate::ReportError;
 use partial_common::archive::entries::{clean_name, named_digest, role_of, EntryRole, TarReader};
 use partial_common::codec::{self, Compression};
 use partial_common::Digest;
@@ -43,7 +43,7 @@ pub fn scan_bundle(
     r: impl Read,
     configs: &BTreeSet<Digest>,
     walk: &BTreeMap<Digest, Option<Arc<PathSet>>>,
-) -> Result<BundleScan> {
+) -> Result<BundleScan, ReportError> {
     let mut out = BundleScan::default();
     let mut t = TarReader::new(r);
     while let Some(head) = t.next_entry()? {
@@ -59,9 +59,11 @@ pub fn scan_bundle(
                 out.configs.insert(d, c);
             }
         } else if let Some(lower) = walk.get(&d) {
-            let scan = layers::walk(decompressed(t.data())?, lower.as_deref())
-                .with_context(|| format!("reading layer {d} of the bundle"))?;
-            io::copy(&mut t.data(), &mut io::sink())?;
+            let what = || format!("reading layer {d} of the bundle");
+            let scan = decompressed(t.data())
+                .and_then(|r| layers::walk(r, lower.as_deref()))
+                .map_err(ReportError::read(what()))?;
+            io::copy(&mut t.data(), &mut io::sink()).map_err(ReportError::read(what()))?;
             out.layers.insert(d, without_paths(scan));
         } else if head.size <= MAX_JSON {
             let bytes = t.read_all(MAX_JSON)?;
@@ -102,7 +104,11 @@ impl<R: Read> Read for Hashing<R> {
 
 /// Reads a daemon's export of image `id` (a plain tar), walking the layers of `wanted` (diffIDs;
 /// a layer's content is hashed as it is walked and kept only under the diffID it hashes to).
-pub fn scan_export(r: impl Read, id: &Digest, wanted: &BTreeSet<Digest>) -> Result<BaseScan> {
+pub fn scan_export(
+    r: impl Read,
+    id: &Digest,
+    wanted: &BTreeSet<Digest>,
+) -> Result<BaseScan, ReportError> {
     let mut out = BaseScan::default();
     let mut t = TarReader::new(r);
     while let Some(head) = t.next_entry()? {
@@ -125,27 +131,29 @@ pub fn scan_export(r: impl Read, id: &Digest, wanted: &BTreeSet<Digest>) -> Resu
         if named.as_ref().is_some_and(|d| out.layers.contains_key(d)) {
             continue;
         }
-        let (c, data) = codec::sniff(t.data())?;
+        let what = || format!("reading the daemon's export of {id}");
+        let (c, data) = codec::sniff(t.data()).map_err(ReportError::read(what()))?;
         if c == Compression::None && named.as_ref().is_some_and(|d| !wanted.contains(d)) {
             continue;
         }
         let mut h = Hashing {
-            inner: decompressed(data)?,
+            inner: decompressed(data).map_err(ReportError::read(what()))?,
             sha: Sha256::new(),
         };
         let Ok(scan) = layers::walk(&mut h, None) else {
             continue; // not a layer (an OCI manifest, a config of another image)
         };
-        io::copy(&mut h, &mut io::sink())?;
+        io::copy(&mut h, &mut io::sink()).map_err(ReportError::read(what()))?;
         let diff_id = Digest::from_sha256(h.sha.finalize().into());
         if wanted.contains(&diff_id) {
             out.layers.insert(diff_id, slim(scan));
         }
     }
     if let Some(d) = wanted.iter().find(|d| !out.layers.contains_key(*d)) {
-        return Err(anyhow!(
-            "the daemon's export of {id} did not contain layer {d}"
-        ));
+        return Err(ReportError::MissingLayer {
+            image: id.clone(),
+            layer: d.clone(),
+        });
     }
     Ok(out)
 }

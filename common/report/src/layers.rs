@@ -4,7 +4,7 @@
 //! writes or removes. Lists are capped so a layer of 200k files keeps the report usable; counts
 //! are always complete.
 
-use crate::report::packages::{self, Manager, Packages};
+use crate::packages::{self, Manager, Packages};
 use serde::Serialize;
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashSet};

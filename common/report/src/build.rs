@@ -1,16 +1,16 @@
 //! Putting the report together from the signed manifest, what the bundle's stream showed
 //! (`scan::BundleScan`) and the bases read from the daemon (`bases`).
 
-use crate::bundle::Bundle;
-use crate::report::bases::{self, Base, Bases};
-use crate::report::config_diff;
-use crate::report::layers::DbState;
-use crate::report::model::*;
-use crate::report::packages::{self, Manager};
-use crate::report::scan::BundleScan;
-use partial_common::manifest::{Image, Layer, Source};
+use crate::bases::{self, Base, Bases};
+use crate::config_diff;
+use crate::layers::{DbState, PathSet};
+use crate::model::*;
+use crate::packages::{self, Manager};
+use crate::scan::BundleScan;
+use partial_common::manifest::{BundleManifest, Image, Layer, Source};
 use partial_common::Digest;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 /// The digest under which a carried layer streams past: its blob's (a delta rebuilt: its
 /// diffID; a delta not rebuilt is not walked).
@@ -23,58 +23,73 @@ pub fn stream_digest(l: &Layer, rebuilt: bool) -> Option<Digest> {
     }
 }
 
-/// The whole report.
-pub fn report(bundle: &Bundle, bases: &Bases, scan: &BundleScan, rebuilt: bool) -> Report {
-    let images = bundle
-        .manifest
+/// The blobs to walk, each with the path set of its image's base (the first image carrying it).
+pub fn walk_plan(
+    manifest: &BundleManifest,
+    bases: &Bases,
+    rebuilt: bool,
+) -> BTreeMap<Digest, Option<Arc<PathSet>>> {
+    let mut walk = BTreeMap::new();
+    for (img, base) in manifest.images.iter().zip(&bases.per_image) {
+        let lower = match base {
+            Base::Found(d) => Some(d.paths.clone()),
+            Base::None => Some(Arc::new(PathSet::default())),
+            Base::Unavailable(_) => None,
+        };
+        for l in img.layers.iter().filter(|l| l.carried) {
+            if let Some(d) = stream_digest(l, rebuilt) {
+                walk.entry(d).or_insert_with(|| lower.clone());
+            }
+        }
+    }
+    walk
+}
+
+/// The whole report of the bundle whose signed manifest is `manifest`, described by `bundle`
+/// (who signed and approved it is the caller's to say), made by `tool`.
+pub fn report(
+    manifest: &BundleManifest,
+    bundle: BundleInfo,
+    tool: String,
+    (bases, scan, rebuilt): (&Bases, &BundleScan, bool),
+) -> Report {
+    let images = manifest
         .images
         .iter()
         .zip(&bases.per_image)
-        .map(|(img, base)| image(bundle, img, base, scan, rebuilt))
+        .map(|(img, base)| image(manifest, img, base, scan, rebuilt))
         .collect();
     Report {
         schema: SCHEMA.to_string(),
         version: VERSION,
-        tool: format!("partial-load {}", crate::cli::VERSION),
+        tool,
         created: partial_common::manifest::now_rfc3339(),
-        bundle: bundle_info(bundle),
+        bundle,
         base_source: bases.source.clone(),
         images,
     }
 }
 
-fn bundle_info(b: &Bundle) -> BundleInfo {
-    let m = &b.manifest;
-    let verified: BTreeMap<&str, &str> = b
-        .approvals
-        .iter()
-        .map(|a| (a.file.as_str(), a.key_id.as_str()))
-        .collect();
-    let approvals = crate::approval::approval_files(&b.manifest_path)
-        .unwrap_or_default()
-        .into_iter()
-        .map(|f| {
-            let file = f.display().to_string();
-            let key = verified.get(file.as_str()).map(|k| k.to_string());
-            ApprovalInfo {
-                verified: key.is_some(),
-                key_id: key,
-                file,
-            }
-        })
-        .collect();
+/// What the signed manifest says of the whole bundle `name` (its manifest file at
+/// `manifest_path`, hashing to `manifest_sha256`); signature and approvals left for the caller.
+pub fn bundle_info(
+    m: &BundleManifest,
+    name: String,
+    manifest_path: String,
+    manifest_sha256: String,
+) -> BundleInfo {
     BundleInfo {
-        name: b.name(),
-        manifest: b.manifest_path.display().to_string(),
-        manifest_sha256: b.manifest_sha256.to_string(),
+        name,
+        manifest: manifest_path,
+        manifest_sha256,
         created: m.created.clone(),
         made_by: format!("{} {}", m.tool.name, m.tool.version),
         site: m.site.as_ref().map(|s| format!("{} ({})", s.name, s.id)),
         sequence: m.sequence,
         previous: m.previous.as_ref().map(|d| d.to_string()),
-        signed_by: b.signature.as_ref().map(|s| s.key_id.clone()),
-        trusted_comment: b.signature.as_ref().map(|s| s.trusted_comment.clone()),
-        approvals,
+        signed_by: None,
+        trusted_comment: None,
+        approvals: Vec::new(),
         compression: m.bundle.compression.as_str().to_string(),
         size: m.bundle.size,
         volumes: m.bundle.volumes.len(),
@@ -101,7 +116,7 @@ fn registry_digest(source: &Source, tags: &[String]) -> Option<String> {
 }
 
 fn image(
-    bundle: &Bundle,
+    manifest: &BundleManifest,
     img: &Image,
     base: &Base,
     scan: &BundleScan,
@@ -111,7 +126,7 @@ fn image(
         .source_manifest
         .as_ref()
         .map(|m| m.digest.to_string())
-        .or_else(|| registry_digest(&bundle.manifest.source, &img.tags));
+        .or_else(|| registry_digest(&manifest.source, &img.tags));
     let (manifest_digest, from) = match from_registry {
         Some(d) => (Some(d), Some("registry".to_string())),
         None => match scan.manifests.get(&img.id) {
@@ -128,7 +143,7 @@ fn image(
         manifest_digest,
         manifest_digest_from: from,
         platform: new_config.and_then(|c| c.platform.clone()),
-        base: base_info(bundle, img, base),
+        base: base_info(manifest, img, base),
         layers_total: img.layers.len(),
         layers_carried: carried.len(),
         bytes_carried: carried.iter().map(|l| size(l)).sum(),
@@ -167,12 +182,11 @@ fn attached_info(a: &partial_common::image::Attached) -> AttachedInfo {
     }
 }
 
-fn base_info(bundle: &Bundle, img: &Image, base: &Base) -> BaseInfo {
+fn base_info(manifest: &BundleManifest, img: &Image, base: &Base) -> BaseInfo {
     let k = bases::left_out(img);
     let chain = (k > 0).then(|| img.layers[k - 1].chain_id.clone());
     let origin = chain.as_ref().and_then(|c| {
-        bundle
-            .manifest
+        manifest
             .required_base
             .iter()
             .find(|r| &r.chain_id == c)
