@@ -127,7 +127,7 @@ mod tests {
                 version: "0.1.0".into(),
             },
             "unix:///run/docker.sock".into(),
-            crate::daemon::tests::sample_info(),
+            crate::daemon::testutil::sample_info(),
             vec![ImageMeta::new(
                 Digest::of_bytes(b"cfg"),
                 vec!["base:1".into()],

@@ -4,7 +4,7 @@
 //! `cargo test -p partial-common --lib write_fuzz_seeds -- --ignored`.
 
 use super::archive::{self as testutil, End, NameStyle, TEntry};
-use crate::daemon::tests::sample_info;
+use crate::daemon::testutil::sample_info;
 use crate::daemon::ImageMeta;
 use crate::digest::Digest;
 use crate::have::Origin;

@@ -2,11 +2,11 @@
 //! describing the daemon, inspecting and listing images with their layers, streaming an export and
 //! uploading a load while treating every daemon error — also one inside a stream — as failure.
 
-use crate::digest::{chain_ids, Digest};
 use bollard::query_parameters::{ImportImageOptions, ListImagesOptions};
 use bollard::Docker;
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
+use partial_core::digest::{chain_ids, Digest};
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
@@ -335,7 +335,7 @@ impl Daemon {
         let mut stream = Box::pin(self.docker.import_image_stream(
             ImportImageOptions {
                 // Per-layer progress only when someone can see it (as `docker load` does).
-                quiet: !crate::progress::enabled(),
+                quiet: !partial_core::progress::enabled(),
                 ..Default::default()
             },
             body,
@@ -417,12 +417,13 @@ impl ImageMeta {
     }
 }
 
-#[cfg(test)]
-pub(crate) mod tests {
-    use super::*;
+/// Test helpers (feature `testutil`, which `partial-common`'s own `testutil` turns on).
+#[cfg(any(test, feature = "testutil"))]
+pub mod testutil {
+    use super::DaemonInfo;
 
     /// A 20.10 daemon on overlay2, for the tests of the files that record one.
-    pub(crate) fn sample_info() -> DaemonInfo {
+    pub fn sample_info() -> DaemonInfo {
         DaemonInfo {
             version: "20.10.24".into(),
             api_version: "1.41".into(),
@@ -433,6 +434,12 @@ pub(crate) mod tests {
             podman: false,
         }
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testutil::sample_info;
+    use super::*;
 
     #[test]
     fn load_lines_give_every_name_as_docker_and_podman_write_them() {

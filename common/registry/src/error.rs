@@ -2,8 +2,8 @@
 //! repository and the blob or manifest, plus a hint when the fix is on the user's side; the
 //! binaries map them to exit codes with [`RegistryError::exit_code`].
 
-use crate::digest::Digest;
-use crate::exit;
+use partial_core::digest::Digest;
+use partial_core::exit;
 
 /// An error talking to a registry (or preparing to).
 #[derive(Debug, thiserror::Error)]

@@ -1,5 +1,6 @@
 //! A registry client (Docker Registry HTTP API v2 / OCI distribution) for pushing bundles into a
-//! registry, taking inventory of one, and exporting from one without a daemon.
+//! registry, taking inventory of one, and exporting from one without a daemon. Its own crate: it
+//! knows images only as manifests and blobs, nothing of bundles or the copy engine.
 //!
 //! - [`reference`]: `HOST[:PORT]/REPO[:TAG|@sha256:…]` and push destinations.
 //! - [`auth`]: credentials (explicit or Docker's `config.json`) and `WWW-Authenticate` challenges.
@@ -11,7 +12,7 @@
 //! - [`listing`]: tags and catalog.
 //!
 //! Asynchronous (tokio, reqwest): a [`Registry`] is shared by reference between concurrent
-//! operations. [`read::BlobStream`] plugs into [`crate::stream::ChannelReader`] for synchronous
+//! operations. [`read::BlobStream`] plugs into [`partial_core::stream::ChannelReader`] for synchronous
 //! consumers.
 
 pub mod auth;

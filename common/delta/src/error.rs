@@ -1,6 +1,6 @@
 //! The errors of the delta engine: each names the thing that is wrong (which digest, which offset).
 
-use crate::Digest;
+use partial_core::Digest;
 use std::io;
 
 /// Why a delta could not be made or applied.

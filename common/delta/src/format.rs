@@ -25,7 +25,7 @@
 //! tampered or truncated delta is an error, never wrong output.
 
 use super::error::DeltaError;
-use crate::Digest;
+use partial_core::Digest;
 use std::io::{self, Read, Write};
 
 /// The first bytes of every layer delta.

@@ -4,8 +4,8 @@
 use super::error::DeltaError;
 use super::format::{Counting, Encoding, Header, MAX_LITERAL, OP_COPY, OP_END, OP_LITERAL};
 use super::format::{PATCH_MAX_REFERENCE, PATCH_WINDOW_LOG};
-use crate::digest::Sha256Writer;
-use crate::Digest;
+use partial_core::digest::Sha256Writer;
+use partial_core::Digest;
 use std::io::{self, BufReader, Read, Seek, SeekFrom, Write};
 
 /// Bytes read from the reference (or the patch decoder) at a time.

@@ -9,9 +9,9 @@ use super::manifest::{
     embedded_media_type, is_image_manifest, is_index, ImageManifest, Manifest, Platform,
     RawManifest, MANIFEST_ACCEPT, MAX_MANIFEST_BYTES,
 };
-use crate::digest::Digest;
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
+use partial_core::digest::Digest;
 use reqwest::header::{ACCEPT, CONTENT_LENGTH, CONTENT_TYPE};
 use reqwest::StatusCode;
 use sha2::{Digest as _, Sha256};

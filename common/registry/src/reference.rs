@@ -1,14 +1,14 @@
 //! Registry destinations `HOST[:PORT][/PREFIX]` and Docker Hub's registry-specific names (API
-//! host, credentials key). Image references themselves are parsed by [`crate::reference`]; this
-//! module re-exports its [`ImageRef`](crate::reference::ImageRef) as [`Reference`] and maps its errors to
+//! host, credentials key). Image references themselves are parsed by [`partial_core::reference`]; this
+//! module re-exports its [`ImageRef`](partial_core::reference::ImageRef) as [`Reference`] and maps its errors to
 //! [`RegistryError::BadReference`].
 
 use super::error::RegistryError;
-pub use crate::reference::DOCKER_HUB;
-use crate::reference::{check_registry, check_repository, BadReference};
+pub use partial_core::reference::DOCKER_HUB;
+use partial_core::reference::{check_registry, check_repository, BadReference};
 
 /// A parsed image reference (`[HOST[:PORT]/]REPO[:TAG][@sha256:…]`).
-pub use crate::reference::ImageRef as Reference;
+pub use partial_core::reference::ImageRef as Reference;
 
 /// The host serving Docker Hub's registry API.
 pub const DOCKER_HUB_API: &str = "registry-1.docker.io";

@@ -9,9 +9,9 @@ use super::auth::{realm_credentials, same_host, Challenge, Credentials, Secret, 
 use super::error::RegistryError;
 use super::reference::api_host;
 use super::transport::{build_clients, is_tls_error, Clients, TransportOptions};
-use crate::digest::Digest;
 use base64::Engine as _;
 use bytes::{Bytes, BytesMut};
+use partial_core::digest::Digest;
 use reqwest::header::{HeaderValue, AUTHORIZATION, WWW_AUTHENTICATE};
 use reqwest::{RequestBuilder, Response, StatusCode};
 use std::collections::HashMap;
@@ -782,7 +782,7 @@ mod tests {
             msg.contains("withheld") && msg.contains(&format!("--allow-realm localhost:{port}")),
             "{msg}"
         );
-        assert_eq!(e.exit_code(), crate::exit::DAEMON);
+        assert_eq!(e.exit_code(), partial_core::exit::DAEMON);
         assert!(token_seen.lock().unwrap().iter().all(|(_, a)| a.is_none()));
         // Allowed: sent.
         let allow = format!("localhost:{port}");

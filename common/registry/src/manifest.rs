@@ -2,8 +2,8 @@
 //! lists and OCI indexes, with platform selection. The raw bytes are kept beside the parsed form:
 //! a manifest's digest is that of its exact bytes, so it is never re-serialised.
 
-use crate::digest::Digest;
 use bytes::Bytes;
+use partial_core::digest::Digest;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt;
