@@ -25,15 +25,7 @@ pub(crate) fn assert_valid(name: &str, what: &str, bytes: &[u8]) {
 }
 
 fn daemon_info() -> DaemonInfo {
-    DaemonInfo {
-        version: "20.10.24+dfsg1".into(),
-        api_version: "1.41".into(),
-        os: "linux".into(),
-        arch: "x86_64".into(),
-        storage_driver: "overlay2".into(),
-        containerd_store: false,
-        podman: false,
-    }
+    crate::daemon::testutil::sample_info()
 }
 
 fn tool(name: &str) -> ToolInfo {

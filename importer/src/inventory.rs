@@ -134,15 +134,7 @@ mod tests {
     }
 
     fn sample() -> Inventory {
-        let info = DaemonInfo {
-            version: "20.10".into(),
-            api_version: "1.41".into(),
-            os: "linux".into(),
-            arch: "x86_64".into(),
-            storage_driver: "overlay2".into(),
-            containerd_store: false,
-            podman: false,
-        };
+        let info = partial_common::daemon::testutil::sample_info();
         Inventory::new(tool(), "unix:///run/docker.sock".into(), info, vec![])
     }
 

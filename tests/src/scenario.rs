@@ -47,3 +47,46 @@ pub fn give_airgap(pair: &DaemonPair, images: &[&str]) {
     pair.airgap.load(&tar).expect("docker load");
     let _ = std::fs::remove_file(tar);
 }
+
+/// The standard scene on a fresh daemon pair, the air-gapped side holding `base:1`, and a
+/// temporary folder; `None` when no daemons can be started (the gate has said so).
+pub fn standard_pair() -> Option<(DaemonPair, Scene, tempfile::TempDir)> {
+    let pair = crate::require_daemons()?;
+    let scene = build_standard(&pair);
+    give_airgap(&pair, &["base:1"]);
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    Some((pair, scene, dir))
+}
+
+/// `app:2` against `base:1` to `dir/name` with `extra` flags, signed with `dir/team.key`;
+/// returns the bundle.
+pub fn export_app(
+    pair: &DaemonPair,
+    dir: &std::path::Path,
+    name: &str,
+    extra: &[&str],
+) -> std::path::PathBuf {
+    crate::cli::Export::new(pair.source.host(), dir, name)
+        .args(extra)
+        .bundle()
+}
+
+/// `partial-load CMD BUNDLE --key dir/team.pub -H <air-gapped daemon> EXTRA…`.
+pub fn on_airgap(
+    pair: &DaemonPair,
+    cmd: &str,
+    bundle: &std::path::Path,
+    dir: &std::path::Path,
+    extra: &[&str],
+) -> crate::cli::Run {
+    let mut args: Vec<String> = vec![
+        cmd.into(),
+        bundle.to_string_lossy().into_owned(),
+        "--key".into(),
+        dir.join("team.pub").to_string_lossy().into_owned(),
+        "-H".into(),
+        pair.airgap.host(),
+    ];
+    args.extend(extra.iter().map(|s| s.to_string()));
+    crate::cli::load(&args)
+}

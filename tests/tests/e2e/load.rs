@@ -3,43 +3,11 @@
 //! manifest and an unsigned bundle give exit 3 and leave the image absent; a missing base gives
 //! exit 4 naming the base image; inventory → --have → load; rehydrate → load into an empty daemon.
 
-use partial_tests::cli::{keygen, load, save, Export};
-use partial_tests::scenario::{build_standard, give_airgap, Scene};
-use partial_tests::{require_daemons, DaemonPair};
-use std::path::{Path, PathBuf};
-
-/// Exports app:2 against base:1 with `extra` flags, signed with dir/team.key; returns the bundle.
-fn export(pair: &DaemonPair, dir: &Path, name: &str, extra: &[&str]) -> PathBuf {
-    Export::new(pair.source.host(), dir, name)
-        .args(extra)
-        .bundle()
-}
-
-fn pl(
-    pair: &DaemonPair,
-    cmd: &str,
-    bundle: &Path,
-    dir: &Path,
-    extra: &[&str],
-) -> partial_tests::cli::Run {
-    let mut args: Vec<String> = vec![
-        cmd.into(),
-        bundle.to_string_lossy().into_owned(),
-        "--key".into(),
-        dir.join("team.pub").to_string_lossy().into_owned(),
-        "-H".into(),
-        pair.airgap.host(),
-    ];
-    args.extend(extra.iter().map(|s| s.to_string()));
-    load(&args)
-}
-
-fn setup() -> Option<(DaemonPair, Scene, tempfile::TempDir)> {
-    let pair = partial_tests::require_daemons()?;
-    let scene = build_standard(&pair);
-    give_airgap(&pair, &["base:1"]);
-    Some((pair, scene, tempfile::tempdir().unwrap()))
-}
+use partial_tests::cli::{keygen, load, save};
+use partial_tests::require_daemons;
+use partial_tests::scenario::{
+    build_standard, export_app as export, give_airgap, on_airgap as pl, standard_pair as setup,
+};
 
 #[test]
 fn good_bundles_load_gzip_zstd_none_split() {

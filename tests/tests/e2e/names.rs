@@ -3,38 +3,8 @@
 //! naming the recorded name; a corrupted copy beside an intact bundle with the recorded name
 //! exits 3 and leaves the daemon as it was: the named file is what is checked.
 
-use partial_tests::cli::{load, Export, Run};
-use partial_tests::scenario::{build_standard, give_airgap, Scene};
-use partial_tests::DaemonPair;
-use std::path::{Path, PathBuf};
-
-/// Exports app:2 against base:1 to dir/name with `extra` flags, signed with dir/team.key.
-fn export(pair: &DaemonPair, dir: &Path, name: &str, extra: &[&str]) -> PathBuf {
-    Export::new(pair.source.host(), dir, name)
-        .args(extra)
-        .bundle()
-}
-
-/// `partial-load CMD BUNDLE --key dir/team.pub -H airgap EXTRA…`.
-fn pl(pair: &DaemonPair, cmd: &str, bundle: &Path, dir: &Path, extra: &[&str]) -> Run {
-    let mut args: Vec<String> = vec![
-        cmd.into(),
-        bundle.to_string_lossy().into_owned(),
-        "--key".into(),
-        dir.join("team.pub").to_string_lossy().into_owned(),
-        "-H".into(),
-        pair.airgap.host(),
-    ];
-    args.extend(extra.iter().map(|s| s.to_string()));
-    load(&args)
-}
-
-fn setup() -> Option<(DaemonPair, Scene, tempfile::TempDir)> {
-    let pair = partial_tests::require_daemons()?;
-    let scene = build_standard(&pair);
-    give_airgap(&pair, &["base:1"]);
-    Some((pair, scene, tempfile::tempdir().unwrap()))
-}
+use partial_tests::scenario::{export_app as export, on_airgap as pl, standard_pair as setup};
+use std::path::Path;
 
 /// `dir/from<suffix>` → `dir/to<suffix>` for each suffix.
 fn rename_all(dir: &Path, from: &str, to: &str, suffixes: &[&str]) {
