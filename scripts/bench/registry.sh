@@ -8,7 +8,10 @@
 #     being a raw `docker save` of $IMG: the whole image goes up, as without a partial bundle;
 #   - then $IMG is `docker push`ed into "reg" too and `partial-save -i docker://…/$IMG -e
 #     docker://…/$OLD` reads it from there, against `partial-save -i $IMG -e $OLD` on the daemon
-#     (the ps-gzip row).
+#     (the ps-gzip row);
+#   - the whole $IMG read from "reg" with nothing excluded: `partial-save -i docker://…/$IMG`
+#     against `skopeo copy docker://…/$IMG oci:DIR` (issue 20: with nothing recompressed, the
+#     export from a registry takes no longer than skopeo's copy of the same image).
 # Bytes uploaded are the growth of the registry's blob storage (the sum of its blobs' sizes): a
 # blob uploaded twice is stored once, so for our push it is what the first run added.
 
@@ -147,5 +150,14 @@ print("%d blob(s) uploaded, %d mounted" % (o["uploaded_blobs"], o["mounted_blobs
   measure reg-save "partial-save -i docker://REGISTRY/$IMG (gzip)" registry "$O/bundle-reg" none \
     "$SAVE" -i "docker://$reg_ADDR/$IMG" -e "docker://$reg_ADDR/$OLD" -o "$O/bundle-reg" --force "${KEY_ARGS[@]}"
   rm -f "$O/bundle-reg"*
+  measure reg-save-full "partial-save -i docker://REGISTRY/$IMG (gzip, nothing excluded)" registry "$O/bundle-regf" none \
+    "$SAVE" -i "docker://$reg_ADDR/$IMG" -o "$O/bundle-regf" --force "${KEY_ARGS[@]}"
+  rm -f "$O/bundle-regf"*
+  measure reg-skopeo-oci "skopeo copy docker://REGISTRY/$IMG oci:DIR (whole image)" registry - empty_oci \
+    skopeo copy --quiet --src-tls-verify=false "docker://$reg_ADDR/$IMG" "oci:$O/skopeo-oci:img"
+  rm -rf "$O/skopeo-oci"
   stop_registries
 }
+
+# Before each skopeo run: no layout left from the run before (skopeo would reuse its blobs).
+empty_oci() { rm -rf "$O/skopeo-oci"; }

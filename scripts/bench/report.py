@@ -318,6 +318,13 @@ def main() -> int:
         check("`partial-save -i docker://…` wall ≤ 1.2× `partial-save` from the daemon",
               f"{fmt_s(p)} s vs {fmt_s(d)} s = {fmt_ratio(p, d)}",
               None if p is None or d is None else p <= 1.2 * d)
+        p, k = get("reg-save-full", "wall"), get("reg-skopeo-oci", "wall")
+        check("`partial-save -i docker://…` of the whole image ≤ 1.0× `skopeo copy docker://… oci:DIR`",
+              f"{fmt_s(p)} s vs {fmt_s(k)} s = {fmt_ratio(p, k)}",
+              None if p is None or k is None else p <= 1.0 * k)
+        r = get("reg-save-full", "rss")
+        check("`partial-save -i docker://…` peak RSS ≤ 64 MiB (every run)",
+              "–" if r is None else f"max {r:.1f} MiB", None if r is None else r <= 64)
     w("")
 
     w("## Image set\n")
