@@ -83,7 +83,7 @@ pub fn after_help() -> String {
 /// the base layers), OUT.manifest.json (images, every layer, the base chains the destination
 /// must hold) and, with --sign-key, OUT.manifest.json.minisig.
 #[derive(Parser, Debug)]
-#[command(name = "partial-save", version = VERSION, after_help = after_help())]
+#[command(name = "partial-save", bin_name = "partial-save", version = VERSION, after_help = after_help())]
 #[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
 pub struct Cli {
     #[command(subcommand)]

@@ -78,7 +78,7 @@ pub fn after_help() -> String {
 
 /// Verify and load partial-save bundles on an air-gapped Docker host.
 #[derive(Parser, Debug)]
-#[command(name = "partial-load", version = VERSION, after_help = after_help())]
+#[command(name = "partial-load", bin_name = "partial-load", version = VERSION, after_help = after_help())]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,

@@ -43,7 +43,7 @@ fn chain_ids_follow_the_docs_formula() {
 }
 
 #[test]
-fn binary_locator_finds_or_builds_the_workspace_binaries() {
+fn binary_locator_finds_the_tools_cargo_built_for_the_tests() {
     for name in ["partial-save", "partial-load"] {
         let p = partial_tests::bin(name);
         assert!(p.is_file(), "{}", p.display());
