@@ -13,26 +13,16 @@
 pub mod archive;
 pub mod bundle_source;
 pub mod bundle_writer;
-pub mod codec;
 pub mod destination;
 pub mod engine;
-pub mod have;
-pub mod image;
-pub mod inventory;
-pub mod ledger;
-pub mod manifest;
-pub mod output;
-pub mod plan;
-pub mod schema;
-#[cfg(test)]
-mod schema_files;
-pub mod sign;
 pub mod source;
 #[cfg(any(test, feature = "testutil"))]
 pub mod testutil;
 
 // The crates along the seams, under the names the rest of the workspace has always used.
+pub use partial_bundle::{inventory, ledger, manifest, output, schema, sign};
 pub use partial_core::{digest, exit, help, limits, progress, reference, stream, text, Digest};
 pub use partial_daemon as daemon;
 pub use partial_delta as delta;
+pub use partial_model::{codec, have, image, plan};
 pub use partial_registry as registry;

@@ -13,6 +13,8 @@ pub mod limits;
 pub mod progress;
 pub mod reference;
 pub mod stream;
+#[cfg(any(test, feature = "testutil"))]
+pub mod testutil;
 pub mod text;
 
 pub use digest::Digest;

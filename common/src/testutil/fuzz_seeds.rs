@@ -111,7 +111,7 @@ fn archives() -> Vec<(String, Vec<u8>)> {
 /// The manifest tests' sample, varied to reach more of the parser: a daemon source, zstd, two
 /// volumes, inventory origins and a warning.
 fn manifest() -> BundleManifest {
-    let mut m = crate::manifest::tests::sample();
+    let mut m = partial_bundle::testutil::sample_manifest();
     m.source = Source::Daemon {
         host: "unix:///run/docker.sock".into(),
         daemon: sample_info(),

@@ -12,5 +12,4 @@
 pub mod archive;
 #[cfg(test)]
 mod fuzz_seeds;
-pub mod gate;
-pub mod schema;
+pub use partial_core::testutil::{gate, schema};

@@ -8,11 +8,11 @@
 //!
 //! Schema `partial-save/ledger`, version 1.
 
-use crate::daemon::ImageMeta;
-use crate::digest::{chain_ids, Digest};
-use crate::have::{HaveSet, Origin};
 use crate::manifest::{BundleManifest, Site, ToolInfo};
 use crate::output::{AtomicFile, OutputError};
+use partial_core::digest::{chain_ids, Digest};
+use partial_daemon::ImageMeta;
+use partial_model::have::{HaveSet, Origin};
 use serde::{Deserialize, Serialize};
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
@@ -34,7 +34,7 @@ pub enum LedgerError {
         source: io::Error,
     },
     #[error(transparent)]
-    TooLarge(crate::limits::CappedError),
+    TooLarge(partial_core::limits::CappedError),
     #[error("cannot lock ledger {} (through {}.lock): {source}", path.display(), path.display())]
     Lock {
         path: PathBuf,
@@ -166,10 +166,10 @@ impl Ledger {
         Ok(l)
     }
 
-    /// Reads the ledger at `path` (at most [`crate::limits::LEDGER`] bytes); `None` when there
+    /// Reads the ledger at `path` (at most [`partial_core::limits::LEDGER`] bytes); `None` when there
     /// is no such file yet.
     pub fn read(path: &Path) -> Result<Option<Self>, LedgerError> {
-        use crate::limits::{read_capped, CappedError, LEDGER};
+        use partial_core::limits::{read_capped, CappedError, LEDGER};
         match read_capped(path, LEDGER, "ledger") {
             Ok(bytes) => Ok(Some(Self::parse(&bytes, &path.display().to_string())?)),
             Err(e) if e.is_not_found() => Ok(None),
@@ -580,7 +580,7 @@ mod tests {
         let path = dir.path().join("site.json");
         std::fs::File::create(&path)
             .unwrap()
-            .set_len(crate::limits::LEDGER + 1)
+            .set_len(partial_core::limits::LEDGER + 1)
             .unwrap();
         let e = Ledger::read(&path).unwrap_err();
         let msg = e.to_string();

@@ -17,7 +17,7 @@ pub enum CleanupError {
 }
 
 /// The exit code after an interrupt.
-pub const INTERRUPTED_EXIT_CODE: i32 = crate::exit::INTERRUPTED as i32;
+pub const INTERRUPTED_EXIT_CODE: i32 = partial_core::exit::INTERRUPTED as i32;
 
 /// A registered path: a file, or a folder removed with its contents.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -6,7 +6,7 @@
 //! conversion between tools re-compresses, the uncompressed content stays the same.
 
 use crate::codec::Compression;
-use crate::digest::{chain_ids, Digest};
+use partial_core::digest::{chain_ids, Digest};
 use serde::{Deserialize, Serialize};
 
 /// OCI media type of an uncompressed layer.
@@ -67,7 +67,7 @@ pub struct Image {
     pub id: Digest,
     /// The config, byte for byte, when the source has it before streaming (archives, layouts).
     pub config: Option<Vec<u8>>,
-    /// Familiar tags (`app:1`), see [`crate::reference::familiar`].
+    /// Familiar tags (`app:1`), see [`partial_core::reference::familiar`].
     pub tags: Vec<String>,
     /// Bottom first.
     pub layers: Vec<Layer>,

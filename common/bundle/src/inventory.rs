@@ -4,10 +4,10 @@
 //!
 //! Schema `partial-load/inventory`, version 1.
 
-use crate::daemon::{DaemonInfo, ImageMeta};
-use crate::digest::chain_ids;
-use crate::have::{HaveSet, Origin};
 use crate::manifest::ToolInfo;
+use partial_core::digest::chain_ids;
+use partial_daemon::{DaemonInfo, ImageMeta};
+use partial_model::have::{HaveSet, Origin};
 use serde::{Deserialize, Serialize};
 
 pub const SCHEMA: &str = "partial-load/inventory";
@@ -19,7 +19,7 @@ pub enum InventoryError {
     #[error(transparent)]
     Schema(#[from] crate::schema::SchemaError),
     #[error(transparent)]
-    Read(#[from] crate::limits::CappedError),
+    Read(#[from] partial_core::limits::CappedError),
     #[error("{file}: image {image}: chain IDs do not follow from its diffIDs")]
     BadChains { file: String, image: String },
 }
@@ -77,10 +77,11 @@ impl Inventory {
         Ok(inv)
     }
 
-    /// Reads and checks the inventory file at `path` (at most [`crate::limits::INVENTORY`]
+    /// Reads and checks the inventory file at `path` (at most [`partial_core::limits::INVENTORY`]
     /// bytes).
     pub fn read(path: &std::path::Path) -> Result<Self, InventoryError> {
-        let bytes = crate::limits::read_capped(path, crate::limits::INVENTORY, "inventory")?;
+        let bytes =
+            partial_core::limits::read_capped(path, partial_core::limits::INVENTORY, "inventory")?;
         Self::parse(&bytes, &path.display().to_string())
     }
 
@@ -89,7 +90,7 @@ impl Inventory {
     pub fn exit_code(e: &InventoryError) -> u8 {
         match e {
             InventoryError::Read(c) => c.exit_code(),
-            _ => crate::exit::VERIFY,
+            _ => partial_core::exit::VERIFY,
         }
     }
 
@@ -117,7 +118,7 @@ impl Inventory {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::digest::Digest;
+    use partial_core::digest::Digest;
 
     fn sample() -> Inventory {
         let diffs = vec![Digest::of_bytes(b"a"), Digest::of_bytes(b"b")];
@@ -127,7 +128,7 @@ mod tests {
                 version: "0.1.0".into(),
             },
             "unix:///run/docker.sock".into(),
-            crate::daemon::testutil::sample_info(),
+            partial_daemon::testutil::sample_info(),
             vec![ImageMeta::new(
                 Digest::of_bytes(b"cfg"),
                 vec!["base:1".into()],

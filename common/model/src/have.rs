@@ -2,7 +2,7 @@
 //! (an `-e` image, an inventory file, a base archive, a send ledger), so that every left-out layer
 //! can be explained.
 
-use crate::digest::{chain_ids, Digest};
+use partial_core::digest::{chain_ids, Digest};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt;

@@ -46,7 +46,7 @@ pub enum SignError {
         source: std::io::Error,
     },
     #[error(transparent)]
-    Capped(#[from] crate::limits::CappedError),
+    Capped(#[from] partial_core::limits::CappedError),
     #[error("{source_name} is not a minisign public key: {reason}")]
     BadPublicKey { source_name: String, reason: String },
     #[error("cannot sign {}: {reason}", path.display())]
@@ -393,9 +393,13 @@ impl PartialEq for PublicKey {
 impl Eq for PublicKey {}
 
 /// Loads a public key file: a minisign `.pub` file or a file holding just the base64 key (at
-/// most [`crate::limits::PUBLIC_KEY`] bytes).
+/// most [`partial_core::limits::PUBLIC_KEY`] bytes).
 pub fn load_public_key(path: &Path) -> Result<PublicKey> {
-    let text = crate::limits::read_capped_text(path, crate::limits::PUBLIC_KEY, "public key")?;
+    let text = partial_core::limits::read_capped_text(
+        path,
+        partial_core::limits::PUBLIC_KEY,
+        "public key",
+    )?;
     PublicKey::parse(&text, &path.display().to_string())
 }
 
@@ -596,7 +600,7 @@ mod tests {
         let (_, pk_text) = generate_keypair(None).unwrap();
         // A valid key followed by padding up to one byte over the limit.
         let mut text = pk_text.into_bytes();
-        text.resize(crate::limits::PUBLIC_KEY as usize + 1, b'\n');
+        text.resize(partial_core::limits::PUBLIC_KEY as usize + 1, b'\n');
         std::fs::write(&p, &text).unwrap();
         let e = load_public_key(&p).unwrap_err();
         let msg = e.to_string();
@@ -671,7 +675,7 @@ mod tests {
     /// Interoperability with the stock `minisign` tool, both ways.
     #[test]
     fn stock_minisign_interop() {
-        if !crate::testutil::gate::have_tool("minisign", "-v") {
+        if !partial_core::testutil::gate::have_tool("minisign", "-v") {
             return;
         }
         let dir = tempfile::tempdir().unwrap();

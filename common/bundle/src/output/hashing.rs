@@ -1,7 +1,7 @@
 //! Hashing while streaming: [`HashingWriter`] and [`HashingReader`] pass bytes through unchanged
 //! and compute their SHA-256, BLAKE3 and length, reported as [`FileDigests`].
 
-use crate::digest::Digest;
+use partial_core::digest::Digest;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 use std::io::{self, Read, Write};

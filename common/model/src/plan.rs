@@ -2,9 +2,9 @@
 //! have it, why, and how big it is. The exporter prints it (`--dry-run`), signs it into the bundle
 //! manifest, and sums it up.
 
-use crate::digest::Digest;
 use crate::have::Origin;
 use crate::image::Blob;
+use partial_core::digest::Digest;
 use serde::{Deserialize, Serialize};
 
 /// Which `docker save` layout an archive has.
@@ -72,7 +72,7 @@ pub struct PlannedLayer {
     pub decision: Decision,
 }
 
-/// A carried layer shipped as a delta (see `crate::delta`): the bundle holds the delta at
+/// A carried layer shipped as a delta (see `partial_delta`): the bundle holds the delta at
 /// `blobs/sha256/<digest hex>`, which rebuilds, with the reference layer the destination holds,
 /// the uncompressed layer that `manifest.json` names `blobs/sha256/<diffID hex>`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 /// The schema `docs/schema/<name>.schema.json`, itself checked against its meta-schema.
 pub fn validator(name: &str) -> jsonschema::Validator {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../docs/schema")
+        .join("../../docs/schema")
         .join(format!("{name}.schema.json"));
     let text = std::fs::read_to_string(&path)
         .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));

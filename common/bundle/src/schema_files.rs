@@ -6,26 +6,26 @@
 //! The two sides of an air gap may run different versions of the tools: these files are their
 //! interface, so a change to one of the serialized types must come with its schema.
 
-use crate::codec::Compression;
-use crate::daemon::{DaemonInfo, ImageMeta};
-use crate::digest::Digest;
-use crate::have::Origin;
-use crate::image::Blob;
 use crate::inventory::Inventory;
 use crate::ledger::Ledger;
 use crate::manifest::{tests::sample, BundleManifest, ChartEntry, Source, ToolInfo};
-use crate::plan::LayerDelta;
-use crate::testutil::schema::validator;
+use partial_core::digest::Digest;
+use partial_core::testutil::schema::validator;
+use partial_daemon::{DaemonInfo, ImageMeta};
+use partial_model::codec::Compression;
+use partial_model::have::Origin;
+use partial_model::image::Blob;
+use partial_model::plan::LayerDelta;
 use serde_json::Value;
 
 /// Fails naming every violation of `bytes` (a file as written) against schema `name`.
 pub(crate) fn assert_valid(name: &str, what: &str, bytes: &[u8]) {
     let doc: Value = serde_json::from_slice(bytes).unwrap();
-    crate::testutil::schema::assert_valid(name, what, &doc);
+    partial_core::testutil::schema::assert_valid(name, what, &doc);
 }
 
 fn daemon_info() -> DaemonInfo {
-    crate::daemon::testutil::sample_info()
+    partial_daemon::testutil::sample_info()
 }
 
 fn tool(name: &str) -> ToolInfo {

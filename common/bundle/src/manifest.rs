@@ -5,10 +5,10 @@
 //! Schema `partial-save/bundle-manifest`, version 1. Readers refuse other schema names and newer
 //! versions, so an old importer never half-understands a new bundle.
 
-use crate::daemon::DaemonInfo;
-use crate::digest::Digest;
-use crate::have::Origin;
-use crate::plan::{Decision, Layout, Plan};
+use partial_core::digest::Digest;
+use partial_daemon::DaemonInfo;
+use partial_model::have::Origin;
+use partial_model::plan::{Decision, Layout, Plan};
 use serde::{Deserialize, Serialize};
 
 pub const SCHEMA: &str = "partial-save/bundle-manifest";
@@ -70,7 +70,7 @@ pub struct Bundle {
     /// The bundle's name (`OUT`); with split volumes the parts are `OUT.001`, `OUT.002`, …
     pub name: String,
     /// `gzip`, `zstd` or `none` on the wire.
-    pub compression: crate::codec::Compression,
+    pub compression: partial_model::codec::Compression,
     pub layout: Layout,
     /// The whole compressed stream (all volumes concatenated).
     pub size: u64,
@@ -95,11 +95,11 @@ pub struct Layer {
     /// (`none`, `gzip`, `zstd`). A carried layer is the bundle's `blobs/sha256/<digest hex>`.
     /// Optional: absent in manifests of earlier versions.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub blob: Option<crate::image::Blob>,
+    pub blob: Option<partial_model::image::Blob>,
     /// The layer travels as a delta against a reference layer the destination holds (`blob` is
     /// then the layer as rebuilt); absent for whole layers.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub delta: Option<crate::plan::LayerDelta>,
+    pub delta: Option<partial_model::plan::LayerDelta>,
 }
 
 /// One image in the bundle.
@@ -112,12 +112,12 @@ pub struct Image {
     /// `partial-load push` writes when every blob it names is at the destination as stored, so
     /// the image keeps its digest. Absent for images from daemons and archives.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub source_manifest: Option<crate::image::SourceManifest>,
+    pub source_manifest: Option<partial_model::image::SourceManifest>,
     /// Signatures, attestations and SBOMs attached to the image in its registry by cosign's tag
     /// scheme, each manifest with its blobs: `push` writes them next to the image when it keeps
     /// the image's digest.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub attached: Vec<crate::image::Attached>,
+    pub attached: Vec<partial_model::image::Attached>,
 }
 
 /// A chain the destination must hold before the bundle can load.
@@ -203,7 +203,7 @@ fn check_delta(
     img: &Image,
     i: usize,
     l: &Layer,
-    d: &crate::plan::LayerDelta,
+    d: &partial_model::plan::LayerDelta,
     required: &std::collections::BTreeSet<&Digest>,
 ) -> Result<(), String> {
     let at = format!("image {} layer {i}", img.id);
@@ -211,7 +211,9 @@ fn check_delta(
         return Err(format!("{at} is a delta but not carried"));
     }
     match &l.blob {
-        Some(b) if b.digest == l.diff_id && b.compression == crate::codec::Compression::None => {}
+        Some(b)
+            if b.digest == l.diff_id
+                && b.compression == partial_model::codec::Compression::None => {}
         _ => {
             return Err(format!(
                 "{at} is a delta, but its blob is not the uncompressed layer named by its diffID"
@@ -328,7 +330,7 @@ impl BundleManifest {
             self.required_base.iter().map(|r| &r.chain_id).collect();
         for img in &self.images {
             let diffs: Vec<Digest> = img.layers.iter().map(|l| l.diff_id.clone()).collect();
-            let chains = crate::digest::chain_ids(&diffs);
+            let chains = partial_core::digest::chain_ids(&diffs);
             for (i, (l, c)) in img.layers.iter().zip(&chains).enumerate() {
                 if &l.chain_id != c {
                     return Err(bad(format!(
@@ -388,8 +390,8 @@ impl BundleManifest {
     }
 
     /// The carried layers that travel as deltas, once per delta blob.
-    pub fn deltas(&self) -> Vec<&crate::plan::LayerDelta> {
-        let mut out: Vec<&crate::plan::LayerDelta> = Vec::new();
+    pub fn deltas(&self) -> Vec<&partial_model::plan::LayerDelta> {
+        let mut out: Vec<&partial_model::plan::LayerDelta> = Vec::new();
         for d in self
             .images
             .iter()
@@ -442,81 +444,8 @@ impl BundleManifest {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::digest::chain_ids;
-    use crate::plan::{PlannedImage, PlannedLayer};
     use crate::schema::SchemaError;
-
-    /// A bundle of one image (two layers at the destination, one carried), from archives.
-    pub(crate) fn sample() -> BundleManifest {
-        let d: Vec<Digest> = (0..3u8).map(|i| Digest::of_bytes(&[i])).collect();
-        let c = chain_ids(&d);
-        let origin = Origin::Image {
-            name: "base:1".into(),
-            image_id: Digest::of_bytes(b"base"),
-        };
-        let layers = (0..3)
-            .map(|i| PlannedLayer {
-                position: i,
-                diff_id: d[i].clone(),
-                chain_id: c[i].clone(),
-                size: Some(100 * i as u64),
-                entry: Some(format!("blobs/sha256/{}", d[i].hex())),
-                blob: None,
-                delta: None,
-                decision: if i < 2 {
-                    Decision::AtDestination {
-                        origin: origin.clone(),
-                    }
-                } else {
-                    Decision::Carried
-                },
-            })
-            .collect();
-        let plan = Plan {
-            layout: Layout::Oci,
-            images: vec![PlannedImage {
-                id: Digest::of_bytes(b"cfg"),
-                tags: vec!["app:2".into()],
-                layers,
-                source_manifest: None,
-                attached: Vec::new(),
-            }],
-            blobs_carried: 1,
-            bytes_carried: 200,
-            blobs_left_out: 2,
-            bytes_left_out: 100,
-            input_bytes: 4096,
-            output_tar_bytes: 2048,
-            warnings: vec![],
-        };
-        let file = FileEntry {
-            name: "app.tgz".into(),
-            size: 10,
-            sha256: Digest::of_bytes(b"x"),
-            blake3: "00".repeat(32),
-        };
-        let bundle = Bundle {
-            name: "app.tgz".into(),
-            compression: crate::codec::Compression::Gzip,
-            layout: Layout::Oci,
-            size: 10,
-            sha256: file.sha256.clone(),
-            blake3: file.blake3.clone(),
-            tar_size: 2048,
-            volumes: vec![file],
-        };
-        BundleManifest::new(
-            ToolInfo {
-                name: "partial-save".into(),
-                version: "0.1.0".into(),
-            },
-            Source::Archives {
-                files: vec!["full.tar".into()],
-            },
-            bundle,
-            &plan,
-        )
-    }
+    pub(crate) use crate::testutil::sample_manifest as sample;
 
     #[test]
     fn round_trips_and_lists_required_base() {

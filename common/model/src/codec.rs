@@ -814,7 +814,7 @@ mod tests {
         data.extend(random(GZIP_CHUNK));
         data.extend(sample(12345));
         for (c, tool) in [(Compression::Gzip, "gzip"), (Compression::Zstd, "zstd")] {
-            if !crate::testutil::gate::have_tool(tool, "--version") {
+            if !partial_core::testutil::gate::have_tool(tool, "--version") {
                 continue;
             }
             let mut enc = compress_with_threads(Vec::new(), c, None, 2).unwrap();

@@ -563,7 +563,7 @@ mod tests {
     fn full_disk_is_reported_as_such() {
         // /dev/full answers every write with ENOSPC.
         let Ok(f) = OpenOptions::new().write(true).open("/dev/full") else {
-            crate::testutil::gate::skip_or_fail(
+            partial_core::testutil::gate::skip_or_fail(
                 "PARTIAL_REQUIRE_TOOLS",
                 "/dev/full is not available",
             );
@@ -591,8 +591,8 @@ mod tests {
     /// read them back as one stream, hash it and decompress it.
     #[test]
     fn compressed_split_pipeline_round_trip() {
-        use crate::codec::{compress, decompress, Compression};
         use crate::output::HashingReader;
+        use partial_model::codec::{compress, decompress, Compression};
         let dir = tempfile::tempdir().unwrap();
         let out = dir.path().join("bundle.tar.gz");
         let mut x = 0x2545f4914f6cdd1du64;
