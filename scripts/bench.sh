@@ -2,7 +2,8 @@
 # Benchmark: partial-save / partial-load side by side with docker save, gzip, zstd and
 # docker load, on two private daemons; `partial-load push` into a private
 # docker-registry holding the old version against `skopeo copy` of the whole image, and
-# `partial-save` from that registry against from the daemon (scripts/bench/registry.sh); and the
+# `partial-save` from that registry against from the daemon (scripts/bench/registry.sh);
+# `partial-load load --containerd` against `ctr images import` (scripts/bench/containerd.sh); and the
 # gzip export speed against the raw save in alternating rounds, on the bench set and on
 # a set with about 20 % new (scripts/bench/speed.sh). Not a test: it measures and reports.
 #
@@ -50,6 +51,8 @@ ROOT=$PWD
 . scripts/daemons.sh
 # shellcheck source=scripts/bench/registry.sh
 . scripts/bench/registry.sh
+# shellcheck source=scripts/bench/containerd.sh
+. scripts/bench/containerd.sh
 
 TINY=0 BIG=0 RUNS="" OUT="" BUILD=1 KEEP=0
 ARGS=("$@")
@@ -96,6 +99,7 @@ else
 fi
 cleanup() {
   stop_registries
+  ctrd_stop
   stop_daemons
   if ((KEEP)); then echo "work folder kept: $W" >&2; else rm -rf "$W"; fi
 }
@@ -416,6 +420,11 @@ if [[ -z $BUILD_NOTE ]]; then
 else
   printf 'reg-push\tpartial-load push\tregistry\tfailed\t-\t-\t-\t-\t-\t-\t-\t%s\n' "$BUILD_NOTE" >>"$RESULTS"
   FAILED=1
+fi
+
+# --- 3c. containerd (scripts/bench/containerd.sh) ---------------------------------------------
+if [[ -z $BUILD_NOTE ]]; then
+  containerd_section || FAILED=1
 fi
 
 # layer deltas: scripts/bench/delta.sh

@@ -209,6 +209,25 @@ def main() -> int:
           f"| {cpus(r)} | {rss} | {status} | {note} |")
     w("")
 
+    if any(rows[rid]["group"] == "containerd" for rid in order):
+        w("### Loading into containerd\n")
+        w("A private containerd (scripts/bench/containerd.sh) whose namespace holds the base image; "
+          "every run starts from that state (containerd restarted on a copy of its root), the two "
+          "methods alternating.\n")
+        w("| Method | Wall (s) | vs `ctr images import` | CPU client (s) | CPU dockerds (s) | Peak RSS (MiB) "
+          "| Status | Notes |")
+        w("|---|---:|---:|---:|---:|---:|---|---|")
+        ref = get("ctrd-import", "wall")
+        for rid in order:
+            r = rows[rid]
+            if r["group"] != "containerd":
+                continue
+            rss = "–" if r["rss"] is None else f"{r['rss']:.1f}"
+            status = "ok" if r["ok"] else "**failed**"
+            w(f"| `{cell(r['label'])}` | {wall(r)} | {fmt_ratio(r['wall'], ref) if r['ok'] else '–'} "
+              f"| {cpus(r)} | {rss} | {status} | {cell(r['note'])} |")
+        w("")
+
     w("### Layer deltas (`--delta`)\n")
     w("`app:1-rebuild` is `app:1` built again with one small file of its application tree changed; "
       "the air-gapped side holds `app:1`. Loads are checked for the source's image ID.\n")
@@ -301,6 +320,14 @@ def main() -> int:
     check("`--delta`, one file of the application layer changed: bundle ≤ 1 MB",
           "–" if b is None else f"{fmt_bytes(b)} (without `--delta`: {fmt_bytes(p)})",
           None if b is None else b <= 1_000_000)
+    if "ctrd-pl" in rows:
+        p, k = get("ctrd-pl", "wall"), get("ctrd-import", "wall")
+        check("`partial-load load --containerd` ≤ 1.3× `ctr images import` of a `docker save` archive",
+              f"{fmt_s(p)} s vs {fmt_s(k)} s = {fmt_ratio(p, k)}",
+              None if p is None or k is None else p <= 1.3 * k)
+        r = get("ctrd-pl", "rss")
+        check("`partial-load load --containerd` peak RSS ≤ 64 MiB (every run)",
+              "–" if r is None else f"max {r:.1f} MiB", None if r is None else r <= 64)
     if "reg-push" in rows:
         p, k = get("reg-push", "wall"), get("reg-skopeo", "wall")
         w(f"| `partial-load push` wall vs `skopeo copy` of the whole image (no target) "
