@@ -46,19 +46,33 @@ pub async fn check(daemon: &Daemon, manifest: &BundleManifest) -> Result<Vec<Ima
         .all_images()
         .await
         .map_err(|e| anyhow::Error::new(Coded::new(exit::DAEMON, e)))?;
-    let missing = missing(manifest, &local);
+    refuse_missing(
+        manifest,
+        &local,
+        &format!("the daemon at {}", daemon.host),
+        "this daemon",
+        "partial-load inventory -o have.json",
+    )?;
+    Ok(local)
+}
+
+/// The base check against the images `local` of a destination (`place`, for the message: "the
+/// daemon at …"; `this`: "this daemon"; `inventory`: the command that takes its inventory): an
+/// error with exit code 4 listing each missing chain.
+pub fn refuse_missing(
+    manifest: &BundleManifest,
+    local: &[ImageMeta],
+    place: &str,
+    this: &str,
+    inventory: &str,
+) -> Result<()> {
+    let missing = missing(manifest, local);
     if missing.is_empty() {
-        return Ok(local);
+        return Ok(());
     }
-    let mut images: Vec<String> = missing
-        .iter()
-        .map(|r| r.origin.image().to_string())
-        .collect();
-    images.dedup();
     let mut msg = format!(
-        "{} base layer(s) the bundle needs are not on the daemon at {}:\n",
+        "{} base layer(s) the bundle needs are not on {place}:\n",
         missing.len(),
-        daemon.host
     );
     let deltas = delta_targets(manifest);
     for r in &missing {
@@ -75,8 +89,8 @@ pub async fn check(daemon: &Daemon, manifest: &BundleManifest) -> Result<Vec<Ima
     }
     let uniq: BTreeSet<&str> = missing.iter().map(|r| r.origin.image()).collect();
     msg.push_str(&format!(
-        "load {} on this daemon first (or export again against an inventory of this daemon: \
-         `partial-load inventory -o have.json`, then `partial-save --have have.json`)",
+        "load {} on {this} first (or export again against an inventory of {this}: \
+         `{inventory}`, then `partial-save --have have.json`)",
         uniq.into_iter().collect::<Vec<_>>().join(", ")
     ));
     Err(anyhow::Error::new(Coded::new(exit::BASE_MISSING, msg)))

@@ -10,6 +10,7 @@ mod bundle;
 mod bundle_reader;
 mod confirm;
 mod connect;
+mod containerd;
 mod errors;
 mod image_keys;
 mod inventory;
@@ -55,8 +56,20 @@ fn main() -> ExitCode {
     }
     let result = rt.block_on(async move {
         match cli.command {
-            cli::Command::Load(a) => load::run_load(a).await,
-            cli::Command::Verify(a) => load::run_verify(a).await,
+            cli::Command::Load(a) => match a.containerd.socket.is_some() {
+                true => {
+                    let t = a.containerd.clone();
+                    containerd::load::run_load(a, &t).await
+                }
+                false => load::run_load(a).await,
+            },
+            cli::Command::Verify(a) => match a.containerd.socket.is_some() {
+                true => {
+                    let t = a.containerd.clone();
+                    containerd::load::run_verify(a, &t).await
+                }
+                false => load::run_verify(a).await,
+            },
             cli::Command::Inventory(a) => inventory::run(a).await,
             cli::Command::Rehydrate(a) => rehydrate::run(a).await,
             cli::Command::Push(a) => push::run(a).await,

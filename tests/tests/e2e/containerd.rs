@@ -1,0 +1,214 @@
+//! Issue 21, parts 1 and 3: containerd as a destination and a base (`partial-load load|verify|
+//! inventory --containerd SOCKET --namespace NS`). Bundles are exported by `partial-save` from a
+//! private `dockerd`; containerd is a private one per test (`partial_tests::containerd`, overlayfs
+//! or native), given the base with `ctr images import` of a plain `docker save` archive (ctr in
+//! tests only; partial-load speaks gRPC). Cases: the load keeps the source's image ID (config
+//! digest), `ctr images check` calls it complete, the new layers are unpacked (committed
+//! snapshots; the fixture's new file in the snapshotter), `verify` passes and a second load
+//! changes nothing; a missing base is exit 4 with nothing loaded; `inventory --containerd`
+//! lists the base's chains and `partial-save --have` of it leaves the base out.
+
+use partial_tests::cli::{load, Export, Run};
+use partial_tests::scenario::build_standard_on;
+use partial_tests::{
+    content, require_containerd, require_daemon, Containerd, Content, Daemon, DaemonOptions,
+};
+use std::path::{Path, PathBuf};
+
+/// Kubernetes nodes keep their images in this namespace.
+const NS: &str = "k8s.io";
+
+/// `partial-load CMD BUNDLE --key dir/team.pub --containerd SOCK --namespace NS --state … EXTRA…`.
+fn pl(cmd: &str, bundle: &Path, dir: &Path, c: &Containerd, ns: &str, extra: &[&str]) -> Run {
+    let mut args: Vec<String> = vec![
+        cmd.into(),
+        bundle.to_string_lossy().into_owned(),
+        "--key".into(),
+        dir.join("team.pub").to_string_lossy().into_owned(),
+        "--containerd".into(),
+        c.socket().to_string_lossy().into_owned(),
+        "--namespace".into(),
+        ns.into(),
+        "--state".into(),
+        dir.join("state.json").to_string_lossy().into_owned(),
+    ];
+    if cmd == "load" {
+        args.extend(["--snapshotter".into(), c.snapshotter.clone()]);
+    }
+    args.extend(extra.iter().map(|s| s.to_string()));
+    load(&args)
+}
+
+/// Gives containerd's namespace `ns` the `images` of `source` (docker save, ctr images import).
+fn give(source: &Daemon, c: &Containerd, ns: &str, images: &[&str]) {
+    let tar = source.save(images).expect("docker save");
+    c.import(ns, &tar).expect("ctr images import");
+    let _ = std::fs::remove_file(tar);
+}
+
+/// A source daemon with the standard scene, a containerd whose k8s.io namespace holds base:1.
+fn setup() -> Option<(Daemon, Containerd, tempfile::TempDir)> {
+    let source = require_daemon(DaemonOptions::labelled("source"))?;
+    let c = require_containerd()?;
+    build_standard_on(&source);
+    give(&source, &c, NS, &["base:1"]);
+    Some((source, c, tempfile::tempdir().unwrap()))
+}
+
+/// `Export` of `app:2` against `base:1` from `source`.
+fn export(source: &Daemon, dir: &Path, name: &str, extra: &[&str]) -> PathBuf {
+    Export::new(source.host(), dir, name)
+        .images(&["app:2"])
+        .args(extra)
+        .bundle()
+}
+
+/// The config digest of the manifest `digest` in namespace `ns` (`ctr content get`).
+fn config_of(c: &Containerd, ns: &str, digest: &str) -> String {
+    let m = c.ctr(&["-n", ns, "content", "get", digest]).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&m).unwrap();
+    v["config"]["digest"].as_str().unwrap().to_string()
+}
+
+/// Files named `rel` anywhere in the snapshotter's snapshots (`fs/rel` for overlayfs).
+fn files_in_snapshots(c: &Containerd, rel: &str) -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    let Ok(rd) = std::fs::read_dir(c.snapshots_dir()) else {
+        return out;
+    };
+    for e in rd.flatten() {
+        for p in [e.path().join("fs").join(rel), e.path().join(rel)] {
+            if let Ok(b) = std::fs::read(&p) {
+                out.push(b);
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn a_docker_bundle_loads_into_containerd_unpacked_with_the_source_id() {
+    let Some((source, c, dir)) = setup() else {
+        return;
+    };
+    let d = dir.path();
+    let bundle = export(&source, d, "app.tgz", &[]);
+    let id = source.image_id("app:2").unwrap();
+    let before = c.committed_snapshots(NS).unwrap();
+    let hotfix = content(23u64.wrapping_mul(7919), 2_000, Content::Compressible);
+    assert!(files_in_snapshots(&c, "hotfix/file000").is_empty());
+
+    pl("verify", &bundle, d, &c, NS, &[]).ok();
+    let r = pl("load", &bundle, d, &c, NS, &["--json"]).ok();
+    let out: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(out["images"][0]["id"], id.as_str(), "{}", r.stdout);
+    assert_eq!(out["verified"], true);
+    assert!(r.stderr.contains("unpacked"), "{}", r.stderr);
+
+    let images = c.images(NS).unwrap();
+    let (_, target) = images
+        .iter()
+        .find(|(n, _)| n == "docker.io/library/app:2")
+        .unwrap_or_else(|| panic!("no app:2 record: {images:?}"));
+    assert_eq!(
+        config_of(&c, NS, target),
+        id,
+        "the image ID is the config digest"
+    );
+    let check = c.ctr(&["-n", NS, "images", "check"]).unwrap();
+    let line = check
+        .lines()
+        .find(|l| l.starts_with("docker.io/library/app:2"))
+        .unwrap_or_else(|| panic!("{check}"));
+    assert!(line.contains("complete"), "{check}");
+
+    let after = c.committed_snapshots(NS).unwrap();
+    assert_eq!(after.len(), before.len() + 2, "{before:?} → {after:?}");
+    assert_eq!(files_in_snapshots(&c, "hotfix/file000"), vec![hotfix]);
+
+    // Loading it again (the state allows the same bundle) leaves everything as it was.
+    pl("load", &bundle, d, &c, NS, &["--allow-rollback"]).ok();
+    assert_eq!(c.committed_snapshots(NS).unwrap().len(), after.len());
+    assert_eq!(c.images(NS).unwrap(), images);
+}
+
+#[test]
+fn a_missing_base_is_exit_4_with_nothing_loaded() {
+    let Some((source, c, dir)) = setup() else {
+        return;
+    };
+    let d = dir.path();
+    let bundle = export(&source, d, "app.tgz", &[]);
+    // The default namespace holds nothing; k8s.io holds the base.
+    let r = pl("load", &bundle, d, &c, "default", &[]).expect_code(4);
+    assert!(r.stderr.contains("base:1"), "{}", r.stderr);
+    assert!(r.stderr.contains("namespace default"), "{}", r.stderr);
+    assert!(c.images("default").unwrap().is_empty());
+    assert!(c.committed_snapshots("default").unwrap().is_empty());
+    pl("verify", &bundle, d, &c, "default", &[]).expect_code(4);
+}
+
+#[test]
+fn the_inventory_of_a_namespace_lets_partial_save_leave_the_base_out() {
+    let Some((source, c, dir)) = setup() else {
+        return;
+    };
+    let d = dir.path();
+    let inv = d.join("have.json");
+    load(&[
+        "inventory",
+        "--containerd",
+        &c.socket().to_string_lossy(),
+        "--namespace",
+        NS,
+        "-o",
+        &inv.to_string_lossy(),
+    ])
+    .ok();
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&inv).unwrap()).unwrap();
+    let base_id = source.image_id("base:1").unwrap();
+    let images = v["images"].as_array().unwrap();
+    let base = images
+        .iter()
+        .find(|i| i["id"] == base_id.as_str())
+        .unwrap_or_else(|| panic!("{v}"));
+    let n_base = base["chain_ids"].as_array().unwrap().len();
+    assert!(n_base >= 1, "{v}");
+    assert_eq!(base["diff_ids"].as_array().unwrap().len(), n_base, "{v}");
+    assert!(
+        base["tags"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t == "base:1"),
+        "{v}"
+    );
+
+    let bundle = Export::new(source.host(), d, "have.tgz")
+        .images(&["app:2"])
+        .base(&["--have", &inv.to_string_lossy()])
+        .bundle();
+    let m: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(d.join("have.tgz.manifest.json")).unwrap()).unwrap();
+    let carried: Vec<bool> = m["images"][0]["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["carried"].as_bool().unwrap())
+        .collect();
+    assert_eq!(carried.len(), n_base + 2, "{m}");
+    assert!(
+        carried[..n_base].iter().all(|c| !c),
+        "the base is left out: {m}"
+    );
+    assert!(carried[n_base..].iter().all(|c| *c), "{m}");
+    pl("load", &bundle, d, &c, NS, &[]).ok();
+    let id = source.image_id("app:2").unwrap();
+    let (_, target) = c
+        .images(NS)
+        .unwrap()
+        .into_iter()
+        .find(|(n, _)| n == "docker.io/library/app:2")
+        .unwrap();
+    assert_eq!(config_of(&c, NS, &target), id);
+}
