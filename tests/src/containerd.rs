@@ -181,6 +181,14 @@ impl Containerd {
             .join("snapshots")
     }
 
+    /// Where containerd keeps the blobs being written (one folder per write in progress).
+    pub fn ingest_dir(&self) -> PathBuf {
+        self.dir
+            .join("root")
+            .join("io.containerd.content.v1.content")
+            .join("ingest")
+    }
+
     /// `ctr -a SOCKET ARGS…`, which must succeed; its stdout.
     pub fn ctr(&self, args: &[&str]) -> Result<String> {
         let ctr = tool_path("ctr").context("`ctr` is not on PATH")?;

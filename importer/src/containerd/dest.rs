@@ -8,7 +8,7 @@
 //! from there.
 
 use super::content::{self, WriteError};
-use super::grpc::{CallError, Client};
+use super::grpc::{self, CallError, Client};
 use partial_common::archive::ArchiveError;
 use partial_common::destination::ImageDestination;
 use partial_common::image::Image;
@@ -63,6 +63,15 @@ impl ContainerdDest {
                 Ok(())
             }
             Err(WriteError::Read(e)) => Err(ArchiveError::Io(e)),
+            // containerd refused the commit: its hash of the bytes is not `d`. The bundle
+            // source's own check of the same bytes fails as soon as this returns, naming the
+            // entry (exit 3); should it not, the commit refuses.
+            Err(WriteError::Containerd(e)) if e.code() == Some(grpc::FAILED_PRECONDITION) => {
+                if let Ok(mut slot) = self.failure.lock() {
+                    slot.get_or_insert(e);
+                }
+                Ok(())
+            }
             Err(WriteError::Containerd(e)) => {
                 let msg = e.to_string();
                 if let Ok(mut slot) = self.failure.lock() {
@@ -90,6 +99,14 @@ impl ImageDestination for ContainerdDest {
     }
 
     fn commit(self, _images: &[Image]) -> Result<Written, ArchiveError> {
+        if let Some(e) = self
+            .failure
+            .lock()
+            .ok()
+            .and_then(|s| s.as_ref().map(|e| e.to_string()))
+        {
+            return Err(ArchiveError::Write(io::Error::other(e)));
+        }
         Ok(self.written)
     }
 }

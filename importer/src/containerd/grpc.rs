@@ -21,6 +21,7 @@ pub type Body = UnsyncBoxBody<Bytes, io::Error>;
 /// gRPC status codes containerd answers with that change what partial-load does.
 pub const NOT_FOUND: u32 = 5;
 pub const ALREADY_EXISTS: u32 = 6;
+pub const FAILED_PRECONDITION: u32 = 9;
 
 /// The biggest answer collected (all messages of one call).
 pub const MAX_ANSWER: usize = 64 << 20;

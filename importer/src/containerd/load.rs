@@ -154,18 +154,14 @@ async fn copy(c: &Client, lease: &str, bundle: &Bundle, snapshotter: &str) -> Re
     bar.finish_and_clear();
     match copied {
         Ok(c) => Ok(c.committed),
-        Err(e) => {
-            if let Some(f) = failure.lock().ok().and_then(|mut s| s.take()) {
-                return Err(containerd_err(f).context("no image was loaded"));
-            }
-            if e.is_bundles_fault() {
-                return Err(verify_failed(format!(
-                    "bundle {}: {e}; no image was loaded",
-                    bundle.name()
-                )));
-            }
-            Err(anyhow!(e).context(format!("reading the bundle {}", bundle.name())))
-        }
+        Err(e) if e.is_bundles_fault() => Err(verify_failed(format!(
+            "bundle {}: {e}; no image was loaded",
+            bundle.name()
+        ))),
+        Err(e) => match failure.lock().ok().and_then(|mut s| s.take()) {
+            Some(f) => Err(containerd_err(format!("{f}; no image was loaded"))),
+            None => Err(anyhow!(e).context(format!("reading the bundle {}", bundle.name()))),
+        },
     }
 }
 

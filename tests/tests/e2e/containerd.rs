@@ -6,7 +6,9 @@
 //! digest), `ctr images check` calls it complete, the new layers are unpacked (committed
 //! snapshots; the fixture's new file in the snapshotter), `verify` passes and a second load
 //! changes nothing; a missing base is exit 4 with nothing loaded; `inventory --containerd`
-//! lists the base's chains and `partial-save --have` of it leaves the base out.
+//! lists the base's chains and `partial-save --have` of it leaves the base out; a tampered
+//! bundle is exit 3 with no image record; containerd killed while a blob is being written
+//! (its ingest folder appears) fails the load (exit 5) and, restarted, has no image record.
 
 use partial_tests::cli::{load, Export, Run};
 use partial_tests::scenario::build_standard_on;
@@ -211,4 +213,98 @@ fn the_inventory_of_a_namespace_lets_partial_save_leave_the_base_out() {
         .find(|(n, _)| n == "docker.io/library/app:2")
         .unwrap();
     assert_eq!(config_of(&c, NS, &target), id);
+}
+
+#[test]
+fn a_tampered_bundle_is_exit_3_with_no_image_record() {
+    let Some((source, c, dir)) = setup() else {
+        return;
+    };
+    let d = dir.path();
+    let bundle = export(&source, d, "app.tgz", &[]);
+    let original = std::fs::read(&bundle).unwrap();
+    let mut flipped = original.clone();
+    let mid = flipped.len() / 2;
+    flipped[mid] ^= 0x01;
+    std::fs::write(&bundle, &flipped).unwrap();
+    let r = pl("load", &bundle, d, &c, NS, &[]).expect_code(3);
+    assert!(r.stderr.contains("app.tgz"), "{}", r.stderr);
+    let names: Vec<String> = c.images(NS).unwrap().into_iter().map(|(n, _)| n).collect();
+    assert!(!names.iter().any(|n| n.contains("app")), "{names:?}");
+    // Untouched, it loads.
+    std::fs::write(&bundle, &original).unwrap();
+    pl("load", &bundle, d, &c, NS, &[]).ok();
+    assert!(c
+        .images(NS)
+        .unwrap()
+        .iter()
+        .any(|(n, _)| n == "docker.io/library/app:2"));
+}
+
+#[test]
+fn containerd_killed_while_a_blob_is_written_leaves_no_image_record() {
+    let Some((source, mut c, dir)) = setup() else {
+        return;
+    };
+    let d = dir.path();
+    // One big carried layer (48 MiB), so that its write is long enough to be seen.
+    source
+        .build(
+            "big:1",
+            "base:1",
+            &[partial_tests::layer_files(
+                31,
+                "big",
+                12,
+                4 << 20,
+                Content::Random,
+            )],
+        )
+        .expect("build big:1");
+    let bundle = Export::new(source.host(), d, "big.tar")
+        .images(&["big:1"])
+        .args(&["--compression", "none"])
+        .bundle();
+    let mut cmd = std::process::Command::new(partial_tests::bin("partial-load"));
+    cmd.args(["load", &bundle.to_string_lossy(), "--key"])
+        .arg(d.join("team.pub"))
+        .arg("--containerd")
+        .arg(c.socket())
+        .args([
+            "--namespace",
+            NS,
+            "--snapshotter",
+            &c.snapshotter,
+            "--state",
+        ])
+        .arg(d.join("state.json"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped());
+    let mut child = cmd.spawn().expect("spawning partial-load");
+    let t0 = std::time::Instant::now();
+    let seen = loop {
+        let writing = std::fs::read_dir(c.ingest_dir())
+            .map(|mut r| r.next().is_some())
+            .unwrap_or(false);
+        if writing {
+            break true;
+        }
+        if child.try_wait().unwrap().is_some() || t0.elapsed().as_secs() > 120 {
+            break false;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    };
+    assert!(
+        seen,
+        "no blob write of containerd was seen before the load ended"
+    );
+    c.kill();
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(5), "{stderr}");
+    assert!(stderr.contains("containerd"), "{stderr}");
+    c.restart().expect("restarting containerd");
+    let names: Vec<String> = c.images(NS).unwrap().into_iter().map(|(n, _)| n).collect();
+    assert!(!names.iter().any(|n| n.contains("big")), "{names:?}");
+    assert!(names.iter().any(|n| n.contains("base:1")), "{names:?}");
 }
