@@ -368,6 +368,8 @@ pub struct RehydrateArgs {
     pub bundle: BundleArgs,
     #[command(flatten)]
     pub daemon: DaemonArgs,
+    #[command(flatten)]
+    pub containerd: ContainerdArgs,
     /// The complete archive to write (plain tar).
     #[arg(short = 'o', long = "output", value_name = "FULL.tar")]
     pub output: PathBuf,

@@ -127,7 +127,16 @@ async fn send_rehydrated(
         .suffix(".tar")
         .tempfile_in(dir)
         .context("creating a temporary file for the complete archive")?;
-    crate::rehydrate::build(daemon, bundle, local, refs, tmp.path(), bar, written).await?;
+    crate::rehydrate::build(
+        crate::rehydrate::BaseSource::Daemon(daemon),
+        bundle,
+        local,
+        refs,
+        tmp.path(),
+        bar,
+        written,
+    )
+    .await?;
     let f = std::fs::File::open(tmp.path()).context("reopening the complete archive")?;
     upload(daemon, Box::new(io::BufReader::new(f)), bar.clone()).await
 }

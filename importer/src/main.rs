@@ -71,7 +71,13 @@ fn main() -> ExitCode {
                 false => load::run_verify(a).await,
             },
             cli::Command::Inventory(a) => inventory::run(a).await,
-            cli::Command::Rehydrate(a) => rehydrate::run(a).await,
+            cli::Command::Rehydrate(a) => match a.containerd.socket.is_some() {
+                true => {
+                    let t = a.containerd.clone();
+                    containerd::rehydrate::run(a, &t).await
+                }
+                false => rehydrate::run(a).await,
+            },
             cli::Command::Push(a) => push::run(a).await,
             cli::Command::Approve(a) => approve::run(a).await,
             cli::Command::Report(a) => report::run(a).await,

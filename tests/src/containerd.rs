@@ -17,7 +17,9 @@
 //! failure) the same under `PARTIAL_REQUIRE_DAEMON=1`.
 //!
 //! Tested with Debian bookworm's containerd 1.6.20 (`containerd` package, a dependency of
-//! `docker.io`).
+//! `docker.io`). `PARTIAL_CONTAINERD_BIN=PATH` runs another `containerd` binary instead (the
+//! Docker 26 test cache's 1.7.24: `/var/cache/partial-tests/docker26/root/usr/bin/containerd`);
+//! `ctr` stays the system's.
 
 use crate::daemon::{
     log_tail, run_checked, signal, spawn_watchdog, tool_path, unmount_below, wait_gone,
@@ -68,8 +70,7 @@ impl Containerd {
     /// Starts a private containerd; waits (at most `PARTIAL_DAEMON_TIMEOUT` seconds, default
     /// 60) until `ctr version` answers.
     pub fn start() -> Result<Containerd> {
-        let containerd = tool_path("containerd")
-            .context("`containerd` is not on PATH (Debian: apt-get install containerd)")?;
+        let containerd = containerd_bin()?;
         // SAFETY: geteuid has no preconditions.
         if unsafe { libc::geteuid() } != 0 {
             bail!("not running as root (the containerd of the tests runs as root)");
@@ -280,8 +281,17 @@ impl Containerd {
 
     /// Starts containerd again on the same folder (after [`Containerd::kill`] or `stop`).
     pub fn restart(&mut self) -> Result<()> {
-        let containerd = tool_path("containerd").context("`containerd` is not on PATH")?;
+        let containerd = containerd_bin()?;
         self.spawn(&containerd)
+    }
+}
+
+/// `PARTIAL_CONTAINERD_BIN`, else `containerd` on PATH.
+fn containerd_bin() -> Result<PathBuf> {
+    match std::env::var_os("PARTIAL_CONTAINERD_BIN") {
+        Some(p) => Ok(PathBuf::from(p)),
+        None => tool_path("containerd")
+            .context("`containerd` is not on PATH (Debian: apt-get install containerd)"),
     }
 }
 

@@ -65,6 +65,28 @@ pub async fn read_small(c: &Client, d: &Digest, limit: usize) -> Result<Vec<u8>,
     Ok(out)
 }
 
+/// `size` bytes of blob `d` from `offset`.
+pub async fn read_range(
+    c: &Client,
+    d: &Digest,
+    offset: u64,
+    size: u64,
+) -> Result<Vec<u8>, CallError> {
+    let req = ReadContentRequest {
+        digest: d.to_string(),
+        offset: offset as i64,
+        size: size as i64,
+    };
+    let limit = (size as usize).saturating_add(1 << 16);
+    let parts: Vec<ReadContentResponse> =
+        c.collect(&format!("{CONTENT}/Read"), &req, limit).await?;
+    let mut out = Vec::with_capacity(size as usize);
+    for p in parts {
+        out.extend_from_slice(&p.data);
+    }
+    Ok(out)
+}
+
 /// Writes blob `d` of `size` bytes read from `data` (exactly that much), labelled `labels`;
 /// containerd commits it only if its hash of the bytes is `d`. An existing blob is not written
 /// again: `data` is read to its end all the same (the caller checks it) and the blob added to

@@ -36,7 +36,7 @@ struct Made {
 }
 
 /// Delta layers are rebuilt from a Docker daemon's reference layers only, for now.
-fn refuse_deltas(bundle: &Bundle) -> Result<()> {
+pub(super) fn refuse_deltas(bundle: &Bundle) -> Result<()> {
     let n = bundle.manifest.deltas().len();
     if n == 0 {
         return Ok(());
@@ -49,7 +49,7 @@ fn refuse_deltas(bundle: &Bundle) -> Result<()> {
 }
 
 /// The namespace's images, and the base check against them.
-async fn check_base(c: &Client, manifest: &BundleManifest) -> Result<Vec<Held>> {
+pub(super) async fn check_base(c: &Client, manifest: &BundleManifest) -> Result<Vec<Held>> {
     let held = images::list(c).await.map_err(containerd_err)?;
     let metas: Vec<_> = held.iter().map(|h| h.meta.clone()).collect();
     crate::base::refuse_missing(

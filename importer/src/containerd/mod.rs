@@ -2,14 +2,16 @@
 //! spoken directly ([`grpc`], messages in [`proto`]), no `ctr` run. [`images`] reads what a
 //! namespace holds (base check, inventory), [`content`] writes and reads blobs under a lease,
 //! [`dest`] is the checked copy's destination, [`unpack`] fills the snapshotter, [`load`] puts
-//! it together.
+//! it together; [`export`] and [`rehydrate`] read base layers back for `rehydrate`.
 
 mod content;
 mod dest;
+pub mod export;
 mod grpc;
 mod images;
 pub mod load;
 mod proto;
+pub mod rehydrate;
 mod unpack;
 
 use crate::cli::ContainerdArgs;

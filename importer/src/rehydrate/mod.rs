@@ -52,7 +52,16 @@ pub async fn run(args: RehydrateArgs) -> Result<()> {
     // Both passes over the bundle move the bar (the daemon's export between them does not).
     let bar = progress::bytes("rehydrating", Some(2 * bundle.manifest.bundle.size));
     let written = Written::default();
-    build(&daemon, &bundle, &local, refs, &args.output, &bar, &written).await?;
+    build(
+        BaseSource::Daemon(&daemon),
+        &bundle,
+        &local,
+        refs,
+        &args.output,
+        &bar,
+        &written,
+    )
+    .await?;
     bar.finish_and_clear();
     eprintln!(
         "wrote {}: a complete archive of {} image(s) that loads into a daemon without the base",
@@ -62,12 +71,20 @@ pub async fn run(args: RehydrateArgs) -> Result<()> {
     Ok(())
 }
 
+/// Where the base layers a bundle left out are read from.
+pub enum BaseSource<'a> {
+    /// The Docker daemon's export of the images holding them.
+    Daemon(&'a Daemon),
+    /// The blobs of a containerd namespace's images (`rehydrate --containerd`).
+    Containerd(&'a crate::containerd::export::Bases),
+}
+
 /// Writes the complete archive to `out_path` (atomically). `local` is the daemon's images as
 /// the base check (`base::check`) returned them, which must have passed; `refs` the reference
 /// layers of the bundle's deltas (`rebuild::spool`), whose layers are rebuilt on the way;
 /// `written` notes the OCI manifest the archive holds for each image (`crate::confirm`).
 pub async fn build(
-    daemon: &Daemon,
+    bases: BaseSource<'_>,
     bundle: &Bundle,
     local: &[ImageMeta],
     refs: References,
@@ -90,7 +107,7 @@ pub async fn build(
         .context("creating a spool folder")?;
     let _interrupt = cleanup::register_dir(spool.path());
     let _held = stale::hold_dir(spool.path());
-    let found = spool_base_layers(daemon, bundle, local, &needed, spool.path()).await?;
+    let found = spool_base_layers(bases, bundle, local, &needed, spool.path()).await?;
     let layers = Layers::Rebuilt(deltas, refs);
     let stream = checked_stream_noting(bundle, bar.clone(), layers, written.clone())?;
     let (label, out_path) = (bundle.name(), out_path.to_path_buf());
@@ -121,7 +138,7 @@ async fn missing_layers(
 /// Reads the daemon's own export of images holding the required chains into `dir`, keeping
 /// what fills the `needed` entries; every entry must be filled.
 async fn spool_base_layers(
-    daemon: &Daemon,
+    bases: BaseSource<'_>,
     bundle: &Bundle,
     local: &[ImageMeta],
     needed: &Needed,
@@ -146,7 +163,13 @@ async fn spool_base_layers(
         .iter()
         .filter(|r| needed.values().any(|w| w.diff_id == r.diff_id))
         .map(|r| &r.chain_id);
-    let (names, reader) = base::export_holding(daemon, chains, local)?;
+    let (names, reader): (Vec<String>, Box<dyn std::io::Read + Send>) = match bases {
+        BaseSource::Daemon(daemon) => {
+            let (names, reader) = base::export_holding(daemon, chains, local)?;
+            (names, Box::new(reader))
+        }
+        BaseSource::Containerd(b) => b.export(chains)?,
+    };
     let (dir2, needed2) = (dir.to_path_buf(), needed.clone());
     let found = tokio::task::spawn_blocking(move || spool::spool_layers(reader, &dir2, &needed2))
         .await
