@@ -133,3 +133,30 @@ pub fn export_holding<'a>(
     let reader = ChannelReader::spawn(daemon.export(&names), EXPORT_IDLE);
     Ok((names, reader))
 }
+
+/// Where the base layers a bundle left out (or its delta references) are read from.
+#[derive(Clone, Copy)]
+pub enum BaseSource<'a> {
+    /// The Docker daemon's export of the images holding them.
+    Daemon(&'a Daemon),
+    /// The blobs of a containerd namespace's images (`--containerd`).
+    Containerd(&'a crate::containerd::export::Bases),
+}
+
+impl BaseSource<'_> {
+    /// A tar stream holding the layers of `chains` (each checked by its reader), with the IDs of
+    /// the images read; exit 4 when no local image holds one of them.
+    pub fn export<'a>(
+        &self,
+        chains: impl IntoIterator<Item = &'a Digest>,
+        local: &[ImageMeta],
+    ) -> Result<(Vec<String>, Box<dyn std::io::Read + Send>)> {
+        match self {
+            BaseSource::Daemon(daemon) => {
+                let (names, reader) = export_holding(daemon, chains, local)?;
+                Ok((names, Box::new(reader)))
+            }
+            BaseSource::Containerd(b) => b.export(chains),
+        }
+    }
+}

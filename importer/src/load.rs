@@ -64,7 +64,7 @@ pub async fn run_load(args: LoadArgs) -> Result<()> {
     let local = base::check(&daemon, &bundle.manifest)
         .await
         .map_err(|e| series.explain(e))?; // names a missing bundle of the series
-    let refs = rebuild::spool(&daemon, &bundle.manifest, &local).await?;
+    let refs = rebuild::spool(base::BaseSource::Daemon(&daemon), &bundle.manifest, &local).await?;
     let written = Written::default();
     let loaded = send(&daemon, &bundle, &local, refs, &written).await?;
     confirm::confirm(&daemon, &bundle.manifest.images, &written).await?;
@@ -128,7 +128,7 @@ async fn send_rehydrated(
         .tempfile_in(dir)
         .context("creating a temporary file for the complete archive")?;
     crate::rehydrate::build(
-        crate::rehydrate::BaseSource::Daemon(daemon),
+        base::BaseSource::Daemon(daemon),
         bundle,
         local,
         refs,
@@ -186,7 +186,8 @@ pub async fn run_verify(args: VerifyArgs) -> Result<()> {
         let local = base::check(&daemon, &bundle.manifest)
             .await
             .map_err(|e| series.explain(e))?; // names a missing bundle of the series
-        let refs = rebuild::spool(&daemon, &bundle.manifest, &local).await?;
+        let refs =
+            rebuild::spool(base::BaseSource::Daemon(&daemon), &bundle.manifest, &local).await?;
         bundle_reader::Layers::Rebuilt(deltas, refs)
     };
     let bundle = verify_content(bundle, layers).await?;

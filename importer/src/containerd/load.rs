@@ -8,16 +8,19 @@
 //! containerd's garbage collector.
 
 use super::dest::{ContainerdDest, Written};
+use super::export::Bases;
 use super::grpc::{CallError, Client};
 use super::images::{self, Held};
 use super::proto::Descriptor;
 use super::unpack::{self, Step};
 use super::{connect, containerd_err, place};
+use crate::base::BaseSource;
 use crate::bundle::{self, Bundle};
 use crate::bundle_reader;
 use crate::cli::{ContainerdArgs, LoadArgs, VerifyArgs};
-use crate::errors::{usage, verify_failed};
+use crate::errors::verify_failed;
 use crate::load::{report_load, report_verify, verify_content, Deltas};
+use crate::rebuild::{self, References};
 use anyhow::{anyhow, Context, Result};
 use partial_common::bundle_source::{self, DeltaForm};
 use partial_common::exit::{self, Coded};
@@ -35,17 +38,19 @@ struct Made {
     target: Descriptor,
 }
 
-/// Delta layers are rebuilt from a Docker daemon's reference layers only, for now.
-pub(super) fn refuse_deltas(bundle: &Bundle) -> Result<()> {
-    let n = bundle.manifest.deltas().len();
-    if n == 0 {
-        return Ok(());
-    }
-    Err(usage(format!(
-        "{} carries {n} delta layer(s); rebuilding them from containerd's layers is not \
-         supported yet: load it into a Docker daemon, or export again without --delta",
-        bundle.name()
-    )))
+/// The reference layers of the bundle's deltas, read from the namespace's content store (none
+/// for a bundle without deltas).
+pub(super) async fn references(
+    c: &Client,
+    manifest: &BundleManifest,
+    held: &[Held],
+) -> Result<References> {
+    let metas: Vec<_> = held.iter().map(|h| h.meta.clone()).collect();
+    let bases = Bases {
+        client: c.clone(),
+        held: held.to_vec(),
+    };
+    rebuild::spool(BaseSource::Containerd(&bases), manifest, &metas).await
 }
 
 /// The namespace's images, and the base check against them.
@@ -68,17 +73,17 @@ pub(super) async fn check_base(c: &Client, manifest: &BundleManifest) -> Result<
 
 pub async fn run_load(args: LoadArgs, target: &ContainerdArgs) -> Result<()> {
     let bundle = bundle::open(&args.bundle)?;
-    refuse_deltas(&bundle)?;
     let series = crate::state::check_for_update(&args.sequence, &bundle)?;
     let c = connect(target).await?;
     let held = check_base(&c, &bundle.manifest)
         .await
         .map_err(|e| series.explain(e))?;
+    let refs = references(&c, &bundle.manifest, &held).await?;
     let lease = super::content::create_lease(&c)
         .await
         .map_err(containerd_err)?;
     let leased = c.leased(&lease);
-    let result = load_leased(&leased, &lease, &bundle, &held, &args.snapshotter).await;
+    let result = load_leased(&leased, &lease, &bundle, &held, refs, &args.snapshotter).await;
     if let Err(e) = super::content::delete_lease(&c, &lease).await {
         eprintln!("warning: the lease {lease} was not deleted (it expires in a day): {e}");
     }
@@ -95,9 +100,10 @@ async fn load_leased(
     lease: &str,
     bundle: &Bundle,
     held: &[Held],
+    refs: References,
     snapshotter: &str,
 ) -> Result<Vec<Made>> {
-    let written = copy(c, lease, bundle, snapshotter).await?;
+    let written = copy(c, lease, bundle, refs, snapshotter).await?;
     let mut made = Vec::new();
     for image in &bundle.manifest.images {
         let steps = steps(image, &written, held)?;
@@ -126,10 +132,25 @@ async fn load_leased(
     Ok(made)
 }
 
-/// The bundle read through the checked source into the content store, on a blocking thread.
-async fn copy(c: &Client, lease: &str, bundle: &Bundle, snapshotter: &str) -> Result<Written> {
+/// The bundle read through the checked source into the content store, on a blocking thread;
+/// its delta layers rebuilt from `refs` on the way.
+async fn copy(
+    c: &Client,
+    lease: &str,
+    bundle: &Bundle,
+    refs: References,
+    snapshotter: &str,
+) -> Result<Written> {
     let bar = progress::bytes("loading", Some(bundle.manifest.bundle.size));
-    let reader = bundle_reader::tar_stream(bundle, bar.clone())?;
+    let raw = bundle_reader::tar_stream(bundle, bar.clone())?;
+    let deltas = rebuild::delta_layers(&bundle.manifest)?;
+    let (reader, form) = match deltas.is_empty() {
+        true => (raw, DeltaForm::Encoded),
+        false => (
+            rebuild::rebuilt_stream(raw, bundle.name(), deltas, refs)?,
+            DeltaForm::Rebuilt,
+        ),
+    };
     let failure = Arc::new(Mutex::new(None::<CallError>));
     let d = ContainerdDest {
         client: c.clone(),
@@ -146,11 +167,10 @@ async fn copy(c: &Client, lease: &str, bundle: &Bundle, snapshotter: &str) -> Re
         written: Written::default(),
     };
     let manifest = bundle.manifest.clone();
-    let copied = tokio::task::spawn_blocking(move || {
-        bundle_source::copy_into(reader, &manifest, DeltaForm::Encoded, d)
-    })
-    .await
-    .context("the bundle reading thread failed")?;
+    let copied =
+        tokio::task::spawn_blocking(move || bundle_source::copy_into(reader, &manifest, form, d))
+            .await
+            .context("the bundle reading thread failed")?;
     bar.finish_and_clear();
     match copied {
         Ok(c) => Ok(c.committed),
@@ -301,20 +321,29 @@ async fn confirm(c: &Client, manifest: &BundleManifest, made: &[Made]) -> Result
 
 pub async fn run_verify(args: VerifyArgs, target: &ContainerdArgs) -> Result<()> {
     let bundle = bundle::open(&args.bundle)?;
-    let _series = crate::state::check(&args.sequence, &bundle)?; // read-only
-    refuse_deltas(&bundle)?;
-    if !args.offline {
+    let series = crate::state::check(&args.sequence, &bundle)?; // read-only
+    let deltas = rebuild::delta_layers(&bundle.manifest)?;
+    let n = deltas.len();
+    let (layers, counts) = if args.offline {
+        let counts = Deltas {
+            rebuilt: 0,
+            not_rebuilt: n,
+        };
+        (bundle_reader::Layers::AsCarried, counts)
+    } else {
         let c = connect(target).await?;
-        check_base(&c, &bundle.manifest)
+        let held = check_base(&c, &bundle.manifest)
             .await
-            .map_err(|e| _series.explain(e))?;
-    }
-    let bundle = verify_content(bundle, bundle_reader::Layers::AsCarried).await?;
-    let deltas = Deltas {
-        rebuilt: 0,
-        not_rebuilt: 0,
+            .map_err(|e| series.explain(e))?;
+        let refs = references(&c, &bundle.manifest, &held).await?;
+        let counts = Deltas {
+            rebuilt: n,
+            not_rebuilt: 0,
+        };
+        (bundle_reader::Layers::Rebuilt(deltas, refs), counts)
     };
-    report_verify(&args, &bundle, deltas)
+    let bundle = verify_content(bundle, layers).await?;
+    report_verify(&args, &bundle, counts)
 }
 
 #[cfg(test)]

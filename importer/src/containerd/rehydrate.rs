@@ -5,11 +5,11 @@
 
 use super::export::Bases;
 use super::{connect, containerd_err};
+use crate::base::BaseSource;
 use crate::bundle;
 use crate::cli::{ContainerdArgs, RehydrateArgs};
 use crate::confirm::Written;
-use crate::rebuild::References;
-use crate::rehydrate::{build, BaseSource};
+use crate::rehydrate::build;
 use anyhow::{bail, Result};
 use partial_common::progress;
 
@@ -21,9 +21,9 @@ pub async fn run(args: RehydrateArgs, target: &ContainerdArgs) -> Result<()> {
             args.output.display()
         );
     }
-    super::load::refuse_deltas(&bundle)?;
     let client = connect(target).await?;
     let held = super::load::check_base(&client, &bundle.manifest).await?;
+    let refs = super::load::references(&client, &bundle.manifest, &held).await?;
     let local: Vec<_> = held.iter().map(|h| h.meta.clone()).collect();
     let bases = Bases { client, held };
     let bar = progress::bytes("rehydrating", Some(2 * bundle.manifest.bundle.size));
@@ -31,7 +31,7 @@ pub async fn run(args: RehydrateArgs, target: &ContainerdArgs) -> Result<()> {
         BaseSource::Containerd(&bases),
         &bundle,
         &local,
-        References::default(),
+        refs,
         &args.output,
         &bar,
         &Written::default(),

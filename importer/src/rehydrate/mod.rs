@@ -20,7 +20,7 @@ mod spool;
 mod tests;
 mod write;
 
-use crate::base;
+use crate::base::{self, BaseSource};
 use crate::bundle::{self, Bundle};
 use crate::bundle_reader::{checked_stream, checked_stream_noting, Layers};
 use crate::cli::RehydrateArgs;
@@ -31,7 +31,7 @@ use crate::rebuild::{self, References};
 use anyhow::{bail, Context, Result};
 use indicatif::ProgressBar;
 use needed::Needed;
-use partial_common::daemon::{Daemon, ImageMeta};
+use partial_common::daemon::ImageMeta;
 use partial_common::output::{cleanup, stale};
 use partial_common::progress;
 use partial_common::Digest;
@@ -48,7 +48,7 @@ pub async fn run(args: RehydrateArgs) -> Result<()> {
     }
     let daemon = connect(&args.daemon).await?;
     let local = base::check(&daemon, &bundle.manifest).await?;
-    let refs = rebuild::spool(&daemon, &bundle.manifest, &local).await?;
+    let refs = rebuild::spool(BaseSource::Daemon(&daemon), &bundle.manifest, &local).await?;
     // Both passes over the bundle move the bar (the daemon's export between them does not).
     let bar = progress::bytes("rehydrating", Some(2 * bundle.manifest.bundle.size));
     let written = Written::default();
@@ -69,14 +69,6 @@ pub async fn run(args: RehydrateArgs) -> Result<()> {
         bundle.manifest.images.len()
     );
     Ok(())
-}
-
-/// Where the base layers a bundle left out are read from.
-pub enum BaseSource<'a> {
-    /// The Docker daemon's export of the images holding them.
-    Daemon(&'a Daemon),
-    /// The blobs of a containerd namespace's images (`rehydrate --containerd`).
-    Containerd(&'a crate::containerd::export::Bases),
 }
 
 /// Writes the complete archive to `out_path` (atomically). `local` is the daemon's images as
@@ -163,13 +155,7 @@ async fn spool_base_layers(
         .iter()
         .filter(|r| needed.values().any(|w| w.diff_id == r.diff_id))
         .map(|r| &r.chain_id);
-    let (names, reader): (Vec<String>, Box<dyn std::io::Read + Send>) = match bases {
-        BaseSource::Daemon(daemon) => {
-            let (names, reader) = base::export_holding(daemon, chains, local)?;
-            (names, Box::new(reader))
-        }
-        BaseSource::Containerd(b) => b.export(chains)?,
-    };
+    let (names, reader) = bases.export(chains, local)?;
     let (dir2, needed2) = (dir.to_path_buf(), needed.clone());
     let found = tokio::task::spawn_blocking(move || spool::spool_layers(reader, &dir2, &needed2))
         .await

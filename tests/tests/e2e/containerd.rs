@@ -8,7 +8,9 @@
 //! changes nothing; a missing base is exit 4 with nothing loaded; `inventory --containerd`
 //! lists the base's chains and `partial-save --have` of it leaves the base out; a tampered
 //! bundle is exit 3 with no image record; containerd killed while a blob is being written
-//! (its ingest folder appears) fails the load (exit 5) and, restarted, has no image record.
+//! (its ingest folder appears) fails the load (exit 5) and, restarted, has no image record;
+//! `rehydrate --containerd` writes an archive that a namespace holding nothing imports whole; a
+//! delta bundle is rebuilt against the reference layer in containerd's content store.
 
 use partial_tests::cli::{load, Export, Run};
 use partial_tests::scenario::build_standard_on;
@@ -307,4 +309,108 @@ fn containerd_killed_while_a_blob_is_written_leaves_no_image_record() {
     let names: Vec<String> = c.images(NS).unwrap().into_iter().map(|(n, _)| n).collect();
     assert!(!names.iter().any(|n| n.contains("big")), "{names:?}");
     assert!(names.iter().any(|n| n.contains("base:1")), "{names:?}");
+}
+
+#[test]
+fn rehydrate_from_containerd_bases_writes_an_archive_that_imports_whole() {
+    let Some((source, c, dir)) = setup() else {
+        return;
+    };
+    let d = dir.path();
+    let bundle = export(&source, d, "app.tgz", &[]);
+    let full = d.join("full.tar");
+    load(&[
+        "rehydrate",
+        &bundle.to_string_lossy(),
+        "--key",
+        &d.join("team.pub").to_string_lossy(),
+        "--containerd",
+        &c.socket().to_string_lossy(),
+        "--namespace",
+        NS,
+        "-o",
+        &full.to_string_lossy(),
+    ])
+    .ok();
+    // A namespace holding nothing takes the archive whole.
+    c.import("other", &full)
+        .expect("ctr images import of the rehydrated archive");
+    let (_, target) = c
+        .images("other")
+        .unwrap()
+        .into_iter()
+        .find(|(n, _)| n == "docker.io/library/app:2")
+        .unwrap_or_else(|| panic!("{:?}", c.images("other")));
+    assert_eq!(
+        config_of(&c, "other", &target),
+        source.image_id("app:2").unwrap()
+    );
+    let check = c.ctr(&["-n", "other", "images", "check"]).unwrap();
+    assert!(
+        check
+            .lines()
+            .any(|l| l.starts_with("docker.io/library/app:2") && l.contains("complete")),
+        "{check}"
+    );
+}
+
+#[test]
+fn a_delta_bundle_rebuilds_against_containerd_held_references() {
+    let Some(source) = require_daemon(DaemonOptions::labelled("source")) else {
+        return;
+    };
+    let Some(c) = require_containerd() else {
+        return;
+    };
+    // app:1 and app:2: the same app layer but for one small file.
+    let app = |version: u8| {
+        let mut files = partial_tests::layer_files(31, "app", 4, 200_000, Content::Random);
+        files.push(("app/VERSION".into(), vec![b'0' + version; 64]));
+        files
+    };
+    source
+        .import_rootfs("base:1", 11, &[100_000], Content::Random)
+        .unwrap();
+    source.build("app:1", "base:1", &[app(1)]).unwrap();
+    let app2 = source.build("app:2", "base:1", &[app(2)]).unwrap();
+    give(&source, &c, NS, &["app:1"]);
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let bundle = Export::new(source.host(), d, "delta.tgz")
+        .images(&["app:2"])
+        .base(&["-e", "app:1"])
+        .args(&["--delta"])
+        .bundle();
+    let m: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(d.join("delta.tgz.manifest.json")).unwrap()).unwrap();
+    let deltas = m["images"][0]["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|l| l.get("delta").is_some())
+        .count();
+    assert_eq!(deltas, 1, "the app layer travels as a delta: {m}");
+    // The reference layer is read from containerd's content store.
+    let r = pl("verify", &bundle, d, &c, NS, &[]).ok();
+    assert!(r.stderr.contains("rebuilt"), "{}", r.stderr);
+    let r = pl("load", &bundle, d, &c, NS, &["--json"]).ok();
+    let out: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(out["deltas_rebuilt"], 1, "{}", r.stdout);
+    let (_, target) = c
+        .images(NS)
+        .unwrap()
+        .into_iter()
+        .find(|(n, _)| n == "docker.io/library/app:2")
+        .unwrap();
+    assert_eq!(config_of(&c, NS, &target), app2);
+    let check = c.ctr(&["-n", NS, "images", "check"]).unwrap();
+    assert!(
+        check
+            .lines()
+            .any(|l| l.starts_with("docker.io/library/app:2") && l.contains("complete")),
+        "{check}"
+    );
+    // Unpacked: app:2's own app layer is in the snapshotter next to app:1's.
+    let versions = files_in_snapshots(&c, "app/VERSION");
+    assert!(versions.contains(&vec![b'2'; 64]), "{versions:?}");
 }
