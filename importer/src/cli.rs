@@ -82,7 +82,7 @@ pub fn after_help() -> String {
     partial_common::help::after_help(EXAMPLES, exit::LOAD_STATUSES, ENVIRONMENT)
 }
 
-/// Verify and load partial-save bundles on an air-gapped Docker host.
+/// Verify and load partial-save bundles on an air-gapped Docker, podman or containerd host.
 #[derive(Parser, Debug)]
 #[command(name = "partial-load", version = VERSION, after_help = after_help())]
 pub struct Cli {

@@ -171,24 +171,27 @@ pub async fn get(c: &Client, name: &str) -> Result<Option<Image>, CallError> {
     }
 }
 
-/// Creates the image record, or points the existing one of that name at `target`.
+/// Creates the image record, or points the existing one of that name at `target`, keeping its
+/// labels (the CRI plugin's `io.cri-containerd.image=managed`, pins).
 pub async fn put(c: &Client, name: &str, target: Descriptor) -> Result<(), CallError> {
-    let req = ImageRequest {
+    let record = |labels| ImageRequest {
         image: Some(Image {
             name: name.to_string(),
-            labels: Default::default(),
-            target: Some(target),
+            labels,
+            target: Some(target.clone()),
         }),
     };
     match c
-        .unary::<_, ImageResponse>(&format!("{IMAGES}/Create"), &req)
+        .unary::<_, ImageResponse>(&format!("{IMAGES}/Create"), &record(Default::default()))
         .await
     {
         Ok(_) => Ok(()),
-        Err(e) if e.code() == Some(super::grpc::ALREADY_EXISTS) => c
-            .unary::<_, ImageResponse>(&format!("{IMAGES}/Update"), &req)
-            .await
-            .map(|_| ()),
+        Err(e) if e.code() == Some(super::grpc::ALREADY_EXISTS) => {
+            let labels = get(c, name).await?.map(|i| i.labels).unwrap_or_default();
+            c.unary::<_, ImageResponse>(&format!("{IMAGES}/Update"), &record(labels))
+                .await
+                .map(|_| ())
+        }
         Err(e) => Err(e),
     }
 }

@@ -130,10 +130,24 @@ fn a_docker_bundle_loads_into_containerd_unpacked_with_the_source_id() {
     assert_eq!(after.len(), before.len() + 2, "{before:?} → {after:?}");
     assert_eq!(files_in_snapshots(&c, "hotfix/file000"), vec![hotfix]);
 
-    // Loading it again (the state allows the same bundle) leaves everything as it was.
+    // Loading it again (the state allows the same bundle) leaves everything as it was, the
+    // labels others put on the record (the kubelet's pins) included.
+    let name = "docker.io/library/app:2";
+    c.ctr(&[
+        "-n",
+        NS,
+        "images",
+        "label",
+        name,
+        "io.cri-containerd.pinned=pinned",
+    ])
+    .unwrap();
     pl("load", &bundle, d, &c, NS, &["--allow-rollback"]).ok();
     assert_eq!(c.committed_snapshots(NS).unwrap().len(), after.len());
     assert_eq!(c.images(NS).unwrap(), images);
+    let listed = c.ctr(&["-n", NS, "images", "ls"]).unwrap();
+    let line = listed.lines().find(|l| l.starts_with(name)).unwrap();
+    assert!(line.contains("io.cri-containerd.pinned=pinned"), "{listed}");
 }
 
 #[test]
