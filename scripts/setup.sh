@@ -5,6 +5,8 @@
 #   sudo scripts/setup.sh demo     # docker.io, minisign, a C compiler
 #   sudo scripts/setup.sh test     # + zstd, pigz, time, skopeo, umoci, docker-registry, openssl,
 #                                  #   podman (a private API service per podman test),
+#                                  #   containerd and ctr (a private containerd per containerd
+#                                  #   test; also a dependency of docker.io),
 #                                  #   python3 with pip and PyPI's helm-python-sdk (renders Helm
 #                                  #   charts for the chart tests; the tools never need Python),
 #                                  #   chromium (renders the transfer report in its test)
@@ -47,6 +49,7 @@ SETUP_TEST=(
   "openssl:openssl"
   "python3:python3"
   "podman:podman"
+  "containerd:containerd,ctr"
   "chromium:chromium"
 )
 SETUP_BENCH=(

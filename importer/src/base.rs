@@ -46,19 +46,33 @@ pub async fn check(daemon: &Daemon, manifest: &BundleManifest) -> Result<Vec<Ima
         .all_images()
         .await
         .map_err(|e| anyhow::Error::new(Coded::new(exit::DAEMON, e)))?;
-    let missing = missing(manifest, &local);
+    refuse_missing(
+        manifest,
+        &local,
+        &format!("the daemon at {}", daemon.host),
+        "this daemon",
+        "partial-load inventory -o have.json",
+    )?;
+    Ok(local)
+}
+
+/// The base check against the images `local` of a destination (`place`, for the message: "the
+/// daemon at …"; `this`: "this daemon"; `inventory`: the command that takes its inventory): an
+/// error with exit code 4 listing each missing chain.
+pub fn refuse_missing(
+    manifest: &BundleManifest,
+    local: &[ImageMeta],
+    place: &str,
+    this: &str,
+    inventory: &str,
+) -> Result<()> {
+    let missing = missing(manifest, local);
     if missing.is_empty() {
-        return Ok(local);
+        return Ok(());
     }
-    let mut images: Vec<String> = missing
-        .iter()
-        .map(|r| r.origin.image().to_string())
-        .collect();
-    images.dedup();
     let mut msg = format!(
-        "{} base layer(s) the bundle needs are not on the daemon at {}:\n",
+        "{} base layer(s) the bundle needs are not on {place}:\n",
         missing.len(),
-        daemon.host
     );
     let deltas = delta_targets(manifest);
     for r in &missing {
@@ -75,8 +89,8 @@ pub async fn check(daemon: &Daemon, manifest: &BundleManifest) -> Result<Vec<Ima
     }
     let uniq: BTreeSet<&str> = missing.iter().map(|r| r.origin.image()).collect();
     msg.push_str(&format!(
-        "load {} on this daemon first (or export again against an inventory of this daemon: \
-         `partial-load inventory -o have.json`, then `partial-save --have have.json`)",
+        "load {} on {this} first (or export again against an inventory of {this}: \
+         `{inventory}`, then `partial-save --have have.json`)",
         uniq.into_iter().collect::<Vec<_>>().join(", ")
     ));
     Err(anyhow::Error::new(Coded::new(exit::BASE_MISSING, msg)))
@@ -118,4 +132,31 @@ pub fn export_holding<'a>(
     let names = images_holding(chains, local)?;
     let reader = ChannelReader::spawn(daemon.export(&names), EXPORT_IDLE);
     Ok((names, reader))
+}
+
+/// Where the base layers a bundle left out (or its delta references) are read from.
+#[derive(Clone, Copy)]
+pub enum BaseSource<'a> {
+    /// The Docker daemon's export of the images holding them.
+    Daemon(&'a Daemon),
+    /// The blobs of a containerd namespace's images (`--containerd`).
+    Containerd(&'a crate::containerd::export::Bases),
+}
+
+impl BaseSource<'_> {
+    /// A tar stream holding the layers of `chains` (each checked by its reader), with the IDs of
+    /// the images read; exit 4 when no local image holds one of them.
+    pub fn export<'a>(
+        &self,
+        chains: impl IntoIterator<Item = &'a Digest>,
+        local: &[ImageMeta],
+    ) -> Result<(Vec<String>, Box<dyn std::io::Read + Send>)> {
+        match self {
+            BaseSource::Daemon(daemon) => {
+                let (names, reader) = export_holding(daemon, chains, local)?;
+                Ok((names, Box::new(reader)))
+            }
+            BaseSource::Containerd(b) => b.export(chains),
+        }
+    }
 }

@@ -13,6 +13,7 @@ pub const EXAMPLES: &str = "\
 partial-load verify app.tgz --key team.pub --offline
 partial-load load app.tgz --key team.pub
 partial-load inventory -o have.json
+partial-load load app.tgz --key team.pub --containerd /run/containerd/containerd.sock --namespace k8s.io
 partial-load rehydrate app.tgz --key team.pub -o app-full.tar
 partial-load push app.tgz --key team.pub --to registry.example:5000/mirror
 partial-load report app.tgz --key team.pub -o app-report.html
@@ -30,6 +31,11 @@ pub const ENVIRONMENT: &[EnvVar] = &[
         name: "DOCKER_CONFIG",
         meaning: "Folder of Docker's config.json, whose credentials `push` and `inventory \
                   --registry` use without --username (default: $HOME/.docker).",
+    },
+    EnvVar {
+        name: "CONTAINERD_NAMESPACE",
+        meaning: "containerd namespace when --namespace is not given (default: default; \
+                  Kubernetes nodes: k8s.io).",
     },
     EnvVar {
         name: "PARTIAL_PING_TIMEOUT",
@@ -76,7 +82,7 @@ pub fn after_help() -> String {
     partial_common::help::after_help(EXAMPLES, exit::LOAD_STATUSES, ENVIRONMENT)
 }
 
-/// Verify and load partial-save bundles on an air-gapped Docker host.
+/// Verify and load partial-save bundles on an air-gapped Docker, podman or containerd host.
 #[derive(Parser, Debug)]
 #[command(name = "partial-load", bin_name = "partial-load", version = VERSION, after_help = after_help())]
 pub struct Cli {
@@ -211,6 +217,24 @@ pub struct DaemonArgs {
     pub timeout: u64,
 }
 
+/// containerd instead of Docker: where `load` writes, and whose images the base check, `verify`
+/// and `inventory` read.
+#[derive(Args, Debug, Clone)]
+pub struct ContainerdArgs {
+    /// Use the containerd listening on this socket (e.g. /run/containerd/containerd.sock)
+    /// instead of a Docker daemon.
+    #[arg(long = "containerd", value_name = "SOCKET", conflicts_with = "host")]
+    pub socket: Option<PathBuf>,
+    /// With --containerd: the namespace (Kubernetes nodes: k8s.io).
+    #[arg(
+        long,
+        value_name = "NS",
+        env = "CONTAINERD_NAMESPACE",
+        default_value = "default"
+    )]
+    pub namespace: String,
+}
+
 /// Rollback protection for bundles of a series (`partial-save --ledger`).
 #[derive(Args, Debug, Clone)]
 pub struct SequenceArgs {
@@ -232,6 +256,11 @@ pub struct LoadArgs {
     #[command(flatten)]
     pub daemon: DaemonArgs,
     #[command(flatten)]
+    pub containerd: ContainerdArgs,
+    /// With --containerd: the snapshotter the images are unpacked into.
+    #[arg(long, value_name = "NAME", default_value = "overlayfs")]
+    pub snapshotter: String,
+    #[command(flatten)]
     pub sequence: SequenceArgs,
 }
 
@@ -241,6 +270,8 @@ pub struct VerifyArgs {
     pub bundle: BundleArgs,
     #[command(flatten)]
     pub daemon: DaemonArgs,
+    #[command(flatten)]
+    pub containerd: ContainerdArgs,
     // `verify` reads the state, never writes it.
     #[command(flatten)]
     pub sequence: SequenceArgs,
@@ -259,8 +290,10 @@ pub struct InventoryArgs {
     pub force: bool,
     #[command(flatten)]
     pub daemon: DaemonArgs,
+    #[command(flatten)]
+    pub containerd: ContainerdArgs,
     /// Take the inventory of this registry (HOST[:PORT]) instead of a daemon.
-    #[arg(long, value_name = "REGISTRY")]
+    #[arg(long, value_name = "REGISTRY", conflicts_with = "socket")]
     pub registry: Option<String>,
     /// With --registry: the repositories to list (repeatable; default: the catalog).
     #[arg(long = "repo", value_name = "REPO", requires = "registry")]
@@ -335,6 +368,8 @@ pub struct RehydrateArgs {
     pub bundle: BundleArgs,
     #[command(flatten)]
     pub daemon: DaemonArgs,
+    #[command(flatten)]
+    pub containerd: ContainerdArgs,
     /// The complete archive to write (plain tar).
     #[arg(short = 'o', long = "output", value_name = "FULL.tar")]
     pub output: PathBuf,

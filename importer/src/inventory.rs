@@ -14,9 +14,13 @@ use std::io::Write;
 
 pub async fn run(args: InventoryArgs) -> Result<()> {
     refuse_existing(&args)?; // before the daemon or registry is asked anything
-    let inv = match &args.registry {
-        Some(name) => of_registry(name, &args).await?,
-        None => of_daemon(&args).await?,
+    let inv = match (&args.registry, &args.containerd.socket) {
+        (Some(name), _) => of_registry(name, &args).await?,
+        (None, Some(_)) => {
+            let (host, info, images) = crate::containerd::inventory(&args.containerd).await?;
+            Inventory::new(tool(), host, info, images)
+        }
+        (None, None) => of_daemon(&args).await?,
     };
     write(&args, &inv)
 }

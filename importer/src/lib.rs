@@ -16,6 +16,7 @@ mod bundle_reader;
 pub mod cli;
 mod confirm;
 mod connect;
+mod containerd;
 mod errors;
 mod image_keys;
 mod inventory;
@@ -58,10 +59,28 @@ pub fn main() -> ExitCode {
     }
     let result = rt.block_on(async move {
         match cli.command {
-            cli::Command::Load(a) => load::run_load(a).await,
-            cli::Command::Verify(a) => load::run_verify(a).await,
+            cli::Command::Load(a) => match a.containerd.socket.is_some() {
+                true => {
+                    let t = a.containerd.clone();
+                    containerd::load::run_load(a, &t).await
+                }
+                false => load::run_load(a).await,
+            },
+            cli::Command::Verify(a) => match a.containerd.socket.is_some() {
+                true => {
+                    let t = a.containerd.clone();
+                    containerd::load::run_verify(a, &t).await
+                }
+                false => load::run_verify(a).await,
+            },
             cli::Command::Inventory(a) => inventory::run(a).await,
-            cli::Command::Rehydrate(a) => rehydrate::run(a).await,
+            cli::Command::Rehydrate(a) => match a.containerd.socket.is_some() {
+                true => {
+                    let t = a.containerd.clone();
+                    containerd::rehydrate::run(a, &t).await
+                }
+                false => rehydrate::run(a).await,
+            },
             cli::Command::Push(a) => push::run(a).await,
             cli::Command::Approve(a) => approve::run(a).await,
             cli::Command::Report(a) => report::run(a).await,

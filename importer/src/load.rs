@@ -21,7 +21,7 @@ use partial_common::text::escape;
 use std::io;
 
 #[derive(serde::Serialize)]
-struct Outcome<'a> {
+pub(crate) struct Outcome<'a> {
     manifest: String,
     signed_by: Option<&'a bundle::Signed>,
     images: Vec<ImageOut>,
@@ -64,12 +64,12 @@ pub async fn run_load(args: LoadArgs) -> Result<()> {
     let local = base::check(&daemon, &bundle.manifest)
         .await
         .map_err(|e| series.explain(e))?; // names a missing bundle of the series
-    let refs = rebuild::spool(&daemon, &bundle.manifest, &local).await?;
+    let refs = rebuild::spool(base::BaseSource::Daemon(&daemon), &bundle.manifest, &local).await?;
     let written = Written::default();
     let loaded = send(&daemon, &bundle, &local, refs, &written).await?;
     confirm::confirm(&daemon, &bundle.manifest.images, &written).await?;
     series.record()?; // only after a successful load, before it is reported
-    report_load(&args, &bundle, &daemon, loaded)
+    report_load(&args, &bundle, &daemon.host, loaded)
 }
 
 /// Uploads the verified bundle; on a daemon that cannot take it as a partial archive (the
@@ -127,15 +127,25 @@ async fn send_rehydrated(
         .suffix(".tar")
         .tempfile_in(dir)
         .context("creating a temporary file for the complete archive")?;
-    crate::rehydrate::build(daemon, bundle, local, refs, tmp.path(), bar, written).await?;
+    crate::rehydrate::build(
+        base::BaseSource::Daemon(daemon),
+        bundle,
+        local,
+        refs,
+        tmp.path(),
+        bar,
+        written,
+    )
+    .await?;
     let f = std::fs::File::open(tmp.path()).context("reopening the complete archive")?;
     upload(daemon, Box::new(io::BufReader::new(f)), bar.clone()).await
 }
 
-fn report_load(
+/// The result of a load, as JSON (`--json`) or for people; `host`: where the images went.
+pub(crate) fn report_load(
     args: &LoadArgs,
     bundle: &Bundle,
-    daemon: &Daemon,
+    host: &str,
     loaded: Vec<String>,
 ) -> Result<()> {
     if args.bundle.json {
@@ -159,7 +169,7 @@ fn report_load(
         "verified {} and loaded {} image(s) into {}",
         escape(&bundle.name()),
         bundle.manifest.images.len(),
-        daemon.host
+        host
     );
     Ok(())
 }
@@ -176,7 +186,8 @@ pub async fn run_verify(args: VerifyArgs) -> Result<()> {
         let local = base::check(&daemon, &bundle.manifest)
             .await
             .map_err(|e| series.explain(e))?; // names a missing bundle of the series
-        let refs = rebuild::spool(&daemon, &bundle.manifest, &local).await?;
+        let refs =
+            rebuild::spool(base::BaseSource::Daemon(&daemon), &bundle.manifest, &local).await?;
         bundle_reader::Layers::Rebuilt(deltas, refs)
     };
     let bundle = verify_content(bundle, layers).await?;
@@ -200,13 +211,16 @@ pub async fn run_verify(args: VerifyArgs) -> Result<()> {
 }
 
 /// How many delta layers `verify` rebuilt, and left alone.
-struct Deltas {
-    rebuilt: usize,
-    not_rebuilt: usize,
+pub(crate) struct Deltas {
+    pub rebuilt: usize,
+    pub not_rebuilt: usize,
 }
 
 /// Reads the whole bundle as `load` would (on a blocking thread), discarding it.
-async fn verify_content(bundle: Bundle, layers: bundle_reader::Layers) -> Result<Bundle> {
+pub(crate) async fn verify_content(
+    bundle: Bundle,
+    layers: bundle_reader::Layers,
+) -> Result<Bundle> {
     let bar = progress::bytes("verifying", Some(bundle.manifest.bundle.size));
     let b2 = bar.clone();
     let result = tokio::task::spawn_blocking(move || {
@@ -218,7 +232,7 @@ async fn verify_content(bundle: Bundle, layers: bundle_reader::Layers) -> Result
     result
 }
 
-fn report_verify(args: &VerifyArgs, bundle: &Bundle, deltas: Deltas) -> Result<()> {
+pub(crate) fn report_verify(args: &VerifyArgs, bundle: &Bundle, deltas: Deltas) -> Result<()> {
     if args.bundle.json {
         let out = Outcome {
             manifest: bundle.manifest_path.display().to_string(),

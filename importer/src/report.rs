@@ -68,7 +68,13 @@ async fn layer_form(bases: &Bases, bundle: &Bundle) -> (Layers, bool) {
     if deltas.is_empty() {
         return (Layers::AsCarried, false);
     }
-    match rebuild::spool(daemon, &bundle.manifest, local).await {
+    match rebuild::spool(
+        crate::base::BaseSource::Daemon(daemon),
+        &bundle.manifest,
+        local,
+    )
+    .await
+    {
         Ok(refs) => (Layers::Rebuilt(deltas, refs), true),
         Err(e) => {
             eprintln!("note: delta layers are not shown: {e:#}");

@@ -42,6 +42,7 @@ pub mod bins;
 pub mod bundle_check;
 pub mod charts;
 pub mod cli;
+pub mod containerd;
 pub mod daemon;
 pub mod docker26;
 pub mod fixtures;
@@ -55,6 +56,7 @@ pub mod tamper;
 pub mod writers;
 
 pub use bins::{bin, workspace_root};
+pub use containerd::{require_containerd, Containerd};
 pub use daemon::{Daemon, DaemonOptions};
 pub use fixtures::{
     content, layer_files, rootfs_tar, sha256_digest, Content, LayerFiles, TarBuilder,

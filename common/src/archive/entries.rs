@@ -12,4 +12,4 @@
 //! These are the engine's own types, re-exported unchanged.
 
 pub use super::names::{clean_name, named_digest, role_of, EntryRole};
-pub use super::tarstream::{EntryData, EntryHead, TarReader, TarWriter};
+pub use super::tarstream::{file_header, EntryData, EntryHead, TarReader, TarWriter};

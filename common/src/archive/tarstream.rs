@@ -477,8 +477,10 @@ fn pax_records(data: &[u8]) -> Vec<(String, String)> {
     out
 }
 
-/// The header blocks of a regular file (a GNU long-name header first when the name is long).
-fn file_header(name: &str, size: u64, template: Option<&[u8]>) -> Vec<u8> {
+/// The header blocks of a regular file (a GNU long-name header first when the name is long);
+/// `template` keeps another header's fields but type, size and name. For writers that stream
+/// the data themselves (the data, then padding to 512 bytes, then two zero blocks at the end).
+pub fn file_header(name: &str, size: u64, template: Option<&[u8]>) -> Vec<u8> {
     let mut header = match template {
         Some(t) => tar::Header::from_byte_slice(t).clone(),
         None => {

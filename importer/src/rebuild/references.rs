@@ -9,12 +9,11 @@
 //! into the file while a diffID is still wanted. Memory stays flat (fixed copy buffers); the
 //! export is dropped as soon as every reference is found.
 
-use crate::base;
 use crate::errors::daemon_err;
 use anyhow::{anyhow, Context, Result};
 use partial_common::archive::entries::{clean_name, named_digest, role_of, EntryRole, TarReader};
 use partial_common::codec::{self, Compression};
-use partial_common::daemon::{Daemon, ImageMeta};
+use partial_common::daemon::ImageMeta;
 use partial_common::exit::{self, Coded};
 use partial_common::manifest::BundleManifest;
 use partial_common::Digest;
@@ -45,7 +44,7 @@ impl References {
 /// daemon's images as `base::check` returned them (which must have passed). Nothing is read when
 /// the bundle has no deltas.
 pub async fn spool(
-    daemon: &Daemon,
+    bases: crate::base::BaseSource<'_>,
     manifest: &BundleManifest,
     local: &[ImageMeta],
 ) -> Result<References> {
@@ -58,7 +57,7 @@ pub async fn spool(
     if wanted.is_empty() {
         return Ok(References::default());
     }
-    let (names, reader) = base::export_holding(daemon, wanted.values(), local)?;
+    let (names, reader) = bases.export(wanted.values(), local)?;
     let keys: BTreeSet<Digest> = wanted.keys().cloned().collect();
     let files = tokio::task::spawn_blocking(move || read_references(reader, &keys))
         .await

@@ -20,7 +20,7 @@ mod spool;
 mod tests;
 mod write;
 
-use crate::base;
+use crate::base::{self, BaseSource};
 use crate::bundle::{self, Bundle};
 use crate::bundle_reader::{checked_stream, checked_stream_noting, Layers};
 use crate::cli::RehydrateArgs;
@@ -31,7 +31,7 @@ use crate::rebuild::{self, References};
 use anyhow::{bail, Context, Result};
 use indicatif::ProgressBar;
 use needed::Needed;
-use partial_common::daemon::{Daemon, ImageMeta};
+use partial_common::daemon::ImageMeta;
 use partial_common::output::{cleanup, stale};
 use partial_common::progress;
 use partial_common::Digest;
@@ -48,11 +48,20 @@ pub async fn run(args: RehydrateArgs) -> Result<()> {
     }
     let daemon = connect(&args.daemon).await?;
     let local = base::check(&daemon, &bundle.manifest).await?;
-    let refs = rebuild::spool(&daemon, &bundle.manifest, &local).await?;
+    let refs = rebuild::spool(BaseSource::Daemon(&daemon), &bundle.manifest, &local).await?;
     // Both passes over the bundle move the bar (the daemon's export between them does not).
     let bar = progress::bytes("rehydrating", Some(2 * bundle.manifest.bundle.size));
     let written = Written::default();
-    build(&daemon, &bundle, &local, refs, &args.output, &bar, &written).await?;
+    build(
+        BaseSource::Daemon(&daemon),
+        &bundle,
+        &local,
+        refs,
+        &args.output,
+        &bar,
+        &written,
+    )
+    .await?;
     bar.finish_and_clear();
     eprintln!(
         "wrote {}: a complete archive of {} image(s) that loads into a daemon without the base",
@@ -67,7 +76,7 @@ pub async fn run(args: RehydrateArgs) -> Result<()> {
 /// layers of the bundle's deltas (`rebuild::spool`), whose layers are rebuilt on the way;
 /// `written` notes the OCI manifest the archive holds for each image (`crate::confirm`).
 pub async fn build(
-    daemon: &Daemon,
+    bases: BaseSource<'_>,
     bundle: &Bundle,
     local: &[ImageMeta],
     refs: References,
@@ -90,7 +99,7 @@ pub async fn build(
         .context("creating a spool folder")?;
     let _interrupt = cleanup::register_dir(spool.path());
     let _held = stale::hold_dir(spool.path());
-    let found = spool_base_layers(daemon, bundle, local, &needed, spool.path()).await?;
+    let found = spool_base_layers(bases, bundle, local, &needed, spool.path()).await?;
     let layers = Layers::Rebuilt(deltas, refs);
     let stream = checked_stream_noting(bundle, bar.clone(), layers, written.clone())?;
     let (label, out_path) = (bundle.name(), out_path.to_path_buf());
@@ -121,7 +130,7 @@ async fn missing_layers(
 /// Reads the daemon's own export of images holding the required chains into `dir`, keeping
 /// what fills the `needed` entries; every entry must be filled.
 async fn spool_base_layers(
-    daemon: &Daemon,
+    bases: BaseSource<'_>,
     bundle: &Bundle,
     local: &[ImageMeta],
     needed: &Needed,
@@ -146,7 +155,7 @@ async fn spool_base_layers(
         .iter()
         .filter(|r| needed.values().any(|w| w.diff_id == r.diff_id))
         .map(|r| &r.chain_id);
-    let (names, reader) = base::export_holding(daemon, chains, local)?;
+    let (names, reader) = bases.export(chains, local)?;
     let (dir2, needed2) = (dir.to_path_buf(), needed.clone());
     let found = tokio::task::spawn_blocking(move || spool::spool_layers(reader, &dir2, &needed2))
         .await

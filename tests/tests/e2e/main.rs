@@ -12,6 +12,7 @@ mod support;
 mod approval;
 mod charts;
 mod cli_paths;
+mod containerd;
 mod delta;
 mod delta_load;
 mod docker26;
