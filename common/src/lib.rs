@@ -35,6 +35,7 @@ pub mod schema;
 mod schema_files;
 pub mod sign;
 pub mod source;
+pub mod source_index;
 pub mod stream;
 #[cfg(any(test, feature = "testutil"))]
 pub mod testutil;

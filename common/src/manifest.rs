@@ -168,6 +168,10 @@ pub struct BundleManifest {
     pub source: Source,
     pub bundle: Bundle,
     pub images: Vec<Image>,
+    /// The multi-platform indexes that travel, each listing images of `images` (see
+    /// [`crate::source_index`]); absent when no index was named.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub indexes: Vec<crate::source_index::SourceIndex>,
     pub required_base: Vec<RequiredBase>,
     pub totals: Totals,
     #[serde(default)]
@@ -288,6 +292,7 @@ impl BundleManifest {
             source,
             bundle,
             images,
+            indexes: Vec::new(),
             required_base,
             totals: Totals {
                 layers_carried: plan.blobs_carried,
@@ -324,6 +329,7 @@ impl BundleManifest {
             what,
         };
         self.check_series(file)?;
+        self.check_indexes(file)?;
         let required: std::collections::BTreeSet<&Digest> =
             self.required_base.iter().map(|r| &r.chain_id).collect();
         for img in &self.images {
@@ -383,6 +389,24 @@ impl BundleManifest {
                     v.name
                 )));
             }
+        }
+        Ok(())
+    }
+
+    /// Each index hashes to its digest and lists only image manifests that travel.
+    fn check_indexes(&self, file: &str) -> Result<(), ManifestError> {
+        let travelling: Vec<&Digest> = self
+            .images
+            .iter()
+            .filter_map(|i| i.source_manifest.as_ref().map(|m| &m.digest))
+            .collect();
+        for index in &self.indexes {
+            index
+                .check(&travelling)
+                .map_err(|what| ManifestError::Inconsistent {
+                    file: file.to_string(),
+                    what: format!("index {}: {what}", index.digest),
+                })?;
         }
         Ok(())
     }

@@ -17,7 +17,7 @@ use crate::image::{
     Platform, SourceManifest, ATTACHED_SUFFIXES, MAX_ATTACHED_BLOB, MEDIA_INDEX,
 };
 use crate::reference::{familiar, id_hex, qualified};
-use crate::registry::manifest::{Manifest, Platform as RegistryPlatform};
+use crate::registry::manifest::Manifest;
 use crate::registry::{
     Descriptor, RawManifest, Reference, Registry, RegistryError, RegistryOptions, ResolvedImage,
 };
@@ -43,14 +43,27 @@ struct Remote {
     repository: String,
     /// The references (without `docker://`) that resolved to it.
     names: Vec<String>,
+    /// The digest its reference resolved to: its manifest's, or the index's above it.
+    pinned: Digest,
     manifest: RawManifest,
     config: Bytes,
     layers: Vec<Descriptor>,
 }
 
+/// What to take of the references: the platforms of indexes (none: every platform), whether
+/// an index named by digest may be re-made or dropped, whether attached manifests travel.
+#[derive(Clone, Debug, Default)]
+pub struct Selection {
+    pub platforms: Vec<Platform>,
+    pub allow_new_digest: bool,
+    pub attached: bool,
+}
+
 /// Images of one or more registries; see the module documentation.
 pub struct RegistrySource {
     remotes: Vec<Remote>,
+    /// The indexes that travel (see [`crate::source_index`]).
+    pub indexes: Vec<crate::source_index::SourceIndex>,
     /// Parallel to `remotes`.
     images: Vec<Image>,
     idle: Duration,
@@ -225,7 +238,7 @@ async fn fetch_referrers(
 
 /// The image manifest `reference` (a tag or a digest) with its blobs; `None` when there is none,
 /// or (with a warning) when it cannot be carried.
-async fn fetch_one(
+pub(super) async fn fetch_one(
     reg: &Registry,
     repository: &str,
     reference: &str,
@@ -272,22 +285,21 @@ async fn fetch_one(
 
 impl RegistrySource {
     /// Resolves every reference (with or without `docker://`): one connection per registry, the
-    /// image manifest for `platform` and its config, and with `attached` the signatures,
-    /// attestations and SBOMs cosign's tag scheme attaches to it. Several references to one
-    /// image make one image with all their tags. `idle` bounds silence while a blob streams.
+    /// image manifest and its config, and with `sel.attached` the signatures, attestations and
+    /// SBOMs attached to it. A reference to an index gives its platform images (every one, or
+    /// those of `sel.platforms`) and the index (see [`super::registry_index`]). Several
+    /// references to one image make one image with all their tags. `idle` bounds silence while a
+    /// blob streams.
     pub async fn open(
         references: &[String],
         opts: &RegistryOptions,
-        platform: &Platform,
+        sel: &Selection,
         idle: Duration,
-        attached: bool,
     ) -> Result<Self, RegistryError> {
-        let wanted = RegistryPlatform::parse(&platform.to_string()).unwrap_or_else(|| {
-            RegistryPlatform::host() // unreachable: a model platform always parses
-        });
         let mut conns: HashMap<String, Arc<Registry>> = HashMap::new();
         let mut src = RegistrySource {
             remotes: Vec::new(),
+            indexes: Vec::new(),
             images: Vec::new(),
             idle,
             warnings: Vec::new(),
@@ -303,32 +315,94 @@ impl RegistrySource {
                     c
                 }
             };
-            let resolved = reg.get_image(&r.repository, &r.target(), &wanted).await?;
-            let config = reg
-                .get_blob_bytes(&r.repository, &resolved.manifest.config.digest)
-                .await?;
-            let mut img = model(reg.name(), &r, &resolved, &config)?;
-            if attached {
-                let digest = &resolved.raw.digest;
-                img.attached =
-                    fetch_attached(&reg, &r.repository, digest, &mut src.warnings).await?;
+            let first = reg.get_manifest(&r.repository, &r.target()).await?;
+            match reg.parse(&first, &r.repository, &r.target())? {
+                Manifest::Image(manifest) => {
+                    let resolved = ResolvedImage {
+                        raw: first,
+                        manifest,
+                        index: None,
+                    };
+                    src.add(&reg, &r, text, resolved, true, sel).await?;
+                }
+                Manifest::Index(index) => {
+                    let chosen = super::registry_index::choose(
+                        &reg,
+                        &r,
+                        &first,
+                        &index,
+                        sel,
+                        &mut src.warnings,
+                    )
+                    .await?;
+                    for (digest, _) in &chosen.images {
+                        let raw = reg.get_manifest(&r.repository, digest.as_str()).await?;
+                        let Manifest::Image(manifest) =
+                            reg.parse(&raw, &r.repository, digest.as_str())?
+                        else {
+                            return Err(RegistryError::Protocol {
+                                registry: reg.name().to_string(),
+                                what: format!("manifest {}@{digest}", r.repository),
+                                reason: "an index entry points at another index".into(),
+                            });
+                        };
+                        let resolved = ResolvedImage {
+                            raw,
+                            manifest,
+                            index: Some(first.clone()),
+                        };
+                        src.add(&reg, &r, text, resolved, chosen.tagged, sel)
+                            .await?;
+                    }
+                    src.indexes.extend(chosen.index);
+                }
             }
-            if let Some(k) = src.images.iter().position(|i| i.id == img.id) {
-                img.tags.iter().for_each(|t| src.images[k].add_tag(t));
-                src.remotes[k].names.push(text.to_string());
-                continue;
-            }
-            src.remotes.push(Remote {
-                registry: reg,
-                repository: r.repository.clone(),
-                names: vec![text.to_string()],
-                manifest: resolved.raw,
-                config,
-                layers: resolved.manifest.layers,
-            });
-            src.images.push(img);
         }
         Ok(src)
+    }
+
+    /// Adds the image `resolved` (read for reference `text`, parsed as `r`), tagged with the
+    /// reference's tag when `tagged`.
+    async fn add(
+        &mut self,
+        reg: &Arc<Registry>,
+        r: &Reference,
+        text: &str,
+        resolved: ResolvedImage,
+        tagged: bool,
+        sel: &Selection,
+    ) -> Result<(), RegistryError> {
+        let config = reg
+            .get_blob_bytes(&r.repository, &resolved.manifest.config.digest)
+            .await?;
+        let mut img = model(reg.name(), r, &resolved, &config)?;
+        if !tagged {
+            img.tags.clear();
+        }
+        if sel.attached {
+            let digest = &resolved.raw.digest;
+            img.attached = fetch_attached(reg, &r.repository, digest, &mut self.warnings).await?;
+        }
+        if let Some(k) = self.images.iter().position(|i| i.id == img.id) {
+            img.tags.iter().for_each(|t| self.images[k].add_tag(t));
+            self.remotes[k].names.push(text.to_string());
+            return Ok(());
+        }
+        self.remotes.push(Remote {
+            registry: Arc::clone(reg),
+            repository: r.repository.clone(),
+            names: vec![text.to_string()],
+            pinned: resolved
+                .index
+                .as_ref()
+                .map_or(&resolved.raw.digest, |i| &i.digest)
+                .clone(),
+            manifest: resolved.raw,
+            config,
+            layers: resolved.manifest.layers,
+        });
+        self.images.push(img);
+        Ok(())
     }
 
     /// The references each image was resolved from, pinned to its manifest digest
@@ -339,10 +413,15 @@ impl RegistrySource {
             .flat_map(|r| {
                 r.names.iter().map(move |n| {
                     let base = n.split('@').next().unwrap_or(n);
-                    format!("{base}@{}", r.manifest.digest)
+                    format!("{base}@{}", r.pinned)
                 })
             })
-            .collect()
+            .fold(Vec::new(), |mut out, p| {
+                if !out.contains(&p) {
+                    out.push(p);
+                }
+                out
+            })
     }
 
     /// The generated tar's parts for `wanted`: metadata, then the layer blobs `sink` needs.
