@@ -1,0 +1,210 @@
+//! Multi-platform images (issue 20, item 2). Registry A holds `fx/multi:1`, a Docker manifest
+//! list of two platform images (linux/amd64 and linux/arm64, each its own config and layer),
+//! uploaded here with curl as a registry client would. Exported by tag, the bundle carries both
+//! platform images and the list byte for byte; pushed into registry B, the tag serves the very
+//! list (same digest, read back raw) and each platform manifest is there by digest. With
+//! `--platform linux/amd64` the list is not carried, and the run says so naming its digest; the
+//! list pinned by digest and narrowed so is refused (exit 2). Loaded into a Docker daemon (the
+//! rig's is linux/amd64), the bundle gives the amd64 image, tagged with the list's tag.
+
+use crate::identity::{curl, manifest_digest, push, put_blob};
+use partial_tests::cli::{load, Export};
+use partial_tests::{require_daemon, require_registry, DaemonOptions, RegistryOptions};
+use std::path::Path;
+
+const LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
+const MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
+
+fn s(p: &Path) -> String {
+    p.to_string_lossy().into_owned()
+}
+
+/// One platform image of `arch` uploaded into `repo` by digest: (manifest digest, its bytes,
+/// config digest = image ID).
+fn platform_image(addr: &str, repo: &str, arch: &str) -> (String, Vec<u8>, String) {
+    let mut tar = tar::Builder::new(Vec::new());
+    let body = format!("built for {arch}\n");
+    let mut h = tar::Header::new_gnu();
+    h.set_size(body.len() as u64);
+    h.set_mode(0o644);
+    h.set_mtime(1_700_000_000);
+    h.set_cksum();
+    tar.append_data(&mut h, "platform.txt", body.as_bytes())
+        .unwrap();
+    let tar = tar.into_inner().unwrap();
+    let diff_id = partial_tests::sha256_digest(&tar);
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    std::io::Write::write_all(&mut gz, &tar).unwrap();
+    let gz = gz.finish().unwrap();
+    let layer = put_blob(addr, repo, &gz);
+    let config = serde_json::json!({
+        "architecture": arch, "os": "linux", "config": {"Cmd": ["/bin/true"]},
+        "created": "2026-01-01T00:00:00Z",
+        "rootfs": {"type": "layers", "diff_ids": [diff_id]},
+        "history": [{"created": "2026-01-01T00:00:00Z", "created_by": "fixture"}]
+    })
+    .to_string();
+    let config_digest = put_blob(addr, repo, config.as_bytes());
+    let manifest = format!(
+        r#"{{"schemaVersion":2,"mediaType":"{MANIFEST}","config":{{"mediaType":"application/vnd.docker.container.image.v1+json","size":{},"digest":"{config_digest}"}},"layers":[{{"mediaType":"application/vnd.docker.image.rootfs.diff.tar.gzip","size":{},"digest":"{layer}"}}]}}"#,
+        config.len(),
+        gz.len()
+    );
+    let digest = partial_tests::sha256_digest(manifest.as_bytes());
+    put_manifest(addr, repo, &digest, MANIFEST, manifest.as_bytes());
+    (digest, manifest.into_bytes(), config_digest)
+}
+
+fn put_manifest(addr: &str, repo: &str, reference: &str, media: &str, bytes: &[u8]) {
+    let url = format!("http://{addr}/v2/{repo}/manifests/{reference}");
+    let put = curl(
+        &["-X", "PUT", "-H", &format!("Content-Type: {media}"), &url],
+        bytes,
+    );
+    assert!(put.starts_with("HTTP/1.1 201"), "{put}");
+}
+
+/// The manifest list `repo:tag` of the two platform images; returns its digest.
+fn manifest_list(addr: &str, repo: &str, tag: &str, images: &[(&str, &str, usize)]) -> String {
+    let entries: Vec<String> = images
+        .iter()
+        .map(|(arch, digest, size)| {
+            format!(
+                r#"{{"mediaType":"{MANIFEST}","size":{size},"digest":"{digest}","platform":{{"architecture":"{arch}","os":"linux"}}}}"#
+            )
+        })
+        .collect();
+    let list = format!(
+        r#"{{"schemaVersion":2,"mediaType":"{LIST}","manifests":[{}]}}"#,
+        entries.join(",")
+    );
+    put_manifest(addr, repo, tag, LIST, list.as_bytes());
+    partial_tests::sha256_digest(list.as_bytes())
+}
+
+/// The manifest `repo:reference` of the registry at `addr`, raw, any kind accepted.
+fn get_manifest(addr: &str, repo: &str, reference: &str) -> Vec<u8> {
+    let out = std::process::Command::new("curl")
+        .args(["-sS", "-f", "-H"])
+        .arg(format!("Accept: {LIST}, {MANIFEST}"))
+        .arg(format!("http://{addr}/v2/{repo}/manifests/{reference}"))
+        .output()
+        .expect("curl");
+    assert!(out.status.success(), "GET {repo}:{reference}");
+    out.stdout
+}
+
+fn signed(bundle: &Path) -> serde_json::Value {
+    let text = std::fs::read(format!("{}.manifest.json", bundle.display())).unwrap();
+    serde_json::from_slice(&text).unwrap()
+}
+
+#[test]
+fn a_multi_platform_image_travels_with_its_index_digest() {
+    if !partial_tests::require_tool("skopeo") {
+        return;
+    }
+    let Some(daemon) = require_daemon(DaemonOptions::labelled("platforms")) else {
+        return;
+    };
+    let (Some(a), Some(b)) = (
+        require_registry(RegistryOptions::default()),
+        require_registry(RegistryOptions::default()),
+    ) else {
+        return;
+    };
+    let (amd, amd_bytes, amd_id) = platform_image(&a.addr, "fx/multi", "amd64");
+    let (arm, arm_bytes, arm_id) = platform_image(&a.addr, "fx/multi", "arm64");
+    let list = manifest_list(
+        &a.addr,
+        "fx/multi",
+        "1",
+        &[
+            ("amd64", &amd, amd_bytes.len()),
+            ("arm64", &arm, arm_bytes.len()),
+        ],
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let reference = format!("docker://{}/fx/multi:1", a.addr);
+
+    // By tag: both platforms and the list, byte for byte.
+    let bundle = Export::new(daemon.host(), d, "multi.tgz")
+        .images(&[&reference])
+        .base(&[])
+        .bundle();
+    let m = signed(&bundle);
+    assert_eq!(m["indexes"][0]["digest"], list.as_str(), "{m}");
+    let ids: Vec<&str> = m["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids.len(), 2, "{ids:?}");
+    assert!(ids.contains(&amd_id.as_str()) && ids.contains(&arm_id.as_str()));
+    assert_eq!(m["images"][0]["tags"], serde_json::json!([]), "{m}");
+
+    // Into B: the list under its tag with the source's digest, each platform by digest.
+    let run = push(&bundle, d, &b.addr, "b.state", &["--json"]).ok();
+    let out: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(out["indexes"][0]["digest"], list.as_str(), "{}", run.stdout);
+    let back = get_manifest(&b.addr, "fx/multi", "1");
+    assert_eq!(partial_tests::sha256_digest(&back), list);
+    assert_eq!(manifest_digest(&format!("{}/fx/multi:1", b.addr)), list);
+    assert_eq!(get_manifest(&b.addr, "fx/multi", &amd), amd_bytes);
+    assert_eq!(get_manifest(&b.addr, "fx/multi", &arm), arm_bytes);
+
+    // --platform narrows: the list is not carried, said on stderr and in the manifest.
+    let narrowed = Export::new(daemon.host(), d, "amd.tgz")
+        .images(&[&reference])
+        .base(&[])
+        .args(&["--platform", "linux/amd64"])
+        .run()
+        .ok();
+    assert!(
+        narrowed.stderr.contains(&list) && narrowed.stderr.contains("not carried"),
+        "{}",
+        narrowed.stderr
+    );
+    let m = signed(&d.join("amd.tgz"));
+    assert!(m.get("indexes").is_none(), "{m}");
+    assert_eq!(m["images"].as_array().unwrap().len(), 1);
+    assert_eq!(m["images"][0]["id"], amd_id.as_str());
+    assert!(m["warnings"].to_string().contains(&list), "{m}");
+
+    // Pinned by digest and narrowed: refused, naming the list and the way out.
+    let pinned = format!("docker://{}/fx/multi@{list}", a.addr);
+    let refused = Export::new(daemon.host(), d, "pinned.tgz")
+        .images(&[&pinned])
+        .base(&[])
+        .args(&["--platform", "linux/amd64"])
+        .run()
+        .expect_code(2);
+    for needle in [list.as_str(), "--allow-new-digest", "linux/arm64"] {
+        assert!(
+            refused.stderr.contains(needle),
+            "{needle}: {}",
+            refused.stderr
+        );
+    }
+    assert!(!d.join("pinned.tgz").exists());
+
+    // Into a Docker daemon (linux/amd64): the amd64 image, tagged with the list's tag.
+    let team = s(&d.join("team.pub"));
+    let run = load(&[
+        "load",
+        &s(&bundle),
+        "--key",
+        &team,
+        "-H",
+        &daemon.host(),
+        "--state",
+        &s(&d.join("load.state")),
+        "--json",
+    ])
+    .ok();
+    let tag = format!("{}/fx/multi:1", a.addr);
+    assert_eq!(daemon.image_id(&tag).unwrap(), amd_id, "{}", run.stderr);
+    assert!(run.stderr.contains("linux/arm64"), "{}", run.stderr);
+}
