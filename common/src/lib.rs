@@ -27,6 +27,7 @@ pub mod limits;
 pub mod manifest;
 pub mod output;
 pub mod plan;
+pub mod platform_view;
 pub mod progress;
 pub mod reference;
 pub mod registry;

@@ -196,7 +196,7 @@ mod tests {
     fn a_remade_index_keeps_only_the_chosen_entries() {
         let (a, b) = (Digest::of_bytes(b"amd"), Digest::of_bytes(b"arm"));
         let i = index(&[(&a, "linux/amd64"), (&b, "linux/arm64")]);
-        let text = remake(&i.text, &[b.clone()]).unwrap();
+        let text = remake(&i.text, std::slice::from_ref(&b)).unwrap();
         assert_eq!(listed(std::str::from_utf8(&text).unwrap()).unwrap(), [b]);
     }
 }

@@ -207,4 +207,15 @@ fn a_multi_platform_image_travels_with_its_index_digest() {
     let tag = format!("{}/fx/multi:1", a.addr);
     assert_eq!(daemon.image_id(&tag).unwrap(), amd_id, "{}", run.stderr);
     assert!(run.stderr.contains("linux/arm64"), "{}", run.stderr);
+    assert!(
+        !daemon.has_image(&arm_id),
+        "the arm64 image is left out of the load"
+    );
+    let out: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(out["images"].as_array().unwrap().len(), 1, "{}", run.stdout);
+    assert!(
+        out["left_out"].to_string().contains(&arm_id),
+        "{}",
+        run.stdout
+    );
 }
