@@ -194,7 +194,9 @@ async fn fetch_attached(
     Ok(out)
 }
 
-/// The referrers fallback index of `digest` and every manifest it lists, those first.
+/// The referrers of `digest` and every manifest they list, those first: the referrers API's
+/// index where the registry has the API (carried as the fallback index, which `push` writes
+/// under the fallback tag), else the fallback index under its tag.
 async fn fetch_referrers(
     reg: &Registry,
     repository: &str,
@@ -202,10 +204,13 @@ async fn fetch_referrers(
     warnings: &mut Vec<String>,
 ) -> Result<Vec<Attached>, RegistryError> {
     let tag = referrers_tag(digest);
-    let raw = match reg.get_manifest(repository, &tag).await {
-        Ok(raw) => raw,
-        Err(RegistryError::NoManifest { .. }) => return Ok(Vec::new()),
-        Err(e) => return Err(e),
+    let raw = match reg.get_referrers(repository, digest).await? {
+        Some(listed) => listed,
+        None => match reg.get_manifest(repository, &tag).await {
+            Ok(raw) => raw,
+            Err(RegistryError::NoManifest { .. }) => return Ok(Vec::new()),
+            Err(e) => return Err(e),
+        },
     };
     let whole = format!("{}/{repository}:{tag}", reg.name());
     let (Ok(Manifest::Index(index)), Some(manifest)) = (
@@ -215,6 +220,9 @@ async fn fetch_referrers(
         warnings.push(format!("{whole} is not a referrers index: not carried"));
         return Ok(Vec::new());
     };
+    if index.manifests.is_empty() {
+        return Ok(Vec::new());
+    }
     let mut out = Vec::new();
     for d in &index.manifests {
         match fetch_one(reg, repository, d.digest.as_str(), warnings).await? {
