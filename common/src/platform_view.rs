@@ -167,6 +167,7 @@ mod tests {
             tags: vec!["r/app:1".into()],
             manifests: listed,
             extra: Vec::new(),
+            attached: Vec::new(),
             remade_from: None,
         });
         let v = DaemonView::for_platform(&m, "linux", "x86_64");

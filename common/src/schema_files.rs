@@ -200,6 +200,7 @@ fn with_index(mut m: BundleManifest) -> BundleManifest {
             manifest: att,
             blobs: vec![AttachedBlob::new(b"{}")],
         }],
+        attached: Vec::new(),
         remade_from: Some(Digest::of_bytes(b"source index")),
     });
     m

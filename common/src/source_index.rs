@@ -29,6 +29,10 @@ pub struct SourceIndex {
     /// the signed manifest with their blobs and pushed by digest before the index.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub extra: Vec<Attached>,
+    /// Signatures, attestations and SBOMs attached to the index's digest in its registry
+    /// (cosign's tag scheme, OCI referrers), as an image's `attached`: pushed after the index.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attached: Vec<Attached>,
     /// Set when the index was re-made (`--platform` narrowed it): the source index's digest,
     /// which the destination will not have.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -149,6 +153,7 @@ mod tests {
                 })
                 .collect(),
             extra: Vec::new(),
+            attached: Vec::new(),
             remade_from: None,
         }
     }

@@ -177,7 +177,7 @@ fn model(
 /// cosign's tag scheme, then the OCI 1.1 referrers listed by the fallback index (each referrer
 /// before the index); none is not an error. One that is not what it should be, or whose blobs
 /// are too large to carry inside the signed manifest, is left out with a warning.
-async fn fetch_attached(
+pub(super) async fn fetch_attached(
     reg: &Registry,
     repository: &str,
     digest: &Digest,

@@ -5,7 +5,7 @@
 //! left it is not carried (that image takes the tag), with several it is re-made, and either way
 //! the run says so; a digest-pinned index is refused then unless `--allow-new-digest`.
 
-use super::registry::{fetch_one, Selection};
+use super::registry::{fetch_attached, fetch_one, Selection};
 use crate::digest::Digest;
 use crate::image::Attached;
 use crate::registry::manifest::{is_image_manifest, ImageIndex, Platform};
@@ -130,9 +130,14 @@ pub(super) async fn choose(
         tags: r.familiar().into_iter().collect(),
         manifests,
         extra,
+        attached: Vec::new(),
         remade_from: None,
     };
     if left_out.is_empty() {
+        if sel.attached {
+            let repo = &r.repository;
+            recorded.attached = fetch_attached(reg, repo, &first.digest, warnings).await?;
+        }
         return Ok(Chosen {
             images,
             index: Some(recorded),

@@ -2,10 +2,12 @@
 //! read): each platform image goes by its digest into the index's repository
 //! ([`platform_targets`]); once they are all in place, [`push`] writes each index's other
 //! manifests (build attestations) by digest and then the index itself, byte for byte, under its
-//! tags (by digest when it has none), read back: the destination serves the source's digest.
+//! tags (by digest when it has none), read back: the destination serves the source's digest;
+//! then the signatures, attestations and SBOMs attached to the index's digest.
 //! An index one of whose images got a re-made manifest (`--allow-new-digest`) would name a
 //! manifest the registry does not have: it is left out, said so.
 
+use super::attached::push_list;
 use super::manifests::put_and_confirm;
 use super::target::{repository_path, target_of, Target};
 use crate::errors::verify_failed;
@@ -24,6 +26,9 @@ pub struct PushedIndex {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub remade_from: Option<String>,
     pub references: Vec<String>,
+    /// The tags of the signatures, attestations and SBOMs of the index pushed with it.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub attached: Vec<String>,
 }
 
 /// The destination repository of `index`.
@@ -144,9 +149,11 @@ async fn push_one(
         put_and_confirm(registry, &t, &raw).await?;
         references.push(format!("{}/{}:{}", registry.name(), t.repository, t.tag));
     }
+    let attached = push_list(registry, Some(&index.digest), &index.attached, &[&repo]).await?;
     Ok(PushedIndex {
         digest: raw.digest.to_string(),
         remade_from: index.remade_from.as_ref().map(|d| d.to_string()),
         references,
+        attached,
     })
 }

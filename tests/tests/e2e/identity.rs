@@ -127,7 +127,7 @@ fn openssl(args: &[&str]) -> Vec<u8> {
 }
 
 /// An ECDSA P-256 key pair as cosign uses: `DIR/NAME.key` (PEM) and `DIR/NAME.pub`.
-fn cosign_keys(dir: &Path, name: &str) -> (String, String) {
+pub(crate) fn cosign_keys(dir: &Path, name: &str) -> (String, String) {
     let key = s(&dir.join(format!("{name}.key")));
     let public = s(&dir.join(format!("{name}.pub")));
     openssl(&[
@@ -146,7 +146,7 @@ fn cosign_keys(dir: &Path, name: &str) -> (String, String) {
 /// Signs `digest` in `repo` as cosign does, with the private key `key`: the simple-signing
 /// payload as a layer of an OCI manifest, its ECDSA signature (base64 DER) in the layer's
 /// annotation, tagged `sha256-<hex>.sig`. Returns the tag and the manifest bytes.
-fn attach_signature(
+pub(crate) fn attach_signature(
     addr: &str,
     repo: &str,
     digest: &str,

@@ -5,9 +5,10 @@
 //! list (same digest, read back raw) and each platform manifest is there by digest. With
 //! `--platform linux/amd64` the list is not carried, and the run says so naming its digest; the
 //! list pinned by digest and narrowed so is refused (exit 2). Loaded into a Docker daemon (the
-//! rig's is linux/amd64), the bundle gives the amd64 image, tagged with the list's tag.
+//! rig's is linux/amd64), the bundle gives the amd64 image, tagged with the list's tag, and
+//! leaves the arm64 one out. A cosign-style signature of the list's digest travels with it.
 
-use crate::identity::{curl, manifest_digest, push, put_blob};
+use crate::identity::{attach_signature, cosign_keys, curl, manifest_digest, push, put_blob};
 use partial_tests::cli::{load, Export};
 use partial_tests::{require_daemon, require_registry, DaemonOptions, RegistryOptions};
 use std::path::Path;
@@ -127,6 +128,8 @@ fn a_multi_platform_image_travels_with_its_index_digest() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let reference = format!("docker://{}/fx/multi:1", a.addr);
+    let (cosign_key, _) = cosign_keys(d, "cosign");
+    let (sig_tag, sig_bytes) = attach_signature(&a.addr, "fx/multi", &list, &cosign_key, d);
 
     // By tag: both platforms and the list, byte for byte.
     let bundle = Export::new(daemon.host(), d, "multi.tgz")
@@ -144,6 +147,7 @@ fn a_multi_platform_image_travels_with_its_index_digest() {
     assert_eq!(ids.len(), 2, "{ids:?}");
     assert!(ids.contains(&amd_id.as_str()) && ids.contains(&arm_id.as_str()));
     assert_eq!(m["images"][0]["tags"], serde_json::json!([]), "{m}");
+    assert_eq!(m["indexes"][0]["attached"][0]["tag"], sig_tag.as_str());
 
     // Into B: the list under its tag with the source's digest, each platform by digest.
     let run = push(&bundle, d, &b.addr, "b.state", &["--json"]).ok();
@@ -154,6 +158,21 @@ fn a_multi_platform_image_travels_with_its_index_digest() {
     assert_eq!(manifest_digest(&format!("{}/fx/multi:1", b.addr)), list);
     assert_eq!(get_manifest(&b.addr, "fx/multi", &amd), amd_bytes);
     assert_eq!(get_manifest(&b.addr, "fx/multi", &arm), arm_bytes);
+    assert_eq!(out["indexes"][0]["attached"][0], sig_tag.as_str());
+    let sig = std::process::Command::new("curl")
+        .args([
+            "-sS",
+            "-f",
+            "-H",
+            "Accept: application/vnd.oci.image.manifest.v1+json",
+        ])
+        .arg(format!("http://{}/v2/fx/multi/manifests/{sig_tag}", b.addr))
+        .output()
+        .unwrap();
+    assert_eq!(
+        sig.stdout, sig_bytes,
+        "the list's signature arrives byte for byte"
+    );
 
     // --platform narrows: the list is not carried, said on stderr and in the manifest.
     let narrowed = Export::new(daemon.host(), d, "amd.tgz")
