@@ -128,7 +128,7 @@ fn a_multi_platform_image_travels_with_its_index_digest() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let reference = format!("docker://{}/fx/multi:1", a.addr);
-    let (cosign_key, _) = cosign_keys(d, "cosign");
+    let (cosign_key, cosign_pub) = cosign_keys(d, "cosign");
     let (sig_tag, sig_bytes) = attach_signature(&a.addr, "fx/multi", &list, &cosign_key, d);
 
     // By tag: both platforms and the list, byte for byte.
@@ -148,6 +148,23 @@ fn a_multi_platform_image_travels_with_its_index_digest() {
     assert!(ids.contains(&amd_id.as_str()) && ids.contains(&arm_id.as_str()));
     assert_eq!(m["images"][0]["tags"], serde_json::json!([]), "{m}");
     assert_eq!(m["indexes"][0]["attached"][0]["tag"], sig_tag.as_str());
+    // The list's signature covers its platform images, checked offline.
+    let team = s(&d.join("team.pub"));
+    let verified = load(&[
+        "verify",
+        &s(&bundle),
+        "--key",
+        &team,
+        "--offline",
+        "--image-key",
+        &cosign_pub,
+    ])
+    .ok();
+    assert!(
+        verified.stderr.contains("linux/arm64: signature by"),
+        "{}",
+        verified.stderr
+    );
 
     // Into B: the list under its tag with the source's digest, each platform by digest.
     let run = push(&bundle, d, &b.addr, "b.state", &["--json"]).ok();
@@ -210,7 +227,6 @@ fn a_multi_platform_image_travels_with_its_index_digest() {
     assert!(!d.join("pinned.tgz").exists());
 
     // Into a Docker daemon (linux/amd64): the amd64 image, tagged with the list's tag.
-    let team = s(&d.join("team.pub"));
     let run = load(&[
         "load",
         &s(&bundle),
