@@ -270,16 +270,19 @@ pub async fn open_registry(
 /// Adds the `-e docker://…` images, resolved in `src`, to `have`.
 pub fn registry_excludes(src: &RegistrySource, names: &[String], have: &mut HaveSet) -> Result<()> {
     for name in names {
-        let Some(img) = src.find(name) else {
+        let images = src.find_all(name); // every platform of an index
+        if images.is_empty() {
             bail!("-e {name}: not resolved in its registry");
-        };
-        have.add_image(
-            &img.diff_ids(),
-            &Origin::Image {
-                name: strip_scheme(name).unwrap_or(name).to_string(),
-                image_id: img.id.clone(),
-            },
-        );
+        }
+        for img in images {
+            have.add_image(
+                &img.diff_ids(),
+                &Origin::Image {
+                    name: strip_scheme(name).unwrap_or(name).to_string(),
+                    image_id: img.id.clone(),
+                },
+            );
+        }
     }
     Ok(())
 }

@@ -432,6 +432,24 @@ impl RegistrySource {
             })
     }
 
+    /// Every image `reference` resolved to: each platform image of an index, else the one
+    /// image [`Source::find`] gives.
+    pub fn find_all(&self, reference: &str) -> Vec<Image> {
+        let text = strip_scheme(reference).unwrap_or(reference.trim());
+        let all: Vec<Image> = self
+            .remotes
+            .iter()
+            .zip(&self.images)
+            .filter(|(r, _)| r.names.iter().any(|n| n == text))
+            .map(|(_, i)| i.clone())
+            .collect();
+        if all.is_empty() {
+            self.find(reference).into_iter().collect()
+        } else {
+            all
+        }
+    }
+
     /// The generated tar's parts for `wanted`: metadata, then the layer blobs `sink` needs.
     fn parts(&self, wanted: &[Image], sink: &dyn Sink) -> VecDeque<Part> {
         let mut meta = VecDeque::new();

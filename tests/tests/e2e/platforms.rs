@@ -1,9 +1,12 @@
 //! Multi-platform images (issue 20, item 2). Registry A holds `fx/multi:1`, a Docker manifest
-//! list of two platform images (linux/amd64 and linux/arm64, each its own config and layer),
+//! list of three platform images (linux/amd64, linux/arm64, linux/arm/v7, each its own config
+//! and layer),
 //! uploaded here with curl as a registry client would. Exported by tag, the bundle carries both
 //! platform images and the list byte for byte; pushed into registry B, the tag serves the very
 //! list (same digest, read back raw) and each platform manifest is there by digest. With
-//! `--platform linux/amd64` the list is not carried, and the run says so naming its digest; the
+//! `--platform linux/amd64` the list is not carried, and the run says so naming its digest; with
+//! two platforms it is re-made (a new digest, said so) and B gets that one; against B's
+//! inventory nothing is carried, platform by platform, and the list still travels; the
 //! list pinned by digest and narrowed so is refused (exit 2). Loaded into a Docker daemon (the
 //! rig's is linux/amd64), the bundle gives the amd64 image, tagged with the list's tag, and
 //! leaves the arm64 one out. A cosign-style signature of the list's digest travels with it.
@@ -22,9 +25,11 @@ fn s(p: &Path) -> String {
 
 /// One platform image of `arch` uploaded into `repo` by digest: (manifest digest, its bytes,
 /// config digest = image ID).
-fn platform_image(addr: &str, repo: &str, arch: &str) -> (String, Vec<u8>, String) {
+fn platform_image(addr: &str, repo: &str, platform: &str) -> (String, Vec<u8>, String) {
+    let mut parts = platform.split('/').skip(1);
+    let (arch, variant) = (parts.next().unwrap(), parts.next());
     let mut tar = tar::Builder::new(Vec::new());
-    let body = format!("built for {arch}\n");
+    let body = format!("built for {platform}\n");
     let mut h = tar::Header::new_gnu();
     h.set_size(body.len() as u64);
     h.set_mode(0o644);
@@ -38,13 +43,16 @@ fn platform_image(addr: &str, repo: &str, arch: &str) -> (String, Vec<u8>, Strin
     std::io::Write::write_all(&mut gz, &tar).unwrap();
     let gz = gz.finish().unwrap();
     let layer = put_blob(addr, repo, &gz);
-    let config = serde_json::json!({
+    let mut config = serde_json::json!({
         "architecture": arch, "os": "linux", "config": {"Cmd": ["/bin/true"]},
         "created": "2026-01-01T00:00:00Z",
         "rootfs": {"type": "layers", "diff_ids": [diff_id]},
         "history": [{"created": "2026-01-01T00:00:00Z", "created_by": "fixture"}]
-    })
-    .to_string();
+    });
+    if let Some(v) = variant {
+        config["variant"] = v.into();
+    }
+    let config = config.to_string();
     let config_digest = put_blob(addr, repo, config.as_bytes());
     let manifest = format!(
         r#"{{"schemaVersion":2,"mediaType":"{MANIFEST}","config":{{"mediaType":"application/vnd.docker.container.image.v1+json","size":{},"digest":"{config_digest}"}},"layers":[{{"mediaType":"application/vnd.docker.image.rootfs.diff.tar.gzip","size":{},"digest":"{layer}"}}]}}"#,
@@ -65,13 +73,20 @@ fn put_manifest(addr: &str, repo: &str, reference: &str, media: &str, bytes: &[u
     assert!(put.starts_with("HTTP/1.1 201"), "{put}");
 }
 
-/// The manifest list `repo:tag` of the two platform images; returns its digest.
+/// The manifest list `repo:tag` of the platform images (platform, digest, size); returns its
+/// digest.
 fn manifest_list(addr: &str, repo: &str, tag: &str, images: &[(&str, &str, usize)]) -> String {
     let entries: Vec<String> = images
         .iter()
-        .map(|(arch, digest, size)| {
+        .map(|(platform, digest, size)| {
+            let mut parts = platform.split('/').skip(1);
+            let arch = parts.next().unwrap();
+            let variant = parts
+                .next()
+                .map(|v| format!(r#","variant":"{v}""#))
+                .unwrap_or_default();
             format!(
-                r#"{{"mediaType":"{MANIFEST}","size":{size},"digest":"{digest}","platform":{{"architecture":"{arch}","os":"linux"}}}}"#
+                r#"{{"mediaType":"{MANIFEST}","size":{size},"digest":"{digest}","platform":{{"architecture":"{arch}","os":"linux"{variant}}}}}"#
             )
         })
         .collect();
@@ -114,15 +129,17 @@ fn a_multi_platform_image_travels_with_its_index_digest() {
     ) else {
         return;
     };
-    let (amd, amd_bytes, amd_id) = platform_image(&a.addr, "fx/multi", "amd64");
-    let (arm, arm_bytes, arm_id) = platform_image(&a.addr, "fx/multi", "arm64");
+    let (amd, amd_bytes, amd_id) = platform_image(&a.addr, "fx/multi", "linux/amd64");
+    let (arm, arm_bytes, arm_id) = platform_image(&a.addr, "fx/multi", "linux/arm64");
+    let (v7, v7_bytes, v7_id) = platform_image(&a.addr, "fx/multi", "linux/arm/v7");
     let list = manifest_list(
         &a.addr,
         "fx/multi",
         "1",
         &[
-            ("amd64", &amd, amd_bytes.len()),
-            ("arm64", &arm, arm_bytes.len()),
+            ("linux/amd64", &amd, amd_bytes.len()),
+            ("linux/arm64", &arm, arm_bytes.len()),
+            ("linux/arm/v7", &v7, v7_bytes.len()),
         ],
     );
     let dir = tempfile::tempdir().unwrap();
@@ -144,8 +161,10 @@ fn a_multi_platform_image_travels_with_its_index_digest() {
         .iter()
         .map(|i| i["id"].as_str().unwrap())
         .collect();
-    assert_eq!(ids.len(), 2, "{ids:?}");
-    assert!(ids.contains(&amd_id.as_str()) && ids.contains(&arm_id.as_str()));
+    assert_eq!(ids.len(), 3, "{ids:?}");
+    for id in [&amd_id, &arm_id, &v7_id] {
+        assert!(ids.contains(&id.as_str()), "{id}: {ids:?}");
+    }
     assert_eq!(m["images"][0]["tags"], serde_json::json!([]), "{m}");
     assert_eq!(m["indexes"][0]["attached"][0]["tag"], sig_tag.as_str());
     // The list's signature covers its platform images, checked offline.
@@ -175,6 +194,7 @@ fn a_multi_platform_image_travels_with_its_index_digest() {
     assert_eq!(manifest_digest(&format!("{}/fx/multi:1", b.addr)), list);
     assert_eq!(get_manifest(&b.addr, "fx/multi", &amd), amd_bytes);
     assert_eq!(get_manifest(&b.addr, "fx/multi", &arm), arm_bytes);
+    assert_eq!(get_manifest(&b.addr, "fx/multi", &v7), v7_bytes);
     assert_eq!(out["indexes"][0]["attached"][0], sig_tag.as_str());
     let sig = std::process::Command::new("curl")
         .args([
@@ -208,6 +228,51 @@ fn a_multi_platform_image_travels_with_its_index_digest() {
     assert_eq!(m["images"].as_array().unwrap().len(), 1);
     assert_eq!(m["images"][0]["id"], amd_id.as_str());
     assert!(m["warnings"].to_string().contains(&list), "{m}");
+
+    // Narrowed to two platforms: the list is re-made with their entries only, its digest
+    // changes (said so), and that is the list B gets under the tag.
+    let two = Export::new(daemon.host(), d, "two.tgz")
+        .images(&[&reference])
+        .base(&[])
+        .args(&["--platform", "linux/amd64", "--platform", "linux/arm64"])
+        .run()
+        .ok();
+    assert!(
+        two.stderr.contains(&list) && two.stderr.contains("re-made"),
+        "{}",
+        two.stderr
+    );
+    let m = signed(&d.join("two.tgz"));
+    assert_eq!(m["indexes"][0]["remade_from"], list.as_str(), "{m}");
+    let remade = m["indexes"][0]["digest"].as_str().unwrap().to_string();
+    assert_ne!(remade, list);
+    assert_eq!(m["images"].as_array().unwrap().len(), 2);
+    let to = format!("{}/two", b.addr);
+    push(&d.join("two.tgz"), d, &to, "two.state", &[]).ok();
+    let back = get_manifest(&b.addr, "two/fx/multi", "1");
+    assert_eq!(partial_tests::sha256_digest(&back), remade);
+    assert!(!String::from_utf8_lossy(&back).contains(&v7));
+
+    // Against B's inventory (every platform of its list), left-out layers are decided per
+    // platform image: nothing is carried, and the list still travels.
+    let have = d.join("have.json");
+    let inventory = [
+        "inventory",
+        "--registry",
+        &b.addr,
+        "--repo",
+        "fx/multi",
+        "-o",
+    ];
+    load(&[&inventory[..], &[s(&have).as_str()]].concat()).ok();
+    let again = Export::new(daemon.host(), d, "again.tgz")
+        .images(&[&reference])
+        .base(&["--have", &s(&have)])
+        .bundle();
+    let m = signed(&again);
+    assert_eq!(m["totals"]["layers_carried"], 0, "{m}");
+    assert_eq!(m["totals"]["layers_left_out"], 3, "{m}");
+    assert_eq!(m["indexes"][0]["digest"], list.as_str());
 
     // Pinned by digest and narrowed: refused, naming the list and the way out.
     let pinned = format!("docker://{}/fx/multi@{list}", a.addr);
@@ -246,6 +311,7 @@ fn a_multi_platform_image_travels_with_its_index_digest() {
         !daemon.has_image(&arm_id),
         "the arm64 image is left out of the load"
     );
+    assert!(!daemon.has_image(&v7_id), "arm/v7 is left out too");
     let out: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
     assert_eq!(out["images"].as_array().unwrap().len(), 1, "{}", run.stdout);
     assert!(
