@@ -650,6 +650,39 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn an_index_must_hash_right_and_list_only_images_that_travel() {
+        use crate::image::SourceManifest;
+        use crate::source_index::{IndexedManifest, SourceIndex};
+        let mut m = sample();
+        let image = SourceManifest::new("x", b"{\"schemaVersion\":2}").unwrap();
+        m.images[0].source_manifest = Some(image.clone());
+        let text = format!(r#"{{"manifests":[{{"digest":"{}"}}]}}"#, image.digest);
+        m.indexes.push(SourceIndex {
+            media_type: "application/vnd.oci.image.index.v1+json".into(),
+            digest: Digest::of_bytes(text.as_bytes()),
+            text,
+            repository: "r/app".into(),
+            tags: vec!["r/app:1".into()],
+            manifests: vec![IndexedManifest {
+                digest: image.digest,
+                platform: "linux/amd64".into(),
+            }],
+            extra: Vec::new(),
+            attached: Vec::new(),
+            remade_from: None,
+        });
+        assert_eq!(BundleManifest::parse(&m.to_bytes(), "m.json").unwrap(), m);
+        let mut bad = m.clone();
+        bad.images[0].source_manifest = None;
+        let e = BundleManifest::parse(&bad.to_bytes(), "m.json").unwrap_err();
+        assert!(e.to_string().contains("no image of the bundle"), "{e}");
+        let mut bad = m.clone();
+        bad.indexes[0].text.push(' ');
+        let e = BundleManifest::parse(&bad.to_bytes(), "m.json").unwrap_err();
+        assert!(e.to_string().contains("hashes to"), "{e}");
+    }
+
+    #[test]
     fn volume_sizes_that_overflow_are_refused() {
         // Volume sizes adding up past u64::MAX overflowed the sum (a panic in debug builds; in
         // release it wrapped, and wrapped sizes could "add up" to the bundle size).
