@@ -147,7 +147,7 @@ async fn push_one(
     let mut references = Vec::new();
     for t in index_targets(index, dest)? {
         put_and_confirm(registry, &t, &raw).await?;
-        references.push(format!("{}/{}:{}", registry.name(), t.repository, t.tag));
+        references.push(t.reference(registry.name()));
     }
     let attached = push_list(registry, Some(&index.digest), &index.attached, &[&repo]).await?;
     Ok(PushedIndex {

@@ -124,7 +124,7 @@ pub async fn run(args: PushArgs) -> Result<()> {
             attached,
             references: targets
                 .iter()
-                .map(|t| format!("{}/{}:{}", registry.name(), t.repository, t.tag))
+                .map(|t| t.reference(registry.name()))
                 .collect(),
         });
     }

@@ -6,7 +6,8 @@
 //! list (same digest, read back raw) and each platform manifest is there by digest. With
 //! `--platform linux/amd64` the list is not carried, and the run says so naming its digest; with
 //! two platforms it is re-made (a new digest, said so) and B gets that one; against B's
-//! inventory nothing is carried, platform by platform, and the list still travels; the
+//! inventory nothing is carried, platform by platform, and the list still travels; pinned by
+//! digest with every platform it travels untagged and is pushed by digest; the
 //! list pinned by digest and narrowed so is refused (exit 2). Loaded into a Docker daemon (the
 //! rig's is linux/amd64), the bundle gives the amd64 image, tagged with the list's tag, and
 //! leaves the arm64 one out. A cosign-style signature of the list's digest travels with it.
@@ -229,6 +230,20 @@ fn a_multi_platform_image_travels_with_its_index_digest() {
     assert_eq!(m["images"][0]["id"], amd_id.as_str());
     assert!(m["warnings"].to_string().contains(&list), "{m}");
 
+    // Pinned by digest, every platform: the list travels untagged and is pushed by digest.
+    let pinned = format!("docker://{}/fx/multi@{list}", a.addr);
+    let by_digest = Export::new(daemon.host(), d, "pinned-all.tgz")
+        .images(&[&pinned])
+        .base(&[])
+        .bundle();
+    let to = format!("{}/pinned", b.addr);
+    let run = push(&by_digest, d, &to, "pinned.state", &["--json"]).ok();
+    let out: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    let expected = format!("{to}/fx/multi@{list}");
+    assert_eq!(out["indexes"][0]["references"][0], expected.as_str());
+    let back = get_manifest(&b.addr, "pinned/fx/multi", &list);
+    assert_eq!(partial_tests::sha256_digest(&back), list);
+
     // Narrowed to two platforms: the list is re-made with their entries only, its digest
     // changes (said so), and that is the list B gets under the tag.
     let two = Export::new(daemon.host(), d, "two.tgz")
@@ -275,7 +290,6 @@ fn a_multi_platform_image_travels_with_its_index_digest() {
     assert_eq!(m["indexes"][0]["digest"], list.as_str());
 
     // Pinned by digest and narrowed: refused, naming the list and the way out.
-    let pinned = format!("docker://{}/fx/multi@{list}", a.addr);
     let refused = Export::new(daemon.host(), d, "pinned.tgz")
         .images(&[&pinned])
         .base(&[])
