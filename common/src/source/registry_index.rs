@@ -59,6 +59,32 @@ fn name(d: &Descriptor) -> String {
         .map_or_else(|| d.digest.to_string(), Platform::to_string)
 }
 
+/// The entries of `s` that are no platform image: with `all` (no `--platform`) carried inside
+/// the signed manifest when they can be (build attestations), else left out. Returns those
+/// carried and the names of every entry left out (the unwanted platforms too).
+async fn others(
+    reg: &Registry,
+    r: &Reference,
+    s: &Split<'_>,
+    all: bool,
+    warnings: &mut Vec<String>,
+) -> Result<(Vec<Attached>, Vec<String>), RegistryError> {
+    let mut extra: Vec<Attached> = Vec::new();
+    let mut left_out: Vec<String> = s.unwanted.iter().map(|d| name(d)).collect();
+    for d in &s.others {
+        let got = if all {
+            fetch_one(reg, &r.repository, d.digest.as_str(), warnings).await?
+        } else {
+            None
+        };
+        match got {
+            Some(a) => extra.push(a),
+            None => left_out.push(d.digest.to_string()),
+        }
+    }
+    Ok((extra, left_out))
+}
+
 /// Decides what of `index` (read as `first` for reference `r`) travels; see the module
 /// documentation. Says in `warnings` what is left out.
 pub(super) async fn choose(
@@ -88,19 +114,7 @@ pub(super) async fn choose(
             available: index.platforms().join(", "),
         });
     }
-    let mut extra: Vec<Attached> = Vec::new();
-    let mut left_out: Vec<String> = s.unwanted.iter().map(|d| name(d)).collect();
-    for d in &s.others {
-        let got = if wanted.is_empty() {
-            fetch_one(reg, &r.repository, d.digest.as_str(), warnings).await?
-        } else {
-            None
-        };
-        match got {
-            Some(a) => extra.push(a),
-            None => left_out.push(d.digest.to_string()),
-        }
-    }
+    let (extra, left_out) = others(reg, r, &s, wanted.is_empty(), warnings).await?;
     let images: Vec<(Digest, String)> = s
         .chosen
         .iter()
@@ -144,6 +158,21 @@ pub(super) async fn choose(
             tagged: false,
         });
     }
+    narrow(reg, &whole, first, recorded, images, &left_out, warnings)
+}
+
+/// The index `recorded` (read as `first`, named `whole`) narrowed to `images`: not carried
+/// when one is left, else re-made with their entries; says so in `warnings`.
+fn narrow(
+    reg: &Registry,
+    whole: &str,
+    first: &RawManifest,
+    mut recorded: SourceIndex,
+    images: Vec<(Digest, String)>,
+    left_out: &[String],
+    warnings: &mut Vec<String>,
+) -> Result<Chosen, RegistryError> {
+    let chosen_names: Vec<&str> = images.iter().map(|(_, p)| p.as_str()).collect();
     if images.len() == 1 {
         warnings.push(format!(
             "the index {} ({whole}) is not carried: --platform keeps only {} (left out: {}); \
@@ -181,39 +210,4 @@ pub(super) async fn choose(
         index: Some(recorded),
         tagged: false,
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::registry::manifest::{OCI_INDEX, OCI_MANIFEST};
-
-    fn entry(p: &str, n: u8) -> Descriptor {
-        Descriptor {
-            platform: Platform::parse(p),
-            ..Descriptor::new(OCI_MANIFEST, Digest::of_bytes(&[n]), 10)
-        }
-    }
-
-    #[test]
-    fn every_platform_by_default_only_the_wanted_with_platform_and_attestations_apart() {
-        let index = ImageIndex {
-            schema_version: 2,
-            media_type: Some(OCI_INDEX.into()),
-            manifests: vec![
-                entry("linux/amd64", 1),
-                entry("linux/arm64", 2),
-                entry("unknown/unknown", 3),
-            ],
-            annotations: None,
-        };
-        let all = split(&index, &[]);
-        assert_eq!((all.chosen.len(), all.unwanted.len()), (2, 0));
-        assert_eq!(all.others[0].digest, Digest::of_bytes(&[3]));
-        let amd = split(&index, &[Platform::parse("linux/amd64").unwrap()]);
-        assert_eq!(amd.chosen[0].digest, Digest::of_bytes(&[1]));
-        assert_eq!(amd.unwanted[0].digest, Digest::of_bytes(&[2]));
-        let none = split(&index, &[Platform::parse("linux/s390x").unwrap()]);
-        assert!(none.chosen.is_empty());
-    }
 }
