@@ -15,12 +15,13 @@ pub mod bundle_source;
 pub mod bundle_writer;
 pub mod destination;
 pub mod engine;
+pub mod platform_view;
 pub mod source;
 #[cfg(any(test, feature = "testutil"))]
 pub mod testutil;
 
 // The crates along the seams, under the names the rest of the workspace has always used.
-pub use partial_bundle::{inventory, ledger, manifest, output, schema, sign};
+pub use partial_bundle::{inventory, ledger, manifest, output, schema, sign, source_index};
 pub use partial_core::{digest, exit, help, limits, progress, reference, stream, text, Digest};
 pub use partial_daemon as daemon;
 pub use partial_delta as delta;

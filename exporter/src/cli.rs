@@ -238,10 +238,12 @@ pub struct SaveArgs {
     /// The destination has every image in this OCI layout directory; repeatable.
     #[arg(long = "exclude-oci", value_name = "DIR")]
     pub exclude_oci: Vec<PathBuf>,
-    /// In multi-platform archives, layouts and registry indexes, export this platform's image
-    /// (default: this machine's, e.g. linux/amd64).
+    /// Registry indexes (`-i docker://…` naming a multi-platform image): export only this
+    /// platform's image, repeatable (default: every platform, with the index byte for byte; a
+    /// narrowed index is re-made, or with one platform not carried, and the run says so). In
+    /// multi-platform archives and layouts: the one platform exported (default: this machine's).
     #[arg(long, value_name = "OS/ARCH[/VARIANT]")]
-    pub platform: Option<String>,
+    pub platform: Vec<String>,
     /// Leave out the signatures, attestations and SBOMs that cosign's tag scheme attaches to
     /// images read from a registry (`sha256-<digest>.sig`, `.att`, `.sbom`), which are carried
     /// by default.

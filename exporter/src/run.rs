@@ -17,7 +17,7 @@ use partial_common::manifest::{self, BundleManifest, FileEntry};
 use partial_common::output::{self, naming};
 use partial_common::plan::Plan;
 use partial_common::progress;
-use partial_common::source::{RegistrySource, Source, SCHEME};
+use partial_common::source::{RegistrySource, Selection, Source, SCHEME};
 use partial_delta_encode::coder::DeltaNote;
 use std::cell::Cell;
 use std::io::Write;
@@ -44,6 +44,11 @@ struct Gathered {
     /// With `--delta`: the images whose layers may serve as delta references, and the sources
     /// holding them besides `sources` (see `crate::deltas`).
     references: Option<crate::deltas::ReferenceImages>,
+    /// The multi-platform indexes that travel (registry references naming one).
+    indexes: Vec<partial_common::source_index::SourceIndex>,
+    /// What the registry source left out or re-made (indexes, attached manifests), for the
+    /// manifest's warnings.
+    notes: Vec<String>,
 }
 
 /// Progress callbacks of the filter, shown on one line: bytes read, layers carried and left
@@ -150,6 +155,8 @@ pub async fn run(mut args: SaveArgs) -> Result<()> {
     let encoder = codec::compress(sink, compression, args.level)
         .with_context(|| format!("starting {compression} compression"))?;
     let desc = g.desc.clone();
+    let indexes = g.indexes.clone();
+    let source_notes = g.notes.clone();
     let (plan, encoder, notes) = export(g, encoder, written).await?;
     let sink = encoder
         .finish()
@@ -159,6 +166,8 @@ pub async fn run(mut args: SaveArgs) -> Result<()> {
         .finish()
         .with_context(|| format!("writing {}", args.output.display()))?;
     let mut m = manifest_of(&args, compression, &written, desc, &plan)?;
+    m.indexes = indexes;
+    m.warnings.extend(source_notes);
     if let Some(l) = &ledger {
         l.stamp(&mut m)?; // --ledger: site, sequence, previous
     }
@@ -268,7 +277,7 @@ fn check_output_free(args: &SaveArgs, split: Option<u64>) -> Result<()> {
 /// references are read from their registries; the daemon is connected to only when some `-i`
 /// or `-e` image is not one.
 async fn gather(args: &SaveArgs) -> Result<(Gathered, Option<ExportLedger>)> {
-    let platform = select::platform(args)?;
+    let platforms = select::platforms(args).map_err(crate::usage)?;
     let mut have = HaveSet::new();
     select::add_inventories(&args.have, &mut have)?;
     let ledger = ExportLedger::open(args, &mut have)?; // --ledger
@@ -276,7 +285,7 @@ async fn gather(args: &SaveArgs) -> Result<(Gathered, Option<ExportLedger>)> {
     let (reg_images, images) = select::split_registry(&args.images);
     let (reg_excludes, excludes) = select::split_registry(&args.exclude);
     let (registry, reg_refs) =
-        open_registries(args, &platform, &reg_images, &reg_excludes, &mut have).await?;
+        open_registries(args, &platforms, &reg_images, &reg_excludes, &mut have).await?;
     let names = Names { images, excludes };
     let g = if select::offline(args) {
         if registry.is_some() {
@@ -285,6 +294,7 @@ async fn gather(args: &SaveArgs) -> Result<(Gathered, Option<ExportLedger>)> {
                  to leave out a registry image's layers)"
             );
         }
+        let platform = select::platform(args).map_err(crate::usage)?;
         gather_offline(args, platform, have, &names)?
     } else {
         gather_live(args, have, &names, registry, reg_refs).await?
@@ -323,6 +333,8 @@ fn gather_offline(
         live: false,
         total: plain_size(&args.from_archive, &args.from_oci),
         platform: Some(platform),
+        indexes: Vec::new(),
+        notes: Vec::new(),
         references,
     })
 }
@@ -342,6 +354,10 @@ async fn gather_live(
     } else {
         live_daemon(args, names, &mut have, registry.is_some(), pinned).await?
     };
+    let (indexes, notes) = registry
+        .as_ref()
+        .map(|r| (r.indexes.clone(), r.warnings.clone()))
+        .unwrap_or_default();
     if let Some(r) = registry {
         r.images()
             .iter()
@@ -364,6 +380,8 @@ async fn gather_live(
         total: live.total,
         platform: None,
         references,
+        indexes,
+        notes,
     })
 }
 
@@ -435,7 +453,7 @@ async fn live_daemon(
 /// with `--delta`, also returns the `-e` registry source (its layers may serve as references).
 async fn open_registries(
     args: &SaveArgs,
-    platform: &partial_common::image::Platform,
+    platforms: &[Platform],
     images: &[String],
     excludes: &[String],
     have: &mut HaveSet,
@@ -446,16 +464,20 @@ async fn open_registries(
     let opts = select::registry_options(&args.registry, args.idle_timeout)?;
     let mut refs = None;
     if !excludes.is_empty() {
-        let idle = (args.idle_timeout, false);
-        let src = select::open_registry(excludes, &opts, platform, idle, "-e").await?;
+        let sel = Selection::default(); // every platform of an index is the destination's
+        let src = select::open_registry(excludes, &opts, &sel, args.idle_timeout, "-e").await?;
         select::registry_excludes(&src, excludes, have)?;
         refs = args.delta.then_some(src);
     }
     if images.is_empty() {
         return Ok((None, refs));
     }
-    let idle = (args.idle_timeout, !args.no_attached);
-    let src = select::open_registry(images, &opts, platform, idle, "-i").await?;
+    let sel = Selection {
+        platforms: platforms.to_vec(),
+        allow_new_digest: args.allow_new_digest,
+        attached: !args.no_attached,
+    };
+    let src = select::open_registry(images, &opts, &sel, args.idle_timeout, "-i").await?;
     crate::keep_digests::apply(src.images(), have, args.allow_new_digest);
     Ok((Some(src), refs))
 }

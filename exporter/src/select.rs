@@ -14,18 +14,34 @@ use partial_common::image::{Image, Platform};
 use partial_common::inventory::Inventory;
 use partial_common::registry::{Credentials, RegistryOptions, TransportOptions};
 use partial_common::source::{
-    strip_scheme, ArchiveSource, DaemonSource, OciDirSource, RegistrySource, Source,
+    strip_scheme, ArchiveSource, DaemonSource, OciDirSource, RegistrySource, Selection, Source,
 };
 use partial_common::Digest;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-/// The platform picked from multi-platform indexes: `--platform`, else this machine's.
+/// The platforms given with `--platform` (none: every platform of a registry index).
+pub fn platforms(args: &SaveArgs) -> Result<Vec<Platform>> {
+    args.platform
+        .iter()
+        .map(|p| {
+            Platform::parse(p)
+                .with_context(|| format!("--platform {p:?}: use OS/ARCH or OS/ARCH/VARIANT"))
+        })
+        .collect()
+}
+
+/// The platform picked from the multi-platform indexes of archives and layouts: `--platform`,
+/// else this machine's; they follow one platform only.
 pub fn platform(args: &SaveArgs) -> Result<Platform> {
-    match &args.platform {
-        Some(p) => Platform::parse(p)
-            .with_context(|| format!("--platform {p:?}: use OS/ARCH or OS/ARCH/VARIANT")),
-        None => Ok(Platform::host()),
+    match platforms(args)?.as_slice() {
+        [] => Ok(Platform::host()),
+        [one] => Ok(one.clone()),
+        _ => anyhow::bail!(
+            "--platform is given {} times: archives and OCI layouts export one platform (only \
+             registry references, -i docker://…, take several)",
+            args.platform.len()
+        ),
     }
 }
 
@@ -236,11 +252,11 @@ pub fn registry_options(args: &RegistryArgs, idle: u64) -> Result<RegistryOption
 pub async fn open_registry(
     refs: &[String],
     opts: &RegistryOptions,
-    platform: &Platform,
-    (idle, attached): (u64, bool),
+    sel: &Selection,
+    idle: u64,
     what: &str,
 ) -> Result<RegistrySource> {
-    let src = RegistrySource::open(refs, opts, platform, Duration::from_secs(idle), attached)
+    let src = RegistrySource::open(refs, opts, sel, Duration::from_secs(idle))
         .await
         .map_err(|e| {
             crate::registry_failure(e).context(format!("resolving {what} {}", refs.join(" ")))
@@ -254,16 +270,19 @@ pub async fn open_registry(
 /// Adds the `-e docker://…` images, resolved in `src`, to `have`.
 pub fn registry_excludes(src: &RegistrySource, names: &[String], have: &mut HaveSet) -> Result<()> {
     for name in names {
-        let Some(img) = src.find(name) else {
+        let images = src.find_all(name); // every platform of an index
+        if images.is_empty() {
             bail!("-e {name}: not resolved in its registry");
-        };
-        have.add_image(
-            &img.diff_ids(),
-            &Origin::Image {
-                name: strip_scheme(name).unwrap_or(name).to_string(),
-                image_id: img.id.clone(),
-            },
-        );
+        }
+        for img in images {
+            have.add_image(
+                &img.diff_ids(),
+                &Origin::Image {
+                    name: strip_scheme(name).unwrap_or(name).to_string(),
+                    image_id: img.id.clone(),
+                },
+            );
+        }
     }
     Ok(())
 }

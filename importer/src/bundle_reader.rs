@@ -15,6 +15,7 @@ use partial_common::archive::ArchiveError;
 use partial_common::bundle_source::{self, BundleSourceError, DeltaForm};
 use partial_common::codec::Compression;
 use partial_common::manifest::FileEntry;
+use partial_common::platform_view::DaemonView;
 use sha2::{Digest as _, Sha256};
 use std::fs::File;
 use std::io::{self, Read};
@@ -289,6 +290,18 @@ pub fn checked_stream_noting(
     layers: Layers,
     written: Written,
 ) -> Result<Box<dyn Read + Send>> {
+    checked_stream_for(bundle, bar, layers, written, DaemonView::default())
+}
+
+/// [`checked_stream_noting`] with the images written as a daemon of one platform loads them
+/// (`view`, see `partial_common::platform_view`).
+pub fn checked_stream_for(
+    bundle: &Bundle,
+    bar: ProgressBar,
+    layers: Layers,
+    written: Written,
+    view: DaemonView,
+) -> Result<Box<dyn Read + Send>> {
     let label = bundle.name();
     let raw = tar_stream(bundle, bar)?;
     let (input, form) = match layers {
@@ -301,7 +314,7 @@ pub fn checked_stream_noting(
     };
     let manifest = bundle.manifest.clone();
     let r = pipe::spawn("bundle-check", move |w| {
-        bundle_source::copy_checked(input, &manifest, form, w)
+        bundle_source::copy_checked_for(input, &manifest, form, w, view)
             .map(|checked| written.record(checked.manifests))
             .map_err(|e| checked_err(&label, e))
     })

@@ -18,6 +18,7 @@ use partial_common::image::{attached_tag, Attached};
 use partial_common::limits;
 use partial_common::manifest::{BundleManifest, Image};
 use partial_common::text::escape;
+use partial_common::Digest;
 use std::path::{Path, PathBuf};
 
 /// The annotation of a signature layer holding its signature.
@@ -53,8 +54,8 @@ pub fn check(manifest: &BundleManifest, keys: &[ImageKey]) -> Result<()> {
         return Ok(());
     }
     for image in &manifest.images {
-        let name = escape(&image.tags.join(", ")).into_owned();
-        let found = signed_by(image, keys).map_err(|why| {
+        let name = escape(&name_of(manifest, image)).into_owned();
+        let found = signed_by(manifest, image, keys).map_err(|why| {
             verify_failed(format!(
                 "image {name} ({}) has no valid signature by --image-key {}: {why}",
                 image.id,
@@ -69,20 +70,62 @@ pub fn check(manifest: &BundleManifest, keys: &[ImageKey]) -> Result<()> {
     Ok(())
 }
 
-/// The key file that signed `image`, or why none did.
-fn signed_by<'k>(image: &Image, keys: &'k [ImageKey]) -> Result<&'k str, String> {
+/// How messages name `image`: its tags, else its index's tags and its platform, else its ID.
+fn name_of(manifest: &BundleManifest, image: &Image) -> String {
+    if !image.tags.is_empty() {
+        return image.tags.join(", ");
+    }
+    let source = image.source_manifest.as_ref().map(|s| &s.digest);
+    for index in &manifest.indexes {
+        if let Some(m) = index.manifests.iter().find(|m| Some(&m.digest) == source) {
+            return format!("{} {}", index.tags.join(", "), m.platform);
+        }
+    }
+    image.id.to_string()
+}
+
+/// The key file that signed `image`, its manifest digest or that of an index of `manifest`
+/// listing it, or why none did.
+fn signed_by<'k>(
+    manifest: &BundleManifest,
+    image: &Image,
+    keys: &'k [ImageKey],
+) -> Result<&'k str, String> {
     let source = image.source_manifest.as_ref().ok_or(
         "it carries no manifest digest to be signed (only images exported from a registry do)",
     )?;
-    let tag = attached_tag(&source.digest, "sig");
-    let sig = image
-        .attached
+    let own = signed_for(&source.digest, &image.attached, keys);
+    let mut why = match own {
+        Ok(file) => return Ok(file),
+        Err(e) => vec![e],
+    };
+    let indexes = manifest
+        .indexes
+        .iter()
+        .filter(|i| i.manifests.iter().any(|m| m.digest == source.digest));
+    for index in indexes {
+        match signed_for(&index.digest, &index.attached, keys) {
+            Ok(file) => return Ok(file),
+            Err(e) => why.push(format!("its index {}: {e}", index.digest)),
+        }
+    }
+    Err(why.join("; "))
+}
+
+/// The key file that signed `digest` by a signature among `attached`, or why none did.
+fn signed_for<'k>(
+    digest: &Digest,
+    attached: &[Attached],
+    keys: &'k [ImageKey],
+) -> Result<&'k str, String> {
+    let tag = attached_tag(digest, "sig");
+    let sig = attached
         .iter()
         .find(|a| a.tag == tag)
         .ok_or_else(|| format!("no signature ({tag}) travels with it"))?;
     let mut why = Vec::new();
     for (payload, signature) in signatures(sig)? {
-        match verify_one(&payload, &signature, &source.digest.to_string(), keys) {
+        match verify_one(&payload, &signature, &digest.to_string(), keys) {
             Ok(file) => return Ok(file),
             Err(e) => why.push(e),
         }
@@ -151,7 +194,6 @@ mod tests {
     use p256::ecdsa::SigningKey;
     use p256::pkcs8::EncodePublicKey;
     use partial_common::image::{AttachedBlob, SourceManifest};
-    use partial_common::Digest;
 
     fn signing_key(seed: u8) -> SigningKey {
         SigningKey::from_bytes(&[seed; 32].into()).unwrap()
@@ -196,6 +238,56 @@ mod tests {
         }
     }
 
+    /// A bundle manifest with no images nor indexes.
+    fn alone() -> BundleManifest {
+        serde_json::from_value(serde_json::json!({
+            "schema": "partial-save/bundle-manifest", "version": 1,
+            "created": "2026-12-03T00:00:00Z",
+            "tool": {"name": "partial-save", "version": "0"},
+            "source": {"kind": "registry", "references": []},
+            "bundle": {"name": "b", "compression": "none", "layout": "oci", "size": 0,
+                       "sha256": format!("sha256:{}", "0".repeat(64)), "blake3": "0",
+                       "tar_size": 0, "volumes": []},
+            "images": [], "required_base": [],
+            "totals": {"layers_carried": 0, "layers_left_out": 0, "bytes_carried": 0,
+                       "bytes_left_out": 0, "full_save_bytes": 0},
+            "warnings": []
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_platform_image_counts_as_signed_by_a_signature_of_its_index() {
+        use partial_common::source_index::{IndexedManifest, SourceIndex};
+        let sk = signing_key(7);
+        let keys = [key_of(&sk, "cosign.pub")];
+        let mut image = image_signed(&sk, None);
+        image.attached.clear();
+        let index = Digest::of_bytes(b"index");
+        let mut sig = image_signed(&sk, Some(index.as_str())).attached.remove(0);
+        sig.tag = attached_tag(&index, "sig");
+        let mut m = alone();
+        m.indexes.push(SourceIndex {
+            media_type: "application/vnd.oci.image.index.v1+json".into(),
+            digest: index.clone(),
+            text: String::new(),
+            repository: "r/app".into(),
+            tags: vec!["r/app:1".into()],
+            manifests: vec![IndexedManifest {
+                digest: image.source_manifest.clone().unwrap().digest,
+                platform: "linux/amd64".into(),
+            }],
+            extra: Vec::new(),
+            attached: vec![sig],
+            remade_from: None,
+        });
+        assert_eq!(signed_by(&m, &image, &keys), Ok("cosign.pub"));
+        // Not listed by the index: its signature says nothing of the image.
+        m.indexes[0].manifests.clear();
+        let why = signed_by(&m, &image, &keys).unwrap_err();
+        assert!(why.contains("no signature"), "{why}");
+    }
+
     #[test]
     fn a_signature_by_a_trusted_key_of_the_images_own_digest_passes() {
         let sk = signing_key(7);
@@ -203,7 +295,10 @@ mod tests {
             key_of(&signing_key(9), "other.pub"),
             key_of(&sk, "cosign.pub"),
         ];
-        assert_eq!(signed_by(&image_signed(&sk, None), &keys), Ok("cosign.pub"));
+        assert_eq!(
+            signed_by(&alone(), &image_signed(&sk, None), &keys),
+            Ok("cosign.pub")
+        );
     }
 
     #[test]
@@ -211,21 +306,21 @@ mod tests {
         let sk = signing_key(7);
         let keys = [key_of(&sk, "cosign.pub")];
         let by_other = image_signed(&signing_key(8), None);
-        let why = signed_by(&by_other, &keys).unwrap_err();
+        let why = signed_by(&alone(), &by_other, &keys).unwrap_err();
         assert!(why.contains("none of the keys"), "{why}");
 
         let other = Digest::of_bytes(b"another image").to_string();
-        let why = signed_by(&image_signed(&sk, Some(&other)), &keys).unwrap_err();
+        let why = signed_by(&alone(), &image_signed(&sk, Some(&other)), &keys).unwrap_err();
         assert!(why.contains(&other) && why.contains("cosign.pub"), "{why}");
 
         let mut unsigned = image_signed(&sk, None);
         unsigned.attached.clear();
-        let why = signed_by(&unsigned, &keys).unwrap_err();
+        let why = signed_by(&alone(), &unsigned, &keys).unwrap_err();
         assert!(why.contains("no signature"), "{why}");
 
         let mut daemon_image = image_signed(&sk, None);
         daemon_image.source_manifest = None;
-        let why = signed_by(&daemon_image, &keys).unwrap_err();
+        let why = signed_by(&alone(), &daemon_image, &keys).unwrap_err();
         assert!(
             why.contains("only images exported from a registry"),
             "{why}"

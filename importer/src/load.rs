@@ -16,6 +16,7 @@ use crate::upload::upload;
 use anyhow::{Context, Result};
 use indicatif::ProgressBar;
 use partial_common::daemon::{Daemon, ImageMeta};
+use partial_common::platform_view::DaemonView;
 use partial_common::progress;
 use partial_common::text::escape;
 use std::io;
@@ -25,6 +26,10 @@ pub(crate) struct Outcome<'a> {
     manifest: String,
     signed_by: Option<&'a bundle::Signed>,
     images: Vec<ImageOut>,
+    /// Images of a multi-platform bundle not loaded: other platforms than the daemon's
+    /// (`partial_common::platform_view`).
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    left_out: &'a [String],
     loaded: Vec<String>,
     verified: bool,
     /// The Helm charts the images were discovered in (manifest `charts`), when any.
@@ -45,8 +50,11 @@ struct ImageOut {
 }
 
 fn images_of(b: &Bundle) -> Vec<ImageOut> {
-    b.manifest
-        .images
+    images_out(&b.manifest.images)
+}
+
+fn images_out(images: &[partial_common::manifest::Image]) -> Vec<ImageOut> {
+    images
         .iter()
         .map(|i| ImageOut {
             id: i.id.to_string(),
@@ -66,10 +74,16 @@ pub async fn run_load(args: LoadArgs) -> Result<()> {
         .map_err(|e| series.explain(e))?; // names a missing bundle of the series
     let refs = rebuild::spool(base::BaseSource::Daemon(&daemon), &bundle.manifest, &local).await?;
     let written = Written::default();
-    let loaded = send(&daemon, &bundle, &local, refs, &written).await?;
-    confirm::confirm(&daemon, &bundle.manifest.images, &written).await?;
+    let info = daemon.info().await.map_err(daemon_err)?;
+    let view = DaemonView::for_platform(&bundle.manifest, &info.os, &info.arch);
+    for n in &view.notes {
+        eprintln!("note: {}", escape(n));
+    }
+    let loaded = send(&daemon, &bundle, &local, refs, (&written, &view)).await?;
+    let images = view.apply(&bundle.manifest.images);
+    confirm::confirm(&daemon, &images, &written).await?;
     series.record()?; // only after a successful load, before it is reported
-    report_load(&args, &bundle, &daemon.host, loaded)
+    report_load(&args, &bundle, &daemon.host, loaded, (&images, &view.notes))
 }
 
 /// Uploads the verified bundle; on a daemon that cannot take it as a partial archive (the
@@ -84,28 +98,29 @@ async fn send(
     bundle: &Bundle,
     local: &[ImageMeta],
     refs: References,
-    written: &Written,
+    (written, view): (&Written, &DaemonView),
 ) -> Result<Vec<String>> {
     let info = daemon.info().await.map_err(daemon_err)?;
     let bar = progress::bytes("uploading", Some(bundle.manifest.bundle.size));
     let deltas = rebuild::delta_layers(&bundle.manifest)?;
-    let loaded = if !info.loads_partial(index_names(&bundle.manifest)) {
-        send_rehydrated(daemon, bundle, local, refs, &bar, written).await?
+    let loaded = if !info.loads_partial(index_names(&view.apply(&bundle.manifest.images))) {
+        let out = (written, view.clone());
+        send_rehydrated(daemon, bundle, local, refs, &bar, out).await?
     } else {
         // What the daemon gets is written from the signed manifest, never the tar's own
         // metadata (see `bundle_reader::checked_stream`).
         let layers = bundle_reader::Layers::Rebuilt(deltas, refs);
-        let stream =
-            bundle_reader::checked_stream_noting(bundle, bar.clone(), layers, written.clone())?;
+        let (w, v) = (written.clone(), view.clone());
+        let stream = bundle_reader::checked_stream_for(bundle, bar.clone(), layers, w, v)?;
         upload(daemon, stream, bar.clone()).await?
     };
     bar.finish_and_clear();
     Ok(loaded)
 }
 
-/// How many entries the bundle's `index.json` lists: one per tag, one per untagged image.
-fn index_names(manifest: &partial_common::manifest::BundleManifest) -> usize {
-    manifest.images.iter().map(|i| i.tags.len().max(1)).sum()
+/// How many entries the loaded `index.json` lists: one per tag, one per untagged image.
+fn index_names(images: &[partial_common::manifest::Image]) -> usize {
+    images.iter().map(|i| i.tags.len().max(1)).sum()
 }
 
 async fn send_rehydrated(
@@ -114,7 +129,7 @@ async fn send_rehydrated(
     local: &[ImageMeta],
     refs: References,
     bar: &ProgressBar,
-    written: &Written,
+    out: (&Written, DaemonView),
 ) -> Result<Vec<String>> {
     bar.set_message("rehydrating");
     let dir = if bundle.dir().as_os_str().is_empty() {
@@ -134,7 +149,7 @@ async fn send_rehydrated(
         refs,
         tmp.path(),
         bar,
-        written,
+        out,
     )
     .await?;
     let f = std::fs::File::open(tmp.path()).context("reopening the complete archive")?;
@@ -147,12 +162,14 @@ pub(crate) fn report_load(
     bundle: &Bundle,
     host: &str,
     loaded: Vec<String>,
+    (images, notes): (&[partial_common::manifest::Image], &[String]),
 ) -> Result<()> {
     if args.bundle.json {
         let out = Outcome {
             manifest: bundle.manifest_path.display().to_string(),
             signed_by: bundle.signature.as_ref(),
-            images: images_of(bundle),
+            images: images_out(images),
+            left_out: notes,
             loaded,
             verified: true,
             charts: &bundle.manifest.charts,
@@ -162,13 +179,13 @@ pub(crate) fn report_load(
         println!("{}", serde_json::to_string_pretty(&out)?);
         return Ok(());
     }
-    for img in &bundle.manifest.images {
+    for img in images {
         eprintln!("{}", loaded_line(&img.tags, &img.id));
     }
     eprintln!(
         "verified {} and loaded {} image(s) into {}",
         escape(&bundle.name()),
-        bundle.manifest.images.len(),
+        images.len(),
         host
     );
     Ok(())
@@ -238,6 +255,7 @@ pub(crate) fn report_verify(args: &VerifyArgs, bundle: &Bundle, deltas: Deltas) 
             manifest: bundle.manifest_path.display().to_string(),
             signed_by: bundle.signature.as_ref(),
             images: images_of(bundle),
+            left_out: &[],
             loaded: vec![],
             verified: true,
             charts: &bundle.manifest.charts,

@@ -1,12 +1,14 @@
 //! What a registry holds, image by image: for each tag of the repositories looked at, the image
-//! manifest (for this machine's platform), its config's diffIDs and their chain IDs. Used by the
+//! manifest (for a multi-platform index, the manifest of every platform it lists: a bundle
+//! carries them all), its config's diffIDs and their chain IDs. Used by the
 //! base check of `push` (which chains the registry has, and the blob descriptors to reference)
 //! and by `inventory --registry`.
 
 use crate::registry_connect::registry_err;
 use anyhow::Result;
 use partial_common::daemon::ImageMeta;
-use partial_common::registry::{ImageManifest, Platform, Registry, RegistryError};
+use partial_common::registry::manifest::is_image_manifest;
+use partial_common::registry::{ImageManifest, Manifest, Registry, RegistryError};
 use partial_common::Digest;
 
 /// One image of the registry.
@@ -61,40 +63,73 @@ pub async fn images_of(registry: &Registry, repository: &str) -> Result<Vec<Regi
         Err(RegistryError::NoRepository { .. }) => return Ok(Vec::new()),
         Err(e) => return Err(registry_err(e)),
     };
-    let platform = Platform::host();
     let mut out = Vec::new();
     for tag in tags {
-        let image = match registry.get_image(repository, &tag, &platform).await {
-            Ok(i) => i,
-            // Another platform only, or a manifest type this tool does not read: not a base.
-            Err(RegistryError::NoPlatform { .. } | RegistryError::UnsupportedManifest { .. }) => {
-                continue
-            }
+        let manifests = match manifests_of(registry, repository, &tag).await {
+            Ok(m) => m,
+            // A manifest type this tool does not read: not a base.
+            Err(RegistryError::UnsupportedManifest { .. }) => continue,
             Err(e) => return Err(registry_err(e)),
         };
-        let config = registry
-            .get_blob_bytes(repository, &image.manifest.config.digest)
-            .await
-            .map_err(registry_err)?;
-        let diff_ids = diff_ids(&config).map_err(|reason| {
-            registry_err(RegistryError::Protocol {
-                registry: registry.name().to_string(),
-                what: format!("config of {repository}:{tag}"),
-                reason,
-            })
-        })?;
-        if diff_ids.len() != image.manifest.layers.len() {
-            continue; // not a layered image this tool can pair with blobs
+        for manifest in manifests {
+            if let Some(image) = image_of(registry, repository, &tag, manifest).await? {
+                out.push(image);
+            }
         }
-        out.push(RegistryImage {
-            repository: repository.to_string(),
-            tag,
-            manifest: image.manifest,
-            chain_ids: partial_common::digest::chain_ids(&diff_ids),
-            diff_ids,
-        });
     }
     Ok(out)
+}
+
+/// The image manifests `repository:tag` names: itself, or each platform image of an index.
+async fn manifests_of(
+    registry: &Registry,
+    repository: &str,
+    tag: &str,
+) -> Result<Vec<ImageManifest>, RegistryError> {
+    let raw = registry.get_manifest(repository, tag).await?;
+    let index = match registry.parse(&raw, repository, tag)? {
+        Manifest::Image(m) => return Ok(vec![m]),
+        Manifest::Index(index) => index,
+    };
+    let mut out = Vec::new();
+    let entries = index.manifests.iter().filter(|d| {
+        is_image_manifest(&d.media_type) && d.platform.as_ref().is_some_and(|p| p.os != "unknown")
+    });
+    for d in entries {
+        let raw = registry.get_manifest(repository, d.digest.as_str()).await?;
+        if let Manifest::Image(m) = registry.parse(&raw, repository, d.digest.as_str())? {
+            out.push(m);
+        }
+    }
+    Ok(out)
+}
+
+/// The image of `manifest` (tagged `tag`), with its config's diffIDs; `None` when it is not a
+/// layered image this tool can pair with blobs (a signature, an SBOM).
+async fn image_of(
+    registry: &Registry,
+    repository: &str,
+    tag: &str,
+    manifest: ImageManifest,
+) -> Result<Option<RegistryImage>> {
+    let config = registry
+        .get_blob_bytes(repository, &manifest.config.digest)
+        .await
+        .map_err(registry_err)?;
+    // A config without `rootfs` is an artefact's (a cosign signature's `{}`), not an image's.
+    let Ok(diff_ids) = diff_ids(&config) else {
+        return Ok(None);
+    };
+    if diff_ids.len() != manifest.layers.len() {
+        return Ok(None);
+    }
+    Ok(Some(RegistryImage {
+        repository: repository.to_string(),
+        tag: tag.to_string(),
+        manifest,
+        chain_ids: partial_common::digest::chain_ids(&diff_ids),
+        diff_ids,
+    }))
 }
 
 /// The repositories of the catalog, or `None` when the registry does not allow listing them.

@@ -168,6 +168,10 @@ pub struct BundleManifest {
     pub source: Source,
     pub bundle: Bundle,
     pub images: Vec<Image>,
+    /// The multi-platform indexes that travel, each listing images of `images` (see
+    /// [`crate::source_index`]); absent when no index was named.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub indexes: Vec<crate::source_index::SourceIndex>,
     pub required_base: Vec<RequiredBase>,
     pub totals: Totals,
     #[serde(default)]
@@ -290,6 +294,7 @@ impl BundleManifest {
             source,
             bundle,
             images,
+            indexes: Vec::new(),
             required_base,
             totals: Totals {
                 layers_carried: plan.blobs_carried,
@@ -326,6 +331,7 @@ impl BundleManifest {
             what,
         };
         self.check_series(file)?;
+        self.check_indexes(file)?;
         let required: std::collections::BTreeSet<&Digest> =
             self.required_base.iter().map(|r| &r.chain_id).collect();
         for img in &self.images {
@@ -385,6 +391,24 @@ impl BundleManifest {
                     v.name
                 )));
             }
+        }
+        Ok(())
+    }
+
+    /// Each index hashes to its digest and lists only image manifests that travel.
+    fn check_indexes(&self, file: &str) -> Result<(), ManifestError> {
+        let travelling: Vec<&Digest> = self
+            .images
+            .iter()
+            .filter_map(|i| i.source_manifest.as_ref().map(|m| &m.digest))
+            .collect();
+        for index in &self.indexes {
+            index
+                .check(&travelling)
+                .map_err(|what| ManifestError::Inconsistent {
+                    file: file.to_string(),
+                    what: format!("index {}: {what}", index.digest),
+                })?;
         }
         Ok(())
     }
@@ -552,6 +576,39 @@ pub(crate) mod tests {
         let back = BundleManifest::parse(&with.to_bytes(), "m.json").unwrap();
         assert_eq!(back.charts, with.charts);
         assert_eq!(BundleManifest::parse(&m.to_bytes(), "m.json").unwrap(), m);
+    }
+
+    #[test]
+    fn an_index_must_hash_right_and_list_only_images_that_travel() {
+        use partial_model::image::SourceManifest;
+        use crate::source_index::{IndexedManifest, SourceIndex};
+        let mut m = sample();
+        let image = SourceManifest::new("x", b"{\"schemaVersion\":2}").unwrap();
+        m.images[0].source_manifest = Some(image.clone());
+        let text = format!(r#"{{"manifests":[{{"digest":"{}"}}]}}"#, image.digest);
+        m.indexes.push(SourceIndex {
+            media_type: "application/vnd.oci.image.index.v1+json".into(),
+            digest: Digest::of_bytes(text.as_bytes()),
+            text,
+            repository: "r/app".into(),
+            tags: vec!["r/app:1".into()],
+            manifests: vec![IndexedManifest {
+                digest: image.digest,
+                platform: "linux/amd64".into(),
+            }],
+            extra: Vec::new(),
+            attached: Vec::new(),
+            remade_from: None,
+        });
+        assert_eq!(BundleManifest::parse(&m.to_bytes(), "m.json").unwrap(), m);
+        let mut bad = m.clone();
+        bad.images[0].source_manifest = None;
+        let e = BundleManifest::parse(&bad.to_bytes(), "m.json").unwrap_err();
+        assert!(e.to_string().contains("no image of the bundle"), "{e}");
+        let mut bad = m.clone();
+        bad.indexes[0].text.push(' ');
+        let e = BundleManifest::parse(&bad.to_bytes(), "m.json").unwrap_err();
+        assert!(e.to_string().contains("hashes to"), "{e}");
     }
 
     #[test]

@@ -136,6 +136,42 @@ fn schema_files_bundle_manifests_of_every_kind_match_their_schema() {
     m.version = 2;
     m.docker_loadable = false;
     check_manifest("delta layer, ledger origin", &m);
+
+    check_manifest("a multi-platform index", &with_index(base));
+}
+
+/// `m` with its image as the one platform image of a re-made index that also lists a build
+/// attestation.
+fn with_index(mut m: BundleManifest) -> BundleManifest {
+    use partial_model::image::{Attached, AttachedBlob, SourceManifest};
+    use crate::source_index::{IndexedManifest, SourceIndex};
+    let oci = "application/vnd.oci.image.manifest.v1+json";
+    let image = SourceManifest::new(oci, br#"{"schemaVersion":2}"#).unwrap();
+    let att = SourceManifest::new(oci, br#"{"schemaVersion":2,"att":1}"#).unwrap();
+    m.images[0].source_manifest = Some(image.clone());
+    let text = format!(
+        r#"{{"schemaVersion":2,"manifests":[{{"digest":"{}"}},{{"digest":"{}"}}]}}"#,
+        image.digest, att.digest
+    );
+    m.indexes.push(SourceIndex {
+        media_type: "application/vnd.oci.image.index.v1+json".into(),
+        digest: Digest::of_bytes(text.as_bytes()),
+        text,
+        repository: "registry.local:5000/app".into(),
+        tags: vec!["registry.local:5000/app:2".into()],
+        manifests: vec![IndexedManifest {
+            digest: image.digest,
+            platform: "linux/amd64".into(),
+        }],
+        extra: vec![Attached {
+            tag: att.digest.to_string(),
+            manifest: att,
+            blobs: vec![AttachedBlob::new(b"{}")],
+        }],
+        attached: Vec::new(),
+        remade_from: Some(Digest::of_bytes(b"source index")),
+    });
+    m
 }
 
 #[test]

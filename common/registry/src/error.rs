@@ -159,6 +159,19 @@ pub enum RegistryError {
     },
 
     #[error(
+        "{reference} names the index {digest} by its digest, and --platform {wanted} leaves out \
+         {left_out}: the index would not travel as it is, and that digest would not resolve at \
+         the destination\n  hint: drop --platform to carry every platform with the index, or \
+         allow a re-made index with --allow-new-digest"
+    )]
+    IndexNarrowed {
+        reference: String,
+        digest: String,
+        wanted: String,
+        left_out: String,
+    },
+
+    #[error(
         "unsupported manifest media type {media_type:?} for {reference} on registry {registry}"
     )]
     UnsupportedManifest {
@@ -203,7 +216,7 @@ impl RegistryError {
     /// refuses us, 3 when what it sent does not check out, 2 for a bad reference, else 1.
     pub fn exit_code(&self) -> u8 {
         match self {
-            RegistryError::BadReference { .. } => exit::USAGE,
+            RegistryError::BadReference { .. } | RegistryError::IndexNarrowed { .. } => exit::USAGE,
             RegistryError::Unreachable { .. }
             | RegistryError::Stalled { .. }
             | RegistryError::Tls { .. }

@@ -8,6 +8,7 @@
 //! - [`client`]: [`Registry::connect`] (ping, challenge), authorised requests, error mapping.
 //! - [`manifest`]: manifest and index types, media types, platform selection; raw bytes kept.
 //! - [`read`]: manifests, configs and digest-checked blob streams.
+//! - [`referrers`]: the OCI 1.1 referrers API, and when to fall back to the tag scheme.
 //! - [`upload`]: HEAD / mount / monolithic or streamed upload of blobs, manifests.
 //! - [`listing`]: tags and catalog.
 //!
@@ -22,6 +23,7 @@ pub mod listing;
 pub mod manifest;
 pub mod read;
 pub mod reference;
+pub mod referrers;
 pub mod transport;
 pub mod upload;
 

@@ -144,7 +144,8 @@ impl Registry {
         }
     }
 
-    fn parse(
+    /// Parses `raw`, read as `repository:reference`; an error names it.
+    pub fn parse(
         &self,
         raw: &RawManifest,
         repository: &str,

@@ -35,6 +35,7 @@ use crate::bundle_writer::BundleWriter;
 use crate::destination::ImageDestination;
 use crate::digest::{Digest, Sha256Writer};
 use crate::manifest::BundleManifest;
+use crate::platform_view::{DaemonView, Viewed};
 use diff_check::DiffHasher;
 use expect::{Expected, ExpectedBlob};
 use std::collections::{BTreeMap, BTreeSet};
@@ -128,7 +129,23 @@ pub fn copy_checked<R: Read, W: Write>(
     form: DeltaForm,
     out: W,
 ) -> Result<Checked<W>, BundleSourceError> {
-    let copied = copy_into(input, manifest, form, BundleWriter::new(out))?;
+    copy_checked_for(input, manifest, form, out, DaemonView::default())
+}
+
+/// [`copy_checked`], the images written as a daemon of a given platform loads them (`view`:
+/// see [`crate::platform_view`]); everything is checked all the same.
+pub fn copy_checked_for<R: Read, W: Write>(
+    input: R,
+    manifest: &BundleManifest,
+    form: DeltaForm,
+    out: W,
+    view: DaemonView,
+) -> Result<Checked<W>, BundleSourceError> {
+    let dest = Viewed {
+        inner: BundleWriter::new(out),
+        view,
+    };
+    let copied = copy_into(input, manifest, form, dest)?;
     let finished = copied.committed;
     Ok(Checked {
         out: finished.out,

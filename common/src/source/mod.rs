@@ -14,12 +14,13 @@ mod blob_files;
 mod daemon;
 mod oci_dir;
 mod registry;
+mod registry_index;
 
 pub use archive_file::ArchiveSource;
 pub use blob_files::{BlobFile, BlobFiles};
 pub use daemon::DaemonSource;
 pub use oci_dir::OciDirSource;
-pub use registry::{strip_scheme, RegistrySource, SCHEME};
+pub use registry::{strip_scheme, RegistrySource, Selection, SCHEME};
 
 use crate::archive::{ArchiveError, ArchiveIndex};
 use crate::digest::Digest;

@@ -17,7 +17,7 @@ use crate::image::{
     Platform, SourceManifest, ATTACHED_SUFFIXES, MAX_ATTACHED_BLOB, MEDIA_INDEX,
 };
 use crate::reference::{familiar, id_hex, qualified};
-use crate::registry::manifest::{Manifest, Platform as RegistryPlatform};
+use crate::registry::manifest::Manifest;
 use crate::registry::{
     Descriptor, RawManifest, Reference, Registry, RegistryError, RegistryOptions, ResolvedImage,
 };
@@ -43,14 +43,27 @@ struct Remote {
     repository: String,
     /// The references (without `docker://`) that resolved to it.
     names: Vec<String>,
+    /// The digest its reference resolved to: its manifest's, or the index's above it.
+    pinned: Digest,
     manifest: RawManifest,
     config: Bytes,
     layers: Vec<Descriptor>,
 }
 
+/// What to take of the references: the platforms of indexes (none: every platform), whether
+/// an index named by digest may be re-made or dropped, whether attached manifests travel.
+#[derive(Clone, Debug, Default)]
+pub struct Selection {
+    pub platforms: Vec<Platform>,
+    pub allow_new_digest: bool,
+    pub attached: bool,
+}
+
 /// Images of one or more registries; see the module documentation.
 pub struct RegistrySource {
     remotes: Vec<Remote>,
+    /// The indexes that travel (see [`crate::source_index`]).
+    pub indexes: Vec<crate::source_index::SourceIndex>,
     /// Parallel to `remotes`.
     images: Vec<Image>,
     idle: Duration,
@@ -164,7 +177,7 @@ fn model(
 /// cosign's tag scheme, then the OCI 1.1 referrers listed by the fallback index (each referrer
 /// before the index); none is not an error. One that is not what it should be, or whose blobs
 /// are too large to carry inside the signed manifest, is left out with a warning.
-async fn fetch_attached(
+pub(super) async fn fetch_attached(
     reg: &Registry,
     repository: &str,
     digest: &Digest,
@@ -181,7 +194,9 @@ async fn fetch_attached(
     Ok(out)
 }
 
-/// The referrers fallback index of `digest` and every manifest it lists, those first.
+/// The referrers of `digest` and every manifest they list, those first: the referrers API's
+/// index where the registry has the API (carried as the fallback index, which `push` writes
+/// under the fallback tag), else the fallback index under its tag.
 async fn fetch_referrers(
     reg: &Registry,
     repository: &str,
@@ -189,10 +204,13 @@ async fn fetch_referrers(
     warnings: &mut Vec<String>,
 ) -> Result<Vec<Attached>, RegistryError> {
     let tag = referrers_tag(digest);
-    let raw = match reg.get_manifest(repository, &tag).await {
-        Ok(raw) => raw,
-        Err(RegistryError::NoManifest { .. }) => return Ok(Vec::new()),
-        Err(e) => return Err(e),
+    let raw = match reg.get_referrers(repository, digest).await? {
+        Some(listed) => listed,
+        None => match reg.get_manifest(repository, &tag).await {
+            Ok(raw) => raw,
+            Err(RegistryError::NoManifest { .. }) => return Ok(Vec::new()),
+            Err(e) => return Err(e),
+        },
     };
     let whole = format!("{}/{repository}:{tag}", reg.name());
     let (Ok(Manifest::Index(index)), Some(manifest)) = (
@@ -202,6 +220,9 @@ async fn fetch_referrers(
         warnings.push(format!("{whole} is not a referrers index: not carried"));
         return Ok(Vec::new());
     };
+    if index.manifests.is_empty() {
+        return Ok(Vec::new());
+    }
     let mut out = Vec::new();
     for d in &index.manifests {
         match fetch_one(reg, repository, d.digest.as_str(), warnings).await? {
@@ -225,7 +246,7 @@ async fn fetch_referrers(
 
 /// The image manifest `reference` (a tag or a digest) with its blobs; `None` when there is none,
 /// or (with a warning) when it cannot be carried.
-async fn fetch_one(
+pub(super) async fn fetch_one(
     reg: &Registry,
     repository: &str,
     reference: &str,
@@ -272,22 +293,21 @@ async fn fetch_one(
 
 impl RegistrySource {
     /// Resolves every reference (with or without `docker://`): one connection per registry, the
-    /// image manifest for `platform` and its config, and with `attached` the signatures,
-    /// attestations and SBOMs cosign's tag scheme attaches to it. Several references to one
-    /// image make one image with all their tags. `idle` bounds silence while a blob streams.
+    /// image manifest and its config, and with `sel.attached` the signatures, attestations and
+    /// SBOMs attached to it. A reference to an index gives its platform images (every one, or
+    /// those of `sel.platforms`) and the index (see [`super::registry_index`]). Several
+    /// references to one image make one image with all their tags. `idle` bounds silence while a
+    /// blob streams.
     pub async fn open(
         references: &[String],
         opts: &RegistryOptions,
-        platform: &Platform,
+        sel: &Selection,
         idle: Duration,
-        attached: bool,
     ) -> Result<Self, RegistryError> {
-        let wanted = RegistryPlatform::parse(&platform.to_string()).unwrap_or_else(|| {
-            RegistryPlatform::host() // unreachable: a model platform always parses
-        });
         let mut conns: HashMap<String, Arc<Registry>> = HashMap::new();
         let mut src = RegistrySource {
             remotes: Vec::new(),
+            indexes: Vec::new(),
             images: Vec::new(),
             idle,
             warnings: Vec::new(),
@@ -303,32 +323,94 @@ impl RegistrySource {
                     c
                 }
             };
-            let resolved = reg.get_image(&r.repository, &r.target(), &wanted).await?;
-            let config = reg
-                .get_blob_bytes(&r.repository, &resolved.manifest.config.digest)
-                .await?;
-            let mut img = model(reg.name(), &r, &resolved, &config)?;
-            if attached {
-                let digest = &resolved.raw.digest;
-                img.attached =
-                    fetch_attached(&reg, &r.repository, digest, &mut src.warnings).await?;
+            let first = reg.get_manifest(&r.repository, &r.target()).await?;
+            match reg.parse(&first, &r.repository, &r.target())? {
+                Manifest::Image(manifest) => {
+                    let resolved = ResolvedImage {
+                        raw: first,
+                        manifest,
+                        index: None,
+                    };
+                    src.add(&reg, &r, text, resolved, true, sel).await?;
+                }
+                Manifest::Index(index) => {
+                    let chosen = super::registry_index::choose(
+                        &reg,
+                        &r,
+                        &first,
+                        &index,
+                        sel,
+                        &mut src.warnings,
+                    )
+                    .await?;
+                    for (digest, _) in &chosen.images {
+                        let raw = reg.get_manifest(&r.repository, digest.as_str()).await?;
+                        let Manifest::Image(manifest) =
+                            reg.parse(&raw, &r.repository, digest.as_str())?
+                        else {
+                            return Err(RegistryError::Protocol {
+                                registry: reg.name().to_string(),
+                                what: format!("manifest {}@{digest}", r.repository),
+                                reason: "an index entry points at another index".into(),
+                            });
+                        };
+                        let resolved = ResolvedImage {
+                            raw,
+                            manifest,
+                            index: Some(first.clone()),
+                        };
+                        src.add(&reg, &r, text, resolved, chosen.tagged, sel)
+                            .await?;
+                    }
+                    src.indexes.extend(chosen.index);
+                }
             }
-            if let Some(k) = src.images.iter().position(|i| i.id == img.id) {
-                img.tags.iter().for_each(|t| src.images[k].add_tag(t));
-                src.remotes[k].names.push(text.to_string());
-                continue;
-            }
-            src.remotes.push(Remote {
-                registry: reg,
-                repository: r.repository.clone(),
-                names: vec![text.to_string()],
-                manifest: resolved.raw,
-                config,
-                layers: resolved.manifest.layers,
-            });
-            src.images.push(img);
         }
         Ok(src)
+    }
+
+    /// Adds the image `resolved` (read for reference `text`, parsed as `r`), tagged with the
+    /// reference's tag when `tagged`.
+    async fn add(
+        &mut self,
+        reg: &Arc<Registry>,
+        r: &Reference,
+        text: &str,
+        resolved: ResolvedImage,
+        tagged: bool,
+        sel: &Selection,
+    ) -> Result<(), RegistryError> {
+        let config = reg
+            .get_blob_bytes(&r.repository, &resolved.manifest.config.digest)
+            .await?;
+        let mut img = model(reg.name(), r, &resolved, &config)?;
+        if !tagged {
+            img.tags.clear();
+        }
+        if sel.attached {
+            let digest = &resolved.raw.digest;
+            img.attached = fetch_attached(reg, &r.repository, digest, &mut self.warnings).await?;
+        }
+        if let Some(k) = self.images.iter().position(|i| i.id == img.id) {
+            img.tags.iter().for_each(|t| self.images[k].add_tag(t));
+            self.remotes[k].names.push(text.to_string());
+            return Ok(());
+        }
+        self.remotes.push(Remote {
+            registry: Arc::clone(reg),
+            repository: r.repository.clone(),
+            names: vec![text.to_string()],
+            pinned: resolved
+                .index
+                .as_ref()
+                .map_or(&resolved.raw.digest, |i| &i.digest)
+                .clone(),
+            manifest: resolved.raw,
+            config,
+            layers: resolved.manifest.layers,
+        });
+        self.images.push(img);
+        Ok(())
     }
 
     /// The references each image was resolved from, pinned to its manifest digest
@@ -339,10 +421,33 @@ impl RegistrySource {
             .flat_map(|r| {
                 r.names.iter().map(move |n| {
                     let base = n.split('@').next().unwrap_or(n);
-                    format!("{base}@{}", r.manifest.digest)
+                    format!("{base}@{}", r.pinned)
                 })
             })
-            .collect()
+            .fold(Vec::new(), |mut out, p| {
+                if !out.contains(&p) {
+                    out.push(p);
+                }
+                out
+            })
+    }
+
+    /// Every image `reference` resolved to: each platform image of an index, else the one
+    /// image [`Source::find`] gives.
+    pub fn find_all(&self, reference: &str) -> Vec<Image> {
+        let text = strip_scheme(reference).unwrap_or(reference.trim());
+        let all: Vec<Image> = self
+            .remotes
+            .iter()
+            .zip(&self.images)
+            .filter(|(r, _)| r.names.iter().any(|n| n == text))
+            .map(|(_, i)| i.clone())
+            .collect();
+        if all.is_empty() {
+            self.find(reference).into_iter().collect()
+        } else {
+            all
+        }
     }
 
     /// The generated tar's parts for `wanted`: metadata, then the layer blobs `sink` needs.

@@ -26,8 +26,10 @@ use partial_common::bundle_source::{self, DeltaForm};
 use partial_common::exit::{self, Coded};
 use partial_common::image::{MEDIA_CONFIG, MEDIA_LAYER, MEDIA_MANIFEST};
 use partial_common::manifest::{BundleManifest, Image};
+use partial_common::platform_view::DaemonView;
 use partial_common::progress;
 use partial_common::reference::qualified;
+use partial_common::text::escape;
 use partial_common::Digest;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -83,15 +85,33 @@ pub async fn run_load(args: LoadArgs, target: &ContainerdArgs) -> Result<()> {
         .await
         .map_err(containerd_err)?;
     let leased = c.leased(&lease);
-    let result = load_leased(&leased, &lease, &bundle, &held, refs, &args.snapshotter).await;
+    // Of a multi-platform bundle, this host's platform image, tagged as its index (as Docker).
+    let view = DaemonView::for_platform(
+        &bundle.manifest,
+        std::env::consts::OS,
+        std::env::consts::ARCH,
+    );
+    for n in &view.notes {
+        eprintln!("note: {}", escape(n));
+    }
+    let images = view.apply(&bundle.manifest.images);
+    let result = load_leased(
+        &leased,
+        &lease,
+        &bundle,
+        (&images, &held),
+        refs,
+        &args.snapshotter,
+    )
+    .await;
     if let Err(e) = super::content::delete_lease(&c, &lease).await {
         eprintln!("warning: the lease {lease} was not deleted (it expires in a day): {e}");
     }
     let loaded = result?;
-    confirm(&c, &bundle.manifest, &loaded).await?;
+    confirm(&c, &images, &loaded).await?;
     series.record()?;
     let names = loaded.iter().flat_map(|m| m.names.clone()).collect();
-    report_load(&args, &bundle, &place(&c), names)
+    report_load(&args, &bundle, &place(&c), names, (&images, &view.notes))
 }
 
 /// The copy into the content store, then the images: manifests, unpack, records.
@@ -99,13 +119,13 @@ async fn load_leased(
     c: &Client,
     lease: &str,
     bundle: &Bundle,
-    held: &[Held],
+    (images, held): (&[Image], &[Held]),
     refs: References,
     snapshotter: &str,
 ) -> Result<Vec<Made>> {
     let written = copy(c, lease, bundle, refs, snapshotter).await?;
     let mut made = Vec::new();
-    for image in &bundle.manifest.images {
+    for image in images {
         let steps = steps(image, &written, held)?;
         let target = write_manifest(c, lease, image, &written, &steps).await?;
         let n = unpack::unpack(c, snapshotter, &steps)
@@ -300,8 +320,8 @@ fn names(image: &Image, manifest: &str) -> Vec<String> {
 }
 
 /// Every name now points at the manifest written, whose config is the image ID.
-async fn confirm(c: &Client, manifest: &BundleManifest, made: &[Made]) -> Result<()> {
-    for (image, m) in manifest.images.iter().zip(made) {
+async fn confirm(c: &Client, images: &[Image], made: &[Made]) -> Result<()> {
+    for (image, m) in images.iter().zip(made) {
         for name in &m.names {
             let got = images::get(c, name).await.map_err(containerd_err)?;
             let target = got.and_then(|i| i.target).map(|t| t.digest);

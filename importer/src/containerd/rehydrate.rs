@@ -11,6 +11,7 @@ use crate::cli::{ContainerdArgs, RehydrateArgs};
 use crate::confirm::Written;
 use crate::rehydrate::build;
 use anyhow::{bail, Result};
+use partial_common::platform_view::DaemonView;
 use partial_common::progress;
 
 pub async fn run(args: RehydrateArgs, target: &ContainerdArgs) -> Result<()> {
@@ -34,7 +35,7 @@ pub async fn run(args: RehydrateArgs, target: &ContainerdArgs) -> Result<()> {
         refs,
         &args.output,
         &bar,
-        &Written::default(),
+        (&Written::default(), DaemonView::default()),
     )
     .await
     .map_err(|e| match e.downcast_ref::<super::grpc::CallError>() {

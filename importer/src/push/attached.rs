@@ -24,15 +24,28 @@ use partial_common::Digest;
 /// the image and the tag.
 pub fn check(manifest: &BundleManifest) -> Result<()> {
     for image in &manifest.images {
-        for (i, a) in image.attached.iter().enumerate() {
-            check_one(image, a, &image.attached[..i]).map_err(|why| {
-                verify_failed(format!(
-                    "image {} of the signed manifest: attached {}: {why}",
-                    image.id,
-                    escape(&a.tag)
-                ))
-            })?;
-        }
+        let source = image.source_manifest.as_ref().map(|m| &m.digest);
+        check_list(source, &image.attached, &format!("image {}", image.id))?;
+    }
+    for index in &manifest.indexes {
+        check_list(
+            Some(&index.digest),
+            &index.attached,
+            &format!("index {}", index.digest),
+        )?;
+    }
+    Ok(())
+}
+
+/// Checks the manifests attached to `source` (`what` names its owner in errors).
+fn check_list(source: Option<&Digest>, list: &[Attached], what: &str) -> Result<()> {
+    for (i, a) in list.iter().enumerate() {
+        check_one(source, a, &list[..i]).map_err(|why| {
+            verify_failed(format!(
+                "{what} of the signed manifest: attached {}: {why}",
+                escape(&a.tag)
+            ))
+        })?;
     }
     Ok(())
 }
@@ -62,16 +75,18 @@ fn kind_of(tag: &str, source: &Digest) -> Option<Kind> {
     }
 }
 
-/// Checks one attached manifest of `image` (`earlier`: those before it); its manifest to push.
-fn check_one(image: &Image, a: &Attached, earlier: &[Attached]) -> Result<RawManifest, String> {
-    let source = image
-        .source_manifest
-        .as_ref()
-        .ok_or("the image has no source manifest to be attached to")?;
-    let kind = kind_of(&a.tag, &source.digest).ok_or_else(|| {
+/// Checks one manifest attached to the source digest `source` of an image or index (`earlier`:
+/// those before it); its manifest to push.
+fn check_one(
+    source: Option<&Digest>,
+    a: &Attached,
+    earlier: &[Attached],
+) -> Result<RawManifest, String> {
+    let source = source.ok_or("the image has no source manifest to be attached to")?;
+    let kind = kind_of(&a.tag, source).ok_or_else(|| {
         format!(
-            "the tag is neither cosign's tag nor the referrers tag of the image's source digest {}",
-            source.digest
+            "the tag is neither cosign's tag nor the referrers tag of the image's source digest \
+             {source}"
         )
     })?;
     let raw = RawManifest::new(
@@ -93,10 +108,9 @@ fn check_one(image: &Image, a: &Attached, earlier: &[Attached]) -> Result<RawMan
             let subject = serde_json::from_str::<serde_json::Value>(&a.manifest.text)
                 .ok()
                 .and_then(|v| v["subject"]["digest"].as_str().map(str::to_string));
-            if subject.as_deref() != Some(source.digest.as_str()) {
+            if subject.as_deref() != Some(source.as_str()) {
                 return Err(format!(
-                    "a referrer's subject must be the image's source digest {}",
-                    source.digest
+                    "a referrer's subject must be the image's source digest {source}"
                 ));
             }
             blobs_travel(a, &m)
@@ -140,9 +154,21 @@ pub async fn push(
     image: &Image,
     repositories: &[&str],
 ) -> Result<Vec<String>> {
+    let source = image.source_manifest.as_ref().map(|m| &m.digest);
+    push_list(registry, source, &image.attached, repositories).await
+}
+
+/// Pushes the manifests `list` attached to `source` (an image's or an index's source digest)
+/// into each of `repositories`; returns the tags pushed.
+pub async fn push_list(
+    registry: &Registry,
+    source: Option<&Digest>,
+    list: &[Attached],
+    repositories: &[&str],
+) -> Result<Vec<String>> {
     let mut tags = Vec::new();
-    for (i, a) in image.attached.iter().enumerate() {
-        let raw = check_one(image, a, &image.attached[..i]).map_err(verify_failed)?;
+    for (i, a) in list.iter().enumerate() {
+        let raw = check_one(source, a, &list[..i]).map_err(verify_failed)?;
         for repo in repositories {
             for blob in &a.blobs {
                 let bytes = blob.bytes().map_err(verify_failed)?;

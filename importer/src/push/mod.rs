@@ -12,6 +12,7 @@
 
 mod attached;
 mod base;
+mod indexes;
 mod manifests;
 mod plan;
 mod stream;
@@ -35,6 +36,9 @@ struct Outcome {
     uploaded_blobs: usize,
     uploaded_bytes: u64,
     mounted_blobs: usize,
+    /// The multi-platform indexes pushed, each with its digest (the source's unless re-made).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    indexes: Vec<indexes::PushedIndex>,
 }
 
 #[derive(serde::Serialize)]
@@ -120,12 +124,15 @@ pub async fn run(args: PushArgs) -> Result<()> {
             attached,
             references: targets
                 .iter()
-                .map(|t| format!("{}/{}:{}", registry.name(), t.repository, t.tag))
+                .map(|t| t.reference(registry.name()))
                 .collect(),
         });
     }
+    let kept: Vec<bool> = images.iter().map(|i| i.digest_as_source).collect();
+    let indexes = indexes::push(&registry, &bundle.manifest, &dest, &kept).await?;
     series.record()?; // only after a successful push
     let out = Outcome {
+        indexes,
         manifest: bundle.manifest_path.display().to_string(),
         registry: registry.name().to_string(),
         images,
@@ -221,13 +228,18 @@ async fn push_attached(
     attached::push(registry, image, &repos).await
 }
 
-/// Where each image goes (one entry per tag); an untagged image cannot be pushed.
+/// Where each image goes (one entry per tag; a platform image of an index by its digest into
+/// the index's repository); an untagged image of no index cannot be pushed.
 fn targets(bundle: &Bundle, dest: &Destination) -> Result<Vec<Vec<Target>>> {
     bundle
         .manifest
         .images
         .iter()
         .map(|img| {
+            let mut by_digest = indexes::platform_targets(&bundle.manifest, img, dest)?;
+            if img.tags.is_empty() && !by_digest.is_empty() {
+                return Ok(by_digest);
+            }
             if img.tags.is_empty() {
                 return Err(anyhow::anyhow!(
                     "image {} of the bundle has no tag: a registry keeps images by repository and \
@@ -235,7 +247,13 @@ fn targets(bundle: &Bundle, dest: &Destination) -> Result<Vec<Vec<Target>>> {
                     img.id
                 ));
             }
-            img.tags.iter().map(|t| target_of(dest, t)).collect()
+            let mut out: Vec<Target> = img
+                .tags
+                .iter()
+                .map(|t| target_of(dest, t))
+                .collect::<Result<_>>()?;
+            out.append(&mut by_digest);
+            Ok(out)
         })
         .collect()
 }

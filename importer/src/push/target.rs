@@ -13,6 +13,18 @@ pub struct Target {
     pub tag: String,
 }
 
+impl Target {
+    /// `REGISTRY/REPO:TAG`, or `REGISTRY/REPO@sha256:…` for a manifest pushed by digest.
+    pub fn reference(&self, registry: &str) -> String {
+        let sep = if self.tag.starts_with("sha256:") {
+            '@'
+        } else {
+            ':'
+        };
+        format!("{registry}/{}{sep}{}", self.repository, self.tag)
+    }
+}
+
 /// The repository path of an image name, without its registry host (and Docker Hub's
 /// `library/`); `None` when the name is not a reference (an image ID).
 pub fn repository_path(name: &str) -> Option<(String, Option<String>)> {
@@ -52,5 +64,13 @@ mod tests {
         assert_eq!(t.repository, "mirror/team/svc");
         let bare = Destination::parse("127.0.0.1:5000").unwrap();
         assert_eq!(target_of(&bare, "app:2").unwrap().repository, "app");
+        assert_eq!(t.reference("r:5000"), "r:5000/mirror/team/svc:3");
+        let by_digest = Target {
+            repository: "app".into(),
+            tag: partial_common::Digest::of_bytes(b"m").to_string(),
+        };
+        assert!(by_digest
+            .reference("r:5000")
+            .starts_with("r:5000/app@sha256:"));
     }
 }

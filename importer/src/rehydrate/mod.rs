@@ -22,7 +22,7 @@ mod write;
 
 use crate::base::{self, BaseSource};
 use crate::bundle::{self, Bundle};
-use crate::bundle_reader::{checked_stream, checked_stream_noting, Layers};
+use crate::bundle_reader::{checked_stream, checked_stream_for, Layers};
 use crate::cli::RehydrateArgs;
 use crate::confirm::Written;
 use crate::connect::connect;
@@ -33,6 +33,7 @@ use indicatif::ProgressBar;
 use needed::Needed;
 use partial_common::daemon::ImageMeta;
 use partial_common::output::{cleanup, stale};
+use partial_common::platform_view::DaemonView;
 use partial_common::progress;
 use partial_common::Digest;
 use std::collections::BTreeSet;
@@ -59,7 +60,7 @@ pub async fn run(args: RehydrateArgs) -> Result<()> {
         refs,
         &args.output,
         &bar,
-        &written,
+        (&written, DaemonView::default()),
     )
     .await?;
     bar.finish_and_clear();
@@ -74,7 +75,8 @@ pub async fn run(args: RehydrateArgs) -> Result<()> {
 /// Writes the complete archive to `out_path` (atomically). `local` is the daemon's images as
 /// the base check (`base::check`) returned them, which must have passed; `refs` the reference
 /// layers of the bundle's deltas (`rebuild::spool`), whose layers are rebuilt on the way;
-/// `written` notes the OCI manifest the archive holds for each image (`crate::confirm`).
+/// `written` notes the OCI manifest the archive holds for each image (`crate::confirm`); `view`
+/// picks the images of a multi-platform bundle a daemon loads (`partial_common::platform_view`).
 pub async fn build(
     bases: BaseSource<'_>,
     bundle: &Bundle,
@@ -82,7 +84,7 @@ pub async fn build(
     refs: References,
     out_path: &Path,
     bar: &ProgressBar,
-    written: &Written,
+    (written, view): (&Written, DaemonView),
 ) -> Result<()> {
     let deltas = rebuild::delta_layers(&bundle.manifest)?;
     let needed = missing_layers(bundle, &deltas, bar).await?;
@@ -101,7 +103,7 @@ pub async fn build(
     let _held = stale::hold_dir(spool.path());
     let found = spool_base_layers(bases, bundle, local, &needed, spool.path()).await?;
     let layers = Layers::Rebuilt(deltas, refs);
-    let stream = checked_stream_noting(bundle, bar.clone(), layers, written.clone())?;
+    let stream = checked_stream_for(bundle, bar.clone(), layers, written.clone(), view)?;
     let (label, out_path) = (bundle.name(), out_path.to_path_buf());
     tokio::task::spawn_blocking(move || {
         write::write_complete(stream, &label, &out_path, spool.path(), &needed, &found)

@@ -29,7 +29,7 @@ fn s(p: &Path) -> String {
 }
 
 /// `skopeo inspect --raw` of `docker://REF` over plain http: the manifest's digest.
-fn manifest_digest(reference: &str) -> String {
+pub(crate) fn manifest_digest(reference: &str) -> String {
     let out = Command::new("skopeo")
         .args(["inspect", "--raw", "--tls-verify=false"])
         .arg(format!("docker://{reference}"))
@@ -58,7 +58,7 @@ fn skopeo_copy(from: &str, to: &str) {
 }
 
 /// `curl` against the registry at `addr` (plain http): the response headers and body.
-fn curl(args: &[&str], body: &[u8]) -> String {
+pub(crate) fn curl(args: &[&str], body: &[u8]) -> String {
     let mut child = Command::new("curl")
         .args(["-sS", "-i", "--data-binary", "@-"])
         .args(args)
@@ -74,7 +74,7 @@ fn curl(args: &[&str], body: &[u8]) -> String {
 }
 
 /// Uploads `bytes` as a blob of `repo` (POST, then PUT with the digest); returns its digest.
-fn put_blob(addr: &str, repo: &str, bytes: &[u8]) -> String {
+pub(crate) fn put_blob(addr: &str, repo: &str, bytes: &[u8]) -> String {
     let digest = partial_tests::sha256_digest(bytes);
     let started = curl(
         &[
@@ -127,7 +127,7 @@ fn openssl(args: &[&str]) -> Vec<u8> {
 }
 
 /// An ECDSA P-256 key pair as cosign uses: `DIR/NAME.key` (PEM) and `DIR/NAME.pub`.
-fn cosign_keys(dir: &Path, name: &str) -> (String, String) {
+pub(crate) fn cosign_keys(dir: &Path, name: &str) -> (String, String) {
     let key = s(&dir.join(format!("{name}.key")));
     let public = s(&dir.join(format!("{name}.pub")));
     openssl(&[
@@ -146,7 +146,7 @@ fn cosign_keys(dir: &Path, name: &str) -> (String, String) {
 /// Signs `digest` in `repo` as cosign does, with the private key `key`: the simple-signing
 /// payload as a layer of an OCI manifest, its ECDSA signature (base64 DER) in the layer's
 /// annotation, tagged `sha256-<hex>.sig`. Returns the tag and the manifest bytes.
-fn attach_signature(
+pub(crate) fn attach_signature(
     addr: &str,
     repo: &str,
     digest: &str,
@@ -237,7 +237,7 @@ fn manifest_size(addr: &str, repo: &str, digest: &str) -> usize {
 }
 
 /// The manifest `repo:tag` of the registry at `addr`, raw.
-fn get_manifest(addr: &str, repo: &str, tag: &str) -> Vec<u8> {
+pub(crate) fn get_manifest(addr: &str, repo: &str, tag: &str) -> Vec<u8> {
     let out = Command::new("curl")
         .args([
             "-sS",
@@ -257,7 +257,7 @@ fn get_manifest(addr: &str, repo: &str, tag: &str) -> Vec<u8> {
     out.stdout
 }
 
-fn push(bundle: &Path, dir: &Path, to: &str, state: &str, extra: &[&str]) -> Run {
+pub(crate) fn push(bundle: &Path, dir: &Path, to: &str, state: &str, extra: &[&str]) -> Run {
     load(&push_args(bundle, dir, to, state, extra))
 }
 

@@ -24,6 +24,7 @@ mod identity;
 mod ledger;
 mod load;
 mod names;
+mod platforms;
 mod podman;
 mod push;
 mod push_tls;
