@@ -11,7 +11,7 @@ use partial_common::manifest::{BundleManifest, Source};
 use partial_common::output::{AtomicFile, MultiFileReader};
 use partial_common::sign::{self, SecretKey};
 use partial_common::Digest;
-use partial_report::bases;
+use partial_report::bases::{self, BaseStore};
 use partial_report::model::Report;
 use partial_report::{build, html, scan};
 use std::collections::BTreeSet;
@@ -31,7 +31,12 @@ pub struct Written<'a> {
 /// the HTML page.
 pub async fn write(args: &SaveArgs, w: Written<'_>, out: &Path) -> Result<()> {
     let m = w.manifest;
-    let bases = bases::gather(reach(args, m).await, m).await;
+    let reached = reach(args, m).await;
+    let store = reached
+        .as_ref()
+        .map(|(d, local)| (d as &dyn BaseStore, local.as_slice()))
+        .map_err(String::clone);
+    let bases = bases::gather(store, m).await;
     let walk = build::walk_plan(m, &bases, false);
     let configs: BTreeSet<Digest> = m.images.iter().map(|i| i.id.clone()).collect();
     let volumes = w.volumes.clone();

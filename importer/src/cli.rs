@@ -152,13 +152,16 @@ pub struct ReportArgs {
     pub bundle: BundleArgs,
     #[command(flatten)]
     pub daemon: DaemonArgs,
+    #[command(flatten)]
+    pub containerd: ContainerdArgs,
     /// Write the HTML report here (without -o and --json: to stdout).
     #[arg(short = 'o', long = "output", value_name = "FILE.html")]
     pub output: Option<PathBuf>,
     /// Overwrite an existing output file.
     #[arg(long, requires = "output")]
     pub force: bool,
-    /// Ask no daemon for the base images (the report says what it cannot compare).
+    /// Ask no daemon (nor containerd) for the base images (the report says what it cannot
+    /// compare).
     #[arg(long)]
     pub offline: bool,
 }

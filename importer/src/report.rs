@@ -5,10 +5,12 @@
 //! reachable; otherwise the report says what it cannot compare. The report itself (model,
 //! layer walks, rendering) is the `partial-report` crate, shared with `partial-save --report`.
 
+use crate::base::BaseSource;
 use crate::bundle::{self, Bundle};
 use crate::bundle_reader::{self, Layers};
 use crate::cli::ReportArgs;
 use crate::connect::connect;
+use crate::containerd;
 use crate::errors::{usage, verify_failed};
 use crate::rebuild;
 use anyhow::{Context, Result};
@@ -16,7 +18,7 @@ use partial_common::daemon::{Daemon, ImageMeta};
 use partial_common::output::AtomicFile;
 use partial_common::progress;
 use partial_common::Digest;
-use partial_report::bases::{self, Bases};
+use partial_report::bases::{self, BaseStore};
 use partial_report::layers::PathSet;
 use partial_report::model::{ApprovalInfo, BundleInfo};
 use partial_report::{build, html, scan};
@@ -35,8 +37,10 @@ pub async fn run(args: ReportArgs) -> Result<()> {
         }
     }
     let bundle = bundle::open(&args.bundle)?;
-    let bases = bases::gather(reach(&args).await, &bundle.manifest).await;
-    let (layers, rebuilt) = layer_form(&bases, &bundle).await;
+    let reached = reach(&args).await;
+    let store = reached.as_ref().map(Reached::store).map_err(String::clone);
+    let bases = bases::gather(store, &bundle.manifest).await;
+    let (layers, rebuilt) = layer_form(reached.as_ref().ok(), &bundle).await;
     let walk = build::walk_plan(&bundle.manifest, &bases, rebuilt);
     let (bundle, scan) = scan_bundle(bundle, layers, walk).await?;
     let tool = format!("partial-load {}", crate::cli::VERSION);
@@ -56,25 +60,20 @@ pub async fn run(args: ReportArgs) -> Result<()> {
     Ok(())
 }
 
-/// Delta layers rebuilt from the daemon's reference layers when it has them (then their files
-/// are walked too); as carried otherwise.
-async fn layer_form(bases: &Bases, bundle: &Bundle) -> (Layers, bool) {
+/// Delta layers rebuilt from the base store's reference layers when it has them (then their
+/// files are walked too); as carried otherwise.
+async fn layer_form(reached: Option<&Reached>, bundle: &Bundle) -> (Layers, bool) {
     let Ok(deltas) = rebuild::delta_layers(&bundle.manifest) else {
         return (Layers::AsCarried, false);
     };
-    let Some((daemon, local)) = &bases.daemon else {
+    let Some(r) = reached else {
         return (Layers::AsCarried, false);
     };
     if deltas.is_empty() {
         return (Layers::AsCarried, false);
     }
-    match rebuild::spool(
-        crate::base::BaseSource::Daemon(daemon),
-        &bundle.manifest,
-        local,
-    )
-    .await
-    {
+    let (source, local) = r.base_source();
+    match rebuild::spool(source, &bundle.manifest, local).await {
         Ok(refs) => (Layers::Rebuilt(deltas, refs), true),
         Err(e) => {
             eprintln!("note: delta layers are not shown: {e:#}");
@@ -120,14 +119,44 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     Ok(())
 }
 
-/// The daemon and its images, or why not.
-async fn reach(args: &ReportArgs) -> std::result::Result<(Daemon, Vec<ImageMeta>), String> {
+/// Where the base images were found: a Docker daemon, or a containerd namespace.
+enum Reached {
+    Daemon(Daemon, Vec<ImageMeta>),
+    Containerd(containerd::export::Bases, Vec<ImageMeta>),
+}
+
+impl Reached {
+    fn store(&self) -> (&dyn BaseStore, &[ImageMeta]) {
+        match self {
+            Reached::Daemon(d, local) => (d, local),
+            Reached::Containerd(b, local) => (b, local),
+        }
+    }
+
+    /// The same, as the source of the reference layers of deltas.
+    fn base_source(&self) -> (BaseSource<'_>, &[ImageMeta]) {
+        match self {
+            Reached::Daemon(d, local) => (BaseSource::Daemon(d), local),
+            Reached::Containerd(b, local) => (BaseSource::Containerd(b), local),
+        }
+    }
+}
+
+/// The base store (`--containerd`, else the daemon) and its images, or why not.
+async fn reach(args: &ReportArgs) -> std::result::Result<Reached, String> {
     if args.offline {
         return Err("no daemon asked: --offline".to_string());
     }
+    if args.containerd.socket.is_some() {
+        let b = containerd::bases(&args.containerd)
+            .await
+            .map_err(|e| format!("{e:#}"))?;
+        let local = b.held.iter().map(|h| h.meta.clone()).collect();
+        return Ok(Reached::Containerd(b, local));
+    }
     let daemon = connect(&args.daemon).await.map_err(|e| format!("{e:#}"))?;
     let local = daemon.all_images().await.map_err(|e| e.to_string())?;
-    Ok((daemon, local))
+    Ok(Reached::Daemon(daemon, local))
 }
 
 /// The bundle as the signed manifest describes it, with the signature and the approvals that

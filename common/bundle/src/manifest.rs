@@ -580,8 +580,8 @@ pub(crate) mod tests {
 
     #[test]
     fn an_index_must_hash_right_and_list_only_images_that_travel() {
-        use partial_model::image::SourceManifest;
         use crate::source_index::{IndexedManifest, SourceIndex};
+        use partial_model::image::SourceManifest;
         let mut m = sample();
         let image = SourceManifest::new("x", b"{\"schemaVersion\":2}").unwrap();
         m.images[0].source_manifest = Some(image.clone());

@@ -143,8 +143,8 @@ fn schema_files_bundle_manifests_of_every_kind_match_their_schema() {
 /// `m` with its image as the one platform image of a re-made index that also lists a build
 /// attestation.
 fn with_index(mut m: BundleManifest) -> BundleManifest {
-    use partial_model::image::{Attached, AttachedBlob, SourceManifest};
     use crate::source_index::{IndexedManifest, SourceIndex};
+    use partial_model::image::{Attached, AttachedBlob, SourceManifest};
     let oci = "application/vnd.oci.image.manifest.v1+json";
     let image = SourceManifest::new(oci, br#"{"schemaVersion":2}"#).unwrap();
     let att = SourceManifest::new(oci, br#"{"schemaVersion":2,"att":1}"#).unwrap();

@@ -1,4 +1,5 @@
-//! The base of each image, from the daemon when one is reachable: the image holding the layers
+//! The base of each image, from the image store when one is reachable (a Docker daemon, or any
+//! other [`BaseStore`], such as a containerd namespace): the image holding the layers
 //! the bundle left out (exactly those, for its config to compare against), its package databases
 //! and the paths of its layers, read from the daemon's export of that image. Without a daemon
 //! the report says what it cannot know instead of failing.
@@ -14,6 +15,7 @@ use partial_common::manifest::{BundleManifest, Image};
 use partial_common::stream::ChannelReader;
 use partial_common::Digest;
 use std::collections::{BTreeMap, BTreeSet};
+use std::io::Read;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -43,11 +45,33 @@ pub struct BaseData {
     pub paths: Arc<PathSet>,
 }
 
-/// The bases of the bundle's images, and the daemon they were read from.
+/// The bases of the bundle's images.
 pub struct Bases {
     pub source: BaseSource,
     pub per_image: Vec<Base>,
-    pub daemon: Option<(Daemon, Vec<ImageMeta>)>,
+}
+
+/// Where base images are read from: an image store that exports one image as a tar holding its
+/// config (`blobs/sha256/<id>`, or a legacy `<id>.json`) and its layers (under any names: each
+/// is recognised by the diffID it hashes to).
+pub trait BaseStore: Sync {
+    /// How the report names it (`unix:///run/docker.sock`, `containerd … (namespace …)`).
+    fn place(&self) -> String;
+    /// Image `meta` as that tar stream.
+    fn export_image(&self, meta: &ImageMeta) -> Box<dyn Read + Send>;
+}
+
+impl BaseStore for Daemon {
+    fn place(&self) -> String {
+        self.host.clone()
+    }
+
+    fn export_image(&self, meta: &ImageMeta) -> Box<dyn Read + Send> {
+        Box::new(ChannelReader::spawn(
+            self.export(&[meta.id.to_string()]),
+            EXPORT_IDLE,
+        ))
+    }
 }
 
 /// How many layers at the bottom of `img` are left out (the destination's base).
@@ -55,28 +79,27 @@ pub fn left_out(img: &Image) -> usize {
     img.layers.iter().take_while(|l| !l.carried).count()
 }
 
-/// Finds and reads the base of every image from the daemon `reached` (with its images), or
-/// says for each why it cannot (`reached` is the reason there is no daemon); never fails for want
-/// of a daemon or a base.
+/// Finds and reads the base of every image from the store `reached` (with its images), or
+/// says for each why it cannot (`reached` is the reason there is no store); never fails for want
+/// of a store or a base.
 pub async fn gather(
-    reached: Result<(Daemon, Vec<ImageMeta>), String>,
+    reached: Result<(&dyn BaseStore, &[ImageMeta]), String>,
     manifest: &BundleManifest,
 ) -> Bases {
-    let (daemon, local) = match reached {
+    let (store, local) = match reached {
         Ok(d) => d,
         Err(why) => return unavailable(why, manifest),
     };
     let mut cache: BTreeMap<(Digest, usize), Base> = BTreeMap::new();
     let mut per_image = Vec::new();
     for img in &manifest.images {
-        per_image.push(base_of(&daemon, &local, img, &mut cache).await);
+        per_image.push(base_of(store, local, img, &mut cache).await);
     }
     Bases {
         source: BaseSource::Daemon {
-            host: daemon.host.clone(),
+            host: store.place(),
         },
         per_image,
-        daemon: Some((daemon, local)),
     }
 }
 
@@ -94,12 +117,11 @@ fn unavailable(why: String, manifest: &BundleManifest) -> Bases {
     Bases {
         source: BaseSource::None { why },
         per_image,
-        daemon: None,
     }
 }
 
 async fn base_of(
-    daemon: &Daemon,
+    store: &dyn BaseStore,
     local: &[ImageMeta],
     img: &Image,
     cache: &mut BTreeMap<(Digest, usize), Base>,
@@ -111,14 +133,14 @@ async fn base_of(
     let chain = &img.layers[k - 1].chain_id;
     let Some(meta) = pick(local, chain, k) else {
         return Base::Unavailable(format!(
-            "base not available: cannot compare (no image on the daemon at {} holds chain {chain})",
-            daemon.host
+            "base not available: cannot compare (no image of {} holds chain {chain})",
+            store.place()
         ));
     };
     if let Some(b) = cache.get(&(meta.id.clone(), k)) {
         return b.clone();
     }
-    let b = match read(daemon, meta, k).await {
+    let b = match read(store, meta, k).await {
         Ok(d) => Base::Found(Arc::new(d)),
         Err(e) => Base::Unavailable(format!("base not available: cannot compare ({e})")),
     };
@@ -149,11 +171,11 @@ fn pick<'a>(local: &'a [ImageMeta], chain: &Digest, k: usize) -> Option<&'a Imag
     best
 }
 
-/// Reads the bottom `k` layers of `meta` (and its config) from the daemon's export.
-async fn read(daemon: &Daemon, meta: &ImageMeta, k: usize) -> Result<BaseData, ReportError> {
+/// Reads the bottom `k` layers of `meta` (and its config) from the store's export.
+async fn read(store: &dyn BaseStore, meta: &ImageMeta, k: usize) -> Result<BaseData, ReportError> {
     let wanted: Vec<Digest> = meta.diff_ids[..k].to_vec();
     let set: BTreeSet<Digest> = wanted.iter().cloned().collect();
-    let reader = ChannelReader::spawn(daemon.export(&[meta.id.to_string()]), EXPORT_IDLE);
+    let reader = store.export_image(meta);
     let id = meta.id.clone();
     let scan = tokio::task::spawn_blocking(move || scan::scan_export(reader, &id, &set))
         .await

@@ -1,4 +1,5 @@
-//! The base layers of a containerd namespace for `rehydrate --containerd`: the blobs holding the
+//! The base layers of a containerd namespace for `rehydrate --containerd` (and a whole base
+//! image, config included, for `report --containerd`): the blobs holding the
 //! chains a bundle left out, read from the content store in pieces (`Content.Read` with offset
 //! and size: memory stays at one piece) and handed on as a tar of `blobs/sha256/<hex>` entries,
 //! the shape of a Docker ≥ 25 export. The rehydrate spool reads it as it reads a daemon's
@@ -10,6 +11,7 @@ use super::grpc::Client;
 use super::images::{layer_for_chain, Held, LayerDesc};
 use anyhow::Result;
 use bytes::Bytes;
+use partial_common::daemon::ImageMeta;
 use partial_common::exit::{self, Coded};
 use partial_common::stream::ChannelReader;
 use partial_common::Digest;
@@ -53,6 +55,11 @@ impl Bases {
                 blobs.push(d.clone());
             }
         }
+        Ok((names, self.blob_tar(blobs)))
+    }
+
+    /// `blobs` read from the content store as a tar of `blobs/sha256/<hex>` entries, streamed.
+    fn blob_tar(&self, blobs: Vec<LayerDesc>) -> Box<dyn Read + Send> {
         let (tx, mut rx) = mpsc::channel::<io::Result<Bytes>>(4);
         let client = self.client.clone();
         tokio::spawn(async move {
@@ -61,7 +68,24 @@ impl Bases {
             }
         });
         let stream = futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx));
-        Ok((names, Box::new(ChannelReader::spawn(stream, IDLE))))
+        Box::new(ChannelReader::spawn(stream, IDLE))
+    }
+}
+
+/// The namespace as the report's base store: an image is its config and layer blobs.
+impl partial_report::bases::BaseStore for Bases {
+    fn place(&self) -> String {
+        super::place(&self.client)
+    }
+
+    fn export_image(&self, meta: &ImageMeta) -> Box<dyn Read + Send> {
+        let blobs = match self.held.iter().find(|h| h.meta.id == meta.id) {
+            Some(h) => std::iter::once(h.config.clone())
+                .chain(h.layers.iter().cloned())
+                .collect(),
+            None => Vec::new(),
+        };
+        self.blob_tar(blobs)
     }
 }
 

@@ -33,6 +33,8 @@ pub struct LayerDesc {
 #[derive(Clone, Debug)]
 pub struct Held {
     pub meta: ImageMeta,
+    /// The config blob (its digest is the image ID).
+    pub config: LayerDesc,
     pub layers: Vec<LayerDesc>,
 }
 
@@ -140,10 +142,11 @@ async fn of_manifest(c: &Client, m: ManifestDoc) -> Result<Option<Held>, CallErr
             return Ok(None);
         }
     }
-    let mut meta = ImageMeta::new(config.digest, vec![], cfg.rootfs.diff_ids);
+    let mut meta = ImageMeta::new(config.digest.clone(), vec![], cfg.rootfs.diff_ids);
     meta.blobs = m.layers.iter().map(|l| l.digest.clone()).collect();
     Ok(Some(Held {
         meta,
+        config,
         layers: m.layers,
     }))
 }

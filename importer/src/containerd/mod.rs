@@ -47,6 +47,13 @@ async fn connect(args: &ContainerdArgs) -> Result<Client> {
         .map_err(containerd_err)
 }
 
+/// The namespace's images as a source of base layers and whole base images (`report`).
+pub async fn bases(args: &ContainerdArgs) -> Result<export::Bases> {
+    let client = connect(args).await?;
+    let held = images::list(&client).await.map_err(containerd_err)?;
+    Ok(export::Bases { client, held })
+}
+
 /// What the namespace holds, for `inventory`: the containerd's version, its images.
 pub async fn inventory(args: &ContainerdArgs) -> Result<(String, DaemonInfo, Vec<ImageMeta>)> {
     let c = connect(args).await?;

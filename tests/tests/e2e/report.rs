@@ -276,6 +276,41 @@ fn partial_save_reports_what_partial_load_reports() {
     assert!(left.is_empty(), "left behind: {left:?}");
 }
 
+/// `partial-load report --containerd`: the base read from a containerd namespace (its config
+/// and layer blobs from the content store) gives the same comparison as from a Docker daemon.
+#[test]
+fn report_compares_against_a_base_held_by_containerd() {
+    let pair = partial_tests::require_daemons!();
+    let Some(c) = partial_tests::require_containerd() else {
+        return;
+    };
+    build_fixture(&pair);
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_path_buf();
+    let tar = pair.source.save(&["rbase:1"]).expect("docker save");
+    c.import("k8s.io", &tar).expect("ctr images import");
+    let b = Export::new(pair.source.host(), &d, "rep.tgz")
+        .images(&["rapp:2"])
+        .base(&["-e", "rbase:1"])
+        .bundle();
+    let key = s(&d.join("team.pub"));
+    let socket = s(&c.socket());
+    let args = ["report", &s(&b), "--key", &key, "--containerd", &socket];
+    let r = json_of(&load(&[&args[..], &["--namespace", "k8s.io", "--json"]].concat()).ok());
+    schema::assert_valid("report", "the report against containerd", &r);
+    check_compared(&r);
+    assert!(
+        r["base_source"]["host"]
+            .as_str()
+            .is_some_and(|h| h.contains("containerd")),
+        "{:#}",
+        r["base_source"]
+    );
+    // Another namespace holds nothing: the report says it cannot compare.
+    let r = json_of(&load(&[&args[..], &["--namespace", "empty", "--json"]].concat()).ok());
+    assert_eq!(r["images"][0]["packages"]["status"], "base_not_available");
+}
+
 /// Without a daemon the report says it cannot compare; a tampered bundle, a wrong key and an
 /// existing output are refused, writing nothing.
 fn check_offline_and_refusals(b: &Path, d: &Path, key: &str) {
