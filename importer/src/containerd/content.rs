@@ -99,9 +99,12 @@ pub async fn write(
     labels: HashMap<String, String>,
     data: &mut dyn Read,
 ) -> Result<(), WriteError> {
+    // Held by the lease before the check: a blob left by an earlier, failed load is garbage, and
+    // containerd's collector could take it between the check and its use.
+    hold(c, lease, d).await.map_err(WriteError::Containerd)?;
     if exists(c, d).await.map_err(WriteError::Containerd)? {
         drain(data, size)?;
-        return hold(c, lease, d).await.map_err(WriteError::Containerd);
+        return Ok(());
     }
     let reference = format!("partial-load-{}-{}", std::process::id(), d.hex());
     let (tx, rx) = mpsc::channel::<Result<Frame<Bytes>, io::Error>>(2);
