@@ -22,7 +22,7 @@
 //! `ctr` stays the system's.
 
 use crate::daemon::{
-    log_tail, run_checked, signal, spawn_watchdog, tool_path, unmount_below, wait_gone,
+    log_tail, run_checked, signal, spawn_watchdog, tool_path, unmount_below, wait_child, wait_gone,
 };
 use anyhow::{bail, Context, Result};
 use std::fs;
@@ -292,19 +292,6 @@ fn containerd_bin() -> Result<PathBuf> {
         Some(p) => Ok(PathBuf::from(p)),
         None => tool_path("containerd")
             .context("`containerd` is not on PATH (Debian: apt-get install containerd)"),
-    }
-}
-
-/// Waits until `child` exits (reaping it), at most `timeout`.
-fn wait_child(child: &mut Child, timeout: Duration) -> Result<()> {
-    let t0 = Instant::now();
-    loop {
-        match child.try_wait() {
-            Ok(Some(_)) => return Ok(()),
-            Ok(None) if t0.elapsed() < timeout => std::thread::sleep(Duration::from_millis(25)),
-            Ok(None) => bail!("still running after {timeout:?}"),
-            Err(e) => return Err(e.into()),
-        }
     }
 }
 

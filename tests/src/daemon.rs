@@ -590,6 +590,19 @@ pub(crate) fn signal(pid: i32, sig: i32) {
     }
 }
 
+/// Waits until `child` (a private containerd or podman service) exits (reaping it), at most `timeout`.
+pub(crate) fn wait_child(child: &mut Child, timeout: Duration) -> Result<()> {
+    let t0 = Instant::now();
+    loop {
+        match child.try_wait() {
+            Ok(Some(_)) => return Ok(()),
+            Ok(None) if t0.elapsed() < timeout => std::thread::sleep(Duration::from_millis(25)),
+            Ok(None) => bail!("still running after {timeout:?}"),
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
 /// True while `pid` exists and is not a zombie (a zombie has exited; its parent may never reap it).
 pub fn is_alive(pid: i32) -> bool {
     match fs::read_to_string(format!("/proc/{pid}/stat")) {

@@ -22,7 +22,8 @@
 //! installs it).
 
 use crate::daemon::{
-    log_tail, ping, run_checked, signal, spawn_watchdog, tool_path, unmount_below, wait_gone,
+    log_tail, ping, run_checked, signal, spawn_watchdog, tool_path, unmount_below, wait_child,
+    wait_gone,
 };
 use anyhow::{bail, Context, Result};
 use std::fs;
@@ -240,7 +241,7 @@ impl Podman {
         if let Some(mut child) = self.child.take() {
             let pid = child.id() as i32;
             signal(pid, libc::SIGTERM);
-            if wait_gone_child(&mut child, Duration::from_secs(20)).is_err() {
+            if wait_child(&mut child, Duration::from_secs(20)).is_err() {
                 signal(pid, libc::SIGKILL);
                 let _ = child.wait();
                 result = Err(anyhow::anyhow!(
@@ -254,19 +255,6 @@ impl Podman {
             let _ = w.wait();
         }
         result
-    }
-}
-
-/// Waits until `child` exits (reaping it), at most `timeout`.
-fn wait_gone_child(child: &mut Child, timeout: Duration) -> Result<()> {
-    let t0 = Instant::now();
-    loop {
-        match child.try_wait() {
-            Ok(Some(_)) => return Ok(()),
-            Ok(None) if t0.elapsed() < timeout => std::thread::sleep(Duration::from_millis(25)),
-            Ok(None) => bail!("still running after {timeout:?}"),
-            Err(e) => return Err(e.into()),
-        }
     }
 }
 
