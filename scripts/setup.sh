@@ -26,8 +26,9 @@
 #
 # Source it to get `setup_packages PURPOSE`, `find_cargo`, `setup_bookworm_tar` (a cached
 # debootstrap of Debian bookworm, for scripts/bench.sh and scripts/package.sh) and
-# `setup_docker26` (Debian trixie's Docker 26 unpacked in a cache folder, for the docker26 tests
-# that scripts/test.sh runs) without running anything.
+# `setup_docker26` and `setup_containerd2` (Debian trixie's Docker 26 and forky's containerd 2.x,
+# each unpacked in a cache folder, for the docker26 and containerd tests that scripts/test.sh
+# runs) without running anything.
 
 # The packages of each purpose, each as "package:command-or-path[,command...]": the package is
 # installed when one of its commands or paths is missing.
@@ -198,44 +199,70 @@ setup_bookworm_tar() {
   echo "$tar"
 }
 
-# Docker 26 for the docker26 tests (tests/tests/e2e/docker26.rs): Debian trixie's docker.io and
-# containerd, fetched and unpacked into a cache folder without touching this machine's apt state
-# (its own sources list, lists, package cache and archives under the cache folder). Bookworm's
-# docker.io (20.10) stays the system's; the rig starts the trixie dockerd from the folder with
-# its bin dir first on PATH, so it finds its own containerd, shim and runc.
+# Runtimes newer than bookworm's, for the tests that run against several releases: Debian
+# packages of a later suite fetched and unpacked into a cache folder without touching this
+# machine's apt state (its own sources list, lists, package cache and archives under the cache
+# folder). The system's docker.io (20.10) and containerd (1.6) stay; the rig runs the unpacked
+# binaries from the folder with its bin dirs first on PATH, so they find their own containerd,
+# shim and runc.
+#
+# Docker 26 for the docker26 tests (tests/tests/e2e/docker26.rs): trixie's docker.io and
+# containerd (1.7, also the containerd 1.7 of the containerd tests).
 SETUP_DOCKER26_SUITE=trixie
 SETUP_DOCKER26_PACKAGES=(docker.io docker-cli containerd runc tini)
+# containerd 2.x for the containerd tests (tests/tests/e2e/containerd.rs): forky's containerd
+# (2.1 when this was written) and runc. forky is Debian's testing suite: the version moves, and
+# the tests check only that it is a 2.x.
+SETUP_CONTAINERD2_SUITE=forky
+SETUP_CONTAINERD2_PACKAGES=(containerd runc)
 
 # setup_docker26 [CACHE_DIR]: prints the unpacked root (CACHE_DIR/root, with usr/sbin/dockerd,
 # usr/bin/docker, containerd, containerd-shim-runc-v2 and runc); CACHE_DIR defaults to
-# PARTIAL_DOCKER26_CACHE or /var/cache/partial-tests/docker26. Idempotent: a root unpacked before
-# (its .complete marker names the same package list) is reused without a network access.
+# PARTIAL_DOCKER26_CACHE or /var/cache/partial-tests/docker26.
 setup_docker26() {
-  local cache=${1:-${PARTIAL_DOCKER26_CACHE:-/var/cache/partial-tests/docker26}}
+  setup_unpacked "${1:-${PARTIAL_DOCKER26_CACHE:-/var/cache/partial-tests/docker26}}" \
+    usr/sbin/dockerd "$SETUP_DOCKER26_SUITE" "${SETUP_DOCKER26_PACKAGES[@]}"
+}
+
+# setup_containerd2 [CACHE_DIR]: prints the unpacked root (CACHE_DIR/root, with usr/bin/containerd,
+# ctr, containerd-shim-runc-v2 and runc); CACHE_DIR defaults to PARTIAL_CONTAINERD2_CACHE or
+# /var/cache/partial-tests/containerd2.
+setup_containerd2() {
+  setup_unpacked "${1:-${PARTIAL_CONTAINERD2_CACHE:-/var/cache/partial-tests/containerd2}}" \
+    usr/bin/containerd "$SETUP_CONTAINERD2_SUITE" "${SETUP_CONTAINERD2_PACKAGES[@]}"
+}
+
+# setup_unpacked CACHE_DIR MUST_HAVE SUITE PACKAGE...: fetches the packages of Debian SUITE that
+# exist there and unpacks them into CACHE_DIR/root, which must then hold MUST_HAVE; prints the
+# root. Idempotent: a root unpacked before (its .complete marker names the same suite and
+# package list) is reused without a network access.
+setup_unpacked() {
+  local cache=$1 must=$2 suite=$3
+  shift 3
   local root=$cache/root want mirror apt_opts pkgs=() p work deb t0
-  want="$SETUP_DOCKER26_SUITE ${SETUP_DOCKER26_PACKAGES[*]}"
-  if [[ -x $root/usr/sbin/dockerd && $(cat "$root/.complete" 2>/dev/null) == "$want" ]]; then
+  want="$suite $*"
+  if [[ -x $root/$must && $(cat "$root/.complete" 2>/dev/null) == "$want" ]]; then
     echo "$root"
     return 0
   fi
   mirror=${PARTIAL_DEBIAN_MIRROR:-http://deb.debian.org/debian}
   t0=$(date +%s)
-  echo "setup: fetching Debian $SETUP_DOCKER26_SUITE's ${SETUP_DOCKER26_PACKAGES[*]} into $cache (once; the system's apt state is not touched)" >&2
+  echo "setup: fetching Debian $suite's $* into $cache (once; the system's apt state is not touched)" >&2
   mkdir -p "$cache/apt/lists/partial" "$cache/apt/archives/partial" "$cache/apt/cache" || return 1
   printf 'deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] %s %s main\n' \
-    "$mirror" "$SETUP_DOCKER26_SUITE" >"$cache/apt/sources.list"
+    "$mirror" "$suite" >"$cache/apt/sources.list"
   apt_opts=(
     -o "Dir::Etc::sourcelist=$cache/apt/sources.list" -o "Dir::Etc::sourceparts=-"
     -o "Dir::State::Lists=$cache/apt/lists" -o "Dir::Cache=$cache/apt/cache"
     -o "Dir::Cache::archives=$cache/apt/archives"
   )
   if ! apt-get "${apt_opts[@]}" -qq update </dev/null >"$cache/apt.log" 2>&1; then
-    echo "setup: apt-get update for $SETUP_DOCKER26_SUITE failed; its last lines:" >&2
+    echo "setup: apt-get update for $suite failed; its last lines:" >&2
     tail -n 15 "$cache/apt.log" >&2
     return 1
   fi
-  # docker-cli is a package of its own only in some releases: take what exists.
-  for p in "${SETUP_DOCKER26_PACKAGES[@]}"; do
+  # Some packages exist only in some releases (docker-cli): take what exists.
+  for p in "$@"; do
     if apt-cache "${apt_opts[@]}" show "$p" >/dev/null 2>&1; then pkgs+=("$p"); fi
   done
   work=$(mktemp -d "$cache/.fetch.XXXXXX") || return 1
@@ -249,15 +276,15 @@ setup_docker26() {
   for deb in "$work"/*.deb; do
     dpkg-deb -x "$deb" "$work/root" || { rm -rf "$work"; return 1; }
   done
-  if [[ ! -x $work/root/usr/sbin/dockerd ]]; then
-    echo "setup: no usr/sbin/dockerd in ${pkgs[*]} from $SETUP_DOCKER26_SUITE" >&2
+  if [[ ! -x $work/root/$must ]]; then
+    echo "setup: no $must in ${pkgs[*]} from $suite" >&2
     rm -rf "$work"
     return 1
   fi
   ls "$work"/*.deb | xargs -n1 basename >"$work/root/.debs"
   echo "$want" >"$work/root/.complete"
   rm -rf "$root" && mv "$work/root" "$root" && rm -rf "$work" || return 1
-  echo "setup: Docker $("$root/usr/sbin/dockerd" --version 2>/dev/null | awk '{print $3}' | tr -d ,) unpacked in $root in $(($(date +%s) - t0)) s" >&2
+  echo "setup: $(tr '\n' ' ' <"$root/.debs")unpacked in $root in $(($(date +%s) - t0)) s" >&2
   echo "$root"
 }
 

@@ -5,7 +5,10 @@
 # minisign, zstd, pigz, time, skopeo, umoci, docker-registry, openssl, podman; helm-python-sdk from
 # PyPI for the chart tests' renderer), fetches Debian trixie's Docker 26 once into a cache folder
 # (scripts/setup.sh setup_docker26: /var/cache/partial-tests/docker26, or PARTIAL_DOCKER26_CACHE)
-# and exports PARTIAL_DOCKER26_DIR for the docker26 tests, makes the daemon and tool tests
+# and exports PARTIAL_DOCKER26_DIR for the docker26 tests (whose containerd 1.7 the containerd
+# tests run too), fetches Debian forky's containerd 2.x the same way (setup_containerd2:
+# /var/cache/partial-tests/containerd2, or PARTIAL_CONTAINERD2_CACHE) and exports
+# PARTIAL_CONTAINERD2_DIR for the containerd tests, makes the daemon and tool tests
 # mandatory (PARTIAL_REQUIRE_DAEMON=1 PARTIAL_REQUIRE_TOOLS=1: a test that cannot start its
 # private dockerd or find its tool fails instead of skipping) and runs `cargo test --workspace`.
 # Without root: says what it would need, then runs what it can (the daemon tests print
@@ -26,6 +29,10 @@ if [[ $(id -u) == 0 ]]; then
   PARTIAL_DOCKER26_DIR=$(setup_docker26)
   export PARTIAL_DOCKER26_DIR
   echo "test.sh: Docker 26 for the docker26 tests: $PARTIAL_DOCKER26_DIR" >&2
+  # containerd 2.x (Debian forky's) for the containerd tests, next to 1.6 and 1.7.
+  PARTIAL_CONTAINERD2_DIR=$(setup_containerd2)
+  export PARTIAL_CONTAINERD2_DIR
+  echo "test.sh: containerd 2.x for the containerd tests: $PARTIAL_CONTAINERD2_DIR" >&2
   export PARTIAL_REQUIRE_DAEMON=1 PARTIAL_REQUIRE_TOOLS=1
   echo "test.sh: daemon and tool tests are mandatory (PARTIAL_REQUIRE_DAEMON=1 PARTIAL_REQUIRE_TOOLS=1)" >&2
 else

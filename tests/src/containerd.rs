@@ -16,10 +16,16 @@
 //! loudly (fails under `PARTIAL_REQUIRE_TOOLS=1`); when it cannot start (not root, a start
 //! failure) the same under `PARTIAL_REQUIRE_DAEMON=1`.
 //!
-//! Tested with Debian bookworm's containerd 1.6.20 (`containerd` package, a dependency of
-//! `docker.io`). `PARTIAL_CONTAINERD_BIN=PATH` runs another `containerd` binary instead (the
-//! Docker 26 test cache's 1.7.24: `/var/cache/partial-tests/docker26/root/usr/bin/containerd`);
-//! `ctr` stays the system's.
+//! Three releases ([`Release`]), each run with its own `ctr`, shim and runc:
+//! - [`Release::V1_6`]: the system's, Debian bookworm's 1.6 (`containerd` package, a dependency
+//!   of `docker.io`);
+//! - [`Release::V1_7`]: Debian trixie's 1.7, from the unpacked Docker 26 (`PARTIAL_DOCKER26_DIR`,
+//!   [`crate::docker26`]);
+//! - [`Release::V2`]: Debian forky's 2.x, unpacked by `scripts/setup.sh`'s `setup_containerd2`
+//!   into the folder `PARTIAL_CONTAINERD2_DIR` names, with a `version = 3` config.
+//!
+//! A release whose folder is not set skips loudly (fails under `PARTIAL_REQUIRE_DAEMON=1`), and
+//! one whose `containerd --version` is not of that release is an error.
 
 use crate::daemon::{
     log_tail, run_checked, signal, spawn_watchdog, tool_path, unmount_below, wait_child, wait_gone,
@@ -31,8 +37,74 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// The environment variable naming the unpacked containerd 2.x root.
+pub const V2_ENV: &str = "PARTIAL_CONTAINERD2_DIR";
+
+/// Which containerd a test runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Release {
+    /// The system's (Debian bookworm: 1.6).
+    V1_6,
+    /// Debian trixie's 1.7, from the unpacked Docker 26 ([`crate::docker26::ENV`]).
+    V1_7,
+    /// Debian forky's 2.x, from [`V2_ENV`].
+    V2,
+}
+
+impl Release {
+    /// The version prefix `containerd --version` must show.
+    fn version_prefix(self) -> &'static str {
+        match self {
+            Release::V1_6 => "1.6.",
+            Release::V1_7 => "1.7.",
+            Release::V2 => "2.",
+        }
+    }
+
+    /// The folder with `usr/bin/containerd`, `ctr`, the shim and runc; `None` for the system's.
+    fn root(self) -> Result<Option<PathBuf>> {
+        let env = match self {
+            Release::V1_6 => return Ok(None),
+            Release::V1_7 => crate::docker26::ENV,
+            Release::V2 => V2_ENV,
+        };
+        match std::env::var_os(env).filter(|v| !v.is_empty()) {
+            Some(dir) => Ok(Some(PathBuf::from(dir))),
+            None => bail!(
+                "{env} is not set (sudo scripts/test.sh fetches Debian's containerd {}x and sets it)",
+                self.version_prefix()
+            ),
+        }
+    }
+
+    /// `tool` (`containerd` or `ctr`) of this release.
+    fn tool(self, tool: &str) -> Result<PathBuf> {
+        match self.root()? {
+            Some(root) => {
+                let p = crate::docker26::binary(&root, tool);
+                if !p.is_file() {
+                    bail!("{} has no {tool}", root.display());
+                }
+                Ok(p)
+            }
+            None => tool_path(tool).with_context(|| {
+                format!("`{tool}` is not on PATH (Debian: apt-get install containerd)")
+            }),
+        }
+    }
+
+    /// containerd's config for this release; `@D@` is replaced by its folder.
+    fn config(self) -> &'static str {
+        match self {
+            Release::V1_6 | Release::V1_7 => CONFIG_V2,
+            Release::V2 => CONFIG_V3,
+        }
+    }
+}
+
 /// A running private containerd.
 pub struct Containerd {
+    release: Release,
     dir: PathBuf,
     child: Option<Child>,
     watchdog: Option<Child>,
@@ -50,8 +122,8 @@ impl std::fmt::Debug for Containerd {
     }
 }
 
-/// containerd's config; `@D@` is replaced by its folder.
-const CONFIG: &str = r#"version = 2
+/// containerd 1.x's config (version 2); `@D@` is replaced by its folder.
+const CONFIG_V2: &str = r#"version = 2
 root = "@D@/root"
 state = "@D@/state"
 disabled_plugins = ["io.containerd.grpc.v1.cri"]
@@ -66,11 +138,28 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
   path = "@D@/opt"
 "#;
 
+/// containerd 2.x's config (version 3: 2.x would migrate a version 2 file at every start, with a
+/// warning). CRI is three plugins there.
+const CONFIG_V3: &str = r#"version = 3
+root = "@D@/root"
+state = "@D@/state"
+disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.cri.v1.images", "io.containerd.cri.v1.runtime"]
+
+[grpc]
+  address = "@D@/containerd.sock"
+
+[ttrpc]
+  address = "@D@/containerd.sock.ttrpc"
+
+[plugins."io.containerd.internal.v1.opt"]
+  path = "@D@/opt"
+"#;
+
 impl Containerd {
-    /// Starts a private containerd; waits (at most `PARTIAL_DAEMON_TIMEOUT` seconds, default
-    /// 60) until `ctr version` answers.
-    pub fn start() -> Result<Containerd> {
-        let containerd = containerd_bin()?;
+    /// Starts a private containerd of `release`; waits (at most `PARTIAL_DAEMON_TIMEOUT`
+    /// seconds, default 60) until `ctr version` answers, then checks the server's version.
+    pub fn start(release: Release) -> Result<Containerd> {
+        let containerd = release.tool("containerd")?;
         // SAFETY: geteuid has no preconditions.
         if unsafe { libc::geteuid() } != 0 {
             bail!("not running as root (the containerd of the tests runs as root)");
@@ -81,6 +170,7 @@ impl Containerd {
             .context("creating containerd's temp dir")?
             .keep();
         let mut c = Containerd {
+            release,
             dir,
             child: None,
             watchdog: None,
@@ -88,9 +178,17 @@ impl Containerd {
         };
         // On failure `c` is dropped here, which stops whatever started and removes the folder.
         c.spawn(&containerd)?;
+        let version = c.server_version()?;
+        if !version.starts_with(release.version_prefix()) {
+            bail!(
+                "{} is containerd {version}, not {}x",
+                containerd.display(),
+                release.version_prefix()
+            );
+        }
         c.snapshotter = c.pick_snapshotter()?;
         eprintln!(
-            "containerd {}: snapshotter {}",
+            "containerd {version} in {}: snapshotter {}",
             c.dir.display(),
             c.snapshotter
         );
@@ -100,7 +198,7 @@ impl Containerd {
     fn spawn(&mut self, containerd: &Path) -> Result<()> {
         let d = self.dir.to_string_lossy().into_owned();
         let config = self.dir.join("config.toml");
-        fs::write(&config, CONFIG.replace("@D@", &d))?;
+        fs::write(&config, self.release.config().replace("@D@", &d))?;
         let log = fs::File::create(self.log_path()).context("creating the containerd log")?;
         let mut cmd = Command::new(containerd);
         cmd.arg("--config")
@@ -110,6 +208,10 @@ impl Containerd {
             .stderr(log)
             // Own process group: a Ctrl-C for the test run must not reach it before the watchdog.
             .process_group(0);
+        if let Some(root) = self.release.root()? {
+            // Its own shim and runc before the system's.
+            cmd.env("PATH", crate::docker26::path_with(&root));
+        }
         let t0 = Instant::now();
         let child = cmd.spawn().context("spawning containerd")?;
         let pid = child.id();
@@ -144,6 +246,25 @@ impl Containerd {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+
+    /// The server's version, as `ctr version` shows it (`1.6.20~ds1`, `2.1.9+unknown`).
+    fn server_version(&self) -> Result<String> {
+        let out = self.ctr(&["version"])?;
+        out.split("Server:")
+            .nth(1)
+            .and_then(|server| {
+                server
+                    .lines()
+                    .find_map(|l| l.trim().strip_prefix("Version:"))
+            })
+            .map(|v| v.trim().to_string())
+            .with_context(|| format!("no server version in `ctr version`: {out}"))
+    }
+
+    /// Which release this is.
+    pub fn release(&self) -> Release {
+        self.release
     }
 
     /// `overlayfs` when containerd loaded that snapshotter, else `native`.
@@ -192,7 +313,7 @@ impl Containerd {
 
     /// `ctr -a SOCKET ARGS…`, which must succeed; its stdout.
     pub fn ctr(&self, args: &[&str]) -> Result<String> {
-        let ctr = tool_path("ctr").context("`ctr` is not on PATH")?;
+        let ctr = self.release.tool("ctr")?;
         let mut cmd = Command::new(ctr);
         cmd.arg("-a").arg(self.socket()).args(args);
         run_checked(&format!("ctr {}", args.join(" ")), &mut cmd)
@@ -281,17 +402,8 @@ impl Containerd {
 
     /// Starts containerd again on the same folder (after [`Containerd::kill`] or `stop`).
     pub fn restart(&mut self) -> Result<()> {
-        let containerd = containerd_bin()?;
+        let containerd = self.release.tool("containerd")?;
         self.spawn(&containerd)
-    }
-}
-
-/// `PARTIAL_CONTAINERD_BIN`, else `containerd` on PATH.
-fn containerd_bin() -> Result<PathBuf> {
-    match std::env::var_os("PARTIAL_CONTAINERD_BIN") {
-        Some(p) => Ok(PathBuf::from(p)),
-        None => tool_path("containerd")
-            .context("`containerd` is not on PATH (Debian: apt-get install containerd)"),
     }
 }
 
@@ -314,24 +426,34 @@ impl Drop for Containerd {
     }
 }
 
-/// A private containerd, or `None` after a loud skip: without `containerd`/`ctr` on PATH under
-/// `PARTIAL_REQUIRE_TOOLS`, when it cannot start under `PARTIAL_REQUIRE_DAEMON`.
+/// A private containerd of the system's release ([`Release::V1_6`]); see [`require_release`].
 pub fn require_containerd() -> Option<Containerd> {
-    for tool in ["containerd", "ctr"] {
-        if tool_path(tool).is_none() {
-            let e = anyhow::anyhow!("`{tool}` is not on PATH (Debian: apt-get install containerd)");
-            return crate::pair::skip_or_panic(
-                "PARTIAL_REQUIRE_TOOLS",
-                "containerd is missing",
-                &e,
-            );
+    require_release(Release::V1_6)
+}
+
+/// A private containerd of `release`, or `None` after a loud skip: the system's without
+/// `containerd`/`ctr` on PATH under `PARTIAL_REQUIRE_TOOLS`; an unpacked one whose folder is not
+/// set, or any that cannot start, under `PARTIAL_REQUIRE_DAEMON`.
+pub fn require_release(release: Release) -> Option<Containerd> {
+    if release == Release::V1_6 {
+        for tool in ["containerd", "ctr"] {
+            if let Err(e) = release.tool(tool) {
+                return crate::pair::skip_or_panic(
+                    "PARTIAL_REQUIRE_TOOLS",
+                    "containerd is missing",
+                    &e,
+                );
+            }
         }
     }
-    match Containerd::start() {
+    match Containerd::start(release) {
         Ok(c) => Some(c),
         Err(e) => crate::pair::skip_or_panic(
             "PARTIAL_REQUIRE_DAEMON",
-            "no containerd could be started",
+            &format!(
+                "no containerd {}x could be started",
+                release.version_prefix()
+            ),
             &e,
         ),
     }

@@ -35,7 +35,9 @@
 //! - `PARTIAL_DAEMON_TIMEOUT` (seconds, default 60): how long a start may take.
 //! - `PARTIAL_STORAGE_DRIVER`: `--storage-driver` (default: the daemon's; overlay2 works here).
 //! - `PARTIAL_DOCKER26_DIR`: the unpacked Docker 26 (scripts/setup.sh `setup_docker26`) for the
-//!   docker26 tests.
+//!   docker26 tests, whose containerd 1.7 the containerd tests run too.
+//! - `PARTIAL_CONTAINERD2_DIR`: the unpacked containerd 2.x (scripts/setup.sh
+//!   `setup_containerd2`) for the containerd tests.
 //! - `PARTIAL_KEEP_DAEMON_DIRS`: keep each daemon's folder (log, data) after the test.
 
 pub mod bins;

@@ -10,13 +10,13 @@
 //! bundle is exit 3 with no image record; containerd killed while a blob is being written
 //! (its ingest folder appears) fails the load (exit 5) and, restarted, has no image record;
 //! `rehydrate --containerd` writes an archive that a namespace holding nothing imports whole; a
-//! delta bundle is rebuilt against the reference layer in containerd's content store.
+//! delta bundle is rebuilt against the reference layer in containerd's content store. Each case
+//! runs against containerd 1.6, 1.7 and 2.x (`containerd::v1_6::…`, `v1_7::…`, `v2::…`).
 
 use partial_tests::cli::{load, Export, Run};
+use partial_tests::containerd::{require_release, Release};
 use partial_tests::scenario::build_standard_on;
-use partial_tests::{
-    content, require_containerd, require_daemon, Containerd, Content, Daemon, DaemonOptions,
-};
+use partial_tests::{content, require_daemon, Containerd, Content, Daemon, DaemonOptions};
 use std::path::{Path, PathBuf};
 
 /// Kubernetes nodes keep their images in this namespace.
@@ -51,9 +51,9 @@ fn give(source: &Daemon, c: &Containerd, ns: &str, images: &[&str]) {
 }
 
 /// A source daemon with the standard scene, a containerd whose k8s.io namespace holds base:1.
-fn setup() -> Option<(Daemon, Containerd, tempfile::TempDir)> {
+fn setup(release: Release) -> Option<(Daemon, Containerd, tempfile::TempDir)> {
     let source = require_daemon(DaemonOptions::labelled("source"))?;
-    let c = require_containerd()?;
+    let c = require_release(release)?;
     build_standard_on(&source);
     give(&source, &c, NS, &["base:1"]);
     Some((source, c, tempfile::tempdir().unwrap()))
@@ -90,9 +90,34 @@ fn files_in_snapshots(c: &Containerd, rel: &str) -> Vec<Vec<u8>> {
     out
 }
 
-#[test]
-fn a_docker_bundle_loads_into_containerd_unpacked_with_the_source_id() {
-    let Some((source, c, dir)) = setup() else {
+/// Every case runs against each containerd release: Debian bookworm's 1.6 (the system's),
+/// trixie's 1.7 and forky's 2.x ([`Release`]), a module each.
+macro_rules! on_each_release {
+    ($($case:ident),* $(,)?) => {
+        mod v1_6 {
+            $(#[test] fn $case() { super::$case(super::Release::V1_6) })*
+        }
+        mod v1_7 {
+            $(#[test] fn $case() { super::$case(super::Release::V1_7) })*
+        }
+        mod v2 {
+            $(#[test] fn $case() { super::$case(super::Release::V2) })*
+        }
+    };
+}
+
+on_each_release!(
+    a_docker_bundle_loads_into_containerd_unpacked_with_the_source_id,
+    a_missing_base_is_exit_4_with_nothing_loaded,
+    the_inventory_of_a_namespace_lets_partial_save_leave_the_base_out,
+    a_tampered_bundle_is_exit_3_with_no_image_record,
+    containerd_killed_while_a_blob_is_written_leaves_no_image_record,
+    rehydrate_from_containerd_bases_writes_an_archive_that_imports_whole,
+    a_delta_bundle_rebuilds_against_containerd_held_references,
+);
+
+fn a_docker_bundle_loads_into_containerd_unpacked_with_the_source_id(release: Release) {
+    let Some((source, c, dir)) = setup(release) else {
         return;
     };
     let d = dir.path();
@@ -150,9 +175,8 @@ fn a_docker_bundle_loads_into_containerd_unpacked_with_the_source_id() {
     assert!(line.contains("io.cri-containerd.pinned=pinned"), "{listed}");
 }
 
-#[test]
-fn a_missing_base_is_exit_4_with_nothing_loaded() {
-    let Some((source, c, dir)) = setup() else {
+fn a_missing_base_is_exit_4_with_nothing_loaded(release: Release) {
+    let Some((source, c, dir)) = setup(release) else {
         return;
     };
     let d = dir.path();
@@ -166,9 +190,8 @@ fn a_missing_base_is_exit_4_with_nothing_loaded() {
     pl("verify", &bundle, d, &c, "default", &[]).expect_code(4);
 }
 
-#[test]
-fn the_inventory_of_a_namespace_lets_partial_save_leave_the_base_out() {
-    let Some((source, c, dir)) = setup() else {
+fn the_inventory_of_a_namespace_lets_partial_save_leave_the_base_out(release: Release) {
+    let Some((source, c, dir)) = setup(release) else {
         return;
     };
     let d = dir.path();
@@ -231,9 +254,8 @@ fn the_inventory_of_a_namespace_lets_partial_save_leave_the_base_out() {
     assert_eq!(config_of(&c, NS, &target), id);
 }
 
-#[test]
-fn a_tampered_bundle_is_exit_3_with_no_image_record() {
-    let Some((source, c, dir)) = setup() else {
+fn a_tampered_bundle_is_exit_3_with_no_image_record(release: Release) {
+    let Some((source, c, dir)) = setup(release) else {
         return;
     };
     let d = dir.path();
@@ -257,9 +279,8 @@ fn a_tampered_bundle_is_exit_3_with_no_image_record() {
         .any(|(n, _)| n == "docker.io/library/app:2"));
 }
 
-#[test]
-fn containerd_killed_while_a_blob_is_written_leaves_no_image_record() {
-    let Some((source, mut c, dir)) = setup() else {
+fn containerd_killed_while_a_blob_is_written_leaves_no_image_record(release: Release) {
+    let Some((source, mut c, dir)) = setup(release) else {
         return;
     };
     let d = dir.path();
@@ -325,9 +346,8 @@ fn containerd_killed_while_a_blob_is_written_leaves_no_image_record() {
     assert!(names.iter().any(|n| n.contains("base:1")), "{names:?}");
 }
 
-#[test]
-fn rehydrate_from_containerd_bases_writes_an_archive_that_imports_whole() {
-    let Some((source, c, dir)) = setup() else {
+fn rehydrate_from_containerd_bases_writes_an_archive_that_imports_whole(release: Release) {
+    let Some((source, c, dir)) = setup(release) else {
         return;
     };
     let d = dir.path();
@@ -368,12 +388,11 @@ fn rehydrate_from_containerd_bases_writes_an_archive_that_imports_whole() {
     );
 }
 
-#[test]
-fn a_delta_bundle_rebuilds_against_containerd_held_references() {
+fn a_delta_bundle_rebuilds_against_containerd_held_references(release: Release) {
     let Some(source) = require_daemon(DaemonOptions::labelled("source")) else {
         return;
     };
-    let Some(c) = require_containerd() else {
+    let Some(c) = require_release(release) else {
         return;
     };
     // app:1 and app:2: the same app layer but for one small file.
