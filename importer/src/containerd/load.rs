@@ -11,6 +11,7 @@ use super::dest::{ContainerdDest, Written};
 use super::export::Bases;
 use super::grpc::{CallError, Client};
 use super::images::{self, Held};
+use super::kept::{self, NotKept};
 use super::proto::Descriptor;
 use super::unpack::{self, Step};
 use super::{connect, containerd_err, place};
@@ -28,7 +29,7 @@ use partial_common::image::{MEDIA_CONFIG, MEDIA_LAYER, MEDIA_MANIFEST};
 use partial_common::manifest::{BundleManifest, Image};
 use partial_common::platform_view::DaemonView;
 use partial_common::progress;
-use partial_common::reference::qualified;
+use partial_common::reference::{qualified, ImageRef};
 use partial_common::text::escape;
 use partial_common::Digest;
 use std::collections::HashMap;
@@ -126,8 +127,7 @@ async fn load_leased(
     let written = copy(c, lease, bundle, refs, snapshotter).await?;
     let mut made = Vec::new();
     for image in images {
-        let steps = steps(image, &written, held)?;
-        let target = write_manifest(c, lease, image, &written, &steps).await?;
+        let (target, steps) = manifest_of(c, lease, image, &written, held).await?;
         let n = unpack::unpack(c, snapshotter, &steps)
             .await
             .map_err(containerd_err)
@@ -205,6 +205,43 @@ async fn copy(
     }
 }
 
+/// The manifest of `image` written to the content store, and the layers it names: its source
+/// manifest byte for byte where [`kept`] can keep it, else one made here (with a warning when a
+/// source digest is lost).
+async fn manifest_of(
+    c: &Client,
+    lease: &str,
+    image: &Image,
+    written: &Written,
+    held: &[Held],
+) -> Result<(Descriptor, Vec<Step>)> {
+    let kept = kept::kept(c, lease, image, written)
+        .await
+        .map_err(containerd_err)?;
+    let (media_type, bytes, steps) = match kept {
+        Ok(k) => (k.media_type, k.bytes, k.steps),
+        Err(why) => {
+            if let (NotKept::Lost(why), Some(s)) = (why, &image.source_manifest) {
+                eprintln!(
+                    "warning: image {} gets a manifest of its own here, not its source's {}: {}",
+                    image.id,
+                    s.digest,
+                    escape(&why)
+                );
+            }
+            let steps = steps(image, written, held)?;
+            let config_size = *written
+                .sizes
+                .get(&image.id)
+                .ok_or_else(|| anyhow!("the config of image {} was not written", image.id))?;
+            let bytes = manifest_bytes(&image.id, config_size, &steps)?;
+            (MEDIA_MANIFEST.to_string(), bytes, steps)
+        }
+    };
+    let target = write_manifest(c, lease, image, (&media_type, &bytes), &steps).await?;
+    Ok((target, steps))
+}
+
 /// The layers of `image` with the blob each is unpacked from: a carried layer's from this load,
 /// a left-out one's as the namespace holds it (exit 4 when it holds no blob for that chain).
 fn steps(image: &Image, written: &Written, held: &[Held]) -> Result<Vec<Step>> {
@@ -253,20 +290,15 @@ fn desc(media_type: &str, digest: &Digest, size: u64) -> Descriptor {
     }
 }
 
-/// The OCI manifest of `image`, written with the labels that keep its config and layers.
+/// The manifest `bytes` of `image`, written with the labels that keep its config and layers.
 async fn write_manifest(
     c: &Client,
     lease: &str,
     image: &Image,
-    written: &Written,
+    (media_type, bytes): (&str, &[u8]),
     steps: &[Step],
 ) -> Result<Descriptor> {
-    let config_size = *written
-        .sizes
-        .get(&image.id)
-        .ok_or_else(|| anyhow!("the config of image {} was not written", image.id))?;
-    let bytes = manifest_bytes(&image.id, config_size, steps)?;
-    let digest = Digest::of_bytes(&bytes);
+    let digest = Digest::of_bytes(bytes);
     let mut labels = HashMap::from([(
         "containerd.io/gc.ref.content.config".to_string(),
         image.id.to_string(),
@@ -285,7 +317,7 @@ async fn write_manifest(
             super::content::WriteError::Read(e) => anyhow!(e),
         })
         .with_context(|| format!("writing the manifest of image {}", image.id))?;
-    Ok(desc(MEDIA_MANIFEST, &digest, size))
+    Ok(desc(media_type, &digest, size))
 }
 
 /// An OCI image manifest naming the config and the layer blobs.
@@ -309,14 +341,24 @@ fn manifest_bytes(config: &Digest, config_size: u64, steps: &[Step]) -> Result<V
     Ok(serde_json::to_vec(&m)?)
 }
 
-/// The image record names of `image`: its tags, fully qualified (`app:1` →
-/// `docker.io/library/app:1`, as `ctr` and the kubelet name them); an untagged image is named
-/// by its manifest digest.
+/// The image record names of `image`, as the kubelet's CRI looks them up: its tags, fully
+/// qualified (`app:1` → `docker.io/library/app:1`, as `ctr` and the kubelet name them), then
+/// each of their repositories by the manifest's digest (`docker.io/library/app@sha256:…`, what a
+/// pod pinned by digest asks for; CRI's own pull makes the same pair). An untagged image is
+/// named by its manifest digest alone.
 fn names(image: &Image, manifest: &str) -> Vec<String> {
     if image.tags.is_empty() {
         return vec![format!("partial-load-untagged@{manifest}")];
     }
-    image.tags.iter().map(|t| qualified(t)).collect()
+    let tags: Vec<String> = image.tags.iter().map(|t| qualified(t)).collect();
+    let mut by_digest: Vec<String> = tags
+        .iter()
+        .filter_map(|t| ImageRef::parse(t).ok())
+        .map(|r| format!("{}/{}@{manifest}", r.registry, r.repository))
+        .collect();
+    by_digest.sort();
+    by_digest.dedup();
+    tags.into_iter().chain(by_digest).collect()
 }
 
 /// Every name now points at the manifest written, whose config is the image ID.
@@ -388,5 +430,36 @@ mod tests {
         );
         assert_eq!(v["layers"][0]["size"], 10);
         assert_eq!(v["mediaType"], MEDIA_MANIFEST);
+    }
+
+    #[test]
+    fn records_name_each_tag_and_each_repository_by_digest() {
+        let m = "sha256:".to_string() + &"a".repeat(64);
+        let mut image = Image {
+            id: Digest::of_bytes(b"config"),
+            tags: vec![
+                "app:1".into(),
+                "app:2".into(),
+                "reg.example:5000/x/app:1".into(),
+            ],
+            layers: vec![],
+            source_manifest: None,
+            attached: vec![],
+        };
+        assert_eq!(
+            names(&image, &m),
+            vec![
+                "docker.io/library/app:1".to_string(),
+                "docker.io/library/app:2".into(),
+                "reg.example:5000/x/app:1".into(),
+                format!("docker.io/library/app@{m}"),
+                format!("reg.example:5000/x/app@{m}"),
+            ]
+        );
+        image.tags.clear();
+        assert_eq!(
+            names(&image, &m),
+            vec![format!("partial-load-untagged@{m}")]
+        );
     }
 }

@@ -1,14 +1,15 @@
 //! containerd as a destination and a base (`--containerd SOCKET --namespace NS`): its gRPC API
 //! spoken directly ([`grpc`], messages in [`proto`]), no `ctr` run. [`images`] reads what a
 //! namespace holds (base check, inventory), [`content`] writes and reads blobs under a lease,
-//! [`dest`] is the checked copy's destination, [`unpack`] fills the snapshotter, [`load`] puts
-//! it together; [`export`] and [`rehydrate`] read base layers back for `rehydrate`.
+//! [`dest`] is the checked copy's destination, [`kept`] keeps a source manifest byte for byte,
+//! [`unpack`] fills the snapshotter, [`load`] puts it together; [`export`] and [`rehydrate`] read base layers back for `rehydrate`.
 
 mod content;
 mod dest;
 pub mod export;
 mod grpc;
 mod images;
+mod kept;
 pub mod load;
 mod proto;
 pub mod rehydrate;

@@ -11,6 +11,9 @@
 //! (its ingest folder appears) fails the load (exit 5) and, restarted, has no image record;
 //! `rehydrate --containerd` writes an archive that a namespace holding nothing imports whole; a
 //! delta bundle is rebuilt against the reference layer in containerd's content store. Each case
+//! An image exported from a registry keeps its manifest digest in a namespace that pulled its
+//! base from that registry (records by tag and by digest, as CRI's pull makes them), and gets
+//! a manifest of its own, said so, in one that holds the base as other blobs. Each case
 //! runs against containerd 1.6, 1.7 and 2.x (`containerd::v1_6::…`, `v1_7::…`, `v2::…`).
 
 use partial_tests::cli::{load, Export, Run};
@@ -114,6 +117,7 @@ on_each_release!(
     containerd_killed_while_a_blob_is_written_leaves_no_image_record,
     rehydrate_from_containerd_bases_writes_an_archive_that_imports_whole,
     a_delta_bundle_rebuilds_against_containerd_held_references,
+    a_registry_image_keeps_its_manifest_digest_where_the_namespace_holds_its_blobs,
 );
 
 fn a_docker_bundle_loads_into_containerd_unpacked_with_the_source_id(release: Release) {
@@ -446,4 +450,111 @@ fn a_delta_bundle_rebuilds_against_containerd_held_references(release: Release) 
     // Unpacked: app:2's own app layer is in the snapshotter next to app:1's.
     let versions = files_in_snapshots(&c, "app/VERSION");
     assert!(versions.contains(&vec![b'2'; 64]), "{versions:?}");
+}
+
+/// A namespace that pulls from a registry.
+const MIRROR: &str = "mirror";
+
+/// `skopeo inspect --raw` of `docker://REF` over plain http: the manifest's digest.
+fn registry_digest(reference: &str) -> String {
+    let out = std::process::Command::new("skopeo")
+        .args(["inspect", "--raw", "--tls-verify=false"])
+        .arg(format!("docker://{reference}"))
+        .output()
+        .expect("skopeo");
+    assert!(out.status.success(), "skopeo inspect {reference}");
+    partial_tests::sha256_digest(&out.stdout)
+}
+
+/// The record `name` of namespace `ns`: its target digest.
+fn target_of(c: &Containerd, ns: &str, name: &str) -> Option<String> {
+    c.images(ns)
+        .unwrap()
+        .into_iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, t)| t)
+}
+
+fn a_registry_image_keeps_its_manifest_digest_where_the_namespace_holds_its_blobs(
+    release: Release,
+) {
+    if !partial_tests::require_tool("skopeo") {
+        return;
+    }
+    let Some((source, c, dir)) = setup(release) else {
+        return;
+    };
+    let Some(reg) = partial_tests::require_registry(partial_tests::RegistryOptions::default())
+    else {
+        return;
+    };
+    for tag in ["app:1", "app:2"] {
+        let remote = format!("{}/{tag}", reg.addr);
+        source.docker(&["tag", tag, &remote]).unwrap();
+        source.docker(&["push", &remote]).unwrap();
+    }
+    // A node that pulled app:1 from the registry before the gap: its blobs as the registry has
+    // them. (Into a namespace of its own: containerd 2.x's pull fetches no blob for a layer whose
+    // snapshot exists, such as base:1's in k8s.io.)
+    let app1 = format!("{}/app:1", reg.addr);
+    let snap = c.snapshotter.clone();
+    c.ctr(&[
+        "-n",
+        MIRROR,
+        "images",
+        "pull",
+        "--plain-http",
+        "--snapshotter",
+        &snap,
+        &app1,
+    ])
+    .unwrap();
+    // Another namespace holds app:1 from a `docker save` (uncompressed layers: other blobs).
+    give(&source, &c, "other", &["app:1"]);
+    let d = dir.path();
+    let app2 = format!("{}/app:2", reg.addr);
+    let bundle = Export::new(source.host(), d, "reg.tgz")
+        .images(&[&format!("docker://{app2}")])
+        .base(&["-e", &format!("docker://{app1}")])
+        .bundle();
+    let source_digest = registry_digest(&app2);
+    let id = source.image_id("app:2").unwrap();
+
+    let r = pl("load", &bundle, d, &c, MIRROR, &["--json"]).ok();
+    assert!(!r.stderr.contains("manifest of its own"), "{}", r.stderr);
+    let by_tag = target_of(&c, MIRROR, &app2);
+    assert_eq!(
+        by_tag.as_deref(),
+        Some(source_digest.as_str()),
+        "{}",
+        r.stderr
+    );
+    let by_digest = format!("{}/app@{source_digest}", reg.addr);
+    assert_eq!(
+        target_of(&c, MIRROR, &by_digest).as_deref(),
+        Some(source_digest.as_str()),
+        "a pod pinned by digest finds the record: {:?}",
+        c.images(MIRROR).unwrap()
+    );
+    let out: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    assert!(
+        out["loaded"].to_string().contains(&by_digest),
+        "{}",
+        r.stdout
+    );
+    assert_eq!(config_of(&c, MIRROR, &source_digest), id);
+    let check = c.ctr(&["-n", MIRROR, "images", "check"]).unwrap();
+    assert!(
+        check
+            .lines()
+            .any(|l| l.starts_with(&app2) && l.contains("complete")),
+        "{check}"
+    );
+
+    // Where the base is other blobs, the image is the same but its manifest is made here.
+    let r = pl("load", &bundle, d, &c, "other", &[]).ok();
+    r.stderr_has("gets a manifest of its own here");
+    let target = target_of(&c, "other", &app2).expect("loaded into the other namespace");
+    assert_ne!(target, source_digest);
+    assert_eq!(config_of(&c, "other", &target), id);
 }
