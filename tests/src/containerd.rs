@@ -3,8 +3,8 @@
 //!
 //! [`Containerd::start`] runs, as root, `containerd --config D/config.toml` with everything
 //! under one temp dir `D`: its root, state, gRPC and ttrpc sockets, the `opt` folder, and the
-//! CRI plugin disabled (no kubelet here). It waits until `ctr version` answers, then picks the
-//! snapshotter: `overlayfs` when containerd loaded that plugin (it test-mounts overlay on its
+//! CRI plugin disabled unless a test asks for the kubelet's view ([`Containerd::start_with`]).
+//! It waits until `ctr version` answers, then picks the snapshotter: `overlayfs` when containerd loaded that plugin (it test-mounts overlay on its
 //! root at start), else `native` (a root folder on a filesystem overlay cannot stack on); the
 //! choice is printed, and tests pass it to `partial-load --snapshotter` and `ctr`.
 //!
@@ -105,6 +105,8 @@ impl Release {
 /// A running private containerd.
 pub struct Containerd {
     release: Release,
+    /// Whether the CRI plugin runs (it is disabled unless a test asks for the kubelet's view).
+    cri: bool,
     dir: PathBuf,
     child: Option<Child>,
     watchdog: Option<Child>,
@@ -159,6 +161,12 @@ impl Containerd {
     /// Starts a private containerd of `release`; waits (at most `PARTIAL_DAEMON_TIMEOUT`
     /// seconds, default 60) until `ctr version` answers, then checks the server's version.
     pub fn start(release: Release) -> Result<Containerd> {
+        Self::start_with(release, false)
+    }
+
+    /// [`Containerd::start`], with the CRI plugin running when `cri` (its image service is what
+    /// the kubelet asks: [`crate::cri`]; no CNI config, which only its pods would need).
+    pub fn start_with(release: Release, cri: bool) -> Result<Containerd> {
         let containerd = release.tool("containerd")?;
         // SAFETY: geteuid has no preconditions.
         if unsafe { libc::geteuid() } != 0 {
@@ -171,6 +179,7 @@ impl Containerd {
             .keep();
         let mut c = Containerd {
             release,
+            cri,
             dir,
             child: None,
             watchdog: None,
@@ -198,7 +207,15 @@ impl Containerd {
     fn spawn(&mut self, containerd: &Path) -> Result<()> {
         let d = self.dir.to_string_lossy().into_owned();
         let config = self.dir.join("config.toml");
-        fs::write(&config, self.release.config().replace("@D@", &d))?;
+        let mut text = self.release.config().replace("@D@", &d);
+        if self.cri {
+            text = text
+                .lines()
+                .filter(|l| !l.starts_with("disabled_plugins"))
+                .collect::<Vec<_>>()
+                .join("\n");
+        }
+        fs::write(&config, text)?;
         let log = fs::File::create(self.log_path()).context("creating the containerd log")?;
         let mut cmd = Command::new(containerd);
         cmd.arg("--config")
@@ -435,6 +452,11 @@ pub fn require_containerd() -> Option<Containerd> {
 /// `containerd`/`ctr` on PATH under `PARTIAL_REQUIRE_TOOLS`; an unpacked one whose folder is not
 /// set, or any that cannot start, under `PARTIAL_REQUIRE_DAEMON`.
 pub fn require_release(release: Release) -> Option<Containerd> {
+    require_release_with(release, false)
+}
+
+/// [`require_release`], with the CRI plugin running when `cri`.
+pub fn require_release_with(release: Release, cri: bool) -> Option<Containerd> {
     if release == Release::V1_6 {
         for tool in ["containerd", "ctr"] {
             if let Err(e) = release.tool(tool) {
@@ -446,7 +468,7 @@ pub fn require_release(release: Release) -> Option<Containerd> {
             }
         }
     }
-    match Containerd::start(release) {
+    match Containerd::start_with(release, cri) {
         Ok(c) => Some(c),
         Err(e) => crate::pair::skip_or_panic(
             "PARTIAL_REQUIRE_DAEMON",

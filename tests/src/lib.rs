@@ -45,6 +45,7 @@ pub mod bundle_check;
 pub mod charts;
 pub mod cli;
 pub mod containerd;
+pub mod cri;
 pub mod daemon;
 pub mod docker26;
 pub mod fixtures;

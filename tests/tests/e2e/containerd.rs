@@ -14,10 +14,12 @@
 //! An image exported from a registry keeps its manifest digest in a namespace that pulled its
 //! base from that registry (records by tag and by digest, as CRI's pull makes them), and gets
 //! a manifest of its own, said so, in one that holds the base as other blobs. Each case
+//! CRI's image service (what the kubelet asks, over the same socket) finds a loaded image by
+//! tag and by `REPO@digest`, with the source's image ID. Each case
 //! runs against containerd 1.6, 1.7 and 2.x (`containerd::v1_6::…`, `v1_7::…`, `v2::…`).
 
 use partial_tests::cli::{load, Export, Run};
-use partial_tests::containerd::{require_release, Release};
+use partial_tests::containerd::{require_release, require_release_with, Release};
 use partial_tests::scenario::build_standard_on;
 use partial_tests::{content, require_daemon, Containerd, Content, Daemon, DaemonOptions};
 use std::path::{Path, PathBuf};
@@ -118,6 +120,7 @@ on_each_release!(
     rehydrate_from_containerd_bases_writes_an_archive_that_imports_whole,
     a_delta_bundle_rebuilds_against_containerd_held_references,
     a_registry_image_keeps_its_manifest_digest_where_the_namespace_holds_its_blobs,
+    the_kubelet_finds_the_loaded_image_by_tag_and_by_digest,
 );
 
 fn a_docker_bundle_loads_into_containerd_unpacked_with_the_source_id(release: Release) {
@@ -557,4 +560,49 @@ fn a_registry_image_keeps_its_manifest_digest_where_the_namespace_holds_its_blob
     let target = target_of(&c, "other", &app2).expect("loaded into the other namespace");
     assert_ne!(target, source_digest);
     assert_eq!(config_of(&c, "other", &target), id);
+}
+
+fn the_kubelet_finds_the_loaded_image_by_tag_and_by_digest(release: Release) {
+    let Some(source) = require_daemon(DaemonOptions::labelled("source")) else {
+        return;
+    };
+    let Some(c) = require_release_with(release, true) else {
+        return;
+    };
+    build_standard_on(&source);
+    give(&source, &c, NS, &["base:1"]);
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let bundle = export(&source, d, "app.tgz", &[]);
+    let id = source.image_id("app:2").unwrap();
+    let status = |reference: &str| partial_tests::cri::image_status(&c.socket(), reference);
+    let tag = "docker.io/library/app:2";
+    assert_eq!(
+        status(tag).unwrap(),
+        None,
+        "CRI knows app:2 before the load"
+    );
+
+    pl("load", &bundle, d, &c, NS, &[]).ok();
+    let manifest = target_of(&c, NS, tag).expect("the record app:2");
+    let by_digest = format!("docker.io/library/app@{manifest}");
+    // CRI picks new records up from containerd's events: give it a moment.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let seen = loop {
+        match status(tag).unwrap() {
+            Some(image) => break image,
+            None if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(100))
+            }
+            None => panic!("CRI does not know {tag} 10 s after the load"),
+        }
+    };
+    assert_eq!(seen.id, id, "CRI's image ID is the config digest");
+    assert!(seen.repo_tags.contains(&tag.to_string()), "{seen:?}");
+    assert!(seen.repo_digests.contains(&by_digest), "{seen:?}");
+    let pinned = status(&by_digest)
+        .unwrap()
+        .expect("a pod pinned by digest finds it");
+    assert_eq!(pinned.id, id);
+    assert_eq!(status(&id).unwrap().map(|i| i.id), Some(id.clone()));
 }
