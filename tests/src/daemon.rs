@@ -263,15 +263,7 @@ impl Daemon {
             .append(true)
             .open(self.log_path())
             .context("opening the daemon log")?;
-        // Pid files left by a killed daemon whose processes are gone only confuse the next start
-        // (and a reused pid would make dockerd refuse to start).
-        for pidfile in [self.containerd_pidfile(), self.dir.join("pid")] {
-            if let Some(pid) = read_pid(&pidfile) {
-                if !is_alive(pid) {
-                    let _ = fs::remove_file(&pidfile);
-                }
-            }
-        }
+        self.remove_stale_pidfiles();
         let mut cmd = Command::new(self.opts.dockerd());
         cmd.arg("--data-root")
             .arg(self.dir.join("root"))
@@ -315,6 +307,27 @@ impl Daemon {
         self.child = Some(child);
         self.watchdog = spawn_watchdog(pid, &self.dir).ok();
 
+        self.wait_until_up(t0)?;
+        self.last_start = t0.elapsed();
+        self.containerd_pid = read_pid(&self.containerd_pidfile());
+        Ok(())
+    }
+
+    /// Pid files left by a killed daemon whose processes are gone only confuse the next start
+    /// (and a reused pid would make dockerd refuse to start).
+    fn remove_stale_pidfiles(&self) {
+        for pidfile in [self.containerd_pidfile(), self.dir.join("pid")] {
+            if let Some(pid) = read_pid(&pidfile) {
+                if !is_alive(pid) {
+                    let _ = fs::remove_file(&pidfile);
+                }
+            }
+        }
+    }
+
+    /// Waits, from the spawn at `t0`, until the daemon answers `/_ping`; an error with the log's
+    /// tail when it exits or the start timeout passes first.
+    fn wait_until_up(&mut self, t0: Instant) -> Result<()> {
         let timeout = self.opts.start_timeout.unwrap_or_else(|| {
             Duration::from_secs(
                 std::env::var("PARTIAL_DAEMON_TIMEOUT")
@@ -348,8 +361,6 @@ impl Daemon {
             }
             std::thread::sleep(Duration::from_millis(25));
         }
-        self.last_start = t0.elapsed();
-        self.containerd_pid = read_pid(&self.containerd_pidfile());
         Ok(())
     }
 
