@@ -154,37 +154,7 @@ fn a_multi_platform_image_travels_with_its_index_digest() {
         .images(&[&reference])
         .base(&[])
         .bundle();
-    let m = signed(&bundle);
-    assert_eq!(m["indexes"][0]["digest"], list.as_str(), "{m}");
-    let ids: Vec<&str> = m["images"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|i| i["id"].as_str().unwrap())
-        .collect();
-    assert_eq!(ids.len(), 3, "{ids:?}");
-    for id in [&amd_id, &arm_id, &v7_id] {
-        assert!(ids.contains(&id.as_str()), "{id}: {ids:?}");
-    }
-    assert_eq!(m["images"][0]["tags"], serde_json::json!([]), "{m}");
-    assert_eq!(m["indexes"][0]["attached"][0]["tag"], sig_tag.as_str());
-    // The list's signature covers its platform images, checked offline.
     let team = s(&d.join("team.pub"));
-    let verified = load(&[
-        "verify",
-        &s(&bundle),
-        "--key",
-        &team,
-        "--offline",
-        "--image-key",
-        &cosign_pub,
-    ])
-    .ok();
-    assert!(
-        verified.stderr.contains("linux/arm64: signature by"),
-        "{}",
-        verified.stderr
-    );
 
     let c = Multi {
         daemon: &daemon,
@@ -207,6 +177,7 @@ fn a_multi_platform_image_travels_with_its_index_digest() {
         sig_tag: &sig_tag,
         sig_bytes: &sig_bytes,
     };
+    the_bundle_holds_the_list_and_its_signature(&c, &cosign_pub);
     the_list_is_pushed_with_its_digest(&c);
     one_platform_leaves_the_list_behind(&c);
     a_pinned_list_is_pushed_by_digest(&c);
@@ -238,6 +209,51 @@ struct Multi<'a> {
     v7_id: &'a str,
     sig_tag: &'a str,
     sig_bytes: &'a [u8],
+}
+
+/// By tag: every platform image and the list in the bundle; the list's signature covers its
+/// platform images, checked offline with `cosign_pub`.
+fn the_bundle_holds_the_list_and_its_signature(c: &Multi, cosign_pub: &str) {
+    let Multi {
+        list,
+        bundle,
+        team,
+        amd_id,
+        arm_id,
+        v7_id,
+        sig_tag,
+        ..
+    } = *c;
+    let m = signed(bundle);
+    assert_eq!(m["indexes"][0]["digest"], list, "{m}");
+    let ids: Vec<&str> = m["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids.len(), 3, "{ids:?}");
+    for id in [amd_id, arm_id, v7_id] {
+        assert!(ids.contains(&id), "{id}: {ids:?}");
+    }
+    assert_eq!(m["images"][0]["tags"], serde_json::json!([]), "{m}");
+    assert_eq!(m["indexes"][0]["attached"][0]["tag"], sig_tag);
+    // The list's signature covers its platform images, checked offline.
+    let verified = load(&[
+        "verify",
+        &s(bundle),
+        "--key",
+        team,
+        "--offline",
+        "--image-key",
+        cosign_pub,
+    ])
+    .ok();
+    assert!(
+        verified.stderr.contains("linux/arm64: signature by"),
+        "{}",
+        verified.stderr
+    );
 }
 
 /// Into B: the list under its tag with the source's digest, each platform by digest, and the

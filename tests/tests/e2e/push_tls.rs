@@ -8,7 +8,7 @@
 
 use partial_tests::cli::{export_signed as export, keygen, load, push_args, Run};
 use partial_tests::{
-    layer_files, require_daemon, require_registry, require_tool, Content, DaemonOptions,
+    layer_files, require_daemon, require_registry, require_tool, Content, Daemon, DaemonOptions,
     RegistryOptions, RegistryServer,
 };
 use std::path::Path;
@@ -98,21 +98,7 @@ fn push_over_tls_and_a_registry_dying_mid_push() {
     let ca = s(&certs.join("ca.crt"));
     keygen(d, "team");
 
-    src.import_rootfs("base:1", 41, &[200_000, 30_000], Content::Random)
-        .unwrap();
-    src.build(
-        "app:1",
-        "base:1",
-        &[layer_files(42, "app", 2, 50_000, Content::Random)],
-    )
-    .unwrap();
-    let app2 = src
-        .build(
-            "app:2",
-            "app:1",
-            &[layer_files(43, "v2", 3, 40_000, Content::Compressible)],
-        )
-        .unwrap();
+    let app2 = build_images(&src);
     let full = export(&src.host(), d, "app1.tgz", "app:1", &[]);
     let on_top = export(&src.host(), d, "app2.tgz", "app:2", &["-e", "app:1"]);
 
@@ -247,4 +233,22 @@ fn push_while_the_registry_dies(
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
     }
+}
+
+/// base:1, app:1 on it and app:2 (compressible) on app:1, on `src`: app:2's ID.
+fn build_images(src: &Daemon) -> String {
+    src.import_rootfs("base:1", 41, &[200_000, 30_000], Content::Random)
+        .unwrap();
+    src.build(
+        "app:1",
+        "base:1",
+        &[layer_files(42, "app", 2, 50_000, Content::Random)],
+    )
+    .unwrap();
+    src.build(
+        "app:2",
+        "app:1",
+        &[layer_files(43, "v2", 3, 40_000, Content::Compressible)],
+    )
+    .unwrap()
 }
