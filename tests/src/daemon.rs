@@ -87,7 +87,7 @@ impl DaemonOptions {
     /// `dockerd`: from [`DaemonOptions::docker_root`] when set, else the system's.
     fn dockerd(&self) -> PathBuf {
         match &self.docker_root {
-            Some(root) => crate::docker26::binary(root, "dockerd"),
+            Some(root) => crate::docker_root::binary(root, "dockerd"),
             None => tool_path("dockerd").unwrap_or_else(|| "dockerd".into()),
         }
     }
@@ -95,7 +95,7 @@ impl DaemonOptions {
     /// The `docker` CLI that goes with the daemon.
     fn docker_cli(&self) -> PathBuf {
         match &self.docker_root {
-            Some(root) => crate::docker26::binary(root, "docker"),
+            Some(root) => crate::docker_root::binary(root, "docker"),
             None => tool_path("docker").unwrap_or_else(|| "docker".into()),
         }
     }
@@ -290,7 +290,7 @@ impl Daemon {
         }
         self.config_file(&mut cmd)?;
         if let Some(root) = &self.opts.docker_root {
-            cmd.env("PATH", crate::docker26::path_with(root));
+            cmd.env("PATH", crate::docker_root::path_with(root));
         }
         for (k, v) in &self.opts.env {
             cmd.env(k, v);

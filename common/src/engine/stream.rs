@@ -53,7 +53,7 @@ impl<W: Write> Engine<W> {
     }
 
     /// Streams one input handed over file by file (a layout source's metadata and blobs; see
-    /// [`BlobFiles`](crate::source::BlobFiles)), as [`Engine::add_input`] a tar.
+    /// [`BlobFiles`](crate::archive::blob_files::BlobFiles)), as [`Engine::add_input`] a tar.
     pub fn add_files(
         &mut self,
         files: &mut dyn Iterator<Item = crate::archive::blob_files::BlobFile>,
