@@ -134,15 +134,7 @@ pub async fn run(mut args: SaveArgs) -> Result<()> {
     let (g, ledger) = gather(&args).await?;
 
     if args.dry_run {
-        let written = Arc::new(AtomicU64::new(0));
-        let (plan, _, notes) = export(g, std::io::sink(), written).await?;
-        if args.json {
-            println!("{}", serde_json::to_string_pretty(&plan)?);
-        } else {
-            print!("{}", report::plan_text(&plan));
-            print!("{}", report::delta_notes(&notes));
-        }
-        return Ok(());
+        return dry_run(g, args.json).await;
     }
 
     let sink = output::AtomicOutput::create(&args.output, split)
@@ -184,15 +176,7 @@ pub async fn run(mut args: SaveArgs) -> Result<()> {
             manifest_path: naming::manifest_path(&args.output),
             signed_by: secret_key.as_ref(),
         };
-        crate::transfer_report::write(&args, w, out)
-            .await
-            .with_context(|| {
-                format!(
-                    "the bundle {} is written, but not its report {}",
-                    args.output.display(),
-                    out.display()
-                )
-            })?;
+        write_report(&args, w, out).await?;
     }
     if args.json {
         let out = serde_json::json!({ "manifest": m, "files": files });
@@ -270,6 +254,37 @@ fn check_output_free(args: &SaveArgs, split: Option<u64>) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// `--dry-run`: the plan (JSON with `--json`) on stdout, nothing written.
+async fn dry_run(g: Gathered, json: bool) -> Result<()> {
+    let written = Arc::new(AtomicU64::new(0));
+    let (plan, _, notes) = export(g, std::io::sink(), written).await?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&plan)?);
+    } else {
+        print!("{}", report::plan_text(&plan));
+        print!("{}", report::delta_notes(&notes));
+    }
+    Ok(())
+}
+
+/// `--report FILE`, once the bundle is written: a report that cannot be made says the bundle is
+/// there all the same.
+async fn write_report(
+    args: &SaveArgs,
+    w: crate::transfer_report::Written<'_>,
+    out: &std::path::Path,
+) -> Result<()> {
+    crate::transfer_report::write(args, w, out)
+        .await
+        .with_context(|| {
+            format!(
+                "the bundle {} is written, but not its report {}",
+                args.output.display(),
+                out.display()
+            )
+        })
 }
 
 /// Opens the source(s), resolves the images to export and fills the have-set (and opens the

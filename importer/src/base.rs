@@ -134,13 +134,25 @@ pub fn export_holding<'a>(
     Ok((names, reader))
 }
 
+/// A store of base layers other than the Docker daemon: a containerd namespace's images
+/// (`--containerd`, `containerd::export::Bases`). A trait, so that this module, which the
+/// containerd client uses, does not name it back.
+pub trait LayerStore: Sync {
+    /// The layers of `chains` as a tar stream (each checked by its reader), with the IDs of the
+    /// images they were found in; exit 4 when the store holds no layer of one of them.
+    fn export_chains(
+        &self,
+        chains: Vec<&Digest>,
+    ) -> Result<(Vec<String>, Box<dyn std::io::Read + Send>)>;
+}
+
 /// Where the base layers a bundle left out (or its delta references) are read from.
 #[derive(Clone, Copy)]
 pub enum BaseSource<'a> {
     /// The Docker daemon's export of the images holding them.
     Daemon(&'a Daemon),
-    /// The blobs of a containerd namespace's images (`--containerd`).
-    Containerd(&'a crate::containerd::export::Bases),
+    /// Another store's blobs: a containerd namespace's images (`--containerd`).
+    Store(&'a dyn LayerStore),
 }
 
 impl BaseSource<'_> {
@@ -156,7 +168,7 @@ impl BaseSource<'_> {
                 let (names, reader) = export_holding(daemon, chains, local)?;
                 Ok((names, Box::new(reader)))
             }
-            BaseSource::Containerd(b) => b.export(chains),
+            BaseSource::Store(store) => store.export_chains(chains.into_iter().collect()),
         }
     }
 }

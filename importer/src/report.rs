@@ -137,7 +137,7 @@ impl Reached {
     fn base_source(&self) -> (BaseSource<'_>, &[ImageMeta]) {
         match self {
             Reached::Daemon(d, local) => (BaseSource::Daemon(d), local),
-            Reached::Containerd(b, local) => (BaseSource::Containerd(b), local),
+            Reached::Containerd(b, local) => (BaseSource::Store(b), local),
         }
     }
 }

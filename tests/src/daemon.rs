@@ -87,7 +87,7 @@ impl DaemonOptions {
     /// `dockerd`: from [`DaemonOptions::docker_root`] when set, else the system's.
     fn dockerd(&self) -> PathBuf {
         match &self.docker_root {
-            Some(root) => crate::docker26::binary(root, "dockerd"),
+            Some(root) => crate::docker_root::binary(root, "dockerd"),
             None => tool_path("dockerd").unwrap_or_else(|| "dockerd".into()),
         }
     }
@@ -95,7 +95,7 @@ impl DaemonOptions {
     /// The `docker` CLI that goes with the daemon.
     fn docker_cli(&self) -> PathBuf {
         match &self.docker_root {
-            Some(root) => crate::docker26::binary(root, "docker"),
+            Some(root) => crate::docker_root::binary(root, "docker"),
             None => tool_path("docker").unwrap_or_else(|| "docker".into()),
         }
     }
@@ -263,15 +263,7 @@ impl Daemon {
             .append(true)
             .open(self.log_path())
             .context("opening the daemon log")?;
-        // Pid files left by a killed daemon whose processes are gone only confuse the next start
-        // (and a reused pid would make dockerd refuse to start).
-        for pidfile in [self.containerd_pidfile(), self.dir.join("pid")] {
-            if let Some(pid) = read_pid(&pidfile) {
-                if !is_alive(pid) {
-                    let _ = fs::remove_file(&pidfile);
-                }
-            }
-        }
+        self.remove_stale_pidfiles();
         let mut cmd = Command::new(self.opts.dockerd());
         cmd.arg("--data-root")
             .arg(self.dir.join("root"))
@@ -298,7 +290,7 @@ impl Daemon {
         }
         self.config_file(&mut cmd)?;
         if let Some(root) = &self.opts.docker_root {
-            cmd.env("PATH", crate::docker26::path_with(root));
+            cmd.env("PATH", crate::docker_root::path_with(root));
         }
         for (k, v) in &self.opts.env {
             cmd.env(k, v);
@@ -315,6 +307,27 @@ impl Daemon {
         self.child = Some(child);
         self.watchdog = spawn_watchdog(pid, &self.dir).ok();
 
+        self.wait_until_up(t0)?;
+        self.last_start = t0.elapsed();
+        self.containerd_pid = read_pid(&self.containerd_pidfile());
+        Ok(())
+    }
+
+    /// Pid files left by a killed daemon whose processes are gone only confuse the next start
+    /// (and a reused pid would make dockerd refuse to start).
+    fn remove_stale_pidfiles(&self) {
+        for pidfile in [self.containerd_pidfile(), self.dir.join("pid")] {
+            if let Some(pid) = read_pid(&pidfile) {
+                if !is_alive(pid) {
+                    let _ = fs::remove_file(&pidfile);
+                }
+            }
+        }
+    }
+
+    /// Waits, from the spawn at `t0`, until the daemon answers `/_ping`; an error with the log's
+    /// tail when it exits or the start timeout passes first.
+    fn wait_until_up(&mut self, t0: Instant) -> Result<()> {
         let timeout = self.opts.start_timeout.unwrap_or_else(|| {
             Duration::from_secs(
                 std::env::var("PARTIAL_DAEMON_TIMEOUT")
@@ -348,8 +361,6 @@ impl Daemon {
             }
             std::thread::sleep(Duration::from_millis(25));
         }
-        self.last_start = t0.elapsed();
-        self.containerd_pid = read_pid(&self.containerd_pidfile());
         Ok(())
     }
 

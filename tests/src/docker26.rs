@@ -9,9 +9,9 @@
 //! `PARTIAL_REQUIRE_DAEMON=1`; a folder whose `dockerd --version` is not 26.x is an error.
 
 use crate::daemon::{Daemon, DaemonOptions};
+pub use crate::docker_root::{binary, path_with};
 use crate::pair::{skip_or_panic, DaemonPair};
 use anyhow::{bail, Context, Result};
-use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -86,29 +86,6 @@ fn check_root() -> Result<PathBuf> {
         }
     }
     Ok(root)
-}
-
-/// `name` in the unpacked root: `usr/sbin`, `usr/bin`, `sbin` or `bin`, in that order (the
-/// `usr/sbin` path when none has it, for the error message of whoever runs it).
-pub fn binary(root: &Path, name: &str) -> PathBuf {
-    ["usr/sbin", "usr/bin", "sbin", "bin"]
-        .iter()
-        .map(|d| root.join(d).join(name))
-        .find(|p| p.is_file())
-        .unwrap_or_else(|| root.join("usr/sbin").join(name))
-}
-
-/// `PATH` with the root's bin dirs first, so its `dockerd` finds its own containerd, shim and
-/// runc (and `docker-init`) before the system's.
-pub fn path_with(root: &Path) -> OsString {
-    let mut dirs: Vec<PathBuf> = ["usr/bin", "usr/sbin"]
-        .iter()
-        .map(|d| root.join(d))
-        .collect();
-    dirs.extend(std::env::split_paths(
-        &std::env::var_os("PATH").unwrap_or_default(),
-    ));
-    std::env::join_paths(dirs).unwrap_or_default()
 }
 
 /// A pair with `source` and `airgap` running the given engines, or `None` after a loud skip

@@ -220,32 +220,7 @@ fn rewrite_legacy(legacy: &Path, out: &Path, containerd: bool) -> Result<Vec<Str
             .context("manifest entry without Config")?;
         let cfg = resolve(&entries, cfg_name)?.to_vec();
         let cfg_digest = sha256_digest(&cfg);
-        let mut layer_paths = Vec::new();
-        let mut layer_descs = Vec::new();
-        for l in m["Layers"]
-            .as_array()
-            .context("manifest entry without Layers")?
-        {
-            let lname = l.as_str().context("layer path is not a string")?;
-            let data = resolve(&entries, lname)?;
-            let (blob, media) = if containerd {
-                (gzip(data), "application/vnd.oci.image.layer.v1.tar+gzip")
-            } else {
-                (data.to_vec(), "application/vnd.oci.image.layer.v1.tar")
-            };
-            let d = sha256_digest(&blob);
-            layer_descs.push(json!({"mediaType": media, "digest": d, "size": blob.len()}));
-            layer_paths.push(format!("blobs/sha256/{}", &d[7..]));
-            blobs.entry(d[7..].to_string()).or_insert(blob);
-            // The folder's legacy json, as a blob of its own (Docker 25 keeps it too).
-            if let (false, Some(folder)) = (containerd, lname.strip_suffix("/layer.tar")) {
-                if let Some(Kind::File(j)) = entries.get(&format!("{folder}/json")) {
-                    blobs
-                        .entry(sha256_digest(j)[7..].to_string())
-                        .or_insert_with(|| j.clone());
-                }
-            }
-        }
+        let (layer_paths, layer_descs) = rewrite_layers(&entries, m, containerd, &mut blobs)?;
         let oci_manifest = serde_json::to_vec(&json!({
             "schemaVersion": 2,
             "mediaType": "application/vnd.oci.image.manifest.v1+json",
@@ -261,26 +236,7 @@ fn rewrite_legacy(legacy: &Path, out: &Path, containerd: bool) -> Result<Vec<Str
                     .collect()
             })
             .unwrap_or_default();
-        let desc = |annotations: Option<Value>| {
-            let mut d = json!({
-                "mediaType": "application/vnd.oci.image.manifest.v1+json",
-                "digest": man_digest, "size": oci_manifest.len(),
-            });
-            if let Some(a) = annotations {
-                d["annotations"] = a;
-            }
-            d
-        };
-        if tags.is_empty() {
-            index.push(desc(None));
-        }
-        for t in &tags {
-            let short = t.rsplit_once(':').map(|(_, t)| t).unwrap_or("latest");
-            index.push(desc(Some(json!({
-                "io.containerd.image.name": normalize_ref(t),
-                "org.opencontainers.image.ref.name": short,
-            }))));
-        }
+        index.extend(index_descriptors(&tags, &oci_manifest, &man_digest));
         blobs.insert(man_digest[7..].to_string(), oci_manifest);
         blobs.insert(cfg_digest[7..].to_string(), cfg);
         new_manifest.push(json!({
@@ -309,6 +265,70 @@ fn rewrite_legacy(legacy: &Path, out: &Path, containerd: bool) -> Result<Vec<Str
     }
     b.write(out)?;
     Ok(ids)
+}
+
+/// The layers of manifest entry `m` as blobs (gzipped for the containerd store, with each
+/// folder's legacy json otherwise) added to `blobs`: their paths and OCI descriptors.
+fn rewrite_layers(
+    entries: &BTreeMap<String, Kind>,
+    m: &Value,
+    containerd: bool,
+    blobs: &mut BTreeMap<String, Vec<u8>>,
+) -> Result<(Vec<String>, Vec<Value>)> {
+    let mut layer_paths = Vec::new();
+    let mut layer_descs = Vec::new();
+    for l in m["Layers"]
+        .as_array()
+        .context("manifest entry without Layers")?
+    {
+        let lname = l.as_str().context("layer path is not a string")?;
+        let data = resolve(entries, lname)?;
+        let (blob, media) = if containerd {
+            (gzip(data), "application/vnd.oci.image.layer.v1.tar+gzip")
+        } else {
+            (data.to_vec(), "application/vnd.oci.image.layer.v1.tar")
+        };
+        let d = sha256_digest(&blob);
+        layer_descs.push(json!({"mediaType": media, "digest": d, "size": blob.len()}));
+        layer_paths.push(format!("blobs/sha256/{}", &d[7..]));
+        blobs.entry(d[7..].to_string()).or_insert(blob);
+        // The folder's legacy json, as a blob of its own (Docker 25 keeps it too).
+        if let (false, Some(folder)) = (containerd, lname.strip_suffix("/layer.tar")) {
+            if let Some(Kind::File(j)) = entries.get(&format!("{folder}/json")) {
+                blobs
+                    .entry(sha256_digest(j)[7..].to_string())
+                    .or_insert_with(|| j.clone());
+            }
+        }
+    }
+    Ok((layer_paths, layer_descs))
+}
+
+/// `index.json`'s descriptors of one OCI manifest: one per tag (with containerd's and OCI's
+/// name annotations), or one without annotations when untagged.
+fn index_descriptors(tags: &[String], oci_manifest: &[u8], man_digest: &str) -> Vec<Value> {
+    let mut index = Vec::new();
+    let desc = |annotations: Option<Value>| {
+        let mut d = json!({
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "digest": man_digest, "size": oci_manifest.len(),
+        });
+        if let Some(a) = annotations {
+            d["annotations"] = a;
+        }
+        d
+    };
+    if tags.is_empty() {
+        index.push(desc(None));
+    }
+    for t in tags {
+        let short = t.rsplit_once(':').map(|(_, t)| t).unwrap_or("latest");
+        index.push(desc(Some(json!({
+            "io.containerd.image.name": normalize_ref(t),
+            "org.opencontainers.image.ref.name": short,
+        }))));
+    }
+    index
 }
 
 /// The entry names of a tar (plain, gzip or zstd), in archive order (symlinks shown as

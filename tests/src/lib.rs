@@ -13,6 +13,7 @@
 //! - [`daemon`]: one private `dockerd` ([`Daemon`]): start, stop, kill, restart, orphan watchdog.
 //! - [`docker26`]: Docker 26 from `PARTIAL_DOCKER26_DIR` (classic or containerd image store) and
 //!   pairs of engines ([`docker26::require_pair`]).
+//! - [`docker_root`]: a Docker unpacked into a folder: its binaries and the `PATH` it runs with.
 //! - [`pair`]: [`DaemonPair`] (source and air-gapped side) and the skip policy.
 //! - [`fixtures`]: tars, `docker import`, `FROM`+`COPY` builds, save/load/inspect helpers.
 //! - [`layout`]: hand-written legacy archives and rewriters from the legacy layout into the Docker ≥ 25
@@ -48,6 +49,7 @@ pub mod containerd;
 pub mod cri;
 pub mod daemon;
 pub mod docker26;
+pub mod docker_root;
 pub mod fixtures;
 pub mod layout;
 pub mod pair;

@@ -8,6 +8,8 @@
 //! cargo xtask assets [--out DIR]       both, and DIR/copyright (Debian's machine-readable
 //!                                      format, with LICENSE-MIT and LICENSE-APACHE in full);
 //!                                      scripts/package.sh runs this before cargo-deb
+//! cargo xtask cycles                   import cycles between the top-level modules of each
+//!                                      crate (product code; `cycles.rs`): exit 1 on one
 //! ```
 //!
 //! DIR defaults to `target/assets` of the workspace, where the `[package.metadata.deb]` assets of
@@ -50,6 +52,8 @@ enum Task {
     Completions(OutArgs),
     /// Man pages, completions and the Debian copyright file (what the .deb packages install).
     Assets(OutArgs),
+    /// Import cycles between the top-level modules of each crate (product code): none, or exit 1.
+    Cycles,
 }
 
 #[derive(clap::Args, Debug)]
@@ -90,6 +94,25 @@ fn tools() -> [Tool; 2] {
     ]
 }
 
+/// `cargo xtask cycles`: each crate's module cycles, an error when there is one.
+fn check_cycles() -> Result<()> {
+    let found = cycles::workspace_cycles(workspace())?;
+    for (dir, groups) in &found {
+        for g in groups {
+            eprintln!(
+                "{}: modules {} import each other",
+                dir.display(),
+                g.join(", ")
+            );
+        }
+    }
+    if !found.is_empty() {
+        bail!("import cycles in {} crate(s)", found.len());
+    }
+    eprintln!("cargo xtask: no import cycle between the modules of any crate");
+    Ok(())
+}
+
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     match run(cli.task) {
@@ -103,6 +126,7 @@ fn main() -> std::process::ExitCode {
 
 fn run(task: Task) -> Result<()> {
     let (args, man, completions) = match task {
+        Task::Cycles => return check_cycles(),
         Task::Man(a) => (a, true, false),
         Task::Completions(a) => (a, false, true),
         Task::Assets(a) => (a, true, true),
@@ -404,5 +428,6 @@ fn write_completions(tool: &Tool, dir: &Path) -> Result<()> {
     Ok(())
 }
 
+mod cycles;
 #[cfg(test)]
 mod tests;

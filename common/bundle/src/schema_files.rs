@@ -87,7 +87,11 @@ fn schema_files_bundle_manifests_of_every_kind_match_their_schema() {
         },
     ];
     check_manifest("daemon and registry source, charts", &m);
+}
 
+#[test]
+fn schema_files_bundle_manifests_with_every_origin_blob_and_delta_match_their_schema() {
+    let base = sample();
     // Every origin kind, and a blob on every layer (a left-out one compressed, as stored).
     let mut m = base.clone();
     let image_id = Digest::of_bytes(b"base");

@@ -672,16 +672,42 @@ mod tests {
         verify(b"data", &sig, &[load_public_key(&p).unwrap()]).unwrap();
     }
 
-    /// Interoperability with the stock `minisign` tool, both ways.
-    #[test]
-    fn stock_minisign_interop() {
+    /// Interoperability with the stock `minisign` tool, both ways: a folder with a small
+    /// `manifest.json` to sign, or `None` (the test skips) without the tool.
+    fn minisign_fixture() -> Option<(tempfile::TempDir, std::path::PathBuf)> {
         if !partial_core::testutil::gate::have_tool("minisign", "-v") {
-            return;
+            return None;
         }
         let dir = tempfile::tempdir().unwrap();
-        let d = dir.path();
-        let data = d.join("manifest.json");
+        let data = dir.path().join("manifest.json");
         std::fs::write(&data, b"{\"layers\":[]}\n").unwrap();
+        Some((dir, data))
+    }
+
+    /// The stock tool run with `input` on its stdin (where it reads passwords).
+    fn minisign_with_stdin(args: &[&std::ffi::OsStr], input: &str) -> std::process::Output {
+        let mut child = Command::new("minisign")
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+        child.wait_with_output().unwrap()
+    }
+
+    #[test]
+    fn stock_minisign_verifies_ours_and_rejects_tampered_data() {
+        let Some((dir, data)) = minisign_fixture() else {
+            return;
+        };
+        let d = dir.path();
 
         // Ours, verified by minisign.
         let (k, p) = write_keypair(&d.join("ours"), None, false).unwrap();
@@ -719,6 +745,14 @@ mod tests {
             .output()
             .unwrap();
         assert!(!st.status.success());
+    }
+
+    #[test]
+    fn stock_minisign_keys_and_signatures_work_with_ours() {
+        let Some((dir, data)) = minisign_fixture() else {
+            return;
+        };
+        let d = dir.path();
 
         // minisign's, verified by us.
         let (sk_path, pk_path) = (d.join("stock.key"), d.join("stock.pub"));
@@ -759,24 +793,16 @@ mod tests {
         let stock_sk = load_secret_key(&sk_path, None).unwrap();
         let sig = sign_file(&stock_sk, &data, "ours with stock key").unwrap();
         verify(&bytes, &sig, &[stock_pk]).unwrap();
+    }
 
-        // Encrypted keys both ways (the stock tool reads the password from stdin).
-        let minisign_with_stdin = |args: &[&std::ffi::OsStr], input: &str| {
-            let mut child = Command::new("minisign")
-                .args(args)
-                .stdin(Stdio::piped())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
-                .unwrap();
-            child
-                .stdin
-                .take()
-                .unwrap()
-                .write_all(input.as_bytes())
-                .unwrap();
-            child.wait_with_output().unwrap()
+    /// Encrypted keys both ways (the stock tool reads the password from stdin).
+    #[test]
+    fn stock_minisign_encrypted_keys_both_ways() {
+        let Some((dir, data)) = minisign_fixture() else {
+            return;
         };
+        let d = dir.path();
+        let bytes = std::fs::read(&data).unwrap();
         let (ek, ep) = (d.join("stock-enc.key"), d.join("stock-enc.pub"));
         let out = minisign_with_stdin(
             &[

@@ -57,27 +57,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         &EncodeOptions::default(),
     )?;
     out.flush()?;
-    let s = encoded.summary();
-    report(
-        "encode",
-        new_size,
-        t,
-        format!(
-            "{} delta {} bytes ({}; chunks {}, patch {}), copied {} / literal {} bytes",
-            if matches!(encoded, Encoded::Delta(_)) {
-                ""
-            } else {
-                "NO GAIN,"
-            },
-            s.delta_size,
-            s.encoding.as_str(),
-            s.chunks_size,
-            s.patch_size
-                .map_or("not tried".to_string(), |p| p.to_string()),
-            s.copied_bytes,
-            s.literal_bytes
-        ),
-    );
+    report("encode", new_size, t, encoded_text(&encoded));
     let Encoded::Delta(summary) = encoded else {
         return Ok(());
     };
@@ -98,6 +78,26 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
     println!("peak RSS {} MiB", peak_rss_kib() >> 10);
     Ok(())
+}
+
+/// What the encoder made: delta size and encoding, bytes copied from the reference and literal.
+fn encoded_text(encoded: &Encoded) -> String {
+    let s = encoded.summary();
+    format!(
+        "{} delta {} bytes ({}; chunks {}, patch {}), copied {} / literal {} bytes",
+        if matches!(encoded, Encoded::Delta(_)) {
+            ""
+        } else {
+            "NO GAIN,"
+        },
+        s.delta_size,
+        s.encoding.as_str(),
+        s.chunks_size,
+        s.patch_size
+            .map_or("not tried".to_string(), |p| p.to_string()),
+        s.copied_bytes,
+        s.literal_bytes
+    )
 }
 
 fn report(what: &str, bytes: u64, since: Instant, detail: String) {

@@ -382,7 +382,6 @@ mod tests {
     #[test]
     fn credentials_go_to_a_realm_on_the_registrys_host_over_https_or_when_allowed() {
         let none: &[String] = &[];
-        let allowed = |hosts: &[&str]| hosts.iter().map(|h| h.to_string()).collect::<Vec<_>>();
         // The registry's own host: name and port, whatever the scheme says.
         for (base, realm) in [
             ("http://127.0.0.1:5077", "http://127.0.0.1:5077/token"),
@@ -427,6 +426,11 @@ mod tests {
         }
         let why = realm_credentials("https://reg.example", "not a url", none).unwrap_err();
         assert!(why.contains("not a URL"), "{why}");
+    }
+
+    #[test]
+    fn realms_allowed_explicitly_are_host_port_for_that_port_or_host_for_any() {
+        let allowed = |hosts: &[&str]| hosts.iter().map(|h| h.to_string()).collect::<Vec<_>>();
         // Allowed explicitly: HOST:PORT that port only, HOST any port.
         let realm = "http://localhost:5078/token";
         let base = "http://127.0.0.1:5077";

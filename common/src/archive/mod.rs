@@ -4,24 +4,25 @@
 //!
 //! * [`scan`]: one pass over an archive keeping only metadata (and, per layer file, its size and
 //!   compression) → [`ArchiveIndex`], which [`ArchiveIndex::images`] turns into model images.
-//! * The engine that streams the wanted blobs into a bundle is [`crate::engine`]; it reuses the
-//!   pieces here.
+//! * The engine that streams the wanted blobs into a bundle (`crate::engine`) reads its input
+//!   through the pieces here; this module knows nothing of it (the dependency goes one way,
+//!   `engine` → `archive`, see docs/design.md).
 //!
 //! Inputs are plain tar streams; the caller undoes gzip/zstd first (see `codec`).
 //!
 //! Modules: `tarstream` (strict tar reader/writer), `names` (entry roles, unsafe names),
 //! `legacy_id` (identifying `<v1id>/` folders from their `json`), `metadata` (manifest.json /
 //! index.json / OCI manifests → images), `scan`, `to_model` (index → model images),
-//! `tarstream_big_tests` (entries over 8 GiB), `real_daemon` (ignored checks against real `docker save` output). The test-archive builders
+//! `blob_files` (a layout source's files as an entry stream, no tar made), `tarstream_big_tests` (entries
+//! over 8 GiB). The test-archive builders
 //! and the fuzz seeds live in `crate::testutil` (feature `testutil`).
 
+pub mod blob_files;
 pub mod entries;
 pub(crate) mod entry_stream;
 pub(crate) mod legacy_id;
 pub(crate) mod metadata;
 pub(crate) mod names;
-#[cfg(test)]
-mod real_daemon;
 pub(crate) mod scan;
 pub(crate) mod tarstream;
 #[cfg(test)]

@@ -16,9 +16,12 @@
 //!
 //! Modules: `stream` (one input, entry by entry), `finish` (matching, checks, the plan, the
 //! bundle's metadata), `verify` (hashing on the side), `unpack` (zstd layers written as
-//! uncompressed tars), `tests`, `writers_tests`.
+//! uncompressed tars), `tests`, `writers_tests`, `real_daemon_tests` (ignored checks against real `docker save`
+//! output).
 
 mod finish;
+#[cfg(test)]
+mod real_daemon_tests;
 mod stream;
 #[cfg(test)]
 mod tests;

@@ -53,14 +53,18 @@ impl<W: Write> Engine<W> {
     }
 
     /// Streams one input handed over file by file (a layout source's metadata and blobs; see
-    /// [`BlobFiles`](crate::source::BlobFiles)), as [`Engine::add_input`] a tar.
+    /// [`BlobFiles`](crate::archive::blob_files::BlobFiles)), as [`Engine::add_input`] a tar.
     pub fn add_files(
         &mut self,
-        files: &mut dyn Iterator<Item = crate::source::BlobFile>,
+        files: &mut dyn Iterator<Item = crate::archive::blob_files::BlobFile>,
         label: &str,
         index: Option<ArchiveIndex>,
     ) -> Result<(), ArchiveError> {
-        self.add_entries(&mut crate::source::BlobFiles::new(files), label, index)
+        self.add_entries(
+            &mut crate::archive::blob_files::BlobFiles::new(files),
+            label,
+            index,
+        )
     }
 
     fn add_entries<E: EntryStream>(

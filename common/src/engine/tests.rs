@@ -114,6 +114,58 @@ fn uncompressed(data: &[u8]) -> Vec<u8> {
     out
 }
 
+/// Image ID → the layer descriptors of its OCI manifest (through `index.json`).
+fn oci_layers_by_image(file: &dyn Fn(&str) -> Option<Vec<u8>>) -> BTreeMap<String, Vec<Value>> {
+    let ix: Value = serde_json::from_slice(&file("index.json").unwrap()).unwrap();
+    let mut oci_layers = BTreeMap::new();
+    for d in ix["manifests"].as_array().unwrap() {
+        let m: Value = serde_json::from_slice(
+            &file(&format!(
+                "blobs/sha256/{}",
+                Digest::parse(d["digest"].as_str().unwrap()).unwrap().hex()
+            ))
+            .expect("OCI manifest present"),
+        )
+        .unwrap();
+        let id = m["config"]["digest"].as_str().unwrap().to_string();
+        oci_layers.insert(id, m["layers"].as_array().unwrap().clone());
+    }
+    oci_layers
+}
+
+/// A carried layer's file `data` at `path`: named by its digest, holding its diffID, never zstd,
+/// and described alike by the plan (`l`) and the OCI manifest (`desc`).
+fn check_carried_layer(path: &str, data: &[u8], l: &crate::plan::PlannedLayer, desc: &Value) {
+    assert_eq!(format!("blobs/sha256/{}", sha(data).hex()), path);
+    assert_eq!(sha(&uncompressed(data)), l.diff_id, "{path}");
+    // Docker < 23 cannot load zstd layers: they are written decompressed.
+    let c = crate::codec::detect(data);
+    assert_ne!(c, crate::codec::Compression::Zstd, "{path} is zstd");
+    // The plan, manifest.json and the OCI manifest say what was written.
+    let b = l.blob.as_ref().expect("a carried layer has its blob");
+    assert_eq!(b.digest, sha(data), "{path}");
+    assert_eq!(b.compression, c, "{path}");
+    assert_eq!(b.size, Some(data.len() as u64), "{path}");
+    assert_eq!(desc["digest"].as_str(), Some(b.digest.as_str()), "{path}");
+    assert_eq!(desc["size"].as_u64(), Some(data.len() as u64), "{path}");
+    assert_eq!(desc["mediaType"].as_str(), Some(b.media_type.as_str()));
+}
+
+/// No blob of the bundle holds the left-out layer `l`.
+fn check_left_out_layer(out: &BTreeMap<String, Kind>, l: &crate::plan::PlannedLayer) {
+    for (n, k) in out {
+        if let (Kind::File(d), true) = (k, n.starts_with("blobs/")) {
+            if d.first() != Some(&b'{') {
+                assert_ne!(
+                    sha(&uncompressed(d)),
+                    l.diff_id,
+                    "{n} holds a left-out layer"
+                );
+            }
+        }
+    }
+}
+
 /// The bundle never contradicts the plan: `manifest.json` lists every image of the plan with
 /// its config (hashing to the image ID) and one path per layer position; each carried position's
 /// file is present, named by its digest, and holds its diffID; a layer whose every position is
@@ -137,21 +189,7 @@ pub(super) fn check_bundle(bundle: &[u8], plan: &Plan) {
         .filter(|l| l.decision.is_carried())
         .map(|l| &l.diff_id)
         .collect();
-    // Image ID → the layer descriptors of its OCI manifest.
-    let ix: Value = serde_json::from_slice(&file("index.json").unwrap()).unwrap();
-    let mut oci_layers: std::collections::BTreeMap<String, Vec<Value>> = Default::default();
-    for d in ix["manifests"].as_array().unwrap() {
-        let m: Value = serde_json::from_slice(
-            &file(&format!(
-                "blobs/sha256/{}",
-                Digest::parse(d["digest"].as_str().unwrap()).unwrap().hex()
-            ))
-            .expect("OCI manifest present"),
-        )
-        .unwrap();
-        let id = m["config"]["digest"].as_str().unwrap().to_string();
-        oci_layers.insert(id, m["layers"].as_array().unwrap().clone());
-    }
+    let oci_layers = oci_layers_by_image(&file);
     let mut expected_blobs: BTreeSet<String> = BTreeSet::new();
     for (img, item) in plan.images.iter().zip(&m) {
         let descs = &oci_layers[img.id.as_str()];
@@ -169,33 +207,11 @@ pub(super) fn check_bundle(bundle: &[u8], plan: &Plan) {
             let data = file(path);
             if l.decision.is_carried() || carried_diffs.contains(&l.diff_id) {
                 let data = data.unwrap_or_else(|| panic!("carried layer {path} missing"));
-                assert_eq!(format!("blobs/sha256/{}", sha(&data).hex()), path);
-                assert_eq!(sha(&uncompressed(&data)), l.diff_id, "{path}");
-                // Docker < 23 cannot load zstd layers: they are written decompressed.
-                let c = crate::codec::detect(&data);
-                assert_ne!(c, crate::codec::Compression::Zstd, "{path} is zstd");
-                // The plan, manifest.json and the OCI manifest say what was written.
-                let b = l.blob.as_ref().expect("a carried layer has its blob");
-                assert_eq!(b.digest, sha(&data), "{path}");
-                assert_eq!(b.compression, c, "{path}");
-                assert_eq!(b.size, Some(data.len() as u64), "{path}");
-                assert_eq!(desc["digest"].as_str(), Some(b.digest.as_str()), "{path}");
-                assert_eq!(desc["size"].as_u64(), Some(data.len() as u64), "{path}");
-                assert_eq!(desc["mediaType"].as_str(), Some(b.media_type.as_str()));
+                check_carried_layer(path, &data, l, desc);
                 expected_blobs.insert(path.to_string());
             } else {
                 assert!(data.is_none(), "left-out layer {path} is in the bundle");
-                for (n, k) in &out {
-                    if let (Kind::File(d), true) = (k, n.starts_with("blobs/")) {
-                        if d.first() != Some(&b'{') {
-                            assert_ne!(
-                                sha(&uncompressed(d)),
-                                l.diff_id,
-                                "{n} holds a left-out layer"
-                            );
-                        }
-                    }
-                }
+                check_left_out_layer(&out, l);
             }
         }
     }

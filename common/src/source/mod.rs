@@ -10,14 +10,13 @@
 //! `org.opencontainers.image.ref.name` such as `app2`, also written `NAME:app2`.
 
 mod archive_file;
-mod blob_files;
 mod daemon;
 mod oci_dir;
 mod registry;
 mod registry_index;
 
+pub use crate::archive::blob_files::{BlobFile, BlobFiles};
 pub use archive_file::ArchiveSource;
-pub use blob_files::{BlobFile, BlobFiles};
 pub use daemon::DaemonSource;
 pub use oci_dir::OciDirSource;
 pub use registry::{strip_scheme, RegistrySource, Selection, SCHEME};

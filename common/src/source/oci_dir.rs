@@ -3,8 +3,8 @@
 //! blobs are only measured and sniffed); to stream, its metadata files and the layer blobs of
 //! the wanted images are handed to the engine file by file, each opened when it is reached.
 
-use super::blob_files::BlobFile;
 use super::{find_in_index, Sink, Source};
+use crate::archive::blob_files::BlobFile;
 use crate::archive::metadata::{Collected, MAX_JSON};
 use crate::archive::scan::index_of;
 use crate::archive::{ArchiveError, ArchiveIndex, EntryInfo};

@@ -7,8 +7,8 @@
 //! fetched from the registry as it is reached, compressed as stored and named by its digest; the engine checks each blob's
 //! digest and diffID as it reads it, so nothing is held in memory but a few chunks.
 
-use super::blob_files::BlobFile;
 use super::{Sink, Source};
+use crate::archive::blob_files::BlobFile;
 use crate::archive::ArchiveError;
 use crate::codec::Compression;
 use crate::digest::{chain_ids, Digest};

@@ -510,6 +510,27 @@ pub fn oci(images: &[&TestImage], compressed: bool, with_manifest_json: bool) ->
         layer_entries.push(les);
         config_entries.push(blob(&img.id));
     }
+    let entries = oci_entries(
+        blobs,
+        &index,
+        with_manifest_json.then_some(&manifest),
+        (!compressed).then_some(&repos),
+    );
+    Built {
+        entries: sorted(entries),
+        layer_entries,
+        config_entries,
+    }
+}
+
+/// The entries of an OCI layout: `blobs/`, `index.json` listing `index`, `manifest.json` and
+/// `repositories` when given, `oci-layout`.
+fn oci_entries(
+    blobs: BTreeMap<String, Vec<u8>>,
+    index: &[Value],
+    manifest: Option<&Vec<Value>>,
+    repos: Option<&BTreeMap<String, BTreeMap<String, String>>>,
+) -> Vec<TEntry> {
     let mut entries = vec![
         TEntry {
             name: "blobs/".into(),
@@ -529,27 +550,23 @@ pub fn oci(images: &[&TestImage], compressed: bool, with_manifest_json: bool) ->
         "index.json",
         serde_json::to_vec(&json!({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": index})).unwrap(),
     ));
-    if with_manifest_json {
+    if let Some(manifest) = manifest {
         entries.push(TEntry::file(
             "manifest.json",
-            serde_json::to_vec(&manifest).unwrap(),
+            serde_json::to_vec(manifest).unwrap(),
         ));
     }
     entries.push(TEntry::file(
         "oci-layout",
         br#"{"imageLayoutVersion":"1.0.0"}"#.to_vec(),
     ));
-    if !compressed {
+    if let Some(repos) = repos {
         entries.push(TEntry::file(
             "repositories",
-            serde_json::to_vec(&repos).unwrap(),
+            serde_json::to_vec(repos).unwrap(),
         ));
     }
-    Built {
-        entries: sorted(entries),
-        layer_entries,
-        config_entries,
-    }
+    entries
 }
 
 /// An output archive read back: name → entry.

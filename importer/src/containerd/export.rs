@@ -30,6 +30,12 @@ pub struct Bases {
     pub held: Vec<Held>,
 }
 
+impl crate::base::LayerStore for Bases {
+    fn export_chains(&self, chains: Vec<&Digest>) -> Result<(Vec<String>, Box<dyn Read + Send>)> {
+        self.export(chains)
+    }
+}
+
 impl Bases {
     /// The blobs holding `chains` as a tar stream, with the IDs of the images they were found
     /// in; exit 4 when no image holds one of them.

@@ -53,7 +53,7 @@ pub(super) async fn references(
         client: c.clone(),
         held: held.to_vec(),
     };
-    rebuild::spool(BaseSource::Containerd(&bases), manifest, &metas).await
+    rebuild::spool(BaseSource::Store(&bases), manifest, &metas).await
 }
 
 /// The namespace's images, and the base check against them.

@@ -29,7 +29,7 @@ pub async fn run(args: RehydrateArgs, target: &ContainerdArgs) -> Result<()> {
     let bases = Bases { client, held };
     let bar = progress::bytes("rehydrating", Some(2 * bundle.manifest.bundle.size));
     build(
-        BaseSource::Containerd(&bases),
+        BaseSource::Store(&bases),
         &bundle,
         &local,
         refs,

@@ -112,25 +112,7 @@ fn approvals_are_required_counted_and_bound_to_their_bundle() {
     c.approve(&b, "alice").ok();
     let approval = approval_of(&b, &alice);
     assert!(approval.exists());
-    if partial_tests::require_tool("minisign") {
-        let out = std::process::Command::new("minisign")
-            .args([
-                "-Vm",
-                &format!("{}.manifest.json", s(&b)),
-                "-x",
-                &s(&approval),
-                "-p",
-                &s(&alice),
-            ])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        assert!(String::from_utf8_lossy(&out.stdout).contains("looked at it"));
-    }
+    stock_minisign_checks(&b, &approval, &alice);
     // One of one; one of two is not enough, and names who did not approve.
     c.verify(&b, &["alice"], &[]).ok();
     c.verify(&b, &["alice", "bob"], &["--approvals", "2"])
@@ -184,8 +166,36 @@ fn approvals_are_required_counted_and_bound_to_their_bundle() {
         .ok();
     assert_eq!(pair.airgap.image_id("app:2").unwrap(), scene.app2);
 
-    // The audit log holds every run above, refusals included, in one intact chain.
-    let log = std::fs::read_to_string(&c.audit).unwrap();
+    check_audit_log(&c.audit, &alice, &scene.app2);
+}
+
+/// The stock minisign tool, when there, checks `approval` (of `bundle`'s manifest) with `key`.
+fn stock_minisign_checks(bundle: &Path, approval: &Path, key: &Path) {
+    if partial_tests::require_tool("minisign") {
+        let out = std::process::Command::new("minisign")
+            .args([
+                "-Vm",
+                &format!("{}.manifest.json", s(bundle)),
+                "-x",
+                &s(approval),
+                "-p",
+                &s(key),
+            ])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(String::from_utf8_lossy(&out.stdout).contains("looked at it"));
+    }
+}
+
+/// The audit log holds every run of the test, refusals included, in one intact chain (the last
+/// one the load of `app2` approved by `alice`); `audit verify` notices an edited line.
+fn check_audit_log(audit: &Path, alice: &Path, app2: &str) {
+    let log = std::fs::read_to_string(audit).unwrap();
     let lines: Vec<serde_json::Value> = log
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
@@ -200,13 +210,13 @@ fn approvals_are_required_counted_and_bound_to_their_bundle() {
     let last = lines.last().unwrap();
     assert_eq!(last["command"], "load");
     assert_eq!(last["result"], "ok");
-    assert_eq!(last["bundle"]["approvers"][0], key_id(&alice).as_str());
-    assert_eq!(last["bundle"]["images"][0]["id"], scene.app2.as_str());
-    load(&["audit", "verify", &s(&c.audit)])
+    assert_eq!(last["bundle"]["approvers"][0], key_id(alice).as_str());
+    assert_eq!(last["bundle"]["images"][0]["id"], app2);
+    load(&["audit", "verify", &s(audit)])
         .ok()
         .stderr_has("12 line(s)");
-    std::fs::write(&c.audit, log.replacen("\"verify\"", "\"VERIFY\"", 1)).unwrap();
-    load(&["audit", "verify", &s(&c.audit)])
+    std::fs::write(audit, log.replacen("\"verify\"", "\"VERIFY\"", 1)).unwrap();
+    load(&["audit", "verify", &s(audit)])
         .expect_code(3)
         .stderr_has("line 2");
 }

@@ -268,21 +268,7 @@ fn a_chart_upgrade_carries_only_the_new_git_image() {
     let new = chart("nginx-22.1.1");
     let old = chart("nginx-21.1.19");
     let out = dir.path().join("up.tgz");
-    let mut args: Vec<String> = vec![
-        "-H".into(),
-        pair.source.host(),
-        "--chart".into(),
-        new.display().to_string(),
-        "--exclude-chart".into(),
-        old.display().to_string(),
-        "-o".into(),
-        out.display().to_string(),
-        "--json".into(),
-    ];
-    match helm_wrapper() {
-        Some(h) => args.extend(["--helm".into(), h.display().to_string()]),
-        None => args.push("--no-helm".into()),
-    }
+    let args = upgrade_args(&pair.source.host(), &new, &old, &out);
 
     // Nothing there yet: every missing image in one error, nothing written.
     let r = save(&args).expect_code(1);
@@ -308,14 +294,7 @@ fn a_chart_upgrade_carries_only_the_new_git_image() {
         .into_iter()
         .collect();
     let only_new: BTreeSet<&String> = git_new.difference(&git_old).collect();
-    let mut carried = BTreeSet::new();
-    for img in m["images"].as_array().unwrap() {
-        for l in img["layers"].as_array().unwrap() {
-            if l["carried"] == true {
-                carried.insert(l["diff_id"].as_str().unwrap().to_string());
-            }
-        }
-    }
+    let carried = diff_ids_where(m, "carried", &Value::Bool(true));
     assert_eq!(
         carried.iter().collect::<BTreeSet<_>>(),
         only_new,
@@ -340,27 +319,7 @@ fn a_chart_upgrade_carries_only_the_new_git_image() {
     );
 
     // The same upgrade from image lists: a plain list in, rendered-style YAML out (dry run).
-    let new_list = dir.path().join("new.txt");
-    std::fs::write(
-        &new_list,
-        format!("# chart 22.1.1\n{}\n", NGINX_22.join("\n")),
-    )
-    .unwrap();
-    let old_yaml = dir.path().join("old.yaml");
-    let containers: Vec<String> = [NGINX_22[1], NGINX_22[2], NGINX_21_GIT]
-        .iter()
-        .enumerate()
-        .map(|(i, img)| format!("        - {{name: c{i}, image: '{img}'}}"))
-        .collect();
-    std::fs::write(
-        &old_yaml,
-        format!(
-            "---\napiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: web}}\nspec:\n  \
-             template:\n    spec:\n      containers:\n{}\n",
-            containers.join("\n")
-        ),
-    )
-    .unwrap();
+    let (new_list, old_yaml) = write_image_lists(dir.path());
     let r = save(&[
         "-H",
         &pair.source.host(),
@@ -373,14 +332,7 @@ fn a_chart_upgrade_carries_only_the_new_git_image() {
     ])
     .ok();
     let plan = json(&r);
-    let mut planned = BTreeSet::new();
-    for img in plan["images"].as_array().unwrap() {
-        for l in img["layers"].as_array().unwrap() {
-            if l["decision"] == "carried" {
-                planned.insert(l["diff_id"].as_str().unwrap().to_string());
-            }
-        }
-    }
+    let planned = diff_ids_where(&plan, "decision", &Value::from("carried"));
     assert_eq!(planned, carried, "{plan}");
 
     // The destination runs the old chart.
@@ -398,4 +350,65 @@ fn a_chart_upgrade_carries_only_the_new_git_image() {
             "{name}"
         );
     }
+}
+
+/// `partial-save` arguments of the upgrade: chart `new` against `old`, written to `out`, with the
+/// helm wrapper when there is one.
+fn upgrade_args(host: &str, new: &Path, old: &Path, out: &Path) -> Vec<String> {
+    let mut args: Vec<String> = vec![
+        "-H".into(),
+        host.into(),
+        "--chart".into(),
+        new.display().to_string(),
+        "--exclude-chart".into(),
+        old.display().to_string(),
+        "-o".into(),
+        out.display().to_string(),
+        "--json".into(),
+    ];
+    match helm_wrapper() {
+        Some(h) => args.extend(["--helm".into(), h.display().to_string()]),
+        None => args.push("--no-helm".into()),
+    }
+    args
+}
+
+/// The diffIDs of the layers of `doc`'s images whose `field` is `value`.
+fn diff_ids_where(doc: &Value, field: &str, value: &Value) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    for img in doc["images"].as_array().unwrap() {
+        for l in img["layers"].as_array().unwrap() {
+            if &l[field] == value {
+                out.insert(l["diff_id"].as_str().unwrap().to_string());
+            }
+        }
+    }
+    out
+}
+
+/// The upgrade as image lists in `dir`: the new chart's images as a plain list, the old one's as
+/// rendered-style YAML.
+fn write_image_lists(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
+    let new_list = dir.join("new.txt");
+    std::fs::write(
+        &new_list,
+        format!("# chart 22.1.1\n{}\n", NGINX_22.join("\n")),
+    )
+    .unwrap();
+    let old_yaml = dir.join("old.yaml");
+    let containers: Vec<String> = [NGINX_22[1], NGINX_22[2], NGINX_21_GIT]
+        .iter()
+        .enumerate()
+        .map(|(i, img)| format!("        - {{name: c{i}, image: '{img}'}}"))
+        .collect();
+    std::fs::write(
+        &old_yaml,
+        format!(
+            "---\napiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: web}}\nspec:\n  \
+             template:\n    spec:\n      containers:\n{}\n",
+            containers.join("\n")
+        ),
+    )
+    .unwrap();
+    (new_list, old_yaml)
 }

@@ -70,6 +70,28 @@ fn level_force_password_and_manifest_flags() {
     export(&host, &fast, &key, &["--level", "9", "--force"]).ok();
     assert_ne!(std::fs::read(&fast).unwrap(), old);
 
+    let cx = Flags {
+        pair: &pair,
+        scene: &scene,
+        d,
+        host: &host,
+    };
+    a_password_protected_key(&cx);
+    the_manifest_kept_apart(&cx);
+}
+
+/// What the parts of `level_force_password_and_manifest_flags` share: the daemon pair with the
+/// standard scene (base:1 on the air-gapped side) and a folder with the team key.
+struct Flags<'a> {
+    pair: &'a partial_tests::DaemonPair,
+    scene: &'a partial_tests::scenario::Scene,
+    d: &'a Path,
+    host: &'a str,
+}
+
+/// A password-protected key: the right password signs, a wrong one fails naming the key.
+fn a_password_protected_key(cx: &Flags) {
+    let Flags { d, host, .. } = *cx;
     // A password-protected key: the right password signs, a wrong one fails naming the key.
     let mut cmd = Command::new(partial_tests::bin("partial-save"));
     cmd.args(["keygen", "-o", &s(&d.join("locked"))])
@@ -79,7 +101,7 @@ fn level_force_password_and_manifest_flags() {
     let locked = d.join("locked.key");
     let with_password = |pw: &str, out: &Path| {
         let mut cmd = Command::new(partial_tests::bin("partial-save"));
-        cmd.args(["-H", &host, "-i", "app:2", "-e", "base:1", "-o", &s(out)])
+        cmd.args(["-H", host, "-i", "app:2", "-e", "base:1", "-o", &s(out)])
             .args(["--sign-key", &s(&locked)])
             .env("PARTIAL_SAVE_KEY_PASSWORD", pw)
             .env_remove("DOCKER_HOST");
@@ -101,8 +123,13 @@ fn level_force_password_and_manifest_flags() {
     assert_ne!(r.code, 0, "{}", r.stderr);
     assert!(r.stderr.contains("locked.key"), "{}", r.stderr);
     assert_eq!(files_in(d), before, "a failed signing left files");
+}
 
+/// `load --manifest`: the manifest and its signature kept in another folder.
+fn the_manifest_kept_apart(cx: &Flags) {
+    let Flags { pair, scene, d, .. } = *cx;
     // load --manifest: the manifest and its signature kept in another folder.
+    let signed = d.join("locked.tgz");
     let apart = d.join("apart");
     std::fs::create_dir(&apart).unwrap();
     for f in [

@@ -100,6 +100,27 @@ fn prepare(pair: &DaemonPair, dir: &Path) {
     let _ = std::fs::remove_file(tar);
 }
 
+/// The dry run of app:2 against app:1 shows each delta layer's size, and the savings.
+fn check_dry_run_shows_delta_sizes(pair: &DaemonPair) {
+    let dry = save(&[
+        "-H",
+        &pair.source.host(),
+        "-i",
+        "app:2",
+        "-e",
+        "app:1",
+        "--delta",
+        "--dry-run",
+    ])
+    .ok();
+    assert!(dry.stdout.contains("delta of"), "{}", dry.stdout);
+    assert!(
+        dry.stdout.contains("as deltas"),
+        "the savings: {}",
+        dry.stdout
+    );
+}
+
 #[test]
 fn a_rebuilt_layer_travels_as_a_delta_and_loads_with_the_source_id() {
     let pair = require_daemons!();
@@ -145,24 +166,7 @@ fn a_rebuilt_layer_travels_as_a_delta_and_loads_with_the_source_id() {
         d[0]["size"]
     );
 
-    // The dry run shows each delta layer's size.
-    let dry = save(&[
-        "-H",
-        &pair.source.host(),
-        "-i",
-        "app:2",
-        "-e",
-        "app:1",
-        "--delta",
-        "--dry-run",
-    ])
-    .ok();
-    assert!(dry.stdout.contains("delta of"), "{}", dry.stdout);
-    assert!(
-        dry.stdout.contains("as deltas"),
-        "the savings: {}",
-        dry.stdout
-    );
+    check_dry_run_shows_delta_sizes(&pair);
 
     pl(&pair, dir.path(), "verify", "app2.tgz", &[]).ok();
     pl(&pair, dir.path(), "load", "app2.tgz", &[]).ok();
@@ -196,26 +200,12 @@ fn a_rebuilt_layer_travels_as_a_delta_and_loads_with_the_source_id() {
     assert!(leftovers.is_empty(), "temporary files left: {leftovers:?}");
 }
 
-#[test]
-fn moved_files_share_bytes_and_an_unrelated_layer_travels_whole() {
-    let pair = require_daemons!();
-    scene(&pair, 96, 256 << 10); // 24 MiB
-    let dir = tempfile::tempdir().unwrap();
-    prepare(&pair, dir.path());
-
-    let moved = export(&pair, dir.path(), "app:moved", "moved.tgz", &[]).ok();
-    let d = deltas(&manifest(&moved));
-    assert_eq!(d.len(), 1, "renamed and moved files: a delta");
-    assert!(d[0]["size"].as_u64().unwrap() < 2 << 20, "{:?}", d[0]);
-    pl(&pair, dir.path(), "load", "moved.tgz", &[]).ok();
-    assert_eq!(
-        pair.airgap.image_id("app:moved").unwrap(),
-        pair.source.image_id("app:moved").unwrap()
-    );
-
+/// Dry runs of app:2 with `--delta` find their references through an inventory, a base
+/// archive, or (offline) the `-e` image among the inputs.
+fn check_references_beyond_the_daemon(pair: &DaemonPair, dir: &Path) {
     // With an inventory instead of -e: the source daemon's app:1 (same repository, holding a
     // chain the inventory names) is read as the reference.
-    let have = dir.path().join("have.json");
+    let have = dir.join("have.json");
     load(&[
         "inventory",
         "-H",
@@ -238,7 +228,7 @@ fn moved_files_share_bytes_and_an_unrelated_layer_travels_whole() {
     assert!(dry.stdout.contains("delta of"), "{}", dry.stdout);
 
     // With a base archive (any docker save) instead: its layers are the references.
-    let base = dir.path().join("app1.tar");
+    let base = dir.join("app1.tar");
     pair.source.save_to(&["app:1"], &base).unwrap();
     let dry = save(&[
         "-H",
@@ -259,7 +249,7 @@ fn moved_files_share_bytes_and_an_unrelated_layer_travels_whole() {
     );
 
     // Offline: both images in one archive, the -e image among the inputs is the reference.
-    let all = dir.path().join("all.tar");
+    let all = dir.join("all.tar");
     pair.source.save_to(&["app:1", "app:2"], &all).unwrap();
     let dry = save(&[
         "--from-archive",
@@ -273,6 +263,26 @@ fn moved_files_share_bytes_and_an_unrelated_layer_travels_whole() {
     ])
     .ok();
     assert!(dry.stdout.contains("delta of"), "offline: {}", dry.stdout);
+}
+
+#[test]
+fn moved_files_share_bytes_and_an_unrelated_layer_travels_whole() {
+    let pair = require_daemons!();
+    scene(&pair, 96, 256 << 10); // 24 MiB
+    let dir = tempfile::tempdir().unwrap();
+    prepare(&pair, dir.path());
+
+    let moved = export(&pair, dir.path(), "app:moved", "moved.tgz", &[]).ok();
+    let d = deltas(&manifest(&moved));
+    assert_eq!(d.len(), 1, "renamed and moved files: a delta");
+    assert!(d[0]["size"].as_u64().unwrap() < 2 << 20, "{:?}", d[0]);
+    pl(&pair, dir.path(), "load", "moved.tgz", &[]).ok();
+    assert_eq!(
+        pair.airgap.image_id("app:moved").unwrap(),
+        pair.source.image_id("app:moved").unwrap()
+    );
+
+    check_references_beyond_the_daemon(&pair, dir.path());
 
     let other = export(&pair, dir.path(), "app:other", "other.tgz", &[]).ok();
     let m = manifest(&other);
@@ -368,6 +378,48 @@ fn tamper(dir: &Path, name: &str) {
     let _ = std::fs::remove_file(dir.join(format!("{name}.manifest.json.minisig")));
 }
 
+/// Interrupted loads of `dir`'s app2.tgz (SIGINT at several points) leave no temporary file, and
+/// either nothing or the whole image.
+fn check_interrupted_loads(pair: &DaemonPair, dir: &Path) {
+    let tmp = tempfile::tempdir().unwrap();
+    for ms in [150u64, 400, 900] {
+        let mut child = std::process::Command::new(partial_tests::bin("partial-load"))
+            .args(["load", &path_str(&dir.join("app2.tgz")), "--key"])
+            .arg(dir.join("team.pub"))
+            .args(["-H", &pair.airgap.host()])
+            .env("TMPDIR", tmp.path())
+            .env_remove("DOCKER_HOST")
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(ms));
+        unsafe {
+            libc::kill(child.id() as i32, libc::SIGINT);
+        }
+        let _ = child.wait();
+        assert!(
+            files_in(tmp.path()).is_empty(),
+            "TMPDIR after SIGINT at {ms} ms: {:?}",
+            files_in(tmp.path())
+        );
+        let left: Vec<String> = files_in(dir)
+            .into_iter()
+            .filter(|f| f.starts_with('.'))
+            .collect();
+        assert!(
+            left.is_empty(),
+            "bundle folder after SIGINT at {ms} ms: {left:?}"
+        );
+        if pair.airgap.has_image("app:2") {
+            assert_eq!(
+                pair.airgap.image_id("app:2").unwrap(),
+                pair.source.image_id("app:2").unwrap()
+            );
+            pair.airgap.docker(&["image", "rm", "app:2"]).unwrap();
+        }
+    }
+}
+
 #[test]
 fn a_tampered_delta_or_a_missing_reference_loads_nothing() {
     let pair = require_daemons!();
@@ -419,45 +471,7 @@ fn a_tampered_delta_or_a_missing_reference_loads_nothing() {
     )
     .expect_code(3);
 
-    // Interrupted loads (SIGINT at several points) leave no temporary file, and either nothing
-    // or the whole image.
-    let tmp = tempfile::tempdir().unwrap();
-    for ms in [150u64, 400, 900] {
-        let mut child = std::process::Command::new(partial_tests::bin("partial-load"))
-            .args(["load", &path_str(&dir.path().join("app2.tgz")), "--key"])
-            .arg(dir.path().join("team.pub"))
-            .args(["-H", &pair.airgap.host()])
-            .env("TMPDIR", tmp.path())
-            .env_remove("DOCKER_HOST")
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
-        std::thread::sleep(std::time::Duration::from_millis(ms));
-        unsafe {
-            libc::kill(child.id() as i32, libc::SIGINT);
-        }
-        let _ = child.wait();
-        assert!(
-            files_in(tmp.path()).is_empty(),
-            "TMPDIR after SIGINT at {ms} ms: {:?}",
-            files_in(tmp.path())
-        );
-        let left: Vec<String> = files_in(dir.path())
-            .into_iter()
-            .filter(|f| f.starts_with('.'))
-            .collect();
-        assert!(
-            left.is_empty(),
-            "bundle folder after SIGINT at {ms} ms: {left:?}"
-        );
-        if pair.airgap.has_image("app:2") {
-            assert_eq!(
-                pair.airgap.image_id("app:2").unwrap(),
-                pair.source.image_id("app:2").unwrap()
-            );
-            pair.airgap.docker(&["image", "rm", "app:2"]).unwrap();
-        }
-    }
+    check_interrupted_loads(&pair, dir.path());
     pl(&pair, dir.path(), "load", "app2.tgz", &[]).ok();
     assert_eq!(
         pair.airgap.image_id("app:2").unwrap(),

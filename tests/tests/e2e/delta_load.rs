@@ -60,6 +60,50 @@ fn layer_from_save(archive: &Path, diff: &str) -> Vec<u8> {
         .unwrap_or_else(|| panic!("{diff} not in {}", archive.display()))
 }
 
+/// The bundle tar of `entries` with the entry `new_name` replaced by `delta`, named by its digest.
+fn tar_with_delta(
+    entries: Vec<(String, tar::Header, Vec<u8>)>,
+    new_name: &str,
+    delta: &[u8],
+    delta_digest: &Digest,
+) -> Vec<u8> {
+    let mut b = tar::Builder::new(Vec::new());
+    for (name, mut h, data) in entries {
+        if name == new_name {
+            let mut h = tar::Header::new_ustar();
+            h.set_size(delta.len() as u64);
+            h.set_mode(0o644);
+            b.append_data(
+                &mut h,
+                format!("blobs/sha256/{}", delta_digest.hex()),
+                delta,
+            )
+            .unwrap();
+        } else {
+            b.append_data(&mut h, &name, &data[..]).unwrap();
+        }
+    }
+    b.into_inner().unwrap()
+}
+
+/// The manifest `m` describes `tar_bytes`, written as `out`, as its one volume.
+fn set_bundle_file(m: &mut Value, out: &Path, tar_bytes: &[u8]) {
+    let digests = FileDigests::of_bytes(tar_bytes);
+    let name = out.file_name().unwrap().to_str().unwrap();
+    let bundle = &mut m["bundle"];
+    bundle["name"] = json!(name);
+    bundle["size"] = json!(digests.size);
+    bundle["sha256"] = json!(digests.sha256.to_string());
+    bundle["blake3"] = json!(digests.blake3);
+    bundle["tar_size"] = json!(digests.size);
+    bundle["volumes"] = json!([{
+        "name": name,
+        "size": digests.size,
+        "sha256": digests.sha256.to_string(),
+        "blake3": digests.blake3,
+    }]);
+}
+
 /// Parts of the delta bundle.
 struct Made {
     bundle: PathBuf,
@@ -101,24 +145,7 @@ fn make_delta_bundle(pair: &DaemonPair, d: &Path, plain: &Path, out: &Path, tamp
         let n = delta.len();
         delta[n - 10] ^= 0x55;
     }
-    // The bundle tar: the layer entry replaced by the delta.
-    let mut b = tar::Builder::new(Vec::new());
-    for (name, mut h, data) in entries {
-        if name == new_name {
-            let mut h = tar::Header::new_ustar();
-            h.set_size(delta.len() as u64);
-            h.set_mode(0o644);
-            b.append_data(
-                &mut h,
-                format!("blobs/sha256/{}", delta_digest.hex()),
-                &delta[..],
-            )
-            .unwrap();
-        } else {
-            b.append_data(&mut h, &name, &data[..]).unwrap();
-        }
-    }
-    let tar_bytes = b.into_inner().unwrap();
+    let tar_bytes = tar_with_delta(entries, &new_name, &delta, &delta_digest);
     std::fs::write(out, &tar_bytes).unwrap();
     // The manifest.
     let mut m: Value =
@@ -150,20 +177,7 @@ fn make_delta_bundle(pair: &DaemonPair, d: &Path, plain: &Path, out: &Path, tamp
         "diff_id": old_diff,
         "origin": origin,
     }));
-    let digests = FileDigests::of_bytes(&tar_bytes);
-    let name = out.file_name().unwrap().to_str().unwrap();
-    let bundle = &mut m["bundle"];
-    bundle["name"] = json!(name);
-    bundle["size"] = json!(digests.size);
-    bundle["sha256"] = json!(digests.sha256.to_string());
-    bundle["blake3"] = json!(digests.blake3);
-    bundle["tar_size"] = json!(digests.size);
-    bundle["volumes"] = json!([{
-        "name": name,
-        "size": digests.size,
-        "sha256": digests.sha256.to_string(),
-        "blake3": digests.blake3,
-    }]);
+    set_bundle_file(&mut m, out, &tar_bytes);
     let mut bytes = serde_json::to_vec_pretty(&m).unwrap();
     bytes.push(b'\n');
     let manifest = BundleManifest::parse(&bytes, "delta manifest").unwrap();

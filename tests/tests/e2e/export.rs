@@ -5,6 +5,7 @@
 use partial_tests::cli::{files_in, keygen, save};
 use partial_tests::scenario::{build_standard, give_airgap};
 use partial_tests::{layer_files, require_daemons, require_tool, Content};
+use std::path::Path;
 use std::process::Command;
 
 #[test]
@@ -224,6 +225,20 @@ fn unknown_image_is_an_error_naming_it_and_writes_nothing() {
     assert_eq!(files_in(dir.path()), Vec::<String>::new());
 }
 
+/// The volumes `vols` of a bundle split at 100K, in `dir`, each named and sized as the manifest
+/// says: their bytes concatenated.
+fn join_volumes(dir: &Path, vols: &[serde_json::Value]) -> Vec<u8> {
+    let mut all = Vec::new();
+    for (i, v) in vols.iter().enumerate() {
+        assert_eq!(v["name"], format!("split.tgz.{:03}", i + 1));
+        let data = std::fs::read(dir.join(v["name"].as_str().unwrap())).unwrap();
+        assert!(data.len() as u64 <= 100 * 1024);
+        assert_eq!(data.len() as u64, v["size"].as_u64().unwrap());
+        all.extend(data);
+    }
+    all
+}
+
 #[test]
 fn split_volumes_zstd_and_none_all_load() {
     let pair = require_daemons!();
@@ -253,14 +268,7 @@ fn split_volumes_zstd_and_none_all_load() {
     let vols = m["bundle"]["volumes"].as_array().unwrap();
     assert!(vols.len() >= 2, "{m}");
     let joined = dir.path().join("joined.tgz");
-    let mut all = Vec::new();
-    for (i, v) in vols.iter().enumerate() {
-        assert_eq!(v["name"], format!("split.tgz.{:03}", i + 1));
-        let data = std::fs::read(dir.path().join(v["name"].as_str().unwrap())).unwrap();
-        assert!(data.len() as u64 <= 100 * 1024);
-        assert_eq!(data.len() as u64, v["size"].as_u64().unwrap());
-        all.extend(data);
-    }
+    let all = join_volumes(dir.path(), vols);
     assert!(!out.exists(), "with --split there is no unsplit file");
     std::fs::write(&joined, &all).unwrap();
     pair.airgap.load(&joined).unwrap();

@@ -304,21 +304,76 @@ fn a_registry_image_keeps_its_digest_or_the_push_says_why_not() {
     .unwrap();
     assert_eq!(signed["images"][0]["attached"][0]["tag"], sig_tag.as_str());
 
+    let cx = Kept {
+        daemon: &daemon,
+        a: &a,
+        b: &b,
+        c: &c,
+        d,
+        bundle: &bundle,
+        team: &s(&d.join("team.pub")),
+        cosign_pub: &cosign_pub,
+        other_pub: &other_pub,
+        sig_tag: &sig_tag,
+        sig_manifest: &sig_manifest,
+        referrer: &referrer,
+        referrer_bytes: &referrer_bytes,
+        index_tag: &index_tag,
+        index_bytes: &index_bytes,
+        source_digest: &source_digest,
+    };
+    the_cosign_signature_is_checked_offline(&cx);
+    a_daemon_gets_the_very_image(&cx);
+    b_gets_the_same_manifest(&cx);
+    c_refuses_a_new_digest_unless_allowed(&cx);
+    c_inventory_keeps_the_digest(&cx);
+}
+
+/// What the parts of `a_registry_image_keeps_its_digest_or_the_push_says_why_not` share: a daemon,
+/// registries A (the source), B (holding app:1 as A does) and C, the app:2 bundle and what is
+/// attached to app:2 in A.
+struct Kept<'a> {
+    daemon: &'a partial_tests::Daemon,
+    a: &'a partial_tests::RegistryServer,
+    b: &'a partial_tests::RegistryServer,
+    c: &'a partial_tests::RegistryServer,
+    d: &'a Path,
+    bundle: &'a Path,
+    team: &'a str,
+    cosign_pub: &'a str,
+    other_pub: &'a str,
+    sig_tag: &'a str,
+    sig_manifest: &'a [u8],
+    referrer: &'a str,
+    referrer_bytes: &'a [u8],
+    index_tag: &'a str,
+    index_bytes: &'a [u8],
+    source_digest: &'a str,
+}
+
+/// The cosign signature is checked offline, from the bundle alone.
+fn the_cosign_signature_is_checked_offline(cx: &Kept) {
+    let Kept {
+        bundle,
+        team,
+        cosign_pub,
+        other_pub,
+        ..
+    } = *cx;
     // The cosign signature is checked offline, from the bundle alone.
-    let team = s(&d.join("team.pub"));
     let verify = |image_key: &str| {
         load(&[
             "verify",
-            &s(&bundle),
+            &s(bundle),
             "--key",
-            &team,
+            team,
             "--offline",
             "--image-key",
             image_key,
         ])
     };
-    verify(&cosign_pub).ok().stderr_has("signature by");
-    let refused = verify(&other_pub).expect_code(3);
+    verify(cosign_pub).ok().stderr_has("signature by");
+    let refused = verify(other_pub).expect_code(3);
     for needle in ["app:2", "no valid signature", "none of the keys"] {
         assert!(
             refused.stderr.contains(needle),
@@ -326,7 +381,18 @@ fn a_registry_image_keeps_its_digest_or_the_push_says_why_not() {
             refused.stderr
         );
     }
+}
 
+/// The same bundle loads into a Docker daemon holding the base: the very image.
+fn a_daemon_gets_the_very_image(cx: &Kept) {
+    let Kept {
+        daemon,
+        a,
+        d,
+        bundle,
+        team,
+        ..
+    } = *cx;
     // The same bundle loads into a Docker daemon holding the base: the very image (its ID is
     // the config digest, which docker push kept).
     let airgap = require_daemon(DaemonOptions::labelled("identity-airgap")).expect("daemon");
@@ -335,9 +401,9 @@ fn a_registry_image_keeps_its_digest_or_the_push_says_why_not() {
         .unwrap();
     load(&[
         "load",
-        &s(&bundle),
+        &s(bundle),
         "--key",
-        &team,
+        team,
         "-H",
         &airgap.host(),
         "--state",
@@ -349,32 +415,60 @@ fn a_registry_image_keeps_its_digest_or_the_push_says_why_not() {
         daemon.image_id("app:2").unwrap()
     );
     drop(airgap);
+}
 
+/// Into B: the same manifest, byte for byte, with what is attached to it.
+fn b_gets_the_same_manifest(cx: &Kept) {
+    let Kept {
+        b,
+        d,
+        bundle,
+        cosign_pub,
+        sig_tag,
+        sig_manifest,
+        referrer,
+        referrer_bytes,
+        index_tag,
+        index_bytes,
+        source_digest,
+        ..
+    } = *cx;
     // Into B: the same manifest, byte for byte.
     let run = push(
-        &bundle,
+        bundle,
         d,
         &b.addr,
         "b.state",
-        &["--json", "--image-key", &cosign_pub],
+        &["--json", "--image-key", cosign_pub],
     )
     .ok();
     let out: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
     assert_eq!(out["images"][0]["digest_as_source"], true, "{}", run.stdout);
-    assert_eq!(out["images"][0]["attached"][0], sig_tag.as_str());
-    assert_eq!(get_manifest(&b.addr, "app", &sig_tag), sig_manifest);
+    assert_eq!(out["images"][0]["attached"][0], sig_tag);
+    assert_eq!(get_manifest(&b.addr, "app", sig_tag), sig_manifest);
     let attached = out["images"][0]["attached"].to_string();
     assert!(
-        attached.contains(&referrer) && attached.contains(&index_tag),
+        attached.contains(referrer) && attached.contains(index_tag),
         "{attached}"
     );
-    assert_eq!(get_manifest(&b.addr, "app", &referrer), referrer_bytes);
-    assert_eq!(get_manifest(&b.addr, "app", &index_tag), index_bytes);
-    assert_eq!(out["images"][0]["manifest_digest"], source_digest.as_str());
+    assert_eq!(get_manifest(&b.addr, "app", referrer), referrer_bytes);
+    assert_eq!(get_manifest(&b.addr, "app", index_tag), index_bytes);
+    assert_eq!(out["images"][0]["manifest_digest"], source_digest);
     assert_eq!(manifest_digest(&format!("{}/app:2", b.addr)), source_digest);
     let pinned = format!("{}/app@{source_digest}", b.addr);
     assert_eq!(manifest_digest(&pinned), source_digest);
+}
 
+/// C holds app:1 as blobs of its own: refused before any upload, unless `--allow-new-digest`.
+fn c_refuses_a_new_digest_unless_allowed(cx: &Kept) {
+    let Kept {
+        daemon,
+        c,
+        d,
+        bundle,
+        source_digest,
+        ..
+    } = *cx;
     // C holds app:1 as blobs of its own: refused before any upload.
     let full = Export::new(daemon.host(), d, "app1-full.tgz")
         .images(&["app:1"])
@@ -382,8 +476,8 @@ fn a_registry_image_keeps_its_digest_or_the_push_says_why_not() {
         .bundle();
     push(&full, d, &c.addr, "c1.state", &[]).ok();
     let uploads = c.blob_uploads();
-    let refused = push(&bundle, d, &c.addr, "c.state", &[]).expect_code(4);
-    for needle in ["app:2", &source_digest, "layer 0", "--allow-new-digest"] {
+    let refused = push(bundle, d, &c.addr, "c.state", &[]).expect_code(4);
+    for needle in ["app:2", source_digest, "layer 0", "--allow-new-digest"] {
         assert!(
             refused.stderr.contains(needle),
             "{needle}: {}",
@@ -392,7 +486,7 @@ fn a_registry_image_keeps_its_digest_or_the_push_says_why_not() {
     }
     assert_eq!(c.blob_uploads(), uploads, "a refused push uploads nothing");
     let run = push(
-        &bundle,
+        bundle,
         d,
         &c.addr,
         "c.state",
@@ -406,7 +500,18 @@ fn a_registry_image_keeps_its_digest_or_the_push_says_why_not() {
     let remade = manifest_digest(&format!("{}/app:2", c.addr));
     assert_ne!(remade, source_digest);
     assert_eq!(out["images"][0]["manifest_digest"], remade.as_str());
+}
 
+/// With C's own inventory the connected side carries C's base layer as the source stores it.
+fn c_inventory_keeps_the_digest(cx: &Kept) {
+    let Kept {
+        daemon,
+        a,
+        c,
+        d,
+        source_digest,
+        ..
+    } = *cx;
     // With C's own inventory the connected side knows: it carries C's base layer as the source
     // stores it (saying so), and the push keeps the digest, base and all.
     let have_c = d.join("have-c.json");

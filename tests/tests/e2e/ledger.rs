@@ -105,6 +105,32 @@ fn state_sequence(dir: &Path) -> u64 {
     series[0]["sequence"].as_u64().unwrap()
 }
 
+/// `ledger show --json` lists bundles 1 to 3 of site-a; the ledger file and the manifests, as
+/// written in `d`, match their JSON Schemas.
+fn check_ledger_file(d: &Path) {
+    let shown = save(&[
+        "ledger",
+        "show",
+        &path_str(&d.join("site-a.json")),
+        "--json",
+    ])
+    .ok();
+    let ledger: Value = serde_json::from_str(&shown.stdout).unwrap();
+    assert_eq!(ledger["schema"], "partial-save/ledger");
+    // The ledger file and the manifests, as written, match their JSON Schemas.
+    schema::assert_file_valid("ledger", &d.join("site-a.json"));
+    for b in ["b1", "b2", "b3"] {
+        schema::assert_file_valid("bundle-manifest", &d.join(format!("{b}.tgz.manifest.json")));
+    }
+    let seqs: Vec<u64> = ledger["bundles"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["sequence"].as_u64().unwrap())
+        .collect();
+    assert_eq!(seqs, [1, 2, 3]);
+}
+
 #[test]
 fn a_series_loads_in_order_and_refuses_rollbacks_and_missing_bundles() {
     let pair = require_daemons!();
@@ -138,27 +164,7 @@ fn a_series_loads_in_order_and_refuses_rollbacks_and_missing_bundles() {
     assert_eq!(ledger_bundles(&m3), [Some(1), Some(2), None]);
     assert_eq!(m3["totals"]["layers_carried"], 1);
 
-    let shown = save(&[
-        "ledger",
-        "show",
-        &path_str(&d.join("site-a.json")),
-        "--json",
-    ])
-    .ok();
-    let ledger: Value = serde_json::from_str(&shown.stdout).unwrap();
-    assert_eq!(ledger["schema"], "partial-save/ledger");
-    // The ledger file and the manifests, as written, match their JSON Schemas.
-    schema::assert_file_valid("ledger", &d.join("site-a.json"));
-    for b in ["b1", "b2", "b3"] {
-        schema::assert_file_valid("bundle-manifest", &d.join(format!("{b}.tgz.manifest.json")));
-    }
-    let seqs: Vec<u64> = ledger["bundles"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|b| b["sequence"].as_u64().unwrap())
-        .collect();
-    assert_eq!(seqs, [1, 2, 3]);
+    check_ledger_file(d);
 
     // Bundle 1 loads into an empty daemon; bundle 3 without bundle 2 names bundle 2 (exit 4)
     // and loads nothing, and the state stays at bundle 1.
@@ -278,11 +284,32 @@ fn forgotten_bundles_are_sent_again_and_an_inventory_overrides_the_ledger() {
             ("at_destination", "ledger", 4)
         ]
     );
+
+    let cx = SiteB {
+        pair: &pair,
+        scene: &scene,
+        d,
+    };
+    an_inventory_overrides_the_ledger(&cx);
+    two_exports_at_once(&cx);
+}
+
+/// What the parts of `forgotten_bundles_are_sent_again_and_an_inventory_overrides_the_ledger` share:
+/// the daemon pair with the standard scene, and the folder of the team key and the ledgers.
+struct SiteB<'a> {
+    pair: &'a partial_tests::DaemonPair,
+    scene: &'a partial_tests::scenario::Scene,
+    d: &'a Path,
+}
+
+/// An inventory of the destination wins over the ledger: app:2's own layers are carried.
+fn an_inventory_overrides_the_ledger(cx: &SiteB) {
+    let SiteB { pair, scene, d, .. } = *cx;
     // An inventory of the destination wins: app:2's own layers are carried, with a warning.
     let inv = path_str(&d.join("have.json"));
     load(&["inventory", "-o", &inv, "-H", &pair.airgap.host()]).ok();
     let r = export_run(
-        &pair,
+        pair,
         d,
         "site-b.json",
         "b5.tgz",
@@ -304,11 +331,15 @@ fn forgotten_bundles_are_sent_again_and_an_inventory_overrides_the_ledger() {
             .any(|w| w.as_str().unwrap().contains("bundle 4 sent image app:2")),
         "{warnings:?}"
     );
-    pl(&pair, d, "load", "b5.tgz", &[])
+    pl(pair, d, "load", "b5.tgz", &[])
         .ok()
         .stderr_has("bundle 4 of site-b never arrived");
     assert_eq!(pair.airgap.image_id("app:2").unwrap(), scene.app2);
+}
 
+/// Two exports at once on one new ledger: both recorded, one after the other.
+fn two_exports_at_once(cx: &SiteB) {
+    let SiteB { pair, d, .. } = *cx;
     // Two exports at once on one new ledger: both recorded, one after the other.
     let both: Vec<Run> = std::thread::scope(|s| {
         let handles: Vec<_> = ["c1.tgz", "c2.tgz"]

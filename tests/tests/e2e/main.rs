@@ -4,8 +4,9 @@
 //! test are `partial-save` and `partial-load` of the same profile (`partial_tests::bin`).
 //!
 //! Run one area with a filter: `cargo test -p partial-tests --test e2e -- load::`.
-//! `registry_e2e` stays a binary of its own: it sets `PATH` and `DOCKER_CONFIG` in its process,
-//! which must not race the other tests' child processes.
+//! No test changes this process's environment (it would race the other tests' child processes):
+//! one that needs its own `PATH` or `DOCKER_CONFIG` runs a test of this binary in a child process
+//! with them set (`registry_client::credentials_come_from_docker_config_and_credential_helpers`).
 
 mod support;
 
@@ -28,6 +29,7 @@ mod platforms;
 mod podman;
 mod push;
 mod push_tls;
+mod registry_client;
 mod regsource;
 mod rehydrate;
 mod rehydrate_lacking;

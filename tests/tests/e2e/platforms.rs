@@ -154,8 +154,78 @@ fn a_multi_platform_image_travels_with_its_index_digest() {
         .images(&[&reference])
         .base(&[])
         .bundle();
-    let m = signed(&bundle);
-    assert_eq!(m["indexes"][0]["digest"], list.as_str(), "{m}");
+    let team = s(&d.join("team.pub"));
+
+    let c = Multi {
+        daemon: &daemon,
+        a: &a,
+        b: &b,
+        d,
+        reference: &reference,
+        list: &list,
+        bundle: &bundle,
+        team: &team,
+        amd: &amd,
+        arm: &arm,
+        v7: &v7,
+        amd_bytes: &amd_bytes,
+        arm_bytes: &arm_bytes,
+        v7_bytes: &v7_bytes,
+        amd_id: &amd_id,
+        arm_id: &arm_id,
+        v7_id: &v7_id,
+        sig_tag: &sig_tag,
+        sig_bytes: &sig_bytes,
+    };
+    the_bundle_holds_the_list_and_its_signature(&c, &cosign_pub);
+    the_list_is_pushed_with_its_digest(&c);
+    one_platform_leaves_the_list_behind(&c);
+    a_pinned_list_is_pushed_by_digest(&c);
+    two_platforms_remake_the_list(&c);
+    an_inventory_is_decided_per_platform(&c);
+    a_pinned_list_cannot_be_narrowed(&c);
+    a_daemon_loads_its_own_platform(&c);
+}
+
+/// What the parts of `a_multi_platform_image_travels_with_its_index_digest` share: a daemon, registries A
+/// (the source) and B, the list and its platform images, the bundle of it by tag.
+struct Multi<'a> {
+    daemon: &'a partial_tests::Daemon,
+    a: &'a partial_tests::RegistryServer,
+    b: &'a partial_tests::RegistryServer,
+    d: &'a Path,
+    reference: &'a str,
+    list: &'a str,
+    bundle: &'a Path,
+    team: &'a str,
+    amd: &'a str,
+    arm: &'a str,
+    v7: &'a str,
+    amd_bytes: &'a [u8],
+    arm_bytes: &'a [u8],
+    v7_bytes: &'a [u8],
+    amd_id: &'a str,
+    arm_id: &'a str,
+    v7_id: &'a str,
+    sig_tag: &'a str,
+    sig_bytes: &'a [u8],
+}
+
+/// By tag: every platform image and the list in the bundle; the list's signature covers its
+/// platform images, checked offline with `cosign_pub`.
+fn the_bundle_holds_the_list_and_its_signature(c: &Multi, cosign_pub: &str) {
+    let Multi {
+        list,
+        bundle,
+        team,
+        amd_id,
+        arm_id,
+        v7_id,
+        sig_tag,
+        ..
+    } = *c;
+    let m = signed(bundle);
+    assert_eq!(m["indexes"][0]["digest"], list, "{m}");
     let ids: Vec<&str> = m["images"]
         .as_array()
         .unwrap()
@@ -163,21 +233,20 @@ fn a_multi_platform_image_travels_with_its_index_digest() {
         .map(|i| i["id"].as_str().unwrap())
         .collect();
     assert_eq!(ids.len(), 3, "{ids:?}");
-    for id in [&amd_id, &arm_id, &v7_id] {
-        assert!(ids.contains(&id.as_str()), "{id}: {ids:?}");
+    for id in [amd_id, arm_id, v7_id] {
+        assert!(ids.contains(&id), "{id}: {ids:?}");
     }
     assert_eq!(m["images"][0]["tags"], serde_json::json!([]), "{m}");
-    assert_eq!(m["indexes"][0]["attached"][0]["tag"], sig_tag.as_str());
+    assert_eq!(m["indexes"][0]["attached"][0]["tag"], sig_tag);
     // The list's signature covers its platform images, checked offline.
-    let team = s(&d.join("team.pub"));
     let verified = load(&[
         "verify",
-        &s(&bundle),
+        &s(bundle),
         "--key",
-        &team,
+        team,
         "--offline",
         "--image-key",
-        &cosign_pub,
+        cosign_pub,
     ])
     .ok();
     assert!(
@@ -185,18 +254,37 @@ fn a_multi_platform_image_travels_with_its_index_digest() {
         "{}",
         verified.stderr
     );
+}
 
+/// Into B: the list under its tag with the source's digest, each platform by digest, and the
+/// list's signature byte for byte.
+fn the_list_is_pushed_with_its_digest(c: &Multi) {
+    let Multi {
+        b,
+        d,
+        list,
+        bundle,
+        amd,
+        arm,
+        v7,
+        amd_bytes,
+        arm_bytes,
+        v7_bytes,
+        sig_tag,
+        sig_bytes,
+        ..
+    } = *c;
     // Into B: the list under its tag with the source's digest, each platform by digest.
-    let run = push(&bundle, d, &b.addr, "b.state", &["--json"]).ok();
+    let run = push(bundle, d, &b.addr, "b.state", &["--json"]).ok();
     let out: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
-    assert_eq!(out["indexes"][0]["digest"], list.as_str(), "{}", run.stdout);
+    assert_eq!(out["indexes"][0]["digest"], list, "{}", run.stdout);
     let back = get_manifest(&b.addr, "fx/multi", "1");
     assert_eq!(partial_tests::sha256_digest(&back), list);
     assert_eq!(manifest_digest(&format!("{}/fx/multi:1", b.addr)), list);
-    assert_eq!(get_manifest(&b.addr, "fx/multi", &amd), amd_bytes);
-    assert_eq!(get_manifest(&b.addr, "fx/multi", &arm), arm_bytes);
-    assert_eq!(get_manifest(&b.addr, "fx/multi", &v7), v7_bytes);
-    assert_eq!(out["indexes"][0]["attached"][0], sig_tag.as_str());
+    assert_eq!(get_manifest(&b.addr, "fx/multi", amd), amd_bytes);
+    assert_eq!(get_manifest(&b.addr, "fx/multi", arm), arm_bytes);
+    assert_eq!(get_manifest(&b.addr, "fx/multi", v7), v7_bytes);
+    assert_eq!(out["indexes"][0]["attached"][0], sig_tag);
     let sig = std::process::Command::new("curl")
         .args([
             "-sS",
@@ -211,25 +299,47 @@ fn a_multi_platform_image_travels_with_its_index_digest() {
         sig.stdout, sig_bytes,
         "the list's signature arrives byte for byte"
     );
+}
 
+/// `--platform` narrows to one: the list is not carried, said on stderr and in the manifest.
+fn one_platform_leaves_the_list_behind(c: &Multi) {
+    let Multi {
+        daemon,
+        d,
+        reference,
+        list,
+        amd_id,
+        ..
+    } = *c;
     // --platform narrows: the list is not carried, said on stderr and in the manifest.
     let narrowed = Export::new(daemon.host(), d, "amd.tgz")
-        .images(&[&reference])
+        .images(&[reference])
         .base(&[])
         .args(&["--platform", "linux/amd64"])
         .run()
         .ok();
     assert!(
-        narrowed.stderr.contains(&list) && narrowed.stderr.contains("not carried"),
+        narrowed.stderr.contains(list) && narrowed.stderr.contains("not carried"),
         "{}",
         narrowed.stderr
     );
     let m = signed(&d.join("amd.tgz"));
     assert!(m.get("indexes").is_none(), "{m}");
     assert_eq!(m["images"].as_array().unwrap().len(), 1);
-    assert_eq!(m["images"][0]["id"], amd_id.as_str());
-    assert!(m["warnings"].to_string().contains(&list), "{m}");
+    assert_eq!(m["images"][0]["id"], amd_id);
+    assert!(m["warnings"].to_string().contains(list), "{m}");
+}
 
+/// Pinned by digest, every platform: the list travels untagged and is pushed by digest.
+fn a_pinned_list_is_pushed_by_digest(c: &Multi) {
+    let Multi {
+        daemon,
+        a,
+        b,
+        d,
+        list,
+        ..
+    } = *c;
     // Pinned by digest, every platform: the list travels untagged and is pushed by digest.
     let pinned = format!("docker://{}/fx/multi@{list}", a.addr);
     let by_digest = Export::new(daemon.host(), d, "pinned-all.tgz")
@@ -241,24 +351,36 @@ fn a_multi_platform_image_travels_with_its_index_digest() {
     let out: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
     let expected = format!("{to}/fx/multi@{list}");
     assert_eq!(out["indexes"][0]["references"][0], expected.as_str());
-    let back = get_manifest(&b.addr, "pinned/fx/multi", &list);
+    let back = get_manifest(&b.addr, "pinned/fx/multi", list);
     assert_eq!(partial_tests::sha256_digest(&back), list);
+}
 
+/// Narrowed to two platforms: the list is re-made with their entries only.
+fn two_platforms_remake_the_list(c: &Multi) {
+    let Multi {
+        daemon,
+        b,
+        d,
+        reference,
+        list,
+        v7,
+        ..
+    } = *c;
     // Narrowed to two platforms: the list is re-made with their entries only, its digest
     // changes (said so), and that is the list B gets under the tag.
     let two = Export::new(daemon.host(), d, "two.tgz")
-        .images(&[&reference])
+        .images(&[reference])
         .base(&[])
         .args(&["--platform", "linux/amd64", "--platform", "linux/arm64"])
         .run()
         .ok();
     assert!(
-        two.stderr.contains(&list) && two.stderr.contains("re-made"),
+        two.stderr.contains(list) && two.stderr.contains("re-made"),
         "{}",
         two.stderr
     );
     let m = signed(&d.join("two.tgz"));
-    assert_eq!(m["indexes"][0]["remade_from"], list.as_str(), "{m}");
+    assert_eq!(m["indexes"][0]["remade_from"], list, "{m}");
     let remade = m["indexes"][0]["digest"].as_str().unwrap().to_string();
     assert_ne!(remade, list);
     assert_eq!(m["images"].as_array().unwrap().len(), 2);
@@ -266,8 +388,19 @@ fn a_multi_platform_image_travels_with_its_index_digest() {
     push(&d.join("two.tgz"), d, &to, "two.state", &[]).ok();
     let back = get_manifest(&b.addr, "two/fx/multi", "1");
     assert_eq!(partial_tests::sha256_digest(&back), remade);
-    assert!(!String::from_utf8_lossy(&back).contains(&v7));
+    assert!(!String::from_utf8_lossy(&back).contains(v7));
+}
 
+/// Against B's inventory, left-out layers are decided per platform image.
+fn an_inventory_is_decided_per_platform(c: &Multi) {
+    let Multi {
+        daemon,
+        b,
+        d,
+        reference,
+        list,
+        ..
+    } = *c;
     // Against B's inventory (every platform of its list), left-out layers are decided per
     // platform image: nothing is carried, and the list still travels.
     let have = d.join("have.json");
@@ -281,14 +414,21 @@ fn a_multi_platform_image_travels_with_its_index_digest() {
     ];
     load(&[&inventory[..], &[s(&have).as_str()]].concat()).ok();
     let again = Export::new(daemon.host(), d, "again.tgz")
-        .images(&[&reference])
+        .images(&[reference])
         .base(&["--have", &s(&have)])
         .bundle();
     let m = signed(&again);
     assert_eq!(m["totals"]["layers_carried"], 0, "{m}");
     assert_eq!(m["totals"]["layers_left_out"], 3, "{m}");
-    assert_eq!(m["indexes"][0]["digest"], list.as_str());
+    assert_eq!(m["indexes"][0]["digest"], list);
+}
 
+/// Pinned by digest and narrowed: refused, naming the list and the way out.
+fn a_pinned_list_cannot_be_narrowed(c: &Multi) {
+    let Multi {
+        daemon, a, d, list, ..
+    } = *c;
+    let pinned = format!("docker://{}/fx/multi@{list}", a.addr);
     // Pinned by digest and narrowed: refused, naming the list and the way out.
     let refused = Export::new(daemon.host(), d, "pinned.tgz")
         .images(&[&pinned])
@@ -296,7 +436,7 @@ fn a_multi_platform_image_travels_with_its_index_digest() {
         .args(&["--platform", "linux/amd64"])
         .run()
         .expect_code(2);
-    for needle in [list.as_str(), "--allow-new-digest", "linux/arm64"] {
+    for needle in [list, "--allow-new-digest", "linux/arm64"] {
         assert!(
             refused.stderr.contains(needle),
             "{needle}: {}",
@@ -304,13 +444,27 @@ fn a_multi_platform_image_travels_with_its_index_digest() {
         );
     }
     assert!(!d.join("pinned.tgz").exists());
+}
 
+/// Into a Docker daemon (linux/amd64): the amd64 image, tagged with the list's tag.
+fn a_daemon_loads_its_own_platform(c: &Multi) {
+    let Multi {
+        daemon,
+        a,
+        d,
+        bundle,
+        team,
+        amd_id,
+        arm_id,
+        v7_id,
+        ..
+    } = *c;
     // Into a Docker daemon (linux/amd64): the amd64 image, tagged with the list's tag.
     let run = load(&[
         "load",
-        &s(&bundle),
+        &s(bundle),
         "--key",
-        &team,
+        team,
         "-H",
         &daemon.host(),
         "--state",
@@ -322,14 +476,14 @@ fn a_multi_platform_image_travels_with_its_index_digest() {
     assert_eq!(daemon.image_id(&tag).unwrap(), amd_id, "{}", run.stderr);
     assert!(run.stderr.contains("linux/arm64"), "{}", run.stderr);
     assert!(
-        !daemon.has_image(&arm_id),
+        !daemon.has_image(arm_id),
         "the arm64 image is left out of the load"
     );
-    assert!(!daemon.has_image(&v7_id), "arm/v7 is left out too");
+    assert!(!daemon.has_image(v7_id), "arm/v7 is left out too");
     let out: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
     assert_eq!(out["images"].as_array().unwrap().len(), 1, "{}", run.stdout);
     assert!(
-        out["left_out"].to_string().contains(&arm_id),
+        out["left_out"].to_string().contains(arm_id),
         "{}",
         run.stdout
     );

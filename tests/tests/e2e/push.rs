@@ -136,10 +136,54 @@ fn push_into_a_registry_holding_the_base() {
     let bundle = export(&src.host(), d, "app2.tgz", "app:2", &["-e", "app:1"]);
     assert_eq!(carried(&bundle), 2, "app:2 carries its two own layers");
 
+    let c = Pushed {
+        pair: &pair,
+        server: &server,
+        addr: &addr,
+        d,
+        scene: &scene,
+        bundle: &bundle,
+        src,
+    };
+    push_uploads_only_the_carried_blobs(&c);
+    carried_layers_go_up_gzipped(&c);
+    reruns_upload_nothing(&c);
+    a_prefix_mounts_every_blob(&c);
+    serial_push_and_base_repo(&c);
+    split_zstd_and_uncompressed_layers(&c);
+    tampered_bundles_push_no_manifest(&c);
+    missing_base_and_rollback(&c);
+    catalog_and_unreachable_registry(&c);
+    passwords_against_htpasswd(&c);
+}
+
+/// What the parts of `push_into_a_registry_holding_the_base` share: one daemon pair, one registry,
+/// the standard scene and its app:2 bundle made against app:1.
+struct Pushed<'a> {
+    pair: &'a partial_tests::DaemonPair,
+    server: &'a partial_tests::RegistryServer,
+    addr: &'a str,
+    d: &'a Path,
+    scene: &'a partial_tests::scenario::Scene,
+    bundle: &'a Path,
+    src: &'a partial_tests::Daemon,
+}
+
+/// Push: only the two carried layers and the config go up; `docker pull` gives the source's image ID.
+fn push_uploads_only_the_carried_blobs(c: &Pushed) {
+    let Pushed {
+        pair,
+        server,
+        addr,
+        d,
+        scene,
+        bundle,
+        ..
+    } = *c;
     // Push: only the two carried layers and the config go up.
     let before = server.blob_uploads();
     let mark = server.settled_log().len();
-    let run = push(&bundle, d, &addr, "state.json").ok();
+    let run = push(bundle, d, addr, "state.json").ok();
     assert!(
         run.stderr.contains(&format!("{addr}/app:2")),
         "{}",
@@ -151,7 +195,7 @@ fn push_into_a_registry_holding_the_base() {
         .filter(|l| l.contains("\"PUT /v2/") && l.contains("/blobs/uploads/"))
         .collect();
     assert_eq!(server.blob_uploads() - before, 3, "{uploads:#?}");
-    for hex in base_blobs(&addr, "app:1") {
+    for hex in base_blobs(addr, "app:1") {
         assert!(
             !uploads.iter().any(|l| l.contains(&hex)),
             "base layer {hex} was uploaded: {uploads:#?}"
@@ -166,12 +210,21 @@ fn push_into_a_registry_holding_the_base() {
         pair.airgap.image_id(&format!("{addr}/app:2")).unwrap(),
         scene.app2
     );
+}
 
+/// The carried layers went up gzip-compressed.
+fn carried_layers_go_up_gzipped(c: &Pushed) {
+    let Pushed {
+        addr,
+        scene,
+        bundle,
+        ..
+    } = *c;
     // The carried layers went up gzip-compressed (the bundle holds them uncompressed, named by
     // their diffIDs): the manifest references the gzip blobs; random content is stored, no
     // bigger but for the gzip framing; the compressible top layer shrinks.
-    let pushed = raw_manifest(&addr, "app:2");
-    let bundle_layers = layers(&bundle);
+    let pushed = raw_manifest(addr, "app:2");
+    let bundle_layers = layers(bundle);
     let manifest_layers = pushed["layers"].as_array().unwrap();
     assert_eq!(manifest_layers.len(), bundle_layers.len(), "{pushed}");
     for (m, b) in manifest_layers.iter().zip(&bundle_layers) {
@@ -192,10 +245,21 @@ fn push_into_a_registry_holding_the_base() {
         "top layer {top} bytes gzipped, {top_tar} as a tar"
     );
     assert_eq!(pushed["config"]["digest"], scene.app2.as_str(), "{pushed}");
+}
 
+/// A rerun uploads nothing, also without the manifest.
+fn reruns_upload_nothing(c: &Pushed) {
+    let Pushed {
+        server,
+        addr,
+        d,
+        scene,
+        bundle,
+        ..
+    } = *c;
     // A rerun uploads nothing.
     let before = server.blob_uploads();
-    let rerun = push_with(&bundle, d, &addr, "state-rerun.json", &["--json"]).ok();
+    let rerun = push_with(bundle, d, addr, "state-rerun.json", &["--json"]).ok();
     assert_eq!(server.blob_uploads(), before, "a rerun uploaded blobs");
     let out: serde_json::Value = serde_json::from_str(&rerun.stdout).unwrap();
     assert_eq!(out["uploaded_blobs"], 0, "{out}");
@@ -224,16 +288,28 @@ fn push_into_a_registry_holding_the_base() {
         String::from_utf8_lossy(&deleted.stderr)
     );
     let before = server.blob_uploads();
-    let again = push_with(&bundle, d, &addr, "state-again.json", &["--json"]).ok();
+    let again = push_with(bundle, d, addr, "state-again.json", &["--json"]).ok();
     assert_eq!(server.blob_uploads(), before, "a rerun uploaded blobs");
     let out: serde_json::Value = serde_json::from_str(&again.stdout).unwrap();
     assert_eq!(out["images"][0]["already_there"], false, "{out}");
     assert_eq!(out["images"][0]["manifest_digest"], first_digest, "{out}");
+}
 
+/// Under a prefix, every blob is mounted from the base's repository.
+fn a_prefix_mounts_every_blob(c: &Pushed) {
+    let Pushed {
+        pair,
+        server,
+        addr,
+        d,
+        scene,
+        bundle,
+        ..
+    } = *c;
     // Under a prefix: every blob mounted from app (the base's repository, which now also holds
     // the carried blobs), nothing uploaded.
     let before = server.blob_uploads();
-    push(&bundle, d, &format!("{addr}/mirror"), "state-mirror.json").ok();
+    push(bundle, d, &format!("{addr}/mirror"), "state-mirror.json").ok();
     assert_eq!(
         server.blob_uploads(),
         before,
@@ -245,7 +321,7 @@ fn push_into_a_registry_holding_the_base() {
         .filter(|l| l.contains("mount="))
         .map(str::to_string)
         .collect();
-    let left_out = layers(&bundle).len() - carried(&bundle);
+    let left_out = layers(bundle).len() - carried(bundle);
     assert!(left_out >= 1);
     assert_eq!(
         mounts
@@ -267,11 +343,23 @@ fn push_into_a_registry_holding_the_base() {
             .unwrap(),
         scene.app2
     );
+}
 
+/// `--jobs 1`, `--insecure` and `--base-repo`.
+fn serial_push_and_base_repo(c: &Pushed) {
+    let Pushed {
+        pair,
+        server,
+        addr,
+        d,
+        scene,
+        bundle,
+        ..
+    } = *c;
     // --jobs 1, --insecure and --base-repo app: one blob at a time over plain http, the base
     // found in the repository named; the image arrives whole.
     push_with(
-        &bundle,
+        bundle,
         d,
         &format!("{addr}/serial"),
         "state-serial.json",
@@ -289,7 +377,7 @@ fn push_into_a_registry_holding_the_base() {
     );
     // --base-repo naming a repository without the base: exit 4 naming it, no manifest.
     push_with(
-        &bundle,
+        bundle,
         d,
         &format!("{addr}/nobase"),
         "state-nobase.json",
@@ -297,7 +385,19 @@ fn push_into_a_registry_holding_the_base() {
     )
     .expect_code(4);
     assert_eq!(server.count_requests("PUT", "/v2/nobase/app/manifests/"), 0);
+}
 
+/// A split zstd bundle, and `--layer-compression none`.
+fn split_zstd_and_uncompressed_layers(c: &Pushed) {
+    let Pushed {
+        pair,
+        addr,
+        d,
+        scene,
+        bundle,
+        src,
+        ..
+    } = *c;
     // A zstd bundle split into volumes reads the same way.
     let split = export(
         &src.host(),
@@ -316,17 +416,18 @@ fn push_into_a_registry_holding_the_base() {
         scene.app2
     );
 
+    let bundle_layers = layers(bundle);
     // --layer-compression none: the carried layers go up as the bundle holds them, named by
     // their diffIDs.
     push_with(
-        &bundle,
+        bundle,
         d,
         &format!("{addr}/plain"),
         "state-plain.json",
         &["--layer-compression", "none"],
     )
     .ok();
-    let plain = raw_manifest(&addr, "plain/app:2");
+    let plain = raw_manifest(addr, "plain/app:2");
     for (m, b) in plain["layers"]
         .as_array()
         .unwrap()
@@ -338,7 +439,13 @@ fn push_into_a_registry_holding_the_base() {
             assert_eq!(m["digest"], b["diff_id"], "{plain}");
         }
     }
+}
 
+/// Tampered bundles: exit 3, no manifest pushed.
+fn tampered_bundles_push_no_manifest(c: &Pushed) {
+    let Pushed {
+        server, addr, d, ..
+    } = *c;
     // A tampered bundle: exit 3, no manifest pushed.
     let bad_dir = d.join("bad");
     std::fs::create_dir(&bad_dir).unwrap();
@@ -370,7 +477,17 @@ fn push_into_a_registry_holding_the_base() {
         server.count_requests("PUT", "/v2/trailer/app/manifests/"),
         0
     );
+}
 
+/// A base the registry lacks (exit 4), and a rollback in a series (exit 3).
+fn missing_base_and_rollback(c: &Pushed) {
+    let Pushed {
+        server,
+        addr,
+        d,
+        src,
+        ..
+    } = *c;
     // A base the registry lacks: exit 4 naming it, no manifest.
     src.import_rootfs("other:1", 31, &[50_000], Content::Random)
         .unwrap();
@@ -381,7 +498,7 @@ fn push_into_a_registry_holding_the_base() {
     )
     .unwrap();
     let other = export(&src.host(), d, "other.tgz", "other:2", &["-e", "other:1"]);
-    push(&other, d, &addr, "state-other.json")
+    push(&other, d, addr, "state-other.json")
         .expect_code(4)
         .stderr_has("other:1");
     assert_eq!(server.count_requests("PUT", "/v2/other/manifests/"), 0);
@@ -424,9 +541,15 @@ fn push_into_a_registry_holding_the_base() {
         server.count_requests("PUT", "/v2/series/app/manifests/1"),
         1
     );
+}
 
+/// The catalog without `--repo`; an unreachable registry (exit 5).
+fn catalog_and_unreachable_registry(c: &Pushed) {
+    let Pushed {
+        addr, d, bundle, ..
+    } = *c;
     // The catalog is used without --repo.
-    let all = load(&["inventory", "--registry", &addr]).ok();
+    let all = load(&["inventory", "--registry", addr]).ok();
     assert!(all.stdout.contains("mirror/app:2"), "{}", all.stdout);
 
     // An unreachable registry: exit 5 naming it.
@@ -436,10 +559,14 @@ fn push_into_a_registry_holding_the_base() {
         .unwrap()
         .port();
     let gone = format!("127.0.0.1:{port}");
-    push(&bundle, d, &gone, "state-gone.json")
+    push(bundle, d, &gone, "state-gone.json")
         .expect_code(5)
         .stderr_has(&gone);
+}
 
+/// htpasswd: a wrong password is exit 5, the right one gets through to the base check.
+fn passwords_against_htpasswd(c: &Pushed) {
+    let Pushed { d, bundle, .. } = *c;
     // htpasswd: a wrong password is exit 5 naming the credentials tried; the right one gets
     // through to the base check (this registry has no app:1: exit 4).
     let Some(authed) = require_registry(RegistryOptions {
@@ -454,7 +581,7 @@ fn push_into_a_registry_holding_the_base() {
         let mut cmd = std::process::Command::new(partial_tests::bin("partial-load"));
         cmd.args([
             "push".to_string(),
-            s(&bundle),
+            s(bundle),
             "--key".into(),
             s(&d.join("team.pub")),
             "--to".into(),

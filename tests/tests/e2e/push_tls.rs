@@ -8,7 +8,7 @@
 
 use partial_tests::cli::{export_signed as export, keygen, load, push_args, Run};
 use partial_tests::{
-    layer_files, require_daemon, require_registry, require_tool, Content, DaemonOptions,
+    layer_files, require_daemon, require_registry, require_tool, Content, Daemon, DaemonOptions,
     RegistryOptions, RegistryServer,
 };
 use std::path::Path;
@@ -98,21 +98,7 @@ fn push_over_tls_and_a_registry_dying_mid_push() {
     let ca = s(&certs.join("ca.crt"));
     keygen(d, "team");
 
-    src.import_rootfs("base:1", 41, &[200_000, 30_000], Content::Random)
-        .unwrap();
-    src.build(
-        "app:1",
-        "base:1",
-        &[layer_files(42, "app", 2, 50_000, Content::Random)],
-    )
-    .unwrap();
-    let app2 = src
-        .build(
-            "app:2",
-            "app:1",
-            &[layer_files(43, "v2", 3, 40_000, Content::Compressible)],
-        )
-        .unwrap();
+    let app2 = build_images(&src);
     let full = export(&src.host(), d, "app1.tgz", "app:1", &[]);
     let on_top = export(&src.host(), d, "app2.tgz", "app:2", &["-e", "app:1"]);
 
@@ -140,28 +126,7 @@ fn push_over_tls_and_a_registry_dying_mid_push() {
         &["--ca-file", &ca],
     ))
     .ok();
-    let raw: serde_json::Value = serde_json::from_str(&skopeo(
-        &certs,
-        &["inspect", "--raw", &format!("docker://{addr}/app:2")],
-    ))
-    .unwrap();
-    assert_eq!(raw["config"]["digest"], app2.as_str(), "{raw}");
-    let layers = raw["layers"].as_array().unwrap();
-    let bundled: serde_json::Value = serde_json::from_slice(
-        &std::fs::read(format!("{}.manifest.json", on_top.display())).unwrap(),
-    )
-    .unwrap();
-    assert_eq!(
-        layers.len(),
-        bundled["images"][0]["layers"].as_array().unwrap().len(),
-        "{raw}"
-    );
-    for l in layers {
-        assert_eq!(
-            l["mediaType"], "application/vnd.oci.image.layer.v1.tar+gzip",
-            "{raw}"
-        );
-    }
+    check_pushed_layers(&certs, &addr, &app2, &on_top);
 
     // The registry dies while a big layer uploads.
     src.build(
@@ -171,40 +136,8 @@ fn push_over_tls_and_a_registry_dying_mid_push() {
     )
     .unwrap();
     let big = export(&src.host(), d, "app3.tgz", "app:3", &["-e", "app:1"]);
-    let m: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(format!("{}.manifest.json", big.display())).unwrap())
-            .unwrap();
-    let big_layer = m["images"][0]["layers"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|l| l["carried"] == true && l["size"].as_u64().unwrap() > 90 << 20)
-        .expect("the big layer is carried")["diff_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let child = Command::new(partial_tests::bin("partial-load"))
-        .args(push_args(
-            &big,
-            d,
-            &addr,
-            "state-3.json",
-            &["--ca-file", &ca],
-        ))
-        .env_remove("DOCKER_HOST")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    wait_for_upload(&server, 8 << 20);
-    server.kill();
-    let out = child.wait_with_output().unwrap();
-    let died = Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    };
+    let big_layer = big_layer_of(&big);
+    let died = push_while_the_registry_dies(&mut server, &big, d, &ca);
     died.expect_code(5)
         .stderr_has(&addr)
         .stderr_has(&big_layer)
@@ -231,4 +164,91 @@ fn push_over_tls_and_a_registry_dying_mid_push() {
     ))
     .ok();
     assert!(tags(&certs, &addr).contains(&"3".to_string()));
+}
+
+/// What the registry at `addr` holds as app:2 (`on_top`'s image, config `app2`): its config and
+/// as many layers as the bundle, each gzip-compressed.
+fn check_pushed_layers(certs: &Path, addr: &str, app2: &str, on_top: &Path) {
+    let raw: serde_json::Value = serde_json::from_str(&skopeo(
+        certs,
+        &["inspect", "--raw", &format!("docker://{addr}/app:2")],
+    ))
+    .unwrap();
+    assert_eq!(raw["config"]["digest"], app2, "{raw}");
+    let layers = raw["layers"].as_array().unwrap();
+    let bundled: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(format!("{}.manifest.json", on_top.display())).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        layers.len(),
+        bundled["images"][0]["layers"].as_array().unwrap().len(),
+        "{raw}"
+    );
+    for l in layers {
+        assert_eq!(
+            l["mediaType"], "application/vnd.oci.image.layer.v1.tar+gzip",
+            "{raw}"
+        );
+    }
+}
+
+/// The diffID of the bundle `big`'s carried layer over 90 MiB.
+fn big_layer_of(big: &Path) -> String {
+    let m: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(format!("{}.manifest.json", big.display())).unwrap())
+            .unwrap();
+    m["images"][0]["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["carried"] == true && l["size"].as_u64().unwrap() > 90 << 20)
+        .expect("the big layer is carried")["diff_id"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+/// `partial-load push` of `big`, the registry killed once 8 MiB of it arrived.
+fn push_while_the_registry_dies(
+    server: &mut RegistryServer,
+    big: &Path,
+    d: &Path,
+    ca: &str,
+) -> Run {
+    let addr = server.addr.clone();
+    let child = Command::new(partial_tests::bin("partial-load"))
+        .args(push_args(big, d, &addr, "state-3.json", &["--ca-file", ca]))
+        .env_remove("DOCKER_HOST")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for_upload(server, 8 << 20);
+    server.kill();
+    let out = child.wait_with_output().unwrap();
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// base:1, app:1 on it and app:2 (compressible) on app:1, on `src`: app:2's ID.
+fn build_images(src: &Daemon) -> String {
+    src.import_rootfs("base:1", 41, &[200_000, 30_000], Content::Random)
+        .unwrap();
+    src.build(
+        "app:1",
+        "base:1",
+        &[layer_files(42, "app", 2, 50_000, Content::Random)],
+    )
+    .unwrap();
+    src.build(
+        "app:2",
+        "app:1",
+        &[layer_files(43, "v2", 3, 40_000, Content::Compressible)],
+    )
+    .unwrap()
 }

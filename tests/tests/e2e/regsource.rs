@@ -74,6 +74,32 @@ fn exports_from_a_registry_without_a_daemon() {
         1
     );
 
+    let cx = FromRegistry {
+        reg: &reg,
+        pair: &pair,
+        scene: &scene,
+        r,
+        out: &out,
+    };
+    by_digest(&cx);
+    a_missing_tag(&cx);
+    a_daemon_image_and_a_registry_image(&cx);
+    a_corrupted_blob(&cx);
+}
+
+/// What the parts of `exports_from_a_registry_without_a_daemon` share: the registry seeded with
+/// base:1 and app:2, the daemon pair and scene, and the bundle of app:2 from the registry (`out`).
+struct FromRegistry<'a> {
+    reg: &'a partial_tests::RegistryServer,
+    pair: &'a partial_tests::DaemonPair,
+    scene: &'a partial_tests::roundtrip::WriterScene,
+    r: &'a str,
+    out: &'a Path,
+}
+
+/// By digest: the manifest digest docker push reported.
+fn by_digest(cx: &FromRegistry) {
+    let FromRegistry { pair, scene, r, .. } = *cx;
     // 2. By digest: the manifest digest docker push reported.
     let repo_digest = pair
         .source
@@ -104,7 +130,11 @@ fn exports_from_a_registry_without_a_daemon() {
     assert_eq!(facts.images[0].id, scene.app2_id);
     assert_eq!(facts.images[0].diff_ids, scene.app2_diffs);
     assert_eq!(facts.required_base, scene.base_chains);
+}
 
+/// A missing tag: exit 1, naming it.
+fn a_missing_tag(cx: &FromRegistry) {
+    let FromRegistry { scene, r, .. } = *cx;
     // 3. A missing tag: exit 1, naming it.
     let missing = scene.dir.path().join("missing.tgz");
     save(&[
@@ -118,7 +148,11 @@ fn exports_from_a_registry_without_a_daemon() {
     .expect_code(1)
     .stderr_has("manifest nope not found in repository app");
     assert!(!missing.exists());
+}
 
+/// A daemon image and a registry image in one run.
+fn a_daemon_image_and_a_registry_image(cx: &FromRegistry) {
+    let FromRegistry { pair, scene, r, .. } = *cx;
     // 4. A daemon image and a registry image in one run.
     let mixed = scene.dir.path().join("mixed.tgz");
     save(&[
@@ -141,11 +175,17 @@ fn exports_from_a_registry_without_a_daemon() {
     assert_eq!(ids, want);
     assert!(facts.images.iter().all(|i| i.carried.iter().all(|c| *c)));
     check_manifest_source(&mixed, "daemon_and_registry");
+}
 
+/// A carried blob the registry serves corrupted: exit 3 naming the blob, no bundle left behind.
+fn a_corrupted_blob(cx: &FromRegistry) {
+    let FromRegistry {
+        reg, scene, r, out, ..
+    } = *cx;
     // 5. A carried blob the registry serves corrupted (one byte flipped in its storage): exit 3
     //    naming the blob, no bundle left behind.
     let m: serde_json::Value = serde_json::from_slice(
-        &std::fs::read(partial_tests::bundle_check::manifest_path(&out)).unwrap(),
+        &std::fs::read(partial_tests::bundle_check::manifest_path(out)).unwrap(),
     )
     .unwrap();
     let top = m["images"][0]["layers"].as_array().unwrap().last().unwrap()["blob"]["digest"]

@@ -5,9 +5,9 @@
 //! and open handles stay bounded; a file that yields fewer or more bytes than announced is an
 //! error naming it (the check that a short read fails the copy).
 
-use crate::archive::entry_stream::EntryStream;
-use crate::archive::tarstream::EntryHead;
-use crate::archive::ArchiveError;
+use super::entry_stream::EntryStream;
+use super::tarstream::EntryHead;
+use super::ArchiveError;
 use std::io::{self, Read};
 
 /// One file: its name in the layout (`index.json`, `blobs/sha256/<hex>`), its size as

@@ -160,6 +160,65 @@ fn host() -> Platform {
     Platform::parse("linux/amd64").unwrap()
 }
 
+/// Read back from `reg`: `img`'s manifest bytes and digest (by tag and by digest), config,
+/// layers, HEAD, and the tag list.
+async fn check_read_back(reg: &Registry, img: &Image) {
+    let raw = reg.get_manifest("app", "1").await.unwrap();
+    assert_eq!(raw.bytes, img.manifest.bytes);
+    assert_eq!(raw.digest, img.manifest.digest);
+    assert_eq!(raw.media_type, DOCKER_MANIFEST);
+    let by_digest = reg
+        .get_manifest("app", img.manifest.digest.as_str())
+        .await
+        .unwrap();
+    assert_eq!(by_digest.bytes, img.manifest.bytes);
+    let resolved = reg.get_image("app", "1", &host()).await.unwrap();
+    assert!(resolved.index.is_none());
+    let config = reg
+        .get_blob_bytes("app", &resolved.manifest.config.digest)
+        .await
+        .unwrap();
+    assert_eq!(&config[..], &img.config[..]);
+    for l in &img.layers {
+        let back = read_blob(reg, "app", &l.digest).await.unwrap();
+        assert!(back == l.bytes, "blob {} read back differs", l.digest);
+        assert_eq!(
+            reg.blob_exists("app", &l.digest).await.unwrap(),
+            Some(l.bytes.len() as u64)
+        );
+    }
+    assert_eq!(reg.list_tags("app").await.unwrap(), ["1"]);
+}
+
+/// Layers uploaded by spawned tasks at once through one shared `reg`, each then present.
+async fn check_concurrent_uploads(reg: &std::sync::Arc<Registry>) {
+    let many = image(12, &[300_000, 300_001, 300_002, 300_003], false, "amd64");
+    let tasks: Vec<_> = many
+        .layers
+        .iter()
+        .map(|l| {
+            let (reg, digest, data) = (reg.clone(), l.digest.clone(), l.bytes.clone());
+            tokio::spawn(async move {
+                let size = Some(data.len() as u64);
+                reg.ensure_blob("app", &digest, size, &[], || reader(data))
+                    .await
+            })
+        })
+        .collect();
+    for t in tasks {
+        assert!(matches!(
+            t.await.unwrap().unwrap(),
+            BlobOutcome::Uploaded { .. }
+        ));
+    }
+    for l in &many.layers {
+        assert_eq!(
+            reg.blob_exists("app", &l.digest).await.unwrap(),
+            Some(l.bytes.len() as u64)
+        );
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn push_read_back_mount_and_rerun_over_http() {
     let Some(server) = require_registry(RegistryOptions::default()) else {
@@ -208,32 +267,7 @@ async fn push_read_back_mount_and_rerun_over_http() {
     );
     let uploads = server.blob_uploads();
 
-    // Read back: manifest bytes and digest, config, layers, HEAD.
-    let raw = reg.get_manifest("app", "1").await.unwrap();
-    assert_eq!(raw.bytes, img.manifest.bytes);
-    assert_eq!(raw.digest, img.manifest.digest);
-    assert_eq!(raw.media_type, DOCKER_MANIFEST);
-    let by_digest = reg
-        .get_manifest("app", img.manifest.digest.as_str())
-        .await
-        .unwrap();
-    assert_eq!(by_digest.bytes, img.manifest.bytes);
-    let resolved = reg.get_image("app", "1", &host()).await.unwrap();
-    assert!(resolved.index.is_none());
-    let config = reg
-        .get_blob_bytes("app", &resolved.manifest.config.digest)
-        .await
-        .unwrap();
-    assert_eq!(&config[..], &img.config[..]);
-    for l in &img.layers {
-        let back = read_blob(&reg, "app", &l.digest).await.unwrap();
-        assert!(back == l.bytes, "blob {} read back differs", l.digest);
-        assert_eq!(
-            reg.blob_exists("app", &l.digest).await.unwrap(),
-            Some(l.bytes.len() as u64)
-        );
-    }
-    assert_eq!(reg.list_tags("app").await.unwrap(), ["1"]);
+    check_read_back(&reg, &img).await;
 
     // A rerun uploads nothing.
     let again = push(&reg, "app", "1", &img, &[]).await;
@@ -271,31 +305,7 @@ async fn push_read_back_mount_and_rerun_over_http() {
 
     // Concurrent uploads from spawned tasks share one connection (the futures are Send).
     let reg = std::sync::Arc::new(reg);
-    let many = image(12, &[300_000, 300_001, 300_002, 300_003], false, "amd64");
-    let tasks: Vec<_> = many
-        .layers
-        .iter()
-        .map(|l| {
-            let (reg, digest, data) = (reg.clone(), l.digest.clone(), l.bytes.clone());
-            tokio::spawn(async move {
-                let size = Some(data.len() as u64);
-                reg.ensure_blob("app", &digest, size, &[], || reader(data))
-                    .await
-            })
-        })
-        .collect();
-    for t in tasks {
-        assert!(matches!(
-            t.await.unwrap().unwrap(),
-            BlobOutcome::Uploaded { .. }
-        ));
-    }
-    for l in &many.layers {
-        assert_eq!(
-            reg.blob_exists("app", &l.digest).await.unwrap(),
-            Some(l.bytes.len() as u64)
-        );
-    }
+    check_concurrent_uploads(&reg).await;
 
     let mut catalog = reg.catalog().await.unwrap();
     catalog.sort();
@@ -494,27 +504,35 @@ async fn basic_auth_needs_the_right_credentials_and_says_which_were_tried() {
         good.get_manifest("app", "1").await.unwrap().digest,
         img.manifest.digest
     );
+}
 
-    // The same through Docker's config.json (`auths`, base64 "alice:s3cret").
+/// The variable naming the registry to `docker_config_child`, set only in its process.
+const CHILD_REGISTRY: &str = "PARTIAL_TEST_CREDENTIALS_REGISTRY";
+
+/// Credentials from Docker's `config.json` (`auths`), then from a credential helper
+/// (`credHelpers`, then `credsStore`): docker-credential-partialtest, first on `PATH`, answers `get`
+/// for this registry only. `DOCKER_CONFIG` and `PATH` are the process's, so the client runs in a
+/// process of its own, this test binary running `docker_config_child` with both set for it alone:
+/// setting them here would race the other tests' child processes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn credentials_come_from_docker_config_and_credential_helpers() {
+    let auth = Some(("alice".to_string(), "s3cret".to_string()));
+    let Some(server) = require_registry(RegistryOptions {
+        basic_auth: auth,
+        ..Default::default()
+    }) else {
+        return;
+    };
+    let img = image(6, &[100_000], false, "amd64");
+    let good = Registry::connect(
+        &server.addr,
+        &opts(Credentials::explicit("alice", "s3cret")),
+    )
+    .await
+    .unwrap();
+    push(&good, "app", "1", &img, &[]).await;
+
     let dir = tempfile::tempdir().unwrap();
-    let config = serde_json::json!({"auths": {server.addr.clone(): {"auth": "YWxpY2U6czNjcmV0"}}});
-    std::fs::write(dir.path().join("config.json"), config.to_string()).unwrap();
-    // (No credentials in the options: `connect` reads DOCKER_CONFIG itself.)
-    let mut from_docker = anonymous();
-    from_docker.credentials = None;
-    std::env::set_var("DOCKER_CONFIG", dir.path());
-    let from_config = Registry::connect(&server.addr, &from_docker).await;
-    std::env::remove_var("DOCKER_CONFIG");
-    let from_config = from_config.unwrap();
-    let origin = from_config.credentials_origin().to_string();
-    assert!(
-        origin.contains("config.json") && origin.contains(&server.addr),
-        "{origin}"
-    );
-    assert_eq!(from_config.list_tags("app").await.unwrap(), ["1"]);
-
-    // A credential helper (`credHelpers`, then `credsStore`): docker-credential-partialtest,
-    // put first on PATH, answers `get` for this registry only.
     let helper = dir.path().join("docker-credential-partialtest");
     std::fs::write(
         &helper,
@@ -530,20 +548,64 @@ async fn basic_auth_needs_the_right_credentials_and_says_which_were_tried() {
     let path = std::env::var_os("PATH").unwrap_or_default();
     let mut dirs = vec![dir.path().to_path_buf()];
     dirs.extend(std::env::split_paths(&path));
-    std::env::set_var("PATH", std::env::join_paths(dirs).unwrap());
-    std::env::set_var("DOCKER_CONFIG", dir.path());
-    let mut through_helpers = Vec::new();
+    let name = "registry_client::docker_config_child";
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            name,
+            "--exact",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(CHILD_REGISTRY, &server.addr)
+        .env("DOCKER_CONFIG", dir.path())
+        .env("PATH", std::env::join_paths(dirs).unwrap())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{name}: {stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("1 passed"), "{name} did not run: {stdout}");
+}
+
+/// The client's side of `credentials_come_from_docker_config_and_credential_helpers`, run by it
+/// in a process of its own (`DOCKER_CONFIG` and `PATH` set for it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "run by credentials_come_from_docker_config_and_credential_helpers, in a process of its own"]
+async fn docker_config_child() {
+    let (Some(addr), Some(dir)) = (
+        std::env::var_os(CHILD_REGISTRY),
+        std::env::var_os("DOCKER_CONFIG"),
+    ) else {
+        panic!("run by credentials_come_from_docker_config_and_credential_helpers only");
+    };
+    let addr = addr.to_string_lossy().into_owned();
+    let dir = PathBuf::from(dir);
+    // Docker's config.json (`auths`, base64 "alice:s3cret").
+    let config = serde_json::json!({"auths": {addr.clone(): {"auth": "YWxpY2U6czNjcmV0"}}});
+    std::fs::write(dir.join("config.json"), config.to_string()).unwrap();
+    // (No credentials in the options: `connect` reads DOCKER_CONFIG itself.)
+    let mut from_docker = anonymous();
+    from_docker.credentials = None;
+    let from_config = Registry::connect(&addr, &from_docker).await.unwrap();
+    let origin = from_config.credentials_origin().to_string();
+    assert!(
+        origin.contains("config.json") && origin.contains(&addr),
+        "{origin}"
+    );
+    assert_eq!(from_config.list_tags("app").await.unwrap(), ["1"]);
+
+    // A credential helper (`credHelpers`, then `credsStore`), found on PATH.
     for config in [
-        serde_json::json!({"credHelpers": {server.addr.clone(): "partialtest"}}),
+        serde_json::json!({"credHelpers": {addr.clone(): "partialtest"}}),
         serde_json::json!({"credsStore": "partialtest"}),
     ] {
-        std::fs::write(dir.path().join("config.json"), config.to_string()).unwrap();
-        through_helpers.push(Credentials::from_docker_config(&server.addr));
-    }
-    std::env::remove_var("DOCKER_CONFIG");
-    std::env::set_var("PATH", path);
-    for creds in through_helpers {
-        let reg = Registry::connect(&server.addr, &opts(creds.unwrap()))
+        std::fs::write(dir.join("config.json"), config.to_string()).unwrap();
+        let creds = Credentials::from_docker_config(&addr);
+        let reg = Registry::connect(&addr, &opts(creds.unwrap()))
             .await
             .unwrap();
         assert_eq!(reg.list_tags("app").await.unwrap(), ["1"]);

@@ -1,20 +1,21 @@
 //! Checks against real `docker save` archives (ignored by default: they need a daemon's output).
 //!
-//! `PARTIAL_REAL_SAVE=/path/a.tar:/path/b.tar cargo test -p partial-common --lib real_daemon -- --ignored`
+//! `PARTIAL_REAL_SAVE=/path/a.tar:/path/b.tar cargo test -p partial-common --lib real_daemon_tests -- --ignored`
 //! checks that every legacy folder of each archive is identified from its own `json` (no index),
 //! and that the engine gives the same bundle without an index as with one. With
 //! `PARTIAL_REAL_EXPORT=image PARTIAL_REAL_BASE=image PARTIAL_REAL_OUT=file`, it also writes the
 //! no-index filter of the first archive (exporting one image, the destination holding the other)
 //! for a real `docker load`.
 
-use super::legacy_id::V1Json;
-use super::names::{role_of, EntryRole};
-use super::tarstream::TarReader;
-use super::*;
-use crate::digest::chain_ids;
-use crate::engine::Engine;
+use super::Engine;
+use crate::archive::legacy_id::V1Json;
+use crate::archive::names::{role_of, EntryRole};
+use crate::archive::tarstream::TarReader;
+use crate::archive::*;
+use crate::digest::{chain_ids, Digest};
 use crate::have::{HaveSet, Origin};
 use crate::image::Image;
+use crate::plan::Layout;
 
 fn archives() -> Vec<String> {
     std::env::var("PARTIAL_REAL_SAVE")
