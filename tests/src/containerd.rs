@@ -81,7 +81,7 @@ impl Release {
     fn tool(self, tool: &str) -> Result<PathBuf> {
         match self.root()? {
             Some(root) => {
-                let p = crate::docker26::binary(&root, tool);
+                let p = crate::docker_root::binary(&root, tool);
                 if !p.is_file() {
                     bail!("{} has no {tool}", root.display());
                 }
@@ -227,7 +227,7 @@ impl Containerd {
             .process_group(0);
         if let Some(root) = self.release.root()? {
             // Its own shim and runc before the system's.
-            cmd.env("PATH", crate::docker26::path_with(&root));
+            cmd.env("PATH", crate::docker_root::path_with(&root));
         }
         let t0 = Instant::now();
         let child = cmd.spawn().context("spawning containerd")?;
