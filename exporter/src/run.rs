@@ -318,6 +318,8 @@ fn gather_offline(
     let sources = select::open_files(args, &platform)?;
     let excluded = select::offline_excludes(&sources, &names.excludes, &mut have)?;
     let wanted = select::offline_wanted(&sources, &names.images, &excluded, &platform)?;
+    // Images of OCI layouts keep their manifests, as registry images do.
+    crate::keep_digests::apply(&wanted, &mut have, args.allow_new_digest);
     let mut files: Vec<String> = args
         .from_archive
         .iter()

@@ -105,13 +105,16 @@ impl Wanted {
         w
     }
 
+    /// An image with a source manifest (from a registry or an OCI layout) has its uncompressed
+    /// layers pushed as they are: gzip would give them other digests than the manifest names.
     fn add(&mut self, repo: &str, image: &Image, compress_layers: bool) {
+        let keeps_manifest = image.source_manifest.is_some();
         self.own.insert((repo.to_string(), image.id.clone()));
         for layer in &image.layers {
             if !layer.carried {
                 self.based
                     .insert((repo.to_string(), layer.chain_id.clone()));
-            } else if compress_layers && stored_uncompressed(layer) {
+            } else if compress_layers && stored_uncompressed(layer) && !keeps_manifest {
                 let repos = self.compress.entry(carried_blob(layer).0).or_default();
                 repos.insert(repo.to_string());
             } else {
