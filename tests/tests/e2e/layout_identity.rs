@@ -6,14 +6,20 @@
 //! `index.json` names, read back raw (`skopeo inspect --raw | sha256`). The same from an
 //! oci-archive, and from a layout with uncompressed layers (pushed as they are, not gzipped, so
 //! the digest holds), into registry C. A layout whose layer blob or manifest was altered is exit
-//! 3 naming the blob. The bundle still loads into a Docker daemon holding the base, giving the
+//! 3 naming the blob. Of a two-platform index in a layout, one platform's image travels with its
+//! manifest digest and the index is said to stay behind (named by digest: exit 2 unless
+//! `--allow-new-digest`). The bundle still loads into a Docker daemon holding the base, giving the
 //! layout's image ID.
 
 use super::identity::manifest_digest;
 use partial_tests::cli::{keygen, load, push_args, save, Run};
 use partial_tests::scenario::build_standard_on;
-use partial_tests::writers::{oci_config_digest, skopeo_copy, skopeo_copy_with};
-use partial_tests::{require_daemon, require_registry, DaemonOptions, RegistryOptions};
+use partial_tests::writers::{
+    add_platform_variant, oci_config_digest, skopeo_copy, skopeo_copy_with,
+};
+use partial_tests::{
+    require_daemon, require_registry, rootfs_tar, Content, DaemonOptions, RegistryOptions,
+};
 use std::path::Path;
 use std::process::Command;
 
@@ -238,4 +244,34 @@ fn an_oci_layout_image_keeps_its_manifest_digest() {
     let from = ["--from-oci", &s(&bad)];
     let refused = export(d, &from, "bad2.tgz", &[]).expect_code(3);
     assert!(refused.stderr.contains(hex), "{}", refused.stderr);
+
+    // A two-platform index in a layout: its linux/amd64 image travels with its manifest digest;
+    // the index does not, said so; named by its digest it is refused unless --allow-new-digest.
+    let multi = d.join("multi-oci");
+    copy_layout(&app, &multi);
+    let extra = rootfs_tar(46, &[16 << 10], Content::Compressible);
+    add_platform_variant(&multi, "app:2", "arm64", &extra).unwrap();
+    let index = listed_digest(&std::fs::read(multi.join("index.json")).unwrap(), "app:2");
+    let from = ["--from-oci", &s(&multi), "--platform", "linux/amd64"];
+    let run = export(d, &from, "multi.tgz", &[]).ok();
+    assert!(
+        run.stderr.contains(&format!("the index {index}")) && run.stderr.contains("not carried"),
+        "{}",
+        run.stderr
+    );
+    let m = signed(&d.join("multi.tgz"));
+    assert_eq!(
+        m["images"][0]["source_manifest"]["digest"],
+        layout_digest.as_str()
+    );
+    assert!(m["warnings"].to_string().contains(&index), "{m}");
+    let pinned = ["-i", index.as_str()];
+    let refused = export(d, &[&from[..], &pinned[..]].concat(), "pin.tgz", &[]).expect_code(2);
+    assert!(
+        refused.stderr.contains("--allow-new-digest"),
+        "{}",
+        refused.stderr
+    );
+    let allowed = ["--allow-new-digest"];
+    export(d, &[&from[..], &pinned[..]].concat(), "pin.tgz", &allowed).ok();
 }
