@@ -5,7 +5,7 @@
 //! byte for byte: `partial-load push` into B gives `app:2` the manifest digest the layout's
 //! `index.json` names, read back raw (`skopeo inspect --raw | sha256`). The same from an
 //! oci-archive, and from a layout with uncompressed layers (pushed as they are, not gzipped, so
-//! the digest holds), into registry C. A layout whose layer blob or manifest was altered is exit
+//! the digest holds), and from a umoci layout, into registry C. A layout whose layer blob or manifest was altered is exit
 //! 3 naming the blob. Of a two-platform index in a layout, one platform's image travels with its
 //! manifest digest and the index is said to stay behind (named by digest: exit 2 unless
 //! `--allow-new-digest`). The bundle still loads into a Docker daemon holding the base, giving the
@@ -15,7 +15,7 @@ use super::identity::manifest_digest;
 use partial_tests::cli::{keygen, load, push_args, save, Run};
 use partial_tests::scenario::build_standard_on;
 use partial_tests::writers::{
-    add_platform_variant, oci_config_digest, skopeo_copy, skopeo_copy_with,
+    add_platform_variant, oci_config_digest, skopeo_copy, skopeo_copy_with, umoci_layout,
 };
 use partial_tests::{
     require_daemon, require_registry, rootfs_tar, Content, DaemonOptions, RegistryOptions,
@@ -217,6 +217,20 @@ fn an_oci_layout_image_keeps_its_manifest_digest() {
             want,
             "{name}"
         );
+    }
+
+    // A umoci layout (umoci's own gzip and config, bare tag `app2`), whole, into C.
+    if partial_tests::require_tool("umoci") {
+        let save = d.join("app2.docker.tar");
+        daemon.save_to(&["app:2"], &save).unwrap();
+        let umoci = d.join("app-umoci");
+        umoci_layout(&save, &umoci, &[("app:2", "app2")]).unwrap();
+        let want = listed_digest(&std::fs::read(umoci.join("index.json")).unwrap(), "app2");
+        export(d, &["--from-oci", &s(&umoci)], "umoci.tgz", &[]).ok();
+        let run = push(&d.join("umoci.tgz"), d, &c.addr, "umoci.state").ok();
+        let out: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+        assert_eq!(out["images"][0]["digest_as_source"], true, "{}", run.stdout);
+        assert_eq!(manifest_digest(&format!("{}/app2:latest", c.addr)), want);
     }
 
     // Tampered: a layer blob (exit 3 naming it), then the manifest itself.
