@@ -5,7 +5,9 @@
 //! byte for byte: `partial-load push` into B gives `app:2` the manifest digest the layout's
 //! `index.json` names, read back raw (`skopeo inspect --raw | sha256`). The same from an
 //! oci-archive, and from a layout with uncompressed layers (pushed as they are, not gzipped, so
-//! the digest holds), and from a umoci layout, into registry C. A layout whose layer blob or manifest was altered is exit
+//! the digest holds), and from a umoci layout, into registry C; zstd layers (carried
+//! decompressed) are said at the export to lose the digest, and the push refuses them (exit 4)
+//! unless `--allow-new-digest`. A layout whose layer blob or manifest was altered is exit
 //! 3 naming the blob. Of a two-platform index in a layout, one platform's image travels with its
 //! manifest digest and the index is said to stay behind (named by digest: exit 2 unless
 //! `--allow-new-digest`). The bundle still loads into a Docker daemon holding the base, giving the
@@ -232,6 +234,30 @@ fn an_oci_layout_image_keeps_its_manifest_digest() {
         assert_eq!(out["images"][0]["digest_as_source"], true, "{}", run.stdout);
         assert_eq!(manifest_digest(&format!("{}/app2:latest", c.addr)), want);
     }
+
+    // zstd layers are carried decompressed: the export says the digest cannot be kept, and the
+    // push refuses (exit 4) unless --allow-new-digest.
+    let zstd = d.join("app-zstd");
+    let dest = format!("oci:{}:app:4", zstd.display());
+    skopeo_copy_with(&daemon, "app:2", &dest, &["--dest-compress-format", "zstd"]).unwrap();
+    let zstd_layout = listed_digest(&std::fs::read(zstd.join("index.json")).unwrap(), "app:4");
+    let run = export(d, &["--from-oci", &s(&zstd)], "zstd.tgz", &[]).ok();
+    assert!(
+        run.stderr.contains("zstd") && run.stderr.contains(&zstd_layout),
+        "{}",
+        run.stderr
+    );
+    let refused = load(&push_args(&d.join("zstd.tgz"), d, &c.addr, "z.state", &[])).expect_code(4);
+    assert!(refused.stderr.contains(&zstd_layout), "{}", refused.stderr);
+    let allowed = ["--allow-new-digest"];
+    load(&push_args(
+        &d.join("zstd.tgz"),
+        d,
+        &c.addr,
+        "z.state",
+        &allowed,
+    ))
+    .ok();
 
     // Tampered: a layer blob (exit 3 naming it), then the manifest itself.
     let layer = layers
