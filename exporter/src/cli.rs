@@ -249,7 +249,8 @@ pub struct SaveArgs {
     /// by default.
     #[arg(long = "no-attached")]
     pub no_attached: bool,
-    /// Leave out a layer of a registry image that the destination holds as another blob than
+    /// Leave out a layer of a registry image (or an OCI layout's, whose manifest travels too)
+    /// that the destination holds as another blob than
     /// the source's (a registry's `--have` inventory says which): `partial-load push` then
     /// re-makes the image's manifest, changing its digest. By default such a layer is carried,
     /// so the image keeps its digest.

@@ -25,6 +25,14 @@ struct Conflict {
 /// Carries (removes from `have`) the left-out layers of `images` whose blob at the destination
 /// is not the source's, or with `allow_new_digest` keeps them out; says which either way.
 pub fn apply(images: &[Image], have: &mut HaveSet, allow_new_digest: bool) {
+    for (name, digest) in zstd_carried(images, have) {
+        eprintln!(
+            "warning: {} carries zstd layers, which the bundle holds decompressed (Docker before \
+             23 cannot load zstd): `partial-load push` cannot keep its manifest digest {digest} \
+             and refuses it unless --allow-new-digest",
+            escape(&name)
+        );
+    }
     let conflicts = find(images, have);
     for c in &conflicts {
         if allow_new_digest {
@@ -50,6 +58,26 @@ pub fn apply(images: &[Image], have: &mut HaveSet, allow_new_digest: bool) {
             );
         }
     }
+}
+
+/// The images with a source manifest (name, source digest) that will carry a zstd layer (one
+/// whose chain the destination lacks): the engine writes carried zstd layers decompressed, so
+/// the blob the manifest names does not travel. Said at the export rather than at the push.
+fn zstd_carried(images: &[Image], have: &HaveSet) -> Vec<(String, partial_common::Digest)> {
+    images
+        .iter()
+        .filter_map(|image| {
+            let source = image.source_manifest.as_ref()?;
+            image
+                .layers
+                .iter()
+                .any(|l| {
+                    l.blob.compression == partial_common::codec::Compression::Zstd
+                        && !have.contains(&l.chain_id)
+                })
+                .then(|| (image.name(), source.digest.clone()))
+        })
+        .collect()
 }
 
 /// The layers of registry images (those with a source manifest) that the destination holds as
@@ -124,6 +152,24 @@ mod tests {
         assert!(have.contains(&img.layers[0].chain_id), "allowed: left out");
         apply(std::slice::from_ref(&img), &mut have, false);
         assert!(!have.contains(&img.layers[0].chain_id), "carried");
+    }
+
+    #[test]
+    fn carried_zstd_layers_are_said_to_lose_the_digest() {
+        let mut img = registry_image(&[b"base.zst", b"top.zst"]);
+        for l in &mut img.layers {
+            l.blob.compression = partial_common::codec::Compression::Zstd;
+        }
+        let mut have = HaveSet::new();
+        let said = zstd_carried(std::slice::from_ref(&img), &have);
+        assert_eq!(said.len(), 1);
+        assert_eq!(said[0].0, "r/app:2");
+        have.add_image(&img.diff_ids(), &origin());
+        assert!(
+            zstd_carried(std::slice::from_ref(&img), &have).is_empty(),
+            "all left out"
+        );
+        assert!(zstd_carried(&[registry_image(&[b"a.gz"])], &HaveSet::new()).is_empty());
     }
 
     #[test]

@@ -12,6 +12,7 @@ mod charts;
 mod deltas;
 mod keep_digests;
 mod keygen;
+mod layout_indexes;
 mod ledger_cmd;
 mod report;
 mod run;

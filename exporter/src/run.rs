@@ -333,6 +333,14 @@ fn gather_offline(
     let sources = select::open_files(args, &platform)?;
     let excluded = select::offline_excludes(&sources, &names.excludes, &mut have)?;
     let wanted = select::offline_wanted(&sources, &names.images, &excluded, &platform)?;
+    // Images of OCI layouts keep their manifests, as registry images do; not their indexes.
+    crate::keep_digests::apply(&wanted, &mut have, args.allow_new_digest);
+    let notes =
+        crate::layout_indexes::check(&wanted, &names.images, &platform, args.allow_new_digest)
+            .map_err(crate::usage)?;
+    for n in &notes {
+        eprintln!("warning: {n}");
+    }
     let mut files: Vec<String> = args
         .from_archive
         .iter()
@@ -349,7 +357,7 @@ fn gather_offline(
         total: plain_size(&args.from_archive, &args.from_oci),
         platform: Some(platform),
         indexes: Vec::new(),
-        notes: Vec::new(),
+        notes,
         references,
     })
 }

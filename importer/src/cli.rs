@@ -346,7 +346,8 @@ pub struct PushArgs {
     pub jobs: u16,
     /// How carried layers the bundle holds uncompressed are pushed: gzip (compressed on the way,
     /// the same bytes every time) or none (as the bundle holds them). Layers the bundle holds
-    /// compressed are pushed as they are.
+    /// compressed are pushed as they are, and so are all layers of an image that keeps its
+    /// source manifest (from a registry or an OCI layout), whose digests it names.
     #[arg(long, value_name = "CODEC", value_enum, default_value_t = LayerCompression::Gzip)]
     pub layer_compression: LayerCompression,
     /// Push images that came from a registry even when their source manifest cannot be kept

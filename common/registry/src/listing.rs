@@ -91,12 +91,12 @@ impl Registry {
 }
 
 /// The target of a `Link: <URL>; rel="next"` header.
-fn next_link(resp: &reqwest::Response) -> Option<String> {
+pub(crate) fn next_link(resp: &reqwest::Response) -> Option<String> {
     let link = resp.headers().get(LINK)?.to_str().ok()?;
     parse_next(link)
 }
 
-fn parse_next(link: &str) -> Option<String> {
+pub(crate) fn parse_next(link: &str) -> Option<String> {
     link.split(',').find_map(|part| {
         let (target, params) = part.split_once(';')?;
         let is_next = params.split(';').any(|p| {

@@ -127,8 +127,12 @@ fn image(
         .as_ref()
         .map(|m| m.digest.to_string())
         .or_else(|| registry_digest(&manifest.source, &img.tags));
+    let origin = match manifest.source {
+        Source::Archives { .. } => "source layout",
+        _ => "registry",
+    };
     let (manifest_digest, from) = match from_registry {
-        Some(d) => (Some(d), Some("registry".to_string())),
+        Some(d) => (Some(d), Some(origin.to_string())),
         None => match scan.manifests.get(&img.id) {
             Some(d) => (Some(d.to_string()), Some("bundle index.json".to_string())),
             None => (None, None),

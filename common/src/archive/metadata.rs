@@ -6,7 +6,7 @@
 use super::names::{role_of, EntryRole};
 use super::{ArchiveError, IndexedImage, SourceImage};
 use crate::digest::Digest;
-use crate::image::Platform;
+use crate::image::{Platform, SourceManifest, MEDIA_MANIFEST};
 use crate::plan::Layout;
 use crate::reference::{familiar, tag_of_bare_name};
 use serde_json::Value;
@@ -298,6 +298,7 @@ impl Collected {
                 config_entry: cfg,
                 manifest_digest: None,
                 index_digests: Vec::new(),
+                source_manifest: None,
                 ref_names: Vec::new(),
             });
         }
@@ -336,6 +337,7 @@ impl Collected {
                 }
                 let (id, diff_ids) = self.config(&centry)?;
                 let layers = self.manifest_layers(&mdigest, &id, diff_ids.len())?;
+                let source_manifest = self.source_manifest(&mdigest)?;
                 if let Some(prev) = out.iter_mut().find(|i| i.source.id == id) {
                     prev.add_names(tag.as_ref(), bare.as_ref());
                     continue;
@@ -350,11 +352,35 @@ impl Collected {
                     config_entry: centry,
                     manifest_digest: Some(mdigest),
                     index_digests: parents,
+                    source_manifest,
                     ref_names: bare.iter().cloned().collect(),
                 });
             }
         }
         Ok(out)
+    }
+
+    /// The OCI manifest blob `mdigest` byte for byte, checked to hash to its digest (a layout's
+    /// manifest is the image's identity: one that does not hash right is refused, naming it).
+    fn source_manifest(&self, mdigest: &Digest) -> Result<Option<SourceManifest>, ArchiveError> {
+        let entry = blob_entry(mdigest);
+        let Some(bytes) = self.json.get(&entry) else {
+            return Ok(None);
+        };
+        let actual = Digest::of_bytes(bytes);
+        if actual != *mdigest {
+            return Err(ArchiveError::DigestMismatch {
+                entry,
+                expected: mdigest.clone(),
+                actual,
+            });
+        }
+        let v = parse_json(&entry, bytes)?;
+        let media_type = v
+            .get("mediaType")
+            .and_then(Value::as_str)
+            .unwrap_or(MEDIA_MANIFEST);
+        Ok(SourceManifest::new(media_type, bytes))
     }
 
     /// The layer entries of the OCI manifest `mdigest` of image `id`, which must be as many as
@@ -436,5 +462,46 @@ mod tests {
         let t = std::time::Instant::now();
         assert!(c.images().unwrap().is_empty());
         assert!(t.elapsed().as_secs() < 2, "{:?}", t.elapsed());
+    }
+
+    #[test]
+    fn only_layouts_without_manifest_json_keep_their_manifests_checked() {
+        use crate::testutil::archive::{image, layer, oci};
+        let app = image(&["app:2"], &[&layer("a.txt", b"a"), &layer("b.txt", b"b")]);
+        let scanned = |with_manifest_json| {
+            let tar = oci(&[&app], true, with_manifest_json).tar();
+            crate::archive::scan(&tar[..])
+        };
+        let layout = scanned(false).unwrap();
+        let img = &layout.images[0];
+        let kept = img.source_manifest.as_ref().expect("a layout's manifest");
+        assert_eq!(Some(&kept.digest), img.manifest_digest.as_ref());
+        assert_eq!(Digest::of_bytes(kept.text.as_bytes()), kept.digest);
+        assert_eq!(kept.media_type, MEDIA_MANIFEST);
+        assert_eq!(layout.model(img).source_manifest.as_ref(), Some(kept));
+        let saved = scanned(true).unwrap();
+        assert!(saved.images[0].source_manifest.is_none(), "docker save");
+
+        // A manifest blob that does not hash to its name is refused, naming it.
+        let mut c = Collected::default();
+        let mut tampered = None;
+        for e in oci(&[&app], true, false).entries {
+            let crate::testutil::archive::Kind::File(bytes) = e.kind else {
+                continue;
+            };
+            if e.name.ends_with(&kept.digest.hex()) {
+                let mut b = bytes.clone();
+                b.push(b' ');
+                tampered = Some(e.name.clone());
+                c.add(&e.name, b).unwrap();
+            } else if bytes.first() == Some(&b'{') {
+                c.add(&e.name, bytes).unwrap();
+            }
+        }
+        let e = c.images().unwrap_err();
+        assert!(
+            matches!(&e, ArchiveError::DigestMismatch { entry, .. } if Some(entry) == tampered.as_ref()),
+            "{e}"
+        );
     }
 }

@@ -82,6 +82,11 @@ pub struct IndexedImage {
     pub manifest_digest: Option<Digest>,
     /// OCI image indexes (nested in `index.json`) leading to the image's manifest, outermost first.
     pub index_digests: Vec<Digest>,
+    /// The OCI manifest byte for byte, for layouts that hold only OCI manifests (no
+    /// `manifest.json`: skopeo `oci:`/`oci-archive:`, umoci, buildah), whose manifests are the
+    /// images' identity: it travels so that `push` keeps the manifest digest. `None` for
+    /// `docker save` archives, whose manifests are the daemon's export and not kept.
+    pub source_manifest: Option<crate::image::SourceManifest>,
     /// Bare `org.opencontainers.image.ref.name` annotations (`app2`, `1.0`): tags of the layout
     /// that name no repository. `-i app2` and `-i NAME:app2` select the image; a bare name that
     /// is a valid repository name is also in `source.tags` as `app2:latest`

@@ -68,7 +68,7 @@ impl ArchiveIndex {
                 .chain(&img.index_digests)
                 .cloned()
                 .collect(),
-            source_manifest: None,
+            source_manifest: img.source_manifest.clone(),
             attached: Vec::new(),
         }
     }

@@ -105,13 +105,16 @@ impl Wanted {
         w
     }
 
+    /// An image with a source manifest (from a registry or an OCI layout) has its uncompressed
+    /// layers pushed as they are: gzip would give them other digests than the manifest names.
     fn add(&mut self, repo: &str, image: &Image, compress_layers: bool) {
+        let keeps_manifest = image.source_manifest.is_some();
         self.own.insert((repo.to_string(), image.id.clone()));
         for layer in &image.layers {
             if !layer.carried {
                 self.based
                     .insert((repo.to_string(), layer.chain_id.clone()));
-            } else if compress_layers && stored_uncompressed(layer) {
+            } else if compress_layers && stored_uncompressed(layer) && !keeps_manifest {
                 let repos = self.compress.entry(carried_blob(layer).0).or_default();
                 repos.insert(repo.to_string());
             } else {
@@ -251,4 +254,47 @@ async fn mount_bases(
         .iter()
         .filter(|o| matches!(o, BlobOutcome::Mounted { .. }))
         .count())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use partial_common::image::SourceManifest;
+    use partial_common::manifest::Layer;
+
+    #[test]
+    fn uncompressed_layers_are_gzipped_unless_the_image_keeps_its_source_manifest() {
+        let diff = Digest::of_bytes(b"layer");
+        let mut image = Image {
+            id: Digest::of_bytes(b"config"),
+            tags: vec!["app:2".into()],
+            layers: vec![Layer {
+                diff_id: diff.clone(),
+                chain_id: diff.clone(),
+                size: None,
+                carried: true,
+                blob: None,
+                delta: None,
+            }],
+            source_manifest: None,
+            attached: Vec::new(),
+        };
+        let wanted = |image: &Image, compress_layers: bool| {
+            let mut w = Wanted {
+                own: BTreeSet::new(),
+                based: BTreeSet::new(),
+                compress: HashMap::new(),
+            };
+            w.add("app", image, compress_layers);
+            w
+        };
+        let w = wanted(&image, true);
+        assert!(w.compress.contains_key(&diff), "gzipped on the way");
+        assert!(!w.own.contains(&("app".to_string(), diff.clone())));
+        assert!(wanted(&image, false).compress.is_empty());
+        image.source_manifest = SourceManifest::new("application/json", b"{}");
+        let w = wanted(&image, true);
+        assert!(w.compress.is_empty(), "kept as stored, so the digest holds");
+        assert!(w.own.contains(&("app".to_string(), diff)));
+    }
 }

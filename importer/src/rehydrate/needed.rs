@@ -126,6 +126,7 @@ mod tests {
                 config_entry: String::new(),
                 manifest_digest: None,
                 index_digests: vec![],
+                source_manifest: None,
                 ref_names: vec![],
             }],
             entries: Default::default(),

@@ -22,6 +22,7 @@ mod export;
 mod fault;
 mod fuzz_regressions;
 mod identity;
+mod layout_identity;
 mod ledger;
 mod load;
 mod names;
