@@ -111,20 +111,47 @@ fn copy_layout(from: &Path, to: &Path) {
     assert!(status.success());
 }
 
+/// What the parts of the test share: the daemon, registries B and C, the work folder, the
+/// layout of `app:2` with its manifest digest, and B's inventory.
+struct Scene {
+    daemon: partial_tests::Daemon,
+    b: partial_tests::RegistryServer,
+    c: partial_tests::RegistryServer,
+    dir: tempfile::TempDir,
+    app: std::path::PathBuf,
+    layout_digest: String,
+    have: std::path::PathBuf,
+}
+
+impl Scene {
+    fn d(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
 #[test]
 fn an_oci_layout_image_keeps_its_manifest_digest() {
+    let Some(scene) = setup() else {
+        return;
+    };
+    let layers = kept_against_the_inventory(&scene);
+    loads_into_docker_with_the_layouts_id(&scene);
+    archive_and_uncompressed_layout_keep_it(&scene);
+    umoci_layout_keeps_it(&scene);
+    zstd_layers_lose_it_said_so(&scene);
+    tampered_layouts_are_exit_3(&scene, &layers);
+    two_platform_index_stays_behind(&scene);
+}
+
+/// The daemon's standard scene, `app:2` and `base:1` as skopeo layouts, `base:1` in B, and B's
+/// inventory; `None` after a loud skip.
+fn setup() -> Option<Scene> {
     if !partial_tests::require_tool("skopeo") {
-        return;
+        return None;
     }
-    let Some(daemon) = require_daemon(DaemonOptions::labelled("layout-identity")) else {
-        return;
-    };
-    let (Some(b), Some(c)) = (
-        require_registry(RegistryOptions::default()),
-        require_registry(RegistryOptions::default()),
-    ) else {
-        return;
-    };
+    let daemon = require_daemon(DaemonOptions::labelled("layout-identity"))?;
+    let b = require_registry(RegistryOptions::default())?;
+    let c = require_registry(RegistryOptions::default())?;
     build_standard_on(&daemon);
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
@@ -137,15 +164,28 @@ fn an_oci_layout_image_keeps_its_manifest_digest() {
     let have = d.join("have.json");
     let inventory = ["inventory", "--registry", &b.addr, "--repo", "base", "-o"];
     load(&[&inventory[..], &[s(&have).as_str()]].concat()).ok();
+    Some(Scene {
+        daemon,
+        b,
+        c,
+        dir,
+        app,
+        layout_digest,
+        have,
+    })
+}
 
-    // From the layout against B's inventory: the base layers are left out, the manifest kept.
+/// From the layout against B's inventory: the base layers are left out, the manifest kept, and
+/// the push into B gives the layout's digest by tag and by digest. The signed layers.
+fn kept_against_the_inventory(scene: &Scene) -> Vec<serde_json::Value> {
+    let (d, b, layout_digest) = (scene.d(), &scene.b, &scene.layout_digest);
     let bundle = d.join("app2.tgz");
-    let from = ["--from-oci", &s(&app)];
-    export(d, &from, "app2.tgz", &["--have", &s(&have)]).ok();
+    let from = ["--from-oci", &s(&scene.app)];
+    export(d, &from, "app2.tgz", &["--have", &s(&scene.have)]).ok();
     let m = signed(&bundle);
     let image = &m["images"][0];
     assert_eq!(image["source_manifest"]["digest"], layout_digest.as_str());
-    let layers = image["layers"].as_array().unwrap();
+    let layers = image["layers"].as_array().unwrap().clone();
     assert!(
         layers.iter().any(|l| l["carried"] == false) && layers.iter().any(|l| l["carried"] == true),
         "some layers left out (B has them as the layout stores them), some carried: {image}"
@@ -153,12 +193,20 @@ fn an_oci_layout_image_keeps_its_manifest_digest() {
     let run = push(&bundle, d, &b.addr, "b.state").ok();
     let out: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
     assert_eq!(out["images"][0]["digest_as_source"], true, "{}", run.stdout);
-    assert_eq!(manifest_digest(&format!("{}/app:2", b.addr)), layout_digest);
+    assert_eq!(
+        &manifest_digest(&format!("{}/app:2", b.addr)),
+        layout_digest
+    );
     let pinned = format!("{}/app@{layout_digest}", b.addr);
-    assert_eq!(manifest_digest(&pinned), layout_digest);
+    assert_eq!(&manifest_digest(&pinned), layout_digest);
+    layers
+}
 
-    // The same bundle still loads into a Docker daemon holding the base: the layout's image ID
-    // (skopeo converted the config, so it is the layout's config digest, not the daemon's).
+/// The same bundle still loads into a Docker daemon holding the base: the layout's image ID
+/// (skopeo converted the config, so it is the layout's config digest, not the daemon's).
+fn loads_into_docker_with_the_layouts_id(scene: &Scene) {
+    let (d, b) = (scene.d(), &scene.b);
+    let bundle = d.join("app2.tgz");
     let airgap = require_daemon(DaemonOptions::labelled("layout-identity-airgap")).expect("daemon");
     airgap
         .docker(&["pull", &format!("{}/base:1", b.addr)])
@@ -178,14 +226,17 @@ fn an_oci_layout_image_keeps_its_manifest_digest() {
     .ok();
     assert_eq!(
         airgap.image_id("app:2").unwrap(),
-        oci_config_digest(&app, "app:2").unwrap()
+        oci_config_digest(&scene.app, "app:2").unwrap()
     );
     drop(airgap);
+}
 
-    // An oci-archive, and a layout with uncompressed layers, whole, into C.
+/// An oci-archive, and a layout with uncompressed layers, whole, into C.
+fn archive_and_uncompressed_layout_keep_it(scene: &Scene) {
+    let (d, c, daemon) = (scene.d(), &scene.c, &scene.daemon);
     let archive = d.join("app.oci.tar");
     skopeo_copy(
-        &daemon,
+        daemon,
         "app:2",
         &format!("oci-archive:{}:app:2", archive.display()),
     )
@@ -194,7 +245,7 @@ fn an_oci_layout_image_keeps_its_manifest_digest() {
     let plain = d.join("app-plain");
     let uncompressed = ["--dest-oci-accept-uncompressed-layers"];
     let dest = format!("oci:{}:app:3", plain.display());
-    skopeo_copy_with(&daemon, "app:2", &dest, &uncompressed).unwrap();
+    skopeo_copy_with(daemon, "app:2", &dest, &uncompressed).unwrap();
     let plain_layout = listed_digest(&std::fs::read(plain.join("index.json")).unwrap(), "app:3");
     for (from, name, tag, want) in [
         (
@@ -220,8 +271,11 @@ fn an_oci_layout_image_keeps_its_manifest_digest() {
             "{name}"
         );
     }
+}
 
-    // A umoci layout (umoci's own gzip and config, bare tag `app2`), whole, into C.
+/// A umoci layout (umoci's own gzip and config, bare tag `app2`), whole, into C.
+fn umoci_layout_keeps_it(scene: &Scene) {
+    let (d, c, daemon) = (scene.d(), &scene.c, &scene.daemon);
     if partial_tests::require_tool("umoci") {
         let save = d.join("app2.docker.tar");
         daemon.save_to(&["app:2"], &save).unwrap();
@@ -234,12 +288,15 @@ fn an_oci_layout_image_keeps_its_manifest_digest() {
         assert_eq!(out["images"][0]["digest_as_source"], true, "{}", run.stdout);
         assert_eq!(manifest_digest(&format!("{}/app2:latest", c.addr)), want);
     }
+}
 
-    // zstd layers are carried decompressed: the export says the digest cannot be kept, and the
-    // push refuses (exit 4) unless --allow-new-digest.
+/// zstd layers are carried decompressed: the export says the digest cannot be kept, and the
+/// push refuses (exit 4) unless --allow-new-digest.
+fn zstd_layers_lose_it_said_so(scene: &Scene) {
+    let (d, c, daemon) = (scene.d(), &scene.c, &scene.daemon);
     let zstd = d.join("app-zstd");
     let dest = format!("oci:{}:app:4", zstd.display());
-    skopeo_copy_with(&daemon, "app:2", &dest, &["--dest-compress-format", "zstd"]).unwrap();
+    skopeo_copy_with(daemon, "app:2", &dest, &["--dest-compress-format", "zstd"]).unwrap();
     let zstd_layout = listed_digest(&std::fs::read(zstd.join("index.json")).unwrap(), "app:4");
     let run = export(d, &["--from-oci", &s(&zstd)], "zstd.tgz", &[]).ok();
     assert!(
@@ -258,8 +315,12 @@ fn an_oci_layout_image_keeps_its_manifest_digest() {
         &allowed,
     ))
     .ok();
+}
 
-    // Tampered: a layer blob (exit 3 naming it), then the manifest itself.
+/// Tampered: a layer blob (exit 3 naming it), then the manifest itself.
+fn tampered_layouts_are_exit_3(scene: &Scene, layers: &[serde_json::Value]) {
+    let (d, app, layout_digest) = (scene.d(), &scene.app, &scene.layout_digest);
+    let have = &scene.have;
     let layer = layers
         .iter()
         .find(|l| l["carried"] == true)
@@ -268,14 +329,14 @@ fn an_oci_layout_image_keeps_its_manifest_digest() {
         .trim_start_matches("sha256:")
         .to_string();
     let bad = d.join("bad-oci");
-    copy_layout(&app, &bad);
+    copy_layout(app, &bad);
     flip_byte(&bad.join("blobs/sha256").join(&layer));
     let from = ["--from-oci", &s(&bad)];
-    let refused = export(d, &from, "bad.tgz", &["--have", &s(&have)]).expect_code(3);
+    let refused = export(d, &from, "bad.tgz", &["--have", &s(have)]).expect_code(3);
     assert!(refused.stderr.contains(&layer), "{}", refused.stderr);
     assert!(!d.join("bad.tgz").exists(), "nothing half-written");
     let bad = d.join("bad-manifest");
-    copy_layout(&app, &bad);
+    copy_layout(app, &bad);
     let hex = layout_digest.trim_start_matches("sha256:");
     let path = bad.join("blobs/sha256").join(hex);
     let mut text = std::fs::read(&path).unwrap();
@@ -284,11 +345,14 @@ fn an_oci_layout_image_keeps_its_manifest_digest() {
     let from = ["--from-oci", &s(&bad)];
     let refused = export(d, &from, "bad2.tgz", &[]).expect_code(3);
     assert!(refused.stderr.contains(hex), "{}", refused.stderr);
+}
 
-    // A two-platform index in a layout: its linux/amd64 image travels with its manifest digest;
-    // the index does not, said so; named by its digest it is refused unless --allow-new-digest.
+/// A two-platform index in a layout: its linux/amd64 image travels with its manifest digest;
+/// the index does not, said so; named by its digest it is refused unless --allow-new-digest.
+fn two_platform_index_stays_behind(scene: &Scene) {
+    let (d, app, layout_digest) = (scene.d(), &scene.app, &scene.layout_digest);
     let multi = d.join("multi-oci");
-    copy_layout(&app, &multi);
+    copy_layout(app, &multi);
     let extra = rootfs_tar(46, &[16 << 10], Content::Compressible);
     add_platform_variant(&multi, "app:2", "arm64", &extra).unwrap();
     let index = listed_digest(&std::fs::read(multi.join("index.json")).unwrap(), "app:2");
