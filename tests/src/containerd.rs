@@ -93,12 +93,31 @@ impl Release {
         }
     }
 
-    /// containerd's config for this release; `@D@` is replaced by its folder.
-    fn config(self) -> &'static str {
-        match self {
-            Release::V1_6 | Release::V1_7 => CONFIG_V2,
-            Release::V2 => CONFIG_V3,
-        }
+    /// containerd's config for this release in folder `dir`, CRI disabled unless `cri`. 2.x
+    /// takes `version = 3` (it would migrate a version 2 file at every start, with a warning),
+    /// and its CRI is three plugins.
+    fn config(self, dir: &str, cri: bool) -> String {
+        let (version, cri_plugins) = match self {
+            Release::V1_6 | Release::V1_7 => (2, &["io.containerd.grpc.v1.cri"][..]),
+            Release::V2 => (
+                3,
+                &[
+                    "io.containerd.grpc.v1.cri",
+                    "io.containerd.cri.v1.images",
+                    "io.containerd.cri.v1.runtime",
+                ][..],
+            ),
+        };
+        let disabled: &[&str] = if cri { &[] } else { cri_plugins };
+        let disabled = disabled
+            .iter()
+            .map(|p| format!("{p:?}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        format!(
+            "version = {version}\ndisabled_plugins = [{disabled}]\n{}",
+            CONFIG.replace("@D@", dir)
+        )
     }
 }
 
@@ -124,28 +143,10 @@ impl std::fmt::Debug for Containerd {
     }
 }
 
-/// containerd 1.x's config (version 2); `@D@` is replaced by its folder.
-const CONFIG_V2: &str = r#"version = 2
-root = "@D@/root"
+/// containerd's config, after a `version = N` line and the disabled plugins; `@D@` is replaced
+/// by its folder.
+const CONFIG: &str = r#"root = "@D@/root"
 state = "@D@/state"
-disabled_plugins = ["io.containerd.grpc.v1.cri"]
-
-[grpc]
-  address = "@D@/containerd.sock"
-
-[ttrpc]
-  address = "@D@/containerd.sock.ttrpc"
-
-[plugins."io.containerd.internal.v1.opt"]
-  path = "@D@/opt"
-"#;
-
-/// containerd 2.x's config (version 3: 2.x would migrate a version 2 file at every start, with a
-/// warning). CRI is three plugins there.
-const CONFIG_V3: &str = r#"version = 3
-root = "@D@/root"
-state = "@D@/state"
-disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.cri.v1.images", "io.containerd.cri.v1.runtime"]
 
 [grpc]
   address = "@D@/containerd.sock"
@@ -207,15 +208,7 @@ impl Containerd {
     fn spawn(&mut self, containerd: &Path) -> Result<()> {
         let d = self.dir.to_string_lossy().into_owned();
         let config = self.dir.join("config.toml");
-        let mut text = self.release.config().replace("@D@", &d);
-        if self.cri {
-            text = text
-                .lines()
-                .filter(|l| !l.starts_with("disabled_plugins"))
-                .collect::<Vec<_>>()
-                .join("\n");
-        }
-        fs::write(&config, text)?;
+        fs::write(&config, self.release.config(&d, self.cri))?;
         let log = fs::File::create(self.log_path()).context("creating the containerd log")?;
         let mut cmd = Command::new(containerd);
         cmd.arg("--config")

@@ -99,10 +99,7 @@ pub async fn write(
     labels: HashMap<String, String>,
     data: &mut dyn Read,
 ) -> Result<(), WriteError> {
-    // Held by the lease before the check: a blob left by an earlier, failed load is garbage, and
-    // containerd's collector could take it between the check and its use.
-    hold(c, lease, d).await.map_err(WriteError::Containerd)?;
-    if exists(c, d).await.map_err(WriteError::Containerd)? {
+    if held(c, lease, d).await.map_err(WriteError::Containerd)? {
         drain(data, size)?;
         return Ok(());
     }
@@ -230,9 +227,17 @@ async fn abort(c: &Client, reference: &str) {
     let _ = c.unary::<_, Empty>(&format!("{CONTENT}/Abort"), &req).await;
 }
 
+/// Whether the content store holds `d`, which is then held by `lease` until an image refers to
+/// it. Held before the check: a blob left by an earlier, failed load is garbage, and
+/// containerd's collector could take it between the check and its use.
+pub async fn held(c: &Client, lease: &str, d: &Digest) -> Result<bool, CallError> {
+    hold(c, lease, d).await?;
+    exists(c, d).await
+}
+
 /// Adds the existing blob `d` to `lease`, so that the garbage collector keeps it until an image
 /// refers to it.
-pub async fn hold(c: &Client, lease: &str, d: &Digest) -> Result<(), CallError> {
+async fn hold(c: &Client, lease: &str, d: &Digest) -> Result<(), CallError> {
     let req = AddResourceRequest {
         id: lease.to_string(),
         resource: Some(LeaseResource {

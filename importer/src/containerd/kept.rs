@@ -51,8 +51,8 @@ pub enum NotKept {
 }
 
 /// The source manifest of `image` when every blob it names is in the content store; the blobs
-/// held by the namespace (not written by this load) are added to `lease` so that the collector
-/// keeps them until the manifest refers to them.
+/// held by the namespace (not written by this load) are held by `lease` ([`content::held`]) so
+/// that the collector keeps them until the manifest refers to them.
 pub async fn kept(
     c: &Client,
     lease: &str,
@@ -76,14 +76,11 @@ pub async fn kept(
     }
     let mut steps = Vec::with_capacity(doc.layers.len());
     for (d, l) in doc.layers.iter().zip(&image.layers) {
-        if !written.sizes.contains_key(&d.digest) {
-            if !content::exists(c, &d.digest).await? {
-                return lost(format!(
-                    "the namespace holds its layer {} under another blob than {}",
-                    l.diff_id, d.digest
-                ));
-            }
-            content::hold(c, lease, &d.digest).await?;
+        if !written.sizes.contains_key(&d.digest) && !content::held(c, lease, &d.digest).await? {
+            return lost(format!(
+                "the namespace holds its layer {} under another blob than {}",
+                l.diff_id, d.digest
+            ));
         }
         steps.push(Step {
             blob: Descriptor {

@@ -458,17 +458,6 @@ fn a_delta_bundle_rebuilds_against_containerd_held_references(release: Release) 
 /// A namespace that pulls from a registry.
 const MIRROR: &str = "mirror";
 
-/// `skopeo inspect --raw` of `docker://REF` over plain http: the manifest's digest.
-fn registry_digest(reference: &str) -> String {
-    let out = std::process::Command::new("skopeo")
-        .args(["inspect", "--raw", "--tls-verify=false"])
-        .arg(format!("docker://{reference}"))
-        .output()
-        .expect("skopeo");
-    assert!(out.status.success(), "skopeo inspect {reference}");
-    partial_tests::sha256_digest(&out.stdout)
-}
-
 /// The record `name` of namespace `ns`: its target digest.
 fn target_of(c: &Containerd, ns: &str, name: &str) -> Option<String> {
     c.images(ns)
@@ -520,7 +509,7 @@ fn a_registry_image_keeps_its_manifest_digest_where_the_namespace_holds_its_blob
         .images(&[&format!("docker://{app2}")])
         .base(&["-e", &format!("docker://{app1}")])
         .bundle();
-    let source_digest = registry_digest(&app2);
+    let source_digest = super::identity::manifest_digest(&app2);
     let id = source.image_id("app:2").unwrap();
 
     let r = pl("load", &bundle, d, &c, MIRROR, &["--json"]).ok();
