@@ -10,6 +10,7 @@
 
 use crate::archive::tarstream::TarWriter;
 use crate::archive::ArchiveError;
+use crate::codec::{Compression, StoreHint};
 use crate::destination::ImageDestination;
 use crate::digest::Digest;
 use crate::image::{Image, MEDIA_CONFIG, MEDIA_INDEX, MEDIA_MANIFEST};
@@ -28,6 +29,8 @@ pub struct BundleWriter<W: Write> {
     out: TarWriter<W>,
     blobs: HashSet<Digest>,
     started: bool,
+    /// Where already-compressed blobs are announced to the output's compressor.
+    hint: Option<StoreHint>,
 }
 
 impl<W: Write> BundleWriter<W> {
@@ -36,7 +39,14 @@ impl<W: Write> BundleWriter<W> {
             out: TarWriter::new(out),
             blobs: HashSet::new(),
             started: false,
+            hint: None,
         }
+    }
+
+    /// Announces the data of every compressed blob written from now on to `hint` (the
+    /// output's compressor then stores it rather than deflate it again).
+    pub fn set_store_hint(&mut self, hint: StoreHint) {
+        self.hint = Some(hint);
     }
 
     /// The `blobs/` and `blobs/sha256/` folders, before the first blob (as Docker writes them).
@@ -61,11 +71,37 @@ impl<W: Write> BundleWriter<W> {
         d: &Digest,
         size: u64,
         data: &mut R,
+        each: impl FnMut(&[u8]),
+    ) -> Result<(), ArchiveError> {
+        self.write_blob_entry(d, size, data, each, false)
+    }
+
+    /// [`BundleWriter::write_blob`] for a layer blob stored in compression `c`: the data of a
+    /// compressed one (gzip, zstd) is announced to the store hint, when one is set.
+    pub fn write_layer_blob<R: Read>(
+        &mut self,
+        (d, c): (&Digest, Compression),
+        size: u64,
+        data: &mut R,
+        each: impl FnMut(&[u8]),
+    ) -> Result<(), ArchiveError> {
+        self.write_blob_entry(d, size, data, each, c != Compression::None)
+    }
+
+    fn write_blob_entry<R: Read>(
+        &mut self,
+        d: &Digest,
+        size: u64,
+        data: &mut R,
         mut each: impl FnMut(&[u8]),
+        compressed: bool,
     ) -> Result<(), ArchiveError> {
         self.start()?;
         let name = blob_path(d);
         self.out.begin_file(&name, size)?;
+        if let Some(h) = self.hint.as_ref().filter(|_| compressed) {
+            h.next_bytes_compressed(size);
+        }
         let mut buf = vec![0u8; 256 * 1024];
         let mut left = size;
         while left > 0 {

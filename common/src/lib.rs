@@ -14,6 +14,7 @@ pub mod archive;
 pub mod bundle_source;
 pub mod bundle_writer;
 pub mod destination;
+pub mod diff_check;
 pub mod engine;
 pub mod platform_view;
 pub mod source;

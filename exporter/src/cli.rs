@@ -256,6 +256,13 @@ pub struct SaveArgs {
     /// so the image keeps its digest.
     #[arg(long)]
     pub allow_new_digest: bool,
+    /// Also check here the diffID of every carried layer stored compressed (a registry's or an
+    /// OCI layout's blob), by decompressing it. Its digest is always checked, and partial-load
+    /// checks every diffID before anything lands; this finds an image whose config contradicts
+    /// its own layers before the trip, at the cost of decompressing them (often the largest
+    /// cost of an export from a registry).
+    #[arg(long)]
+    pub check_diff_ids: bool,
     /// Compression of the bundle: gzip (loads with plain `docker load`), zstd, none.
     #[arg(long, value_name = "CODEC", default_value = "gzip")]
     pub compression: String,

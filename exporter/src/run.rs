@@ -49,6 +49,9 @@ struct Gathered {
     /// What the registry source left out or re-made (indexes, attached manifests), for the
     /// manifest's warnings.
     notes: Vec<String>,
+    /// `--check-diff-ids`: decompress every carried compressed blob to check its diffID here
+    /// too (partial-load always does).
+    check_diff_ids: bool,
 }
 
 /// Progress callbacks of the filter, shown on one line: bytes read, layers carried and left
@@ -149,7 +152,8 @@ pub async fn run(mut args: SaveArgs) -> Result<()> {
     let desc = g.desc.clone();
     let indexes = g.indexes.clone();
     let source_notes = g.notes.clone();
-    let (plan, encoder, notes) = export(g, encoder, written).await?;
+    let hint = encoder.store_hint();
+    let (plan, encoder, notes) = export(g, (encoder, hint), written).await?;
     let sink = encoder
         .finish()
         .with_context(|| format!("writing {}", args.output.display()))?
@@ -259,7 +263,8 @@ fn check_output_free(args: &SaveArgs, split: Option<u64>) -> Result<()> {
 /// `--dry-run`: the plan (JSON with `--json`) on stdout, nothing written.
 async fn dry_run(g: Gathered, json: bool) -> Result<()> {
     let written = Arc::new(AtomicU64::new(0));
-    let (plan, _, notes) = export(g, std::io::sink(), written).await?;
+    let sink = (std::io::sink(), codec::StoreHint::default());
+    let (plan, _, notes) = export(g, sink, written).await?;
     if json {
         println!("{}", serde_json::to_string_pretty(&plan)?);
     } else {
@@ -359,6 +364,7 @@ fn gather_offline(
         indexes: Vec::new(),
         notes,
         references,
+        check_diff_ids: args.check_diff_ids,
     })
 }
 
@@ -405,6 +411,7 @@ async fn gather_live(
         references,
         indexes,
         notes,
+        check_diff_ids: args.check_diff_ids,
     })
 }
 
@@ -533,7 +540,7 @@ pub(crate) fn classify(e: ArchiveError, label: &str, live: bool) -> anyhow::Erro
 /// thread.
 async fn export<W: Write + Send + 'static>(
     g: Gathered,
-    out: W,
+    (out, hint): (W, codec::StoreHint),
     written: Arc<AtomicU64>,
 ) -> Result<(Plan, W, Vec<DeltaNote>)> {
     let bar = progress::transfer(g.total, "exporting");
@@ -552,6 +559,7 @@ async fn export<W: Write + Send + 'static>(
             live,
             platform,
             references,
+            check_diff_ids,
             ..
         } = g;
         let coder = match references {
@@ -560,6 +568,8 @@ async fn export<W: Write + Send + 'static>(
         };
         let mut engine = Engine::new(out, wanted.clone(), have);
         engine.set_observer(Box::new(observer));
+        engine.set_store_hint(hint);
+        engine.set_diff_check(check_diff_ids);
         engine.set_platform(platform);
         let notes = coder.as_ref().map(|c| c.notes());
         if let Some(c) = coder {

@@ -23,7 +23,6 @@
 //! call returns `Ok`, and a consumer that commits on a clean end (the daemon upload) must be
 //! handed the error in place of that end.
 
-mod diff_check;
 mod expect;
 mod metadata;
 
@@ -33,10 +32,10 @@ use crate::archive::entries::{clean_name, role_of, EntryHead, EntryRole, TarRead
 use crate::archive::ArchiveError;
 use crate::bundle_writer::BundleWriter;
 use crate::destination::ImageDestination;
+use crate::diff_check::DiffHasher;
 use crate::digest::{Digest, Sha256Writer};
 use crate::manifest::BundleManifest;
 use crate::platform_view::{DaemonView, Viewed};
-use diff_check::DiffHasher;
 use expect::{Expected, ExpectedBlob};
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{self, Read, Write};

@@ -247,7 +247,7 @@ impl<W: Write> Engine<W> {
                 continue;
             }
             self.out
-                .write_blob(&sp.blob, sp.size, &mut sp.file, |_| {})
+                .write_layer_blob((&sp.blob, sp.compression), sp.size, &mut sp.file, |_| {})
                 .map_err(|e| match e {
                     ArchiveError::Io(io) => ArchiveError::Spool(io),
                     e => e,

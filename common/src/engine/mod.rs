@@ -124,6 +124,8 @@ pub struct Engine<W: Write> {
     inputs: Vec<Input>,
     input_bytes: u64,
     warnings: Vec<String>,
+    /// See [`Engine::set_diff_check`].
+    diff_check: bool,
 }
 
 impl<W: Write> Engine<W> {
@@ -165,6 +167,7 @@ impl<W: Write> Engine<W> {
             inputs: Vec::new(),
             input_bytes: 0,
             warnings: Vec::new(),
+            diff_check: true,
         }
     }
 
@@ -176,6 +179,19 @@ impl<W: Write> Engine<W> {
     /// Sets the hook offered every carried layer (see [`CarriedLayers`]).
     pub fn set_hook(&mut self, hook: Box<dyn CarriedLayers>) {
         self.hook = Some(hook);
+    }
+
+    /// Whether a carried layer blob stored compressed is decompressed to check its diffID
+    /// (default: yes). Its digest is checked either way; a layer the engine decompresses
+    /// anyway (unpacked, offered to the hook, spooled to be identified) is always checked.
+    pub fn set_diff_check(&mut self, on: bool) {
+        self.diff_check = on;
+    }
+
+    /// Announces the compressed layer blobs it writes to the output's compressor (see
+    /// [`StoreHint`](crate::codec::StoreHint)).
+    pub fn set_store_hint(&mut self, hint: crate::codec::StoreHint) {
+        self.out.set_store_hint(hint);
     }
 
     /// In multi-platform indexes of the streams, follow only `platform`'s images.

@@ -277,29 +277,40 @@ impl<W: Write> Engine<W> {
         if self.hook.is_some() || unpack::unpacked(c) {
             return self.layer_unpacked(r, name, c, &prefix, &digest, k.diff, base);
         }
-        let mut v = Verifier::new(c).map_err(ArchiveError::Io)?;
+        // Without the diffID check, only the stored bytes are hashed (see `set_diff_check`).
+        let hashed = if self.diff_check {
+            c
+        } else {
+            Compression::None
+        };
+        let mut v = Verifier::new(hashed).map_err(ArchiveError::Io)?;
         let start = base + r.position();
         let mut data = std::io::Cursor::new(prefix).chain(r.data());
         let mut since = 0u64;
         let observer = self.observer.as_deref();
         let mut done = 0u64;
-        let res = self.out.write_blob(&digest, head.size, &mut data, |chunk| {
-            v.update(chunk);
-            done += chunk.len() as u64;
-            since += chunk.len() as u64;
-            if since >= 8 << 20 {
-                since = 0;
-                if let Some(o) = observer {
-                    o.bytes_read(start + done);
+        let res = self
+            .out
+            .write_layer_blob((&digest, c), head.size, &mut data, |chunk| {
+                v.update(chunk);
+                done += chunk.len() as u64;
+                since += chunk.len() as u64;
+                if since >= 8 << 20 {
+                    since = 0;
+                    if let Some(o) = observer {
+                        o.bytes_read(start + done);
+                    }
                 }
-            }
-        });
+            });
         drop(data);
         res.map_err(|e| match e {
             ArchiveError::Io(io) => r.map_data_err(io),
             e => e,
         })?;
-        check(name, &digest, &k.diff, v.finish())?;
+        match v.finish() {
+            got if self.diff_check => check(name, &digest, &k.diff, got)?,
+            got => check_digest(name, &digest, got.blob)?,
+        }
         let blob = stored(&digest, c, head.size);
         self.seen.insert(k.diff.clone(), blob.clone());
         self.written.insert(k.diff, blob);
@@ -421,13 +432,7 @@ pub(super) fn check(
     diff: &Digest,
     got: super::verify::Verified,
 ) -> Result<(), ArchiveError> {
-    if got.blob != *digest {
-        return Err(ArchiveError::DigestMismatch {
-            entry: entry.to_string(),
-            expected: digest.clone(),
-            actual: got.blob,
-        });
-    }
+    check_digest(entry, digest, got.blob)?;
     match got.diff {
         Ok(d) if d == *diff => Ok(()),
         Ok(d) => Err(ArchiveError::DigestMismatch {
@@ -440,6 +445,18 @@ pub(super) fn check(
             message: format!("the layer does not decompress: {e}"),
         }),
     }
+}
+
+/// A written blob must have the digest it was named by.
+fn check_digest(entry: &str, digest: &Digest, got: Digest) -> Result<(), ArchiveError> {
+    if got != *digest {
+        return Err(ArchiveError::DigestMismatch {
+            entry: entry.to_string(),
+            expected: digest.clone(),
+            actual: got,
+        });
+    }
+    Ok(())
 }
 
 /// Entry (resolved through symlinks) → (diffID, stored digest when compressed) for every layer

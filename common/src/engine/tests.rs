@@ -806,3 +806,29 @@ fn engine_can_move_to_another_thread() {
     send::<ArchiveIndex>();
     send::<ArchiveError>();
 }
+
+/// A layer whose config names another diffID than its content holds, stored compressed and
+/// named by its (right) digest: with the diffID check off it is carried, its digest checked
+/// (partial-load's check of every carried diffID finds it on the far side); with the check on
+/// the export fails naming it.
+#[test]
+fn a_compressed_layers_diff_id_is_checked_unless_told_not_to() {
+    let w = world();
+    let mut lying = layer("b.txt", b"layer b");
+    lying.diff = sha(b"not what the layer holds");
+    let app = image(&["app:1"], &[&w.base.layers[0], &lying]);
+    let built = oci(&[&w.base, &app], true, false);
+    for on in [false, true] {
+        let ix = scan(&built.tar()[..]).unwrap();
+        let mut e = Engine::new(Vec::new(), vec![wanted(Some(&ix), &app)], have(&[&w.base]));
+        e.set_diff_check(on);
+        let r = e
+            .add_input(&built.tar()[..], "test.tar", Some(ix))
+            .and_then(|()| e.finish());
+        match (on, r) {
+            (false, Ok((plan, _))) => assert_eq!(decisions(&plan, 0), vec![false, true]),
+            (true, Err(e)) => assert!(e.to_string().contains("(uncompressed)"), "{e}"),
+            (on, r) => panic!("check {on}: {:?}", r.map(|(p, _)| p.blobs_carried)),
+        }
+    }
+}

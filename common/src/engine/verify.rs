@@ -1,37 +1,83 @@
 //! Checking a layer blob while it streams: the sha256 of the stored bytes (the blob digest) and,
 //! for a compressed blob, the sha256 of its decompressed bytes (the diffID), computed on the side
-//! by a streaming decoder, so nothing is held in memory.
+//! by a streaming decoder on a thread of its own, so nothing is held in memory and the
+//! decompression runs beside the copy.
 
 use crate::codec::Compression;
+use crate::diff_check::DiffHasher;
 use crate::digest::Digest;
 use sha2::{Digest as _, Sha256};
-use std::io::{self, Write};
+use std::io;
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+use std::thread::JoinHandle;
 
-/// A writer that only hashes.
-struct HashSink(Sha256);
+/// The decompressing half of a check, on a thread of its own: inflating a layer and hashing
+/// what comes out costs more than everything else an export does with the blob (reading,
+/// hashing, writing), so with a second core the two run side by side.
+struct Decoding {
+    /// Chunks to decode; `None` once finished.
+    chunks: Option<SyncSender<Vec<u8>>>,
+    /// Chunk buffers back from the thread, for reuse.
+    spent: Receiver<Vec<u8>>,
+    thread: JoinHandle<Result<Digest, String>>,
+}
 
-impl Write for HashSink {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.0.update(buf);
-        Ok(buf.len())
+/// Chunks in flight to the decoding thread (each up to the writer's 256 KiB).
+const IN_FLIGHT: usize = 8;
+
+impl Decoding {
+    fn start(c: Compression) -> io::Result<Self> {
+        let (chunks, todo) = sync_channel::<Vec<u8>>(IN_FLIGHT);
+        let (back, spent) = sync_channel::<Vec<u8>>(IN_FLIGHT);
+        let thread = std::thread::Builder::new()
+            .name("diffid".into())
+            .spawn(move || decode(c, todo, back))?;
+        Ok(Decoding {
+            chunks: Some(chunks),
+            spent,
+            thread,
+        })
     }
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
+
+    fn update(&mut self, bytes: &[u8]) {
+        let Some(tx) = &self.chunks else { return };
+        let mut chunk = self.spent.try_recv().unwrap_or_default();
+        chunk.clear();
+        chunk.extend_from_slice(bytes);
+        // A send fails only when the thread stopped at a decoding error, which it returns.
+        let _ = tx.send(chunk);
+    }
+
+    fn finish(mut self) -> Result<Digest, String> {
+        self.chunks = None;
+        match self.thread.join() {
+            Ok(r) => r,
+            Err(_) => Err("the decompressing thread failed".into()),
+        }
     }
 }
 
-enum Side {
-    Plain,
-    Gzip(Box<flate2::write::MultiGzDecoder<HashSink>>),
-    Zstd(Box<zstd::stream::write::Decoder<'static, HashSink>>),
+/// The decoding thread: decompresses the chunks as they come and hashes the result.
+fn decode(
+    c: Compression,
+    todo: Receiver<Vec<u8>>,
+    back: SyncSender<Vec<u8>>,
+) -> Result<Digest, String> {
+    let Some(mut h) = DiffHasher::new(c).map_err(|e| e.to_string())? else {
+        return Err("nothing to decompress".into());
+    };
+    for chunk in todo {
+        h.update(&chunk).map_err(|e| e.to_string())?;
+        let _ = back.try_send(chunk);
+    }
+    h.finish().map_err(|e| e.to_string())
 }
 
 /// Hashes a blob's bytes as they pass, and its decompressed content when compressed.
 pub(crate) struct Verifier {
     blob: Sha256,
-    side: Side,
-    /// The first decoding error: the blob is not valid in its compression.
-    error: Option<String>,
+    /// `None` for an uncompressed blob, whose content is its bytes.
+    side: Option<Decoding>,
 }
 
 /// What a [`Verifier`] computed.
@@ -45,49 +91,27 @@ pub(crate) struct Verified {
 impl Verifier {
     pub fn new(c: Compression) -> io::Result<Self> {
         let side = match c {
-            Compression::None => Side::Plain,
-            Compression::Gzip => Side::Gzip(Box::new(flate2::write::MultiGzDecoder::new(
-                HashSink(Sha256::new()),
-            ))),
-            Compression::Zstd => Side::Zstd(Box::new(zstd::stream::write::Decoder::new(
-                HashSink(Sha256::new()),
-            )?)),
+            Compression::None => None,
+            _ => Some(Decoding::start(c)?),
         };
         Ok(Verifier {
             blob: Sha256::new(),
             side,
-            error: None,
         })
     }
 
     pub fn update(&mut self, bytes: &[u8]) {
         self.blob.update(bytes);
-        if self.error.is_some() {
-            return;
-        }
-        let r = match &mut self.side {
-            Side::Plain => Ok(()),
-            Side::Gzip(d) => d.write_all(bytes),
-            Side::Zstd(d) => d.write_all(bytes),
-        };
-        if let Err(e) = r {
-            self.error = Some(e.to_string());
+        if let Some(d) = &mut self.side {
+            d.update(bytes);
         }
     }
 
     pub fn finish(self) -> Verified {
         let blob = Digest::from_sha256(self.blob.finalize().into());
-        let diff = match (self.error, self.side) {
-            (Some(e), _) => Err(e),
-            (None, Side::Plain) => Ok(blob.clone()),
-            (None, Side::Gzip(d)) => d
-                .finish()
-                .map(|h| Digest::from_sha256(h.0.finalize().into()))
-                .map_err(|e| e.to_string()),
-            (None, Side::Zstd(mut d)) => match d.flush() {
-                Ok(()) => Ok(Digest::from_sha256(d.into_inner().0.finalize().into())),
-                Err(e) => Err(e.to_string()),
-            },
+        let diff = match self.side {
+            None => Ok(blob.clone()),
+            Some(d) => d.finish(),
         };
         Verified { blob, diff }
     }
@@ -96,6 +120,7 @@ impl Verifier {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::Write;
 
     fn run(c: Compression, data: &[u8]) -> Verified {
         let mut v = Verifier::new(c).unwrap();

@@ -1,6 +1,8 @@
 //! The diffID of a compressed layer blob, computed while the blob streams past: the compressed
 //! bytes are written into a decoder whose output is hashed, so checking costs no second read.
 //! A blob that does not decompress (corrupt, or not gzip/zstd at all) is reported as such.
+//! Used by the checked bundle source (every read on the far side) and by the export's check
+//! (`engine::verify`, on a thread of its own).
 
 use crate::codec::Compression;
 use crate::digest::{Digest, Sha256Writer};
