@@ -10,6 +10,7 @@ use crate::bundle_reader;
 use crate::cli::{LoadArgs, VerifyArgs};
 use crate::confirm::{self, Written};
 use crate::connect::connect;
+use crate::daemon_dest;
 use crate::errors::daemon_err;
 use crate::rebuild::{self, References};
 use crate::upload::upload;
@@ -108,11 +109,11 @@ async fn send(
         send_rehydrated(daemon, bundle, local, refs, &bar, out).await?
     } else {
         // What the daemon gets is written from the signed manifest, never the tar's own
-        // metadata (see `bundle_reader::checked_stream`).
+        // metadata (see `daemon_dest`).
         let layers = bundle_reader::Layers::Rebuilt(deltas, refs);
-        let (w, v) = (written.clone(), view.clone());
-        let stream = bundle_reader::checked_stream_for(bundle, bar.clone(), layers, w, v)?;
-        upload(daemon, stream, bar.clone()).await?
+        let loaded = daemon_dest::load(daemon, bundle, layers, view.clone(), bar.clone()).await?;
+        written.record(loaded.manifests);
+        loaded.names
     };
     bar.finish_and_clear();
     Ok(loaded)
