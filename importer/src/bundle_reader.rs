@@ -1,7 +1,9 @@
 //! Reading a bundle back: its volumes as one stream whose every volume, and the whole, must
 //! match the sizes and hashes of the signed manifest ([`VolumeReader`]); the plain tar inside,
-//! decompressed no further than the signed `tar_size` ([`tar_stream`]); and what every command
-//! consumes, the bundle as the signed manifest governs it ([`checked_stream`]: nothing the
+//! decompressed no further than the signed `tar_size` ([`tar_stream`]), with its delta layers
+//! rebuilt when their references are at hand ([`checked_input`], what the checked source reads
+//! for `load`); and what `verify`, `rehydrate`, `approve` and `report` consume, the bundle as the
+//! signed manifest governs it written as a checked archive ([`checked_stream`]: nothing the
 //! manifest does not list gets through, see `partial_common::bundle_source`).
 
 use crate::bundle::{Bundle, Volume};

@@ -1,8 +1,9 @@
 //! The checked load, in order: signature and volumes (`bundle::open`), base layers on the daemon
-//! (`base::check`), the upload with content hashes checked on the way (`upload`: the end of the
-//! upload is held back until they match, so a bad bundle is aborted before the daemon can commit
-//! anything), the daemon's load response, and a final confirmation that every image exists with
-//! the expected identity and tags (`confirm`: what each store calls an image). `verify` runs every check but the upload.
+//! (`base::check`), the checked copy into the daemon (`daemon_dest`: content hashes checked on the
+//! way, the end of the upload held back until they all matched, so a bad bundle is aborted before
+//! the daemon can commit anything), the daemon's load response, and a final confirmation that
+//! every image exists with the expected identity and tags (`confirm`: what each store calls an
+//! image). `verify` runs every check but the upload.
 
 use crate::base;
 use crate::bundle::{self, Bundle};

@@ -1,6 +1,8 @@
 //! Uploading an archive to `POST /images/load` so that a bad one loads nothing: the last chunk
 //! is held back until the reader has ended cleanly (every hash matched), and a read error aborts
-//! the request, so the daemon commits nothing. Decides which side to blame when it fails.
+//! the request, so the daemon commits nothing. Decides which side to blame when it fails. What it
+//! reads: the pipe of the daemon destination (`crate::daemon_dest`), or the complete archive a
+//! rehydrating load wrote.
 
 use crate::errors::{daemon_err, verify_failed};
 use anyhow::{anyhow, Context, Result};
