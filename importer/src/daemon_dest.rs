@@ -219,7 +219,13 @@ mod tests {
         let (d, r, tx, img) = started();
         let images = vec![img.clone()];
         let commit = std::thread::spawn(move || d.commit(&images));
-        let archive = read_all(r).unwrap();
+        // The archive must end (cleanly) before the answer comes; a pipe left open fails here.
+        let (done, ended) = std::sync::mpsc::channel();
+        std::thread::spawn(move || done.send(read_all(r)));
+        let archive = ended
+            .recv_timeout(std::time::Duration::from_secs(30))
+            .expect("the commit did not end the pipe before the answer")
+            .unwrap();
         let text = String::from_utf8_lossy(&archive);
         assert!(
             text.contains("manifest.json") && text.contains("app:1"),
