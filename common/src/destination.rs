@@ -1,9 +1,10 @@
 //! Image destinations: where a copy puts what it has checked. The bundle source
 //! ([`crate::bundle_source::copy_into`]) reads a bundle strictly against its signed manifest and
 //! hands each listed config and carried blob to one destination, then commits the images once:
-//! the checked archive that `load`, `verify` and `rehydrate` read ([`crate::bundle_writer`]),
-//! a registry (`partial-load push`), and next a containerd content store. Adding a destination
-//! is one implementation of [`ImageDestination`].
+//! the checked archive that `verify` and `rehydrate` read ([`crate::bundle_writer`]), the
+//! Docker Engine (`partial-load load`: that archive streamed into the daemon's load, its end the
+//! commit), a registry (`partial-load push`) and a containerd content store (`load
+//! --containerd`). Adding a destination is one implementation of [`ImageDestination`].
 //!
 //! The contract, as containers/image's `ImageDestination` has it: a blob's bytes are checked by
 //! the caller as the destination reads them, and the copy fails after `put_blob` returns when

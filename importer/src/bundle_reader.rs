@@ -1,7 +1,9 @@
 //! Reading a bundle back: its volumes as one stream whose every volume, and the whole, must
 //! match the sizes and hashes of the signed manifest ([`VolumeReader`]); the plain tar inside,
-//! decompressed no further than the signed `tar_size` ([`tar_stream`]); and what every command
-//! consumes, the bundle as the signed manifest governs it ([`checked_stream`]: nothing the
+//! decompressed no further than the signed `tar_size` ([`tar_stream`]), with its delta layers
+//! rebuilt when their references are at hand ([`checked_input`], what the checked source reads
+//! for `load`); and what `verify`, `rehydrate`, `approve` and `report` consume, the bundle as the
+//! signed manifest governs it written as a checked archive ([`checked_stream`]: nothing the
 //! manifest does not list gets through, see `partial_common::bundle_source`).
 
 use crate::bundle::{Bundle, Volume};
@@ -279,22 +281,19 @@ pub fn checked_stream(
     bar: ProgressBar,
     layers: Layers,
 ) -> Result<Box<dyn Read + Send>> {
-    checked_stream_noting(bundle, bar, layers, Written::default())
+    checked_stream_for(
+        bundle,
+        bar,
+        layers,
+        Written::default(),
+        DaemonView::default(),
+    )
 }
 
-/// [`checked_stream`], noting in `written` the OCI manifest written for each image once the
-/// stream reached its end (what the containerd image store names the images by: `confirm`).
-pub fn checked_stream_noting(
-    bundle: &Bundle,
-    bar: ProgressBar,
-    layers: Layers,
-    written: Written,
-) -> Result<Box<dyn Read + Send>> {
-    checked_stream_for(bundle, bar, layers, written, DaemonView::default())
-}
-
-/// [`checked_stream_noting`] with the images written as a daemon of one platform loads them
-/// (`view`, see `partial_common::platform_view`).
+/// [`checked_stream`] with the images written as a daemon of one platform loads them (`view`,
+/// see `partial_common::platform_view`), noting in `written` the OCI manifest written for each
+/// image once the stream reached its end (what the containerd image store names the images by:
+/// `confirm`). The complete archive `rehydrate` writes is made from it.
 pub fn checked_stream_for(
     bundle: &Bundle,
     bar: ProgressBar,
@@ -303,15 +302,7 @@ pub fn checked_stream_for(
     view: DaemonView,
 ) -> Result<Box<dyn Read + Send>> {
     let label = bundle.name();
-    let raw = tar_stream(bundle, bar)?;
-    let (input, form) = match layers {
-        Layers::AsCarried => (raw, DeltaForm::Encoded),
-        Layers::Rebuilt(deltas, refs) if !deltas.is_empty() => (
-            rebuild::rebuilt_stream(raw, label.clone(), deltas, refs)?,
-            DeltaForm::Rebuilt,
-        ),
-        Layers::Rebuilt(..) => (raw, DeltaForm::Rebuilt),
-    };
+    let (input, form) = checked_input(bundle, bar, layers)?;
     let manifest = bundle.manifest.clone();
     let r = pipe::spawn("bundle-check", move |w| {
         bundle_source::copy_checked_for(input, &manifest, form, w, view)
@@ -320,6 +311,25 @@ pub fn checked_stream_for(
     })
     .context("starting the bundle reading thread")?;
     Ok(Box::new(r))
+}
+
+/// What the checked source reads (`partial_common::bundle_source::copy_into`): the bundle's
+/// plain tar ([`tar_stream`]), its delta layers rebuilt when `layers` has their references, and
+/// the form its delta layers come in.
+pub fn checked_input(
+    bundle: &Bundle,
+    bar: ProgressBar,
+    layers: Layers,
+) -> Result<(Box<dyn Read + Send>, DeltaForm)> {
+    let raw = tar_stream(bundle, bar)?;
+    Ok(match layers {
+        Layers::AsCarried => (raw, DeltaForm::Encoded),
+        Layers::Rebuilt(deltas, refs) if !deltas.is_empty() => (
+            rebuild::rebuilt_stream(raw, bundle.name(), deltas, refs)?,
+            DeltaForm::Rebuilt,
+        ),
+        Layers::Rebuilt(..) => (raw, DeltaForm::Rebuilt),
+    })
 }
 
 /// An error of the checked source as the pipe hands it on: `InvalidData` when the bundle is at

@@ -6,8 +6,9 @@
 //! - Docker's containerd image store (`"containerd-snapshotter": true`, the default of fresh
 //!   installs of current Docker) names it by the digest of the manifest it was loaded with, and
 //!   its API (1.45, Docker 26) shows no config digest at all. That manifest is the OCI manifest
-//!   the upload wrote for the image (`bundle_writer::oci_manifest`, noted in [`Written`] while
-//!   the checked stream was written); it is content-addressed and names the image's config, so
+//!   the upload wrote for the image (`bundle_writer::oci_manifest`, noted in [`Written`] when
+//!   the daemon destination committed, or as the rehydrated archive was written); it is
+//!   content-addressed and names the image's config, so
 //!   finding that digest under a name confirms the same config arrived.
 //!
 //! Either identity is accepted on any daemon: a config digest cannot be a manifest digest.
@@ -21,13 +22,13 @@ use partial_common::Digest;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
-/// The OCI manifests the upload wrote: image ID → manifest digest, filled by the thread that
-/// writes the checked stream once it reached the end. Cloning shares it.
+/// The OCI manifests the upload wrote: image ID → manifest digest, filled once the archive was
+/// written whole (the daemon destination's commit, the end of a checked stream). Cloning shares it.
 #[derive(Clone, Debug, Default)]
 pub struct Written(Arc<Mutex<BTreeMap<Digest, Digest>>>);
 
 impl Written {
-    /// Notes the manifests written (the thread's end).
+    /// Notes the manifests written (the archive's end).
     pub fn record(&self, manifests: BTreeMap<Digest, Digest>) {
         let mut m = self.0.lock().unwrap_or_else(|e| e.into_inner());
         m.extend(manifests);

@@ -17,6 +17,7 @@ pub mod cli;
 mod confirm;
 mod connect;
 mod containerd;
+mod daemon_dest;
 mod errors;
 mod image_keys;
 mod inventory;

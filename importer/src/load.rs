@@ -1,8 +1,9 @@
 //! The checked load, in order: signature and volumes (`bundle::open`), base layers on the daemon
-//! (`base::check`), the upload with content hashes checked on the way (`upload`: the end of the
-//! upload is held back until they match, so a bad bundle is aborted before the daemon can commit
-//! anything), the daemon's load response, and a final confirmation that every image exists with
-//! the expected identity and tags (`confirm`: what each store calls an image). `verify` runs every check but the upload.
+//! (`base::check`), the checked copy into the daemon (`daemon_dest`: content hashes checked on the
+//! way, the end of the upload held back until they all matched, so a bad bundle is aborted before
+//! the daemon can commit anything), the daemon's load response, and a final confirmation that
+//! every image exists with the expected identity and tags (`confirm`: what each store calls an
+//! image). `verify` runs every check but the upload.
 
 use crate::base;
 use crate::bundle::{self, Bundle};
@@ -10,6 +11,7 @@ use crate::bundle_reader;
 use crate::cli::{LoadArgs, VerifyArgs};
 use crate::confirm::{self, Written};
 use crate::connect::connect;
+use crate::daemon_dest;
 use crate::errors::daemon_err;
 use crate::rebuild::{self, References};
 use crate::upload::upload;
@@ -108,11 +110,11 @@ async fn send(
         send_rehydrated(daemon, bundle, local, refs, &bar, out).await?
     } else {
         // What the daemon gets is written from the signed manifest, never the tar's own
-        // metadata (see `bundle_reader::checked_stream`).
+        // metadata (see `daemon_dest`).
         let layers = bundle_reader::Layers::Rebuilt(deltas, refs);
-        let (w, v) = (written.clone(), view.clone());
-        let stream = bundle_reader::checked_stream_for(bundle, bar.clone(), layers, w, v)?;
-        upload(daemon, stream, bar.clone()).await?
+        let loaded = daemon_dest::load(daemon, bundle, layers, view.clone(), bar.clone()).await?;
+        written.record(loaded.manifests);
+        loaded.names
     };
     bar.finish_and_clear();
     Ok(loaded)

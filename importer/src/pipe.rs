@@ -1,8 +1,9 @@
-//! A bounded in-process pipe from a producing thread to a reader that carries errors: the
-//! reader gets the producer's error in place of the end of the stream, and an error (never a clean
-//! end) when the producer stops without saying it finished (a panic, a dropped writer). Why: the
-//! upload commits the load when its reader ends cleanly, so a rebuild that fails must never look
-//! like a finished archive.
+//! A bounded in-process pipe from a producer to a reader that carries errors: the reader gets the
+//! producer's error in place of the end of the stream, and an error (never a clean end) when the
+//! producer stops without saying it finished (a panic, a dropped writer). Why: the upload commits
+//! the load when its reader ends cleanly, so a rebuild or a copy that fails must never look like
+//! a finished archive. [`spawn`] runs the producer on a thread of its own; [`pair`] leaves running
+//! it to the caller (the daemon destination, `crate::daemon_dest`, writes into it from the copy).
 
 use std::io::{self, Read, Write};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
@@ -24,23 +25,33 @@ pub fn spawn<F>(name: &str, produce: F) -> io::Result<PipeReader>
 where
     F: FnOnce(&mut PipeWriter) -> io::Result<()> + Send + 'static,
 {
-    let (tx, rx) = sync_channel(IN_FLIGHT);
-    let mut w = PipeWriter {
-        tx: Some(tx),
-        buf: Vec::with_capacity(CHUNK),
-    };
+    let (mut w, r) = pair();
     std::thread::Builder::new()
         .name(name.to_string())
         .spawn(move || match produce(&mut w) {
-            Ok(()) => w.finish(),
+            Ok(()) => {
+                let _ = w.end();
+            }
             Err(e) => w.fail(e),
         })?;
-    Ok(PipeReader {
+    Ok(r)
+}
+
+/// A pipe whose writer the caller keeps: the reader ends cleanly only after
+/// [`PipeWriter::finish`]; a writer dropped without it ends the reader with an error.
+pub fn pair() -> (PipeWriter, PipeReader) {
+    let (tx, rx) = sync_channel(IN_FLIGHT);
+    let w = PipeWriter {
+        tx: Some(tx),
+        buf: Vec::with_capacity(CHUNK),
+    };
+    let r = PipeReader {
         rx,
         current: Vec::new(),
         pos: 0,
         state: State::Open,
-    })
+    };
+    (w, r)
 }
 
 /// The producer's end. Its data reaches the reader in chunks of [`CHUNK`] bytes.
@@ -72,12 +83,16 @@ impl PipeWriter {
         self.send(Msg::Data(chunk))
     }
 
-    /// Sends what is buffered, then the clean end.
-    fn finish(&mut self) {
-        if self.send_buf().is_ok() {
-            let _ = self.send(Msg::End);
-        }
+    /// Sends what is buffered, then the clean end: the reader ends cleanly once it read it all.
+    /// Fails when the reader went away first.
+    pub fn finish(mut self) -> io::Result<()> {
+        self.end()
+    }
+
+    fn end(&mut self) -> io::Result<()> {
+        let sent = self.send_buf().and_then(|()| self.send(Msg::End));
         self.tx = None;
+        sent
     }
 
     /// Sends the error in place of the end (the buffered bytes are dropped: they no longer matter).
@@ -123,7 +138,7 @@ impl Read for PipeReader {
         while self.pos >= self.current.len() {
             match self.state {
                 State::Ended => return Ok(0),
-                State::Failed => return Err(io::Error::other("the rebuilt stream failed earlier")),
+                State::Failed => return Err(io::Error::other("the stream failed earlier")),
                 State::Open => {}
             }
             match self.rx.recv() {
@@ -139,7 +154,7 @@ impl Read for PipeReader {
                 Err(_) => {
                     self.state = State::Failed;
                     return Err(io::Error::other(
-                        "the layer rebuild stopped without finishing",
+                        "the stream's writer stopped without finishing",
                     ));
                 }
             }
@@ -192,6 +207,25 @@ mod tests {
         .unwrap();
         let e = read_all(r).unwrap_err();
         assert!(e.to_string().contains("without finishing"), "{e}");
+    }
+
+    #[test]
+    fn a_kept_writer_ends_the_reader_cleanly_only_when_finished() {
+        let (mut w, r) = pair();
+        w.write_all(b"whole").unwrap();
+        w.finish().unwrap();
+        assert_eq!(read_all(r).unwrap(), b"whole");
+
+        let (mut w, r) = pair();
+        w.write_all(b"half").unwrap();
+        drop(w);
+        let e = read_all(r).unwrap_err();
+        assert!(e.to_string().contains("without finishing"), "{e}");
+
+        let (w, r) = pair();
+        drop(r);
+        let e = w.finish().unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::BrokenPipe);
     }
 
     #[test]

@@ -1,6 +1,8 @@
 //! Uploading an archive to `POST /images/load` so that a bad one loads nothing: the last chunk
 //! is held back until the reader has ended cleanly (every hash matched), and a read error aborts
-//! the request, so the daemon commits nothing. Decides which side to blame when it fails.
+//! the request, so the daemon commits nothing. Decides which side to blame when it fails. What it
+//! reads: the pipe of the daemon destination (`crate::daemon_dest`), or the complete archive a
+//! rehydrating load wrote.
 
 use crate::errors::{daemon_err, verify_failed};
 use anyhow::{anyhow, Context, Result};
@@ -15,54 +17,44 @@ use tokio::sync::mpsc;
 /// Chunk size of the upload; the last chunk is held back until every hash has been checked.
 const CHUNK: usize = 1 << 20;
 
+/// How an upload ended: how reading the archive went (`Ok`: it ended cleanly and all of it was
+/// sent), and the daemon's answer. [`upload_outcome`] judges the two.
+pub struct Uploaded {
+    pub read: io::Result<()>,
+    pub loaded: Result<Vec<String>, partial_common::daemon::DaemonError>,
+}
+
+impl Uploaded {
+    /// Whether the archive went whole and the daemon loaded it.
+    pub fn is_clean(&self) -> bool {
+        self.read.is_ok() && self.loaded.is_ok()
+    }
+}
+
 /// Uploads `reader` to `POST /images/load`, holding back the last chunk until `reader` has
 /// ended cleanly; any read error aborts the upload so the daemon loads nothing.
 pub async fn upload(
     daemon: &Daemon,
-    mut reader: Box<dyn Read + Send>,
+    reader: Box<dyn Read + Send>,
     status: ProgressBar,
 ) -> Result<Vec<String>> {
+    let u = run(daemon, reader, status).await?;
+    upload_outcome(u.read, u.loaded)
+}
+
+/// [`upload`], unjudged: how it ended. Fails only when the reading thread did.
+pub async fn run(
+    daemon: &Daemon,
+    mut reader: Box<dyn Read + Send>,
+    status: ProgressBar,
+) -> Result<Uploaded> {
     let (tx, mut rx) = mpsc::channel::<io::Result<Bytes>>(4);
-    let producer = tokio::task::spawn_blocking(move || -> io::Result<()> {
-        let mut held: Option<Bytes> = None;
-        loop {
-            let mut buf = vec![0u8; CHUNK];
-            let mut filled = 0;
-            // Fill whole chunks so the held-back tail is always a full chunk (or the whole rest).
-            while filled < CHUNK {
-                match reader.read(&mut buf[filled..]) {
-                    Ok(0) => break,
-                    Ok(n) => filled += n,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                    Err(e) => {
-                        let msg = e.to_string();
-                        let _ = tx.blocking_send(Err(io::Error::new(e.kind(), msg)));
-                        return Err(e);
-                    }
-                }
-            }
-            if filled == 0 {
-                // Clean end: every hash matched. Release the tail.
-                if let Some(h) = held.take() {
-                    if tx.blocking_send(Ok(h)).is_err() {
-                        return Err(stopped_reading());
-                    }
-                }
-                return Ok(());
-            }
-            buf.truncate(filled);
-            if let Some(h) = held.replace(Bytes::from(buf)) {
-                if tx.blocking_send(Ok(h)).is_err() {
-                    return Err(stopped_reading());
-                }
-            }
-        }
-    });
+    let producer = tokio::task::spawn_blocking(move || forward(&mut reader, &tx));
     let body = futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx));
     let loaded = daemon
         .load(body, |line| status.set_message(line.to_string()))
         .await;
-    let produced = if loaded.is_err() {
+    let read = if loaded.is_err() {
         // The request has failed, but the connection may still hold the body: a hung daemon
         // stops reading without closing it, and the producer then waits in `blocking_send`
         // forever. It has nothing more to say after a moment (a verification failure ends it at
@@ -74,13 +66,51 @@ pub async fn upload(
     } else {
         producer.await.context("the upload thread failed")?
     };
-    upload_outcome(produced, loaded)
+    Ok(Uploaded { read, loaded })
+}
+
+/// The reading side of an upload: `reader` in whole chunks into `tx`, the last one held back
+/// until `reader` ended cleanly; a read error goes in its place (aborting the request).
+fn forward(reader: &mut dyn Read, tx: &mpsc::Sender<io::Result<Bytes>>) -> io::Result<()> {
+    let mut held: Option<Bytes> = None;
+    loop {
+        let mut buf = vec![0u8; CHUNK];
+        let mut filled = 0;
+        // Fill whole chunks so the held-back tail is always a full chunk (or the whole rest).
+        while filled < CHUNK {
+            match reader.read(&mut buf[filled..]) {
+                Ok(0) => break,
+                Ok(n) => filled += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    let msg = e.to_string();
+                    let _ = tx.blocking_send(Err(io::Error::new(e.kind(), msg)));
+                    return Err(e);
+                }
+            }
+        }
+        if filled == 0 {
+            // Clean end: every hash matched. Release the tail.
+            if let Some(h) = held.take() {
+                if tx.blocking_send(Ok(h)).is_err() {
+                    return Err(stopped_reading());
+                }
+            }
+            return Ok(());
+        }
+        buf.truncate(filled);
+        if let Some(h) = held.replace(Bytes::from(buf)) {
+            if tx.blocking_send(Ok(h)).is_err() {
+                return Err(stopped_reading());
+            }
+        }
+    }
 }
 
 /// How long a failed upload waits for the reading thread's own verdict.
-const PRODUCER_GRACE: Duration = Duration::from_secs(2);
+pub const PRODUCER_GRACE: Duration = Duration::from_secs(2);
 
-/// The producer's error when the request dropped the body: the daemon (or the connection to it)
+/// The reading side's error when the request dropped the body: the daemon (or the connection to it)
 /// went away mid-upload. Not a problem of the bundle.
 fn stopped_reading() -> io::Error {
     io::Error::new(
@@ -92,7 +122,7 @@ fn stopped_reading() -> io::Error {
 /// Which side to blame when an upload ends: a verification failure explains an aborted upload
 /// better than the daemon's side of it; a daemon that stopped reading (died, hung up) is a daemon
 /// failure (exit 5) with the daemon's own error; other read errors are the bundle's.
-fn upload_outcome(
+pub fn upload_outcome(
     produced: io::Result<()>,
     loaded: Result<Vec<String>, partial_common::daemon::DaemonError>,
 ) -> Result<Vec<String>> {
