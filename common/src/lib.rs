@@ -23,7 +23,9 @@ pub mod testutil;
 
 // The crates along the seams, under the names the rest of the workspace has always used.
 pub use partial_bundle::{inventory, ledger, manifest, output, schema, sign, source_index};
-pub use partial_core::{digest, exit, help, limits, progress, reference, stream, text, Digest};
+pub use partial_core::{
+    channel_reader, digest, exit, help, limits, pipe, progress, reference, text, Digest,
+};
 pub use partial_daemon as daemon;
 pub use partial_delta as delta;
 pub use partial_model::{codec, have, image, plan};

@@ -299,7 +299,7 @@ pub struct SaveArgs {
     #[arg(long, value_name = "SECS", default_value_t = 6 * 3600)]
     pub timeout: u64,
     /// Seconds without any data from the daemon, once the export has started, before giving up.
-    #[arg(long, value_name = "SECS", default_value_t = 600)]
+    #[arg(long, value_name = "SECS", default_value_t = partial_common::daemon::EXPORT_IDLE.as_secs())]
     pub idle_timeout: u64,
 }
 

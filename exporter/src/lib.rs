@@ -33,8 +33,8 @@ pub fn daemon_failure(e: partial_common::daemon::DaemonError) -> anyhow::Error {
 /// image, which is the user's input. A daemon error or a stall of the export stream that reached
 /// the archive reader as an `io::Error` counts too (the daemon died or hung mid-export).
 pub fn maybe_daemon_failure(e: anyhow::Error) -> anyhow::Error {
+    use partial_common::channel_reader::Stalled;
     use partial_common::daemon::DaemonError;
-    use partial_common::stream::Stalled;
     let is_daemon_error = |c: &(dyn std::error::Error + 'static)| {
         matches!(
             c.downcast_ref::<DaemonError>(),
@@ -129,7 +129,7 @@ mod tests {
 
         let stalled = std::io::Error::new(
             std::io::ErrorKind::TimedOut,
-            partial_common::stream::Stalled { secs: 3 },
+            partial_common::channel_reader::Stalled { secs: 3 },
         );
         let e = anyhow::Error::new(stalled).context("export of x:1");
         assert_eq!(code(maybe_daemon_failure(e)), exit::DAEMON);

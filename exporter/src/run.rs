@@ -105,12 +105,12 @@ impl EngineObserver for Observer {
 }
 
 /// Counts the bytes written to the bundle, for the progress line.
-struct Counting<W> {
+struct CountWritten<W> {
     inner: W,
     written: Arc<AtomicU64>,
 }
 
-impl<W: Write> Write for Counting<W> {
+impl<W: Write> Write for CountWritten<W> {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         let n = self.inner.write(buf)?;
         self.written.fetch_add(n as u64, Ordering::Relaxed);
@@ -143,7 +143,7 @@ pub async fn run(mut args: SaveArgs) -> Result<()> {
     let sink = output::AtomicOutput::create(&args.output, split)
         .with_context(|| format!("creating {}", args.output.display()))?;
     let written = Arc::new(AtomicU64::new(0));
-    let sink = Counting {
+    let sink = CountWritten {
         inner: sink,
         written: Arc::clone(&written),
     };

@@ -47,12 +47,9 @@ pub async fn write(args: &SaveArgs, w: Written<'_>, out: &Path) -> Result<()> {
     })
     .await
     .context("the report thread failed")??;
-    let report = build::report(m, info(&w)?, tool(), (&bases, &scan, false));
+    let tool = crate::tool_info::tool().to_string();
+    let report = build::report(m, info(&w)?, tool, (&bases, &scan, false));
     write_file(out, &report)
-}
-
-fn tool() -> String {
-    format!("partial-save {}", env!("CARGO_PKG_VERSION"))
 }
 
 /// The daemon the images came from and its images, or why the bases cannot be compared.

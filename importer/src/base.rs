@@ -5,16 +5,12 @@
 //! export of the fewest images holding them ([`export_holding`]).
 
 use anyhow::Result;
+use partial_common::channel_reader::ChannelReader;
 use partial_common::daemon::{Daemon, ImageMeta};
 use partial_common::exit::{self, Coded};
 use partial_common::manifest::{BundleManifest, RequiredBase};
-use partial_common::stream::ChannelReader;
 use partial_common::Digest;
 use std::collections::{BTreeMap, BTreeSet};
-use std::time::Duration;
-
-/// Silence that ends the read of the daemon's export (as `partial-save`'s `--idle-timeout`).
-const EXPORT_IDLE: Duration = Duration::from_secs(600);
 
 /// The required base chains the daemon lacks.
 pub fn missing<'a>(manifest: &'a BundleManifest, local: &[ImageMeta]) -> Vec<&'a RequiredBase> {
@@ -130,7 +126,7 @@ pub fn export_holding<'a>(
     local: &[ImageMeta],
 ) -> Result<(Vec<String>, ChannelReader)> {
     let names = images_holding(chains, local)?;
-    let reader = ChannelReader::spawn(daemon.export(&names), EXPORT_IDLE);
+    let reader = ChannelReader::spawn(daemon.export(&names), partial_common::daemon::EXPORT_IDLE);
     Ok((names, reader))
 }
 

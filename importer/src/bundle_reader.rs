@@ -9,7 +9,6 @@
 use crate::bundle::{Bundle, Volume};
 use crate::confirm::Written;
 use crate::errors::verify_failed;
-use crate::pipe;
 use crate::rebuild::{self, DeltaLayer, References};
 use anyhow::{anyhow, Context, Result};
 use indicatif::ProgressBar;
@@ -17,6 +16,7 @@ use partial_common::archive::ArchiveError;
 use partial_common::bundle_source::{self, BundleSourceError, DeltaForm};
 use partial_common::codec::Compression;
 use partial_common::manifest::FileEntry;
+use partial_common::pipe;
 use partial_common::platform_view::DaemonView;
 use sha2::{Digest as _, Sha256};
 use std::fs::File;
@@ -172,12 +172,12 @@ impl Read for VolumeReader {
 }
 
 /// A reader that moves a progress bar.
-pub struct Counting<R> {
+pub struct Progressing<R> {
     pub inner: R,
     pub bar: ProgressBar,
 }
 
-impl<R: Read> Read for Counting<R> {
+impl<R: Read> Read for Progressing<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
         self.bar.inc(n as u64);
@@ -189,7 +189,7 @@ impl<R: Read> Read for Counting<R> {
 /// (`compression`), never beyond the `tar_size` it states. Whatever goes wrong in the compressed
 /// stream is the bundle's fault (`InvalidData`), unless a file could not be read at all.
 pub fn tar_stream(bundle: &Bundle, bar: ProgressBar) -> Result<Box<dyn Read + Send>> {
-    let r = Counting {
+    let r = Progressing {
         inner: VolumeReader::new(bundle),
         bar,
     };

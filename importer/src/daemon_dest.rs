@@ -1,7 +1,7 @@
 //! The Docker Engine as an image destination (`partial-load load` into a daemon). The checked
 //! copy (`partial_common::bundle_source::copy_into`) hands [`DaemonDest`] the bundle's configs
 //! and carried blobs; it writes them as a docker-loadable archive (`BundleWriter`, the images as
-//! a daemon of its platform loads them: `platform_view::Viewed`) into a pipe ([`crate::pipe`])
+//! a daemon of its platform loads them: `platform_view::Viewed`) into a pipe ([`partial_common::pipe`])
 //! that the upload ([`crate::upload`]) streams into `POST /images/load` as it comes.
 //!
 //! The daemon commits a load when the archive ends, so the upload holds its last chunk back
@@ -14,7 +14,6 @@
 
 use crate::bundle::Bundle;
 use crate::bundle_reader::{self, Layers};
-use crate::pipe::{self, PipeWriter};
 use crate::upload::{self, Uploaded};
 use anyhow::{anyhow, Context, Result};
 use indicatif::ProgressBar;
@@ -24,6 +23,7 @@ use partial_common::bundle_writer::BundleWriter;
 use partial_common::daemon::Daemon;
 use partial_common::destination::ImageDestination;
 use partial_common::image::Image;
+use partial_common::pipe::{self, PipeWriter};
 use partial_common::platform_view::{DaemonView, Viewed};
 use partial_common::Digest;
 use std::collections::BTreeMap;

@@ -22,7 +22,6 @@ mod errors;
 mod image_keys;
 mod inventory;
 mod load;
-mod pipe;
 mod push;
 mod rebuild;
 mod registry_connect;

@@ -34,6 +34,13 @@ pub struct ToolInfo {
     pub version: String,
 }
 
+impl std::fmt::Display for ToolInfo {
+    /// `partial-save 0.1.0`: as a report or a person names the tool.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}", self.name, self.version)
+    }
+}
+
 /// Where the images came from.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]

@@ -6,13 +6,14 @@
 //! the seams (`partial-daemon`, `partial-registry`, `partial-delta`, `partial-common`) build on
 //! one definition of each without depending on each other.
 
+pub mod channel_reader;
 pub mod digest;
 pub mod exit;
 pub mod help;
 pub mod limits;
+pub mod pipe;
 pub mod progress;
 pub mod reference;
-pub mod stream;
 #[cfg(any(test, feature = "testutil"))]
 pub mod testutil;
 pub mod text;

@@ -32,6 +32,11 @@ fn parse_ping_timeout(value: Option<&str>) -> Duration {
         .unwrap_or(PING_TIMEOUT)
 }
 
+/// Silence, once a daemon's export has started, that ends reading it: `partial-save`'s
+/// `--idle-timeout` default, and the bound of every export the other commands read (base layers
+/// for a rebuild or a rehydrate, a report's comparison).
+pub const EXPORT_IDLE: Duration = Duration::from_secs(600);
+
 /// Default bound on waiting for the response headers of one request. The daemon stages a whole
 /// export before its first byte, and reads a whole load before answering, so this must cover the
 /// biggest image; bollard's default (120 s) is far too short.

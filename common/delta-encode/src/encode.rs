@@ -149,7 +149,7 @@ fn encode_both<F: Read + Seek, R: Read>(
         None => None,
     };
     let mut ops = OpWriter::new(opts.level)?;
-    let mut tee = Tee {
+    let mut tee = PatchFeed {
         inner: HashingReader::new(new_layer),
         patch: patch.as_mut(),
         patch_until: prefix
@@ -226,7 +226,7 @@ fn gains(s: &EncodeSummary, opts: &EncodeOptions) -> bool {
 
 /// Chunks the new layer and writes a COPY for each chunk the index has, literals for the rest.
 fn feed<R: Read>(
-    tee: &mut Tee<'_, '_, R>,
+    tee: &mut PatchFeed<'_, '_, R>,
     index: &ChunkIndex,
     ops: &mut OpWriter,
 ) -> Result<(), DeltaError> {
@@ -296,14 +296,14 @@ pub(crate) fn patch_window_log(prefix_len: usize) -> u32 {
 /// A reader that also feeds what it reads to the patch encoder; a failure there is kept in
 /// `failed` (the read itself then fails). Past `patch_until` bytes (twice the window: the prefix
 /// is out of reach, and the patch only costs time) it gives the patch up.
-struct Tee<'p, 'a, R> {
+struct PatchFeed<'p, 'a, R> {
     inner: HashingReader<R>,
     patch: Option<&'p mut PatchEncoder<'a>>,
     patch_until: u64,
     failed: Option<io::Error>,
 }
 
-impl<R: Read> Read for Tee<'_, '_, R> {
+impl<R: Read> Read for PatchFeed<'_, '_, R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
         if self.inner.count() > self.patch_until {

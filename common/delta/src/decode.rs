@@ -2,7 +2,7 @@
 //! while it hashes, and checks the reference before and the rebuilt size and diffID after.
 
 use super::error::DeltaError;
-use super::format::{Counting, Encoding, Header, MAX_LITERAL, OP_COPY, OP_END, OP_LITERAL};
+use super::format::{DeltaReader, Encoding, Header, MAX_LITERAL, OP_COPY, OP_END, OP_LITERAL};
 use super::format::{PATCH_MAX_REFERENCE, PATCH_WINDOW_LOG};
 use partial_core::digest::Sha256Writer;
 use partial_core::Digest;
@@ -22,7 +22,7 @@ pub struct DecodeSummary {
 
 /// Reads and checks the header of a delta (to learn which reference it needs).
 pub fn read_header<D: Read>(delta: D) -> Result<Header, DeltaError> {
-    Header::read_from(&mut Counting::new(delta))
+    Header::read_from(&mut DeltaReader::new(delta))
 }
 
 /// Rebuilds a layer from `delta` and `reference` (whose diffID the caller knows), writing it to
@@ -41,7 +41,7 @@ where
     F: Read + Seek,
     W: Write,
 {
-    let mut delta = Counting::new(delta);
+    let mut delta = DeltaReader::new(delta);
     let header = Header::read_from(&mut delta)?;
     if &header.reference_diff_id != reference_diff_id {
         return Err(DeltaError::ReferenceMismatch {
@@ -122,7 +122,7 @@ impl<W: Write> Sink<'_, W> {
 
 /// Applies COPY and LITERAL operations until END.
 fn apply_ops<D: Read, F: Read + Seek, W: Write>(
-    delta: &mut Counting<D>,
+    delta: &mut DeltaReader<D>,
     reference: &mut F,
     header: &Header,
     sink: &mut Sink<'_, W>,
@@ -219,7 +219,7 @@ impl Literal {
     }
 
     /// Reads the rest of the LITERAL that starts at delta byte `at` and returns its bytes.
-    fn read<D: Read>(&mut self, delta: &mut Counting<D>, at: u64) -> Result<&[u8], DeltaError> {
+    fn read<D: Read>(&mut self, delta: &mut DeltaReader<D>, at: u64) -> Result<&[u8], DeltaError> {
         let raw_len = delta.u32("a LITERAL")? as usize;
         let packed_len = delta.u32("a LITERAL")? as usize;
         if raw_len > MAX_LITERAL {
@@ -271,7 +271,7 @@ impl Literal {
 
 /// Decodes the one zstd frame of a patch, with the whole reference as its prefix.
 fn apply_patch<D: Read, F: Read + Seek, W: Write>(
-    delta: &mut Counting<D>,
+    delta: &mut DeltaReader<D>,
     reference: &mut F,
     header: &Header,
     sink: &mut Sink<'_, W>,

@@ -100,7 +100,7 @@ impl Header {
     }
 
     /// Reads and checks a header (magic, version, encoding, reserved bytes).
-    pub(crate) fn read_from<R: Read>(r: &mut Counting<R>) -> Result<Header, DeltaError> {
+    pub(crate) fn read_from<R: Read>(r: &mut DeltaReader<R>) -> Result<Header, DeltaError> {
         let mut magic = [0u8; 8];
         r.exact(&mut magic, "the header")?;
         if magic != MAGIC {
@@ -175,14 +175,14 @@ pub fn write_literal<W: Write>(w: &mut W, raw_len: usize, packed: &[u8]) -> io::
 }
 
 /// A reader that knows how many bytes it has given out, so errors can name a delta offset.
-pub(crate) struct Counting<R> {
+pub(crate) struct DeltaReader<R> {
     pub inner: R,
     pub pos: u64,
 }
 
-impl<R: Read> Counting<R> {
+impl<R: Read> DeltaReader<R> {
     pub fn new(inner: R) -> Self {
-        Counting { inner, pos: 0 }
+        DeltaReader { inner, pos: 0 }
     }
 
     /// `read_exact`, where an early end is [`DeltaError::Truncated`] inside `what`.
@@ -229,7 +229,7 @@ impl<R: Read> Counting<R> {
     }
 }
 
-impl<R: Read> Read for Counting<R> {
+impl<R: Read> Read for DeltaReader<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
         self.pos += n as u64;
@@ -256,7 +256,7 @@ mod tests {
         let mut buf = Vec::new();
         header().write_to(&mut buf).unwrap();
         assert_eq!(buf.len(), HEADER_LEN);
-        let read = Header::read_from(&mut Counting::new(&buf[..])).unwrap();
+        let read = Header::read_from(&mut DeltaReader::new(&buf[..])).unwrap();
         assert_eq!(read, header());
     }
 
@@ -267,7 +267,7 @@ mod tests {
         let check = |mutate: &dyn Fn(&mut Vec<u8>)| {
             let mut b = buf.clone();
             mutate(&mut b);
-            Header::read_from(&mut Counting::new(&b[..])).unwrap_err()
+            Header::read_from(&mut DeltaReader::new(&b[..])).unwrap_err()
         };
         assert!(matches!(
             check(&|b| b[0] = b'X'),

@@ -13,7 +13,7 @@
 //! - [`listing`]: tags and catalog.
 //!
 //! Asynchronous (tokio, reqwest): a [`Registry`] is shared by reference between concurrent
-//! operations. [`read::BlobStream`] plugs into [`partial_core::stream::ChannelReader`] for synchronous
+//! operations. [`read::BlobStream`] plugs into [`partial_core::channel_reader::ChannelReader`] for synchronous
 //! consumers.
 
 pub mod auth;

@@ -10,17 +10,13 @@ use crate::model::BaseSource;
 use crate::packages::{Manager, Packages};
 use crate::scan;
 use crate::ReportError;
+use partial_common::channel_reader::ChannelReader;
 use partial_common::daemon::{Daemon, ImageMeta};
 use partial_common::manifest::{BundleManifest, Image};
-use partial_common::stream::ChannelReader;
 use partial_common::Digest;
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Read;
 use std::sync::Arc;
-use std::time::Duration;
-
-/// Silence that ends the read of the daemon's export (as rehydrate's).
-const EXPORT_IDLE: Duration = Duration::from_secs(600);
 
 /// What is known of one image's base.
 #[derive(Clone)]
@@ -69,7 +65,7 @@ impl BaseStore for Daemon {
     fn export_image(&self, meta: &ImageMeta) -> Box<dyn Read + Send> {
         Box::new(ChannelReader::spawn(
             self.export(&[meta.id.to_string()]),
-            EXPORT_IDLE,
+            partial_common::daemon::EXPORT_IDLE,
         ))
     }
 }

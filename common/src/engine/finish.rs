@@ -3,7 +3,7 @@
 //! against `manifest.json`; spooled blobs are written or dropped; every carried position must
 //! have its blob in the bundle; configs and the bundle's metadata are written; the plan is built.
 
-use super::stream::{check, stored};
+use super::input::{check, stored};
 use super::verify::Verified;
 use super::Engine;
 use crate::archive::names::{folder_of_layer, named_digest};

@@ -20,9 +20,9 @@
 //! output).
 
 mod finish;
+mod input;
 #[cfg(test)]
 mod real_daemon_tests;
-mod stream;
 #[cfg(test)]
 mod tests;
 mod unpack;

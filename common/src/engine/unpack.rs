@@ -27,17 +27,17 @@ pub(crate) fn unpacked(c: Compression) -> bool {
 
 /// The decoder in front of the temporary file.
 enum Dec {
-    Plain(Tee),
-    Gzip(Box<flate2::write::MultiGzDecoder<Tee>>),
-    Zstd(Box<zstd::stream::write::Decoder<'static, Tee>>),
+    Plain(SpoolFile),
+    Gzip(Box<flate2::write::MultiGzDecoder<SpoolFile>>),
+    Zstd(Box<zstd::stream::write::Decoder<'static, SpoolFile>>),
 }
 
 impl Dec {
-    fn new(c: Compression, tee: Tee) -> io::Result<Dec> {
+    fn new(c: Compression, spool: SpoolFile) -> io::Result<Dec> {
         Ok(match c {
-            Compression::None => Dec::Plain(tee),
-            Compression::Gzip => Dec::Gzip(Box::new(flate2::write::MultiGzDecoder::new(tee))),
-            Compression::Zstd => Dec::Zstd(Box::new(zstd::stream::write::Decoder::new(tee)?)),
+            Compression::None => Dec::Plain(spool),
+            Compression::Gzip => Dec::Gzip(Box::new(flate2::write::MultiGzDecoder::new(spool))),
+            Compression::Zstd => Dec::Zstd(Box::new(zstd::stream::write::Decoder::new(spool)?)),
         })
     }
 
@@ -57,7 +57,7 @@ impl Dec {
         }
     }
 
-    fn tee_mut(&mut self) -> &mut Tee {
+    fn spool_mut(&mut self) -> &mut SpoolFile {
         match self {
             Dec::Plain(t) => t,
             Dec::Gzip(d) => d.get_mut(),
@@ -65,7 +65,7 @@ impl Dec {
         }
     }
 
-    fn into_tee(self) -> io::Result<Tee> {
+    fn into_spool(self) -> io::Result<SpoolFile> {
         match self {
             Dec::Plain(t) => Ok(t),
             Dec::Gzip(d) => d.finish(),
@@ -75,7 +75,7 @@ impl Dec {
 }
 
 /// The temporary file the decompressed bytes go to, hashed and counted.
-struct Tee {
+struct SpoolFile {
     file: BufWriter<File>,
     sha: Sha256,
     size: u64,
@@ -83,7 +83,7 @@ struct Tee {
     failed: Option<io::Error>,
 }
 
-impl Write for Tee {
+impl Write for SpoolFile {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         if let Err(e) = self.file.write_all(buf) {
             let msg = e.to_string();
@@ -123,7 +123,7 @@ impl Unpacker {
     /// A blob stored with `c`.
     pub fn of(c: Compression) -> Result<Self, ArchiveError> {
         let file = tempfile::tempfile().map_err(ArchiveError::Spool)?;
-        let tee = Tee {
+        let spool = SpoolFile {
             file: BufWriter::with_capacity(256 * 1024, file),
             sha: Sha256::new(),
             size: 0,
@@ -131,7 +131,7 @@ impl Unpacker {
         };
         Ok(Unpacker {
             blob: Sha256::new(),
-            dec: Dec::new(c, tee).map_err(ArchiveError::Spool)?,
+            dec: Dec::new(c, spool).map_err(ArchiveError::Spool)?,
             error: None,
         })
     }
@@ -149,7 +149,7 @@ impl Unpacker {
 
     fn settle(&mut self, r: io::Result<()>) -> Result<(), ArchiveError> {
         if let Err(e) = r {
-            if let Some(f) = self.dec.tee_mut().failed.take() {
+            if let Some(f) = self.dec.spool_mut().failed.take() {
                 return Err(ArchiveError::Spool(f));
             }
             self.error = Some(e.to_string());
@@ -163,25 +163,25 @@ impl Unpacker {
             self.settle(r)?;
         }
         let blob = Digest::from_sha256(self.blob.finalize().into());
-        let mut tee = match self.dec.into_tee() {
+        let mut spool = match self.dec.into_spool() {
             Ok(t) => t,
             Err(e) => return Err(ArchiveError::Spool(e)),
         };
-        if let Some(f) = tee.failed.take() {
+        if let Some(f) = spool.failed.take() {
             return Err(ArchiveError::Spool(f));
         }
-        let mut file = tee
+        let mut file = spool
             .file
             .into_inner()
             .map_err(|e| ArchiveError::Spool(e.into_error()))?;
         file.seek(SeekFrom::Start(0)).map_err(ArchiveError::Spool)?;
         let diff = match self.error {
             Some(e) => Err(e),
-            None => Ok(Digest::from_sha256(tee.sha.finalize().into())),
+            None => Ok(Digest::from_sha256(spool.sha.finalize().into())),
         };
         Ok(Unpacked {
             file,
-            size: tee.size,
+            size: spool.size,
             got: Verified { blob, diff },
         })
     }

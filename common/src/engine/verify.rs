@@ -6,71 +6,68 @@
 use crate::codec::Compression;
 use crate::diff_check::DiffHasher;
 use crate::digest::Digest;
+use crate::pipe::{self, PipeReader, PipeWriter};
 use sha2::{Digest as _, Sha256};
-use std::io;
-use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+use std::io::{self, Read, Write};
 use std::thread::JoinHandle;
 
 /// The decompressing half of a check, on a thread of its own: inflating a layer and hashing
 /// what comes out costs more than everything else an export does with the blob (reading,
-/// hashing, writing), so with a second core the two run side by side.
+/// hashing, writing), so with a second core the two run side by side. The bytes go through a
+/// [`pipe`], a few chunks at a time.
 struct Decoding {
-    /// Chunks to decode; `None` once finished.
-    chunks: Option<SyncSender<Vec<u8>>>,
-    /// Chunk buffers back from the thread, for reuse.
-    spent: Receiver<Vec<u8>>,
+    /// `None` once the thread stopped reading (at a decoding error, which it returns).
+    pipe: Option<PipeWriter>,
     thread: JoinHandle<Result<Digest, String>>,
 }
 
-/// Chunks in flight to the decoding thread (each up to the writer's 256 KiB).
-const IN_FLIGHT: usize = 8;
-
 impl Decoding {
     fn start(c: Compression) -> io::Result<Self> {
-        let (chunks, todo) = sync_channel::<Vec<u8>>(IN_FLIGHT);
-        let (back, spent) = sync_channel::<Vec<u8>>(IN_FLIGHT);
+        let (pipe, r) = pipe::pair();
         let thread = std::thread::Builder::new()
             .name("diffid".into())
-            .spawn(move || decode(c, todo, back))?;
+            .spawn(move || decode(c, r))?;
         Ok(Decoding {
-            chunks: Some(chunks),
-            spent,
+            pipe: Some(pipe),
             thread,
         })
     }
 
     fn update(&mut self, bytes: &[u8]) {
-        let Some(tx) = &self.chunks else { return };
-        let mut chunk = self.spent.try_recv().unwrap_or_default();
-        chunk.clear();
-        chunk.extend_from_slice(bytes);
-        // A send fails only when the thread stopped at a decoding error, which it returns.
-        let _ = tx.send(chunk);
+        if let Some(w) = self.pipe.as_mut() {
+            if w.write_all(bytes).is_err() {
+                self.pipe = None;
+            }
+        }
     }
 
     fn finish(mut self) -> Result<Digest, String> {
-        self.chunks = None;
-        match self.thread.join() {
-            Ok(r) => r,
-            Err(_) => Err("the decompressing thread failed".into()),
-        }
+        let ended = match self.pipe.take() {
+            Some(w) => w.finish().map_err(|e| e.to_string()),
+            None => Ok(()),
+        };
+        let decoded = self
+            .thread
+            .join()
+            .unwrap_or_else(|_| Err("the decompressing thread failed".into()));
+        // The thread's own error says more than a pipe it stopped reading.
+        decoded.and_then(|d| ended.map(|()| d))
     }
 }
 
-/// The decoding thread: decompresses the chunks as they come and hashes the result.
-fn decode(
-    c: Compression,
-    todo: Receiver<Vec<u8>>,
-    back: SyncSender<Vec<u8>>,
-) -> Result<Digest, String> {
+/// The decoding thread: decompresses what comes through the pipe and hashes the result.
+fn decode(c: Compression, mut r: PipeReader) -> Result<Digest, String> {
     let Some(mut h) = DiffHasher::new(c).map_err(|e| e.to_string())? else {
         return Err("nothing to decompress".into());
     };
-    for chunk in todo {
-        h.update(&chunk).map_err(|e| e.to_string())?;
-        let _ = back.try_send(chunk);
+    let mut buf = vec![0u8; 256 << 10];
+    loop {
+        match r.read(&mut buf) {
+            Ok(0) => return h.finish().map_err(|e| e.to_string()),
+            Ok(n) => h.update(&buf[..n]).map_err(|e| e.to_string())?,
+            Err(e) => return Err(e.to_string()),
+        }
     }
-    h.finish().map_err(|e| e.to_string())
 }
 
 /// Hashes a blob's bytes as they pass, and its decompressed content when compressed.
@@ -120,7 +117,6 @@ impl Verifier {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::io::Write;
 
     fn run(c: Compression, data: &[u8]) -> Verified {
         let mut v = Verifier::new(c).unwrap();

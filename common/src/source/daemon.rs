@@ -6,10 +6,10 @@
 
 use super::{Sink, Source};
 use crate::archive::ArchiveError;
+use crate::channel_reader::ChannelReader;
 use crate::daemon::{Daemon, DaemonError};
 use crate::image::Image;
 use crate::reference::{id_hex, tag_among};
-use crate::stream::ChannelReader;
 use std::time::Duration;
 
 /// A live daemon; see the module documentation.

@@ -10,6 +10,7 @@
 use super::{Sink, Source};
 use crate::archive::blob_files::BlobFile;
 use crate::archive::ArchiveError;
+use crate::channel_reader::ChannelReader;
 use crate::codec::Compression;
 use crate::digest::{chain_ids, Digest};
 use crate::image::{
@@ -21,7 +22,6 @@ use crate::registry::manifest::Manifest;
 use crate::registry::{
     Descriptor, RawManifest, Reference, Registry, RegistryError, RegistryOptions, ResolvedImage,
 };
-use crate::stream::ChannelReader;
 use bytes::Bytes;
 use futures_util::{StreamExt, TryStreamExt};
 use std::collections::{HashMap, HashSet, VecDeque};

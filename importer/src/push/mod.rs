@@ -12,10 +12,10 @@
 
 mod attached;
 mod base;
+mod feed;
 mod indexes;
 mod manifests;
 mod plan;
-mod stream;
 mod target;
 
 use crate::bundle::{self, Bundle};
@@ -89,7 +89,7 @@ pub async fn run(args: PushArgs) -> Result<()> {
     let planned = plan::plan(&registry, &bundle.manifest, &targets, &index, jobs, gzip).await?;
     let kept = keep_digests(&bundle, &index, &planned, args.allow_new_digest)?;
     let bar = progress::bytes("pushing", Some(bundle.manifest.bundle.size));
-    let pass = stream::pass(&registry, &bundle, &planned, jobs, bar.clone()).await;
+    let pass = feed::pass(&registry, &bundle, &planned, jobs, bar.clone()).await;
     bar.finish_and_clear();
     let pass = pass?;
     let mut images = Vec::new();

@@ -7,11 +7,11 @@
 //!   reference layer in an anonymous temporary file, checked against its diffID;
 //! - [`stream`]: the bundle's plain tar with every delta entry replaced by the layer it rebuilds,
 //!   decoded and checked (diffID, the delta's own digest) while it streams, produced on a thread
-//!   through a bounded pipe (`crate::pipe`) that hands the consumer an error, never a clean end, when
+//!   through a bounded pipe (`partial_common::pipe`) that hands the consumer an error, never a clean end, when
 //!   anything fails. So an upload of it is aborted and nothing is loaded.
 
 mod references;
-mod stream;
+mod splice;
 #[cfg(test)]
 pub(crate) mod tests;
 
@@ -22,7 +22,7 @@ use partial_common::plan::LayerDelta;
 use partial_common::Digest;
 
 pub use references::{spool, References};
-pub use stream::rebuilt_stream;
+pub use splice::rebuilt_stream;
 
 /// A delta of the bundle and the layer it rebuilds.
 #[derive(Clone, Debug)]

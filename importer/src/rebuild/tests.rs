@@ -3,7 +3,7 @@
 //! shape for the reference, and every way a delta bundle can be wrong.
 
 use super::references::read_references;
-use super::stream::{layer_header, rebuild};
+use super::splice::{layer_header, rebuild};
 use super::*;
 use partial_common::archive::entries::{TarReader, TarWriter};
 use partial_common::have::Origin;

@@ -1,15 +1,15 @@
 //! Pass 1 over the bundle: its images (the engine's [`scan`](partial_common::archive::scan)) and
 //! the names of the entries it carries, from one read of the verified stream. The engine's strict
 //! tar reader walks the entries while a tee feeds the same bytes to the scanner on another
-//! thread; the reader goes on to the very end, so every volume's hashes are checked.
+//! thread, through a pipe (`partial_common::pipe`); the reader goes on to the very end, so every volume's hashes are checked.
 
 use crate::errors::{bad_bundle, verify_failed};
 use anyhow::{anyhow, Result};
 use partial_common::archive::entries::{clean_name, TarReader};
 use partial_common::archive::{self, ArchiveIndex};
+use partial_common::pipe::{self, PipeWriter};
 use std::collections::BTreeSet;
-use std::io::{self, Read};
-use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+use std::io::{self, Read, Write};
 
 /// The bundle's images and the (cleaned) names of all its entries. `label` names the bundle in
 /// errors.
@@ -17,16 +17,18 @@ pub fn read_bundle(
     stream: Box<dyn Read + Send>,
     label: &str,
 ) -> Result<(ArchiveIndex, BTreeSet<String>)> {
-    let (tx, rx) = sync_channel::<Vec<u8>>(4);
-    let scanner = std::thread::spawn(move || {
-        archive::scan(ChanRead {
-            rx,
-            cur: Vec::new(),
-            pos: 0,
-        })
-    });
-    let names = entry_names(Tee { inner: stream, tx }, label);
-    // The scanner sees the end of its input once the tee (moved into the reader) is dropped.
+    let (w, r) = pipe::pair();
+    let scanner = std::thread::spawn(move || archive::scan(r));
+    let mut tee = CopyToScanner {
+        inner: stream,
+        scanner: Some(w),
+    };
+    let names = entry_names(&mut tee, label);
+    // The scanner sees a clean end only once every entry was read; else an error.
+    if let (Ok(_), Some(w)) = (&names, tee.scanner.take()) {
+        let _ = w.finish(); // a scanner that stopped early reports its own error
+    }
+    drop(tee);
     let scanned = scanner
         .join()
         .map_err(|_| anyhow!("the bundle scanner thread panicked"))?;
@@ -45,44 +47,21 @@ fn entry_names(stream: impl Read, label: &str) -> Result<BTreeSet<String>> {
     Ok(names)
 }
 
-/// Passes reads through and sends a copy of every byte to the scanner.
-struct Tee {
+/// Passes reads through and writes a copy of every byte into the scanner's pipe.
+struct CopyToScanner {
     inner: Box<dyn Read + Send>,
-    tx: SyncSender<Vec<u8>>,
+    /// `None` once the scanner stopped reading (early, at an error it reports itself).
+    scanner: Option<PipeWriter>,
 }
 
-impl Read for Tee {
+impl Read for CopyToScanner {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
-        if n > 0 {
-            // The scanner may have stopped early (an error it will report); ignore a closed channel.
-            let _ = self.tx.send(buf[..n].to_vec());
-        }
-        Ok(n)
-    }
-}
-
-/// The scanner's input: the chunks the tee sent, ending when the tee is dropped.
-struct ChanRead {
-    rx: Receiver<Vec<u8>>,
-    cur: Vec<u8>,
-    pos: usize,
-}
-
-impl Read for ChanRead {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        while self.pos >= self.cur.len() {
-            match self.rx.recv() {
-                Ok(v) => {
-                    self.cur = v;
-                    self.pos = 0;
-                }
-                Err(_) => return Ok(0),
+        if let Some(w) = self.scanner.as_mut() {
+            if w.write_all(&buf[..n]).is_err() {
+                self.scanner = None;
             }
         }
-        let n = buf.len().min(self.cur.len() - self.pos);
-        buf[..n].copy_from_slice(&self.cur[self.pos..self.pos + n]);
-        self.pos += n;
         Ok(n)
     }
 }

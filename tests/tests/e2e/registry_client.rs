@@ -362,8 +362,10 @@ async fn missing_things_are_said_plainly_and_corruption_is_caught() {
     // The same through the synchronous bridge the archive code reads with: all bytes arrive,
     // then the read fails with the mismatch inside the io::Error.
     let stream = reg.get_blob("app", d).await.unwrap();
-    let mut sync =
-        partial_common::stream::ChannelReader::spawn(stream, std::time::Duration::from_secs(30));
+    let mut sync = partial_common::channel_reader::ChannelReader::spawn(
+        stream,
+        std::time::Duration::from_secs(30),
+    );
     let (read, err) = tokio::task::spawn_blocking(move || {
         let mut buf = Vec::new();
         let err = std::io::Read::read_to_end(&mut sync, &mut buf).unwrap_err();

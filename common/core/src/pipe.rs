@@ -1,9 +1,11 @@
 //! A bounded in-process pipe from a producer to a reader that carries errors: the reader gets the
 //! producer's error in place of the end of the stream, and an error (never a clean end) when the
-//! producer stops without saying it finished (a panic, a dropped writer). Why: the upload commits
-//! the load when its reader ends cleanly, so a rebuild or a copy that fails must never look like
-//! a finished archive. [`spawn`] runs the producer on a thread of its own; [`pair`] leaves running
-//! it to the caller (the daemon destination, `crate::daemon_dest`, writes into it from the copy).
+//! producer stops without saying it finished (a panic, a dropped writer). Why: `partial-load`'s
+//! upload commits a load when its reader ends cleanly, so a rebuild or a copy that fails must
+//! never look like a finished archive. [`spawn`] runs the producer on a thread of its own;
+//! [`pair`] leaves running it to the caller (the importer's daemon destination writes into it
+//! from the copy; the export's diffID check reads it on its own thread). The one pipe between
+//! threads of the workspace.
 
 use std::io::{self, Read, Write};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};

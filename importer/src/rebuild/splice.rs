@@ -6,17 +6,17 @@
 //! Why it checks so much on the way: the consumer (the upload) commits the load when the stream
 //! ends cleanly. The decoder checks each rebuilt layer's size and diffID, the delta's own bytes are
 //! hashed against the signed manifest, and a delta entry missing, doubled or unlisted is refused;
-//! any failure reaches the consumer as an error in place of the end (see [`crate::pipe`]).
+//! any failure reaches the consumer as an error in place of the end (see [`partial_common::pipe`]).
 
 use super::references::References;
 use super::DeltaLayer;
 use crate::errors::{bad_bundle, verify_failed};
-use crate::pipe;
 use anyhow::{anyhow, Context, Result};
 use partial_common::archive::entries::{clean_name, role_of, EntryHead, EntryRole};
 use partial_common::archive::entries::{TarReader, TarWriter};
 use partial_common::delta::{self, format::MAGIC, DeltaError};
 use partial_common::exit;
+use partial_common::pipe;
 use partial_common::Digest;
 use sha2::{Digest as _, Sha256};
 use std::collections::{BTreeMap, BTreeSet};
