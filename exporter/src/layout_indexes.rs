@@ -1,15 +1,82 @@
-//! Indexes of OCI layouts and oci-archives: archives and layouts export one platform (see
-//! `select::platform`), so an image index above a wanted image does not travel, while that
-//! image's manifest does, byte for byte. The run says so, naming the index; an index named by
-//! its digest (`-i sha256:…`) is refused (exit 2) unless `--allow-new-digest`, as a registry
-//! index narrowed by `--platform` is: a digest reference is never dropped silently.
+//! Indexes of OCI layouts and oci-archives. A multi-platform index travels whole, as a
+//! registry's does ([`pick`]: every platform image, untagged, and the index byte for byte;
+//! `--platform` narrows it, re-made or dropped, said so; see
+//! `partial_common::source::layout_index`). A nested index (an index listing another) does not:
+//! one platform of it is exported (see `select::platform`), so the indexes above a wanted image
+//! stay behind while that image's manifest travels byte for byte ([`check`]): the run says so,
+//! naming the index; an index named by its digest (`-i sha256:…`) is refused (exit 2) unless
+//! `--allow-new-digest`, as a registry index narrowed by `--platform` is: a digest reference is
+//! never dropped silently.
 
 use anyhow::{bail, Result};
+use partial_common::exit::Coded;
 use partial_common::image::{Image, Platform};
+use partial_common::source::{IndexChoice, Selection, Source};
+use partial_common::source_index::SourceIndex;
 use partial_common::text::escape;
 use partial_common::Digest;
 
-/// The indexes above `wanted` images that do not travel, as warnings; `Err` (a usage error)
+/// The multi-platform indexes of the offline inputs that travel, and their platform images.
+#[derive(Default)]
+pub struct Picked {
+    pub images: Vec<Image>,
+    pub indexes: Vec<SourceIndex>,
+    /// What the run must say (indexes re-made or dropped by `--platform`).
+    pub notes: Vec<String>,
+    /// The `-i` names that named an index (the others name images).
+    pub names: Vec<String>,
+    /// The digests of the layouts' indexes picked (travelling or not): with no `-i`, their
+    /// images are not exported again one by one.
+    pub covered: Vec<Digest>,
+}
+
+impl Picked {
+    fn add(&mut self, c: IndexChoice) {
+        for img in c.images {
+            crate::select::merge(&mut self.images, img);
+        }
+        self.indexes
+            .extend(c.index.filter(|i| !self.indexes.contains(i)));
+        self.notes.extend(c.warnings);
+        self.covered.push(c.source);
+    }
+
+    /// Whether `img` is an image of a picked index (its platform image, picked or left out).
+    pub fn covers(&self, img: &Image) -> bool {
+        img.aliases.iter().any(|a| self.covered.contains(a))
+    }
+}
+
+/// The indexes `names` (the `-i` references; none: every index of `sources`) name in the
+/// offline `sources` and what of each travels by `sel`. `Err` carries the exit code.
+pub fn pick(sources: &[Box<dyn Source>], names: &[String], sel: &Selection) -> Result<Picked> {
+    let coded = |label: String, e: partial_common::source::LayoutIndexError| {
+        let code = e.exit_code();
+        anyhow::Error::new(Coded::new(code, anyhow::Error::new(e).context(label)))
+    };
+    let mut out = Picked::default();
+    if names.is_empty() {
+        for s in sources {
+            for c in s.every_index(sel).map_err(|e| coded(s.label(), e))? {
+                out.add(c);
+            }
+        }
+        return Ok(out);
+    }
+    for name in names {
+        for s in sources {
+            let label = format!("-i {} in {}", escape(name), s.label());
+            if let Some(c) = s.find_index(name, sel).map_err(|e| coded(label, e))? {
+                out.add(c);
+                out.names.push(name.clone());
+                break;
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The (nested) indexes above `wanted` images that do not travel, as warnings; `Err` (a usage error)
 /// when one of `names` (the `-i` references) pins such an index by digest and not
 /// `allow_new_digest`.
 pub fn check(
@@ -27,9 +94,9 @@ pub fn check(
             let pinned = names.iter().find(|n| names_digest(n, index));
             if let (Some(name), false) = (pinned, allow_new_digest) {
                 bail!(
-                    "-i {} names the index {index} by its digest, but archives and OCI layouts \
-                     export one platform ({platform}): the index would not travel, and that \
-                     digest would not resolve at the destination\n  hint: name the platform \
+                    "-i {} names the nested index {index} by its digest, but of nested indexes \
+                     archives and OCI layouts export one platform ({platform}): the index would \
+                     not travel, and that digest would not resolve at the destination\n  hint: name the platform \
                      image's manifest digest {}, or allow it with --allow-new-digest",
                     escape(name),
                     source.digest
@@ -37,8 +104,8 @@ pub fn check(
             }
             notes.push(format!(
                 "the index {index} above {} is not carried: only its {platform} image travels \
-                 (archives and OCI layouts export one platform), with its manifest digest {}; \
-                 the index digest will not exist at the destination",
+                 (of nested indexes, archives and OCI layouts export one platform), with its \
+                 manifest digest {}; the index digest will not exist at the destination",
                 escape(&img.name()),
                 source.digest
             ));
