@@ -17,7 +17,7 @@ use partial_common::text::escape;
 use partial_common::Digest;
 
 /// The multi-platform indexes of the offline inputs that travel, and their platform images.
-#[derive(Default)]
+#[derive(Debug, Default)]
 pub struct Picked {
     pub images: Vec<Image>,
     pub indexes: Vec<SourceIndex>,
@@ -33,7 +33,10 @@ pub struct Picked {
 impl Picked {
     fn add(&mut self, c: IndexChoice) {
         for img in c.images {
-            crate::select::merge(&mut self.images, img);
+            match self.images.iter_mut().find(|o| o.id == img.id) {
+                Some(o) => img.tags.iter().for_each(|t| o.add_tag(t)),
+                None => self.images.push(img),
+            }
         }
         self.indexes
             .extend(c.index.filter(|i| !self.indexes.contains(i)));
@@ -132,6 +135,69 @@ mod tests {
         img.aliases = vec![source.digest.clone(), index.clone()];
         img.source_manifest = Some(source);
         (img, index)
+    }
+
+    /// An oci-archive holding `app:1`, an index of a linux/amd64 and a linux/arm64 image, and
+    /// `solo:1`, a plain image; opened for linux/amd64.
+    fn archive(dir: &std::path::Path) -> (Vec<Box<dyn Source>>, Digest, Vec<Digest>) {
+        use partial_common::source::ArchiveSource;
+        use partial_common::testutil::archive::{image, layer, multi_platform, oci};
+        let amd = image(&["amd:1"], &[&layer("a.txt", b"amd")]);
+        let arm = image(&["arm:1"], &[&layer("b.txt", b"arm")]);
+        let solo = image(&["solo:1"], &[&layer("c.txt", b"solo")]);
+        let mut built = oci(&[&amd, &arm, &solo], true, false);
+        let platforms = [(&amd, "amd64"), (&arm, "arm64")];
+        let index = multi_platform(&mut built, &platforms, &[], "app:1");
+        let path = dir.join("multi.oci.tar");
+        std::fs::write(&path, built.tar()).unwrap();
+        let amd64 = Platform::parse("linux/amd64").unwrap();
+        let src = ArchiveSource::open(&path, Some(&amd64)).unwrap();
+        (vec![Box::new(src)], index, vec![amd.id, arm.id, solo.id])
+    }
+
+    #[test]
+    fn a_layouts_index_travels_whole_and_its_images_only_through_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let (sources, index, ids) = archive(dir.path());
+        let amd64 = Platform::parse("linux/amd64").unwrap();
+        // No -i: the index with both platforms (untagged), and the plain image on its own.
+        let every = Selection::default();
+        let picked = pick(&sources, &[], &every).unwrap();
+        assert_eq!(picked.indexes.len(), 1);
+        assert_eq!(picked.indexes[0].digest, index);
+        let wanted = crate::select::offline_wanted(&sources, &[], &[], &amd64, &picked).unwrap();
+        let got: Vec<(&Digest, &[String])> =
+            wanted.iter().map(|i| (&i.id, i.tags.as_slice())).collect();
+        assert_eq!(got.len(), 3, "{got:?}");
+        assert!(got.contains(&(&ids[0], &[][..])) && got.contains(&(&ids[1], &[][..])));
+        assert!(
+            got.contains(&(&ids[2], &["solo:1".to_string()][..])),
+            "{got:?}"
+        );
+        // -i app:1 --platform linux/arm64: that image alone, tagged; the index stays behind.
+        let names = vec!["app:1".to_string()];
+        let arm = Selection {
+            platforms: vec![Platform::parse("linux/arm64").unwrap()],
+            ..Selection::default()
+        };
+        let picked = pick(&sources, &names, &arm).unwrap();
+        assert!(picked.indexes.is_empty());
+        assert!(
+            picked.notes[0].contains("not carried"),
+            "{:?}",
+            picked.notes
+        );
+        let wanted = crate::select::offline_wanted(&sources, &names, &[], &amd64, &picked).unwrap();
+        assert_eq!(wanted.len(), 1);
+        assert_eq!((&wanted[0].id, &wanted[0].tags[..]), (&ids[1], &names[..]));
+        // Pinned by digest and narrowed: a usage error.
+        let pinned = vec![index.to_string()];
+        let e = pick(&sources, &pinned, &arm).unwrap_err();
+        assert_eq!(
+            partial_common::exit::code_of(e.chain()),
+            partial_common::exit::USAGE,
+            "{e:#}"
+        );
     }
 
     #[test]

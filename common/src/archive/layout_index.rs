@@ -163,3 +163,69 @@ pub(crate) fn is_platform_image(c: &Value) -> bool {
         .and_then(Value::as_str);
     image && os.is_some_and(|o| o != "unknown")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    const MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+
+    /// The metadata of a layout whose `index.json` names `child` (an index blob) `app:1`.
+    fn collected(child: &Value, manifest_json: bool) -> (Collected, Digest) {
+        let bytes = serde_json::to_vec(child).unwrap();
+        let d = Digest::of_bytes(&bytes);
+        let mut c = Collected::default();
+        let top = json!({"schemaVersion": 2, "manifests": [{"mediaType": MEDIA_INDEX,
+            "digest": d, "size": bytes.len(),
+            "annotations": {"org.opencontainers.image.ref.name": "app:1"}}]});
+        c.add("index.json", serde_json::to_vec(&top).unwrap())
+            .unwrap();
+        c.add(&blob_entry(&d), bytes).unwrap();
+        if manifest_json {
+            c.add("manifest.json", b"[]".to_vec()).unwrap();
+        }
+        (c, d)
+    }
+
+    fn entry(digest: &Digest, media_type: &str) -> Value {
+        json!({"mediaType": media_type, "digest": digest, "size": 1,
+               "platform": {"os": "linux", "architecture": "amd64"}})
+    }
+
+    #[test]
+    fn only_flat_indexes_of_layouts_travel_whole_checked() {
+        let m = Digest::of_bytes(b"manifest");
+        let flat = json!({"schemaVersion": 2, "mediaType": MEDIA_INDEX,
+                          "manifests": [entry(&m, MANIFEST)]});
+        let (c, d) = collected(&flat, false);
+        let got = c.layout_indexes().unwrap();
+        assert_eq!(got.len(), 1);
+        assert_eq!((&got[0].digest, got[0].tag.as_deref()), (&d, Some("app:1")));
+        assert_eq!(Digest::of_bytes(got[0].text.as_bytes()), d);
+        assert!(got[0].others.is_empty());
+        // `docker save` (manifest.json): the daemon's export, no index travels.
+        assert!(collected(&flat, true)
+            .0
+            .layout_indexes()
+            .unwrap()
+            .is_empty());
+        // Nested: one platform of it is taken, as before.
+        let nested = json!({"schemaVersion": 2, "manifests": [entry(&m, MEDIA_INDEX)]});
+        assert!(collected(&nested, false)
+            .0
+            .layout_indexes()
+            .unwrap()
+            .is_empty());
+        // An index blob that does not hash to its name is refused, naming it.
+        let (mut c, d) = collected(&flat, false);
+        let mut bad = c.json[&blob_entry(&d)].clone();
+        bad.push(b' ');
+        c.json.insert(blob_entry(&d), bad);
+        let e = c.layout_indexes().unwrap_err();
+        assert!(
+            matches!(&e, ArchiveError::DigestMismatch { entry, .. } if *entry == blob_entry(&d)),
+            "{e}"
+        );
+    }
+}

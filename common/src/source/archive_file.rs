@@ -25,7 +25,8 @@ pub fn open_plain(path: &Path) -> Result<Box<dyn Read + Send>, ArchiveError> {
 }
 
 impl ArchiveSource {
-    /// Scans `path`; in multi-platform indexes only `platform`'s images are read.
+    /// Scans `path`; in nested multi-platform indexes only `platform`'s images are
+    /// read (references find `platform`'s image; a multi-platform index keeps every platform).
     pub fn open(path: &Path, platform: Option<&Platform>) -> Result<Self, ArchiveError> {
         let index = scan_with(open_plain(path)?, platform)?;
         let images = index.models();

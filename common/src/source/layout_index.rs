@@ -345,10 +345,9 @@ mod tests {
     use crate::archive::scan_with;
     use crate::exit;
     use crate::image::Platform as ImagePlatform;
-    use crate::testutil::archive::{image, layer, oci, Kind, TEntry, TestImage};
+    use crate::testutil::archive::{image, layer, multi_platform, oci, TEntry, TestImage};
     use serde_json::{json, Value};
 
-    const INDEX: &str = "application/vnd.oci.image.index.v1+json";
     const MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 
     fn blob(d: &Digest) -> String {
@@ -388,45 +387,19 @@ mod tests {
         let amd = image(&["amd:1"], &[&layer("a.txt", b"amd")]);
         let arm = image(&["arm:1"], &[&layer("b.txt", b"arm")]);
         let mut built = oci(&[&amd, &arm], true, false);
-        let Some(Kind::File(top)) = built
-            .entries
-            .iter()
-            .find(|e| e.name == "index.json")
-            .map(|e| e.kind.clone())
-        else {
-            panic!("no index.json")
-        };
-        let top: Value = serde_json::from_slice(&top).unwrap();
-        let mut descs = top["manifests"].as_array().unwrap().clone();
-        for (d, arch) in descs.iter_mut().zip(["amd64", "arm64"]) {
-            d.as_object_mut().unwrap().remove("annotations");
-            d["mediaType"] = json!(MANIFEST);
-            d["platform"] = json!({"os": "linux", "architecture": arch});
-        }
+        let mut extra = Vec::new();
         if attest {
-            let of = Digest::parse(descs[0]["digest"].as_str().unwrap()).unwrap();
-            let (desc, blobs) = attestation(&of);
-            descs.push(desc);
+            let (desc, blobs) = attestation(&amd.id);
+            extra.push(desc);
             for (d, bytes) in blobs {
                 built.entries.push(TEntry::file(&blob(&d), bytes));
             }
         }
-        let list = serde_json::to_vec(
-            &json!({"schemaVersion": 2, "mediaType": INDEX, "manifests": descs}),
-        )
-        .unwrap();
-        let index = Digest::of_bytes(&list);
-        built
-            .entries
-            .push(TEntry::file(&blob(&index), list.clone()));
-        let top = json!({"schemaVersion": 2, "manifests": [{"mediaType": INDEX,
-            "digest": index, "size": list.len(),
-            "annotations": {"org.opencontainers.image.ref.name": "app:1"}}]});
-        built.set_data("index.json", serde_json::to_vec(&top).unwrap());
+        let platforms = [(&amd, "amd64"), (&arm, "arm64")];
+        let index = multi_platform(&mut built, &platforms, &extra, "app:1");
         if drop_arm {
             built.remove(&blob(&arm.id));
         }
-        built.entries.sort_by(|a, b| a.name.cmp(&b.name));
         let p = platform.map(|p| ImagePlatform::parse(p).unwrap());
         let ix = scan_with(&built.tar()[..], p.as_ref()).unwrap();
         (ix, Multi { index, amd, arm })

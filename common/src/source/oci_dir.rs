@@ -36,7 +36,8 @@ fn read_small(path: &Path) -> Result<Vec<u8>, ArchiveError> {
 }
 
 impl OciDirSource {
-    /// Reads the layout at `dir`; in multi-platform indexes only `platform`'s images are read.
+    /// Reads the layout at `dir`; in nested multi-platform indexes only `platform`'s images are
+    /// read (references find `platform`'s image; a multi-platform index keeps every platform).
     pub fn open(dir: &Path, platform: Option<&Platform>) -> Result<Self, ArchiveError> {
         let label = dir.display().to_string();
         let mut c = Collected {
