@@ -66,11 +66,6 @@ pub enum LayoutIndexError {
         wanted: String,
         left_out: String,
     },
-    #[error(
-        "the index {digest} ({reference}) has no tag naming its repository, which `push` needs\n  \
-         hint: give it one with -i NAME:REF (REF its ref name)"
-    )]
-    Untagged { reference: String, digest: Digest },
     #[error("the index {digest} ({reference}): {reason}")]
     Bad {
         reference: String,
@@ -80,11 +75,11 @@ pub enum LayoutIndexError {
 }
 
 impl LayoutIndexError {
-    /// The exit code: 2 for what the operator asked (a pinned index narrowed, no tag), 3 for a
+    /// The exit code: 2 for what the operator asked (a pinned index narrowed), 3 for a
     /// layout that does not hold what its index lists, 1 for a platform it does not list.
     pub fn exit_code(&self) -> u8 {
         match self {
-            LayoutIndexError::Narrowed { .. } | LayoutIndexError::Untagged { .. } => exit::USAGE,
+            LayoutIndexError::Narrowed { .. } => exit::USAGE,
             LayoutIndexError::Missing { .. } | LayoutIndexError::Bad { .. } => exit::VERIFY,
             LayoutIndexError::NoPlatform { .. } => exit::FAILURE,
         }
@@ -247,8 +242,15 @@ fn decide(ix: &ArchiveIndex, n: Named, sel: &Selection) -> Result<IndexChoice, L
             left_out: left_out.join(", "),
         });
     }
-    let recorded = record(&n, pairs.as_slice(), extra)?;
+    let recorded = record(&n, pairs.as_slice(), extra);
     let mut warnings = Vec::new();
+    if recorded.tags.is_empty() {
+        warnings.push(format!(
+            "the index {digest} ({}) has no tag (its ref name is no image name): a daemon load \
+             gives its image untagged, and `push` cannot write it (name it -i NAME:REF)",
+            n.whole
+        ));
+    }
     if left_out.is_empty() {
         return Ok(IndexChoice {
             source: digest,
@@ -308,23 +310,18 @@ fn held_images(
     Ok(images)
 }
 
-/// The index `n` as the signed manifest records it, listing `pairs` and carrying `extra`.
+/// The index `n` as the signed manifest records it, listing `pairs` and carrying `extra`; its
+/// repository is its first tag's (none without a tag).
 fn record(
     n: &Named,
     pairs: &[(Digest, String)],
     extra: Vec<crate::image::Attached>,
-) -> Result<SourceIndex, LayoutIndexError> {
-    let Some(first) = n.tags.first() else {
-        return Err(LayoutIndexError::Untagged {
-            reference: n.whole.clone(),
-            digest: n.index.digest.clone(),
-        });
-    };
-    Ok(SourceIndex {
+) -> SourceIndex {
+    SourceIndex {
         media_type: n.index.media_type.clone(),
         digest: n.index.digest.clone(),
         text: n.index.text.clone(),
-        repository: repository_of(first).to_string(),
+        repository: n.tags.first().map_or("", |t| repository_of(t)).to_string(),
         tags: n.tags.clone(),
         manifests: pairs
             .iter()
@@ -336,7 +333,7 @@ fn record(
         extra,
         attached: Vec::new(),
         remade_from: None,
-    })
+    }
 }
 
 #[cfg(test)]
@@ -538,5 +535,27 @@ mod tests {
             .unwrap();
         assert_eq!(amd.images[0].id, m.amd.id);
         assert!(amd.index.is_none());
+    }
+
+    #[test]
+    fn a_bare_ref_name_tags_the_index_as_it_would_an_image() {
+        let amd = image(&["amd:1"], &[&layer("a.txt", b"amd")]);
+        let arm = image(&["arm:1"], &[&layer("b.txt", b"arm")]);
+        let mut built = oci(&[&amd, &arm], true, false);
+        let platforms = [(&amd, "amd64"), (&arm, "arm64")];
+        let index = multi_platform(&mut built, &platforms, &[], "V1");
+        let ix = scan_with(&built.tar()[..], None).unwrap();
+        let bare = choose(&ix, "L", "V1", &sel(&[], false)).unwrap().unwrap();
+        let recorded = bare.index.unwrap();
+        assert_eq!(recorded.digest, index);
+        assert!(recorded.tags.is_empty() && recorded.repository.is_empty());
+        assert!(bare.warnings[0].contains("no tag"), "{:?}", bare.warnings);
+        let named = choose(&ix, "L", "reg:5000/mine:V1", &sel(&[], false))
+            .unwrap()
+            .unwrap();
+        let recorded = named.index.unwrap();
+        assert_eq!(recorded.tags, vec!["reg:5000/mine:V1".to_string()]);
+        assert_eq!(recorded.repository, "reg:5000/mine");
+        assert!(named.warnings.is_empty());
     }
 }
