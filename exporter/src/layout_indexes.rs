@@ -50,9 +50,15 @@ impl Picked {
     }
 }
 
-/// The indexes `names` (the `-i` references; none: every index of `sources`) name in the
-/// offline `sources` and what of each travels by `sel`. `Err` carries the exit code.
-pub fn pick(sources: &[Box<dyn Source>], names: &[String], sel: &Selection) -> Result<Picked> {
+/// The indexes `names` (the `-i` references; none: every index of `sources` but those whose
+/// images are all `excluded`, the `-e` ones) name in the offline `sources` and what of each
+/// travels by `sel`. `Err` carries the exit code.
+pub fn pick(
+    sources: &[Box<dyn Source>],
+    names: &[String],
+    excluded: &[Digest],
+    sel: &Selection,
+) -> Result<Picked> {
     let coded = |label: String, e: partial_common::source::LayoutIndexError| {
         let code = e.exit_code();
         anyhow::Error::new(Coded::new(code, anyhow::Error::new(e).context(label)))
@@ -61,7 +67,11 @@ pub fn pick(sources: &[Box<dyn Source>], names: &[String], sel: &Selection) -> R
     if names.is_empty() {
         for s in sources {
             for c in s.every_index(sel).map_err(|e| coded(s.label(), e))? {
-                out.add(c);
+                if c.images.iter().all(|i| excluded.contains(&i.id)) {
+                    out.covered.push(c.source); // -e named it
+                } else {
+                    out.add(c);
+                }
             }
         }
         return Ok(out);
@@ -162,7 +172,7 @@ mod tests {
         let amd64 = Platform::parse("linux/amd64").unwrap();
         // No -i: the index with both platforms (untagged), and the plain image on its own.
         let every = Selection::default();
-        let picked = pick(&sources, &[], &every).unwrap();
+        let picked = pick(&sources, &[], &[], &every).unwrap();
         assert_eq!(picked.indexes.len(), 1);
         assert_eq!(picked.indexes[0].digest, index);
         let wanted = crate::select::offline_wanted(&sources, &[], &[], &amd64, &picked).unwrap();
@@ -174,13 +184,21 @@ mod tests {
             got.contains(&(&ids[2], &["solo:1".to_string()][..])),
             "{got:?}"
         );
+        // -e app:1 (both its images) and no -i: only the plain image.
+        let excluded = &ids[..2];
+        let picked = pick(&sources, &[], excluded, &every).unwrap();
+        assert!(picked.indexes.is_empty() && picked.images.is_empty());
+        let wanted =
+            crate::select::offline_wanted(&sources, &[], excluded, &amd64, &picked).unwrap();
+        assert_eq!(wanted.len(), 1);
+        assert_eq!(wanted[0].id, ids[2]);
         // -i app:1 --platform linux/arm64: that image alone, tagged; the index stays behind.
         let names = vec!["app:1".to_string()];
         let arm = Selection {
             platforms: vec![Platform::parse("linux/arm64").unwrap()],
             ..Selection::default()
         };
-        let picked = pick(&sources, &names, &arm).unwrap();
+        let picked = pick(&sources, &names, &[], &arm).unwrap();
         assert!(picked.indexes.is_empty());
         assert!(
             picked.notes[0].contains("not carried"),
@@ -192,7 +210,7 @@ mod tests {
         assert_eq!((&wanted[0].id, &wanted[0].tags[..]), (&ids[1], &names[..]));
         // Pinned by digest and narrowed: a usage error.
         let pinned = vec![index.to_string()];
-        let e = pick(&sources, &pinned, &arm).unwrap_err();
+        let e = pick(&sources, &pinned, &[], &arm).unwrap_err();
         assert_eq!(
             partial_common::exit::code_of(e.chain()),
             partial_common::exit::USAGE,

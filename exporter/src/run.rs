@@ -338,7 +338,7 @@ fn gather_offline(
         allow_new_digest: args.allow_new_digest,
         attached: false,
     };
-    let picked = crate::layout_indexes::pick(&sources, &names.images, &sel)?;
+    let picked = crate::layout_indexes::pick(&sources, &names.images, &excluded, &sel)?;
     let wanted = select::offline_wanted(&sources, &names.images, &excluded, &platform, &picked)?;
     // Images of OCI layouts keep their manifests, as registry images do.
     crate::keep_digests::apply(&wanted, &mut have, args.allow_new_digest);
