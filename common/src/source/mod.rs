@@ -7,7 +7,9 @@
 //!
 //! References: a tag (`app:1`, `docker.io/library/app:1`), a full or 12+-hex-digit prefix of an
 //! image ID, an OCI manifest or index digest, or (OCI layouts and `oci-archive` files) a bare
-//! `org.opencontainers.image.ref.name` such as `app2`, also written `NAME:app2`.
+//! `org.opencontainers.image.ref.name` such as `app2`, also written `NAME:app2`. A reference to
+//! a multi-platform index of a layout gives every platform image and the index
+//! ([`Source::find_index`], see [`layout_index`]), as a registry reference to one does.
 
 mod archive_file;
 mod daemon;
