@@ -238,10 +238,11 @@ pub struct SaveArgs {
     /// The destination has every image in this OCI layout directory; repeatable.
     #[arg(long = "exclude-oci", value_name = "DIR")]
     pub exclude_oci: Vec<PathBuf>,
-    /// Registry indexes (`-i docker://…` naming a multi-platform image): export only this
-    /// platform's image, repeatable (default: every platform, with the index byte for byte; a
-    /// narrowed index is re-made, or with one platform not carried, and the run says so). In
-    /// multi-platform archives and layouts: the one platform exported (default: this machine's).
+    /// Multi-platform indexes (`-i docker://…`, or an OCI layout's or oci-archive's index):
+    /// export only this platform's image, repeatable (default: every platform, with the index
+    /// byte for byte; a narrowed index is re-made, or with one platform not carried, and the run
+    /// says so). Nested indexes of archives and layouts: the one platform exported (the first
+    /// given; default: this machine's).
     #[arg(long, value_name = "OS/ARCH[/VARIANT]")]
     pub platform: Vec<String>,
     /// Leave out the signatures, attestations and SBOMs that cosign's tag scheme attaches to

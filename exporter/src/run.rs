@@ -44,7 +44,7 @@ struct Gathered {
     /// With `--delta`: the images whose layers may serve as delta references, and the sources
     /// holding them besides `sources` (see `crate::deltas`).
     references: Option<crate::deltas::ReferenceImages>,
-    /// The multi-platform indexes that travel (registry references naming one).
+    /// The multi-platform indexes that travel (registry references or layout entries naming one).
     indexes: Vec<partial_common::source_index::SourceIndex>,
     /// What the registry source left out or re-made (indexes, attached manifests), for the
     /// manifest's warnings.
@@ -337,12 +337,26 @@ fn gather_offline(
 ) -> Result<Gathered> {
     let sources = select::open_files(args, &platform)?;
     let excluded = select::offline_excludes(&sources, &names.excludes, &mut have)?;
-    let wanted = select::offline_wanted(&sources, &names.images, &excluded, &platform)?;
-    // Images of OCI layouts keep their manifests, as registry images do; not their indexes.
+    // Multi-platform indexes of layouts travel whole, as registry ones (`--platform` narrows).
+    let sel = Selection {
+        platforms: select::platforms(args).map_err(crate::usage)?,
+        allow_new_digest: args.allow_new_digest,
+        attached: false,
+    };
+    let picked = crate::layout_indexes::pick(&sources, &names.images, &excluded, &sel)?;
+    let wanted = select::offline_wanted(&sources, &names.images, &excluded, &platform, &picked)?;
+    // Images of OCI layouts keep their manifests, as registry images do.
     crate::keep_digests::apply(&wanted, &mut have, args.allow_new_digest);
-    let notes =
-        crate::layout_indexes::check(&wanted, &names.images, &platform, args.allow_new_digest)
-            .map_err(crate::usage)?;
+    let alone: Vec<Image> = wanted
+        .iter()
+        .filter(|i| !picked.images.iter().any(|p| p.id == i.id))
+        .cloned()
+        .collect();
+    let mut notes = picked.notes.clone();
+    notes.extend(
+        crate::layout_indexes::check(&alone, &names.images, &platform, args.allow_new_digest)
+            .map_err(crate::usage)?,
+    );
     for n in &notes {
         eprintln!("warning: {n}");
     }
@@ -361,7 +375,7 @@ fn gather_offline(
         live: false,
         total: plain_size(&args.from_archive, &args.from_oci),
         platform: Some(platform),
-        indexes: Vec::new(),
+        indexes: picked.indexes,
         notes,
         references,
         check_diff_ids: args.check_diff_ids,

@@ -31,18 +31,14 @@ pub fn platforms(args: &SaveArgs) -> Result<Vec<Platform>> {
         .collect()
 }
 
-/// The platform picked from the multi-platform indexes of archives and layouts: `--platform`,
-/// else this machine's; they follow one platform only.
+/// The platform followed in the nested indexes of archives and layouts, which export one
+/// platform of them (a multi-platform index travels whole, see `crate::layout_indexes`):
+/// the first `--platform`, else this machine's.
 pub fn platform(args: &SaveArgs) -> Result<Platform> {
-    match platforms(args)?.as_slice() {
-        [] => Ok(Platform::host()),
-        [one] => Ok(one.clone()),
-        _ => anyhow::bail!(
-            "--platform is given {} times: archives and OCI layouts export one platform (only \
-             registry references, -i docker://…, take several)",
-            args.platform.len()
-        ),
-    }
+    Ok(platforms(args)?
+        .into_iter()
+        .next()
+        .unwrap_or_else(Platform::host))
 }
 
 /// Whether the images come from files (archives or layouts) rather than a daemon.
@@ -88,7 +84,21 @@ fn list_labels(sources: &[Box<dyn Source>]) -> String {
         .join(", ")
 }
 
-/// Adds the `-e` images found in offline `sources` to `have`; returns their IDs.
+/// The images `name` names in offline `sources`: every platform image of a multi-platform
+/// index, else the one image.
+fn find_all(sources: &[Box<dyn Source>], name: &str) -> Vec<Image> {
+    let every = Selection::default();
+    let index = sources
+        .iter()
+        .find_map(|s| s.find_index(name, &every).ok().flatten());
+    match index {
+        Some(c) => c.images,
+        None => find(sources, name).into_iter().collect(),
+    }
+}
+
+/// Adds the `-e` images found in offline `sources` to `have` (every platform of an index);
+/// returns their IDs.
 pub fn offline_excludes(
     sources: &[Box<dyn Source>],
     excludes: &[String],
@@ -96,35 +106,45 @@ pub fn offline_excludes(
 ) -> Result<Vec<Digest>> {
     let mut ids = Vec::new();
     for name in excludes {
-        let Some(img) = find(sources, name) else {
+        let found = find_all(sources, name);
+        if found.is_empty() {
             bail!(
                 "-e {name}: no such image in the inputs given with --from-archive/--from-oci ({})",
                 list_labels(sources)
             );
-        };
-        have.add_image(
-            &img.diff_ids(),
-            &Origin::Image {
-                name: name.clone(),
-                image_id: img.id.clone(),
-            },
-        );
-        ids.push(img.id);
+        }
+        for img in found {
+            have.add_image(
+                &img.diff_ids(),
+                &Origin::Image {
+                    name: name.clone(),
+                    image_id: img.id.clone(),
+                },
+            );
+            ids.push(img.id);
+        }
     }
     Ok(ids)
 }
 
-/// The images to export from offline `sources`: the `-i` ones, or all but `excluded`.
+/// The images to export from offline `sources`: the `-i` ones, or all but `excluded`, with
+/// those of the `picked` indexes (which are not exported again one by one).
 pub fn offline_wanted(
     sources: &[Box<dyn Source>],
     images: &[String],
     excluded: &[Digest],
     platform: &Platform,
+    picked: &crate::layout_indexes::Picked,
 ) -> Result<Vec<Image>> {
-    let mut out: Vec<Image> = Vec::new();
-    if images.is_empty() {
+    let mut out: Vec<Image> = picked.images.clone();
+    let images: Vec<&String> = images
+        .iter()
+        .filter(|n| !picked.names.contains(n))
+        .collect();
+    if picked.names.is_empty() && images.is_empty() {
         for img in sources.iter().flat_map(|s| s.images()) {
-            if !excluded.contains(&img.id) && !out.iter().any(|o| o.id == img.id) {
+            let skip = excluded.contains(&img.id) || picked.covers(img);
+            if !skip && !out.iter().any(|o| o.id == img.id) {
                 out.push(img.clone());
             }
         }

@@ -1,7 +1,8 @@
 //! The small JSON files of an archive: collecting them while streaming, turning them into the
 //! archive's images (from `manifest.json`, or from `index.json` and OCI manifests when there is no
 //! `manifest.json`), following nested indexes (only the wanted platform's descriptors of a
-//! multi-platform index) with bounds against hostile input.
+//! multi-platform index, but every platform of one that travels whole, see
+//! [`super::layout_index`]) with bounds against hostile input.
 
 use super::names::{role_of, EntryRole};
 use super::{ArchiveError, IndexedImage, SourceImage};
@@ -19,11 +20,17 @@ pub(crate) const MAX_JSON: u64 = 16 << 20;
 /// The most index descriptors followed from one `index.json` (real archives have a handful).
 const MAX_WALK: usize = 1 << 16;
 
+/// An image below an index entry: config digest, manifest digest, parent indexes, and whether
+/// it is another platform than the one wanted (an index that travels whole lists it).
+type Found = (Digest, Digest, Vec<Digest>, bool);
+
 /// The work done walking one `index.json`: descriptors visited, and blobs parsed (each once).
 #[derive(Default)]
 struct WalkState {
     visits: usize,
     parsed: HashMap<Digest, Option<Rc<Value>>>,
+    /// Follow every platform of an index that travels whole (else only the wanted one).
+    every_platform: bool,
 }
 
 /// The metadata of one input archive.
@@ -80,12 +87,12 @@ pub(crate) fn blob_entry(d: &Digest) -> String {
 /// What an index descriptor's annotations name: a full reference (a tag), or a bare
 /// `org.opencontainers.image.ref.name` such as `app2` or `1.0` (a tag of the layout, no
 /// repository), which also gives the tag [`tag_of_bare_name`] when it is a valid name.
-enum RefName {
+pub(crate) enum RefName {
     Tag(String),
     Bare(String),
 }
 
-fn ref_name_of(desc: &Value) -> Option<RefName> {
+pub(crate) fn ref_name_of(desc: &Value) -> Option<RefName> {
     let ann = desc.get("annotations")?;
     if let Some(n) = ann.get("io.containerd.image.name").and_then(Value::as_str) {
         return familiar(n).map(RefName::Tag);
@@ -138,7 +145,10 @@ impl Collected {
         if let Some(index) = &self.index {
             let mut found = BTreeMap::new();
             if let Some(list) = index.get("manifests").and_then(Value::as_array) {
-                let mut st = WalkState::default();
+                let mut st = WalkState {
+                    every_platform: true,
+                    ..Default::default()
+                };
                 for desc in list {
                     self.walk(desc, &mut Vec::new(), &mut found, 0, &mut st);
                 }
@@ -194,12 +204,17 @@ impl Collected {
             if depth > 8 {
                 return;
             }
+            // The platforms of an index that travels whole are all followed.
+            let whole = st.every_platform && depth == 0 && self.travels_whole(&v);
             parents.push(d.clone());
             for c in children {
-                if let (Some(want), Some(p)) = (&self.platform, c.get("platform")) {
+                if let (Some(want), Some(p), false) = (&self.platform, c.get("platform"), whole) {
                     if !want.matches(p) {
                         continue;
                     }
+                }
+                if c.pointer("/platform/os").and_then(Value::as_str) == Some("unknown") {
+                    continue; // an attestation, no image (it travels as its index's)
                 }
                 self.walk(c, parents, found, depth + 1, st);
             }
@@ -217,6 +232,25 @@ impl Collected {
                 }
             }
         }
+    }
+
+    /// The images below the index entry `desc` (config digest, manifest digest, parent
+    /// indexes): the wanted platform's first (a tag names it), then the other platforms of an
+    /// index that travels whole.
+    fn walk_ordered(&self, desc: &Value, st: &mut WalkState) -> Vec<Found> {
+        let mut found = BTreeMap::new();
+        self.walk(desc, &mut Vec::new(), &mut found, 0, st);
+        let mut every = BTreeMap::new();
+        st.every_platform = true;
+        self.walk(desc, &mut Vec::new(), &mut every, 0, st);
+        st.every_platform = false;
+        let rest: Vec<Found> = every
+            .into_iter()
+            .filter(|(cfg, _)| !found.contains_key(cfg))
+            .map(|(cfg, (m, parents))| (cfg, m, parents, true))
+            .collect();
+        let wanted = found.into_iter().map(|(cfg, (m, p))| (cfg, m, p, false));
+        wanted.chain(rest).collect()
     }
 
     fn config(&self, entry: &str) -> Result<(Digest, Vec<Digest>), ArchiveError> {
@@ -300,6 +334,7 @@ impl Collected {
                 index_digests: Vec::new(),
                 source_manifest: None,
                 ref_names: Vec::new(),
+                other_platform: false,
             });
         }
         Ok(out)
@@ -322,15 +357,14 @@ impl Collected {
                     continue;
                 }
             }
-            let mut found = BTreeMap::new();
-            self.walk(desc, &mut Vec::new(), &mut found, 0, &mut st);
+            let found = self.walk_ordered(desc, &mut st);
             // A bare ref name is also a tag when Docker would take it as one (`app2`).
             let (tag, bare) = match ref_name_of(desc) {
                 Some(RefName::Tag(t)) => (Some(t), None),
                 Some(RefName::Bare(b)) => (tag_of_bare_name(&b), Some(b)),
                 None => (None, None),
             };
-            for (cfg, (mdigest, parents)) in found {
+            for (cfg, mdigest, parents, other_platform) in found {
                 let centry = blob_entry(&cfg);
                 if !self.json.contains_key(&centry) {
                     continue; // a platform the archive does not carry
@@ -340,6 +374,7 @@ impl Collected {
                 let source_manifest = self.source_manifest(&mdigest)?;
                 if let Some(prev) = out.iter_mut().find(|i| i.source.id == id) {
                     prev.add_names(tag.as_ref(), bare.as_ref());
+                    prev.other_platform &= other_platform;
                     continue;
                 }
                 out.push(IndexedImage {
@@ -354,6 +389,7 @@ impl Collected {
                     index_digests: parents,
                     source_manifest,
                     ref_names: bare.iter().cloned().collect(),
+                    other_platform,
                 });
             }
         }

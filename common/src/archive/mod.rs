@@ -20,6 +20,7 @@
 pub mod blob_files;
 pub mod entries;
 pub(crate) mod entry_stream;
+pub mod layout_index;
 pub(crate) mod legacy_id;
 pub(crate) mod metadata;
 pub(crate) mod names;
@@ -67,6 +68,8 @@ pub struct ArchiveIndex {
     pub links: BTreeMap<String, String>,
     /// Config bytes by config entry name.
     pub configs: BTreeMap<String, Vec<u8>>,
+    /// The indexes of `index.json` that travel whole (layouts without `manifest.json`).
+    pub indexes: Vec<layout_index::LayoutIndex>,
 }
 
 /// One image of an archive, as its `manifest.json` (and config, and for OCI layouts its OCI
@@ -92,6 +95,10 @@ pub struct IndexedImage {
     /// is a valid repository name is also in `source.tags` as `app2:latest`
     /// ([`tag_of_bare_name`](crate::reference::tag_of_bare_name)).
     pub ref_names: Vec<String>,
+    /// A platform image of a multi-platform index that travels whole (see [`layout_index`]),
+    /// of another platform than the one the archive was read for: references (tags, digests)
+    /// do not find it, the index's selection does.
+    pub other_platform: bool,
 }
 
 impl IndexedImage {
@@ -127,7 +134,7 @@ impl ArchiveIndex {
     pub fn find(&self, reference: &str) -> Option<&IndexedImage> {
         let reference = reference.trim();
         if let Some(want) = familiar(reference) {
-            let hit = self.images.iter().find(|img| {
+            let hit = self.on_platform().find(|img| {
                 img.source
                     .tags
                     .iter()
@@ -144,14 +151,12 @@ impl ArchiveIndex {
         if let Ok(d) = Digest::from_hex(hex) {
             // The containerd store names images by their manifest or index digest.
             return self
-                .images
-                .iter()
+                .on_platform()
                 .find(|i| i.source.id == d)
-                .or_else(|| self.images.iter().find(|i| i.named_by(&d)));
+                .or_else(|| self.on_platform().find(|i| i.named_by(&d)));
         }
         let mut hits = self
-            .images
-            .iter()
+            .on_platform()
             .filter(|i| i.source.id.hex().starts_with(hex));
         let first = hits.next()?;
         if hits.any(|h| h.source.id != first.source.id) {
@@ -160,11 +165,16 @@ impl ArchiveIndex {
         Some(first)
     }
 
+    /// The images references find: not those of other platforms than the one read for.
+    fn on_platform(&self) -> impl Iterator<Item = &IndexedImage> + Clone {
+        self.images.iter().filter(|i| !i.other_platform)
+    }
+
     /// An image by a bare layout tag: `1.0` itself, or `NAME:1.0`.
     fn find_bare(&self, reference: &str) -> Option<&IndexedImage> {
         let last = reference.rsplit('/').next().unwrap_or(reference);
         let tag = last.rsplit_once(':').map(|(_, t)| t).unwrap_or(reference);
-        self.images.iter().find(|img| {
+        self.on_platform().find(|img| {
             img.ref_names
                 .iter()
                 .any(|r| r == reference || (last.contains(':') && r == tag))

@@ -149,5 +149,6 @@ pub(crate) fn index_of(
         entries,
         links,
         configs,
+        indexes: c.layout_indexes()?,
     })
 }

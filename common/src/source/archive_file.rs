@@ -2,7 +2,7 @@
 //! legacy, ≥ 25 and containerd layouts, containers/image `docker-archive`, go-containerregistry
 //! tarballs, `oci-archive`. Scanned once for its metadata, then streamed a second time.
 
-use super::{find_in_index, Sink, Source};
+use super::{find_in_index, IndexChoice, LayoutIndexError, Selection, Sink, Source};
 use crate::archive::{scan_with, ArchiveError, ArchiveIndex};
 use crate::image::{Image, Platform};
 use std::io::{BufReader, Read};
@@ -25,7 +25,8 @@ pub fn open_plain(path: &Path) -> Result<Box<dyn Read + Send>, ArchiveError> {
 }
 
 impl ArchiveSource {
-    /// Scans `path`; in multi-platform indexes only `platform`'s images are read.
+    /// Scans `path`; in nested multi-platform indexes only `platform`'s images are
+    /// read (references find `platform`'s image; a multi-platform index keeps every platform).
     pub fn open(path: &Path, platform: Option<&Platform>) -> Result<Self, ArchiveError> {
         let index = scan_with(open_plain(path)?, platform)?;
         let images = index.models();
@@ -57,6 +58,18 @@ impl Source for ArchiveSource {
 
     fn find(&self, reference: &str) -> Option<Image> {
         find_in_index(&self.index, reference)
+    }
+
+    fn find_index(
+        &self,
+        reference: &str,
+        sel: &Selection,
+    ) -> Result<Option<IndexChoice>, LayoutIndexError> {
+        super::layout_index::choose(&self.index, &self.label(), reference, sel)
+    }
+
+    fn every_index(&self, sel: &Selection) -> Result<Vec<IndexChoice>, LayoutIndexError> {
+        super::layout_index::every(&self.index, &self.label(), sel)
     }
 
     fn stream(&self, _wanted: &[Image], sink: &mut dyn Sink) -> Result<(), ArchiveError> {

@@ -7,10 +7,13 @@
 //!
 //! References: a tag (`app:1`, `docker.io/library/app:1`), a full or 12+-hex-digit prefix of an
 //! image ID, an OCI manifest or index digest, or (OCI layouts and `oci-archive` files) a bare
-//! `org.opencontainers.image.ref.name` such as `app2`, also written `NAME:app2`.
+//! `org.opencontainers.image.ref.name` such as `app2`, also written `NAME:app2`. A reference to
+//! a multi-platform index of a layout gives every platform image and the index
+//! ([`Source::find_index`], see [`layout_index`]), as a registry reference to one does.
 
 mod archive_file;
 mod daemon;
+pub mod layout_index;
 mod oci_dir;
 mod registry;
 mod registry_index;
@@ -18,6 +21,7 @@ mod registry_index;
 pub use crate::archive::blob_files::{BlobFile, BlobFiles};
 pub use archive_file::ArchiveSource;
 pub use daemon::DaemonSource;
+pub use layout_index::{IndexChoice, LayoutIndexError};
 pub use oci_dir::OciDirSource;
 pub use registry::{strip_scheme, RegistrySource, Selection, SCHEME};
 
@@ -86,6 +90,20 @@ pub trait Source: Send {
     fn images(&self) -> &[Image];
     /// The image a reference names, with the tag the reference gives it (when it is a tag).
     fn find(&self, reference: &str) -> Option<Image>;
+    /// What travels of the multi-platform index `reference` names (OCI layouts and
+    /// oci-archives, see [`layout_index`]): its platform images chosen by `sel`, and the index;
+    /// `Ok(None)` when it names no such index (an image: see [`Source::find`]).
+    fn find_index(
+        &self,
+        _reference: &str,
+        _sel: &Selection,
+    ) -> Result<Option<IndexChoice>, LayoutIndexError> {
+        Ok(None)
+    }
+    /// What travels of every multi-platform index of the source (an export of all its images).
+    fn every_index(&self, _sel: &Selection) -> Result<Vec<IndexChoice>, LayoutIndexError> {
+        Ok(Vec::new())
+    }
     /// Streams the blobs of `wanted` (images of this source) into `sink`.
     fn stream(&self, wanted: &[Image], sink: &mut dyn Sink) -> Result<(), ArchiveError>;
     /// Whether the source holds `img` (by ID or alias).

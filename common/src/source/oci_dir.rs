@@ -3,7 +3,7 @@
 //! blobs are only measured and sniffed); to stream, its metadata files and the layer blobs of
 //! the wanted images are handed to the engine file by file, each opened when it is reached.
 
-use super::{find_in_index, Sink, Source};
+use super::{find_in_index, IndexChoice, LayoutIndexError, Selection, Sink, Source};
 use crate::archive::blob_files::BlobFile;
 use crate::archive::metadata::{Collected, MAX_JSON};
 use crate::archive::scan::index_of;
@@ -36,7 +36,8 @@ fn read_small(path: &Path) -> Result<Vec<u8>, ArchiveError> {
 }
 
 impl OciDirSource {
-    /// Reads the layout at `dir`; in multi-platform indexes only `platform`'s images are read.
+    /// Reads the layout at `dir`; in nested multi-platform indexes only `platform`'s images are
+    /// read (references find `platform`'s image; a multi-platform index keeps every platform).
     pub fn open(dir: &Path, platform: Option<&Platform>) -> Result<Self, ArchiveError> {
         let label = dir.display().to_string();
         let mut c = Collected {
@@ -126,6 +127,18 @@ impl Source for OciDirSource {
 
     fn find(&self, reference: &str) -> Option<Image> {
         find_in_index(&self.index, reference)
+    }
+
+    fn find_index(
+        &self,
+        reference: &str,
+        sel: &Selection,
+    ) -> Result<Option<IndexChoice>, LayoutIndexError> {
+        super::layout_index::choose(&self.index, &self.label(), reference, sel)
+    }
+
+    fn every_index(&self, sel: &Selection) -> Result<Vec<IndexChoice>, LayoutIndexError> {
+        super::layout_index::every(&self.index, &self.label(), sel)
     }
 
     fn stream(&self, wanted: &[Image], sink: &mut dyn Sink) -> Result<(), ArchiveError> {

@@ -53,7 +53,7 @@ pub(super) struct Chosen {
 }
 
 /// `os/arch[/variant]` of an entry.
-fn name(d: &Descriptor) -> String {
+pub(super) fn name(d: &Descriptor) -> String {
     d.platform
         .as_ref()
         .map_or_else(|| d.digest.to_string(), Platform::to_string)
@@ -158,27 +158,33 @@ pub(super) async fn choose(
             tagged: false,
         });
     }
-    narrow(reg, &whole, first, recorded, images, &left_out, warnings)
+    narrow(&whole, &first.digest, recorded, images, &left_out, warnings).map_err(|reason| {
+        RegistryError::Protocol {
+            registry: reg.name().to_string(),
+            what: format!("index {whole}"),
+            reason,
+        }
+    })
 }
 
-/// The index `recorded` (read as `first`, named `whole`) narrowed to `images`: not carried
-/// when one is left, else re-made with their entries; says so in `warnings`.
-fn narrow(
-    reg: &Registry,
+/// The index `recorded` (of digest `source`, named `whole`) narrowed to `images`: not carried
+/// when one is left, else re-made with their entries; says so in `warnings`. Shared with OCI
+/// layouts (`super::layout_index`); `Err` when the index text cannot be re-made.
+pub(super) fn narrow(
     whole: &str,
-    first: &RawManifest,
+    source: &Digest,
     mut recorded: SourceIndex,
     images: Vec<(Digest, String)>,
     left_out: &[String],
     warnings: &mut Vec<String>,
-) -> Result<Chosen, RegistryError> {
+) -> Result<Chosen, String> {
     let chosen_names: Vec<&str> = images.iter().map(|(_, p)| p.as_str()).collect();
     if images.len() == 1 {
         warnings.push(format!(
             "the index {} ({whole}) is not carried: --platform keeps only {} (left out: {}); \
              its tag will name that platform's image, and the index digest will not exist at \
              the destination",
-            first.digest,
+            source,
             chosen_names.join(", "),
             left_out.join(", ")
         ));
@@ -189,18 +195,14 @@ fn narrow(
         });
     }
     let keep: Vec<Digest> = images.iter().map(|(d, _)| d.clone()).collect();
-    let text = remake(&recorded.text, &keep).map_err(|reason| RegistryError::Protocol {
-        registry: reg.name().to_string(),
-        what: format!("index {whole}"),
-        reason,
-    })?;
-    recorded.remade_from = Some(first.digest.clone());
+    let text = remake(&recorded.text, &keep)?;
+    recorded.remade_from = Some(source.clone());
     recorded.digest = Digest::of_bytes(&text);
     recorded.text = String::from_utf8_lossy(&text).into_owned();
     recorded.extra.clear();
     warnings.push(format!(
         "the index {} ({whole}) is re-made with {} only (left out: {}): its digest changes to {}",
-        first.digest,
+        source,
         chosen_names.join(", "),
         left_out.join(", "),
         recorded.digest

@@ -523,6 +523,67 @@ pub fn oci(images: &[&TestImage], compressed: bool, with_manifest_json: bool) ->
     }
 }
 
+/// Moves the `index.json` entries of the images of `platforms` (each with its architecture, OS
+/// `linux`) in a layout `built` by [`oci`] (no `manifest.json`) into a multi-platform index blob,
+/// named `ref_name` in `index.json` (extra entries, such as attestations, appended to it);
+/// returns the index digest.
+pub fn multi_platform(
+    built: &mut Built,
+    platforms: &[(&TestImage, &str)],
+    extra: &[Value],
+    ref_name: &str,
+) -> Digest {
+    let Some(Kind::File(top)) = built
+        .entries
+        .iter()
+        .find(|e| e.name == "index.json")
+        .map(|e| e.kind.clone())
+    else {
+        panic!("no index.json")
+    };
+    let top: Value = serde_json::from_slice(&top).unwrap();
+    let mut kept = Vec::new();
+    let mut listed = Vec::new();
+    for d in top["manifests"].as_array().unwrap() {
+        let name = d["annotations"]["io.containerd.image.name"]
+            .as_str()
+            .unwrap_or_default();
+        let arch = platforms.iter().find_map(|(img, arch)| {
+            img.tags
+                .iter()
+                .any(|t| name == format!("docker.io/library/{t}"))
+                .then_some(*arch)
+        });
+        match arch {
+            Some(arch) => {
+                let mut d = d.clone();
+                d.as_object_mut().unwrap().remove("annotations");
+                d["platform"] = json!({"os": "linux", "architecture": arch});
+                listed.push(d);
+            }
+            None => kept.push(d.clone()),
+        }
+    }
+    listed.extend(extra.iter().cloned());
+    let media = "application/vnd.oci.image.index.v1+json";
+    let list =
+        serde_json::to_vec(&json!({"schemaVersion": 2, "mediaType": media, "manifests": listed}))
+            .unwrap();
+    let digest = Digest::of_bytes(&list);
+    built.entries.push(TEntry::file(
+        &format!("blobs/sha256/{}", digest.hex()),
+        list.clone(),
+    ));
+    kept.push(
+        json!({"mediaType": media, "digest": digest, "size": list.len(),
+                     "annotations": {"org.opencontainers.image.ref.name": ref_name}}),
+    );
+    let top = json!({"schemaVersion": 2, "mediaType": media, "manifests": kept});
+    built.set_data("index.json", serde_json::to_vec(&top).unwrap());
+    built.entries.sort_by(|a, b| a.name.cmp(&b.name));
+    digest
+}
+
 /// The entries of an OCI layout: `blobs/`, `index.json` listing `index`, `manifest.json` and
 /// `repositories` when given, `oci-layout`.
 fn oci_entries(

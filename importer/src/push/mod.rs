@@ -101,7 +101,10 @@ pub async fn run(args: PushArgs) -> Result<()> {
         .zip(&planned.present)
         .zip(kept);
     for (((image, targets), present), kept) in all {
-        let as_source = kept.is_some();
+        // Already there by its source digest (a platform image pushed before) counts as kept,
+        // so its index is still pushed.
+        let source = image.source_manifest.as_ref().map(|m| &m.digest);
+        let as_source = kept.is_some() || (present.is_some() && present.as_ref() == source);
         let digest = match present {
             Some(digest) => digest.clone(),
             None => {

@@ -128,10 +128,12 @@ mod tests {
                 index_digests: vec![],
                 source_manifest: None,
                 ref_names: vec![],
+                other_platform: false,
             }],
             entries: Default::default(),
             links: Default::default(),
             configs: Default::default(),
+            indexes: Vec::new(),
         };
         let present = BTreeSet::from([format!("blobs/sha256/{}", "e".repeat(64))]);
         let needed = missing_entries(&index, &present);

@@ -8,10 +8,11 @@
 //! the digest holds), and from a umoci layout, into registry C; zstd layers (carried
 //! decompressed) are said at the export to lose the digest, and the push refuses them (exit 4)
 //! unless `--allow-new-digest`. A layout whose layer blob or manifest was altered is exit
-//! 3 naming the blob. Of a two-platform index in a layout, one platform's image travels with its
-//! manifest digest and the index is said to stay behind (named by digest: exit 2 unless
-//! `--allow-new-digest`). The bundle still loads into a Docker daemon holding the base, giving the
-//! layout's image ID.
+//! 3 naming the blob. A two-platform index in a layout travels whole, as a registry's: pushed
+//! into C it keeps the layout's index digest and every platform manifest's, and a daemon loads
+//! its own platform, tagged; `--platform` narrowing says the index stays behind or its digest
+//! changes (named by digest: exit 2 unless `--allow-new-digest`). The bundle still loads into a
+//! Docker daemon holding the base, giving the layout's image ID.
 
 use super::identity::manifest_digest;
 use partial_tests::cli::{keygen, load, push_args, save, Run};
@@ -140,7 +141,7 @@ fn an_oci_layout_image_keeps_its_manifest_digest() {
     umoci_layout_keeps_it(&scene);
     zstd_layers_lose_it_said_so(&scene);
     tampered_layouts_are_exit_3(&scene, &layers);
-    two_platform_index_stays_behind(&scene);
+    two_platform_index_travels_whole(&scene);
 }
 
 /// The daemon's standard scene, `app:2` and `base:1` as skopeo layouts, `base:1` in B, and B's
@@ -347,29 +348,161 @@ fn tampered_layouts_are_exit_3(scene: &Scene, layers: &[serde_json::Value]) {
     assert!(refused.stderr.contains(hex), "{}", refused.stderr);
 }
 
-/// A two-platform index in a layout: its linux/amd64 image travels with its manifest digest;
-/// the index does not, said so; named by its digest it is refused unless --allow-new-digest.
-fn two_platform_index_stays_behind(scene: &Scene) {
-    let (d, app, layout_digest) = (scene.d(), &scene.app, &scene.layout_digest);
+/// The manifest digests the index blob `index` of `layout` lists (platform images first).
+fn index_entries(layout: &Path, index: &str) -> Vec<String> {
+    let text = std::fs::read(layout.join("blobs/sha256").join(&index[7..])).unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&text).unwrap();
+    let list = v["manifests"].as_array().expect("an index");
+    list.iter()
+        .map(|d| d["digest"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// Adds a build attestation (platform `unknown/unknown`, as buildx writes) to the index that
+/// `layout` names `name`; returns the new index digest and the attestation's.
+fn add_attestation(layout: &Path, name: &str) -> (String, String) {
+    let blobs = layout.join("blobs/sha256");
+    let write = |bytes: &[u8]| -> (String, usize) {
+        let d = partial_tests::sha256_digest(bytes);
+        std::fs::write(blobs.join(&d[7..]), bytes).unwrap();
+        (d, bytes.len())
+    };
+    let top_path = layout.join("index.json");
+    let mut top: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&top_path).unwrap()).unwrap();
+    let old = listed_digest(&std::fs::read(&top_path).unwrap(), name);
+    let mut index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(blobs.join(&old[7..])).unwrap()).unwrap();
+    let (config, config_size) = write(b"{}");
+    let statement = serde_json::json!({"_type": "https://in-toto.io/Statement/v1",
+        "subject": [{"digest": {"sha256": &index["manifests"][0]["digest"].as_str().unwrap()[7..]}}]});
+    let (layer, layer_size) = write(&serde_json::to_vec(&statement).unwrap());
+    let manifest = serde_json::json!({"schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.empty.v1+json", "digest": config,
+                   "size": config_size},
+        "layers": [{"mediaType": "application/vnd.in-toto+json", "digest": layer,
+                    "size": layer_size}]});
+    let (att, att_size) = write(&serde_json::to_vec(&manifest).unwrap());
+    index["manifests"]
+        .as_array_mut()
+        .unwrap()
+        .push(serde_json::json!({
+        "mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": att,
+        "size": att_size, "platform": {"os": "unknown", "architecture": "unknown"},
+        "annotations": {"vnd.docker.reference.type": "attestation-manifest"}}));
+    let (new, new_size) = write(&serde_json::to_vec(&index).unwrap());
+    for d in top["manifests"].as_array_mut().unwrap() {
+        if d["digest"] == old.as_str() {
+            d["digest"] = serde_json::json!(new);
+            d["size"] = serde_json::json!(new_size);
+        }
+    }
+    std::fs::write(&top_path, serde_json::to_vec(&top).unwrap()).unwrap();
+    (new, att)
+}
+
+/// A two-platform index in a layout (with a build attestation) travels whole, as a registry
+/// index does: every platform image untagged and the index byte for byte; `push` into C gives
+/// the layout's index digest under its tag and each platform manifest by digest, and a Docker
+/// daemon loads its own platform, tagged. `--platform` narrows it, said so (one platform: the
+/// index stays behind; two of its three entries: re-made, its digest changes); named by its
+/// digest it is exit 2 unless `--allow-new-digest`.
+fn two_platform_index_travels_whole(scene: &Scene) {
+    let (d, app) = (scene.d(), &scene.app);
     let multi = d.join("multi-oci");
     copy_layout(app, &multi);
     let extra = rootfs_tar(46, &[16 << 10], Content::Compressible);
     add_platform_variant(&multi, "app:2", "arm64", &extra).unwrap();
-    let index = listed_digest(&std::fs::read(multi.join("index.json")).unwrap(), "app:2");
-    let from = ["--from-oci", &s(&multi), "--platform", "linux/amd64"];
+    let (index, attestation) = add_attestation(&multi, "app:2");
+    let entries = index_entries(&multi, &index);
+    assert_eq!(entries.len(), 3);
+    assert_eq!(entries[0], scene.layout_digest);
+    let from = ["--from-oci", &s(&multi)];
     let run = export(d, &from, "multi.tgz", &[]).ok();
+    assert!(!run.stderr.contains("not carried"), "{}", run.stderr);
+    let m = signed(&d.join("multi.tgz"));
+    assert_eq!(m["indexes"][0]["digest"], index.as_str(), "{m}");
+    assert_eq!(m["indexes"][0]["extra"][0]["tag"], attestation.as_str());
+    let images = m["images"].as_array().unwrap();
+    assert_eq!(images.len(), 2, "{m}");
+    for img in images {
+        let digest = img["source_manifest"]["digest"].as_str().unwrap();
+        assert!(entries[..2].iter().any(|e| e == digest), "{digest}");
+        assert!(img["tags"].as_array().is_none_or(|t| t.is_empty()), "{img}");
+    }
+    whole_index_is_pushed_and_loaded(scene, &index, &entries);
+    narrowed_index_is_said(scene, &multi, &index);
+}
+
+/// The whole-index bundle into C (the index digest under its tag, every entry by digest) and
+/// into a Docker daemon (its own platform, tagged).
+fn whole_index_is_pushed_and_loaded(scene: &Scene, index: &str, entries: &[String]) {
+    let (d, c) = (scene.d(), &scene.c);
+    let bundle = d.join("multi.tgz");
+    let run = push(&bundle, d, &c.addr, "multi.state").ok();
+    let out: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(out["indexes"][0]["digest"], index, "{}", run.stdout);
+    assert_eq!(manifest_digest(&format!("{}/app:2", c.addr)), index);
+    for e in entries {
+        assert_eq!(&manifest_digest(&format!("{}/app@{e}", c.addr)), e);
+    }
+    let airgap = require_daemon(DaemonOptions::labelled("layout-identity-multi")).expect("daemon");
+    let state = s(&d.join("multi-load.state"));
+    let team = s(&d.join("team.pub"));
+    let args = [
+        "load",
+        &s(&bundle),
+        "--key",
+        &team,
+        "-H",
+        &airgap.host(),
+        "--state",
+        &state,
+    ];
+    let run = load(&args).ok();
+    assert_eq!(
+        airgap.image_id("app:2").unwrap(),
+        oci_config_digest(&scene.app, "app:2").unwrap(),
+        "{}",
+        run.stderr
+    );
+    drop(airgap);
+}
+
+/// `--platform` narrows the index, said so: one platform leaves it behind (that image keeps its
+/// manifest digest and takes the tag); two of its three entries re-make it (its digest changes);
+/// pinned by digest, narrowing is exit 2 unless `--allow-new-digest`.
+fn narrowed_index_is_said(scene: &Scene, multi: &Path, index: &str) {
+    let (d, layout_digest) = (scene.d(), &scene.layout_digest);
+    let from = ["--from-oci", &s(multi), "--platform", "linux/amd64"];
+    let run = export(d, &from, "amd.tgz", &[]).ok();
     assert!(
         run.stderr.contains(&format!("the index {index}")) && run.stderr.contains("not carried"),
         "{}",
         run.stderr
     );
-    let m = signed(&d.join("multi.tgz"));
+    let m = signed(&d.join("amd.tgz"));
     assert_eq!(
         m["images"][0]["source_manifest"]["digest"],
         layout_digest.as_str()
     );
-    assert!(m["warnings"].to_string().contains(&index), "{m}");
-    let pinned = ["-i", index.as_str()];
+    assert_eq!(m["images"][0]["tags"][0], "app:2", "{m}");
+    assert!(m.get("indexes").is_none(), "{m}");
+    assert!(m["warnings"].to_string().contains(index), "{m}");
+    let both = [&from[..], &["--platform", "linux/arm64"][..]].concat();
+    let run = export(d, &both, "both.tgz", &[]).ok();
+    let m = signed(&d.join("both.tgz"));
+    let remade = m["indexes"][0]["digest"].as_str().unwrap().to_string();
+    assert_ne!(remade, index);
+    assert_eq!(m["indexes"][0]["remade_from"], index);
+    assert!(
+        run.stderr
+            .contains(&format!("its digest changes to {remade}")),
+        "{}",
+        run.stderr
+    );
+    let pinned = ["-i", index];
     let refused = export(d, &[&from[..], &pinned[..]].concat(), "pin.tgz", &[]).expect_code(2);
     assert!(
         refused.stderr.contains("--allow-new-digest"),
