@@ -17,7 +17,7 @@ use partial_common::manifest::{self, BundleManifest, FileEntry};
 use partial_common::output::{self, naming};
 use partial_common::plan::Plan;
 use partial_common::progress;
-use partial_common::source::{RegistrySource, Selection, Source, SCHEME};
+use partial_common::source::{Blame, RegistrySource, Selection, Source};
 use partial_delta_encode::coder::DeltaNote;
 use std::cell::Cell;
 use std::io::Write;
@@ -32,10 +32,7 @@ struct Gathered {
     sources: Vec<Box<dyn Source>>,
     wanted: Vec<Image>,
     have: HaveSet,
-    desc: manifest::Source,
-    /// Errors of the stream are the daemon's or a registry's (exit 5) rather than bad input
-    /// (exit 3).
-    live: bool,
+    desc: manifest::Provenance,
     /// The bytes the sources will stream, when known in advance (for the progress bar).
     total: Option<u64>,
     /// The platform followed in the streams' multi-platform indexes (offline inputs: the one
@@ -371,8 +368,7 @@ fn gather_offline(
         sources,
         wanted,
         have,
-        desc: manifest::Source::Archives { files },
-        live: false,
+        desc: manifest::Provenance::Archives { files },
         total: plain_size(&args.from_archive, &args.from_oci),
         platform: Some(platform),
         indexes: picked.indexes,
@@ -419,7 +415,6 @@ async fn gather_live(
         wanted: live.wanted,
         have,
         desc: live.desc,
-        live: true,
         total: live.total,
         platform: None,
         references,
@@ -433,7 +428,7 @@ async fn gather_live(
 struct LiveDaemon {
     sources: Vec<Box<dyn Source>>,
     wanted: Vec<Image>,
-    desc: manifest::Source,
+    desc: manifest::Provenance,
     /// The daemon's estimate of its export, for the progress bar (unknown with registry images).
     total: Option<u64>,
     delta_refs: Option<crate::deltas::ReferenceImages>,
@@ -445,7 +440,7 @@ impl LiveDaemon {
         LiveDaemon {
             sources: Vec::new(),
             wanted: Vec::new(),
-            desc: manifest::Source::Registry { references },
+            desc: manifest::Provenance::Registry { references },
             total: None,
             delta_refs: None,
         }
@@ -482,9 +477,9 @@ async fn live_daemon(
         }
     }
     live.desc = if references.is_empty() {
-        manifest::Source::Daemon { host, daemon: info }
+        manifest::Provenance::Daemon { host, daemon: info }
     } else {
-        manifest::Source::DaemonAndRegistry {
+        manifest::Provenance::DaemonAndRegistry {
             host,
             daemon: info,
             references,
@@ -529,18 +524,14 @@ async fn open_registries(
 /// An engine error as the binary reports it: a write error is ours (exit 1), the daemon's
 /// stream failing is the daemon's (exit 5), a registry that fails or stalls mid-blob is the
 /// registry's (exit 5), anything else in an input file or a registry's blobs is bad input (3).
-pub(crate) fn classify(e: ArchiveError, label: &str, live: bool) -> anyhow::Error {
+pub(crate) fn classify(e: ArchiveError, label: &str, blame: Blame) -> anyhow::Error {
     let write = matches!(e, ArchiveError::Write(_) | ArchiveError::Spool(_));
     let e = crate::maybe_registry_failure(anyhow::Error::new(e).context(label.to_string()));
-    let registry = label.starts_with(SCHEME);
-    if live && !registry {
-        return crate::maybe_daemon_failure(e);
-    }
-    // A registry blob stream that stalled is a `Stalled` error, as a daemon's.
-    let e = if registry {
-        crate::maybe_daemon_failure(e)
-    } else {
-        e
+    let e = match blame {
+        Blame::Daemon => return crate::maybe_daemon_failure(e),
+        // A registry blob stream that stalled is a `Stalled` error, as a daemon's.
+        Blame::Registry => crate::maybe_daemon_failure(e),
+        Blame::Input => e,
     };
     let coded = e.chain().any(|c| c.is::<partial_common::exit::Coded>());
     if write || coded {
@@ -561,7 +552,7 @@ async fn export<W: Write + Send + 'static>(
     let observer = Observer::new(bar.clone(), written);
     if matches!(
         g.desc,
-        manifest::Source::Daemon { .. } | manifest::Source::DaemonAndRegistry { .. }
+        manifest::Provenance::Daemon { .. } | manifest::Provenance::DaemonAndRegistry { .. }
     ) {
         bar.wait("the daemon is preparing the export");
     }
@@ -570,12 +561,15 @@ async fn export<W: Write + Send + 'static>(
             sources,
             wanted,
             have,
-            live,
             platform,
             references,
             check_diff_ids,
             ..
         } = g;
+        // Whose fault a failure is that no one source explains (the engine's end).
+        let blame = sources.iter().map(|s| s.blame()).max();
+        let blame = blame.unwrap_or(Blame::Input);
+        let live = blame != Blame::Input;
         let coder = match references {
             Some(r) => Some(crate::deltas::coder(r, &sources, &wanted, &have, live)?),
             None => None,
@@ -604,12 +598,12 @@ async fn export<W: Write + Send + 'static>(
             streamed.extend(mine.iter().map(|w| w.id.clone()));
             let label = src.label();
             src.stream(&mine, &mut engine)
-                .map_err(|e| classify(e, &label, live))?;
+                .map_err(|e| classify(e, &label, src.blame()))?;
             labels.push(label);
         }
         let (plan, w) = engine
             .finish()
-            .map_err(|e| classify(e, &labels.join(", "), live))?;
+            .map_err(|e| classify(e, &labels.join(", "), blame))?;
         let notes = notes
             .map(|n| std::mem::take(&mut *n.lock().unwrap_or_else(|p| p.into_inner())))
             .unwrap_or_default();
@@ -626,7 +620,7 @@ fn manifest_of(
     args: &SaveArgs,
     compression: Compression,
     written: &output::FinishedOutput,
-    desc: manifest::Source,
+    desc: manifest::Provenance,
     plan: &Plan,
 ) -> Result<BundleManifest> {
     let whole = written.whole().clone();

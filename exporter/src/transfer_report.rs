@@ -7,7 +7,7 @@
 use crate::cli::SaveArgs;
 use anyhow::{Context, Result};
 use partial_common::daemon::{self, Daemon, ImageMeta};
-use partial_common::manifest::{BundleManifest, Source};
+use partial_common::manifest::{BundleManifest, Provenance};
 use partial_common::output::{AtomicFile, MultiFileReader};
 use partial_common::sign::{self, SecretKey};
 use partial_common::Digest;
@@ -58,7 +58,7 @@ async fn reach(
     m: &BundleManifest,
 ) -> std::result::Result<(Daemon, Vec<ImageMeta>), String> {
     match &m.source {
-        Source::Daemon { .. } | Source::DaemonAndRegistry { .. } => {}
+        Provenance::Daemon { .. } | Provenance::DaemonAndRegistry { .. } => {}
         _ => {
             return Err(
                 "the images were not read from a daemon: the report compares against a Docker \

@@ -44,7 +44,7 @@ impl std::fmt::Display for ToolInfo {
 /// Where the images came from.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
-pub enum Source {
+pub enum Provenance {
     /// A live daemon.
     Daemon { host: String, daemon: DaemonInfo },
     /// Existing `docker save` archives (offline mode).
@@ -172,7 +172,7 @@ pub struct BundleManifest {
     /// With `--ledger`, from bundle 2 on: the sha256 of the previous bundle's manifest bytes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub previous: Option<Digest>,
-    pub source: Source,
+    pub source: Provenance,
     pub bundle: Bundle,
     pub images: Vec<Image>,
     /// The multi-platform indexes that travel, each listing images of `images` (see
@@ -257,7 +257,7 @@ pub fn now_rfc3339() -> String {
 
 impl BundleManifest {
     /// Builds the manifest of a finished export.
-    pub fn new(tool: ToolInfo, source: Source, bundle: Bundle, plan: &Plan) -> Self {
+    pub fn new(tool: ToolInfo, source: Provenance, bundle: Bundle, plan: &Plan) -> Self {
         let images = plan
             .images
             .iter()
@@ -491,7 +491,7 @@ pub(crate) mod tests {
     #[test]
     fn registry_sources_round_trip() {
         let mut m = sample();
-        m.source = Source::Registry {
+        m.source = Provenance::Registry {
             references: vec!["127.0.0.1:5000/app:2@sha256:00".into()],
         };
         let bytes = m.to_bytes();

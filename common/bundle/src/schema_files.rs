@@ -8,7 +8,7 @@
 
 use crate::inventory::Inventory;
 use crate::ledger::Ledger;
-use crate::manifest::{tests::sample, BundleManifest, ChartEntry, Source, ToolInfo};
+use crate::manifest::{tests::sample, BundleManifest, ChartEntry, Provenance, ToolInfo};
 use partial_core::digest::Digest;
 use partial_core::testutil::schema::validator;
 use partial_daemon::{DaemonInfo, ImageMeta};
@@ -48,7 +48,7 @@ fn schema_files_bundle_manifests_of_every_kind_match_their_schema() {
     check_manifest("archives source", &base);
 
     let mut m = base.clone();
-    m.source = Source::Daemon {
+    m.source = Provenance::Daemon {
         host: "unix:///var/run/docker.sock".into(),
         daemon: daemon_info(),
     };
@@ -56,7 +56,7 @@ fn schema_files_bundle_manifests_of_every_kind_match_their_schema() {
     check_manifest("daemon source", &m);
 
     let mut m = base.clone();
-    m.source = Source::Registry {
+    m.source = Provenance::Registry {
         references: vec![format!(
             "registry.local:5000/app:2@{}",
             Digest::of_bytes(b"m")
@@ -65,7 +65,7 @@ fn schema_files_bundle_manifests_of_every_kind_match_their_schema() {
     check_manifest("registry source", &m);
 
     let mut m = base.clone();
-    m.source = Source::DaemonAndRegistry {
+    m.source = Provenance::DaemonAndRegistry {
         host: "unix:///var/run/docker.sock".into(),
         daemon: daemon_info(),
         references: vec!["registry.local:5000/app:2".into()],

@@ -1,7 +1,7 @@
 //! Test helpers (feature `testutil`, and this crate's own tests): a sample bundle manifest for
 //! the tests of the files that record one.
 
-use crate::manifest::{Bundle, BundleManifest, FileEntry, Source, ToolInfo};
+use crate::manifest::{Bundle, BundleManifest, FileEntry, Provenance, ToolInfo};
 use partial_core::digest::chain_ids;
 use partial_core::Digest;
 use partial_model::have::Origin;
@@ -71,7 +71,7 @@ pub fn sample_manifest() -> BundleManifest {
             name: "partial-save".into(),
             version: "0.1.0".into(),
         },
-        Source::Archives {
+        Provenance::Archives {
             files: vec!["full.tar".into()],
         },
         bundle,

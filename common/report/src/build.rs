@@ -7,7 +7,7 @@ use crate::layers::{DbState, PathSet};
 use crate::model::*;
 use crate::packages::{self, Manager};
 use crate::scan::BundleScan;
-use partial_common::manifest::{BundleManifest, Image, Layer, Source};
+use partial_common::manifest::{BundleManifest, Image, Layer, Provenance};
 use partial_common::Digest;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -99,9 +99,9 @@ pub fn bundle_info(
 }
 
 /// The registry digest a `docker://` source pinned for one of `tags`.
-fn registry_digest(source: &Source, tags: &[String]) -> Option<String> {
+fn registry_digest(source: &Provenance, tags: &[String]) -> Option<String> {
     let refs = match source {
-        Source::Registry { references } | Source::DaemonAndRegistry { references, .. } => {
+        Provenance::Registry { references } | Provenance::DaemonAndRegistry { references, .. } => {
             references
         }
         _ => return None,
@@ -128,7 +128,7 @@ fn image(
         .map(|m| m.digest.to_string())
         .or_else(|| registry_digest(&manifest.source, &img.tags));
     let origin = match manifest.source {
-        Source::Archives { .. } => "source layout",
+        Provenance::Archives { .. } => "source layout",
         _ => "registry",
     };
     let (manifest_digest, from) = match from_registry {

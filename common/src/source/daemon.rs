@@ -62,6 +62,10 @@ impl DaemonSource {
 }
 
 impl Source for DaemonSource {
+    fn blame(&self) -> super::Blame {
+        super::Blame::Daemon
+    }
+
     fn label(&self) -> String {
         format!(
             "export of {} from {}",

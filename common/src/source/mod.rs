@@ -82,10 +82,27 @@ impl<W: Write> Sink for Engine<W> {
     }
 }
 
+/// Whose fault it is when reading a source fails, for the exit code: the source says it, so
+/// that no caller guesses it from a mode or a label.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Blame {
+    /// Files the user named (archives, layouts): a read error is bad input (exit 3).
+    Input,
+    /// A registry: its failures (refused, unreachable, stalled) are exit 5; content that
+    /// contradicts its digests is bad input.
+    Registry,
+    /// A live daemon: whatever goes wrong in its export is the daemon's (exit 5).
+    Daemon,
+}
+
 /// A source of images; see the module documentation.
 pub trait Source: Send {
     /// How messages name the source (a file, a folder, a daemon).
     fn label(&self) -> String;
+    /// Whose fault a failure to read it is (default: the user's files).
+    fn blame(&self) -> Blame {
+        Blame::Input
+    }
     /// Every image the source holds (for a daemon: the images resolved when it was opened).
     fn images(&self) -> &[Image];
     /// The image a reference names, with the tag the reference gives it (when it is a tag).

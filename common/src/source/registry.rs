@@ -515,6 +515,10 @@ impl RegistrySource {
 }
 
 impl Source for RegistrySource {
+    fn blame(&self) -> super::Blame {
+        super::Blame::Registry
+    }
+
     fn label(&self) -> String {
         let names: Vec<&str> = self
             .remotes

@@ -9,7 +9,7 @@ use crate::daemon::ImageMeta;
 use crate::digest::Digest;
 use crate::have::Origin;
 use crate::inventory::Inventory;
-use crate::manifest::{BundleManifest, FileEntry, Source, ToolInfo};
+use crate::manifest::{BundleManifest, FileEntry, Provenance, ToolInfo};
 use std::path::{Path, PathBuf};
 
 fn write(dir: &Path, target: &str, name: &str, data: &[u8]) {
@@ -112,7 +112,7 @@ fn archives() -> Vec<(String, Vec<u8>)> {
 /// volumes, inventory origins and a warning.
 fn manifest() -> BundleManifest {
     let mut m = partial_bundle::testutil::sample_manifest();
-    m.source = Source::Daemon {
+    m.source = Provenance::Daemon {
         host: "unix:///run/docker.sock".into(),
         daemon: sample_info(),
     };

@@ -16,7 +16,7 @@
 //! the pass. A volume whose hash fails ends the pass with an error (exit 3). Either way no
 //! manifest is pushed.
 
-use super::plan::Plan;
+use super::plan::PushPlan;
 use crate::bundle::Bundle;
 use crate::bundle_reader;
 use crate::errors::verify_failed;
@@ -103,7 +103,7 @@ impl Pass {
 pub async fn pass(
     registry: &Registry,
     bundle: &Bundle,
-    plan: &Plan,
+    plan: &PushPlan,
     jobs: usize,
     bar: ProgressBar,
 ) -> Result<Pass> {
@@ -168,7 +168,7 @@ pub async fn pass(
 type Job<'a> = futures_util::future::BoxFuture<'a, Result<Done>>;
 
 /// The upload job of one blob.
-fn job<'a>(registry: &'a Registry, plan: &'a Plan, item: Item) -> Job<'a> {
+fn job<'a>(registry: &'a Registry, plan: &'a PushPlan, item: Item) -> Job<'a> {
     match item {
         Item::Stream { digest, size, data } => async move {
             let repos = plan.missing.get(&digest).map(Vec::as_slice).unwrap_or(&[]);

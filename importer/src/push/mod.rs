@@ -153,7 +153,7 @@ pub async fn run(args: PushArgs) -> Result<()> {
 fn keep_digests(
     bundle: &Bundle,
     index: &base::BaseIndex,
-    planned: &plan::Plan,
+    planned: &plan::PushPlan,
     allow_new_digest: bool,
 ) -> Result<Vec<Option<RawManifest>>> {
     let mut kept = Vec::new();

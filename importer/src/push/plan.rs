@@ -20,7 +20,7 @@ use partial_common::Digest;
 use std::collections::{BTreeSet, HashMap};
 
 /// The blobs to read from the bundle and the ones to upload.
-pub struct Plan {
+pub struct PushPlan {
     /// Those pushed as stored that some target repository lacks, with the repositories lacking
     /// them.
     pub missing: HashMap<Digest, Vec<String>>,
@@ -41,7 +41,7 @@ pub async fn plan(
     base: &BaseIndex,
     jobs: usize,
     compress_layers: bool,
-) -> Result<Plan> {
+) -> Result<PushPlan> {
     let present: Vec<Option<Digest>> =
         futures_util::stream::iter(manifest.images.iter().zip(targets))
             .map(|(image, targets)| already_there(registry, image, targets))
@@ -57,7 +57,7 @@ pub async fn plan(
         .collect();
     let (mut mounted, missing) = mount_absent(registry, absent, &holders, jobs).await?;
     mounted += mount_bases(registry, base, wanted.based, jobs).await?;
-    Ok(Plan {
+    Ok(PushPlan {
         missing,
         compress: wanted
             .compress
