@@ -32,7 +32,7 @@ use crate::archive::entries::{clean_name, role_of, EntryHead, EntryRole, TarRead
 use crate::archive::ArchiveError;
 use crate::bundle_writer::BundleWriter;
 use crate::destination::ImageDestination;
-use crate::diff_check::DiffHasher;
+use crate::diff_check::DiffHashThread;
 use crate::digest::{Digest, Sha256Writer};
 use crate::manifest::BundleManifest;
 use crate::platform_view::{DaemonView, Viewed};
@@ -329,17 +329,16 @@ fn copy_blob<R: Read, D: ImageDestination>(
     }
     let mut hash = Sha256Writer::new(io::sink());
     let mut diff = match &b.compressed_diff {
-        Some((c, _)) => DiffHasher::new(*c).map_err(ArchiveError::Io)?,
+        Some((c, _)) => DiffHashThread::start(*c).map_err(ArchiveError::Io)?,
         None => None,
     };
-    let mut diff_err = None;
     let handed = {
         let mut tap = Tap {
             inner: r.data(),
             each: |chunk: &[u8]| {
                 let _ = hash.write_all(chunk);
-                if let (Some(h), None) = (diff.as_mut(), &diff_err) {
-                    diff_err = h.update(chunk).err();
+                if let Some(h) = diff.as_mut() {
+                    h.update(chunk);
                 }
             },
         };
@@ -354,7 +353,7 @@ fn copy_blob<R: Read, D: ImageDestination>(
         ArchiveError::Io(e) => r.map_data_err(e).into(),
         e => write_err(e),
     })?;
-    check_blob_digests(name, &d, b, hash, diff, diff_err)
+    check_blob_digests(name, &d, b, hash, diff)
 }
 
 /// A reader that shows `each` every chunk it reads (the checks of a blob as it streams).
@@ -376,8 +375,7 @@ fn check_blob_digests(
     d: &Digest,
     b: &ExpectedBlob,
     hash: Sha256Writer<io::Sink>,
-    diff: Option<DiffHasher>,
-    diff_err: Option<io::Error>,
+    diff: Option<DiffHashThread>,
 ) -> Result<(), BundleSourceError> {
     let actual = hash.finish().1;
     if actual != *d {
@@ -391,11 +389,7 @@ fn check_blob_digests(
     let (Some(h), Some((c, want))) = (diff, &b.compressed_diff) else {
         return Ok(());
     };
-    let got = match diff_err {
-        Some(e) => Err(e),
-        None => h.finish(),
-    };
-    match got {
+    match h.finish() {
         Ok(got) if got == *want => Ok(()),
         Ok(got) => Err(BundleSourceError::Contradicts {
             entry: name.to_string(),

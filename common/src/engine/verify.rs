@@ -1,80 +1,19 @@
 //! Checking a layer blob while it streams: the sha256 of the stored bytes (the blob digest) and,
 //! for a compressed blob, the sha256 of its decompressed bytes (the diffID), computed on the side
-//! by a streaming decoder on a thread of its own, so nothing is held in memory and the
-//! decompression runs beside the copy.
+//! by a streaming decoder on a thread of its own ([`DiffHashThread`]), so nothing is held in
+//! memory and the decompression runs beside the copy.
 
 use crate::codec::Compression;
-use crate::diff_check::DiffHasher;
+use crate::diff_check::DiffHashThread;
 use crate::digest::Digest;
-use crate::pipe::{self, PipeReader, PipeWriter};
 use sha2::{Digest as _, Sha256};
-use std::io::{self, Read, Write};
-use std::thread::JoinHandle;
-
-/// The decompressing half of a check, on a thread of its own: inflating a layer and hashing
-/// what comes out costs more than everything else an export does with the blob (reading,
-/// hashing, writing), so with a second core the two run side by side. The bytes go through a
-/// [`pipe`], a few chunks at a time.
-struct Decoding {
-    /// `None` once the thread stopped reading (at a decoding error, which it returns).
-    pipe: Option<PipeWriter>,
-    thread: JoinHandle<Result<Digest, String>>,
-}
-
-impl Decoding {
-    fn start(c: Compression) -> io::Result<Self> {
-        let (pipe, r) = pipe::pair();
-        let thread = std::thread::Builder::new()
-            .name("diffid".into())
-            .spawn(move || decode(c, r))?;
-        Ok(Decoding {
-            pipe: Some(pipe),
-            thread,
-        })
-    }
-
-    fn update(&mut self, bytes: &[u8]) {
-        if let Some(w) = self.pipe.as_mut() {
-            if w.write_all(bytes).is_err() {
-                self.pipe = None;
-            }
-        }
-    }
-
-    fn finish(mut self) -> Result<Digest, String> {
-        let ended = match self.pipe.take() {
-            Some(w) => w.finish().map_err(|e| e.to_string()),
-            None => Ok(()),
-        };
-        let decoded = self
-            .thread
-            .join()
-            .unwrap_or_else(|_| Err("the decompressing thread failed".into()));
-        // The thread's own error says more than a pipe it stopped reading.
-        decoded.and_then(|d| ended.map(|()| d))
-    }
-}
-
-/// The decoding thread: decompresses what comes through the pipe and hashes the result.
-fn decode(c: Compression, mut r: PipeReader) -> Result<Digest, String> {
-    let Some(mut h) = DiffHasher::new(c).map_err(|e| e.to_string())? else {
-        return Err("nothing to decompress".into());
-    };
-    let mut buf = vec![0u8; 256 << 10];
-    loop {
-        match r.read(&mut buf) {
-            Ok(0) => return h.finish().map_err(|e| e.to_string()),
-            Ok(n) => h.update(&buf[..n]).map_err(|e| e.to_string())?,
-            Err(e) => return Err(e.to_string()),
-        }
-    }
-}
+use std::io;
 
 /// Hashes a blob's bytes as they pass, and its decompressed content when compressed.
 pub(crate) struct Verifier {
     blob: Sha256,
     /// `None` for an uncompressed blob, whose content is its bytes.
-    side: Option<Decoding>,
+    side: Option<DiffHashThread>,
 }
 
 /// What a [`Verifier`] computed.
@@ -89,7 +28,7 @@ impl Verifier {
     pub fn new(c: Compression) -> io::Result<Self> {
         let side = match c {
             Compression::None => None,
-            _ => Some(Decoding::start(c)?),
+            _ => DiffHashThread::start(c)?,
         };
         Ok(Verifier {
             blob: Sha256::new(),
@@ -108,7 +47,7 @@ impl Verifier {
         let blob = Digest::from_sha256(self.blob.finalize().into());
         let diff = match self.side {
             None => Ok(blob.clone()),
-            Some(d) => d.finish(),
+            Some(d) => d.finish().map_err(|e| e.to_string()),
         };
         Verified { blob, diff }
     }
@@ -117,6 +56,7 @@ impl Verifier {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::Write;
 
     fn run(c: Compression, data: &[u8]) -> Verified {
         let mut v = Verifier::new(c).unwrap();
