@@ -8,10 +8,12 @@
 //!
 //! The contract, as containers/image's `ImageDestination` has it: a blob's bytes are checked by
 //! the caller as the destination reads them, and the copy fails after `put_blob` returns when
-//! they did not match. So a destination makes nothing that refers to a blob visible before
-//! [`ImageDestination::commit`], and one that completes blobs as they come (a registry upload)
-//! checks the digest itself before completing one. A copy that fails never commits: the
-//! destination is dropped, and must leave nothing behind that anything refers to.
+//! they did not match. The reader ends (a read of 0) only once they matched; a mismatch comes as
+//! an error (`InvalidData`) in place of that end. So a destination that completes a blob as it
+//! streams (a registry upload) holds back its last piece until it read the end, and needs no
+//! hash of its own. Nothing that refers to a blob becomes visible before
+//! [`ImageDestination::commit`]. A copy that fails never commits: the destination is dropped,
+//! and must leave nothing behind that anything refers to.
 
 use crate::archive::ArchiveError;
 use crate::digest::Digest;
@@ -28,7 +30,8 @@ pub trait ImageDestination {
 
     /// Takes blob `d` of `size` bytes, reading exactly that much from `data` (read errors come
     /// as [`ArchiveError::Io`], the destination's own as [`ArchiveError::Write`]). The caller
-    /// checks the bytes as they are read; see the module documentation.
+    /// checks the bytes as they are read, and `data` ends only when they matched; see the
+    /// module documentation.
     fn put_blob(&mut self, d: &Digest, size: u64, data: &mut dyn Read) -> Result<(), ArchiveError>;
 
     /// Every config and blob came and checked out: the images as the signed manifest has them

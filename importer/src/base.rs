@@ -36,60 +36,107 @@ fn delta_targets(manifest: &BundleManifest) -> BTreeMap<&Digest, &Digest> {
         .collect()
 }
 
+/// A destination's base check, for its message: where the base layers were looked for and
+/// how to put them there.
+pub struct Place {
+    /// Where: "the daemon at unix:///…", "the registry 127.0.0.1:5000".
+    pub name: String,
+    /// How the base images get there, before their names: "load", "push".
+    pub put: &'static str,
+    /// Where they go, after their names: "on this daemon", "to 127.0.0.1:5000".
+    pub onto: String,
+    /// The other ways out: "export again against an inventory of this daemon: `…`".
+    pub otherwise: String,
+}
+
+impl Place {
+    /// A store whose inventory `inventory` takes (`this`: "this daemon").
+    pub fn store(name: String, this: &str, inventory: &str) -> Place {
+        Place {
+            name,
+            put: "load",
+            onto: format!("on {this}"),
+            otherwise: format!(
+                "export again against an inventory of {this}: `{inventory}`, then \
+                 `partial-save --have have.json`"
+            ),
+        }
+    }
+}
+
 /// Checks the daemon; on missing layers, an error with exit code 4 listing each one.
 pub async fn check(daemon: &Daemon, manifest: &BundleManifest) -> Result<Vec<ImageMeta>> {
     let local = daemon
         .all_images()
         .await
         .map_err(|e| anyhow::Error::new(Coded::new(exit::DAEMON, e)))?;
-    refuse_missing(
-        manifest,
-        &local,
-        &format!("the daemon at {}", daemon.host),
+    let place = Place::store(
+        format!("the daemon at {}", daemon.host),
         "this daemon",
         "partial-load inventory -o have.json",
-    )?;
+    );
+    refuse_missing(manifest, &local, &place)?;
     Ok(local)
 }
 
-/// The base check against the images `local` of a destination (`place`, for the message: "the
-/// daemon at …"; `this`: "this daemon"; `inventory`: the command that takes its inventory): an
-/// error with exit code 4 listing each missing chain.
-pub fn refuse_missing(
-    manifest: &BundleManifest,
-    local: &[ImageMeta],
-    place: &str,
-    this: &str,
-    inventory: &str,
-) -> Result<()> {
-    let missing = missing(manifest, local);
+/// The base check against the images `local` of a destination: an error with exit code 4
+/// listing each missing chain.
+pub fn refuse_missing(manifest: &BundleManifest, local: &[ImageMeta], place: &Place) -> Result<()> {
+    let missing: Vec<&Digest> = missing(manifest, local)
+        .iter()
+        .map(|r| &r.chain_id)
+        .collect();
     if missing.is_empty() {
         return Ok(());
     }
+    Err(missing_error(manifest, &missing, place))
+}
+
+/// The error (exit code 4) of a base check that found the chains `missing` lacking at `place`:
+/// each with its layer, the image it came from (and, for the reference of a delta layer, the
+/// layer rebuilt from it), then how to put them there.
+pub fn missing_error(
+    manifest: &BundleManifest,
+    missing: &[&Digest],
+    place: &Place,
+) -> anyhow::Error {
     let mut msg = format!(
-        "{} base layer(s) the bundle needs are not on {place}:\n",
+        "{} base layer(s) the bundle needs are not on {}:\n",
         missing.len(),
+        place.name
     );
     let deltas = delta_targets(manifest);
-    for r in &missing {
+    let mut images = BTreeSet::new();
+    for chain in missing {
+        let required = manifest
+            .required_base
+            .iter()
+            .find(|r| &&r.chain_id == chain);
+        let origin = match required {
+            Some(r) => r.origin.image().to_string(),
+            None => "an image the bundle was made against".to_string(),
+        };
         msg.push_str(&format!(
-            "  chain {} (layer {}) from {}{}\n",
-            r.chain_id,
-            r.diff_id,
-            r.origin,
-            match deltas.get(&r.chain_id) {
+            "  chain {chain}{} from {origin}{}\n",
+            match required {
+                Some(r) => format!(" (layer {})", r.diff_id),
+                None => String::new(),
+            },
+            match deltas.get(chain) {
                 Some(target) => format!(", the reference of delta layer {target}"),
                 None => String::new(),
             }
         ));
+        images.insert(origin);
     }
-    let uniq: BTreeSet<&str> = missing.iter().map(|r| r.origin.image()).collect();
     msg.push_str(&format!(
-        "load {} on {this} first (or export again against an inventory of {this}: \
-         `{inventory}`, then `partial-save --have have.json`)",
-        uniq.into_iter().collect::<Vec<_>>().join(", ")
+        "{} {} {} first (or {})",
+        place.put,
+        images.into_iter().collect::<Vec<_>>().join(", "),
+        place.onto,
+        place.otherwise
     ));
-    Err(anyhow::Error::new(Coded::new(exit::BASE_MISSING, msg)))
+    anyhow::Error::new(Coded::new(exit::BASE_MISSING, msg))
 }
 
 /// Local images that together hold every chain of `chains` (one per chain, reusing choices, the
@@ -166,5 +213,59 @@ impl BaseSource<'_> {
             }
             BaseSource::Store(store) => store.export_chains(chains.into_iter().collect()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use partial_common::testutil::sample_manifest;
+
+    fn place() -> Place {
+        Place::store("the daemon at unix:///d.sock".into(), "this daemon", "inv")
+    }
+
+    #[test]
+    fn a_daemon_holding_the_base_passes_and_one_lacking_it_is_told_what_to_load() {
+        let m = sample_manifest();
+        let chains: Vec<Digest> = m.images[0]
+            .layers
+            .iter()
+            .map(|l| l.chain_id.clone())
+            .collect();
+        let diffs: Vec<Digest> = m.images[0]
+            .layers
+            .iter()
+            .map(|l| l.diff_id.clone())
+            .collect();
+        let holder = |n: usize| {
+            ImageMeta::new(
+                Digest::of_bytes(b"base"),
+                vec!["base:1".into()],
+                diffs[..n].to_vec(),
+            )
+        };
+        refuse_missing(&m, &[holder(2)], &place()).unwrap();
+
+        let e = refuse_missing(&m, &[holder(1)], &place()).unwrap_err();
+        assert_eq!(
+            e.downcast_ref::<Coded>().map(|c| c.code),
+            Some(exit::BASE_MISSING)
+        );
+        let msg = e.to_string();
+        let layer = &m.images[0].layers[1];
+        assert!(
+            msg.starts_with("1 base layer(s) the bundle needs are not on the daemon at"),
+            "{msg}"
+        );
+        assert!(
+            msg.contains(&format!(
+                "chain {} (layer {}) from base:1",
+                layer.chain_id, layer.diff_id
+            )),
+            "{msg}"
+        );
+        assert!(!msg.contains(&chains[0].to_string()), "{msg}");
+        assert!(msg.contains("load base:1 on this daemon first (or export again against an inventory of this daemon: `inv`"), "{msg}");
     }
 }

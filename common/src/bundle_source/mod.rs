@@ -327,46 +327,88 @@ fn copy_blob<R: Read, D: ImageDestination>(
             ),
         });
     }
-    let mut hash = Sha256Writer::new(io::sink());
-    let mut diff = match &b.compressed_diff {
+    let diff = match &b.compressed_diff {
         Some((c, _)) => DiffHashThread::start(*c).map_err(ArchiveError::Io)?,
         None => None,
     };
-    let handed = {
-        let mut tap = Tap {
-            inner: r.data(),
-            each: |chunk: &[u8]| {
-                let _ = hash.write_all(chunk);
-                if let Some(h) = diff.as_mut() {
-                    h.update(chunk);
-                }
-            },
-        };
-        // What the destination left unread is hashed all the same.
-        w.put_blob(&d, head.size, &mut tap).and_then(|()| {
-            io::copy(&mut tap, &mut io::sink())
-                .map(|_| ())
-                .map_err(ArchiveError::Io)
-        })
+    let mut tap = Tap {
+        inner: r.data(),
+        check: Some(BlobCheck {
+            name,
+            d: &d,
+            b,
+            hash: Sha256Writer::new(io::sink()),
+            diff,
+        }),
+        verdict: None,
     };
-    handed.map_err(|e| match e {
-        ArchiveError::Io(e) => r.map_data_err(e).into(),
-        e => write_err(e),
-    })?;
-    check_blob_digests(name, &d, b, hash, diff)
+    let handed = w.put_blob(&d, head.size, &mut tap);
+    // What the destination left unread is checked all the same.
+    let drained = handed.and_then(|()| {
+        io::copy(&mut tap, &mut io::sink())
+            .map(|_| ())
+            .map_err(ArchiveError::Io)
+    });
+    let (verdict, rest) = (tap.verdict.take(), tap.check.take());
+    drop(tap);
+    match (verdict, drained) {
+        // The bytes did not match: that, whatever the destination made of the failed read.
+        (Some(Err(e)), _) => Err(e),
+        (_, Err(ArchiveError::Io(e))) => Err(r.map_data_err(e).into()),
+        (_, Err(e)) => Err(write_err(e)),
+        (Some(Ok(())), Ok(())) => Ok(()),
+        (None, Ok(())) => rest.map_or(Ok(()), BlobCheck::finish),
+    }
 }
 
-/// A reader that shows `each` every chunk it reads (the checks of a blob as it streams).
-struct Tap<R, F> {
+/// The checks of one blob as it streams: its digest, and a compressed blob's diffID.
+struct BlobCheck<'a> {
+    name: &'a str,
+    d: &'a Digest,
+    b: &'a ExpectedBlob,
+    hash: Sha256Writer<io::Sink>,
+    diff: Option<DiffHashThread>,
+}
+
+impl BlobCheck<'_> {
+    fn update(&mut self, chunk: &[u8]) {
+        let _ = self.hash.write_all(chunk);
+        if let Some(h) = self.diff.as_mut() {
+            h.update(chunk);
+        }
+    }
+
+    fn finish(self) -> Result<(), BundleSourceError> {
+        check_blob_digests(self.name, self.d, self.b, self.hash, self.diff)
+    }
+}
+
+/// The reader a destination gets for a blob: the entry's bytes, checked as they pass. Its end
+/// (a read of 0) comes only once every check passed; when one failed, that read is an error
+/// instead (`InvalidData`, naming the entry), so a destination that completes a blob on a clean
+/// end of its data never completes one that did not match. The verdict is kept for the copy.
+struct Tap<'a, R> {
     inner: R,
-    each: F,
+    check: Option<BlobCheck<'a>>,
+    verdict: Option<Result<(), BundleSourceError>>,
 }
 
-impl<R: Read, F: FnMut(&[u8])> Read for Tap<R, F> {
+impl<R: Read> Read for Tap<'_, R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
-        (self.each)(&buf[..n]);
-        Ok(n)
+        if n > 0 || buf.is_empty() {
+            if let Some(c) = self.check.as_mut() {
+                c.update(&buf[..n]);
+            }
+            return Ok(n);
+        }
+        if let Some(c) = self.check.take() {
+            self.verdict = Some(c.finish());
+        }
+        match &self.verdict {
+            Some(Err(e)) => Err(io::Error::new(io::ErrorKind::InvalidData, e.to_string())),
+            _ => Ok(0),
+        }
     }
 }
 

@@ -433,6 +433,87 @@ fn a_tampered_blob_fails_the_copy_before_the_commit_even_when_the_destination_sk
     assert!(e.to_string().contains(&carried.hex()[..12]), "{e}");
 }
 
+/// A destination that completes each blob on a clean end of its data (as a registry upload
+/// does), recording what it completed and which reads failed (kept outside it: a failed copy
+/// drops the destination).
+#[derive(Default)]
+struct Completer {
+    seen: std::rc::Rc<std::cell::RefCell<Completed>>,
+}
+
+#[derive(Debug, Default)]
+struct Completed {
+    blobs: Vec<Digest>,
+    failed_reads: Vec<(Digest, String)>,
+}
+
+impl ImageDestination for Completer {
+    type Committed = ();
+
+    fn put_config(&mut self, _id: &Digest, _bytes: &[u8]) -> Result<(), ArchiveError> {
+        Ok(())
+    }
+
+    fn put_blob(
+        &mut self,
+        d: &Digest,
+        _size: u64,
+        data: &mut dyn Read,
+    ) -> Result<(), ArchiveError> {
+        let mut all = Vec::new();
+        let mut seen = self.seen.borrow_mut();
+        match data.read_to_end(&mut all) {
+            Ok(_) => seen.blobs.push(Digest::of_bytes(&all)),
+            Err(e) => seen.failed_reads.push((d.clone(), e.to_string())),
+        }
+        Ok(())
+    }
+
+    fn commit(self, _images: &[image::Image]) -> Result<(), ArchiveError> {
+        Ok(())
+    }
+}
+
+#[test]
+fn a_destination_reading_a_tampered_blob_to_its_end_gets_an_error_in_place_of_the_end() {
+    let f = fixture();
+    let good = Completer::default();
+    let seen = good.seen.clone();
+    copy_into(&f.tar[..], &f.manifest, DeltaForm::Encoded, good).unwrap();
+    assert_eq!(seen.borrow().blobs.len(), 2);
+    assert!(seen.borrow().failed_reads.is_empty(), "{:?}", seen.borrow());
+
+    let carried = f.manifest.images[0].layers[1].blob.clone().unwrap().digest;
+    let tar = edited(&f, |e| {
+        for (n, data) in e.iter_mut() {
+            if *n == blob_name(&carried) {
+                let last = data.len() - 1;
+                data[last] ^= 1;
+            }
+        }
+    });
+    let dest = Completer::default();
+    let seen = dest.seen.clone();
+    let e = copy_into(&tar[..], &f.manifest, DeltaForm::Encoded, dest).unwrap_err();
+    assert!(e.to_string().contains(&carried.hex()[..12]), "{e}");
+    assert!(
+        matches!(
+            e,
+            BundleSourceError::Tar(ArchiveError::DigestMismatch { .. })
+        ),
+        "{e:?}"
+    );
+    // The tampered blob never reached a clean end: its last read failed instead.
+    let seen = seen.borrow();
+    assert!(!seen.blobs.contains(&carried), "{seen:?}");
+    assert_eq!(seen.failed_reads.len(), 1, "{seen:?}");
+    assert_eq!(seen.failed_reads[0].0, carried);
+    assert!(
+        seen.failed_reads[0].1.contains("digest mismatch"),
+        "{seen:?}"
+    );
+}
+
 #[test]
 fn an_invalid_signed_tag_is_refused_before_anything_is_written() {
     let f = fixture();

@@ -60,17 +60,13 @@ pub(super) async fn references(
 pub(super) async fn check_base(c: &Client, manifest: &BundleManifest) -> Result<Vec<Held>> {
     let held = images::list(c).await.map_err(containerd_err)?;
     let metas: Vec<_> = held.iter().map(|h| h.meta.clone()).collect();
-    crate::base::refuse_missing(
-        manifest,
-        &metas,
-        &place(c),
-        "this containerd namespace",
-        &format!(
-            "partial-load inventory --containerd {} --namespace {} -o have.json",
-            c.socket.display(),
-            c.namespace
-        ),
-    )?;
+    let inventory = format!(
+        "partial-load inventory --containerd {} --namespace {} -o have.json",
+        c.socket.display(),
+        c.namespace
+    );
+    let at = crate::base::Place::store(place(c), "this containerd namespace", &inventory);
+    crate::base::refuse_missing(manifest, &metas, &at)?;
     Ok(held)
 }
 

@@ -5,9 +5,9 @@
 //! by the `required_base` origins, else (when chains are still missing) the whole catalog.
 
 use super::target::{repository_path, target_of};
+use crate::base::{self, Place};
 use crate::registry_images::{self, RegistryImage};
 use anyhow::Result;
-use partial_common::exit::{self, Coded};
 use partial_common::manifest::BundleManifest;
 use partial_common::registry::{Descriptor, Destination, Registry};
 use partial_common::Digest;
@@ -126,35 +126,23 @@ pub async fn check(
     Err(missing_error(registry, manifest, &missing))
 }
 
+/// The base check's error: the chains `missing` are in no image of the registry.
 fn missing_error(
     registry: &Registry,
     manifest: &BundleManifest,
     missing: &[&Digest],
 ) -> anyhow::Error {
-    let mut msg = format!(
-        "{} base layer(s) the bundle needs are in no image of the registry {}:\n",
-        missing.len(),
-        registry.name()
-    );
-    let mut images = BTreeSet::new();
-    for chain in missing {
-        let origin = manifest
-            .required_base
-            .iter()
-            .find(|r| &&r.chain_id == chain)
-            .map(|r| r.origin.image().to_string())
-            .unwrap_or_else(|| "an image the bundle was made against".into());
-        msg.push_str(&format!("  chain {chain} from {origin}\n"));
-        images.insert(origin);
-    }
-    msg.push_str(&format!(
-        "push {} to {} first (or name its repository with --base-repo, or export again against \
-         `partial-load inventory --registry {}`)",
-        images.into_iter().collect::<Vec<_>>().join(", "),
-        registry.name(),
-        registry.name()
-    ));
-    anyhow::Error::new(Coded::new(exit::BASE_MISSING, msg))
+    let name = registry.name();
+    let place = Place {
+        name: format!("the registry {name} (in no image of it)"),
+        put: "push",
+        onto: format!("to {name}"),
+        otherwise: format!(
+            "name its repository with --base-repo, or export again against \
+             `partial-load inventory --registry {name}`"
+        ),
+    };
+    base::missing_error(manifest, missing, &place)
 }
 
 #[cfg(test)]

@@ -1,15 +1,16 @@
 //! The one pass over the bundle: its tar stream, read through the verifying volume reader on a
 //! blocking thread by the checked bundle source (`partial_common::bundle_source::copy_into`,
 //! the same strict reading `load` and `verify` get), whose image destination here ([`Feed`])
-//! hands each blob to push to an upload job as it passes, hashing it again so that no upload
-//! completes a blob that did not verify.
+//! hands each blob to push to an upload job as it passes. The source checks every byte: a blob's
+//! reader ends only once its digest matched, and fails in place of the end when it did not
+//! (`partial_common::destination`), so the feed hashes nothing itself.
 //!
 //! - A blob pushed as stored streams straight into its upload, the last piece held back until
-//!   its hash matched, so the registry never completes a blob that did not verify.
-//! - An uncompressed layer pushed gzip-compressed is hashed (its diffID) while it is compressed
-//!   into an anonymous temporary file (deleted on every path), which is handed over only once
-//!   the diffID matched. The gzip is deterministic, so the same layer gives the same blob every
-//!   time: its job HEADs that digest in each repository, mounts, else uploads the file.
+//!   its reader ended, so the registry never completes a blob that did not verify.
+//! - An uncompressed layer pushed gzip-compressed is compressed into an anonymous temporary
+//!   file (deleted on every path), which is handed over only once its reader ended (the diffID
+//!   matched). The gzip is deterministic, so the same layer gives the same blob every time: its
+//!   job HEADs that digest in each repository, mounts, else uploads the file.
 //!
 //! Up to `--jobs` uploads run at a time while the pass reads on (the file of a compressed layer
 //! uploads while the next one is compressed); the first that fails cancels the others and ends
@@ -35,7 +36,6 @@ use partial_common::image::Image;
 use partial_common::manifest::BundleManifest;
 use partial_common::registry::{BlobOutcome, MountOutcome, Registry};
 use partial_common::Digest;
-use sha2::{Digest as _, Sha256};
 use std::collections::{HashMap, HashSet};
 use std::io::{self, Read, Seek, Write};
 use tokio::sync::mpsc;
@@ -351,7 +351,7 @@ impl ImageDestination for Feed<'_> {
                 data: drx,
             };
             self.tx.blocking_send(item).map_err(|_| side(stopped()))?;
-            hand_over(data, d, Some(&dtx)).map_err(side)?;
+            hand_over(data, &dtx).map_err(side)?;
         } else if self.gzip.contains(d) {
             let z = gzip_layer(data, d).map_err(side)?;
             self.tx
@@ -393,29 +393,20 @@ fn produce(
 }
 
 /// Compresses the uncompressed layer `layer` (deterministic gzip) into an anonymous temporary
-/// file while hashing what it reads; a layer that does not hash to its diffID is an error and
-/// its file is gone with it.
+/// file; a read that fails (a layer that did not hash to its diffID, say) is an error, and the
+/// file is gone with it.
 fn gzip_layer(entry: &mut dyn Read, layer: &Digest) -> io::Result<Gzipped> {
     let file = tempfile::tempfile().map_err(temp_fault)?;
     let out = Sha256Writer::new(io::BufWriter::with_capacity(PIECE, file));
     let mut enc = codec::gzip_deterministic(out, None, codec::default_threads())
         .map_err(|e| temp_fault(io::Error::other(e)))?;
-    let mut hash = Sha256::new();
     let mut buf = vec![0u8; PIECE];
     loop {
         let n = read_full(entry, &mut buf)?;
         if n == 0 {
             break;
         }
-        hash.update(&buf[..n]);
         enc.write_all(&buf[..n]).map_err(temp_fault)?;
-    }
-    let actual = Digest::from_sha256(hash.finalize().into());
-    if &actual != layer {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidData,
-            format!("blob {layer} of the bundle hashes to {actual}"),
-        ));
     }
     let (out, digest, size) = enc.finish().map_err(temp_fault)?.finish();
     let file = out.into_inner().map_err(|e| temp_fault(e.into_error()))?;
@@ -427,18 +418,11 @@ fn gzip_layer(entry: &mut dyn Read, layer: &Digest) -> io::Result<Gzipped> {
     })
 }
 
-/// Reads one blob, hashing it; with `to`, sends it on, holding back the last piece until the
-/// hash matched (a mismatch or read error is sent instead, so the upload fails).
-fn hand_over(
-    entry: &mut dyn Read,
-    digest: &Digest,
-    to: Option<&mpsc::Sender<io::Result<Bytes>>>,
-) -> io::Result<()> {
-    let send = |piece: io::Result<Bytes>| match to {
-        Some(tx) => tx.blocking_send(piece).map_err(|_| stopped()),
-        None => Ok(()),
-    };
-    let mut hash = Sha256::new();
+/// Reads one blob and sends it on to its upload, holding back the last piece until the reader
+/// ended (checked: see the module documentation); a read error is sent instead, so the upload
+/// fails.
+fn hand_over(entry: &mut dyn Read, to: &mpsc::Sender<io::Result<Bytes>>) -> io::Result<()> {
+    let send = |piece: io::Result<Bytes>| to.blocking_send(piece).map_err(|_| stopped());
     let mut held: Option<Bytes> = None;
     loop {
         let mut buf = vec![0u8; PIECE];
@@ -453,16 +437,9 @@ fn hand_over(
             break;
         }
         buf.truncate(n);
-        hash.update(&buf);
         if let Some(h) = held.replace(Bytes::from(buf)) {
             send(Ok(h))?;
         }
-    }
-    let actual = Digest::from_sha256(hash.finalize().into());
-    if &actual != digest {
-        let msg = format!("blob {digest} of the bundle hashes to {actual}");
-        let _ = send(Err(io::Error::new(io::ErrorKind::InvalidData, msg.clone())));
-        return Err(io::Error::new(io::ErrorKind::InvalidData, msg));
     }
     if let Some(h) = held {
         send(Ok(h))?;
@@ -493,30 +470,55 @@ fn stopped() -> io::Error {
 mod tests {
     use super::*;
 
-    #[test]
-    fn a_blob_that_does_not_hash_to_its_name_is_never_completed() {
-        let good = b"layer bytes".to_vec();
-        let d = Digest::of_bytes(&good);
-        let (tx, mut rx) = mpsc::channel(64);
-        hand_over(&mut &good[..], &d, Some(&tx)).unwrap();
-        drop(tx);
+    /// A reader that gives `data`, then fails where its end would be (as the checked bundle
+    /// source does when a blob did not match).
+    struct FailsAtEnd<'a>(&'a [u8]);
+
+    impl Read for FailsAtEnd<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            if self.0.is_empty() && !buf.is_empty() {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    "digest mismatch",
+                ));
+            }
+            self.0.read(buf)
+        }
+    }
+
+    fn received(mut rx: mpsc::Receiver<io::Result<Bytes>>) -> (Vec<u8>, Option<io::Error>) {
         let mut got = Vec::new();
         while let Some(p) = rx.blocking_recv() {
-            got.extend_from_slice(&p.unwrap());
+            match p {
+                Ok(b) => got.extend_from_slice(&b),
+                Err(e) => return (got, Some(e)),
+            }
         }
-        assert_eq!(got, good);
+        (got, None)
+    }
 
-        let (tx, mut rx) = mpsc::channel(64);
-        let e = hand_over(&mut &b"tampered"[..], &d, Some(&tx)).unwrap_err();
+    #[test]
+    fn a_blob_whose_reader_fails_at_its_end_is_never_completed() {
+        let good: Vec<u8> = (0..3 * PIECE + 17).map(|i| i as u8).collect();
+        let (tx, rx) = mpsc::channel(64);
+        hand_over(&mut &good[..], &tx).unwrap();
+        drop(tx);
+        let (got, err) = received(rx);
+        assert_eq!(got, good);
+        assert!(err.is_none());
+
+        let (tx, rx) = mpsc::channel(64);
+        let e = hand_over(&mut FailsAtEnd(&good), &tx).unwrap_err();
         assert_eq!(e.kind(), io::ErrorKind::InvalidData);
         drop(tx);
-        let mut last = None;
-        while let Some(p) = rx.blocking_recv() {
-            last = Some(p);
-        }
+        let (got, err) = received(rx);
+        // The upload gets the error before the last piece: it can never complete the blob.
         assert!(
-            matches!(last, Some(Err(_))),
-            "the upload must end in an error"
+            got.len() < good.len(),
+            "{} of {} bytes sent",
+            got.len(),
+            good.len()
         );
+        assert!(err.is_some(), "the upload must end in an error");
     }
 }
