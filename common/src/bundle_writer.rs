@@ -24,6 +24,17 @@ pub fn blob_path(d: &Digest) -> String {
     format!("blobs/sha256/{}", d.hex())
 }
 
+/// The digest naming layer `l`'s entry in `manifest.json`, given which blobs were written
+/// (`written`): its blob when that was written, else its diffID (a left-out position, named as a
+/// daemon's uncompressed layer would be).
+pub fn layer_entry(l: &crate::image::Layer, written: impl Fn(&Digest) -> bool) -> &Digest {
+    if written(&l.blob.digest) {
+        &l.blob.digest
+    } else {
+        &l.diff_id
+    }
+}
+
 /// Writes a bundle; see the module documentation.
 pub struct BundleWriter<W: Write> {
     out: TarWriter<W>,
@@ -164,13 +175,7 @@ impl<W: Write> BundleWriter<W> {
             let layer_paths: Vec<String> = img
                 .layers
                 .iter()
-                .map(|l| {
-                    if self.has_blob(&l.blob.digest) {
-                        blob_path(&l.blob.digest)
-                    } else {
-                        blob_path(&l.diff_id)
-                    }
-                })
+                .map(|l| blob_path(layer_entry(l, |d| self.has_blob(d))))
                 .collect();
             manifest.push(json!({
                 "Config": blob_path(&img.id),

@@ -154,6 +154,33 @@ pub fn copy_checked_for<R: Read, W: Write>(
     })
 }
 
+/// The layer entries that the archive [`copy_checked`] writes names in its `manifest.json` and
+/// does not hold (the positions the destination has), each with its diffID: what a tool that
+/// completes the archive adds (`partial-load rehydrate`). Known from the signed manifest alone,
+/// before a byte of the bundle is read. `form` as for the copy; the images `leave_out` (a
+/// [`DaemonView`]'s) are not written, so their layers are not asked for.
+pub fn left_out_layers(
+    manifest: &BundleManifest,
+    form: DeltaForm,
+    leave_out: &BTreeSet<Digest>,
+) -> Result<BTreeMap<String, Digest>, BundleSourceError> {
+    let exp = Expected::new(manifest, form)?;
+    let written = |d: &Digest| exp.blobs.contains_key(d) || exp.configs.contains_key(d);
+    let mut out = BTreeMap::new();
+    for img in exp.model(&BTreeMap::new()) {
+        if leave_out.contains(&img.id) {
+            continue;
+        }
+        for l in &img.layers {
+            let d = crate::bundle_writer::layer_entry(l, written);
+            if !written(d) {
+                out.insert(crate::bundle_writer::blob_path(d), l.diff_id.clone());
+            }
+        }
+    }
+    Ok(out)
+}
+
 /// Reads the bundle tar `input`, checks it against `manifest` and hands what it lists to `dest`,
 /// committing the images once every listed config and carried blob came and checked out.
 pub fn copy_into<R: Read, D: ImageDestination>(

@@ -515,6 +515,39 @@ fn a_destination_reading_a_tampered_blob_to_its_end_gets_an_error_in_place_of_th
 }
 
 #[test]
+fn the_left_out_layers_are_what_the_checked_archive_names_and_lacks() {
+    let f = fixture();
+    let mut out = Vec::new();
+    copy_checked(&f.tar[..], &f.manifest, DeltaForm::Encoded, &mut out).unwrap();
+    let written = entries(&out);
+    let names: BTreeSet<&str> = written.iter().map(|(n, _)| n.as_str()).collect();
+    let listed: Vec<serde_json::Value> = written
+        .iter()
+        .find(|(n, _)| n == "manifest.json")
+        .map(|(_, d)| serde_json::from_slice(d).unwrap())
+        .unwrap();
+    let lacking: BTreeSet<String> = listed[0]["Layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l.as_str().unwrap().to_string())
+        .filter(|l| !names.contains(l.as_str()))
+        .collect();
+    let left_out = left_out_layers(&f.manifest, DeltaForm::Encoded, &BTreeSet::new()).unwrap();
+    assert_eq!(left_out.keys().cloned().collect::<BTreeSet<_>>(), lacking);
+    // Layer 0 is the one at the destination, named by its diffID.
+    let base = Digest::of_bytes(&f.layers[0]);
+    assert_eq!(
+        left_out.into_iter().collect::<Vec<_>>(),
+        [(blob_name(&base), base)]
+    );
+    // An image the daemon leaves out asks for nothing.
+    let id = f.manifest.images[0].id.clone();
+    let none = left_out_layers(&f.manifest, DeltaForm::Encoded, &BTreeSet::from([id])).unwrap();
+    assert!(none.is_empty());
+}
+
+#[test]
 fn an_invalid_signed_tag_is_refused_before_anything_is_written() {
     let f = fixture();
     let mut m = f.manifest.clone();

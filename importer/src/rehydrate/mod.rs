@@ -1,20 +1,18 @@
 //! `partial-load rehydrate`: a complete `docker save` archive from the bundle plus the base
 //! layers this daemon already holds (also how `load` feeds a daemon on the containerd image
-//! store, which cannot take a partial archive). Both passes read the bundle as its signed
-//! manifest governs it (`bundle_reader::checked_stream`), so nothing the manifest does not list
-//! reaches the archive. Three phases, each its own module: read the
-//! verified bundle for its images and entries and work out which layer entries it lacks
-//! ([`read`], [`needed`]); read the daemon's own export of the images holding those chains once,
-//! spooling only the layers that fill them, checked against their digests ([`spool`]); copy the
-//! bundle entry by entry and add the missing layers under the names its `manifest.json` expects
-//! ([`write`]); the layers of a delta bundle are rebuilt on the way (`crate::rebuild`: pass 1
-//! counts them as present, pass 2 reads the rebuilt stream). Every bundle shape is handled: legacy folders, Docker ≥ 25 blobs uncompressed
-//! (named by diffID) or compressed (gzip or zstd, named by their own digest). The spool folder
+//! store, which cannot take a partial archive). One copy with two sources: the bundle, read
+//! once as its signed manifest governs it (`bundle_reader::checked_stream_for`, so nothing the
+//! manifest does not list reaches the archive), and the daemon's export of the images holding
+//! the base chains. Which layer entries the checked archive lacks is known from the signed
+//! manifest alone (`bundle_source::left_out_layers`, [`needed`]) before anything is read; the
+//! daemon's export is read first, spooling only the layers that fill them, each checked against
+//! its diffID ([`spool`]); then the checked bundle stream is copied entry by entry and the
+//! missing layers are added under the names its `manifest.json` gives them ([`write`]). The
+//! layers of a delta bundle are rebuilt on the way (`crate::rebuild`). The spool folder
 //! (`.partial-load-spool-XXXXXX` beside the output) is removed on Ctrl-C like the output's
 //! temporary file, and one left by a killed run is swept by the next (`output::stale`).
 
 mod needed;
-mod read;
 mod spool;
 #[cfg(test)]
 mod tests;
@@ -22,7 +20,7 @@ mod write;
 
 use crate::base::{self, BaseSource};
 use crate::bundle::{self, Bundle};
-use crate::bundle_reader::{checked_stream, checked_stream_for, Layers};
+use crate::bundle_reader::{checked_stream_for, Layers};
 use crate::cli::RehydrateArgs;
 use crate::confirm::Written;
 use crate::connect::connect;
@@ -31,6 +29,7 @@ use crate::rebuild::{self, References};
 use anyhow::{bail, Context, Result};
 use indicatif::ProgressBar;
 use needed::Needed;
+use partial_common::bundle_source::{left_out_layers, DeltaForm};
 use partial_common::daemon::ImageMeta;
 use partial_common::output::{cleanup, stale};
 use partial_common::platform_view::DaemonView;
@@ -50,8 +49,8 @@ pub async fn run(args: RehydrateArgs) -> Result<()> {
     let daemon = connect(&args.daemon).await?;
     let local = base::check(&daemon, &bundle.manifest).await?;
     let refs = rebuild::spool(BaseSource::Daemon(&daemon), &bundle.manifest, &local).await?;
-    // Both passes over the bundle move the bar (the daemon's export between them does not).
-    let bar = progress::bytes("rehydrating", Some(2 * bundle.manifest.bundle.size));
+    // The pass over the bundle moves the bar (the daemon's export before it does not).
+    let bar = progress::bytes("rehydrating", Some(bundle.manifest.bundle.size));
     let written = Written::default();
     build(
         BaseSource::Daemon(&daemon),
@@ -87,7 +86,9 @@ pub async fn build(
     (written, view): (&Written, DaemonView),
 ) -> Result<()> {
     let deltas = rebuild::delta_layers(&bundle.manifest)?;
-    let needed = missing_layers(bundle, &deltas, bar).await?;
+    let left_out = left_out_layers(&bundle.manifest, DeltaForm::Rebuilt, &view.leave_out)
+        .map_err(|e| verify_failed(format!("bundle {}: {e}", bundle.name())))?;
+    let needed = needed::from_left_out(left_out);
     let out_dir = out_path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
@@ -112,23 +113,6 @@ pub async fn build(
     .context("the writer thread failed")?
 }
 
-/// Pass 1 over the (verified) bundle: the layer entries it lacks. The layers of its `deltas`
-/// count as present: pass 2 rebuilds them (they are not taken from the daemon).
-async fn missing_layers(
-    bundle: &Bundle,
-    deltas: &[rebuild::DeltaLayer],
-    bar: &ProgressBar,
-) -> Result<Needed> {
-    let stream = checked_stream(bundle, bar.clone(), Layers::AsCarried)?;
-    let label = bundle.name();
-    let (index, mut present) =
-        tokio::task::spawn_blocking(move || read::read_bundle(stream, &label))
-            .await
-            .context("the scan thread failed")??;
-    present.extend(needed::rebuilt_entries(deltas));
-    Ok(needed::missing_entries(&index, &present))
-}
-
 /// Reads the daemon's own export of images holding the required chains into `dir`, keeping
 /// what fills the `needed` entries; every entry must be filled.
 async fn spool_base_layers(
@@ -140,15 +124,6 @@ async fn spool_base_layers(
 ) -> Result<BTreeSet<Digest>> {
     if needed.is_empty() {
         return Ok(BTreeSet::new());
-    }
-    if let Some((entry, w)) = needed::first_not_required(needed, &bundle.manifest.required_base) {
-        return Err(verify_failed(format!(
-            "bundle {}: layer {} (entry {entry}) is not in the bundle, and its manifest does not \
-             list it as a base layer the destination holds: the bundle lacks a layer it must \
-             carry",
-            bundle.name(),
-            w.diff_id
-        )));
     }
     // Only the chains of the missing layers (a delta's reference chain alone is not needed here).
     let chains = bundle

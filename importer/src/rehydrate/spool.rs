@@ -2,9 +2,9 @@
 //! spool folder under the hex of its digest (checked while writing, never trusted by name).
 //!
 //! A daemon on a graphdriver store exports uncompressed layers (`<v1id>/layer.tar`, or blobs
-//! named by diffID); the containerd store exports compressed blobs. A blob named by a digest
-//! the bundle wants is kept as it is; a compressed blob of another digest is decompressed into
-//! the spool when its diffID is still wanted (the same layer, compressed differently).
+//! named by diffID); the containerd store exports compressed blobs. An uncompressed layer of a
+//! wanted diffID is kept as it is; a compressed blob is decompressed into the spool while a
+//! diffID is still wanted, and kept when it is one.
 
 use crate::errors::daemon_err;
 use anyhow::{Context, Result};
@@ -22,10 +22,8 @@ use super::needed::{first_unfilled, Needed};
 /// What the spool is looking for and what it found so far.
 struct Search<'a> {
     needed: &'a Needed,
-    /// Every digest whose content can fill a needed entry (blob digests and diffIDs).
+    /// The diffIDs of the needed entries.
     wanted: BTreeSet<Digest>,
-    /// The diffIDs that may be found by decompressing a blob.
-    diff_ids: BTreeSet<Digest>,
     found: BTreeSet<Digest>,
 }
 
@@ -34,7 +32,6 @@ impl<'a> Search<'a> {
         Search {
             needed,
             wanted: needed.values().flat_map(|w| w.keys().cloned()).collect(),
-            diff_ids: needed.values().map(|w| w.diff_id.clone()).collect(),
             found: BTreeSet::new(),
         }
     }
@@ -44,7 +41,7 @@ impl<'a> Search<'a> {
     }
 
     fn wants_some_diff_id(&self) -> bool {
-        self.diff_ids.iter().any(|d| !self.found.contains(d))
+        self.wanted.iter().any(|d| !self.found.contains(d))
     }
 
     /// Every needed entry can be filled: the rest of the export is only read to its end.

@@ -1,10 +1,10 @@
-//! Rehydrate's bundle reading and completion, offline, on bundles built here in every shape a
-//! bundle can have (legacy folders; Docker ≥ 25 blobs uncompressed; blobs compressed with gzip or
-//! zstd) against daemon exports of every store (graphdriver layer folders, containerd blobs with
-//! the same or another compression).
+//! Rehydrate's completion, offline: checked bundle streams as the bundle writer shapes them (the
+//! left-out base layer named by its diffID; the carried layer uncompressed, gzip or zstd)
+//! against daemon exports of every store (graphdriver layer folders, containerd blobs with
+//! either compression, podman's top-level layers). Which entries are left out is
+//! `bundle_source::left_out_layers`, tested beside it.
 
-use super::needed::{first_unfilled, missing_entries};
-use super::read::read_bundle;
+use super::needed::{first_unfilled, from_left_out, Needed};
 use super::spool::spool_layers;
 use super::write::write_complete;
 use partial_common::archive::entries::TarReader;
@@ -59,12 +59,12 @@ fn config(diff_ids: &[Digest]) -> Vec<u8> {
     .unwrap()
 }
 
+/// How the bundle carries the app layer.
 #[derive(Clone, Copy, Debug)]
 enum Shape {
-    Legacy,
-    BlobsUncompressed,
-    BlobsGzip,
-    BlobsZstd,
+    Uncompressed,
+    Gzip,
+    Zstd,
 }
 
 /// The base layer (the bundle leaves it out) and the app layer (carried).
@@ -80,65 +80,44 @@ fn layers() -> Layers {
     }
 }
 
-/// A bundle of app:2 = [base, app] in `shape`, without the base layer's entry.
+/// What the checked stream of a bundle of app:2 = [base, app] lacks: the base layer, by diffID.
+fn needed_of(l: &Layers) -> Needed {
+    let base = sha(&l.base);
+    from_left_out(BTreeMap::from([(blob(&base), base)]))
+}
+
+/// The checked stream of a bundle of app:2 = [base, app], the app layer carried in `shape`.
 fn bundle(shape: Shape, l: &Layers) -> Vec<u8> {
     let diffs = [sha(&l.base), sha(&l.app)];
     let cfg = config(&diffs);
     let cfg_id = sha(&cfg);
-    let mut entries = Vec::new();
-    let layer_entries: Vec<String> = match shape {
-        Shape::Legacy => {
-            let (v1b, v1a) = ("b".repeat(64), "a".repeat(64));
-            entries.push((format!("{v1a}/VERSION"), b"1.0".to_vec()));
-            entries.push((format!("{v1a}/json"), b"{}".to_vec()));
-            entries.push((format!("{v1a}/layer.tar"), l.app.clone()));
-            entries.push((format!("{v1b}/VERSION"), b"1.0".to_vec()));
-            entries.push((format!("{v1b}/json"), b"{}".to_vec()));
-            entries.push((format!("{}.json", cfg_id.hex()), cfg.clone()));
-            vec![format!("{v1b}/layer.tar"), format!("{v1a}/layer.tar")]
-        }
-        Shape::BlobsUncompressed => {
-            entries.push((blob(&diffs[1]), l.app.clone()));
-            entries.push((blob(&cfg_id), cfg.clone()));
-            vec![blob(&diffs[0]), blob(&diffs[1])]
-        }
-        Shape::BlobsGzip | Shape::BlobsZstd => {
-            let pack = |d: &[u8]| match shape {
-                Shape::BlobsGzip => gzip(d),
-                _ => zstd(d),
-            };
-            let app = pack(&l.app);
-            entries.push((blob(&sha(&app)), app.clone()));
-            entries.push((blob(&cfg_id), cfg.clone()));
-            vec![blob(&sha(&pack(&l.base))), blob(&sha(&app))]
-        }
+    let app = match shape {
+        Shape::Uncompressed => l.app.clone(),
+        Shape::Gzip => gzip(&l.app),
+        Shape::Zstd => zstd(&l.app),
     };
-    if !matches!(shape, Shape::Legacy) {
-        entries.push((
+    let entries = vec![
+        (blob(&cfg_id), cfg.clone()),
+        (blob(&sha(&app)), app.clone()),
+        (
             "index.json".into(),
             br#"{"schemaVersion":2,"manifests":[]}"#.to_vec(),
-        ));
-    }
-    let config_entry = match shape {
-        Shape::Legacy => format!("{}.json", cfg_id.hex()),
-        _ => blob(&cfg_id),
-    };
-    let manifest = json!([{
-        "Config": config_entry,
-        "RepoTags": ["app:2"],
-        "Layers": layer_entries,
-    }]);
-    entries.push((
-        "manifest.json".into(),
-        serde_json::to_vec(&manifest).unwrap(),
-    ));
-    if !matches!(shape, Shape::Legacy) {
-        entries.push((
+        ),
+        (
+            "manifest.json".into(),
+            serde_json::to_vec(&json!([{
+                "Config": blob(&cfg_id),
+                "RepoTags": ["app:2"],
+                "Layers": [blob(&diffs[0]), blob(&sha(&app))],
+            }]))
+            .unwrap(),
+        ),
+        (
             "oci-layout".into(),
             br#"{"imageLayoutVersion":"1.0.0"}"#.to_vec(),
-        ));
-    }
-    entries.push(("repositories".into(), br#"{"app":{"2":"x"}}"#.to_vec()));
+        ),
+        ("repositories".into(), br#"{"app":{"2":"x"}}"#.to_vec()),
+    ];
     tar_of(&entries)
 }
 
@@ -213,20 +192,17 @@ fn entries_of(data: &[u8]) -> Vec<(String, Vec<u8>)> {
     out
 }
 
-/// Runs rehydrate's three phases offline; returns the complete archive.
-fn rehydrate(bundle: &[u8], export: &[u8]) -> anyhow::Result<Vec<u8>> {
+/// Runs rehydrate's spool and write offline; returns the complete archive.
+fn rehydrate(bundle: &[u8], export: &[u8], needed: &Needed) -> anyhow::Result<Vec<u8>> {
     let dir = tempfile::tempdir().unwrap();
-    let (index, present) = read_bundle(Box::new(std::io::Cursor::new(bundle.to_vec())), "b")?;
-    let needed = missing_entries(&index, &present);
-    assert_eq!(needed.len(), 1, "exactly the base layer is missing");
     let spool = dir.path().join("spool");
     std::fs::create_dir(&spool).unwrap();
-    let found = spool_layers(export, &spool, &needed)?;
-    if let Some((entry, _)) = first_unfilled(&needed, &found) {
+    let found = spool_layers(export, &spool, needed)?;
+    if let Some((entry, _)) = first_unfilled(needed, &found) {
         anyhow::bail!("unfilled {entry}");
     }
     let out = dir.path().join("full.tar");
-    write_complete(bundle, "b", &out, &spool, &needed, &found)?;
+    write_complete(bundle, "b", &out, &spool, needed, &found)?;
     Ok(std::fs::read(out).unwrap())
 }
 
@@ -248,18 +224,9 @@ fn check_complete(shape: Shape, store: Store, bundle: &[u8], full: &[u8]) {
                 .read_to_end(&mut plain)
                 .unwrap();
             assert_eq!(sha(&plain), *diff_id, "{what}: {entry}");
-            if let Some(hex) = entry.strip_prefix("blobs/sha256/") {
-                // A blob holds its own bytes whenever the daemon had them.
-                let same_bytes = matches!(
-                    (shape, store),
-                    (Shape::BlobsGzip, Store::ContainerdGzip)
-                        | (Shape::BlobsZstd, Store::ContainerdZstd)
-                        | (Shape::BlobsUncompressed, _)
-                );
-                if same_bytes {
-                    assert_eq!(sha(data).hex(), hex, "{what}: {entry}");
-                }
-            }
+            // Every blob holds the bytes it is named by (the added ones: uncompressed).
+            let hex = entry.strip_prefix("blobs/sha256/").unwrap();
+            assert_eq!(sha(data).hex(), hex, "{what}: {entry}");
         }
     }
     for (name, data) in entries_of(bundle) {
@@ -281,12 +248,7 @@ fn check_complete(shape: Shape, store: Store, bundle: &[u8], full: &[u8]) {
 #[test]
 fn every_bundle_shape_is_completed_from_every_store() {
     let l = layers();
-    for shape in [
-        Shape::Legacy,
-        Shape::BlobsUncompressed,
-        Shape::BlobsGzip,
-        Shape::BlobsZstd,
-    ] {
+    for shape in [Shape::Uncompressed, Shape::Gzip, Shape::Zstd] {
         let b = bundle(shape, &l);
         for store in [
             Store::Graphdriver,
@@ -294,7 +256,7 @@ fn every_bundle_shape_is_completed_from_every_store() {
             Store::ContainerdZstd,
             Store::Podman,
         ] {
-            let full = rehydrate(&b, &export(store, &l))
+            let full = rehydrate(&b, &export(store, &l), &needed_of(&l))
                 .unwrap_or_else(|e| panic!("{shape:?} bundle, {store:?} daemon: {e:#}"));
             check_complete(shape, store, &b, &full);
         }
@@ -308,41 +270,49 @@ fn an_export_without_the_base_layer_fills_nothing() {
         base: layer(7),
         app: layer(8),
     };
-    for shape in [Shape::Legacy, Shape::BlobsGzip] {
-        let e = rehydrate(&bundle(shape, &l), &export(Store::ContainerdZstd, &other))
-            .unwrap_err()
-            .to_string();
+    for store in [Store::Graphdriver, Store::ContainerdZstd] {
+        let e = rehydrate(
+            &bundle(Shape::Gzip, &l),
+            &export(store, &other),
+            &needed_of(&l),
+        )
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("unfilled"), "{e}");
     }
 }
 
 #[test]
-fn a_broken_bundle_stream_is_a_verification_failure() {
+fn a_broken_bundle_stream_is_a_verification_failure_and_leaves_nothing() {
     let l = layers();
-    let b = bundle(Shape::BlobsGzip, &l);
+    let b = bundle(Shape::Gzip, &l);
+    let dir = tempfile::tempdir().unwrap();
+    let spool = dir.path().join("spool");
+    std::fs::create_dir(&spool).unwrap();
+    let needed = needed_of(&l);
+    let found = spool_layers(&export(Store::Graphdriver, &l)[..], &spool, &needed).unwrap();
+    let out = dir.path().join("full.tar");
     // Cut inside the entries: the strict reader refuses it (the `tar` crate took a clean end).
     let cut = b[..b.len() - 2048].to_vec();
-    let e = read_bundle(Box::new(std::io::Cursor::new(cut)), "b.tgz").unwrap_err();
-    assert_eq!(exit::code_of(e.chain()), exit::VERIFY, "{e:#}");
-    assert!(format!("{e:#}").contains("b.tgz"), "{e:#}");
     // Garbage after the end (a daemon's error message) is refused too.
     let mut tail = b.clone();
     tail.extend_from_slice(br#"{"error":"boom"}"#);
-    let e = read_bundle(Box::new(std::io::Cursor::new(tail)), "b.tgz").unwrap_err();
-    assert_eq!(exit::code_of(e.chain()), exit::VERIFY, "{e:#}");
+    for stream in [cut, tail] {
+        let e = write_complete(&stream[..], "b.tgz", &out, &spool, &needed, &found).unwrap_err();
+        assert_eq!(exit::code_of(e.chain()), exit::VERIFY, "{e:#}");
+        assert!(format!("{e:#}").contains("b.tgz"), "{e:#}");
+        assert!(!out.exists());
+    }
 }
 
 #[test]
 fn a_daemon_export_that_fails_midway_is_a_daemon_failure() {
     let l = layers();
-    let b = bundle(Shape::Legacy, &l);
-    let (index, present) = read_bundle(Box::new(std::io::Cursor::new(b)), "b").unwrap();
-    let needed = missing_entries(&index, &present);
     let mut ex = export(Store::Graphdriver, &l);
     ex.truncate(ex.len() - 1024);
     ex.extend_from_slice(br#"{"errorDetail":{"message":"layer vanished"}}"#);
     let dir = tempfile::tempdir().unwrap();
-    let e = spool_layers(&ex[..], dir.path(), &needed).unwrap_err();
+    let e = spool_layers(&ex[..], dir.path(), &needed_of(&l)).unwrap_err();
     assert_eq!(exit::code_of(e.chain()), exit::DAEMON, "{e:#}");
     assert!(format!("{e:#}").contains("layer vanished"), "{e:#}");
 }
@@ -353,19 +323,15 @@ fn a_delta_bundle_is_completed_with_its_layers_rebuilt() {
     let c = case();
     let bundle = tar_of(&c.entries);
     let deltas = vec![c.layer.clone()];
-    // Pass 1: the delta's layer counts as present; only the base is taken from the daemon.
-    let (index, mut present) =
-        read_bundle(Box::new(std::io::Cursor::new(bundle.clone())), "b").unwrap();
-    present.extend(super::needed::rebuilt_entries(&deltas));
-    let needed = missing_entries(&index, &present);
-    assert_eq!(needed.keys().collect::<Vec<_>>(), [&blob(&c.base.diff)]);
+    // The delta's layer is rebuilt; only the base is taken from the daemon.
+    let needed = from_left_out(BTreeMap::from([(blob(&c.base.diff), c.base.diff.clone())]));
     let export = tar_of(&[partial_common::testutil::archive::TEntry::file(
         &format!("{}/layer.tar", "d".repeat(64)),
         c.base.data.clone(),
     )]);
     let dir = tempfile::tempdir().unwrap();
     let found = spool_layers(&export[..], dir.path(), &needed).unwrap();
-    // Pass 2 reads the rebuilt stream.
+    // The write reads the rebuilt stream.
     let stream = crate::rebuild::rebuilt_stream(
         Box::new(std::io::Cursor::new(bundle)),
         "b".into(),

@@ -1,4 +1,4 @@
-//! Pass 2: the complete archive. Every entry of the verified bundle is copied byte for byte (its
+//! The complete archive. Every entry of the checked bundle stream is copied byte for byte (its
 //! header blocks as read), the missing layer entries are added from the spool, and the top-level
 //! metadata (`manifest.json`, `repositories`, `index.json`, `oci-layout`) is written last, after
 //! the layers, as `docker save` does. Written atomically: the file appears only when complete.
