@@ -21,6 +21,7 @@ mod daemon_dest;
 mod errors;
 mod image_keys;
 mod inventory;
+mod layer_files;
 mod load;
 mod push;
 mod rebuild;

@@ -4,8 +4,9 @@
 //! has already failed with exit 4 when one is missing). Two steps, each its own module:
 //!
 //! - [`references`]: one `docker save` of local images holding the reference chains, keeping each
-//!   reference layer in an anonymous temporary file, checked against its diffID;
-//! - [`stream`]: the bundle's plain tar with every delta entry replaced by the layer it rebuilds,
+//!   reference layer in an anonymous temporary file, checked against its diffID
+//!   (`crate::layer_files`);
+//! - [`splice`]: the bundle's plain tar with every delta entry replaced by the layer it rebuilds,
 //!   decoded and checked (diffID, the delta's own digest) while it streams, produced on a thread
 //!   through a bounded pipe (`partial_common::pipe`) that hands the consumer an error, never a clean end, when
 //!   anything fails. So an upload of it is aborted and nothing is loaded.

@@ -2,7 +2,6 @@
 //! app layer replaced by its delta against the previous app layer), daemon exports of every store
 //! shape for the reference, and every way a delta bundle can be wrong.
 
-use super::references::read_references;
 use super::splice::{layer_header, rebuild};
 use super::*;
 use partial_common::archive::entries::{TarReader, TarWriter};
@@ -355,7 +354,8 @@ fn references_are_found_in_every_store_shape_and_checked() {
     ];
     for (what, entries) in shapes {
         let export = tar_of(&entries);
-        let mut found = read_references(&export[..], &wanted).unwrap();
+        let mut found =
+            crate::layer_files::read(&export[..], &wanted, &std::env::temp_dir()).unwrap();
         let f = found
             .get_mut(&c.old.diff)
             .unwrap_or_else(|| panic!("{what}: not found"));
@@ -366,12 +366,16 @@ fn references_are_found_in_every_store_shape_and_checked() {
     }
     // A blob named by the wanted diffID but holding other bytes is not taken.
     let export = tar_of(&[TEntry::file(&blob(&c.old.diff), other.data.clone())]);
-    assert!(read_references(&export[..], &wanted).unwrap().is_empty());
+    assert!(
+        crate::layer_files::read(&export[..], &wanted, &std::env::temp_dir())
+            .unwrap()
+            .is_empty()
+    );
     // A daemon export that fails midway is the daemon's failure.
     let mut export = tar_of(&[TEntry::file("x/layer.tar", other.data.clone())]);
     export.truncate(export.len() - 1024);
     export.extend_from_slice(br#"{"errorDetail":{"message":"layer vanished"}}"#);
-    let e = read_references(&export[..], &wanted).unwrap_err();
+    let e = crate::layer_files::read(&export[..], &wanted, &std::env::temp_dir()).unwrap_err();
     assert_eq!(code(&e), exit::DAEMON, "{e:#}");
 }
 

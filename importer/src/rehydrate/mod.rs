@@ -4,16 +4,13 @@
 //! once as its signed manifest governs it (`bundle_reader::checked_stream_for`, so nothing the
 //! manifest does not list reaches the archive), and the daemon's export of the images holding
 //! the base chains. Which layer entries the checked archive lacks is known from the signed
-//! manifest alone (`bundle_source::left_out_layers`, [`needed`]) before anything is read; the
-//! daemon's export is read first, spooling only the layers that fill them, each checked against
-//! its diffID ([`spool`]); then the checked bundle stream is copied entry by entry and the
-//! missing layers are added under the names its `manifest.json` gives them ([`write`]). The
-//! layers of a delta bundle are rebuilt on the way (`crate::rebuild`). The spool folder
-//! (`.partial-load-spool-XXXXXX` beside the output) is removed on Ctrl-C like the output's
-//! temporary file, and one left by a killed run is swept by the next (`output::stale`).
+//! manifest alone (`bundle_source::left_out_layers`) before anything is read; the daemon's
+//! export is read first, keeping only those layers, each checked against its diffID, in
+//! anonymous files beside the output (`crate::layer_files`: nothing is left behind, however
+//! the run ends); then the checked bundle stream is copied entry by entry and the missing
+//! layers are added under the names its `manifest.json` gives them ([`write`]). The layers of a
+//! delta bundle are rebuilt on the way (`crate::rebuild`).
 
-mod needed;
-mod spool;
 #[cfg(test)]
 mod tests;
 mod write;
@@ -25,18 +22,19 @@ use crate::cli::RehydrateArgs;
 use crate::confirm::Written;
 use crate::connect::connect;
 use crate::errors::verify_failed;
+use crate::layer_files::{self, LayerFiles};
 use crate::rebuild::{self, References};
 use anyhow::{bail, Context, Result};
 use indicatif::ProgressBar;
-use needed::Needed;
 use partial_common::bundle_source::{left_out_layers, DeltaForm};
 use partial_common::daemon::ImageMeta;
-use partial_common::output::{cleanup, stale};
+use partial_common::output::stale;
 use partial_common::platform_view::DaemonView;
 use partial_common::progress;
 use partial_common::Digest;
 use std::collections::BTreeSet;
 use std::path::Path;
+use write::Needed;
 
 pub async fn run(args: RehydrateArgs) -> Result<()> {
     let bundle = bundle::open(&args.bundle)?;
@@ -86,62 +84,55 @@ pub async fn build(
     (written, view): (&Written, DaemonView),
 ) -> Result<()> {
     let deltas = rebuild::delta_layers(&bundle.manifest)?;
-    let left_out = left_out_layers(&bundle.manifest, DeltaForm::Rebuilt, &view.leave_out)
+    let needed = left_out_layers(&bundle.manifest, DeltaForm::Rebuilt, &view.leave_out)
         .map_err(|e| verify_failed(format!("bundle {}: {e}", bundle.name())))?;
-    let needed = needed::from_left_out(left_out);
     let out_dir = out_path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
-    // What a killed run left here goes first; this run's spool is removed on Ctrl-C, and held
-    // (locked) so that no other run sweeps it while it lives.
+    // What a killed run left here goes first.
     stale::sweep_once(out_dir);
-    let spool = tempfile::Builder::new()
-        .prefix(stale::SPOOL_PREFIX)
-        .tempdir_in(out_dir)
-        .context("creating a spool folder")?;
-    let _interrupt = cleanup::register_dir(spool.path());
-    let _held = stale::hold_dir(spool.path());
-    let found = spool_base_layers(bases, bundle, local, &needed, spool.path()).await?;
+    let found = base_layers(bases, bundle, local, &needed, out_dir).await?;
     let layers = Layers::Rebuilt(deltas, refs);
     let stream = checked_stream_for(bundle, bar.clone(), layers, written.clone(), view)?;
     let (label, out_path) = (bundle.name(), out_path.to_path_buf());
     tokio::task::spawn_blocking(move || {
-        write::write_complete(stream, &label, &out_path, spool.path(), &needed, &found)
+        write::write_complete(stream, &label, &out_path, found, &needed)
     })
     .await
     .context("the writer thread failed")?
 }
 
-/// Reads the daemon's own export of images holding the required chains into `dir`, keeping
-/// what fills the `needed` entries; every entry must be filled.
-async fn spool_base_layers(
+/// Reads the daemon's own export of images holding the base chains of the `needed` entries,
+/// keeping each of their layers in an anonymous file in `dir` (the output's folder: there is
+/// room for the archive there); every entry must be found.
+async fn base_layers(
     bases: BaseSource<'_>,
     bundle: &Bundle,
     local: &[ImageMeta],
     needed: &Needed,
     dir: &Path,
-) -> Result<BTreeSet<Digest>> {
+) -> Result<LayerFiles> {
     if needed.is_empty() {
-        return Ok(BTreeSet::new());
+        return Ok(LayerFiles::new());
     }
+    let wanted: BTreeSet<Digest> = needed.values().cloned().collect();
     // Only the chains of the missing layers (a delta's reference chain alone is not needed here).
     let chains = bundle
         .manifest
         .required_base
         .iter()
-        .filter(|r| needed.values().any(|w| w.diff_id == r.diff_id))
+        .filter(|r| wanted.contains(&r.diff_id))
         .map(|r| &r.chain_id);
     let (names, reader) = bases.export(chains, local)?;
-    let (dir2, needed2) = (dir.to_path_buf(), needed.clone());
-    let found = tokio::task::spawn_blocking(move || spool::spool_layers(reader, &dir2, &needed2))
+    let dir2 = dir.to_path_buf();
+    let found = tokio::task::spawn_blocking(move || layer_files::read(reader, &wanted, &dir2))
         .await
-        .context("the spool thread failed")??;
-    if let Some((entry, w)) = needed::first_unfilled(needed, &found) {
+        .context("the layer spool thread failed")??;
+    if let Some((entry, diff_id)) = needed.iter().find(|(_, d)| !found.contains_key(*d)) {
         bail!(
-            "the daemon's export of {} did not contain layer {} (bundle entry {entry})",
+            "the daemon's export of {} did not contain layer {diff_id} (bundle entry {entry})",
             described(&names, local),
-            w.diff_id
         );
     }
     Ok(found)

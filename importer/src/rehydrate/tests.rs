@@ -4,9 +4,8 @@
 //! either compression, podman's top-level layers). Which entries are left out is
 //! `bundle_source::left_out_layers`, tested beside it.
 
-use super::needed::{first_unfilled, from_left_out, Needed};
-use super::spool::spool_layers;
-use super::write::write_complete;
+use super::write::{write_complete, Needed};
+use crate::layer_files::{self, LayerFiles};
 use partial_common::archive::entries::TarReader;
 use partial_common::archive::{self, ArchiveIndex};
 use partial_common::{exit, Digest};
@@ -83,7 +82,7 @@ fn layers() -> Layers {
 /// What the checked stream of a bundle of app:2 = [base, app] lacks: the base layer, by diffID.
 fn needed_of(l: &Layers) -> Needed {
     let base = sha(&l.base);
-    from_left_out(BTreeMap::from([(blob(&base), base)]))
+    BTreeMap::from([(blob(&base), base)])
 }
 
 /// The checked stream of a bundle of app:2 = [base, app], the app layer carried in `shape`.
@@ -192,18 +191,34 @@ fn entries_of(data: &[u8]) -> Vec<(String, Vec<u8>)> {
     out
 }
 
-/// Runs rehydrate's spool and write offline; returns the complete archive.
-fn rehydrate(bundle: &[u8], export: &[u8], needed: &Needed) -> anyhow::Result<Vec<u8>> {
-    let dir = tempfile::tempdir().unwrap();
-    let spool = dir.path().join("spool");
-    std::fs::create_dir(&spool).unwrap();
-    let found = spool_layers(export, &spool, needed)?;
-    if let Some((entry, _)) = first_unfilled(needed, &found) {
+/// The layers `needed` out of the daemon's `export`, into `dir`; every one must be found.
+fn read_layers(
+    export: &[u8],
+    needed: &Needed,
+    dir: &std::path::Path,
+) -> anyhow::Result<LayerFiles> {
+    let wanted = needed.values().cloned().collect();
+    let found = layer_files::read(export, &wanted, dir)?;
+    if let Some((entry, _)) = needed.iter().find(|(_, d)| !found.contains_key(*d)) {
         anyhow::bail!("unfilled {entry}");
     }
+    Ok(found)
+}
+
+/// Runs rehydrate's layer reading and write offline; returns the complete archive.
+fn rehydrate(bundle: &[u8], export: &[u8], needed: &Needed) -> anyhow::Result<Vec<u8>> {
+    let dir = tempfile::tempdir().unwrap();
+    let found = read_layers(export, needed, dir.path())?;
     let out = dir.path().join("full.tar");
-    write_complete(bundle, "b", &out, &spool, needed, &found)?;
-    Ok(std::fs::read(out).unwrap())
+    write_complete(bundle, "b", &out, found, needed)?;
+    let full = std::fs::read(&out).unwrap();
+    std::fs::remove_file(&out).unwrap();
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        0,
+        "the layer files are anonymous: nothing else is left in the folder"
+    );
+    Ok(full)
 }
 
 /// The complete archive holds every layer of every image (its own bytes, or the uncompressed
@@ -287,10 +302,8 @@ fn a_broken_bundle_stream_is_a_verification_failure_and_leaves_nothing() {
     let l = layers();
     let b = bundle(Shape::Gzip, &l);
     let dir = tempfile::tempdir().unwrap();
-    let spool = dir.path().join("spool");
-    std::fs::create_dir(&spool).unwrap();
     let needed = needed_of(&l);
-    let found = spool_layers(&export(Store::Graphdriver, &l)[..], &spool, &needed).unwrap();
+    let ex = export(Store::Graphdriver, &l);
     let out = dir.path().join("full.tar");
     // Cut inside the entries: the strict reader refuses it (the `tar` crate took a clean end).
     let cut = b[..b.len() - 2048].to_vec();
@@ -298,21 +311,31 @@ fn a_broken_bundle_stream_is_a_verification_failure_and_leaves_nothing() {
     let mut tail = b.clone();
     tail.extend_from_slice(br#"{"error":"boom"}"#);
     for stream in [cut, tail] {
-        let e = write_complete(&stream[..], "b.tgz", &out, &spool, &needed, &found).unwrap_err();
+        let found = read_layers(&ex, &needed, dir.path()).unwrap();
+        let e = write_complete(&stream[..], "b.tgz", &out, found, &needed).unwrap_err();
         assert_eq!(exit::code_of(e.chain()), exit::VERIFY, "{e:#}");
         assert!(format!("{e:#}").contains("b.tgz"), "{e:#}");
-        assert!(!out.exists());
+        assert_eq!(
+            std::fs::read_dir(dir.path()).unwrap().count(),
+            0,
+            "nothing is left"
+        );
     }
 }
 
 #[test]
-fn a_daemon_export_that_fails_midway_is_a_daemon_failure() {
+fn a_daemon_export_that_fails_before_the_base_layer_is_a_daemon_failure() {
     let l = layers();
-    let mut ex = export(Store::Graphdriver, &l);
+    // The export stops being read once every layer was found: here it fails before that.
+    let other = Layers {
+        base: layer(7),
+        app: layer(8),
+    };
+    let mut ex = export(Store::Graphdriver, &other);
     ex.truncate(ex.len() - 1024);
     ex.extend_from_slice(br#"{"errorDetail":{"message":"layer vanished"}}"#);
     let dir = tempfile::tempdir().unwrap();
-    let e = spool_layers(&ex[..], dir.path(), &needed_of(&l)).unwrap_err();
+    let e = read_layers(&ex, &needed_of(&l), dir.path()).unwrap_err();
     assert_eq!(exit::code_of(e.chain()), exit::DAEMON, "{e:#}");
     assert!(format!("{e:#}").contains("layer vanished"), "{e:#}");
 }
@@ -324,13 +347,13 @@ fn a_delta_bundle_is_completed_with_its_layers_rebuilt() {
     let bundle = tar_of(&c.entries);
     let deltas = vec![c.layer.clone()];
     // The delta's layer is rebuilt; only the base is taken from the daemon.
-    let needed = from_left_out(BTreeMap::from([(blob(&c.base.diff), c.base.diff.clone())]));
+    let needed = BTreeMap::from([(blob(&c.base.diff), c.base.diff.clone())]);
     let export = tar_of(&[partial_common::testutil::archive::TEntry::file(
         &format!("{}/layer.tar", "d".repeat(64)),
         c.base.data.clone(),
     )]);
     let dir = tempfile::tempdir().unwrap();
-    let found = spool_layers(&export[..], dir.path(), &needed).unwrap();
+    let found = read_layers(&export, &needed, dir.path()).unwrap();
     // The write reads the rebuilt stream.
     let stream = crate::rebuild::rebuilt_stream(
         Box::new(std::io::Cursor::new(bundle)),
@@ -340,7 +363,7 @@ fn a_delta_bundle_is_completed_with_its_layers_rebuilt() {
     )
     .unwrap();
     let out = dir.path().join("full.tar");
-    write_complete(stream, "b", &out, dir.path(), &needed, &found).unwrap();
+    write_complete(stream, "b", &out, found, &needed).unwrap();
     let full = std::fs::read(&out).unwrap();
     // The plain archive, every entry (the metadata moved last).
     let got = all_entries(&full);
@@ -369,15 +392,7 @@ fn a_tampered_delta_leaves_no_complete_archive() {
     .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("full.tar");
-    let e = write_complete(
-        stream,
-        "b",
-        &out,
-        dir.path(),
-        &Default::default(),
-        &Default::default(),
-    )
-    .unwrap_err();
+    let e = write_complete(stream, "b", &out, LayerFiles::new(), &Needed::new()).unwrap_err();
     assert_eq!(exit::code_of(e.chain()), exit::VERIFY, "{e:#}");
     assert!(!out.exists());
     assert_eq!(

@@ -1,18 +1,24 @@
 //! The complete archive. Every entry of the checked bundle stream is copied byte for byte (its
-//! header blocks as read), the missing layer entries are added from the spool, and the top-level
+//! header blocks as read), the missing layer entries are added from the layer files read out of
+//! the daemon's export, and the top-level
 //! metadata (`manifest.json`, `repositories`, `index.json`, `oci-layout`) is written last, after
 //! the layers, as `docker save` does. Written atomically: the file appears only when complete.
 
-use super::needed::Needed;
 use crate::errors::bad_bundle;
+use crate::layer_files::LayerFiles;
 use anyhow::{anyhow, Context, Result};
 use partial_common::archive::entries::{clean_name, role_of, EntryRole, TarReader, TarWriter};
 use partial_common::archive::ArchiveError;
 use partial_common::output::AtomicFile;
 use partial_common::Digest;
-use std::collections::BTreeSet;
-use std::io::{self, BufWriter, Read, Write};
+use std::collections::BTreeMap;
+use std::io::{self, BufWriter, Read, Seek, Write};
 use std::path::Path;
+
+/// The layer entries to add: entry name → the diffID of the uncompressed layer it holds (the
+/// bundle's left-out positions, `bundle_source::left_out_layers`). `docker load` reads a layer
+/// through `manifest.json`, sniffs its compression and checks it against the diffID.
+pub type Needed = BTreeMap<String, Digest>;
 
 /// The biggest metadata entry held in memory until the end.
 const MAX_METADATA: u64 = 16 << 20;
@@ -21,21 +27,20 @@ const MAX_METADATA: u64 = 16 << 20;
 type Held = (Vec<u8>, Vec<u8>);
 
 /// Writes the bundle `stream` (plain tar; `label` names it in errors) plus the layers `needed`
-/// from `spool` (files named by the hex of the digests `found`) to `out_path`.
+/// from the files `found` (by diffID) to `out_path`.
 pub fn write_complete(
     stream: impl Read,
     label: &str,
     out_path: &Path,
-    spool: &Path,
+    mut found: LayerFiles,
     needed: &Needed,
-    found: &BTreeSet<Digest>,
 ) -> Result<()> {
     let werr = |e: ArchiveError| anyhow!(e).context(format!("writing {}", out_path.display()));
     let mut out =
         AtomicFile::create(out_path).with_context(|| format!("creating {}", out_path.display()))?;
     let mut w = TarWriter::new(BufWriter::new(&mut out));
     let held = copy_entries(stream, label, &mut w)?;
-    add_layers(&mut w, spool, needed, found)?;
+    add_layers(&mut w, &mut found, needed)?;
     for (raw, data) in held {
         w.write_entry(&raw, &data).map_err(werr)?;
     }
@@ -88,28 +93,29 @@ fn write_err(e: ArchiveError) -> anyhow::Error {
     anyhow!(e).context("writing the complete archive")
 }
 
-/// Appends each needed layer entry from the spool.
+/// Appends each needed layer entry from its file.
 fn add_layers<W: Write>(
     w: &mut TarWriter<W>,
-    spool: &Path,
+    found: &mut LayerFiles,
     needed: &Needed,
-    found: &BTreeSet<Digest>,
 ) -> Result<()> {
-    for (entry, wanted) in needed {
-        let digest = wanted
-            .fill(found)
-            .ok_or_else(|| anyhow!("layer {} ({entry}) was not spooled", wanted.diff_id))?;
-        let src = spool.join(digest.hex());
-        let mut f =
-            std::fs::File::open(&src).with_context(|| format!("layer {digest} was not spooled"))?;
+    for (entry, diff_id) in needed {
+        let f = found
+            .get_mut(diff_id)
+            .ok_or_else(|| anyhow!("layer {diff_id} ({entry}) was not read from the daemon"))?;
+        f.rewind()
+            .with_context(|| format!("rereading layer {diff_id}"))?;
         let size = f
             .metadata()
-            .with_context(|| format!("reading {}", src.display()))?
+            .with_context(|| format!("rereading layer {diff_id}"))?
             .len();
         w.begin_file(entry, size).map_err(write_err)?;
-        let copied = io::copy(&mut f, w).context("writing the complete archive")?;
+        let copied =
+            io::copy(&mut Read::take(&mut *f, size), w).context("writing the complete archive")?;
         if copied != size {
-            return Err(anyhow!("{} changed while it was copied", src.display()));
+            return Err(anyhow!(
+                "the file of layer {diff_id} changed while it was copied"
+            ));
         }
         w.pad(size).map_err(write_err)?;
     }

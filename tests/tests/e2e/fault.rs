@@ -367,24 +367,28 @@ fn sigint_mid_export_exits_130_and_leaves_nothing() {
     assert!(pair.source.ping());
 }
 
-/// Total bytes under `dir`'s `.partial-load-spool-*` folders (0 when there is none).
-fn spool_size(dir: &Path) -> u64 {
+/// Total bytes of the anonymous (deleted) files under `dir` that process `pid` holds open:
+/// `rehydrate`'s base layers read from the daemon (0 when there is none).
+fn spool_size(pid: i32, dir: &Path) -> u64 {
     let mut total = 0;
-    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        if e.file_name()
-            .to_string_lossy()
-            .starts_with(".partial-load-spool-")
-        {
-            for f in std::fs::read_dir(e.path()).into_iter().flatten().flatten() {
-                total += f.metadata().map(|m| m.len()).unwrap_or(0);
-            }
+    for fd in std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let Ok(target) = std::fs::read_link(fd.path()) else {
+            continue;
+        };
+        let target = target.to_string_lossy();
+        if target.starts_with(&*dir.to_string_lossy()) && target.ends_with(" (deleted)") {
+            total += std::fs::metadata(fd.path()).map(|m| m.len()).unwrap_or(0);
         }
     }
     total
 }
 
 /// Fault 2b: SIGINT to `partial-load rehydrate` while it spools the daemon's base
-/// layer: exit 130, the spool folder removed along with the output's temporary file.
+/// layer (into an anonymous file beside the output): exit 130, nothing left in the folder.
 #[test]
 fn sigint_mid_rehydrate_spool_exits_130_and_leaves_nothing() {
     let pair = partial_tests::require_daemons!();
@@ -423,7 +427,7 @@ fn sigint_mid_rehydrate_spool_exits_130_and_leaves_nothing() {
     ]));
     let t0 = Instant::now();
     let seen = loop {
-        let n = spool_size(out_dir.path());
+        let n = spool_size(p.pid(), out_dir.path());
         if n > MID_STREAM {
             break n;
         }

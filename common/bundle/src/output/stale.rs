@@ -1,7 +1,8 @@
 //! Temporary files of a run that was killed outright (SIGKILL, OOM killer, power loss), which
 //! no interrupt handler could remove: `.NAME.partial-XXXXXX` files of [`super::atomic`] and
-//! `.partial-load-spool-XXXXXX` folders of `partial-load rehydrate`. The next run that writes
-//! into the same folder sweeps them ([`sweep_once`]).
+//! `.partial-load-spool-XXXXXX` folders that `partial-load rehydrate` made before it kept its
+//! layers in anonymous files. The next run that writes into the same folder sweeps them
+//! ([`sweep_once`]).
 //!
 //! Whose is a temporary file? Each live writer holds an exclusive `flock` on its temporary file
 //! or folder ([`hold`]) for as long as it exists; the kernel drops the lock when the process
