@@ -2,7 +2,7 @@
 //! legacy, ≥ 25 and containerd layouts, containers/image `docker-archive`, go-containerregistry
 //! tarballs, `oci-archive`. Scanned once for its metadata, then streamed a second time.
 
-use super::{find_in_index, IndexChoice, LayoutIndexError, Selection, Sink, Source};
+use super::{find_in_index, Sink, Source};
 use crate::archive::{scan_with, ArchiveError, ArchiveIndex};
 use crate::image::{Image, Platform};
 use std::io::{BufReader, Read};
@@ -60,16 +60,8 @@ impl Source for ArchiveSource {
         find_in_index(&self.index, reference)
     }
 
-    fn find_index(
-        &self,
-        reference: &str,
-        sel: &Selection,
-    ) -> Result<Option<IndexChoice>, LayoutIndexError> {
-        super::layout_index::choose(&self.index, &self.label(), reference, sel)
-    }
-
-    fn every_index(&self, sel: &Selection) -> Result<Vec<IndexChoice>, LayoutIndexError> {
-        super::layout_index::every(&self.index, &self.label(), sel)
+    fn file_index(&self) -> Option<&ArchiveIndex> {
+        Some(&self.index)
     }
 
     fn stream(&self, _wanted: &[Image], sink: &mut dyn Sink) -> Result<(), ArchiveError> {

@@ -107,19 +107,30 @@ pub trait Source: Send {
     fn images(&self) -> &[Image];
     /// The image a reference names, with the tag the reference gives it (when it is a tag).
     fn find(&self, reference: &str) -> Option<Image>;
+    /// The index of a source read from files (archives, OCI layouts), whose multi-platform
+    /// indexes travel whole (see [`layout_index`]); `None` for daemons and registries.
+    fn file_index(&self) -> Option<&ArchiveIndex> {
+        None
+    }
     /// What travels of the multi-platform index `reference` names (OCI layouts and
     /// oci-archives, see [`layout_index`]): its platform images chosen by `sel`, and the index;
     /// `Ok(None)` when it names no such index (an image: see [`Source::find`]).
     fn find_index(
         &self,
-        _reference: &str,
-        _sel: &Selection,
+        reference: &str,
+        sel: &Selection,
     ) -> Result<Option<IndexChoice>, LayoutIndexError> {
-        Ok(None)
+        match self.file_index() {
+            Some(ix) => layout_index::choose(ix, &self.label(), reference, sel),
+            None => Ok(None),
+        }
     }
     /// What travels of every multi-platform index of the source (an export of all its images).
-    fn every_index(&self, _sel: &Selection) -> Result<Vec<IndexChoice>, LayoutIndexError> {
-        Ok(Vec::new())
+    fn every_index(&self, sel: &Selection) -> Result<Vec<IndexChoice>, LayoutIndexError> {
+        match self.file_index() {
+            Some(ix) => layout_index::every(ix, &self.label(), sel),
+            None => Ok(Vec::new()),
+        }
     }
     /// Streams the blobs of `wanted` (images of this source) into `sink`.
     fn stream(&self, wanted: &[Image], sink: &mut dyn Sink) -> Result<(), ArchiveError>;

@@ -3,7 +3,7 @@
 //! blobs are only measured and sniffed); to stream, its metadata files and the layer blobs of
 //! the wanted images are handed to the engine file by file, each opened when it is reached.
 
-use super::{find_in_index, IndexChoice, LayoutIndexError, Selection, Sink, Source};
+use super::{find_in_index, Sink, Source};
 use crate::archive::blob_files::BlobFile;
 use crate::archive::metadata::{Collected, MAX_JSON};
 use crate::archive::scan::index_of;
@@ -129,16 +129,8 @@ impl Source for OciDirSource {
         find_in_index(&self.index, reference)
     }
 
-    fn find_index(
-        &self,
-        reference: &str,
-        sel: &Selection,
-    ) -> Result<Option<IndexChoice>, LayoutIndexError> {
-        super::layout_index::choose(&self.index, &self.label(), reference, sel)
-    }
-
-    fn every_index(&self, sel: &Selection) -> Result<Vec<IndexChoice>, LayoutIndexError> {
-        super::layout_index::every(&self.index, &self.label(), sel)
+    fn file_index(&self) -> Option<&ArchiveIndex> {
+        Some(&self.index)
     }
 
     fn stream(&self, wanted: &[Image], sink: &mut dyn Sink) -> Result<(), ArchiveError> {
