@@ -238,24 +238,6 @@ mod tests {
         }
     }
 
-    /// A bundle manifest with no images nor indexes.
-    fn alone() -> BundleManifest {
-        serde_json::from_value(serde_json::json!({
-            "schema": "partial-save/bundle-manifest", "version": 1,
-            "created": "2026-12-03T00:00:00Z",
-            "tool": {"name": "partial-save", "version": "0"},
-            "source": {"kind": "registry", "references": []},
-            "bundle": {"name": "b", "compression": "none", "layout": "oci", "size": 0,
-                       "sha256": format!("sha256:{}", "0".repeat(64)), "blake3": "0",
-                       "tar_size": 0, "volumes": []},
-            "images": [], "required_base": [],
-            "totals": {"layers_carried": 0, "layers_left_out": 0, "bytes_carried": 0,
-                       "bytes_left_out": 0, "full_save_bytes": 0},
-            "warnings": []
-        }))
-        .unwrap()
-    }
-
     #[test]
     fn a_platform_image_counts_as_signed_by_a_signature_of_its_index() {
         use partial_common::source_index::{IndexedManifest, SourceIndex};
@@ -266,7 +248,7 @@ mod tests {
         let index = Digest::of_bytes(b"index");
         let mut sig = image_signed(&sk, Some(index.as_str())).attached.remove(0);
         sig.tag = attached_tag(&index, "sig");
-        let mut m = alone();
+        let mut m = partial_common::testutil::empty_manifest();
         m.indexes.push(SourceIndex {
             media_type: "application/vnd.oci.image.index.v1+json".into(),
             digest: index.clone(),
@@ -296,7 +278,11 @@ mod tests {
             key_of(&sk, "cosign.pub"),
         ];
         assert_eq!(
-            signed_by(&alone(), &image_signed(&sk, None), &keys),
+            signed_by(
+                &partial_common::testutil::empty_manifest(),
+                &image_signed(&sk, None),
+                &keys
+            ),
             Ok("cosign.pub")
         );
     }
@@ -306,21 +292,41 @@ mod tests {
         let sk = signing_key(7);
         let keys = [key_of(&sk, "cosign.pub")];
         let by_other = image_signed(&signing_key(8), None);
-        let why = signed_by(&alone(), &by_other, &keys).unwrap_err();
+        let why = signed_by(
+            &partial_common::testutil::empty_manifest(),
+            &by_other,
+            &keys,
+        )
+        .unwrap_err();
         assert!(why.contains("none of the keys"), "{why}");
 
         let other = Digest::of_bytes(b"another image").to_string();
-        let why = signed_by(&alone(), &image_signed(&sk, Some(&other)), &keys).unwrap_err();
+        let why = signed_by(
+            &partial_common::testutil::empty_manifest(),
+            &image_signed(&sk, Some(&other)),
+            &keys,
+        )
+        .unwrap_err();
         assert!(why.contains(&other) && why.contains("cosign.pub"), "{why}");
 
         let mut unsigned = image_signed(&sk, None);
         unsigned.attached.clear();
-        let why = signed_by(&alone(), &unsigned, &keys).unwrap_err();
+        let why = signed_by(
+            &partial_common::testutil::empty_manifest(),
+            &unsigned,
+            &keys,
+        )
+        .unwrap_err();
         assert!(why.contains("no signature"), "{why}");
 
         let mut daemon_image = image_signed(&sk, None);
         daemon_image.source_manifest = None;
-        let why = signed_by(&alone(), &daemon_image, &keys).unwrap_err();
+        let why = signed_by(
+            &partial_common::testutil::empty_manifest(),
+            &daemon_image,
+            &keys,
+        )
+        .unwrap_err();
         assert!(
             why.contains("only images exported from a registry"),
             "{why}"

@@ -1,5 +1,5 @@
-//! Test helpers (feature `testutil`, and this crate's own tests): a sample bundle manifest for
-//! the tests of the files that record one.
+//! Test helpers (feature `testutil`, and this crate's own tests): sample bundle manifests for
+//! the tests of the files that record one and of what reads them.
 
 use crate::manifest::{Bundle, BundleManifest, FileEntry, Provenance, ToolInfo};
 use partial_core::digest::chain_ids;
@@ -77,4 +77,23 @@ pub fn sample_manifest() -> BundleManifest {
         bundle,
         &plan,
     )
+}
+
+/// A bundle manifest of no image and no index, read from its JSON as a bundle would give it:
+/// for tests that add the images they need.
+pub fn empty_manifest() -> BundleManifest {
+    let json = serde_json::json!({
+        "schema": "partial-save/bundle-manifest", "version": 1,
+        "created": "2026-12-03T00:00:00Z",
+        "tool": {"name": "partial-save", "version": "0"},
+        "source": {"kind": "registry", "references": []},
+        "bundle": {"name": "b", "compression": "none", "layout": "oci", "size": 0,
+                   "sha256": format!("sha256:{}", "0".repeat(64)), "blake3": "0",
+                   "tar_size": 0, "volumes": []},
+        "images": [], "required_base": [],
+        "totals": {"layers_carried": 0, "layers_left_out": 0, "bytes_carried": 0,
+                   "bytes_left_out": 0, "full_save_bytes": 0},
+        "warnings": []
+    });
+    serde_json::from_value(json).expect("the empty manifest's JSON is a bundle manifest")
 }

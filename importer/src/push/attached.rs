@@ -222,20 +222,7 @@ mod tests {
     }
 
     fn checked(image: Image) -> Result<()> {
-        let mut m: BundleManifest = serde_json::from_value(serde_json::json!({
-            "schema": "partial-save/bundle-manifest", "version": 1,
-            "created": "2026-12-03T00:00:00Z",
-            "tool": {"name": "partial-save", "version": "0"},
-            "source": {"kind": "registry", "references": []},
-            "bundle": {"name": "b", "compression": "none", "layout": "oci", "size": 0,
-                       "sha256": format!("sha256:{}", "0".repeat(64)), "blake3": "0",
-                       "tar_size": 0, "volumes": []},
-            "images": [], "required_base": [],
-            "totals": {"layers_carried": 0, "layers_left_out": 0, "bytes_carried": 0,
-                       "bytes_left_out": 0, "full_save_bytes": 0},
-            "warnings": []
-        }))
-        .unwrap();
+        let mut m = partial_common::testutil::empty_manifest();
         m.images.push(image);
         check(&m)
     }
