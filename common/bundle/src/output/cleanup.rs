@@ -1,6 +1,6 @@
 //! Removal of temporary files when the process is interrupted: a process-wide registry of
-//! temporary paths ([`register`] for files, [`register_dir`] for folders such as `rehydrate`'s
-//! spool; each returns a [`Guard`] that unregisters on drop) and a SIGINT / SIGTERM handler
+//! temporary paths ([`register`], which returns a [`Guard`] that unregisters on drop; anonymous
+//! temporary files need none) and a SIGINT / SIGTERM handler
 //! ([`install_handler`]) that removes everything registered and exits with code 130. What a
 //! SIGKILL leaves behind is swept by the next run ([`super::stale`]).
 
@@ -19,18 +19,11 @@ pub enum CleanupError {
 /// The exit code after an interrupt.
 pub const INTERRUPTED_EXIT_CODE: i32 = partial_core::exit::INTERRUPTED as i32;
 
-/// A registered path: a file, or a folder removed with its contents.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
-    File,
-    Dir,
-}
-
-static REGISTRY: Mutex<BTreeMap<u64, (PathBuf, Kind)>> = Mutex::new(BTreeMap::new());
+static REGISTRY: Mutex<BTreeMap<u64, PathBuf>> = Mutex::new(BTreeMap::new());
 static NEXT_ID: AtomicU64 = AtomicU64::new(0);
 static INSTALLED: AtomicBool = AtomicBool::new(false);
 
-fn registry() -> MutexGuard<'static, BTreeMap<u64, (PathBuf, Kind)>> {
+fn registry() -> MutexGuard<'static, BTreeMap<u64, PathBuf>> {
     // A panic while holding the lock leaves the map consistent: ignore poisoning.
     REGISTRY.lock().unwrap_or_else(|e| e.into_inner())
 }
@@ -46,7 +39,7 @@ impl Guard {
     /// The registered path (None once unregistered elsewhere, which does not happen through this
     /// API).
     pub fn path(&self) -> Option<PathBuf> {
-        registry().get(&self.id).map(|(p, _)| p.clone())
+        registry().get(&self.id).cloned()
     }
 }
 
@@ -58,37 +51,23 @@ impl Drop for Guard {
 
 /// Registers `path` to be removed if the process is interrupted while the guard lives.
 pub fn register(path: &Path) -> Guard {
-    register_as(path, Kind::File)
-}
-
-/// Registers the folder `path` to be removed, with its contents, if the process is interrupted
-/// while the guard lives.
-pub fn register_dir(path: &Path) -> Guard {
-    register_as(path, Kind::Dir)
-}
-
-fn register_as(path: &Path, kind: Kind) -> Guard {
     let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
-    registry().insert(id, (path.to_path_buf(), kind));
+    registry().insert(id, path.to_path_buf());
     Guard { id }
 }
 
 /// The paths registered now.
 pub fn registered() -> Vec<PathBuf> {
-    registry().values().map(|(p, _)| p.clone()).collect()
+    registry().values().cloned().collect()
 }
 
-/// Removes every registered file and folder (ignoring those already gone) and empties the
-/// registry. Returns the paths that were removed.
+/// Removes every registered file (ignoring those already gone) and empties the registry.
+/// Returns the paths that were removed.
 pub fn remove_all() -> Vec<PathBuf> {
-    let paths: Vec<(PathBuf, Kind)> = std::mem::take(&mut *registry()).into_values().collect();
+    let paths: Vec<PathBuf> = std::mem::take(&mut *registry()).into_values().collect();
     paths
         .into_iter()
-        .filter(|(p, kind)| match kind {
-            Kind::File => std::fs::remove_file(p).is_ok(),
-            Kind::Dir => std::fs::remove_dir_all(p).is_ok(),
-        })
-        .map(|(p, _)| p)
+        .filter(|p| std::fs::remove_file(p).is_ok())
         .collect()
 }
 
@@ -147,10 +126,9 @@ mod tests {
         let p = Path::new(&dir).join(".out.partial-child");
         std::fs::write(&p, b"incomplete").unwrap();
         let _g = register(&p);
-        let spool = Path::new(&dir).join(".partial-load-spool-child");
-        std::fs::create_dir_all(spool.join("sub")).unwrap();
-        std::fs::write(spool.join("sub").join("layer"), b"spooled").unwrap();
-        let _d = register_dir(&spool);
+        let second = Path::new(&dir).join(".out2.partial-child");
+        std::fs::write(&second, b"incomplete").unwrap();
+        let _h = register(&second);
         install_handler().unwrap();
         install_handler().unwrap(); // idempotent
         let pid = std::process::id().to_string();
@@ -181,6 +159,6 @@ mod tests {
         assert_eq!(out.status.code(), Some(INTERRUPTED_EXIT_CODE), "{stderr}");
         assert!(stderr.contains("removed 2 incomplete file"), "{stderr}");
         assert!(!dir.path().join(".out.partial-child").exists());
-        assert!(!dir.path().join(".partial-load-spool-child").exists());
+        assert!(!dir.path().join(".out2.partial-child").exists());
     }
 }

@@ -39,11 +39,6 @@ pub fn hold(file: &File) -> Option<File> {
     Some(dup)
 }
 
-/// [`hold`] on the folder `dir`.
-pub fn hold_dir(dir: &Path) -> Option<File> {
-    hold(&File::open(dir).ok()?)
-}
-
 /// What kind of temporary the tool names `name` (a file, a folder), if any.
 fn tool_temp(name: &str) -> Option<bool> {
     let random = |r: &str| r.len() == RANDOM_LEN && r.bytes().all(|b| b.is_ascii_alphanumeric());
@@ -161,11 +156,11 @@ mod tests {
         assert!(held.exists());
         drop(lock);
         assert_eq!(sweep(dir.path()), vec![held]);
-        // A held spool folder likewise.
+        // A held spool folder (of an earlier version's live rehydrate) likewise.
         let spool = dir.path().join(".partial-load-spool-HELD02");
         std::fs::create_dir(&spool).unwrap();
         File::open(&spool).unwrap().set_modified(hour_ago).unwrap();
-        let lock = hold_dir(&spool).unwrap();
+        let lock = hold(&File::open(&spool).unwrap()).unwrap();
         assert!(sweep(dir.path()).is_empty());
         drop(lock);
         assert_eq!(sweep(dir.path()), vec![spool]);
