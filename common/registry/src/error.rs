@@ -6,6 +6,23 @@ use partial_core::digest::Digest;
 use partial_core::exit;
 
 /// An error talking to a registry (or preparing to).
+/// A reference pins an index by its digest and `--platform` leaves some of its platforms out:
+/// the index cannot travel as it is (a usage error, exit 2). One message for every source of
+/// indexes (registries, OCI layouts and oci-archives).
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "{reference} names the index {digest} by its digest, and --platform {wanted} leaves out \
+     {left_out}: the index would not travel as it is, and that digest would not resolve at the \
+     destination\n  hint: drop --platform to carry every platform with the index, or allow a \
+     re-made index with --allow-new-digest"
+)]
+pub struct IndexNarrowed {
+    pub reference: String,
+    pub digest: String,
+    pub wanted: String,
+    pub left_out: String,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum RegistryError {
     #[error("invalid image reference {input:?}: {reason}")]
@@ -158,18 +175,8 @@ pub enum RegistryError {
         available: String,
     },
 
-    #[error(
-        "{reference} names the index {digest} by its digest, and --platform {wanted} leaves out \
-         {left_out}: the index would not travel as it is, and that digest would not resolve at \
-         the destination\n  hint: drop --platform to carry every platform with the index, or \
-         allow a re-made index with --allow-new-digest"
-    )]
-    IndexNarrowed {
-        reference: String,
-        digest: String,
-        wanted: String,
-        left_out: String,
-    },
+    #[error(transparent)]
+    IndexNarrowed(#[from] IndexNarrowed),
 
     #[error(
         "unsupported manifest media type {media_type:?} for {reference} on registry {registry}"
@@ -216,7 +223,7 @@ impl RegistryError {
     /// refuses us, 3 when what it sent does not check out, 2 for a bad reference, else 1.
     pub fn exit_code(&self) -> u8 {
         match self {
-            RegistryError::BadReference { .. } | RegistryError::IndexNarrowed { .. } => exit::USAGE,
+            RegistryError::BadReference { .. } | RegistryError::IndexNarrowed(_) => exit::USAGE,
             RegistryError::Unreachable { .. }
             | RegistryError::Stalled { .. }
             | RegistryError::Tls { .. }

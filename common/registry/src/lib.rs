@@ -29,7 +29,7 @@ pub mod upload;
 
 pub use auth::{Challenge, Credentials, PasswordError, Secret};
 pub use client::{Registry, RegistryOptions};
-pub use error::RegistryError;
+pub use error::{IndexNarrowed, RegistryError};
 pub use manifest::{Descriptor, ImageIndex, ImageManifest, Manifest, Platform, RawManifest};
 pub use read::{BlobStream, ResolvedImage};
 pub use reference::{Destination, Reference};

@@ -17,6 +17,7 @@ use crate::exit;
 use crate::image::Image;
 use crate::reference::{familiar, tag_of_bare_name};
 use crate::registry::manifest::{ImageIndex, Platform};
+use crate::registry::IndexNarrowed;
 use crate::source_index::{IndexedManifest, SourceIndex};
 
 /// What travels of a layout's index: its platform images and the index (`None`: not carried,
@@ -54,18 +55,8 @@ pub enum LayoutIndexError {
         manifest: Digest,
         held: String,
     },
-    #[error(
-        "{reference} names the index {digest} by its digest, and --platform {wanted} leaves out \
-         {left_out}: the index would not travel as it is, and that digest would not resolve at \
-         the destination\n  hint: drop --platform to carry every platform with the index, or \
-         allow a re-made index with --allow-new-digest"
-    )]
-    Narrowed {
-        reference: String,
-        digest: Digest,
-        wanted: String,
-        left_out: String,
-    },
+    #[error(transparent)]
+    Narrowed(#[from] IndexNarrowed),
     #[error("the index {digest} ({reference}): {reason}")]
     Bad {
         reference: String,
@@ -79,7 +70,7 @@ impl LayoutIndexError {
     /// layout that does not hold what its index lists, 1 for a platform it does not list.
     pub fn exit_code(&self) -> u8 {
         match self {
-            LayoutIndexError::Narrowed { .. } => exit::USAGE,
+            LayoutIndexError::Narrowed(_) => exit::USAGE,
             LayoutIndexError::Missing { .. } | LayoutIndexError::Bad { .. } => exit::VERIFY,
             LayoutIndexError::NoPlatform { .. } => exit::FAILURE,
         }
@@ -235,12 +226,13 @@ fn decide(ix: &ArchiveIndex, n: Named, sel: &Selection) -> Result<IndexChoice, L
         .collect();
     let mut images = held_images(ix, &n, &pairs)?;
     if n.pinned && !left_out.is_empty() && !sel.allow_new_digest {
-        return Err(LayoutIndexError::Narrowed {
+        return Err(IndexNarrowed {
             reference: n.whole.clone(),
-            digest,
+            digest: digest.to_string(),
             wanted: join(pairs.iter().map(|(_, p)| p.clone())),
             left_out: left_out.join(", "),
-        });
+        }
+        .into());
     }
     let recorded = record(&n, pairs.as_slice(), extra);
     let mut warnings = Vec::new();

@@ -9,7 +9,7 @@ use super::registry::{fetch_attached, fetch_one, Selection};
 use crate::digest::Digest;
 use crate::image::Attached;
 use crate::registry::manifest::{is_image_manifest, ImageIndex, Platform};
-use crate::registry::{Descriptor, RawManifest, Reference, Registry, RegistryError};
+use crate::registry::{Descriptor, IndexNarrowed, RawManifest, Reference, Registry, RegistryError};
 use crate::source_index::{remake, IndexedManifest, SourceIndex};
 
 /// An index entry's split: platform images chosen, platform images left out, other entries.
@@ -122,12 +122,13 @@ pub(super) async fn choose(
         .collect();
     let chosen_names: Vec<&str> = images.iter().map(|(_, p)| p.as_str()).collect();
     if !left_out.is_empty() && r.digest.is_some() && !sel.allow_new_digest {
-        return Err(RegistryError::IndexNarrowed {
+        return Err(IndexNarrowed {
             reference: whole,
             digest: first.digest.to_string(),
             wanted: chosen_names.join(", "),
             left_out: left_out.join(", "),
-        });
+        }
+        .into());
     }
     let manifests = images
         .iter()
