@@ -70,7 +70,9 @@ fn delta_text(plan: &Plan) -> String {
     let sent: u64 = deltas.iter().map(|d| d.size).sum();
     let whole: u64 = deltas.iter().map(|d| d.target_size).sum();
     format!(
-        "{} layer(s) as deltas: {} instead of {} of layers ({:.2}% of their size, before the          bundle's compression); the bundle loads with partial-load only (a plain docker load          cannot rebuild delta layers; partial-load rehydrate writes a plain archive)\n",
+        "{} layer(s) as deltas: {} instead of {} of layers ({:.2}% of their size, before the \
+         bundle's compression); the bundle loads with partial-load only (a plain docker load \
+         cannot rebuild delta layers; partial-load rehydrate writes a plain archive)\n",
         deltas.len(),
         human_bytes(sent),
         human_bytes(whole),
@@ -81,11 +83,17 @@ fn delta_text(plan: &Plan) -> String {
 /// The one-paragraph summary after a real export.
 pub fn summary_text(plan: &Plan, bundle_bytes: u64, files: &[String]) -> String {
     let full = plan.input_bytes.max(1);
-    let saved = 100.0 * (1.0 - bundle_bytes as f64 / full as f64);
+    let ratio = 100.0 * (1.0 - bundle_bytes as f64 / full as f64);
+    // Nothing left out and incompressible layers: the bundle can be a little bigger.
+    let size = if ratio >= 0.05 {
+        format!("{ratio:.1}% smaller")
+    } else {
+        "no smaller".to_string()
+    };
     format!(
         "saved {} image(s): {} layer(s) carried ({}), {} left out ({})\n\
          wrote {} in {} file(s): {}\n\
-         a full save would be {} uncompressed; this bundle is {:.1}% smaller\n",
+         a full save would be {} uncompressed; this bundle is {size}\n",
         plan.images.len(),
         plan.blobs_carried,
         human_bytes(plan.bytes_carried),
@@ -95,7 +103,6 @@ pub fn summary_text(plan: &Plan, bundle_bytes: u64, files: &[String]) -> String 
         files.len(),
         files.join(", "),
         human_bytes(plan.input_bytes),
-        saved
     ) + &delta_text(plan)
 }
 
@@ -166,5 +173,28 @@ mod tests {
             r.short()
         )));
         assert!(delta_notes(&[]).is_empty());
+    }
+
+    #[test]
+    fn the_summary_never_calls_a_bigger_bundle_smaller() {
+        let plan = Plan {
+            layout: partial_common::plan::Layout::Oci,
+            images: Vec::new(),
+            blobs_carried: 1,
+            bytes_carried: 1000,
+            blobs_left_out: 0,
+            bytes_left_out: 0,
+            input_bytes: 1000,
+            output_tar_bytes: 1000,
+            warnings: Vec::new(),
+        };
+        let bigger = summary_text(&plan, 1002, &["b.tgz".into()]);
+        assert!(bigger.contains("this bundle is no smaller\n"), "{bigger}");
+        let smaller = summary_text(&plan, 400, &["b.tgz".into()]);
+        assert!(
+            smaller.contains("this bundle is 60.0% smaller\n"),
+            "{smaller}"
+        );
+        assert!(!smaller.contains("  "), "{smaller}");
     }
 }
